@@ -1,0 +1,9 @@
+"""imgfilt: Cython-optimised filtering of images, volumes and signals.
+
+The engine is :func:`conv` (the convolution layer of the textbooks, on NumPy arrays) and
+:func:`convolve` (true convolution).
+"""
+from .conv import conv, convolve, get_num_threads, set_num_threads
+
+__all__ = ["conv", "convolve", "get_num_threads", "set_num_threads"]
+__version__ = "0.1.0"

@@ -1,0 +1,517 @@
+"""``conv`` and ``convolve``: the convolution layer of the textbooks on NumPy arrays.
+
+Every argument is normalised and checked here, once, into a :class:`Plan`; the compiled engine
+(:mod:`imgfilt._engine`) only ever sees the plan's checked, contiguous, 3-D-shaped arrays.
+"""
+from __future__ import annotations
+
+import operator
+import os
+import threading
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _engine
+from ._padding import index_map, normalize_mode, output_length, same_padding
+
+__all__ = ["conv", "convolve", "set_num_threads", "get_num_threads", "Plan", "plan"]
+
+IntOrTuple = Union[int, Sequence[int]]
+Padding = Union[int, str, Sequence[Union[int, Sequence[int]]]]
+
+METHODS = ("auto", "direct")
+#: Methods the contract names that a later release adds (issue "Speed").
+PLANNED_METHODS = ("separable", "fft")
+
+# A single array the plan would allocate beyond this many bytes is refused before allocation.
+_MAX_BYTES = 1 << 46
+
+
+# ---------------------------------------------------------------------------------------------
+# Threads
+
+
+def _default_threads() -> int:
+    text = os.environ.get("IMGFILT_NUM_THREADS", "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(
+                f"IMGFILT_NUM_THREADS={text!r} is not a positive integer; unset it or give e.g. 2"
+            )
+        return value
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_threads_lock = threading.Lock()
+_num_threads = _default_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of OpenMP threads the engine uses from now on.
+
+    Parameters
+    ----------
+    n : int
+        Number of threads, >= 1. The default is ``IMGFILT_NUM_THREADS`` or all usable cores.
+
+    Examples
+    --------
+    >>> import imgfilt
+    >>> imgfilt.set_num_threads(1)
+    >>> imgfilt.get_num_threads()
+    1
+    """
+    global _num_threads
+    value = _positive_int(n, "n")
+    with _threads_lock:
+        _num_threads = value
+
+
+def get_num_threads() -> int:
+    """Return the number of threads the engine uses (see :func:`set_num_threads`)."""
+    return _num_threads
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument normalisation
+
+
+def _positive_int(value: object, name: str, minimum: int = 1) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got the boolean {value!r}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an integer, got {type(value).__name__} {value!r}"
+        ) from None
+    if number < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {number}")
+    return number
+
+
+def _per_axis(value: IntOrTuple, name: str, ndim: int, minimum: int = 1) -> Tuple[int, ...]:
+    """An int, or one int per spatial axis, as a tuple of ``ndim`` checked ints."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = list(value)
+        if len(items) != ndim:
+            raise ValueError(
+                f"{name} must be an int or {ndim} ints (one per spatial axis), got {value!r}"
+            )
+        return tuple(_positive_int(v, f"{name}[{i}]", minimum) for i, v in enumerate(items))
+    return (_positive_int(value, name, minimum),) * ndim
+
+
+def _padding_pairs(
+    padding: Padding,
+    ndim: int,
+    sizes: Tuple[int, ...],
+    kernel: Tuple[int, ...],
+    stride: Tuple[int, ...],
+    dilation: Tuple[int, ...],
+) -> Tuple[Tuple[int, int], ...]:
+    """``(before, after)`` per spatial axis from any accepted spelling of ``padding``."""
+    if isinstance(padding, str):
+        word = padding.lower()
+        if word == "valid":
+            return ((0, 0),) * ndim
+        if word == "same":
+            return tuple(same_padding(*args) for args in zip(sizes, kernel, stride, dilation))
+        raise ValueError(
+            f"padding={padding!r} is not understood; allowed: 'valid', 'same', an int, "
+            f"{ndim} ints, or {ndim} (before, after) pairs"
+        )
+    if isinstance(padding, (list, tuple, np.ndarray)):
+        items = list(padding)
+        if len(items) != ndim:
+            raise ValueError(
+                f"padding must have one entry per spatial axis ({ndim}), got {padding!r}"
+            )
+        pairs = []
+        for axis, item in enumerate(items):
+            if isinstance(item, (list, tuple, np.ndarray)):
+                if len(item) != 2:
+                    raise ValueError(
+                        f"padding[{axis}] must be an int or a (before, after) pair, got {item!r}"
+                    )
+                pairs.append(
+                    (
+                        _positive_int(item[0], f"padding[{axis}][0]", 0),
+                        _positive_int(item[1], f"padding[{axis}][1]", 0),
+                    )
+                )
+            else:
+                width = _positive_int(item, f"padding[{axis}]", 0)
+                pairs.append((width, width))
+        return tuple(pairs)
+    width = _positive_int(padding, "padding", 0)
+    return ((width, width),) * ndim
+
+
+_FLOAT_KINDS = "biuf"
+_ALLOWED_DTYPES = "bool, integers, float16, float32, float64"
+
+
+def _as_array(value: object, name: str) -> np.ndarray:
+    if value is None:
+        raise TypeError(f"{name} must be an array, got None")
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}")
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise TypeError(f"{name} could not be read as an array: {error}") from None
+    if array.dtype.kind not in _FLOAT_KINDS or array.dtype.itemsize > 8:
+        raise TypeError(f"{name} has dtype {array.dtype}; allowed: {_ALLOWED_DTYPES}")
+    return array
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the engine needs for one call, checked.
+
+    Attributes
+    ----------
+    ndim : int
+        Number of spatial axes (1, 2 or 3).
+    batched : bool
+        Whether ``x`` had a leading batch axis.
+    dtype : numpy.dtype
+        The compute and output dtype (float32 or float64).
+    batch, in_channels, out_channels, groups : int
+        Sizes of the problem.
+    in_shape, kernel_shape, out_shape : tuple of int
+        Spatial sizes of input, kernel and output.
+    stride, dilation : tuple of int
+        Per spatial axis.
+    padding : tuple of (int, int)
+        ``(before, after)`` per spatial axis.
+    padding_mode : str
+        Canonical mode name.
+    """
+
+    ndim: int
+    batched: bool
+    dtype: np.dtype
+    batch: int
+    in_channels: int
+    out_channels: int
+    groups: int
+    in_shape: Tuple[int, ...]
+    kernel_shape: Tuple[int, ...]
+    out_shape: Tuple[int, ...]
+    stride: Tuple[int, ...]
+    dilation: Tuple[int, ...]
+    padding: Tuple[Tuple[int, int], ...]
+    padding_mode: str
+
+    @property
+    def result_shape(self) -> Tuple[int, ...]:
+        """Shape of the result, in the batch form of ``x``."""
+        lead = (self.batch,) if self.batched else ()
+        return lead + (self.out_channels,) + self.out_shape
+
+
+def plan(
+    x_shape: Sequence[int],
+    x_dtype: object,
+    weight_shape: Sequence[int],
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    padding_mode: str = "zeros",
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+) -> Plan:
+    """Check a problem's shapes and options and return its :class:`Plan`, allocating nothing.
+
+    This is the one place where ``conv``'s arguments are validated; other modules (FilterBank
+    shape arithmetic, the Dask adapter) call it to get the same answers and the same errors.
+
+    Examples
+    --------
+    >>> plan((3, 64, 64), "uint8", (8, 3, 5, 5), padding="same").result_shape
+    (8, 64, 64)
+    """
+    weight_shape = tuple(int(s) for s in weight_shape)
+    x_shape = tuple(int(s) for s in x_shape)
+    wdim = len(weight_shape)
+    if wdim not in (3, 4, 5):
+        raise ValueError(
+            f"weight must have shape (C_out, C_in/groups, *K) with 1, 2 or 3 spatial axes "
+            f"(3 to 5 dimensions), got shape {weight_shape}"
+        )
+    ndim = wdim - 2
+    if len(x_shape) == ndim + 1:
+        batched, batch, rest = False, 1, x_shape
+    elif len(x_shape) == ndim + 2:
+        batched, batch, rest = True, x_shape[0], x_shape[1:]
+    else:
+        raise ValueError(
+            f"x must have shape (C_in, *S) or (N, C_in, *S) with {ndim} spatial axes to match "
+            f"weight {weight_shape}, i.e. {ndim + 1} or {ndim + 2} dimensions; got shape {x_shape}"
+        )
+    in_channels, sizes = rest[0], rest[1:]
+    out_channels, group_in, kernel = weight_shape[0], weight_shape[1], weight_shape[2:]
+    if 0 in x_shape:
+        raise ValueError(f"x has an empty axis: shape {x_shape}")
+    if 0 in weight_shape:
+        raise ValueError(f"weight has an empty axis: shape {weight_shape}")
+    groups = _positive_int(groups, "groups")
+    stride_t = _per_axis(stride, "stride", ndim)
+    dilation_t = _per_axis(dilation, "dilation", ndim)
+    mode = normalize_mode(padding_mode)
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"groups={groups} must divide both C_in={in_channels} and C_out={out_channels}"
+        )
+    if group_in * groups != in_channels:
+        raise ValueError(
+            f"weight {weight_shape} expects C_in/groups = {group_in} input channels per group, "
+            f"so C_in = {group_in * groups} with groups={groups}; x has C_in = {in_channels} "
+            f"(shape {x_shape})"
+        )
+    pads = _padding_pairs(padding, ndim, sizes, kernel, stride_t, dilation_t)
+    out_sizes = []
+    for axis in range(ndim):
+        before, after = pads[axis]
+        if mode == "reflect" and sizes[axis] == 1 and (before or after):
+            raise ValueError(
+                f"padding_mode='reflect' is undefined on spatial axis {axis}, which has length 1 "
+                "(reflect needs 2 samples); use 'symmetric' or 'replicate', or pad 0 on that axis"
+            )
+        padded = sizes[axis] + before + after
+        length = output_length(padded, kernel[axis], stride_t[axis], dilation_t[axis])
+        if length < 1:
+            span = dilation_t[axis] * (kernel[axis] - 1) + 1
+            raise ValueError(
+                f"the kernel (size {kernel[axis]}, dilation {dilation_t[axis]}: span {span}) is "
+                f"larger than the padded input on spatial axis {axis} ({sizes[axis]} + "
+                f"{before} + {after} = {padded}); pad more or use a smaller kernel"
+            )
+        out_sizes.append(length)
+    dtype = np.dtype(np.float64) if np.dtype(x_dtype) == np.float64 else np.dtype(np.float32)
+    result = Plan(
+        ndim=ndim,
+        batched=batched,
+        dtype=dtype,
+        batch=batch,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        groups=groups,
+        in_shape=tuple(sizes),
+        kernel_shape=tuple(kernel),
+        out_shape=tuple(out_sizes),
+        stride=stride_t,
+        dilation=dilation_t,
+        padding=pads,
+        padding_mode=mode,
+    )
+    _check_allocation(result)
+    return result
+
+
+def _check_allocation(p: Plan) -> None:
+    """Refuse, before allocating, a problem whose arrays could never be allocated."""
+    out_bytes = int(np.prod(p.result_shape, dtype=object)) * p.dtype.itemsize
+    padded = [s + b + a for s, (b, a) in zip(p.in_shape, p.padding)]
+    map_bytes = sum(padded) * np.dtype(np.intp).itemsize
+    ring_bytes = padded[-1] * p.dtype.itemsize * (p.in_channels // p.groups) * (
+        int(np.prod(p.kernel_shape[:-1], dtype=object)) * max(p.dilation)
+    )
+    for what, size in (("output", out_bytes), ("padding", map_bytes), ("row buffer", ring_bytes)):
+        if size > _MAX_BYTES:
+            raise ValueError(
+                f"the {what} of this call would need {size / 2**30:.3g} GiB (output shape "
+                f"{p.result_shape}, padding {p.padding}); reduce the padding or the input"
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# The entry points
+
+# Rows kept per (input channel, kernel plane) in the ring: the whole row span when it is at most
+# this many rows, so consecutive output rows reuse the padded rows already built.
+_MAX_RING_ROWS = 64
+
+
+def _run_direct(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray, p: Plan) -> None:
+    pads3 = ((0, 0),) * (3 - p.ndim) + p.padding
+    sizes3 = x5.shape[2:]
+    maps = [
+        index_map(size, before, after, p.padding_mode)
+        for size, (before, after) in zip(sizes3, pads3)
+    ]
+    stride3 = (1,) * (3 - p.ndim) + p.stride
+    dilation3 = (1,) * (3 - p.ndim) + p.dilation
+    kd, kh, _ = w5.shape[2:]
+    span_h = dilation3[1] * (kh - 1) + 1
+    ring_rows = span_h if span_h <= max(kh, _MAX_RING_ROWS) else kh
+    items = x5.shape[0] * p.groups * out5.shape[2] * out5.shape[3]
+    threads = max(1, min(get_num_threads(), items))
+    slots = (p.in_channels // p.groups) * kd * ring_rows
+    ring = np.empty((threads, slots, maps[2].shape[0]), dtype=p.dtype)
+    tags = np.full((threads, slots), -1, dtype=np.intp)
+    _engine.correlate(
+        x5, w5, b, out5, maps[0], maps[1], maps[2], pads3[2][0], p.groups,
+        stride3, dilation3, ring, tags, ring_rows, threads,
+    )
+
+
+def conv(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: Optional[np.ndarray] = None,
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    padding_mode: str = "zeros",
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    method: str = "auto",
+    out: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    """Cross-correlate a multi-channel 1-D, 2-D or 3-D input with a bank of filters.
+
+    This is the convolution layer of the textbooks and of PyTorch's ``conv1d/2d/3d``::
+
+        out[o, y, x] = bias[o] + sum_i sum_m sum_n w[o, i, m, n] * xpad[g(o) * C_in/groups + i,
+                                                                      y*s + m*d, x*s + n*d]
+
+    Parameters
+    ----------
+    x : array_like
+        ``(C_in, *S)`` or a batch ``(N, C_in, *S)``, with 1, 2 or 3 spatial axes ``S``.
+    weight : array_like
+        ``(C_out, C_in // groups, *K)``: PyTorch's layout; ``len(K)`` is the number of spatial axes.
+    bias : array_like, optional
+        ``(C_out,)``, added to each output channel.
+    stride, dilation : int or tuple of int
+        One int for every spatial axis, or one per axis; >= 1.
+    padding : int, tuple, 'valid' or 'same'
+        An int; one int per axis; one ``(before, after)`` pair per axis; ``'valid'`` (no padding);
+        ``'same'`` (output ``ceil(S / stride)``; an even kernel's extra pad goes after).
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular', 'symmetric'}
+        numpy.pad's ``constant``, ``reflect``, ``edge``, ``wrap``, ``symmetric``, for any pad
+        width. Aliases: ``constant``, ``edge``, ``nearest``, ``wrap``, ``mirror``. Note that
+        scipy.ndimage's ``'reflect'`` is our ``'symmetric'``.
+    groups : int
+        Input and output channels are split into this many groups; output group ``g`` sees input
+        group ``g`` only (``groups == C_in``: depthwise).
+    method : {'auto', 'direct'}
+        The algorithm. ``'separable'`` and ``'fft'`` are planned and refused for now.
+    out : numpy.ndarray, optional
+        A C-contiguous array of the result's shape and dtype to write into.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C_out, *S_out)`` or ``(N, C_out, *S_out)``; float64 for float64 ``x``, float32 for
+        every other real dtype.
+
+    Examples
+    --------
+    The 3x3 example of *Dive into Deep Learning* (section 7.2):
+
+    >>> import numpy as np, imgfilt
+    >>> x = np.arange(9.0).reshape(1, 3, 3)
+    >>> k = np.array([[[[0.0, 1.0], [2.0, 3.0]]]])
+    >>> imgfilt.conv(x, k)
+    array([[[19., 25.],
+            [37., 43.]]])
+    """
+    x_arr = _as_array(x, "x")
+    w_arr = _as_array(weight, "weight")
+    if method not in METHODS:
+        if method in PLANNED_METHODS:
+            raise ValueError(
+                f"method={method!r} is not available yet; allowed now: {', '.join(METHODS)}"
+            )
+        raise ValueError(
+            f"method={method!r} is not a method; allowed: {', '.join(METHODS)}"
+        )
+    p = plan(
+        x_arr.shape, x_arr.dtype, w_arr.shape,
+        stride=stride, padding=padding, padding_mode=padding_mode,
+        dilation=dilation, groups=groups,
+    )
+    if bias is None:
+        b = np.zeros(p.out_channels, dtype=p.dtype)
+    else:
+        b_arr = _as_array(bias, "bias")
+        if b_arr.shape != (p.out_channels,):
+            raise ValueError(
+                f"bias must have shape (C_out,) = ({p.out_channels},), got shape {b_arr.shape}"
+            )
+        b = np.ascontiguousarray(b_arr, dtype=p.dtype)
+
+    lead = (p.batch, p.in_channels) if p.batched else (1, p.in_channels)
+    pad3 = (1,) * (3 - p.ndim)
+    # One conversion at most: to the compute dtype, native byte order, C order.
+    x5 = np.ascontiguousarray(x_arr, dtype=p.dtype).reshape(lead + pad3 + p.in_shape)
+    w5 = np.ascontiguousarray(w_arr, dtype=p.dtype).reshape(
+        (p.out_channels, p.in_channels // p.groups) + pad3 + p.kernel_shape
+    )
+    result = _output_array(out, p, x_arr)
+    out5 = result.reshape((lead[0], p.out_channels) + pad3 + p.out_shape)
+    _run_direct(x5, w5, b, out5, p)
+    if out is not None and result is not out:
+        out[...] = result
+        return out
+    return result
+
+
+def _output_array(out: Optional[np.ndarray], p: Plan, x_arr: np.ndarray) -> np.ndarray:
+    """The array the engine writes: ``out`` itself when it can, else a new one."""
+    if out is None:
+        return np.empty(p.result_shape, dtype=p.dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != p.result_shape or out.dtype != p.dtype:
+        raise ValueError(
+            f"out must have shape {p.result_shape} and dtype {p.dtype}, got shape {out.shape} "
+            f"and dtype {out.dtype}"
+        )
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    if out.flags.c_contiguous and out.dtype.isnative and not np.may_share_memory(out, x_arr):
+        return out
+    # Written through a temporary: out is strided, or overlaps the input it is computed from.
+    return np.empty(p.result_shape, dtype=p.dtype)
+
+
+def convolve(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: Optional[np.ndarray] = None,
+    **options,
+) -> np.ndarray:
+    """True convolution: :func:`conv` with the kernel flipped on every spatial axis.
+
+    Takes exactly the arguments of :func:`conv`. ``convolve(x, w, ...)`` equals
+    ``conv(x, w[..., ::-1, ::-1], ...)`` (2-D), padding included: for an even kernel and
+    ``padding='same'`` the extra pad still goes after, which differs from scipy.ndimage.convolve's
+    centring (see docs/semantics.md).
+
+    Examples
+    --------
+    >>> import numpy as np, imgfilt
+    >>> imgfilt.convolve(np.array([[0.0, 1.0, 0.0, 0.0]]), np.array([[[1.0, 2.0, 3.0]]]),
+    ...                  padding="same")
+    array([[1., 2., 3., 0.]])
+    """
+    w_arr = _as_array(weight, "weight")
+    if w_arr.ndim not in (3, 4, 5):
+        # Let conv's own check word the error.
+        return conv(x, w_arr, bias, **options)
+    flipped = w_arr[(Ellipsis,) + (slice(None, None, -1),) * (w_arr.ndim - 2)]
+    return conv(x, flipped, bias, **options)
