@@ -8,6 +8,7 @@ from __future__ import annotations
 import operator
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
 
@@ -40,11 +41,14 @@ def _default_threads() -> int:
             value = int(text)
         except ValueError:
             value = 0
-        if value < 1:
-            raise ValueError(
-                f"IMGFILT_NUM_THREADS={text!r} is not a positive integer; unset it or give e.g. 2"
-            )
-        return value
+        if value >= 1:
+            return value
+        # A bad setting should not make every import fail: say so and use all cores.
+        warnings.warn(
+            f"IMGFILT_NUM_THREADS={text!r} is not a positive integer; using all cores",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
@@ -161,6 +165,14 @@ _FLOAT_KINDS = "biuf"
 _ALLOWED_DTYPES = "bool, integers, float16, float32, float64"
 
 
+def compute_dtype(dtype: object) -> np.dtype:
+    """The dtype ``conv`` computes and returns for input of ``dtype``: float64 stays float64 (in
+    either byte order), every other real dtype becomes float32."""
+    dtype = np.dtype(dtype)
+    is_double = dtype.kind == "f" and dtype.itemsize == 8
+    return np.dtype(np.float64) if is_double else np.dtype(np.float32)
+
+
 def _as_array(value: object, name: str) -> np.ndarray:
     if value is None:
         raise TypeError(f"{name} must be an array, got None")
@@ -261,6 +273,8 @@ def plan(
             f"weight {weight_shape}, i.e. {ndim + 1} or {ndim + 2} dimensions; got shape {x_shape}"
         )
     in_channels, sizes = rest[0], rest[1:]
+    axes = ("W",) if ndim == 1 else ("H", "W") if ndim == 2 else ("D", "H", "W")
+    layout = "(" + ", ".join((("N",) if batched else ()) + ("C_in",) + axes) + ")"
     out_channels, group_in, kernel = weight_shape[0], weight_shape[1], weight_shape[2:]
     if 0 in x_shape:
         raise ValueError(f"x has an empty axis: shape {x_shape}")
@@ -278,7 +292,7 @@ def plan(
         raise ValueError(
             f"weight {weight_shape} expects C_in/groups = {group_in} input channels per group, "
             f"so C_in = {group_in * groups} with groups={groups}; x has C_in = {in_channels} "
-            f"(shape {x_shape})"
+            f"(shape {x_shape} read as {layout})"
         )
     pads = _padding_pairs(padding, ndim, sizes, kernel, stride_t, dilation_t)
     out_sizes = []
@@ -299,7 +313,7 @@ def plan(
                 f"{before} + {after} = {padded}); pad more or use a smaller kernel"
             )
         out_sizes.append(length)
-    dtype = np.dtype(np.float64) if np.dtype(x_dtype) == np.float64 else np.dtype(np.float32)
+    dtype = compute_dtype(x_dtype)
     result = Plan(
         ndim=ndim,
         batched=batched,

@@ -1,0 +1,77 @@
+"""The slow, obviously-correct NumPy oracle for ``imgfilt.conv``.
+
+It pads with ``numpy.pad`` (no index maps, nothing shared with the engine), takes every kernel
+tap's strided window with plain slicing, and sums ``weight[o, i, tap] * window`` with einsum, all
+in float64. It is the definition the compiled code is tested against.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+NUMPY_MODE = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+    "symmetric": "symmetric",
+}
+
+
+def same_pads(size, kernel, stride, dilation):
+    """TensorFlow's SAME rule, written out independently of imgfilt._padding."""
+    out = int(np.ceil(size / stride))
+    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    return (total // 2, total - total // 2)
+
+
+def reference_conv(x, weight, bias=None, stride=1, padding=0, padding_mode="zeros",
+                   dilation=1, groups=1):
+    """Cross-correlate like ``imgfilt.conv`` (canonical mode names only), in float64.
+
+    ``padding`` is an int, a tuple of per-axis ints or ``(before, after)`` pairs, or "same"/"valid".
+    Returns float64 in the batch form of ``x``.
+    """
+    weight = np.asarray(weight, dtype=np.float64)
+    ndim = weight.ndim - 2
+    x = np.asarray(x, dtype=np.float64)
+    batched = x.ndim == ndim + 2
+    if not batched:
+        x = x[None]
+    stride = (stride,) * ndim if np.isscalar(stride) else tuple(stride)
+    dilation = (dilation,) * ndim if np.isscalar(dilation) else tuple(dilation)
+    kernel = weight.shape[2:]
+    sizes = x.shape[2:]
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = [(0, 0)] * ndim
+        else:
+            pads = [same_pads(*a) for a in zip(sizes, kernel, stride, dilation)]
+    elif np.isscalar(padding):
+        pads = [(padding, padding)] * ndim
+    else:
+        pads = [(p, p) if np.isscalar(p) else tuple(p) for p in padding]
+    xpad = np.pad(x, [(0, 0), (0, 0)] + list(pads), mode=NUMPY_MODE[padding_mode])
+    out_sizes = [
+        (xpad.shape[2 + a] - dilation[a] * (kernel[a] - 1) - 1) // stride[a] + 1
+        for a in range(ndim)
+    ]
+    c_out = weight.shape[0]
+    group_in = weight.shape[1]
+    group_out = c_out // groups
+    result = np.zeros((x.shape[0], c_out) + tuple(out_sizes))
+    for g in range(groups):
+        inputs = xpad[:, g * group_in:(g + 1) * group_in]
+        w_g = weight[g * group_out:(g + 1) * group_out]
+        for tap in itertools.product(*[range(k) for k in kernel]):
+            window = inputs[(slice(None), slice(None)) + tuple(
+                slice(tap[a] * dilation[a],
+                      tap[a] * dilation[a] + (out_sizes[a] - 1) * stride[a] + 1,
+                      stride[a])
+                for a in range(ndim))]
+            result[:, g * group_out:(g + 1) * group_out] += np.einsum(
+                "oi,ni...->no...", w_g[(slice(None), slice(None)) + tap], window)
+    if bias is not None:
+        result += np.asarray(bias, dtype=np.float64).reshape((1, c_out) + (1,) * ndim)
+    return result if batched else result[0]

@@ -1,0 +1,521 @@
+"""imgfilt.conv / convolve against the NumPy oracle, scipy.ndimage and textbook examples."""
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import imgfilt
+from imgfilt.conv import plan
+from reference import reference_conv, same_pads
+from strategies import MODES, conv_problems, examples
+
+SCIPY_MODE = {
+    "zeros": "constant",
+    "reflect": "mirror",
+    "replicate": "nearest",
+    "circular": "wrap",
+    "symmetric": "reflect",
+}
+
+
+def make_arrays(problem):
+    """x, weight, bias for a problem drawn by ``conv_problems``."""
+    rng = np.random.default_rng(problem["seed"])
+    dtype = np.dtype(problem["dtype"])
+    shape = (problem["in_channels"],) + problem["sizes"]
+    if problem["batch"] is not None:
+        shape = (problem["batch"],) + shape
+    if dtype == bool:
+        x = rng.random(shape) < 0.5
+    elif dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        # Values near the type's limits: an engine that wrapped integers would be caught.
+        low, high = max(info.min, -(2**20)), min(info.max, 2**20)
+        x = rng.integers(low, high, size=shape, endpoint=True).astype(dtype)
+        x.flat[0] = high
+    else:
+        x = rng.normal(size=shape).astype(dtype)
+    weight = rng.normal(
+        size=(problem["out_channels"], problem["group_in"]) + problem["kernel"]
+    )
+    bias = rng.normal(size=problem["out_channels"]) if problem["bias"] else None
+    return x, weight, bias
+
+
+def options(problem):
+    return {
+        key: problem[key]
+        for key in ("stride", "padding", "padding_mode", "dilation", "groups")
+    }
+
+
+def problem_is_valid(problem):
+    """Whether conv must accept the problem (by the oracle's own reading of the rules)."""
+    ndim = problem["ndim"]
+    kernel, sizes = problem["kernel"], problem["sizes"]
+    per_axis = lambda v: v if isinstance(v, tuple) else (v,) * ndim  # noqa: E731
+    stride, dilation = per_axis(problem["stride"]), per_axis(problem["dilation"])
+    padding = problem["padding"]
+    if padding == "valid":
+        pads = [(0, 0)] * ndim
+    elif padding == "same":
+        pads = [same_pads(*a) for a in zip(sizes, kernel, stride, dilation)]
+    else:
+        pads = [(p, p) if np.isscalar(p) else p for p in per_axis(padding)]
+    for size, k, d, (before, after) in zip(sizes, kernel, dilation, pads):
+        if size + before + after < d * (k - 1) + 1:
+            return False
+        if problem["padding_mode"] == "reflect" and size == 1 and before + after > 0:
+            return False
+    return True
+
+
+def assert_matches_oracle(result, expected, x, weight, bias, group_in, compute_dtype):
+    assert result.dtype == compute_dtype
+    assert result.shape == expected.shape
+    scale = float(np.max(np.abs(x.astype(np.float64)))) * float(
+        np.max(np.abs(weight).reshape(weight.shape[0], -1).sum(axis=1))
+    )
+    if bias is not None:
+        scale += float(np.max(np.abs(bias)))
+    terms = group_in * np.prod(weight.shape[2:])
+    eps = np.finfo(compute_dtype).eps
+    np.testing.assert_allclose(
+        result.astype(np.float64), expected, rtol=0, atol=4 * terms * eps * max(scale, 1.0)
+    )
+
+
+def compute_dtype_of(dtype):
+    return np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# The oracle, over random problems
+
+
+@settings(max_examples=examples(4000))
+@given(conv_problems())
+def test_conv_matches_oracle(problem):
+    x, weight, bias = make_arrays(problem)
+    if not problem_is_valid(problem):
+        with pytest.raises(ValueError):
+            imgfilt.conv(x, weight, bias, **options(problem))
+        return
+    result = imgfilt.conv(x, weight, bias, **options(problem))
+    expected = reference_conv(x, weight, bias, **options(problem))
+    assert_matches_oracle(result, expected, x, weight, bias, problem["group_in"],
+                          compute_dtype_of(problem["dtype"]))
+
+
+@settings(max_examples=examples(600))
+@given(conv_problems())
+def test_convolve_is_conv_with_flipped_kernel(problem):
+    x, weight, bias = make_arrays(problem)
+    if not problem_is_valid(problem):
+        with pytest.raises(ValueError):
+            imgfilt.convolve(x, weight, bias, **options(problem))
+        return
+    result = imgfilt.convolve(x, weight, bias, **options(problem))
+    flipped = np.flip(weight, axis=tuple(range(2, weight.ndim)))
+    expected = reference_conv(x, flipped, bias, **options(problem))
+    assert_matches_oracle(result, expected, x, weight, bias, problem["group_in"],
+                          compute_dtype_of(problem["dtype"]))
+
+
+LAYOUTS = ("fortran", "strided", "negative", "readonly", "bigendian", "memmap", "list")
+
+
+def relayout(x, layout, tmp_path):
+    """The same values as ``x`` in another memory layout."""
+    if layout == "fortran":
+        return np.asfortranarray(x)
+    if layout == "strided":
+        wide = np.zeros(x.shape[:-1] + (2 * x.shape[-1],), dtype=x.dtype)
+        wide[..., ::2] = x
+        return wide[..., ::2]
+    if layout == "negative":
+        return np.ascontiguousarray(x[..., ::-1])[..., ::-1]
+    if layout == "readonly":
+        copy = x.copy()
+        copy.flags.writeable = False
+        return copy
+    if layout == "bigendian":
+        return x.astype(x.dtype.newbyteorder(">"))
+    if layout == "memmap":
+        path = tmp_path / f"x-{np.random.default_rng().integers(1 << 30)}.dat"
+        mapped = np.memmap(path, dtype=x.dtype, mode="w+", shape=x.shape)
+        mapped[...] = x
+        mapped.flush()
+        return np.memmap(path, dtype=x.dtype, mode="r", shape=x.shape)
+    return x.tolist()
+
+
+@settings(max_examples=examples(600))
+@given(conv_problems(), st.sampled_from(LAYOUTS), st.sampled_from(LAYOUTS[:-1]))
+def test_memory_layouts_give_identical_results(tmp_path_factory, problem, x_layout, w_layout):
+    x, weight, bias = make_arrays(problem)
+    if not problem_is_valid(problem):
+        return
+    tmp = tmp_path_factory.mktemp("layout")
+    expected = imgfilt.conv(x, weight, bias, **options(problem))
+    result = imgfilt.conv(
+        relayout(x, x_layout, tmp), relayout(weight, w_layout, tmp), bias, **options(problem)
+    )
+    if x_layout == "list" and x.dtype != np.float64:
+        # A list forgets the dtype: ints come back as int64, floats as float64.
+        expected = imgfilt.conv(np.asarray(x.tolist()), weight, bias, **options(problem))
+    np.testing.assert_array_equal(result, expected)
+
+
+@settings(max_examples=examples(150))
+@given(conv_problems(max_size=12, max_pad=3))
+def test_thread_count_does_not_change_the_result(problem):
+    x, weight, bias = make_arrays(problem)
+    if not problem_is_valid(problem):
+        return
+    before = imgfilt.get_num_threads()
+    try:
+        imgfilt.set_num_threads(1)
+        one = imgfilt.conv(x, weight, bias, **options(problem))
+        imgfilt.set_num_threads(3)
+        three = imgfilt.conv(x, weight, bias, **options(problem))
+    finally:
+        imgfilt.set_num_threads(before)
+    np.testing.assert_array_equal(one, three)
+
+
+# ---------------------------------------------------------------------------------------------
+# Agreement with scipy.ndimage (single channel, stride 1, its centring: k//2 before)
+
+
+@settings(max_examples=examples(800))
+@given(
+    ndim=st.integers(1, 3),
+    data=st.data(),
+    mode=st.sampled_from(MODES),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_single_channel_matches_scipy_correlate(ndim, data, mode, seed):
+    sizes = data.draw(st.tuples(*[st.integers(2, 9)] * ndim), label="sizes")
+    # Kernels up to twice the input: scipy, like us, keeps bouncing for wide pads.
+    kernel = tuple(data.draw(st.integers(1, 2 * s), label="k") for s in sizes)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=sizes)
+    w = rng.normal(size=kernel)
+    pads = [(k // 2, k - 1 - k // 2) for k in kernel]
+    result = imgfilt.conv(x[None], w[None, None], padding=pads, padding_mode=mode)[0]
+    expected = ndi.correlate(x, w, mode=SCIPY_MODE[mode], cval=0.0)
+    np.testing.assert_allclose(result, expected, rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=examples(300))
+@given(ndim=st.integers(1, 3), data=st.data(), mode=st.sampled_from(MODES),
+       seed=st.integers(0, 2**32 - 1))
+def test_odd_kernel_convolve_matches_scipy_convolve(ndim, data, mode, seed):
+    sizes = data.draw(st.tuples(*[st.integers(2, 8)] * ndim), label="sizes")
+    kernel = data.draw(st.tuples(*[st.sampled_from([1, 3, 5])] * ndim), label="kernel")
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=sizes)
+    w = rng.normal(size=kernel)
+    result = imgfilt.convolve(x[None], w[None, None], padding="same", padding_mode=mode)[0]
+    expected = ndi.convolve(x, w, mode=SCIPY_MODE[mode], cval=0.0)
+    np.testing.assert_allclose(result, expected, rtol=1e-10, atol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------
+# Worked examples from Dive into Deep Learning (d2l.ai), chapter 7, checked by hand
+
+
+def test_d2l_cross_correlation_3x3():
+    # 0*0 + 1*1 + 3*2 + 4*3 = 19, and so on (d2l 7.2.1).
+    x = np.arange(9.0).reshape(1, 3, 3)
+    k = np.array([[0.0, 1.0], [2.0, 3.0]])[None, None]
+    np.testing.assert_array_equal(imgfilt.conv(x, k), [[[19.0, 25.0], [37.0, 43.0]]])
+
+
+def test_d2l_edge_detection():
+    # A white image with a black stripe; the kernel [1, -1] marks its two edges (d2l 7.2.3).
+    x = np.ones((6, 8))
+    x[:, 2:6] = 0
+    y = imgfilt.conv(x[None], np.array([[[[1.0, -1.0]]]]))[0]
+    expected = np.zeros((6, 7))
+    expected[:, 1] = 1
+    expected[:, 5] = -1
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_d2l_multiple_input_channels():
+    # Channel 0: 0*0+1*1+3*2+4*3 = 19; channel 1: 1*1+2*2+4*3+5*4 = 37; 19 + 37 = 56 (d2l 7.4.1).
+    x = np.array([[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]], float)
+    k = np.array([[[0, 1], [2, 3]], [[1, 2], [3, 4]]], float)
+    np.testing.assert_array_equal(imgfilt.conv(x, k[None]), [[[56, 72], [104, 120]]])
+    # Multiple outputs: the kernels k, k+1, k+2 (d2l 7.4.2).
+    stacked = np.stack([k, k + 1, k + 2])
+    np.testing.assert_array_equal(
+        imgfilt.conv(x, stacked),
+        [[[56, 72], [104, 120]], [[76, 100], [148, 172]], [[96, 128], [192, 224]]],
+    )
+
+
+def test_d2l_1x1_convolution_is_a_matrix_multiply():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 3, 3))
+    k = rng.normal(size=(2, 3, 1, 1))
+    expected = (k[:, :, 0, 0] @ x.reshape(3, 9)).reshape(2, 3, 3)
+    np.testing.assert_allclose(imgfilt.conv(x, k), expected, rtol=1e-12)
+
+
+def test_d2l_padding_and_stride_shapes():
+    x = np.ones((1, 8, 8))
+    assert imgfilt.conv(x, np.ones((1, 1, 3, 3)), padding=1).shape == (1, 8, 8)
+    assert imgfilt.conv(x, np.ones((1, 1, 5, 3)), padding=(2, 1)).shape == (1, 8, 8)
+    assert imgfilt.conv(x, np.ones((1, 1, 3, 3)), padding=1, stride=2).shape == (1, 4, 4)
+    assert imgfilt.conv(x, np.ones((1, 1, 3, 5)), padding=(0, 1), stride=(3, 4)).shape == (
+        1, 2, 2)
+
+
+def test_cs231n_two_filters_stride_two():
+    # CS231n's demo: a 5x5x3 input padded by 1, two 3x3x3 filters at stride 2 -> 3x3x2.
+    # Output (0, 0, 0) sees rows/cols -1..1, of which the padding is zero.
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 3, size=(3, 5, 5)).astype(float)
+    w = rng.integers(-1, 2, size=(2, 3, 3, 3)).astype(float)
+    bias = np.array([1.0, 0.0])
+    out = imgfilt.conv(x, w, bias, padding=1, stride=2)
+    assert out.shape == (2, 3, 3)
+    assert out[0, 0, 0] == bias[0] + np.sum(w[0, :, 1:, 1:] * x[:, :2, :2])
+    assert out[1, 2, 1] == bias[1] + np.sum(w[1, :, :2, :] * x[:, 3:5, 1:4])
+
+
+# ---------------------------------------------------------------------------------------------
+# Semantics
+
+
+def test_same_padding_puts_the_even_kernels_extra_row_after():
+    x = np.arange(5.0)[None]
+    # Kernel [1, 1] with pads (0, 1): out[i] = x[i] + x[i+1], last one sees a zero.
+    np.testing.assert_array_equal(
+        imgfilt.conv(x, np.ones((1, 1, 2)), padding="same"), [[1, 3, 5, 7, 4]]
+    )
+
+
+def test_same_padding_with_stride_is_tensorflows_rule():
+    x = np.arange(7.0)[None]
+    out = imgfilt.conv(x, np.array([[[0.0, 1.0, 0.0]]]), padding="same", stride=2)
+    # ceil(7/2) = 4 outputs; total pad 2 -> 1 before: centre taps land on x[0], x[2], ...
+    np.testing.assert_array_equal(out, [[0, 2, 4, 6]])
+
+
+def test_dtypes():
+    x8 = np.full((1, 4, 4), 200, dtype=np.uint8)
+    out = imgfilt.conv(x8, np.ones((1, 1, 3, 3)))
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, 1800)  # no uint8 wrap-around
+    assert imgfilt.conv(x8.astype(np.float64), np.ones((1, 1, 3, 3))).dtype == np.float64
+    assert imgfilt.conv(x8.astype(np.float16), np.ones((1, 1, 3, 3))).dtype == np.float32
+    assert imgfilt.conv(x8 > 0, np.ones((1, 1, 3, 3), np.float32)).dtype == np.float32
+
+
+def test_wide_reflect_padding_keeps_bouncing():
+    x = np.array([[0.0, 1.0, 2.0]])
+    # Reading the pad right to left from the edge: 1 2 1 0 1 (cb|abc, then keep bouncing).
+    out = imgfilt.conv(x, np.array([[[1.0] + [0.0] * 5]]), padding=(5,), padding_mode="reflect")
+    np.testing.assert_array_equal(out, [[1, 0, 1, 2, 1, 0, 1, 2]])
+
+
+def test_aliases_mean_the_same_mode():
+    x = np.random.default_rng(3).normal(size=(1, 6, 5))
+    w = np.random.default_rng(4).normal(size=(1, 1, 3, 3))
+    for alias, canonical in [("constant", "zeros"), ("edge", "replicate"),
+                             ("nearest", "replicate"), ("wrap", "circular"),
+                             ("mirror", "reflect")]:
+        np.testing.assert_array_equal(
+            imgfilt.conv(x, w, padding=4, padding_mode=alias),
+            imgfilt.conv(x, w, padding=4, padding_mode=canonical),
+        )
+
+
+def test_out_argument():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2, 7, 6)).astype(np.float32)
+    w = rng.normal(size=(2, 2, 3, 3))
+    expected = imgfilt.conv(x, w, padding="same")
+    out = np.empty_like(expected)
+    assert imgfilt.conv(x, w, padding="same", out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    # Strided, or the input itself: written through a temporary, same answer.
+    strided = np.empty((2, 7, 12), np.float32)[..., ::2]
+    imgfilt.conv(x, w, padding="same", out=strided)
+    np.testing.assert_array_equal(strided, expected)
+    in_place = x.copy()
+    imgfilt.conv(in_place, w, padding="same", out=in_place)
+    np.testing.assert_array_equal(in_place, expected)
+
+
+def test_plan_allocates_nothing_and_reports_shapes():
+    p = plan((4, 3, 10, 12), "uint8", (6, 3, 3, 3), padding="same", stride=2)
+    assert p.result_shape == (4, 6, 5, 6)
+    assert p.dtype == np.float32 and p.batched
+
+
+# ---------------------------------------------------------------------------------------------
+# Threads and the GIL
+
+
+def test_eight_threads_at_once_get_the_sequential_answers():
+    rng = np.random.default_rng(6)
+    jobs = [
+        (rng.normal(size=(3, 40 + i, 37)).astype(np.float32), rng.normal(size=(4, 3, 3, 5)), i)
+        for i in range(8)
+    ]
+    modes = MODES * 2
+    expected = [imgfilt.conv(x, w, padding="same", padding_mode=modes[i]) for x, w, i in jobs]
+    results = [None] * len(jobs)
+    errors = []
+
+    def work(index):
+        x, w, i = jobs[index]
+        try:
+            for _ in range(20):
+                results[index] = imgfilt.conv(x, w, padding="same", padding_mode=modes[i])
+                if not np.array_equal(results[index], expected[index]):
+                    errors.append(index)
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    def flip_threads():
+        for n in (1, 2, 3, 1, 2) * 10:
+            imgfilt.set_num_threads(n)
+
+    before = imgfilt.get_num_threads()
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
+    threads.append(threading.Thread(target=flip_threads))
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        imgfilt.set_num_threads(before)
+    assert errors == []
+
+
+def test_the_gil_is_released_while_the_engine_runs():
+    x = np.random.default_rng(7).normal(size=(4, 700, 700)).astype(np.float32)
+    w = np.ones((4, 4, 7, 7), np.float32)
+    before = imgfilt.get_num_threads()
+    imgfilt.set_num_threads(1)
+    try:
+        started = time.perf_counter()
+        imgfilt.conv(x, w, padding="same")
+        alone = time.perf_counter() - started
+        ticks = 0
+        worker = threading.Thread(target=imgfilt.conv, args=(x, w), kwargs={"padding": "same"})
+        worker.start()
+        while worker.is_alive():
+            ticks += 1
+            time.sleep(0.001)
+        worker.join()
+    finally:
+        imgfilt.set_num_threads(before)
+    # Had the call held the GIL, this thread could not have run while it computed.
+    assert alone > 0.02
+    assert ticks >= 5
+
+
+def test_num_threads_settings():
+    before = imgfilt.get_num_threads()
+    imgfilt.set_num_threads(2)
+    assert imgfilt.get_num_threads() == 2
+    imgfilt.set_num_threads(before)
+    for bad, error in [(0, ValueError), (-1, ValueError), (1.5, TypeError), ("2", TypeError),
+                       (True, TypeError)]:
+        with pytest.raises(error, match="n"):
+            imgfilt.set_num_threads(bad)
+
+
+def test_environment_variable_sets_the_threads():
+    code = "import imgfilt; print(imgfilt.get_num_threads())"
+    env = {"IMGFILT_NUM_THREADS": "3", "PATH": ""}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.stdout.strip() == "3", done.stderr
+    env["IMGFILT_NUM_THREADS"] = "many"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0
+    assert "IMGFILT_NUM_THREADS" in done.stderr and int(done.stdout) >= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad arguments: each names the argument, what was given and what is allowed
+
+X = np.zeros((3, 8, 8))
+W = np.zeros((2, 3, 3, 3))
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, error, words",
+    [
+        ((np.zeros((4, 8, 8)), W), {}, ValueError, ["C_in", "4"]),
+        ((X, np.zeros((2, 3, 3))), {}, ValueError, ["C_in = 8", "read as (N, C_in, W)"]),
+        ((X, np.zeros((2, 3, 3, 3, 3))), {}, ValueError, ["x must have shape", "(3, 8, 8)"]),
+        ((X, np.zeros((4, 1, 3, 3))), {"groups": 2}, ValueError, ["groups=2", "C_in=3"]),
+        ((X, np.zeros((3, 1, 3, 3))), {"groups": 3, "padding": 0}, None, []),
+        ((X, np.zeros((3, 1, 3, 3))), {"groups": 0}, ValueError, ["groups", ">= 1"]),
+        ((X, np.zeros((2, 3, 9, 3))), {}, ValueError, ["larger than the padded input", "9"]),
+        ((X, W), {"stride": 0}, ValueError, ["stride", ">= 1", "0"]),
+        ((X, W), {"stride": (1, -2)}, ValueError, ["stride[1]", "-2"]),
+        ((X, W), {"stride": (1, 2, 3)}, ValueError, ["stride", "2 ints", "(1, 2, 3)"]),
+        ((X, W), {"stride": float("nan")}, TypeError, ["stride", "nan"]),
+        ((X, W), {"stride": 1.5}, TypeError, ["stride", "1.5"]),
+        ((X, W), {"stride": True}, TypeError, ["stride", "boolean"]),
+        ((X, W), {"dilation": 0}, ValueError, ["dilation", ">= 1"]),
+        ((X, W), {"padding": -1}, ValueError, ["padding", ">= 0", "-1"]),
+        ((X, W), {"padding": ((1, -1), 0)}, ValueError, ["padding[0][1]", "-1"]),
+        ((X, W), {"padding": (1, 2, 3)}, ValueError, ["padding", "one entry per spatial axis"]),
+        ((X, W), {"padding": ((1, 2, 3), 0)}, ValueError, ["padding[0]", "(before, after)"]),
+        ((X, W), {"padding": "full"}, ValueError, ["padding='full'", "'same'", "'valid'"]),
+        ((X, W), {"padding": 10**12}, ValueError, ["GiB", "padding"]),
+        ((X, W), {"padding_mode": "bounce"}, ValueError, ["'bounce'", "'reflect'", "'symmetric'"]),
+        ((X, W), {"padding_mode": 3}, TypeError, ["padding_mode", "int"]),
+        ((np.zeros((3, 1, 8)), W), {"padding": 1, "padding_mode": "reflect"}, ValueError,
+         ["reflect", "length 1"]),
+        ((X, np.zeros((2, 6))), {}, ValueError, ["weight", "(2, 6)"]),
+        ((X, np.zeros((1, 1, 1, 1, 1, 1, 1))), {}, ValueError, ["weight", "1, 2 or 3 spatial"]),
+        ((X, W, np.zeros(3)), {}, ValueError, ["bias", "(2,)", "(3,)"]),
+        ((X, W, np.zeros((2, 1))), {}, ValueError, ["bias", "(2, 1)"]),
+        ((X.astype(object), W), {}, TypeError, ["x", "object"]),
+        ((X.astype(complex), W), {}, TypeError, ["x", "complex"]),
+        ((X, W.astype(complex)), {}, TypeError, ["weight", "complex"]),
+        ((X.astype(str), W), {}, TypeError, ["x", "<U"]),
+        (("image.png", W), {}, TypeError, ["x", "str"]),
+        ((None, W), {}, TypeError, ["x", "None"]),
+        ((X, W, np.array(["a", "b"])), {}, TypeError, ["bias"]),
+        ((np.zeros((3, 0, 8)), W), {}, ValueError, ["x", "empty", "(3, 0, 8)"]),
+        ((X, np.zeros((2, 3, 0, 3))), {}, ValueError, ["weight", "empty"]),
+        ((X, W), {"method": "magic"}, ValueError, ["method='magic'", "direct"]),
+        ((X, W), {"out": np.zeros((2, 5, 5))}, ValueError, ["out", "(2, 6, 6)", "(2, 5, 5)"]),
+        ((X, W), {"out": np.zeros((2, 6, 6), np.float32)}, ValueError, ["out", "float64"]),
+        ((X, W), {"out": [0]}, TypeError, ["out", "list"]),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(args, kwargs, error, words):
+    if error is None:
+        imgfilt.conv(*args, **kwargs)
+        return
+    with pytest.raises(error) as caught:
+        imgfilt.conv(*args, **kwargs)
+    for word in words:
+        assert word in str(caught.value), (word, str(caught.value))
+
+
+def test_read_only_out_is_refused():
+    out = np.zeros((2, 6, 6))
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="out is read-only"):
+        imgfilt.conv(X, W, out=out)
