@@ -74,6 +74,7 @@ extensions = [
         ["imgfilt/_engine.pyx"],
         extra_compile_args=compile_flags,
         extra_link_args=link_flags,
+        define_macros=[("IMGFILT_DEBUG", "1")] if DEBUG else [],
     )
 ]
 

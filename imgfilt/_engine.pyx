@@ -22,14 +22,25 @@ cdef extern from *:
     static int imgfilt_has_openmp(void) { return 0; }
     static int imgfilt_omp_max_threads(void) { return 1; }
     #endif
+    #ifdef IMGFILT_DEBUG
+    static int imgfilt_debug_build(void) { return 1; }
+    #else
+    static int imgfilt_debug_build(void) { return 0; }
+    #endif
     """
     int imgfilt_has_openmp() noexcept nogil
     int imgfilt_omp_max_threads() noexcept nogil
+    int imgfilt_debug_build() noexcept nogil
 
 
 def has_openmp():
     """Return True when the engine was compiled with OpenMP."""
     return bool(imgfilt_has_openmp())
+
+
+def debug_build():
+    """Return True when the engine was built with ``IMGFILT_DEBUG=1`` (bounds checks on)."""
+    return bool(imgfilt_debug_build())
 
 
 def omp_max_threads():
