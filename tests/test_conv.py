@@ -440,13 +440,17 @@ def test_num_threads_settings():
             imgfilt.set_num_threads(bad)
 
 
-def test_environment_variable_sets_the_threads():
+def test_environment_variable_sets_the_threads(tmp_path):
+    # Run outside the source tree, which has no compiled engine.
     code = "import imgfilt; print(imgfilt.get_num_threads())"
     env = {"IMGFILT_NUM_THREADS": "3", "PATH": ""}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    run = lambda: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
+    done = run()
     assert done.stdout.strip() == "3", done.stderr
     env["IMGFILT_NUM_THREADS"] = "many"
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    done = run()
     assert done.returncode == 0
     assert "IMGFILT_NUM_THREADS" in done.stderr and int(done.stdout) >= 1
 
