@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import imgfilt
@@ -104,9 +104,11 @@ def compute_dtype_of(dtype):
 def test_conv_matches_oracle(problem):
     x, weight, bias = make_arrays(problem)
     if not problem_is_valid(problem):
+        event("invalid: must raise")
         with pytest.raises(ValueError):
             imgfilt.conv(x, weight, bias, **options(problem))
         return
+    event("compared with the oracle")
     result = imgfilt.conv(x, weight, bias, **options(problem))
     expected = reference_conv(x, weight, bias, **options(problem))
     assert_matches_oracle(result, expected, x, weight, bias, problem["group_in"],
@@ -523,3 +525,41 @@ def test_read_only_out_is_refused():
     out.flags.writeable = False
     with pytest.raises(ValueError, match="out is read-only"):
         imgfilt.conv(X, W, out=out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Agreement with PyTorch, where its semantics match (torch is optional: not a test dependency)
+
+
+@settings(max_examples=examples(900))
+@given(conv_problems(max_size=8, max_pad=4))
+def test_matches_pytorch_where_it_can_pad(problem):  # about a third are comparable
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    x, weight, bias = make_arrays(problem)
+    if not problem_is_valid(problem) or problem["padding_mode"] == "symmetric":
+        event("not comparable: invalid, or symmetric (PyTorch has none)")
+        return
+    p = plan(x.shape, x.dtype, weight.shape, **options(problem))
+    sizes = problem["sizes"]
+    if any(max(pair) >= size for pair, size in zip(p.padding, sizes)) and (
+            problem["padding_mode"] != "zeros"):
+        event("not comparable: PyTorch refuses non-zero pads as wide as the input")
+        return
+    event("compared with PyTorch")
+    tx = torch.from_numpy(np.asarray(x, np.float64))
+    if problem["batch"] is None:
+        tx = tx[None]
+    pads = [width for pair in reversed(p.padding) for width in pair]  # last axis first
+    torch_mode = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate",
+                  "circular": "circular"}[problem["padding_mode"]]
+    padded = functional.pad(tx, pads, mode=torch_mode)
+    layer = (functional.conv1d, functional.conv2d, functional.conv3d)[problem["ndim"] - 1]
+    expected = layer(padded, torch.from_numpy(weight),
+                     None if bias is None else torch.from_numpy(bias),
+                     stride=p.stride, dilation=p.dilation, groups=p.groups).numpy()
+    if problem["batch"] is None:
+        expected = expected[0]
+    result = imgfilt.conv(x, weight, bias, **options(problem))
+    assert_matches_oracle(result, expected, x, weight, bias, problem["group_in"],
+                          compute_dtype_of(problem["dtype"]))
