@@ -334,14 +334,26 @@ def plan(
     return result
 
 
+# Rows kept per (input channel, kernel plane) in the ring: the whole row span when it is at most
+# this many rows, so consecutive output rows reuse the padded rows already built.
+_MAX_RING_ROWS = 64
+
+
+def _ring_rows(kernel_h: int, dilation_h: int) -> int:
+    """Rows of the per-thread ring for each (input channel, kernel plane)."""
+    span = dilation_h * (kernel_h - 1) + 1
+    return span if span <= max(kernel_h, _MAX_RING_ROWS) else kernel_h
+
+
 def _check_allocation(p: Plan) -> None:
     """Refuse, before allocating, a problem whose arrays could never be allocated."""
     out_bytes = int(np.prod(p.result_shape, dtype=object)) * p.dtype.itemsize
     padded = [s + b + a for s, (b, a) in zip(p.in_shape, p.padding)]
     map_bytes = sum(padded) * np.dtype(np.intp).itemsize
-    ring_bytes = padded[-1] * p.dtype.itemsize * (p.in_channels // p.groups) * (
-        int(np.prod(p.kernel_shape[:-1], dtype=object)) * max(p.dilation)
-    )
+    kernel3 = (1,) * (3 - p.ndim) + p.kernel_shape
+    dilation_h = ((1,) * (3 - p.ndim) + p.dilation)[1]
+    ring_bytes = (get_num_threads() * (p.in_channels // p.groups) * kernel3[0]
+                  * _ring_rows(kernel3[1], dilation_h) * padded[-1] * p.dtype.itemsize)
     for what, size in (("output", out_bytes), ("padding", map_bytes), ("row buffer", ring_bytes)):
         if size > _MAX_BYTES:
             raise ValueError(
@@ -353,9 +365,6 @@ def _check_allocation(p: Plan) -> None:
 # ---------------------------------------------------------------------------------------------
 # The entry points
 
-# Rows kept per (input channel, kernel plane) in the ring: the whole row span when it is at most
-# this many rows, so consecutive output rows reuse the padded rows already built.
-_MAX_RING_ROWS = 64
 
 
 def _run_direct(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray, p: Plan) -> None:
@@ -368,8 +377,7 @@ def _run_direct(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray,
     stride3 = (1,) * (3 - p.ndim) + p.stride
     dilation3 = (1,) * (3 - p.ndim) + p.dilation
     kd, kh, _ = w5.shape[2:]
-    span_h = dilation3[1] * (kh - 1) + 1
-    ring_rows = span_h if span_h <= max(kh, _MAX_RING_ROWS) else kh
+    ring_rows = _ring_rows(kh, dilation3[1])
     items = x5.shape[0] * p.groups * out5.shape[2] * out5.shape[3]
     threads = max(1, min(get_num_threads(), items))
     slots = (p.in_channels // p.groups) * kd * ring_rows

@@ -1,4 +1,5 @@
 """imgfilt.conv / convolve against the NumPy oracle, scipy.ndimage and textbook examples."""
+import os
 import subprocess
 import sys
 import threading
@@ -443,9 +444,10 @@ def test_num_threads_settings():
 
 
 def test_environment_variable_sets_the_threads(tmp_path):
-    # Run outside the source tree, which has no compiled engine.
+    # The imgfilt under test, imported from outside the source tree (which may lack the engine).
     code = "import imgfilt; print(imgfilt.get_num_threads())"
-    env = {"IMGFILT_NUM_THREADS": "3", "PATH": ""}
+    package_parent = os.path.dirname(os.path.dirname(imgfilt.__file__))
+    env = {"IMGFILT_NUM_THREADS": "3", "PATH": "", "PYTHONPATH": package_parent}
     run = lambda: subprocess.run(  # noqa: E731
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path
     )
