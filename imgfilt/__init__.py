@@ -7,3 +7,12 @@ from .conv import conv, convolve, get_num_threads, set_num_threads
 
 __all__ = ["conv", "convolve", "get_num_threads", "set_num_threads"]
 __version__ = "0.1.0"
+
+# Filters as data, images and feature maps (issue 3).
+from . import filters, io, kernels
+from .bank import FilterBank, Sequential
+from .filters import Filter, get_filter, list_filters
+from .image import apply
+
+__all__ += ["apply", "Filter", "FilterBank", "Sequential", "get_filter", "list_filters",
+            "filters", "kernels", "io"]

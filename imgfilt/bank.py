@@ -1,0 +1,569 @@
+"""``FilterBank``: C_out filters applied at once, stacked into feature maps; cascades; montages.
+
+A bank is one weight ``(C_out, C_in / groups, *K)`` (PyTorch's layout) and a bias ``(C_out,)``
+(zeros unless given, so a bank counts its biases as a convolution layer of the textbooks does),
+with a name per output channel. ``bank.apply(image)`` is ``imgfilt.conv`` on the image's
+channels with ``padding='same'`` by default; ``bank1.then(bank2)`` chains banks into layers.
+
+Examples
+--------
+>>> import numpy as np
+>>> from imgfilt import FilterBank, filters
+>>> bank = FilterBank([filters.sobel_x(), filters.sobel_y(), filters.box(3)])
+>>> bank.names, bank.weight.shape
+(('sobel_x', 'sobel_y', 'box'), (3, 1, 3, 3))
+>>> bank.apply(np.zeros((16, 16), np.uint8)).shape
+(3, 16, 16)
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from PIL import Image
+
+# The submodule by name: the package attribute imgfilt.conv is the function, not the module.
+from .conv import _positive_int, conv as _engine_conv, plan as _plan
+from .filters import Filter
+from .image import _compute_dtype, array_to_pil, correlate_same, pil_to_array
+from .io import atomic_write
+
+__all__ = ["FilterBank", "Sequential", "montage"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_FORMAT_VERSION = 1
+
+
+def _real(value: Any, name: str) -> np.ndarray:
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        # A torch tensor, read without importing torch.
+        value = value.detach().cpu().numpy()
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}")
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} could not be read as an array: {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    return array.astype(np.float64)
+
+
+def _centre_pad(kernel: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
+    widths = [((t - s) // 2, (t - s) - (t - s) // 2) for s, t in zip(kernel.shape, shape)]
+    return np.pad(kernel, widths)
+
+
+class FilterBank:
+    """An ordered set of filters producing one feature map each.
+
+    Parameters
+    ----------
+    filters : sequence of Filter / kernels, or array_like
+        Either a list of linear :class:`~imgfilt.filters.Filter` objects and bare kernels (each
+        contributes its weight's rows; kernels of different odd sizes are zero-padded, centred,
+        to the largest), or one ``(C_out, C_in / groups, *K)`` weight.
+    bias : array_like, optional
+        ``(C_out,)``; zeros by default.
+    names : sequence of str, optional
+        One per output channel; default the filters' names, or ``'f0'``, ``'f1'``, ...
+    groups : int
+        As in :func:`imgfilt.conv`: ``C_in = weight.shape[1] * groups``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bank = FilterBank(np.zeros((6, 5, 3, 3)))
+    >>> bank.output_shape((5, 64, 64), padding="valid"), bank.n_params
+    ((6, 62, 62), 276)
+    """
+
+    def __init__(
+        self,
+        filters: Any,
+        bias: Any = None,
+        *,
+        names: Optional[Sequence[str]] = None,
+        groups: int = 1,
+    ) -> None:
+        if isinstance(filters, (list, tuple)) and filters and all(
+            isinstance(f, Filter) or (isinstance(f, np.ndarray) and f.ndim in (1, 2, 3))
+            for f in filters
+        ):
+            # A list of Filters and kernel arrays; a nested list of numbers is a weight.
+            weight, default_names, filter_bias = self._stack(filters)
+        else:
+            weight = _real(filters, "filters")
+            if weight.ndim not in (3, 4, 5):
+                raise ValueError(
+                    f"filters must be a list of filters/kernels or a (C_out, C_in, *K) weight "
+                    f"with 1-3 spatial axes, got an array of shape {weight.shape}"
+                )
+            default_names = [f"f{i}" for i in range(weight.shape[0])]
+            filter_bias = None
+        if 0 in weight.shape:
+            raise ValueError(f"the bank's weight has an empty axis: shape {weight.shape}")
+        if not np.all(np.isfinite(weight)):
+            raise ValueError("the bank's weight holds NaN or infinity")
+        out_channels = weight.shape[0]
+        if bias is None:
+            bias_array = filter_bias if filter_bias is not None else np.zeros(out_channels)
+        else:
+            bias_array = _real(bias, "bias").reshape(-1)
+            if bias_array.shape != (out_channels,):
+                raise ValueError(
+                    f"bias must have shape (C_out,) = ({out_channels},), got {np.shape(bias)}"
+                )
+        if names is None:
+            names = default_names
+        names = tuple(str(n) for n in names)
+        if len(names) != out_channels:
+            raise ValueError(f"names must have {out_channels} entries (one per map), got {len(names)}")
+        self.groups = _positive_int(groups, "groups")
+        if out_channels % self.groups:
+            raise ValueError(f"groups={groups} must divide C_out={out_channels}")
+        self.weight: np.ndarray = weight
+        self.bias: np.ndarray = bias_array
+        self.names: Tuple[str, ...] = names
+
+    @staticmethod
+    def _stack(items: Sequence[Any]) -> Tuple[np.ndarray, List[str], Optional[np.ndarray]]:
+        weights, names, biases = [], [], []
+        for index, item in enumerate(items):
+            if isinstance(item, Filter):
+                if not item.linear:
+                    raise ValueError(
+                        f"filters[{index}] ({item.name!r}) combines its responses with "
+                        f"{item.combine!r}, which is not linear; a bank holds linear filters "
+                        f"(use e.g. {item.name}_x and {item.name}_y)"
+                    )
+                weight = item.weight
+                if item.combine == "sum":
+                    weight = weight.sum(axis=0, keepdims=True)
+                bias = item.bias if item.bias is not None else np.zeros(weight.shape[0])
+                if item.combine == "sum":
+                    bias = bias.sum(keepdims=True)
+                rows = weight.shape[0]
+                names.extend([item.name] if rows == 1 else [f"{item.name}{r}" for r in range(rows)])
+            else:
+                kernel = _real(item, f"filters[{index}]")
+                weight = kernel.reshape((1, 1) + kernel.shape)
+                bias = np.zeros(1)
+                names.append(f"kernel{index}")
+            weights.append(weight)
+            biases.append(bias)
+        ndims = {w.ndim for w in weights}
+        in_channels = {w.shape[1] for w in weights}
+        if len(ndims) != 1:
+            raise ValueError(f"filters mix spatial dimensions: {sorted(n - 2 for n in ndims)}")
+        if len(in_channels) != 1:
+            raise ValueError(
+                f"filters mix input channel counts {sorted(in_channels)}: per-channel filters "
+                "(C_in = 1) and channel-mixing filters cannot share a bank"
+            )
+        shapes = {w.shape[2:] for w in weights}
+        target = tuple(max(sizes) for sizes in zip(*shapes))
+        if len(shapes) > 1:
+            if any(s % 2 == 0 for shape in shapes for s in shape):
+                raise ValueError(
+                    f"filters have different kernel sizes {sorted(shapes)}; they can share a "
+                    "bank (zero-padded to the largest) only when all sizes are odd"
+                )
+            weights = [
+                np.stack([np.stack([_centre_pad(k, target) for k in row]) for row in w])
+                for w in weights
+            ]
+        return np.concatenate(weights), names, np.concatenate(biases)
+
+    # -- sizes ---------------------------------------------------------------------------------
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial axes."""
+        return self.weight.ndim - 2
+
+    @property
+    def in_channels(self) -> int:
+        """``C_in``, the channels an input must have."""
+        return self.weight.shape[1] * self.groups
+
+    @property
+    def out_channels(self) -> int:
+        """``C_out``, the number of feature maps."""
+        return self.weight.shape[0]
+
+    @property
+    def n_params(self) -> int:
+        """Weights plus biases: ``C_out * C_in/groups * prod(K) + C_out``."""
+        return int(self.weight.size + self.bias.size)
+
+    def __len__(self) -> int:
+        return self.out_channels
+
+    def __repr__(self) -> str:
+        return f"<FilterBank {self.out_channels} maps, weight{self.weight.shape}, groups={self.groups}>"
+
+    def output_shape(self, input_shape: Sequence[int], **conv_options: Any) -> Tuple[int, ...]:
+        """The shape of the maps for a channel-first input shape, allocating nothing.
+
+        Parameters
+        ----------
+        input_shape : tuple of int
+            ``(C_in, *S)`` or ``(N, C_in, *S)``.
+        **conv_options
+            ``padding`` (default ``'same'``), ``stride``, ``dilation``, ``padding_mode``
+            (default ``'reflect'``), as in :func:`imgfilt.conv`.
+
+        Examples
+        --------
+        >>> FilterBank(np.zeros((4, 6, 10, 10))).output_shape((6, 62, 62), padding=0)
+        (4, 53, 53)
+        """
+        options = self._conv_options(conv_options)
+        return _plan(input_shape, np.float32, self.weight.shape, groups=self.groups,
+                          **options).result_shape
+
+    @staticmethod
+    def _conv_options(options: dict) -> dict:
+        allowed = ("padding", "stride", "dilation", "padding_mode")
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise TypeError(f"unknown option(s) {unknown}; allowed: {list(allowed)}")
+        merged = {"padding": "same", "padding_mode": "reflect", "stride": 1, "dilation": 1}
+        merged.update(options)
+        return merged
+
+    # -- applying ------------------------------------------------------------------------------
+
+    def _channels_first(self, image: Any, channel_axis: Any) -> np.ndarray:
+        if isinstance(image, Image.Image):
+            if channel_axis is not ...:
+                raise TypeError("channel_axis is for ndarrays, not Pillow images")
+            pixels = pil_to_array(image)
+            pixels = pixels[..., None] if pixels.ndim == 2 else pixels
+            if pixels.shape[-1] - 1 == self.in_channels and image.mode in ("LA", "RGBA", "PA") or (
+                image.mode == "P" and "transparency" in image.info and self.in_channels == 3
+            ):
+                pixels = pixels[..., :-1]  # alpha is not a colour
+            return np.moveaxis(pixels, -1, 0)
+        array = np.asarray(image)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"image has dtype {array.dtype}; allowed: bool, integers, floats")
+        k, c = self.ndim, self.in_channels
+        if channel_axis is ...:
+            if array.ndim == k:
+                return array[None]
+            if array.ndim == k + 1:
+                # Channel-last as imgfilt.apply; channel-first as the textbooks, when only that fits.
+                if array.shape[-1] == c:
+                    return np.moveaxis(array, -1, 0)
+                if array.shape[0] == c:
+                    return array
+            raise ValueError(
+                f"image of shape {array.shape} does not fit a bank with {k} spatial axes and "
+                f"C_in = {c}: give (*S, {c}) or ({c}, *S), or say channel_axis"
+            )
+        if channel_axis is None:
+            if array.ndim != k:
+                raise ValueError(f"channel_axis=None needs {k} axes, got shape {array.shape}")
+            return array[None]
+        if array.ndim != k + 1:
+            raise ValueError(f"channel_axis={channel_axis} needs {k + 1} axes, got shape {array.shape}")
+        return np.moveaxis(array, channel_axis, 0)
+
+    def _run(self, x: np.ndarray, options: dict) -> np.ndarray:
+        if x.shape[0] != self.in_channels:
+            raise ValueError(
+                f"the bank needs C_in = {self.in_channels} channels (weight {self.weight.shape}, "
+                f"groups={self.groups}), the input has {x.shape[0]} (channel-first shape {x.shape})"
+            )
+        if isinstance(options["padding"], str) and options["padding"].lower() == "same":
+            # conv's own 'same' (the layer of the textbooks), but 'reflect' defined on 1-pixel axes
+            return correlate_same(x, self.weight, self.bias, options["padding_mode"],
+                                  options["stride"], options["dilation"], centred=False,
+                                  groups=self.groups)
+        return _engine_conv(x, self.weight, self.bias, groups=self.groups, **options)
+
+    def apply(
+        self,
+        image: Any,
+        *,
+        channel_axis: Any = ...,
+        channels_last: bool = False,
+        **conv_options: Any,
+    ) -> np.ndarray:
+        """The feature maps of ``image``: ``(C_out, *S_out)``, float32 (float64 for float64 input).
+
+        Parameters
+        ----------
+        image : PIL.Image.Image or numpy.ndarray
+            A Pillow image (alpha is dropped when the bank wants one channel fewer), or an array
+            with ``C_in`` channels: channel-last ``(*S, C_in)``, or channel-first ``(C_in, *S)``
+            when only that reading fits; ``(*S)`` when ``C_in == 1``.
+        channel_axis : int or None, optional
+            Where the channels are, overriding the guess above.
+        channels_last : bool
+            Return ``(*S_out, C_out)`` instead.
+        **conv_options
+            ``padding`` (default ``'same'``), ``padding_mode`` (default ``'reflect'``),
+            ``stride``, ``dilation``.
+
+        Examples
+        --------
+        >>> FilterBank(np.ones((2, 3, 3, 3))).apply(np.ones((8, 8, 3)))[:, 0, 0].tolist()
+        [27.0, 27.0]
+        """
+        x = self._channels_first(image, channel_axis)
+        x = x.astype(_compute_dtype(x.dtype), copy=False)
+        maps = self._run(x, self._conv_options(conv_options))
+        return np.moveaxis(maps, 0, -1) if channels_last else maps
+
+    def then(self, other: "FilterBank") -> "Sequential":
+        """Chain another bank after this one: a :class:`Sequential` of the two.
+
+        Examples
+        --------
+        >>> net = FilterBank(np.zeros((6, 5, 3, 3))).then(FilterBank(np.zeros((4, 6, 10, 10))))
+        >>> net.output_shape((5, 64, 64), padding="valid")
+        (4, 53, 53)
+        """
+        return Sequential(self, other)
+
+    # -- files and other layouts ----------------------------------------------------------------
+
+    def save(self, path: PathLike) -> str:
+        """Save as ``.npz`` (no pickle; the suffix is added when missing), atomically.
+
+        Returns the path written.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> path = FilterBank(np.ones((2, 1, 3, 3)), names=["a", "b"]).save(
+        ...     os.path.join(tempfile.mkdtemp(), "bank"))
+        >>> FilterBank.load(path).names
+        ('a', 'b')
+        """
+        target = os.fspath(path)
+        if not target.endswith(".npz"):
+            target += ".npz"
+        with atomic_write(target) as handle:
+            np.savez(
+                handle, weight=self.weight, bias=self.bias, names=np.array(self.names, dtype=str),
+                groups=np.int64(self.groups), version=np.int64(_FORMAT_VERSION),
+            )
+        return target
+
+    @classmethod
+    def load(cls, path: PathLike) -> "FilterBank":
+        """Load a bank written by :meth:`save` (``allow_pickle=False``)."""
+        with np.load(os.fspath(path), allow_pickle=False) as data:
+            missing = {"weight", "bias", "names"} - set(data.files)
+            if missing:
+                raise ValueError(
+                    f"{os.fspath(path)!r} is not a FilterBank file: it lacks {sorted(missing)}"
+                )
+            groups = int(data["groups"]) if "groups" in data.files else 1
+            return cls(data["weight"], data["bias"], names=[str(n) for n in data["names"]],
+                       groups=groups)
+
+    @classmethod
+    def from_torch(
+        cls, weight: Any, bias: Any = None, *, key: Optional[str] = None, groups: int = 1
+    ) -> "FilterBank":
+        """A bank from PyTorch's layout ``(C_out, C_in / groups, *K)`` (no transposition needed).
+
+        Parameters
+        ----------
+        weight : tensor, array_like, state dict or path
+            A tensor or array already in PyTorch's layout; or a state dict (any mapping) or the
+            path of a ``torch.save``'d state dict, with ``key`` naming the entry
+            (``'conv1.weight'``; its ``'conv1.bias'`` is used when present). Only a path needs
+            torch installed; tensors are read through ``.detach().cpu().numpy()``.
+        bias : tensor or array_like, optional
+        key : str, optional
+            The state-dict entry.
+        groups : int
+            The layer's ``groups``.
+
+        Examples
+        --------
+        >>> state = {"conv1.weight": np.zeros((8, 3, 5, 5)), "conv1.bias": np.ones(8)}
+        >>> FilterBank.from_torch(state, key="conv1.weight").bias[:2].tolist()
+        [1.0, 1.0]
+        """
+        if isinstance(weight, (str, os.PathLike)):
+            try:
+                import torch  # noqa: PLC0415 - only this path needs torch
+            except ImportError:
+                raise ImportError(
+                    "reading a saved state dict needs PyTorch; install torch, or pass the tensor "
+                    "or a NumPy array in (C_out, C_in/groups, *K) layout"
+                ) from None
+            weight = torch.load(os.fspath(weight), map_location="cpu", weights_only=True)
+        if isinstance(weight, Mapping):
+            if key is None:
+                raise ValueError(
+                    f"a state dict needs key= naming the weight entry; entries: {list(weight)[:20]}"
+                )
+            if key not in weight:
+                raise ValueError(f"key={key!r} is not in the state dict; entries: {list(weight)[:20]}")
+            bias_key = key[: -len("weight")] + "bias" if key.endswith("weight") else None
+            if bias is None and bias_key in weight:
+                bias = weight[bias_key]
+            names = [f"{key[: -len('.weight')] if key.endswith('.weight') else key}[{i}]"
+                     for i in range(np.shape(_real(weight[key], key))[0])]
+            return cls(_real(weight[key], key), None if bias is None else _real(bias, "bias"),
+                       names=names, groups=groups)
+        elif key is not None:
+            raise TypeError("key= is only for a state dict or a path")
+        return cls(_real(weight, "weight"), None if bias is None else _real(bias, "bias"),
+                   groups=groups)
+
+    @classmethod
+    def from_keras(cls, kernel: Any, bias: Any = None) -> "FilterBank":
+        """A bank from a Keras ``Conv1D/2D/3D`` kernel ``(*K, C_in, C_out)``.
+
+        Keras also computes correlation, so the kernel is transposed, never flipped.
+
+        Examples
+        --------
+        >>> FilterBank.from_keras(np.zeros((5, 5, 3, 8))).weight.shape
+        (8, 3, 5, 5)
+        """
+        array = _real(kernel, "kernel")
+        if array.ndim not in (3, 4, 5):
+            raise ValueError(
+                f"kernel must be Keras' (*K, C_in, C_out) with 1-3 spatial axes, got shape {array.shape}"
+            )
+        order = (array.ndim - 1, array.ndim - 2) + tuple(range(array.ndim - 2))
+        return cls(np.ascontiguousarray(array.transpose(order)), bias)
+
+    def to_keras(self) -> np.ndarray:
+        """The weight in Keras' layout ``(*K, C_in, C_out)``."""
+        order = tuple(range(2, self.weight.ndim)) + (1, 0)
+        return self.weight.transpose(order)
+
+    # -- pictures ------------------------------------------------------------------------------
+
+    def montage(self, maps: np.ndarray, cols: Optional[int] = None) -> Image.Image:
+        """A picture of feature maps: see :func:`montage`."""
+        return montage(maps, cols)
+
+
+class Sequential:
+    """Banks chained as layers: each one's maps are the next one's input channels.
+
+    The cascade is linear (no activation between layers); options given to :meth:`apply` and
+    :meth:`output_shape` apply to every layer.
+
+    Examples
+    --------
+    >>> net = Sequential(FilterBank(np.zeros((6, 5, 3, 3))), FilterBank(np.zeros((4, 6, 10, 10))))
+    >>> net.output_shape((5, 64, 64), padding="valid"), net.n_params
+    ((4, 53, 53), 2680)
+    """
+
+    def __init__(self, *layers: FilterBank) -> None:
+        flat: List[FilterBank] = []
+        for layer in layers:
+            if isinstance(layer, Sequential):
+                flat.extend(layer.layers)
+            elif isinstance(layer, FilterBank):
+                flat.append(layer)
+            else:
+                raise TypeError(f"layers must be FilterBanks, got {type(layer).__name__}")
+        if not flat:
+            raise ValueError("a Sequential needs at least one FilterBank")
+        for index in range(1, len(flat)):
+            if flat[index].in_channels != flat[index - 1].out_channels:
+                raise ValueError(
+                    f"layer {index} expects C_in = {flat[index].in_channels} but layer {index - 1} "
+                    f"makes {flat[index - 1].out_channels} maps"
+                )
+        self.layers: Tuple[FilterBank, ...] = tuple(flat)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __repr__(self) -> str:
+        return f"<Sequential {' -> '.join(str(l.weight.shape) for l in self.layers)}>"
+
+    @property
+    def n_params(self) -> int:
+        """Sum of the layers' parameters."""
+        return sum(layer.n_params for layer in self.layers)
+
+    def then(self, other: FilterBank) -> "Sequential":
+        """Append a layer."""
+        return Sequential(self, other)
+
+    def output_shape(self, input_shape: Sequence[int], **conv_options: Any) -> Tuple[int, ...]:
+        """The final shape for a channel-first input shape."""
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            shape = layer.output_shape(shape, **conv_options)
+        return shape
+
+    def shapes(self, input_shape: Sequence[int], **conv_options: Any) -> List[Tuple[int, ...]]:
+        """The input shape followed by every layer's output shape."""
+        shapes = [tuple(input_shape)]
+        for layer in self.layers:
+            shapes.append(layer.output_shape(shapes[-1], **conv_options))
+        return shapes
+
+    def apply(self, image: Any, *, channel_axis: Any = ..., channels_last: bool = False,
+              **conv_options: Any) -> np.ndarray:
+        """Run the layers in turn; the first reads ``image`` as :meth:`FilterBank.apply` does."""
+        maps = self.layers[0].apply(image, channel_axis=channel_axis, **conv_options)
+        options = FilterBank._conv_options(conv_options)
+        for layer in self.layers[1:]:
+            maps = layer._run(maps, options)
+        return np.moveaxis(maps, 0, -1) if channels_last else maps
+
+
+def montage(maps: Any, cols: Optional[int] = None, separator: int = 1) -> Image.Image:
+    """Tile 2-D feature maps ``(C, H, W)`` into one L image, each map stretched to 0-255.
+
+    Parameters
+    ----------
+    maps : array_like
+        ``(C, H, W)`` (or one ``(H, W)`` map).
+    cols : int, optional
+        Maps per row; default ``ceil(sqrt(C))``.
+    separator : int
+        Width in pixels of the white lines between maps.
+
+    Examples
+    --------
+    >>> montage(np.random.rand(6, 10, 12), cols=3).size
+    (38, 21)
+    """
+    array = _real(maps, "maps")
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3:
+        raise ValueError(f"maps must be (C, H, W) 2-D feature maps, got shape {array.shape}")
+    count, height, width = array.shape
+    if cols is None:
+        cols = math.ceil(math.sqrt(count))
+    cols = _positive_int(cols, "cols")
+    cols = min(cols, count)
+    separator = _positive_int(separator, "separator", 0)
+    rows = math.ceil(count / cols)
+    sheet = np.full(
+        (rows * height + (rows - 1) * separator, cols * width + (cols - 1) * separator),
+        255, dtype=np.uint8,
+    )
+    for index, feature in enumerate(array):
+        finite = np.nan_to_num(feature)
+        low, high = finite.min(), finite.max()
+        scaled = np.zeros_like(finite) if high == low else (finite - low) * (255.0 / (high - low))
+        row, col = divmod(index, cols)
+        top, left = row * (height + separator), col * (width + separator)
+        sheet[top: top + height, left: left + width] = np.rint(scaled).astype(np.uint8)
+    return array_to_pil(sheet)
