@@ -37,7 +37,9 @@ PIL_MODES = {
 
 _ALPHA_MODES = ("LA", "RGBA")
 
-ChannelAxis = Union[int, None, "ellipsis"]
+# An int, None (no channel axis) or ... (decide from the number of axes); Python 3.9 has no
+# EllipsisType to spell that.
+ChannelAxis = Any
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,6 +198,10 @@ def apply(
         if filter_params:
             raise TypeError(
                 f"filter parameters {sorted(filter_params)} only go with a filter name"
+            )
+        if output is not None:
+            raise TypeError(
+                "output= does not apply to a FilterBank: its feature maps are always float"
             )
         options = {k: v for k, v in (("padding_mode", padding_mode), ("stride", stride),
                                       ("dilation", dilation)) if v is not None}
@@ -435,7 +441,6 @@ def _convert_output(result: np.ndarray, dtype: np.dtype, output: str) -> np.ndar
         if dtype.itemsize == 8:
             # float64 cannot hold 2**63 - 1; stay below it so the cast cannot overflow.
             high = float(np.nextafter(high, 0))
-            low = max(low, -float(np.nextafter(-low, 0))) if low else low
         work = result.astype(np.float64) if dtype.itemsize >= 4 else result
         if output == "rescale":
             work = _stretch(work, low, high)

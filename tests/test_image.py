@@ -321,3 +321,17 @@ def test_sample_photo_edges():
     for c in range(3):
         assert_within_one(np.asarray(out)[..., c],
                           saturate(sobel_magnitude(np.asarray(img)[..., c]), np.uint8))
+
+
+def test_wide_integers_saturate_without_wrapping():
+    big = np.array([[2**62, -(2**62), 5]], dtype=np.int64)
+    doubled = imgfilt.apply(big, np.array([[3.0]]))
+    assert doubled.dtype == np.int64
+    assert doubled[0, 0] > 2**63 - 2048 and doubled[0, 1] == -(2**63) and doubled[0, 2] == 15
+
+
+def test_banks_refuse_output_conversion():
+    bank = imgfilt.FilterBank([filters.box()])
+    np.testing.assert_allclose(imgfilt.apply(GREY, bank)[0], imgfilt.apply(GREY, "box", output="float"))
+    with pytest.raises(TypeError, match="output"):
+        imgfilt.apply(GREY, bank, output="clip")
