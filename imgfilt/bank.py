@@ -28,7 +28,7 @@ from PIL import Image
 # The submodule by name: the package attribute imgfilt.conv is the function, not the module.
 from .conv import _positive_int, conv as _engine_conv, plan as _plan
 from .filters import Filter
-from .image import _compute_dtype, array_to_pil, correlate_same, pil_to_array
+from .image import _compute_dtype, _normalised_pil, array_to_pil, correlate_same
 from .io import atomic_write
 
 __all__ = ["FilterBank", "Sequential", "montage"]
@@ -243,11 +243,10 @@ class FilterBank:
         if isinstance(image, Image.Image):
             if channel_axis is not ...:
                 raise TypeError("channel_axis is for ndarrays, not Pillow images")
-            pixels = pil_to_array(image)
+            normalised = _normalised_pil(image)
+            pixels = np.asarray(normalised)
             pixels = pixels[..., None] if pixels.ndim == 2 else pixels
-            if pixels.shape[-1] - 1 == self.in_channels and image.mode in ("LA", "RGBA", "PA") or (
-                image.mode == "P" and "transparency" in image.info and self.in_channels == 3
-            ):
+            if normalised.mode in ("LA", "RGBA") and pixels.shape[-1] - 1 == self.in_channels:
                 pixels = pixels[..., :-1]  # alpha is not a colour
             return np.moveaxis(pixels, -1, 0)
         array = np.asarray(image)

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 # The submodule by name: the package attribute imgfilt.conv is the function, not the module.
-from .conv import _positive_int, conv as _engine_conv, plan as _plan
+from .conv import conv as _engine_conv, plan as _plan
 from ._padding import normalize_mode
 from .filters import COMBINES, Filter, get_filter
 

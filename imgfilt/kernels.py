@@ -95,7 +95,7 @@ def _check_real(value: object, name: str, minimum: float = 0.0, strict: bool = F
 
 def _per_axis_sigma(sigma: Sigma, ndim: int) -> Tuple[float, ...]:
     if isinstance(sigma, (list, tuple, np.ndarray)):
-        values = list(np.asarray(sigma, dtype=object).ravel()) if isinstance(sigma, np.ndarray) else list(sigma)
+        values = list(np.asarray(sigma).ravel()) if isinstance(sigma, np.ndarray) else list(sigma)
         if len(values) != ndim:
             raise ValueError(
                 f"sigma must be a number or {ndim} numbers (one per axis), got {sigma!r}"
