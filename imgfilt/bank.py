@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 # The submodule by name: the package attribute imgfilt.conv is the function, not the module.
-from .conv import _positive_int, conv as _engine_conv, plan as _plan
+from .conv import checked_int, conv as _engine_conv, plan as _plan
 from .filters import Filter
 from .image import _compute_dtype, _normalised_pil, array_to_pil, correlate_same
 from .io import atomic_write
@@ -123,7 +123,7 @@ class FilterBank:
         names = tuple(str(n) for n in names)
         if len(names) != out_channels:
             raise ValueError(f"names must have {out_channels} entries (one per map), got {len(names)}")
-        self.groups = _positive_int(groups, "groups")
+        self.groups = checked_int(groups, "groups")
         if out_channels % self.groups:
             raise ValueError(f"groups={groups} must divide C_out={out_channels}")
         self.weight: np.ndarray = weight
@@ -550,9 +550,9 @@ def montage(maps: Any, cols: Optional[int] = None, separator: int = 1) -> Image.
     count, height, width = array.shape
     if cols is None:
         cols = math.ceil(math.sqrt(count))
-    cols = _positive_int(cols, "cols")
+    cols = checked_int(cols, "cols")
     cols = min(cols, count)
-    separator = _positive_int(separator, "separator", 0)
+    separator = checked_int(separator, "separator", 0)
     rows = math.ceil(count / cols)
     sheet = np.full(
         (rows * height + (rows - 1) * separator, cols * width + (cols - 1) * separator),

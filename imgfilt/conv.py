@@ -75,7 +75,7 @@ def set_num_threads(n: int) -> None:
     1
     """
     global _num_threads
-    value = _positive_int(n, "n")
+    value = checked_int(n, "n")
     with _threads_lock:
         _num_threads = value
 
@@ -89,7 +89,11 @@ def get_num_threads() -> int:
 # Argument normalisation
 
 
-def _positive_int(value: object, name: str, minimum: int = 1) -> int:
+def checked_int(value: object, name: str, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``, or a TypeError/ValueError naming ``name``.
+
+    Booleans, floats (even integral ones) and NaN are refused, as PyTorch refuses them.
+    """
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got the boolean {value!r}")
     try:
@@ -111,8 +115,8 @@ def _per_axis(value: IntOrTuple, name: str, ndim: int, minimum: int = 1) -> Tupl
             raise ValueError(
                 f"{name} must be an int or {ndim} ints (one per spatial axis), got {value!r}"
             )
-        return tuple(_positive_int(v, f"{name}[{i}]", minimum) for i, v in enumerate(items))
-    return (_positive_int(value, name, minimum),) * ndim
+        return tuple(checked_int(v, f"{name}[{i}]", minimum) for i, v in enumerate(items))
+    return (checked_int(value, name, minimum),) * ndim
 
 
 def _padding_pairs(
@@ -149,15 +153,15 @@ def _padding_pairs(
                     )
                 pairs.append(
                     (
-                        _positive_int(item[0], f"padding[{axis}][0]", 0),
-                        _positive_int(item[1], f"padding[{axis}][1]", 0),
+                        checked_int(item[0], f"padding[{axis}][0]", 0),
+                        checked_int(item[1], f"padding[{axis}][1]", 0),
                     )
                 )
             else:
-                width = _positive_int(item, f"padding[{axis}]", 0)
+                width = checked_int(item, f"padding[{axis}]", 0)
                 pairs.append((width, width))
         return tuple(pairs)
-    width = _positive_int(padding, "padding", 0)
+    width = checked_int(padding, "padding", 0)
     return ((width, width),) * ndim
 
 
@@ -280,7 +284,7 @@ def plan(
         raise ValueError(f"x has an empty axis: shape {x_shape}")
     if 0 in weight_shape:
         raise ValueError(f"weight has an empty axis: shape {weight_shape}")
-    groups = _positive_int(groups, "groups")
+    groups = checked_int(groups, "groups")
     stride_t = _per_axis(stride, "stride", ndim)
     dilation_t = _per_axis(dilation, "dilation", ndim)
     mode = normalize_mode(padding_mode)
