@@ -74,7 +74,7 @@ def per_channel_cases(rng, height: int, width: int) -> List[Case]:
             tw = torch.from_numpy(weight)
             pad = k // 2
 
-            def torch_run(tw=tw, pad=pad):
+            def torch_run(tx=tx, tw=tw, pad=pad):
                 padded = torch.nn.functional.pad(tx, (pad,) * 4, mode="reflect")
                 return torch.nn.functional.conv2d(padded, tw, groups=3)[0].numpy()
 
