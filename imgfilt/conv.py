@@ -5,6 +5,7 @@ Every argument is normalised and checked here, once, into a :class:`Plan`; the c
 """
 from __future__ import annotations
 
+import importlib
 import operator
 import os
 import threading
@@ -14,7 +15,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import _engine
+from . import _engine as _baseline_engine
 from ._padding import index_map, normalize_mode, output_length, same_padding
 
 __all__ = ["conv", "convolve", "set_num_threads", "get_num_threads", "Plan", "plan"]
@@ -53,6 +54,34 @@ def _default_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _load_engines() -> dict:
+    """Every engine build this CPU runs, by instruction set, best last.
+
+    ``IMGFILT_SIMD=baseline|avx2|avx512`` restricts the choice (for tests and comparisons).
+    """
+    engines = {"baseline": _baseline_engine}
+    for isa in ("avx2", "avx512"):
+        try:
+            if _baseline_engine.cpu_supports(isa):
+                engines[isa] = importlib.import_module(f"imgfilt._engine_{isa}")
+        except ImportError:  # built without that variant (another compiler or architecture)
+            pass
+    return engines
+
+
+_engines = _load_engines()
+_wanted_isa = os.environ.get("IMGFILT_SIMD", "").strip().lower()
+if _wanted_isa and _wanted_isa not in _engines:
+    warnings.warn(f"IMGFILT_SIMD={_wanted_isa!r} is not available on this CPU or build; "
+                  f"choose from {sorted(_engines)}", RuntimeWarning, stacklevel=1)
+_engine = _engines.get(_wanted_isa) or list(_engines.values())[-1]
+
+
+def engine_isa() -> str:
+    """The instruction set of the engine in use: "baseline", "avx2" or "avx512"."""
+    return _engine.instruction_set()
 
 
 _threads_lock = threading.Lock()
@@ -357,7 +386,8 @@ def _check_allocation(p: Plan) -> None:
     kernel3 = (1,) * (3 - p.ndim) + p.kernel_shape
     dilation_h = ((1,) * (3 - p.ndim) + p.dilation)[1]
     ring_bytes = (get_num_threads() * (p.in_channels // p.groups) * kernel3[0]
-                  * _ring_rows(kernel3[1], dilation_h) * padded[-1] * p.dtype.itemsize)
+                  * _ring_rows(kernel3[1], dilation_h) * (padded[-1] + _engine.strip_width())
+                  * p.dtype.itemsize)
     for what, size in (("output", out_bytes), ("padding", map_bytes), ("row buffer", ring_bytes)):
         if size > _MAX_BYTES:
             raise ValueError(
@@ -380,16 +410,17 @@ def _run_direct(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray,
     ]
     stride3 = (1,) * (3 - p.ndim) + p.stride
     dilation3 = (1,) * (3 - p.ndim) + p.dilation
-    kd, kh, _ = w5.shape[2:]
+    kd, kh, kw = w5.shape[2:]
     ring_rows = _ring_rows(kh, dilation3[1])
     items = x5.shape[0] * p.groups * out5.shape[2] * out5.shape[3]
     threads = max(1, min(get_num_threads(), items))
     slots = (p.in_channels // p.groups) * kd * ring_rows
-    ring = np.empty((threads, slots, maps[2].shape[0]), dtype=p.dtype)
+    # Zero-filled: a strip may read (and discard) a few columns past the padded row.
+    ring = np.zeros((threads, slots * (maps[2].shape[0] + _engine.strip_width())), dtype=p.dtype)
     tags = np.full((threads, slots), -1, dtype=np.intp)
     _engine.correlate(
-        x5, w5, b, out5, maps[0], maps[1], maps[2], pads3[2][0], p.groups,
-        stride3, dilation3, ring, tags, ring_rows, threads,
+        x5, w5.reshape(w5.shape[0], -1), (kd, kh, kw), b, out5, maps[0], maps[1], maps[2],
+        pads3[2][0], p.groups, stride3, dilation3, ring, tags, ring_rows, threads,
     )
 
 

@@ -410,8 +410,8 @@ def test_eight_threads_at_once_get_the_sequential_answers():
 
 
 def test_the_gil_is_released_while_the_engine_runs():
-    x = np.random.default_rng(7).normal(size=(4, 700, 700)).astype(np.float32)
-    w = np.ones((4, 4, 7, 7), np.float32)
+    x = np.random.default_rng(7).normal(size=(8, 700, 700)).astype(np.float32)
+    w = np.ones((8, 8, 11, 11), np.float32)
     before = imgfilt.get_num_threads()
     imgfilt.set_num_threads(1)
     try:

@@ -1,0 +1,391 @@
+# The compiled core: multi-channel cross-correlation of 3-D-shaped data.
+#
+# This file is included by three small modules (_engine, _engine_avx2, _engine_avx512) that setup.py
+# compiles with different instruction-set flags; imgfilt.conv picks the best one the CPU runs.
+#
+# Everything arrives normalised by imgfilt.conv: 1-D and 2-D problems come as 3-D ones with unit
+# axes, data and weights are C-contiguous in the compute dtype, padding comes as three index maps
+# (padded position -> input index, -1 for a zero). This code knows nothing of padding-mode names,
+# dtypes other than float/double, PIL or files. Compiler directives are set in setup.py.
+#
+# Work is split by output rows (n, group, z, y); each row is computed for all the group's output
+# channels. A row of the padded input is built once into a per-thread ring of rows (from the index
+# maps: the inner loops have no border branches), then reused by the next output rows that need it.
+# With stride 1 along the row, an output row is computed in strips of STRIP samples for blocks of
+# up to four output channels at once: the strip's accumulators stay in vector registers while every
+# tap of the kernel is added ("fused taps"), and each input vector loaded feeds four outputs.
+from cython.parallel cimport parallel, prange, threadid
+from cython cimport floating
+from cython.view cimport array as cvarray
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int imgfilt_has_openmp(void) { return 1; }
+    static int imgfilt_omp_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int imgfilt_has_openmp(void) { return 0; }
+    static int imgfilt_omp_max_threads(void) { return 1; }
+    #endif
+    #ifdef IMGFILT_DEBUG
+    static int imgfilt_debug_build(void) { return 1; }
+    #else
+    static int imgfilt_debug_build(void) { return 0; }
+    #endif
+    #ifndef IMGFILT_STRIP
+    #define IMGFILT_STRIP 16
+    #endif
+    #ifndef IMGFILT_ISA
+    #define IMGFILT_ISA "baseline"
+    #endif
+    """
+    int imgfilt_has_openmp() noexcept nogil
+    int imgfilt_omp_max_threads() noexcept nogil
+    int imgfilt_debug_build() noexcept nogil
+    const char *IMGFILT_ISA
+    # Output samples per strip of the fused kernels (a compile-time constant, so the strip loops
+    # unroll into whole vector registers); setup.py sets it per instruction set.
+    enum: STRIP "IMGFILT_STRIP"
+
+# Output channels per block of the fused kernel (_fused_block): 4 x STRIP accumulators fill about
+# half the vector registers, leaving room for the input vectors and the broadcast weights.
+cdef enum:
+    BLOCK = 4
+
+
+def has_openmp():
+    """Return True when the engine was compiled with OpenMP."""
+    return bool(imgfilt_has_openmp())
+
+
+def debug_build():
+    """Return True when the engine was built with ``IMGFILT_DEBUG=1`` (bounds checks on)."""
+    return bool(imgfilt_debug_build())
+
+
+def omp_max_threads():
+    """OpenMP's default thread count (1 without OpenMP)."""
+    return imgfilt_omp_max_threads()
+
+
+def instruction_set():
+    """The instruction set this module was compiled for: "baseline", "avx2" or "avx512"."""
+    return IMGFILT_ISA.decode()
+
+
+def strip_width():
+    """Extra columns each ring row has beyond the padded width (a whole strip may overrun)."""
+    return BLOCK * STRIP
+
+
+cdef int _fill_row(const floating[:, :, :, :, ::1] x, Py_ssize_t n, Py_ssize_t c,
+                   Py_ssize_t src_z, Py_ssize_t src_y, const Py_ssize_t[::1] col_map,
+                   Py_ssize_t pad_left, floating[:, ::1] ring, Py_ssize_t tid,
+                   Py_ssize_t start) except -1 nogil:
+    """Write one padded input row into ``ring[tid, start : start + len(col_map)]``."""
+    cdef Py_ssize_t width = x.shape[4]
+    cdef Py_ssize_t padded_width = col_map.shape[0]
+    cdef Py_ssize_t j, src
+    if src_z < 0 or src_y < 0:
+        for j in range(padded_width):
+            ring[tid, start + j] = 0
+        return 0
+    # Only the pad columns go through the map; the interior is a straight copy.
+    for j in range(pad_left):
+        src = col_map[j]
+        ring[tid, start + j] = x[n, c, src_z, src_y, src] if src >= 0 else 0
+    for j in range(width):
+        ring[tid, start + pad_left + j] = x[n, c, src_z, src_y, j]
+    for j in range(pad_left + width, padded_width):
+        src = col_map[j]
+        ring[tid, start + j] = x[n, c, src_z, src_y, src] if src >= 0 else 0
+    return 0
+
+
+cdef inline Py_ssize_t _slot(Py_ssize_t i, Py_ssize_t kd, Py_ssize_t kh, Py_ssize_t padded_row,
+                             Py_ssize_t kernel_d, Py_ssize_t ring_rows,
+                             bint cycle) noexcept nogil:
+    """Ring slot of padded row ``padded_row`` seen through tap ``(i, kd, kh)``.
+
+    When the ring holds the kernel's whole row span (``cycle``), slots cycle with the padded row
+    index, so an output row finds the rows its predecessor loaded; otherwise (a large dilation)
+    each tap row has a slot of its own.
+    """
+    cdef Py_ssize_t row_slot = padded_row % ring_rows if cycle else kh
+    return (i * kernel_d + kd) * ring_rows + row_slot
+
+
+cdef Py_ssize_t _bad_entries(const Py_ssize_t[::1] index_map, Py_ssize_t length) noexcept nogil:
+    """Number of entries that are neither -1 nor an index of an axis of ``length``."""
+    cdef Py_ssize_t j, bad = 0
+    for j in range(index_map.shape[0]):
+        if index_map[j] < -1 or index_map[j] >= length:
+            bad += 1
+    return bad
+
+
+cdef int _fused_block(const floating[:, ::1] taps, const floating[::1] bias,
+                      floating[:, :, :, :, ::1] out, const floating[:, ::1] ring,
+                      const Py_ssize_t[::1] tap_offsets, Py_ssize_t o, Py_ssize_t n,
+                      Py_ssize_t z, Py_ssize_t y, Py_ssize_t tid) except -1 nogil:
+    """Output channels ``o .. o+3`` of one output row, stride 1 along the row.
+
+    ``taps[o, t]`` is the weight of tap ``t`` (the kernel flattened in C order) and
+    ``tap_offsets[t]`` where tap ``t``'s input starts in this thread's flattened ring. One flat
+    loop over the taps lets the compiler keep the 4 x strip accumulators in registers throughout.
+    """
+    cdef Py_ssize_t n_taps = taps.shape[1], out_w = out.shape[4]
+    cdef Py_ssize_t x0, j, t, base, count
+    # Doubles take twice the registers: half the strip (a constant once Cython specialises).
+    cdef Py_ssize_t strip = STRIP if floating is float else STRIP // 2
+    cdef floating w0, w1, w2, w3, v
+    cdef floating acc0[STRIP]
+    cdef floating acc1[STRIP]
+    cdef floating acc2[STRIP]
+    cdef floating acc3[STRIP]
+    x0 = 0
+    while x0 < out_w:
+        for j in range(strip):
+            acc0[j] = bias[o]
+            acc1[j] = bias[o + 1]
+            acc2[j] = bias[o + 2]
+            acc3[j] = bias[o + 3]
+        for t in range(n_taps):
+            base = tap_offsets[t] + x0
+            w0 = taps[o, t]
+            w1 = taps[o + 1, t]
+            w2 = taps[o + 2, t]
+            w3 = taps[o + 3, t]
+            for j in range(strip):
+                v = ring[tid, base + j]
+                acc0[j] += w0 * v
+                acc1[j] += w1 * v
+                acc2[j] += w2 * v
+                acc3[j] += w3 * v
+        # A constant count for whole strips: a variable one becomes a slow byte-wise memcpy.
+        count = strip if x0 + strip <= out_w else out_w - x0
+        if count == strip:
+            for j in range(strip):
+                out[n, o, z, y, x0 + j] = acc0[j]
+                out[n, o + 1, z, y, x0 + j] = acc1[j]
+                out[n, o + 2, z, y, x0 + j] = acc2[j]
+                out[n, o + 3, z, y, x0 + j] = acc3[j]
+        else:
+            for j in range(count):
+                out[n, o, z, y, x0 + j] = acc0[j]
+                out[n, o + 1, z, y, x0 + j] = acc1[j]
+                out[n, o + 2, z, y, x0 + j] = acc2[j]
+                out[n, o + 3, z, y, x0 + j] = acc3[j]
+        x0 += strip
+    return 0
+
+
+cdef int _fused_single(const floating[:, ::1] taps, const floating[::1] bias,
+                       floating[:, :, :, :, ::1] out, const floating[:, ::1] ring,
+                       const Py_ssize_t[::1] tap_offsets, Py_ssize_t o, Py_ssize_t n,
+                       Py_ssize_t z, Py_ssize_t y, Py_ssize_t tid) except -1 nogil:
+    """Output channel ``o`` of one output row, stride 1 along the row (see ``_fused_block``).
+
+    The strip is four times as wide as the block's, so that as many independent accumulators
+    hide the latency of the multiply-adds.
+    """
+    cdef Py_ssize_t n_taps = taps.shape[1], out_w = out.shape[4]
+    cdef Py_ssize_t x0, j, t, base, count
+    cdef Py_ssize_t strip = BLOCK * (STRIP if floating is float else STRIP // 2)
+    cdef floating w0
+    cdef floating acc0[BLOCK * STRIP]
+    x0 = 0
+    while x0 < out_w:
+        for j in range(strip):
+            acc0[j] = bias[o]
+        for t in range(n_taps):
+            base = tap_offsets[t] + x0
+            w0 = taps[o, t]
+            for j in range(strip):
+                acc0[j] += w0 * ring[tid, base + j]
+        count = strip if x0 + strip <= out_w else out_w - x0
+        if count == strip:
+            for j in range(strip):
+                out[n, o, z, y, x0 + j] = acc0[j]
+        else:
+            for j in range(count):
+                out[n, o, z, y, x0 + j] = acc0[j]
+        x0 += strip
+    return 0
+
+
+cdef int _strided_channel(const floating[:, ::1] taps, const floating[::1] bias,
+                          floating[:, :, :, :, ::1] out, const floating[:, ::1] ring,
+                          const Py_ssize_t[::1] tap_offsets, Py_ssize_t o, Py_ssize_t n,
+                          Py_ssize_t z, Py_ssize_t y, Py_ssize_t sw,
+                          Py_ssize_t tid) except -1 nogil:
+    """Output channel ``o`` of one output row with any stride along the row (tap by tap)."""
+    cdef Py_ssize_t n_taps = taps.shape[1], out_w = out.shape[4]
+    cdef Py_ssize_t xx, t, base
+    cdef floating tap
+    for xx in range(out_w):
+        out[n, o, z, y, xx] = bias[o]
+    for t in range(n_taps):
+        tap = taps[o, t]
+        base = tap_offsets[t]
+        for xx in range(out_w):
+            out[n, o, z, y, xx] += tap * ring[tid, base + xx * sw]
+    return 0
+
+
+cdef int _output_row(const floating[:, :, :, :, ::1] x,
+                     const floating[:, ::1] taps,
+                     Py_ssize_t kernel_d, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
+                     const floating[::1] bias,
+                     floating[:, :, :, :, ::1] out,
+                     const Py_ssize_t[::1] plane_map,
+                     const Py_ssize_t[::1] row_map,
+                     const Py_ssize_t[::1] col_map,
+                     Py_ssize_t pad_left,
+                     Py_ssize_t group_in, Py_ssize_t group_out,
+                     Py_ssize_t n, Py_ssize_t g, Py_ssize_t z, Py_ssize_t y,
+                     Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t sw,
+                     Py_ssize_t dd, Py_ssize_t dh, Py_ssize_t dw,
+                     floating[:, ::1] ring, Py_ssize_t ring_width, Py_ssize_t[:, ::1] tags,
+                     Py_ssize_t[:, ::1] tap_offsets, Py_ssize_t tid,
+                     Py_ssize_t ring_rows, bint cycle) except -1 nogil:
+    """Compute ``out[n, o, z, y, :]`` for every output channel ``o`` of group ``g``."""
+    cdef Py_ssize_t in_channels = x.shape[1]
+    cdef Py_ssize_t padded_d = plane_map.shape[0], padded_h = row_map.shape[0]
+    cdef Py_ssize_t i, c, kd, kh, kw, pz, pr, slot, key, o, t = 0
+    cdef Py_ssize_t end = (g + 1) * group_out
+
+    # Make every padded row this output row reads resident in the ring, and note where each
+    # tap's input starts (in the thread's flattened ring).
+    for i in range(group_in):
+        c = g * group_in + i
+        for kd in range(kernel_d):
+            pz = z * sd + kd * dd
+            for kh in range(kernel_h):
+                pr = y * sh + kh * dh
+                slot = _slot(i, kd, kh, pr, kernel_d, ring_rows, cycle)
+                key = ((n * in_channels + c) * padded_d + pz) * padded_h + pr
+                if tags[tid, slot] != key:
+                    _fill_row(x, n, c, plane_map[pz], row_map[pr], col_map, pad_left,
+                              ring, tid, slot * ring_width)
+                    tags[tid, slot] = key
+                for kw in range(kernel_w):
+                    tap_offsets[tid, t] = slot * ring_width + kw * dw
+                    t += 1
+
+    o = g * group_out
+    if sw == 1:
+        while o + BLOCK <= end:
+            _fused_block(taps, bias, out, ring, tap_offsets[tid], o, n, z, y, tid)
+            o += BLOCK
+        while o < end:
+            _fused_single(taps, bias, out, ring, tap_offsets[tid], o, n, z, y, tid)
+            o += 1
+    else:
+        while o < end:
+            _strided_channel(taps, bias, out, ring, tap_offsets[tid], o, n, z, y, sw, tid)
+            o += 1
+    return 0
+
+
+def correlate(const floating[:, :, :, :, ::1] x,
+              const floating[:, ::1] taps,
+              tuple kernel_shape,
+              const floating[::1] bias,
+              floating[:, :, :, :, ::1] out,
+              const Py_ssize_t[::1] plane_map,
+              const Py_ssize_t[::1] row_map,
+              const Py_ssize_t[::1] col_map,
+              Py_ssize_t pad_left,
+              Py_ssize_t groups,
+              tuple stride,
+              tuple dilation,
+              floating[:, ::1] ring,
+              Py_ssize_t[:, ::1] tags,
+              Py_ssize_t ring_rows,
+              int num_threads):
+    """Cross-correlate ``x (N, C_in, D, H, W)`` with a kernel ``(C_out, C_in/groups, KD, KH, KW)``.
+
+    The kernel comes flattened, ``taps (C_out, C_in/groups * KD * KH * KW)``, with its
+    ``kernel_shape (KD, KH, KW)``. ``out (N, C_out, Do, Ho, Wo)`` is written.
+    ``plane_map``/``row_map``/``col_map`` give, for each padded position, the input index
+    (-1: zero); ``pad_left`` is the number of padded columns before the input's first column.
+    ``ring (threads, C_in/groups * KD * ring_rows * (len(col_map) + strip_width()))``
+    (zero-filled) and ``tags (threads, C_in/groups * KD * ring_rows)`` (filled with -1) are
+    per-thread scratch.
+
+    The shapes are checked again here (cheaply, once) so that no call can index out of bounds.
+    """
+    cdef Py_ssize_t sd = stride[0], sh = stride[1], sw = stride[2]
+    cdef Py_ssize_t dd = dilation[0], dh = dilation[1], dw = dilation[2]
+    cdef Py_ssize_t batch = x.shape[0], in_channels = x.shape[1]
+    cdef Py_ssize_t out_channels = taps.shape[0], group_in
+    cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
+    cdef Py_ssize_t kernel_w = kernel_shape[2], ring_width, slots
+    cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
+    cdef Py_ssize_t n_items, item, t, n, g, z, y, tid = 0
+    cdef Py_ssize_t axis, group_out
+    cdef bint cycle
+    cdef Py_ssize_t kernel[3]
+    cdef Py_ssize_t padded[3]
+    cdef Py_ssize_t outs[3]
+    cdef Py_ssize_t strides[3]
+    cdef Py_ssize_t dilations[3]
+    cdef Py_ssize_t[:, ::1] tap_offsets
+
+    if min(sd, sh, sw, dd, dh, dw, groups, num_threads, ring_rows, kernel_d, kernel_h,
+           kernel_w) < 1:
+        raise ValueError("engine: stride, dilation, groups, threads, ring rows and kernel sizes "
+                         "must be >= 1")
+    group_in = in_channels // groups
+    if in_channels != groups * group_in or out_channels % groups:
+        raise ValueError("engine: channel counts do not match groups")
+    if taps.shape[1] != group_in * kernel_d * kernel_h * kernel_w:
+        raise ValueError("engine: taps do not match the kernel shape")
+    if out.shape[0] != batch or out.shape[1] != out_channels or bias.shape[0] != out_channels:
+        raise ValueError("engine: output or bias shape does not match")
+    kernel[0], kernel[1], kernel[2] = kernel_d, kernel_h, kernel_w
+    padded[0], padded[1], padded[2] = plane_map.shape[0], row_map.shape[0], col_map.shape[0]
+    outs[0], outs[1], outs[2] = out_d, out_h, out_w
+    strides[0], strides[1], strides[2] = sd, sh, sw
+    dilations[0], dilations[1], dilations[2] = dd, dh, dw
+    for axis in range(3):
+        if outs[axis] < 1 or (outs[axis] - 1) * strides[axis] + dilations[axis] * (kernel[axis] - 1) >= padded[axis]:
+            raise ValueError(f"engine: output axis {axis} reads beyond the padded input")
+    if pad_left < 0 or pad_left + x.shape[4] > padded[2]:
+        raise ValueError("engine: pad_left does not fit the column map")
+    if (_bad_entries(plane_map, x.shape[2]) or _bad_entries(row_map, x.shape[3])
+            or _bad_entries(col_map, x.shape[4])):
+        raise ValueError("engine: an index map points outside the input")
+    if ring.shape[0] < num_threads or tags.shape[0] < num_threads:
+        raise ValueError("engine: fewer scratch rings than threads")
+    # A strip may read up to BLOCK * STRIP - 1 columns past the last padded column (into zeros).
+    ring_width = padded[2] + BLOCK * STRIP
+    slots = group_in * kernel_d * ring_rows
+    if (ring.shape[1] != slots * ring_width or tags.shape[1] != slots
+            or ring_rows < kernel_h):
+        raise ValueError("engine: scratch ring has the wrong shape")
+
+    group_out = out_channels // groups
+    cycle = ring_rows >= dh * (kernel[1] - 1) + 1
+    n_items = batch * groups * out_d * out_h
+    tap_offsets = _index_scratch(num_threads, taps.shape[1])
+    with nogil, parallel(num_threads=num_threads):
+        tid = threadid()
+        for item in prange(n_items, schedule="static"):
+            y = item % out_h
+            t = item // out_h
+            z = t % out_d
+            t = t // out_d
+            g = t % groups
+            n = t // groups
+            _output_row(x, taps, kernel_d, kernel_h, kernel_w, bias, out, plane_map, row_map,
+                        col_map, pad_left, group_in, group_out, n, g, z, y, sd, sh, sw,
+                        dd, dh, dw, ring, ring_width, tags, tap_offsets, tid, ring_rows, cycle)
+
+
+cdef Py_ssize_t[:, ::1] _index_scratch(Py_ssize_t threads, Py_ssize_t rows):
+    """Per-thread scratch for the ring offsets of one output row's taps."""
+    return cvarray(shape=(threads, max(rows, 1)), itemsize=sizeof(Py_ssize_t),
+                   format="q" if sizeof(Py_ssize_t) == 8 else "i")
