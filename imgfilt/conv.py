@@ -403,25 +403,92 @@ def _check_allocation(p: Plan) -> None:
 
 def _run_direct(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray, p: Plan) -> None:
     pads3 = ((0, 0),) * (3 - p.ndim) + p.padding
-    sizes3 = x5.shape[2:]
     maps = [
         index_map(size, before, after, p.padding_mode)
-        for size, (before, after) in zip(sizes3, pads3)
+        for size, (before, after) in zip(x5.shape[2:], pads3)
     ]
     stride3 = (1,) * (3 - p.ndim) + p.stride
     dilation3 = (1,) * (3 - p.ndim) + p.dilation
+    _call_engine(x5, w5, b, out5, maps, pads3[2][0], p.groups, stride3, dilation3)
+
+
+def _call_engine(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray,
+                 maps: Sequence[np.ndarray], pad_left: int, groups: int,
+                 stride3: Tuple[int, int, int], dilation3: Tuple[int, int, int]) -> None:
+    """Allocate the per-thread scratch and run the engine on 5-D arrays and index maps."""
     kd, kh, kw = w5.shape[2:]
     ring_rows = _ring_rows(kh, dilation3[1])
-    items = x5.shape[0] * p.groups * out5.shape[2] * out5.shape[3]
+    items = x5.shape[0] * groups * out5.shape[2] * out5.shape[3]
     threads = max(1, min(get_num_threads(), items))
-    slots = (p.in_channels // p.groups) * kd * ring_rows
+    slots = (x5.shape[1] // groups) * kd * ring_rows
     # Zero-filled: a strip may read (and discard) a few columns past the padded row.
-    ring = np.zeros((threads, slots * (maps[2].shape[0] + _engine.strip_width())), dtype=p.dtype)
+    ring = np.zeros((threads, slots * (maps[2].shape[0] + _engine.strip_width())),
+                    dtype=out5.dtype)
     tags = np.full((threads, slots), -1, dtype=np.intp)
     _engine.correlate(
         x5, w5.reshape(w5.shape[0], -1), (kd, kh, kw), b, out5, maps[0], maps[1], maps[2],
-        pads3[2][0], p.groups, stride3, dilation3, ring, tags, ring_rows, threads,
+        pad_left, groups, stride3, dilation3, ring, tags, ring_rows, threads,
     )
+
+
+def correlate_channels_last(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: Optional[np.ndarray] = None,
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    padding_mode: str = "zeros",
+    dilation: IntOrTuple = 1,
+) -> np.ndarray:
+    """Filter every channel of channels-last data ``(*S, C)`` with each kernel of ``weight``.
+
+    The result is ``(F, *S_out, C)`` for ``weight (F, 1, *K)``: what
+    ``conv(x_c[None], weight, bias, ...)`` gives for each channel ``x_c``, computed without moving
+    the channels. A row of ``W`` pixels of ``C`` channels is one row of ``W * C`` samples whose
+    taps are ``C`` apart (OpenCV's way with interleaved images), so the stride along the last
+    spatial axis must be 1; arguments mean what they mean for :func:`conv`.
+
+    Examples
+    --------
+    >>> rgb = np.random.rand(48, 64, 3).astype(np.float32)
+    >>> box = np.full((1, 1, 3, 3), 1 / 9, np.float32)
+    >>> correlate_channels_last(rgb, box, padding="same", padding_mode="reflect").shape
+    (1, 48, 64, 3)
+    """
+    x_arr = _as_array(x, "x")
+    if x_arr.ndim < 2 or x_arr.ndim > 4:
+        raise ValueError(f"x must be (*S, C) with 1 to 3 spatial axes, got shape {x_arr.shape}")
+    channels = x_arr.shape[-1]
+    spatial = x_arr.shape[:-1]
+    w_arr = _as_array(weight, "weight")
+    p = plan((1,) + spatial, x_arr.dtype, w_arr.shape, stride=stride, padding=padding,
+             padding_mode=padding_mode, dilation=dilation)
+    if p.stride[-1] != 1:
+        raise ValueError(f"correlate_channels_last needs stride 1 along the last spatial axis, "
+                         f"got stride {p.stride}")
+    _check_allocation(p)
+    x5 = np.ascontiguousarray(x_arr, dtype=p.dtype).reshape(
+        (1, 1) + (1,) * (3 - p.ndim) + spatial[:-1] + (spatial[-1] * channels,))
+    w5 = np.ascontiguousarray(w_arr, dtype=p.dtype).reshape(
+        (p.out_channels, 1) + (1,) * (3 - p.ndim) + p.kernel_shape)
+    b = _checked_bias(bias, p)
+    pads3 = ((0, 0),) * (3 - p.ndim) + p.padding
+    sizes3 = (1,) * (3 - p.ndim) + spatial
+    maps = [index_map(size, before, after, p.padding_mode)
+            for size, (before, after) in zip(sizes3, pads3)]
+    # Column map over interleaved samples: padded pixel j, channel c -> map[j] * C + c.
+    pixel_map = maps[2]
+    interleaved = pixel_map[:, None] * channels + np.arange(channels)
+    maps[2] = np.where(pixel_map[:, None] >= 0, interleaved, -1).reshape(-1).astype(np.intp)
+    out_spatial = p.result_shape[1:]
+    out = np.empty((p.out_channels,) + out_spatial + (channels,), dtype=p.dtype)
+    out5 = out.reshape((1, p.out_channels) + (1,) * (3 - p.ndim) + out_spatial[:-1]
+                       + (out_spatial[-1] * channels,))
+    stride3 = (1,) * (3 - p.ndim) + p.stride
+    dilation3 = (1,) * (3 - p.ndim) + p.dilation[:-1] + (p.dilation[-1] * channels,)
+    _call_engine(x5, w5, b, out5, maps, pads3[2][0] * channels, 1, stride3, dilation3)
+    return out
 
 
 def conv(
@@ -501,15 +568,7 @@ def conv(
         stride=stride, padding=padding, padding_mode=padding_mode,
         dilation=dilation, groups=groups,
     )
-    if bias is None:
-        b = np.zeros(p.out_channels, dtype=p.dtype)
-    else:
-        b_arr = _as_array(bias, "bias")
-        if b_arr.shape != (p.out_channels,):
-            raise ValueError(
-                f"bias must have shape (C_out,) = ({p.out_channels},), got shape {b_arr.shape}"
-            )
-        b = np.ascontiguousarray(b_arr, dtype=p.dtype)
+    b = _checked_bias(bias, p)
 
     lead = (p.batch, p.in_channels) if p.batched else (1, p.in_channels)
     pad3 = (1,) * (3 - p.ndim)
@@ -525,6 +584,18 @@ def conv(
         out[...] = result
         return out
     return result
+
+
+def _checked_bias(bias: Optional[np.ndarray], p: Plan) -> np.ndarray:
+    """The bias as a contiguous ``(C_out,)`` array of the compute dtype (zeros when None)."""
+    if bias is None:
+        return np.zeros(p.out_channels, dtype=p.dtype)
+    b_arr = _as_array(bias, "bias")
+    if b_arr.shape != (p.out_channels,):
+        raise ValueError(
+            f"bias must have shape (C_out,) = ({p.out_channels},), got shape {b_arr.shape}"
+        )
+    return np.ascontiguousarray(b_arr, dtype=p.dtype)
 
 
 def _output_array(out: Optional[np.ndarray], p: Plan, x_arr: np.ndarray) -> np.ndarray:

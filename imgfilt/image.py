@@ -12,7 +12,8 @@ import numpy as np
 from PIL import Image
 
 # The submodule by name: the package attribute imgfilt.conv is the function, not the module.
-from .conv import conv as _engine_conv, plan as _plan
+from .conv import conv as _engine_conv, correlate_channels_last as _correlate_channels_last
+from .conv import plan as _plan
 from ._padding import normalize_mode
 from .filters import COMBINES, Filter, get_filter
 
@@ -359,6 +360,13 @@ def _apply_ndarray(
             f"filter {filt.name!r} mixes {filt.in_channels} channels (weight "
             f"{filt.weight.shape}) but the image has {channels.shape[0]} (shape {array.shape})"
         )
+    if filt.per_channel and axis == array.ndim - 1 and _unit_last(stride, filt.ndim):
+        # Channels last, as images come: filter the interleaved rows where they are.
+        x = array.astype(_compute_dtype(array.dtype), copy=False)
+        responses = correlate_same(x, filt.weight, filt.bias, padding_mode, stride, dilation,
+                                   channels_last=True)
+        result = responses[0] if filt.combine is None else COMBINES[filt.combine](responses, 0)
+        return _convert_output(result, array.dtype, output)
     x = channels.astype(_compute_dtype(array.dtype), copy=False)
     if filt.per_channel:
         x = x[:, None]  # a batch of C one-channel images
@@ -373,6 +381,16 @@ def _apply_ndarray(
     return np.moveaxis(result, 0, axis)
 
 
+def _unit_last(stride: Any, ndim: int) -> bool:
+    """True when ``stride`` (an int or one per axis) is 1 along the last spatial axis.
+
+    Anything else (including invalid strides, which conv then reports) takes the general path.
+    """
+    if isinstance(stride, (tuple, list)) and len(stride) == ndim:
+        stride = stride[-1]
+    return isinstance(stride, (int, np.integer)) and not isinstance(stride, bool) and stride == 1
+
+
 def correlate_same(
     x: np.ndarray,
     weight: np.ndarray,
@@ -383,10 +401,13 @@ def correlate_same(
     *,
     centred: bool = True,
     groups: int = 1,
+    channels_last: bool = False,
 ) -> np.ndarray:
     """:func:`imgfilt.conv` with ``'same'`` padding, defining ``'reflect'`` on 1-sample axes.
 
-    ``x`` is ``(C_in, *S)`` or ``(N, C_in, *S)``. numpy.pad and scipy's 'mirror' repeat the one
+    ``x`` is ``(C_in, *S)`` or ``(N, C_in, *S)``; with ``channels_last``, ``x`` is ``(*S, C)``,
+    ``weight`` is ``(F, 1, *K)`` and the result is ``(F, *S_out, C)`` (each channel filtered
+    alone, by :func:`imgfilt.conv.correlate_channels_last`). numpy.pad and scipy's 'mirror' repeat the one
     sample of a length-1 axis where reflection is undefined; the engine refuses instead, so such
     axes are padded here (by repetition) and the engine pads the others.
 
@@ -396,13 +417,14 @@ def correlate_same(
     ``ceil(S / stride)`` samples.
     """
     mode = normalize_mode(padding_mode)
+    x_shape = (1,) + x.shape[:-1] if channels_last else x.shape
     shape_plan = _plan(
-        x.shape, x.dtype, weight.shape, stride=1 if centred else stride, padding="same",
+        x_shape, x.dtype, weight.shape, stride=1 if centred else stride, padding="same",
         padding_mode="zeros", dilation=dilation, groups=groups,
     )
     pads = list(shape_plan.padding)
     if mode == "reflect":
-        lead = x.ndim - shape_plan.ndim
+        lead = 0 if channels_last else x.ndim - shape_plan.ndim
         widths = [(0, 0)] * lead
         for axis, size in enumerate(shape_plan.in_shape):
             if size == 1 and any(pads[axis]):
@@ -410,8 +432,13 @@ def correlate_same(
                 pads[axis] = (0, 0)
             else:
                 widths.append((0, 0))
+        if channels_last:
+            widths.append((0, 0))
         if any(any(w) for w in widths):
             x = np.pad(x, widths, mode="edge")
+    if channels_last:
+        return _correlate_channels_last(x, weight, bias, stride=stride, padding=tuple(pads),
+                                        padding_mode=mode, dilation=dilation)
     return _engine_conv(
         x, weight, bias, stride=stride, padding=tuple(pads), padding_mode=mode,
         dilation=dilation, groups=groups,

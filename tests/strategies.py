@@ -25,8 +25,12 @@ def conv_problems(draw, max_size=9, max_pad=12):
     size_cap = max_size if ndim < 3 else max(2, max_size * 2 // 3)
     groups = draw(st.integers(1, 3))
     group_in = draw(st.integers(1, 3))
-    group_out = draw(st.integers(1, 3))
+    # Up to 6 outputs per group: the engine computes blocks of 4 output channels, then singles.
+    group_out = draw(st.integers(1, 6))
     sizes = tuple(draw(st.lists(st.integers(1, size_cap), min_size=ndim, max_size=ndim)))
+    if draw(st.integers(0, 3)) == 0:
+        # A long last axis: whole strips of the fused kernels (up to 128 samples) and a tail.
+        sizes = sizes[:-1] + (draw(st.integers(100, 300)),)
     kernel = tuple(draw(st.lists(st.integers(1, 4), min_size=ndim, max_size=ndim)))
     stride = tuple(draw(st.lists(st.integers(1, 3), min_size=ndim, max_size=ndim)))
     dilation = tuple(draw(st.lists(st.integers(1, 3), min_size=ndim, max_size=ndim)))

@@ -12,7 +12,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import imgfilt
-from imgfilt.conv import plan
+from imgfilt.conv import correlate_channels_last, plan
 from reference import reference_conv, same_pads
 from strategies import MODES, conv_problems, examples
 
@@ -113,6 +113,33 @@ def test_conv_matches_oracle(problem):
     result = imgfilt.conv(x, weight, bias, **options(problem))
     expected = reference_conv(x, weight, bias, **options(problem))
     assert_matches_oracle(result, expected, x, weight, bias, problem["group_in"],
+                          compute_dtype_of(problem["dtype"]))
+
+
+@settings(max_examples=examples(800))
+@given(conv_problems())
+def test_channels_last_matches_the_oracle_per_channel(problem):
+    """correlate_channels_last on (*S, C) is the oracle run on each channel alone."""
+    x, weight, bias = make_arrays(problem)
+    if problem["batch"] is not None or problem["group_in"] != 1 or problem["groups"] != 1:
+        x = x.reshape((-1,) + problem["sizes"])  # the channels of every sample
+        weight = weight[:, :1]
+    problem = dict(problem, groups=1, group_in=1)
+    stride = problem["stride"]
+    if not isinstance(stride, tuple):
+        stride = (stride,) * problem["ndim"]
+    stride = stride[:-1] + (1,)  # interleaved rows need stride 1 along them
+    opts = dict(options(problem), stride=stride)
+    del opts["groups"]
+    channels_last = np.moveaxis(x, 0, -1)
+    if not problem_is_valid(dict(problem, stride=stride)):
+        with pytest.raises(ValueError):
+            correlate_channels_last(channels_last, weight, bias, **opts)
+        return
+    result = correlate_channels_last(channels_last, weight, bias, **opts)
+    expected = np.stack([reference_conv(x[c][None], weight, bias, **opts)
+                         for c in range(x.shape[0])], axis=-1)
+    assert_matches_oracle(result, expected, x, weight, bias, 1,
                           compute_dtype_of(problem["dtype"]))
 
 
