@@ -36,7 +36,8 @@ def tile(image: Image.Image, caption: str, scale: int = 1, size: int = 14) -> Im
     if scale != 1:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
     text_height = size + 8
-    canvas = Image.new("RGB", (image.width, image.height + text_height), "white")
+    text_width = int(ImageDraw.Draw(image).textlength(caption, font=font(size))) + 6
+    canvas = Image.new("RGB", (max(image.width, text_width), image.height + text_height), "white")
     canvas.paste(image, (0, text_height))
     ImageDraw.Draw(canvas).text((2, 3), caption, fill="black", font=font(size))
     return canvas
