@@ -5,10 +5,12 @@ Every argument is normalised and checked here, once, into a :class:`Plan`; the c
 """
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
 
@@ -57,6 +59,9 @@ def _default_threads() -> int:
 
 _threads_lock = threading.Lock()
 _num_threads = _default_threads()
+# A per-thread override of the global count: Dask runs many tasks at once in one process, and
+# each should run the engine on its own thread count without racing on the global setting.
+_thread_local = threading.local()
 
 
 def set_num_threads(n: int) -> None:
@@ -82,7 +87,24 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """Return the number of threads the engine uses (see :func:`set_num_threads`)."""
-    return _num_threads
+    override = getattr(_thread_local, "num_threads", None)
+    return _num_threads if override is None else override
+
+
+@contextlib.contextmanager
+def _threads_in_this_thread(n: int | None) -> Iterator[None]:
+    """Within the block, engine calls made by the calling thread use ``n`` threads (None: the
+    global setting). Other threads are not affected."""
+    if n is None:
+        yield
+        return
+    value = checked_int(n, "threads")
+    previous = getattr(_thread_local, "num_threads", None)
+    _thread_local.num_threads = value
+    try:
+        yield
+    finally:
+        _thread_local.num_threads = previous
 
 
 # ---------------------------------------------------------------------------------------------
@@ -457,14 +479,7 @@ def conv(
     """
     x_arr = _as_array(x, "x")
     w_arr = _as_array(weight, "weight")
-    if method not in METHODS:
-        if method in PLANNED_METHODS:
-            raise ValueError(
-                f"method={method!r} is not available yet; allowed now: {', '.join(METHODS)}"
-            )
-        raise ValueError(
-            f"method={method!r} is not a method; allowed: {', '.join(METHODS)}"
-        )
+    check_method(method)
     p = plan(
         x_arr.shape, x_arr.dtype, w_arr.shape,
         stride=stride, padding=padding, padding_mode=padding_mode,
@@ -494,6 +509,18 @@ def conv(
         out[...] = result
         return out
     return result
+
+
+def check_method(method: object) -> None:
+    """Raise ValueError unless ``method`` is one :func:`conv` accepts."""
+    if method not in METHODS:
+        if method in PLANNED_METHODS:
+            raise ValueError(
+                f"method={method!r} is not available yet; allowed now: {', '.join(METHODS)}"
+            )
+        raise ValueError(
+            f"method={method!r} is not a method; allowed: {', '.join(METHODS)}"
+        )
 
 
 def _output_array(out: Optional[np.ndarray], p: Plan, x_arr: np.ndarray) -> np.ndarray:
