@@ -6,6 +6,8 @@ import sys
 import zlib
 from pathlib import Path
 
+import numpy as np
+
 import imgfilt
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -64,7 +66,10 @@ def broken_files(folder: Path) -> dict:
     }
     for name, (data, _) in files.items():
         (folder / name).write_bytes(data)
-    return {name: word for name, (_, word) in files.items()}
+    np.save(folder / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    words = {name: word for name, (_, word) in files.items()}
+    words["pickled.npy"] = "allow_pickle=False"
+    return words
 
 
 def leftovers(folder: Path):

@@ -2,7 +2,7 @@
 codes, one-line errors, ``--set`` typed from a filter's signature, filter and array arguments."""
 import numpy as np
 import pytest
-from cli_support import one_line_error, run_cli
+from cli_support import one_line_error, run_cli, start_cli
 from PIL import Image
 
 import imgfilt
@@ -115,3 +115,12 @@ def test_a_missing_kernel_file_is_one_line_exit_2(tmp_path):
     done = run_cli("show", "nope.npy", cwd=tmp_path)
     assert done.returncode == 2
     one_line_error(done, "nope.npy", "no such file")
+
+
+def test_a_closed_pipe_stops_quietly(tmp_path):
+    # `imgfilt show gaussian --set sigma=30 | head -1`: the table is ~600 kB, head reads one line.
+    process = start_cli("show", "gaussian", "--set", "sigma=30", cwd=tmp_path)
+    assert process.stdout.readline().startswith("gaussian(sigma=30.0")
+    process.stdout.close()
+    assert process.wait(timeout=60) == 141
+    assert process.stderr.read() == ""

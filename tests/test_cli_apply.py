@@ -4,6 +4,9 @@ The command runs as a subprocess in a temporary folder (see cli_support.run_cli)
 import hashlib
 import os
 import signal
+import struct
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -11,6 +14,7 @@ import pytest
 from cli_support import (
     SAMPLES,
     broken_files,
+    cli_env,
     leftovers,
     one_line_error,
     run_cli,
@@ -264,7 +268,7 @@ def test_batch_of_24_with_bad_files(tmp_path):
     assert sorted(name for name in bad if any(name in line for line in failed)) == sorted(
         n for n in bad if n != "notes.txt"), done.stderr
     assert len(failed) == len(bad) - 1 and "Traceback" not in done.stderr
-    assert lines[-1] == "imgfilt: 23 inputs: 18 done, 5 failed, 0 skipped"
+    assert lines[-1] == "imgfilt: 24 inputs: 18 done, 6 failed, 0 skipped"
     assert "\r" not in done.stderr  # no progress bar when stderr is not a terminal
     assert digest(tmp_path / "in") == inputs_before and leftovers(tmp_path) == []
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(good)
@@ -365,3 +369,33 @@ def test_ctrl_c_while_one_file_is_being_read(tmp_path):
         os.close(writer)
     assert process.returncode == 130 and err == "imgfilt: interrupted\n"
     assert not (tmp_path / "o.png").exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_progress_bar_on_a_terminal_only(tmp_path):
+    import fcntl
+    import termios
+
+    (tmp_path / "in").mkdir()
+    for index in range(3):
+        Image.new("L", (20, 10 + index), 40 * index).save(tmp_path / "in" / f"p{index}.png")
+    primary, secondary = os.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # 80 columns
+    process = subprocess.Popen([sys.executable, "-m", "imgfilt", "apply", "box", "in", "--out-dir",
+                                "out"], cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE,
+                               stderr=secondary)
+    os.close(secondary)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # EIO: the command closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(primary)
+    assert process.wait(timeout=60) == 0
+    text = seen.decode(errors="replace")
+    assert "3/3" in text and "file" in text, text  # tqdm's bar, counting files
+    assert text.rstrip().endswith("imgfilt: 3 inputs: 3 done, 0 failed, 0 skipped")

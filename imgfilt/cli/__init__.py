@@ -2,12 +2,14 @@
 
 Each command is a module here with ``register(commands, common)`` (its argparse subparser) and a
 handler; :func:`main` parses, runs the handler and turns every failure into one line on stderr
-and an exit code: 0 success, 1 a failed input, 2 a usage error, 130 Ctrl-C, 143 SIGTERM.
+and an exit code: 0 success, 1 a failed input, 2 a usage error, 130 Ctrl-C, 143 SIGTERM,
+141 when stdout's reader has gone (``imgfilt list | head``).
 A new command is one module and one line in :data:`COMMANDS`.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -19,6 +21,7 @@ from PIL import Image
 
 from . import apply, arithmetic, bank, info
 from ._common import (
+    EXIT_BROKEN_PIPE,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
@@ -91,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"imgfilt: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (`imgfilt list | head`): stop quietly, as Unix tools do, and keep
+        # the interpreter's final flush from complaining again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("imgfilt: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

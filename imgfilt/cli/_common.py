@@ -25,8 +25,9 @@ from ..filters import Filter, _lookup, list_filters
 from ..io import atomic_write, read_volume
 
 #: Exit codes: success, a failed input or runtime error, a usage error (argparse's convention),
-#: and 128 + the signal number for SIGINT and SIGTERM.
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+#: and 128 + the signal number for SIGINT, SIGPIPE and SIGTERM.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 130, 141, 143
 
 KERNEL_SUFFIXES = (".npy", ".npz")
 ARRAY_SUFFIX = ".npy"

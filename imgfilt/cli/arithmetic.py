@@ -166,11 +166,13 @@ def _axis_formula(size: int, kernel: int, stride: int, dilation: int, pads: tupl
     return f"{text} + 1 = {out}"
 
 
-def _layer_lines(index: int, p: Plan, filters: int, bias: bool) -> tuple[list[str], int]:
+def _layer_lines(index: int, p: Plan, filters: int, bias: bool,
+                 padding: Any) -> tuple[list[str], int]:
     names = {1: ("W",), 2: ("H", "W"), 3: ("D", "H", "W")}[p.ndim]
     c_in = p.in_channels
     lines = [f"layer {index}: {filters} filters of {_dims(p.kernel_shape + (c_in,))}, stride "
-             f"{_one_or_all(p.stride)}, padding {_pads(p)}"
+             f"{_one_or_all(p.stride)}, padding "
+             f"{(padding + ' = ') if isinstance(padding, str) else ''}{_pads(p)}"
              + (f", dilation {_one_or_all(p.dilation)}" if any(d > 1 for d in p.dilation) else "")]
     per_axis = [(p.in_shape[a], p.kernel_shape[a], p.stride[a], p.dilation[a], p.padding[a],
                  p.out_shape[a]) for a in range(p.ndim)]
@@ -220,7 +222,7 @@ def run_shape(args: argparse.Namespace) -> int:
                      dilation=_per_axis(args.dilation, ndim, "--dilation"))
         except (TypeError, ValueError) as error:
             raise UsageError(f"layer {index}: {error}") from None
-        lines, params = _layer_lines(index, p, filters, args.bias)
+        lines, params = _layer_lines(index, p, filters, args.bias, padding)
         print("\n".join(lines))
         total += params
         shape = p.result_shape
