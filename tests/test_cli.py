@@ -42,10 +42,10 @@ def test_every_command_registers_a_handler():
     parser = build_parser()
     for argv in (["apply", "sobel", "x"], ["list"], ["show", "sobel"], ["bank", "x", "--filters",
                  "box", "-o", "m.npy"], ["shape", "--input", "8x8x1", "--filters", "1", "--kernel",
-                 "3"], ["explain"]):
+                 "3"], ["explain"], ["learn", "a.png", "b.png", "--size", "3", "-o", "k.npz"]):
         args = parser.parse_args(argv)
         assert callable(args.handler) and hasattr(args, "debug")
-    assert len(COMMANDS) == 4
+    assert len(COMMANDS) == 5
 
 
 def test_set_values_are_typed_from_the_signature():

@@ -144,6 +144,27 @@ def test_volumes_npy_and_multipage_tiff(tmp_path):
     assert done.returncode == 1 and not (tmp_path / "v.png").exists()
 
 
+def test_chunks_filters_out_of_core_with_dask(tmp_path):
+    pytest.importorskip("dask")
+    image = RNG.random((150, 260, 3)).astype(np.float32)
+    np.save(tmp_path / "big.npy", image)
+    done = run_cli("apply", "gaussian", "big.npy", "-o", "out.npy", "--chunks", "64",
+                   "--set", "sigma=2", "--padding-mode", "circular", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    expected = imgfilt.apply(image, "gaussian", sigma=2, padding_mode="circular", output="float")
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
+    # A byte budget works too; a picture output or a bank is refused in one line.
+    done = run_cli("apply", "box", "big.npy", "-o", "box.npy", "--chunks", "100KiB", "--quiet",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "box.npy"),
+                                  imgfilt.apply(image, "box", output="float"))
+    done = run_cli("apply", "box", "big.npy", "-o", "box.png", "--chunks", "64", cwd=tmp_path)
+    one_line_error(done, "box.png", ".npy")
+    assert done.returncode == 1 and not (tmp_path / "box.png").exists()
+    assert leftovers(tmp_path) == []
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad input
 
