@@ -16,3 +16,8 @@ from .image import apply
 
 __all__ += ["apply", "Filter", "FilterBank", "Sequential", "get_filter", "list_filters",
             "filters", "kernels", "io"]
+
+# Learned filters (issue 7).
+from . import learn
+
+__all__ += ["learn"]

@@ -71,7 +71,23 @@ def index_map(length: int, before: int, after: int, mode: str) -> np.ndarray:
     >>> index_map(4, 2, 2, "reflect").tolist()
     [2, 1, 0, 1, 2, 3, 2, 1]
     """
-    position = np.arange(-before, length + after, dtype=np.intp)
+    if mode == "reflect" and length == 1 and (before or after):
+        raise ValueError("reflect padding of an axis of length 1 is undefined")
+    return fold(np.arange(-before, length + after, dtype=np.intp), length, mode)
+
+
+def fold(position: np.ndarray, length: int, mode: str) -> np.ndarray:
+    """The input index each position of an axis of ``length`` shows under ``mode`` (-1: a zero).
+
+    ``position`` holds any integers, outside ``[0, length)`` too: :func:`index_map` is ``fold``
+    over a whole padded axis; the Dask adapter folds just the window one output block reads.
+
+    Examples
+    --------
+    >>> fold(np.array([-2, -1, 0, 4, 5]), 4, "circular").tolist()
+    [2, 3, 0, 0, 1]
+    """
+    position = np.asarray(position, dtype=np.intp)
     if mode == "zeros":
         return np.where((position >= 0) & (position < length), position, -1)
     if mode == "replicate":
@@ -80,7 +96,7 @@ def index_map(length: int, before: int, after: int, mode: str) -> np.ndarray:
         return position % length
     if mode == "reflect":
         if length == 1:
-            if before or after:
+            if np.any(position != 0):
                 raise ValueError("reflect padding of an axis of length 1 is undefined")
             return position
         period = 2 * length - 2  # abcd -> abcdcb, repeated

@@ -17,8 +17,10 @@ Examples
 """
 from __future__ import annotations
 
+import difflib
 import math
 import os
+import pickle
 from collections.abc import Mapping
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
@@ -56,6 +58,84 @@ def _real(value: Any, name: str) -> np.ndarray:
 def _centre_pad(kernel: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
     widths = [((t - s) // 2, (t - s) - (t - s) // 2) for s, t in zip(kernel.shape, shape)]
     return np.pad(kernel, widths)
+
+
+_NUMPY_WEIGHT_SUFFIXES = (".npy", ".npz")
+
+
+def _read_weights(source: Any, torch_ok: bool) -> Any:
+    """``source`` itself, or the array / mapping of arrays stored at the path ``source``."""
+    if not isinstance(source, (str, os.PathLike)):
+        return source
+    path = os.fspath(source)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    if not torch_ok:
+        raise ValueError(
+            f"{path!r}: Keras weights are read from .npy or .npz (e.g. np.savez(path, "
+            f"**{{w.name: w.numpy() for w in layer.weights}})); got suffix {suffix!r}"
+        )
+    try:
+        import torch  # noqa: PLC0415 - only reading a .pt/.pth needs torch
+    except ImportError:
+        raise ImportError(
+            f"reading {path!r} needs PyTorch; install torch, or save the weight with "
+            "numpy.save/savez and load the .npy/.npz"
+        ) from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError,
+            AttributeError, KeyError) as error:  # what torch raises for files it cannot read
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"{path!r} is not a state dict torch.load(weights_only=True) can read ({reason}); "
+            "save model.state_dict(), not the model"
+        ) from None
+
+
+def _flatten(mapping: Mapping, prefix: str = "") -> dict:
+    """Nested mappings (a checkpoint's ``'state_dict'``...) as one level with dotted keys."""
+    flat = {}
+    for name, value in mapping.items():
+        full = f"{prefix}{name}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, full + "."))
+        else:
+            flat[full] = value
+    return flat
+
+
+def _state_entry(
+    mapping: Mapping, key: str | None, weight_word: str, bias_word: str
+) -> tuple[str, Any, Any]:
+    """``(key, weight, bias or None)`` from a state dict; ``key`` may be left out when the
+    dict holds exactly one convolution weight (an entry with 3-5 axes)."""
+    flat = _flatten(mapping)
+    conv_keys = [name for name, value in flat.items()
+                 if getattr(value, "ndim", None) in (3, 4, 5)]
+    shown = ", ".join(f"{name} {tuple(flat[name].shape)}" for name in conv_keys[:30]) or "none"
+    if key is None:
+        if len(conv_keys) != 1:
+            raise ValueError(
+                f"the state dict holds {len(conv_keys)} convolution weights (entries with 3-5 "
+                f"axes); pick one with key=: {shown}"
+            )
+        key = conv_keys[0]
+    if key not in flat:
+        close = difflib.get_close_matches(key, conv_keys or list(flat), n=3)
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise ValueError(
+            f"key={key!r} is not in the state dict{hint}; its convolution weights: {shown}"
+        )
+    bias_key = None
+    if weight_word in key:
+        head, _, tail = key.rpartition(weight_word)
+        bias_key = head + bias_word + tail
+    return key, flat[key], flat.get(bias_key) if bias_key else None
 
 
 class FilterBank:
@@ -379,13 +459,18 @@ class FilterBank:
         Parameters
         ----------
         weight : tensor, array_like, state dict or path
-            A tensor or array already in PyTorch's layout; or a state dict (any mapping) or the
-            path of a ``torch.save``'d state dict, with ``key`` naming the entry
-            (``'conv1.weight'``; its ``'conv1.bias'`` is used when present). Only a path needs
-            torch installed; tensors are read through ``.detach().cpu().numpy()``.
+            A tensor or array already in PyTorch's layout; a state dict (any mapping, nested
+            mappings such as a checkpoint's ``'state_dict'`` read with dotted keys); or the path
+            of one: ``.pt``/``.pth`` (or any other suffix) is read with
+            ``torch.load(path, map_location='cpu', weights_only=True)``, which needs torch;
+            ``.npz`` (a mapping of arrays) and ``.npy`` (one weight) are read with NumPy,
+            ``allow_pickle=False``. Tensors are read through ``.detach().cpu().numpy()``.
         bias : tensor or array_like, optional
+            Default: the state dict's entry beside the weight (``'conv1.bias'`` for
+            ``'conv1.weight'``), when present; else zeros.
         key : str, optional
-            The state-dict entry.
+            The state-dict entry (``'conv1.weight'``). May be left out when the state dict holds
+            exactly one convolution weight (an entry with 3 to 5 axes).
         groups : int
             The layer's ``groups``.
 
@@ -394,46 +479,49 @@ class FilterBank:
         >>> state = {"conv1.weight": np.zeros((8, 3, 5, 5)), "conv1.bias": np.ones(8)}
         >>> FilterBank.from_torch(state, key="conv1.weight").bias[:2].tolist()
         [1.0, 1.0]
+        >>> FilterBank.from_torch(state).names[:2]       # the only convolution weight
+        ('conv1[0]', 'conv1[1]')
         """
-        if isinstance(weight, (str, os.PathLike)):
-            try:
-                import torch  # noqa: PLC0415 - only this path needs torch
-            except ImportError:
-                raise ImportError(
-                    "reading a saved state dict needs PyTorch; install torch, or pass the tensor "
-                    "or a NumPy array in (C_out, C_in/groups, *K) layout"
-                ) from None
-            weight = torch.load(os.fspath(weight), map_location="cpu", weights_only=True)
+        weight = _read_weights(weight, torch_ok=True)
         if isinstance(weight, Mapping):
-            if key is None:
-                raise ValueError(
-                    f"a state dict needs key= naming the weight entry; entries: {list(weight)[:20]}"
-                )
-            if key not in weight:
-                raise ValueError(f"key={key!r} is not in the state dict; entries: {list(weight)[:20]}")
-            bias_key = key[: -len("weight")] + "bias" if key.endswith("weight") else None
-            if bias is None and bias_key in weight:
-                bias = weight[bias_key]
-            names = [f"{key[: -len('.weight')] if key.endswith('.weight') else key}[{i}]"
-                     for i in range(np.shape(_real(weight[key], key))[0])]
-            return cls(_real(weight[key], key), None if bias is None else _real(bias, "bias"),
-                       names=names, groups=groups)
-        elif key is not None:
-            raise TypeError("key= is only for a state dict or a path")
+            key, entry, found_bias = _state_entry(weight, key, "weight", "bias")
+            bias = found_bias if bias is None else bias
+            array = _real(entry, key)
+            base = key[: -len(".weight")] if key.endswith(".weight") else key
+            return cls(array, None if bias is None else _real(bias, "bias"),
+                       names=[f"{base}[{i}]" for i in range(array.shape[0])], groups=groups)
+        if key is not None:
+            raise TypeError("key= is only for a state dict or a path to one")
         return cls(_real(weight, "weight"), None if bias is None else _real(bias, "bias"),
                    groups=groups)
 
     @classmethod
-    def from_keras(cls, kernel: Any, bias: Any = None) -> "FilterBank":
+    def from_keras(cls, kernel: Any, bias: Any = None, *, key: str | None = None) -> FilterBank:
         """A bank from a Keras ``Conv1D/2D/3D`` kernel ``(*K, C_in, C_out)``.
 
         Keras also computes correlation, so the kernel is transposed, never flipped.
+
+        Parameters
+        ----------
+        kernel : array_like, mapping or path
+            The kernel; a mapping of arrays with ``key`` naming it (its ``bias`` is found by
+            replacing ``kernel`` with ``bias`` in the key, e.g. ``'conv2d/kernel:0'`` ->
+            ``'conv2d/bias:0'``); or a ``.npy``/``.npz`` path holding the same.
+        bias : array_like, optional
+        key : str, optional
+            The entry of a mapping / ``.npz``; optional when it holds one kernel.
 
         Examples
         --------
         >>> FilterBank.from_keras(np.zeros((5, 5, 3, 8))).weight.shape
         (8, 3, 5, 5)
         """
+        kernel = _read_weights(kernel, torch_ok=False)
+        if isinstance(kernel, Mapping):
+            key, kernel, found_bias = _state_entry(kernel, key, "kernel", "bias")
+            bias = found_bias if bias is None else bias
+        elif key is not None:
+            raise TypeError("key= is only for a mapping of arrays or a path to one")
         array = _real(kernel, "kernel")
         if array.ndim not in (3, 4, 5):
             raise ValueError(

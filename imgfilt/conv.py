@@ -5,11 +5,13 @@ Every argument is normalised and checked here, once, into a :class:`Plan`; the c
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import operator
 import os
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
 
@@ -86,6 +88,9 @@ def engine_isa() -> str:
 
 _threads_lock = threading.Lock()
 _num_threads = _default_threads()
+# A per-thread override of the global count: Dask runs many tasks at once in one process, and
+# each should run the engine on its own thread count without racing on the global setting.
+_thread_local = threading.local()
 
 
 def set_num_threads(n: int) -> None:
@@ -111,7 +116,24 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """Return the number of threads the engine uses (see :func:`set_num_threads`)."""
-    return _num_threads
+    override = getattr(_thread_local, "num_threads", None)
+    return _num_threads if override is None else override
+
+
+@contextlib.contextmanager
+def _threads_in_this_thread(n: int | None) -> Iterator[None]:
+    """Within the block, engine calls made by the calling thread use ``n`` threads (None: the
+    global setting). Other threads are not affected."""
+    if n is None:
+        yield
+        return
+    value = checked_int(n, "threads")
+    previous = getattr(_thread_local, "num_threads", None)
+    _thread_local.num_threads = value
+    try:
+        yield
+    finally:
+        _thread_local.num_threads = previous
 
 
 # ---------------------------------------------------------------------------------------------
@@ -555,14 +577,7 @@ def conv(
     """
     x_arr = _as_array(x, "x")
     w_arr = _as_array(weight, "weight")
-    if method not in METHODS:
-        if method in PLANNED_METHODS:
-            raise ValueError(
-                f"method={method!r} is not available yet; allowed now: {', '.join(METHODS)}"
-            )
-        raise ValueError(
-            f"method={method!r} is not a method; allowed: {', '.join(METHODS)}"
-        )
+    check_method(method)
     p = plan(
         x_arr.shape, x_arr.dtype, w_arr.shape,
         stride=stride, padding=padding, padding_mode=padding_mode,
@@ -596,6 +611,18 @@ def _checked_bias(bias: Optional[np.ndarray], p: Plan) -> np.ndarray:
             f"bias must have shape (C_out,) = ({p.out_channels},), got shape {b_arr.shape}"
         )
     return np.ascontiguousarray(b_arr, dtype=p.dtype)
+
+
+def check_method(method: object) -> None:
+    """Raise ValueError unless ``method`` is one :func:`conv` accepts."""
+    if method not in METHODS:
+        if method in PLANNED_METHODS:
+            raise ValueError(
+                f"method={method!r} is not available yet; allowed now: {', '.join(METHODS)}"
+            )
+        raise ValueError(
+            f"method={method!r} is not a method; allowed: {', '.join(METHODS)}"
+        )
 
 
 def _output_array(out: Optional[np.ndarray], p: Plan, x_arr: np.ndarray) -> np.ndarray:

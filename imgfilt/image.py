@@ -445,11 +445,20 @@ def correlate_same(
     )
 
 
-def _stretch(values: np.ndarray, low: float, high: float) -> np.ndarray:
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return np.full_like(values, low)
-    smallest, largest = float(finite.min()), float(finite.max())
+def _stretch(
+    values: np.ndarray, low: float, high: float, extremes: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Map the finite min..max of ``values`` (or the given ``extremes``, for a part of a larger
+    result, as the Dask adapter has) linearly onto ``low..high``."""
+    if extremes is None:
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            return np.full_like(values, low)
+        smallest, largest = float(finite.min()), float(finite.max())
+    else:
+        smallest, largest = (float(v) for v in extremes)
+        if not (np.isfinite(smallest) and np.isfinite(largest)):  # no finite value at all
+            return np.full_like(values, low)
     if largest == smallest:
         # A constant result has no contrast to stretch: it maps to the bottom of the range.
         return np.full_like(values, low)
@@ -457,7 +466,12 @@ def _stretch(values: np.ndarray, low: float, high: float) -> np.ndarray:
     return (values - smallest) * scale + low
 
 
-def _convert_output(result: np.ndarray, dtype: np.dtype, output: str) -> np.ndarray:
+def _convert_output(
+    result: np.ndarray,
+    dtype: np.dtype,
+    output: str,
+    extremes: tuple[float, float] | None = None,
+) -> np.ndarray:
     if output == "float":
         return result
     if output == "abs":
@@ -470,10 +484,10 @@ def _convert_output(result: np.ndarray, dtype: np.dtype, output: str) -> np.ndar
             high = float(np.nextafter(high, 0))
         work = result.astype(np.float64) if dtype.itemsize >= 4 else result
         if output == "rescale":
-            work = _stretch(work, low, high)
+            work = _stretch(work, low, high, extremes)
         return np.clip(np.rint(work), low, high).astype(dtype)
     if output == "rescale":
-        return _stretch(result, 0.0, 1.0)
+        return _stretch(result, 0.0, 1.0, extremes)
     if output == "clip":
         return np.clip(result, 0.0, 1.0)
     return result

@@ -122,10 +122,13 @@ def test_from_torch_with_arrays_and_state_dicts():
     from_state = FilterBank.from_torch(state, key="features.0.weight")
     np.testing.assert_array_equal(from_state.bias, bias)
     assert from_state.names[0] == "features.0[0]"
-    with pytest.raises(ValueError, match="key"):
-        FilterBank.from_torch(state)
-    with pytest.raises(ValueError, match="not in the state dict"):
-        FilterBank.from_torch(state, key="conv9.weight")
+    # The only convolution weight needs no key; two do, and the error lists them.
+    np.testing.assert_array_equal(FilterBank.from_torch(state).weight, weight)
+    two = {**state, "head.weight": RNG.normal(size=(2, 8, 1, 1))}
+    with pytest.raises(ValueError, match=r"2 convolution weights.*key=.*head.weight \(2, 8, 1, 1\)"):
+        FilterBank.from_torch(two)
+    with pytest.raises(ValueError, match="not in the state dict.*did you mean 'features.0.weight'"):
+        FilterBank.from_torch(two, key="features.O.weight")
 
 
 def test_from_torch_never_imports_torch_for_arrays(tmp_path):
@@ -136,6 +139,8 @@ def test_from_torch_never_imports_torch_for_arrays(tmp_path):
     code = ("import sys, numpy as np, imgfilt; "
             "imgfilt.FilterBank.from_torch({'w': np.zeros((2, 1, 3, 3))}, key='w'); "
             "imgfilt.FilterBank.from_torch(np.zeros((2, 1, 3, 3))); "
+            "np.save('w.npy', np.zeros((2, 1, 3, 3))); imgfilt.FilterBank.from_torch('w.npy'); "
+            "import imgfilt.learn; "
             "assert 'torch' not in sys.modules")
     # The imgfilt under test, run from outside the source tree (which may lack the engine).
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(imgfilt.__file__)))
@@ -152,6 +157,48 @@ def test_from_torch_state_dict_file(tmp_path):
     x = torch.randn(1, 3, 10, 10)
     expected = layer(x).detach().numpy()[0]
     np.testing.assert_allclose(bank.apply(x.numpy()[0], padding="valid"), expected, atol=1e-4)
+
+
+def test_weights_from_npy_and_npz_in_torch_and_keras_layouts(tmp_path):
+    weight, bias = RNG.normal(size=(4, 3, 3, 5)), RNG.normal(size=4)
+    np.save(tmp_path / "w.npy", weight)
+    np.testing.assert_array_equal(FilterBank.from_torch(tmp_path / "w.npy").weight, weight)
+    # A checkpoint-like nested mapping saved flat with dotted keys, as np.savez writes it.
+    np.savez(tmp_path / "state.npz", **{"model.conv1.weight": weight, "model.conv1.bias": bias,
+                                         "model.fc.weight": RNG.normal(size=(10, 4))})
+    bank = FilterBank.from_torch(str(tmp_path / "state.npz"))
+    np.testing.assert_array_equal(bank.weight, weight)
+    np.testing.assert_array_equal(bank.bias, bias)
+    nested = {"epoch": 3, "state_dict": {"conv1.weight": weight, "conv1.bias": bias}}
+    np.testing.assert_array_equal(
+        FilterBank.from_torch(nested, key="state_dict.conv1.weight").bias, bias)
+    # Keras: (*K, C_in, C_out), bias found beside the kernel.
+    kernel = weight.transpose(2, 3, 1, 0)
+    np.savez(tmp_path / "keras.npz", **{"conv2d/kernel:0": kernel, "conv2d/bias:0": bias})
+    from_keras = FilterBank.from_keras(tmp_path / "keras.npz")
+    np.testing.assert_array_equal(from_keras.weight, weight)
+    np.testing.assert_array_equal(from_keras.bias, bias)
+    np.save(tmp_path / "k.npy", kernel)
+    np.testing.assert_array_equal(FilterBank.from_keras(tmp_path / "k.npy").weight, weight)
+    with pytest.raises(ValueError, match=r"\.npy or \.npz"):
+        FilterBank.from_keras(tmp_path / "model.h5")
+    with pytest.raises(ValueError, match="0 convolution weights"):
+        FilterBank.from_torch({"fc.weight": np.zeros((3, 4))})
+
+
+def test_state_dict_file_errors(tmp_path):
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Conv2d(2, 2, 3))
+    torch.save(model.state_dict(), tmp_path / "net.pth")
+    with pytest.raises(ValueError, match=r"2 convolution weights.*0\.weight \(2, 1, 3, 3\).*2\.weight"):
+        FilterBank.from_torch(tmp_path / "net.pth")
+    bank = FilterBank.from_torch(tmp_path / "net.pth", key="2.weight")
+    np.testing.assert_array_equal(bank.bias, model[2].bias.detach().numpy())
+    torch.save(model, tmp_path / "whole.pt")  # a pickled module, not a state dict
+    with pytest.raises(ValueError, match="whole.pt.*not a state dict"):
+        FilterBank.from_torch(tmp_path / "whole.pt")
+    with pytest.raises(FileNotFoundError):
+        FilterBank.from_torch(tmp_path / "missing.pt")
 
 
 def test_from_keras_layout_against_a_direct_keras_style_correlation():

@@ -470,6 +470,30 @@ def test_num_threads_settings():
             imgfilt.set_num_threads(bad)
 
 
+def test_thread_count_for_the_calling_thread_only():
+    """The Dask adapter's per-task setting: this thread's engine calls use it, others and the
+    global setting are untouched, and the answer is the same bits."""
+    from imgfilt.conv import _threads_in_this_thread
+
+    before = imgfilt.get_num_threads()
+    seen = {}
+    x = np.random.default_rng(0).random((3, 40, 30))
+    w = np.random.default_rng(1).random((2, 3, 5, 4))
+    with _threads_in_this_thread(1):
+        assert imgfilt.get_num_threads() == 1
+        other = threading.Thread(target=lambda: seen.update(other=imgfilt.get_num_threads()))
+        other.start()
+        other.join()
+        with _threads_in_this_thread(3):
+            assert imgfilt.get_num_threads() == 3
+        assert imgfilt.get_num_threads() == 1
+        one = imgfilt.conv(x, w, padding="same", padding_mode="reflect")
+    assert seen["other"] == before and imgfilt.get_num_threads() == before
+    np.testing.assert_array_equal(one, imgfilt.conv(x, w, padding="same", padding_mode="reflect"))
+    with pytest.raises(ValueError, match="threads"), _threads_in_this_thread(0):
+        pass
+
+
 def test_environment_variable_sets_the_threads(tmp_path):
     # The imgfilt under test, imported from outside the source tree (which may lack the engine).
     code = "import imgfilt; print(imgfilt.get_num_threads())"

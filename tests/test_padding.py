@@ -4,7 +4,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgfilt._padding import ALIASES, MODES, NUMPY_NAMES, index_map, normalize_mode, same_padding
+from imgfilt._padding import (
+    ALIASES,
+    MODES,
+    NUMPY_NAMES,
+    fold,
+    index_map,
+    normalize_mode,
+    same_padding,
+)
 from strategies import examples
 
 
@@ -99,3 +107,23 @@ def test_unknown_mode_lists_the_allowed_ones():
 )
 def test_same_padding(size, kernel, stride, dilation, expected):
     assert same_padding(size, kernel, stride, dilation) == expected
+
+
+@settings(max_examples=examples(200))
+@given(st.integers(1, 9), st.integers(0, 30), st.integers(0, 30), st.sampled_from(MODES),
+       st.data())
+def test_fold_of_any_window_is_that_part_of_the_index_map(length, before, after, mode, data):
+    """fold() on a window of positions (what one Dask block reads) agrees with the whole axis."""
+    if mode == "reflect" and length == 1:
+        before = after = 0
+    whole = index_map(length, before, after, mode)
+    start = data.draw(st.integers(0, whole.size - 1))
+    stop = data.draw(st.integers(start + 1, whole.size))
+    window = fold(np.arange(start - before, stop - before), length, mode)
+    np.testing.assert_array_equal(window, whole[start:stop])
+
+
+def test_fold_refuses_reflect_beyond_one_sample():
+    assert fold(np.array([0]), 1, "reflect").tolist() == [0]
+    with pytest.raises(ValueError, match="length 1"):
+        fold(np.array([-1, 0]), 1, "reflect")

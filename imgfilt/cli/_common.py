@@ -1,0 +1,374 @@
+"""What every ``imgfilt`` command shares: errors and their one-line wording, filters from the
+command line (names, ``--set`` typed from the filter's signature, kernel files), reading inputs,
+checking and writing outputs atomically, and number formatting for tables.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import inspect
+import os
+import re
+import types
+import typing
+import zlib
+from collections.abc import Sequence
+from typing import Any, Callable, Union
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .._padding import normalize_mode
+from ..bank import FilterBank
+from ..filters import Filter, _lookup, list_filters
+from ..io import atomic_write, read_volume
+
+#: Exit codes: success, a failed input or runtime error, a usage error (argparse's convention),
+#: and 128 + the signal number for SIGINT, SIGPIPE and SIGTERM.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 130, 141, 143
+
+KERNEL_SUFFIXES = (".npy", ".npz")
+ARRAY_SUFFIX = ".npy"
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+class UsageError(Exception):
+    """A bad argument (unknown filter, bad ``--set`` value...): one line on stderr, exit 2."""
+
+
+class CommandError(Exception):
+    """A failure while running a command (a file that cannot be read or written): exit 1."""
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so cleanup runs as for Ctrl-C."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors in one line
+
+
+def describe(error: BaseException) -> str:
+    """The reason an exception gives, in words fit for one line of stderr (no class names for
+    the errors a user can cause; an internal error says how to see the traceback)."""
+    if isinstance(error, (Image.DecompressionBombWarning, Image.DecompressionBombError)):
+        # Pillow words its error with twice the limit; say the one the user can set.
+        size = re.search(r"\((\d+) pixels\)", str(error))
+        pixels = f"{int(size.group(1))} pixels" if size else "the image"
+        return (f"refused: {pixels} is above the limit of {Image.MAX_IMAGE_PIXELS} pixels "
+                "(Pillow's decompression-bomb guard; --max-pixels N raises it, 0 removes it)")
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image file Pillow can read (unknown or corrupt format)"
+    if isinstance(error, OSError):
+        if error.strerror:
+            return error.strerror[0].lower() + error.strerror[1:]
+        text = str(error)
+        return f"cannot read the image: {text}" if "truncated" in text or "broken" in text else text
+    if isinstance(error, (SyntaxError, EOFError, zlib.error)):
+        # Pillow's decoders raise these for broken files.
+        return f"corrupt or truncated file ({error.msg if isinstance(error, SyntaxError) else error})"
+    if isinstance(error, MemoryError):
+        return "out of memory"
+    if isinstance(error, (ValueError, TypeError, UsageError, CommandError)):
+        return str(error)
+    return f"internal error {type(error).__name__}: {error} (run with --debug for the traceback)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument types
+
+
+def positive_ints(text: str) -> int | tuple[int, ...]:
+    """argparse type: ``'2'`` -> 2, ``'2,1'`` -> (2, 1); every number >= 1."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or integers joined by commas, got {text!r}")
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1."""
+    value = positive_ints(text)
+    if isinstance(value, tuple):
+        raise argparse.ArgumentTypeError(f"expected one integer, got {text!r}")
+    return value
+
+
+def padding_mode(text: str) -> str:
+    """argparse type: a padding mode or alias, checked by the one place that knows them."""
+    try:
+        return normalize_mode(text)
+    except (TypeError, ValueError) as error:
+        raise argparse.ArgumentTypeError(str(error))
+
+
+def max_pixels(text: str) -> int | None:
+    """argparse type for ``--max-pixels``: an int >= 0; 0 means no limit."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0: no limit), got {value}")
+    return value or None
+
+
+# ---------------------------------------------------------------------------------------------
+# Filters from the command line
+
+
+def _candidate_types(annotation: Any, default: Any) -> list[Any]:
+    if annotation is inspect.Parameter.empty or annotation is None:
+        return [type(default)] if default not in (None, inspect.Parameter.empty) else [int, float, str]
+    if typing.get_origin(annotation) in (Union, getattr(types, "UnionType", Union)):
+        return list(typing.get_args(annotation))
+    return [annotation]
+
+
+def _typed(text: str, types: Sequence[Any]) -> Any:
+    """``text`` as the narrowest of ``types`` it reads as (``Union[str, int]`` reads ``'1'`` as
+    1); ValueError when none fits."""
+    order = [type(None), bool, int, float, str]
+    for kind in sorted(types, key=lambda t: order.index(t) if t in order else len(order)):
+        if kind is type(None):
+            if text.lower() in ("none", ""):
+                return None
+        elif kind is bool:
+            if text.lower() in ("true", "yes", "1", "false", "no", "0"):
+                return text.lower() in ("true", "yes", "1")
+        elif kind is int:
+            try:
+                return int(text)
+            except ValueError:
+                pass
+        elif kind is float:
+            try:
+                return float(text)
+            except ValueError:
+                pass
+        elif kind is str:
+            return text
+    raise ValueError(text)
+
+
+def _type_words(types: Sequence[Any]) -> str:
+    names = {type(None): "none", bool: "true/false", int: "an integer", float: "a number",
+             str: "text"}
+    return " or ".join(names.get(kind, getattr(kind, "__name__", str(kind))) for kind in types)
+
+
+def typed_settings(factory: Callable[..., Any], filter_name: str, settings: Sequence[str]) -> dict:
+    """``['sigma=2', 'radius=none']`` -> ``{'sigma': 2.0, 'radius': None}``, typed from the
+    factory's signature; UsageError naming the parameter when a value does not fit."""
+    signature = inspect.signature(factory)
+    hints = typing.get_type_hints(factory)
+    params = {}
+    for item in settings:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UsageError(f"--set {item!r}: expected NAME=VALUE, e.g. --set sigma=2")
+        if name not in signature.parameters:
+            takes = ", ".join(signature.parameters) or "no parameters"
+            raise UsageError(f"--set {name}: filter {filter_name!r} has no parameter {name!r}; "
+                             f"it takes {takes}")
+        parameter = signature.parameters[name]
+        types = _candidate_types(hints.get(name, parameter.annotation), parameter.default)
+        try:
+            params[name] = _typed(text.strip(), types)
+        except ValueError:
+            raise UsageError(f"--set {name}={text}: {name} must be {_type_words(types)}") from None
+    return params
+
+
+def filter_names() -> list[str]:
+    """The registered filter names."""
+    return [info.name for info in list_filters()]
+
+
+def resolve_filter(spec: str, settings: Sequence[str] = ()) -> tuple[Filter | FilterBank, str]:
+    """The filter a FILTER argument names, and a short label for output file names.
+
+    ``spec`` is a registered name, a ``.npy`` kernel (a bare 1-3-axis kernel, or a
+    ``(C_out, C_in, *K)`` weight) or a ``.npz`` FilterBank. Every failure is a UsageError.
+    """
+    suffix = os.path.splitext(spec)[1].lower()
+    if suffix in KERNEL_SUFFIXES:
+        label = os.path.splitext(os.path.basename(spec))[0]
+        if settings:
+            raise UsageError(f"--set is for named filters; {spec} is a kernel file")
+        try:
+            if suffix == ".npz":
+                return FilterBank.load(spec), label
+            return Filter(np.load(spec, allow_pickle=False), name=label), label
+        except Exception as error:  # noqa: BLE001 - any failure to read the kernel is reported
+            raise UsageError(f"{spec}: cannot load the kernel: {describe(error)}") from None
+    key = spec.strip().lower().replace("-", "_")
+    names = filter_names()
+    if key not in names:
+        close = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        file_hint = " (or a .npy/.npz kernel file)" if os.sep in spec or "." in spec else ""
+        raise UsageError(f"unknown filter {spec!r}{hint} 'imgfilt list' shows them all{file_hint}")
+    key, factory = _lookup(key)
+    params = typed_settings(factory, key, settings)
+    try:
+        from ..filters import get_filter
+
+        return get_filter(key, **params), key
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--set: filter {key!r}: {error}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Literal arrays (explain) and array files
+
+
+def read_array(text: str, what: str) -> np.ndarray:
+    """``text`` as a literal (``'[[1,2],[3,4]]'``, ``'0.5'``), a ``.npy`` file, or an image file
+    (read channel-first, ``(C, H, W)``, for a colour image)."""
+    try:
+        return np.array(ast.literal_eval(text), dtype=np.float64)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        pass
+    if not os.path.splitext(text)[1]:
+        raise UsageError(f"{what} {text!r}: expected a nested list of numbers such as "
+                         "[[0,1],[2,3]], or a .npy or image file")
+    try:
+        if text.lower().endswith(ARRAY_SUFFIX):
+            return np.load(text, allow_pickle=False)
+        from ..image import pil_to_array
+
+        pixels = pil_to_array(open_image(text))
+    except Exception as error:  # noqa: BLE001 - one line naming the file
+        raise UsageError(f"{what} {text}: {describe(error)}") from None
+    # Channel-first, as the textbooks and conv write images.
+    return np.moveaxis(pixels, -1, 0) if pixels.ndim == 3 else pixels
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+def open_image(path: str) -> Image.Image:
+    """A fully decoded Pillow image (errors for missing, corrupt, truncated or too-big files)."""
+    with Image.open(path) as image:
+        image.load()
+        return image
+
+
+def read_input(path: str, ndim: int) -> tuple[str, Any]:
+    """Read an input for a filter with ``ndim`` spatial axes: ``(kind, data)``.
+
+    Kinds: ``'pil'`` (a Pillow image), ``'array'`` (a ``.npy`` array), ``'volume'`` (a TIFF read
+    as ``(D, H, W[, C])`` for a 3-D filter), ``'pages'`` (a multi-page TIFF for a 2-D filter,
+    filtered page by page).
+    """
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ARRAY_SUFFIX:
+        return "array", np.load(path, allow_pickle=False)
+    if suffix in TIFF_SUFFIXES:
+        with Image.open(path) as probe:
+            pages = getattr(probe, "n_frames", 1)
+        if ndim == 3:
+            return "volume", read_volume(path)
+        if pages > 1:
+            return "pages", read_volume(path)
+    return "pil", open_image(path)
+
+
+def gray(image: Image.Image) -> Image.Image:
+    """Pillow's luminance (ITU-R 601-2), keeping an alpha channel when there is one."""
+    if image.mode in ("L", "LA", "I", "I;16", "F"):
+        return image
+    return image.convert("LA" if image.mode in ("RGBA", "PA", "LA") or "transparency" in image.info
+                         else "L")
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs
+
+
+def image_format(path: str) -> str | None:
+    """Pillow's format name for ``path``'s extension, or None."""
+    return Image.registered_extensions().get(os.path.splitext(path)[1].lower())
+
+
+#: How a refusal to replace an existing output ends (a batch counts those inputs as skipped).
+SKIP_HINT = "(use --overwrite to replace it)"
+
+
+def check_target(target: str, inputs: Sequence[str], overwrite: bool) -> str | None:
+    """Why ``target`` may not be written (or None): an input is never overwritten; an existing
+    file only with ``overwrite``."""
+    if not os.path.lexists(target):
+        return None
+    for source in inputs:
+        try:
+            if os.path.samefile(target, source):
+                return f"{target} is an input; refusing to overwrite it"
+        except OSError:
+            continue
+    if not overwrite:
+        return f"{target} exists {SKIP_HINT}"
+    return None
+
+
+def save(target: str, result: Any, *, volume: bool = False) -> None:
+    """Write a result atomically: ``.npy`` takes any array; image formats take a Pillow image or
+    an array Pillow can hold; a ``volume`` (``(D, H, W[, C])``) goes to ``.npy`` or TIFF."""
+    suffix = os.path.splitext(target)[1].lower()
+    if suffix == ARRAY_SUFFIX:
+        array = np.asarray(result)
+        with atomic_write(target) as handle:
+            np.save(handle, array, allow_pickle=False)
+        return
+    fmt = image_format(target)
+    if fmt is None:
+        raise ValueError(f"{target}: unknown image extension; use e.g. .png, .jpg, .tif, .npy")
+    if isinstance(result, Image.Image):
+        with atomic_write(target) as handle:
+            result.save(handle, format=fmt)
+        return
+    from ..image import array_to_pil
+    from ..io import write_volume
+
+    array = np.asarray(result)
+    if volume:
+        if suffix not in TIFF_SUFFIXES:
+            raise ValueError(f"{target}: a volume of shape {array.shape} is written as .tif or .npy")
+        write_volume(target, array)
+        return
+    try:
+        picture = array_to_pil(array)
+    except ValueError as error:
+        raise ValueError(f"{target}: cannot save a {array.dtype} result of shape {array.shape} "
+                         f"as {fmt}: {error}; write .npy instead") from None
+    with atomic_write(target) as handle:
+        picture.save(handle, format=fmt)
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers in tables
+
+
+def number(value: float, digits: int = 4) -> str:
+    """A number as a textbook prints it: integers without a decimal point, others in ``g``."""
+    value = float(value)
+    if value == 0:
+        return "0"
+    if value.is_integer() and abs(value) < 1e12:
+        return str(int(value))
+    return f"{value:.{digits}g}"
+
+
+def table(rows: Sequence[Sequence[float]], indent: str = "  ", digits: int = 4) -> list[str]:
+    """Right-aligned columns of numbers, one string per row."""
+    cells = [[number(v, digits) for v in row] for row in rows]
+    width = max(len(c) for row in cells for c in row)
+    return [indent + "  ".join(c.rjust(width) for c in row) for row in cells]
