@@ -19,7 +19,8 @@ Sections (``--only`` matches a substring of the printed names, case-insensitivel
 4. filter banks 3->16 and 16->64 (torch NCHW and channels_last);
 5. a 3-D volume;
 6. a 31 x 31 kernel (cv2.filter2D switches to the DFT there);
-7. time against pixel count, imgfilt at 1 and 2 threads, peak memory of one large call.
+7. time against pixel count (beside cv2 and imgfilt on one thread), imgfilt at 1 and 2
+   threads at 1080p, peak memory of one large call.
 
 The last lines are a Markdown table of every case, ready for docs/performance.md.
 """
@@ -67,7 +68,8 @@ except ImportError:  # pragma: no cover - optional peer
     skfilters = None
 
 # The summary table has one column per library, in this order.
-LIBRARIES = ("cv2", "scipy", "torch", "torch channels_last", "Pillow", "skimage")
+LIBRARIES = ("cv2", "scipy", "torch", "torch channels_last", "Pillow", "skimage",
+             "imgfilt 1 thread")
 
 # Peers whose numbers are not the same computation (Pillow's Gaussian is three box blurs):
 # their error is reported and their ratio marked, but a large error does not fail the run.
@@ -365,14 +367,32 @@ def volume_cases(select: Selection, side: int) -> Iterator[Case]:
 # 7: pixel count, threads, memory
 
 
+def one_thread(call: Callable[[], Any]) -> Callable[[], Any]:
+    """``call`` run with imgfilt on one thread (then back to the number it had)."""
+
+    def run() -> Any:
+        before = imgfilt.get_num_threads()
+        imgfilt.set_num_threads(1)
+        try:
+            return call()
+        finally:
+            imgfilt.set_num_threads(before)
+
+    return run
+
+
 def scaling_cases(select: Selection, sizes: Sequence[tuple[int, int]]) -> Iterator[Case]:
     for height, width in sizes:
         name = f"scaling 5x5 f32 {width}x{height}x3"
         if select(name):
             rng = case_rng(name)
-            yield per_channel_case(name, hwc_image(rng, height, width, np.float32),
-                                   rng.random((5, 5)) - 0.25,
-                                   ours_options={"output": "float"}, peers=("cv2",))
+            case = per_channel_case(name, hwc_image(rng, height, width, np.float32),
+                                    rng.random((5, 5)) - 0.25,
+                                    ours_options={"output": "float"}, peers=("cv2",))
+            # imgfilt on one thread as a peer: its ratio is the cost (or gain) of the threads at
+            # each size, and its comparison checks that the threads do not change the result.
+            case.peer("imgfilt 1 thread", "imgfilt on 1 thread", one_thread(case.ours))
+            yield case
 
 
 def thread_calls(select: Selection, height: int, width: int) -> Iterator[tuple[str, Callable]]:
