@@ -25,9 +25,7 @@ __all__ = ["conv", "convolve", "set_num_threads", "get_num_threads", "Plan", "pl
 IntOrTuple = Union[int, Sequence[int]]
 Padding = Union[int, str, Sequence[Union[int, Sequence[int]]]]
 
-METHODS = ("auto", "direct")
-#: Methods the contract names that a later release adds (issue "Speed").
-PLANNED_METHODS = ("separable", "fft")
+METHODS = ("auto", "direct", "separable", "fft")
 
 # A single array the plan would allocate beyond this many bytes is refused before allocation.
 _MAX_BYTES = 1 << 46
@@ -453,6 +451,14 @@ def _call_engine(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray
     )
 
 
+def _interleaved_map(width: int, before: int, after: int, mode: str, channels: int) -> np.ndarray:
+    """Column map over rows of ``width`` pixels of ``channels`` interleaved samples each:
+    padded pixel ``j``, channel ``c`` -> ``map[j] * channels + c`` (-1 stays a zero)."""
+    pixel_map = index_map(width, before, after, mode)
+    interleaved = pixel_map[:, None] * channels + np.arange(channels)
+    return np.where(pixel_map[:, None] >= 0, interleaved, -1).reshape(-1).astype(np.intp)
+
+
 def correlate_channels_last(
     x: np.ndarray,
     weight: np.ndarray,
@@ -462,6 +468,7 @@ def correlate_channels_last(
     padding: Padding = 0,
     padding_mode: str = "zeros",
     dilation: IntOrTuple = 1,
+    method: str = "auto",
 ) -> np.ndarray:
     """Filter every channel of channels-last data ``(*S, C)`` with each kernel of ``weight``.
 
@@ -469,7 +476,8 @@ def correlate_channels_last(
     ``conv(x_c[None], weight, bias, ...)`` gives for each channel ``x_c``, computed without moving
     the channels. A row of ``W`` pixels of ``C`` channels is one row of ``W * C`` samples whose
     taps are ``C`` apart (OpenCV's way with interleaved images), so the stride along the last
-    spatial axis must be 1; arguments mean what they mean for :func:`conv`.
+    spatial axis must be 1; arguments mean what they mean for :func:`conv`, and every method
+    gives what :func:`conv` gives with it, bit for bit.
 
     Examples
     --------
@@ -495,22 +503,225 @@ def correlate_channels_last(
     w5 = np.ascontiguousarray(w_arr, dtype=p.dtype).reshape(
         (p.out_channels, 1) + (1,) * (3 - p.ndim) + p.kernel_shape)
     b = _checked_bias(bias, p)
+    check_method(method)
+    chosen, factors = choose_method(method, w5, p)  # the compute dtype: same factors everywhere
+    if chosen == "fft":  # spectra need planes: move the channels, then back
+        planes = np.moveaxis(x_arr, -1, 0)[:, None]
+        result = conv(planes, w_arr, bias, stride=stride, padding=padding,
+                      padding_mode=padding_mode, dilation=dilation, method="fft")
+        return np.moveaxis(result, 0, -1)
     pads3 = ((0, 0),) * (3 - p.ndim) + p.padding
-    sizes3 = (1,) * (3 - p.ndim) + spatial
-    maps = [index_map(size, before, after, p.padding_mode)
-            for size, (before, after) in zip(sizes3, pads3)]
-    # Column map over interleaved samples: padded pixel j, channel c -> map[j] * C + c.
-    pixel_map = maps[2]
-    interleaved = pixel_map[:, None] * channels + np.arange(channels)
-    maps[2] = np.where(pixel_map[:, None] >= 0, interleaved, -1).reshape(-1).astype(np.intp)
     out_spatial = p.result_shape[1:]
     out = np.empty((p.out_channels,) + out_spatial + (channels,), dtype=p.dtype)
     out5 = out.reshape((1, p.out_channels) + (1,) * (3 - p.ndim) + out_spatial[:-1]
                        + (out_spatial[-1] * channels,))
+    if chosen == "separable":
+        _run_separable(x5, factors, b, out5, p, interleave=channels)
+        return out
+    sizes3 = (1,) * (3 - p.ndim) + spatial
+    maps = [index_map(size, before, after, p.padding_mode)
+            for size, (before, after) in zip(sizes3[:2], pads3[:2])]
+    maps.append(_interleaved_map(spatial[-1], pads3[2][0], pads3[2][1], p.padding_mode,
+                                 channels))
     stride3 = (1,) * (3 - p.ndim) + p.stride
     dilation3 = (1,) * (3 - p.ndim) + p.dilation[:-1] + (p.dilation[-1] * channels,)
     _call_engine(x5, w5, b, out5, maps, pads3[2][0] * channels, 1, stride3, dilation3)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Methods: which algorithm, and the two besides "direct"
+
+#: "auto" runs a rank-1 kernel as 1-D passes when the kernel has at least this many taps more
+#: than the passes. Each pass reads and writes the whole array, so the passes win only once the
+#: direct sum is compute-bound: measured on 1080p RGB float32, direct was faster up to 9x9
+#: (81 taps, saving 63) and the passes from 15x15 (saving 195); see docs/performance.md.
+SEPARABLE_MIN_SAVING = 90
+#: "auto" multiplies spectra when one output sums at least this many taps (C_in/groups * prod(K))
+#: and the kernel is not separable. numpy.fft runs on one thread: measured on 1080p RGB float32
+#: per channel, direct took 187 ms at 31x31 (961 taps) and fft 230 ms (docs/performance.md).
+FFT_MIN_TAPS = 1200
+
+
+def rank1_factors(kernel: np.ndarray, rtol: float) -> Optional[list]:
+    """1-D factors whose outer product is ``kernel`` (1 to 3 axes), or None if it is not rank 1.
+
+    Found by SVD of the unfoldings, then checked: the outer product of the factors must equal
+    the kernel to ``rtol`` times its largest magnitude.
+
+    Examples
+    --------
+    >>> f = rank1_factors(np.outer([1.0, 2.0, 1.0], [-1.0, 0.0, 1.0]), 1e-12)
+    >>> np.allclose(np.outer(*f), np.outer([1, 2, 1], [-1, 0, 1]))
+    True
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    scale = float(np.max(np.abs(kernel))) if kernel.size else 0.0
+    if scale == 0.0:
+        return [np.zeros(kernel.shape[0])] + [np.ones(k) for k in kernel.shape[1:]]
+    factors, rest = [], kernel / scale
+    for _ in range(kernel.ndim - 1):
+        left, values, right = np.linalg.svd(rest.reshape(rest.shape[0], -1), full_matrices=False)
+        if values.size > 1 and values[1] > rtol * values[0]:
+            return None
+        factors.append(left[:, 0] * values[0])
+        rest = right[0].reshape(rest.shape[1:])
+    factors.append(rest * scale)
+    product = factors[0]
+    for factor in factors[1:]:
+        product = np.multiply.outer(product, factor)
+    if np.max(np.abs(product - kernel)) > rtol * scale:
+        return None
+    return factors
+
+
+def choose_method(method: str, weight: np.ndarray, p: Plan) -> Tuple[str, Optional[list]]:
+    """The method :func:`conv` runs for ``method`` on this kernel, and the kernel's factors
+    when that method is ``'separable'`` (one list of 1-D factors per output channel).
+
+    The choice depends on the kernel and options only, never on the input's size.
+    """
+    if method == "direct":
+        return "direct", None
+    group_in = p.in_channels // p.groups
+    factors = None
+    if group_in == 1 and method in ("auto", "separable"):
+        rtol = 1e-6 if p.dtype == np.float32 else 1e-12
+        w64 = np.asarray(weight, dtype=np.float64).reshape((p.out_channels,) + p.kernel_shape)
+        factors = []
+        for kernel in w64:
+            found = rank1_factors(kernel, rtol)
+            if found is None:
+                factors = None
+                break
+            factors.append(found)
+    if method == "separable":
+        if factors is None:
+            raise ValueError(
+                "method='separable' needs every kernel to be rank 1 (an outer product of 1-D "
+                f"kernels) and one input channel per group; got weight {tuple(weight.shape)} "
+                f"with groups={p.groups}: use method='direct' or 'auto'"
+            )
+        return "separable", factors
+    if method == "fft":
+        return "fft", None
+    taps = int(np.prod(p.kernel_shape))
+    if factors is not None and taps - sum(p.kernel_shape) >= SEPARABLE_MIN_SAVING:
+        return "separable", factors
+    if factors is None and group_in * taps >= FFT_MIN_TAPS and max(p.stride) == 1:
+        return "fft", None
+    return "direct", None
+
+
+def _run_separable(x5: np.ndarray, factors: list, b: np.ndarray, out5: np.ndarray,
+                   p: Plan, interleave: int = 1) -> None:
+    """One 1-D pass per axis (the last axis first) through the engine; bias in the last pass.
+
+    Padding one axis at a time is exact: every mode's padded array is the input indexed by one
+    map per axis. Each pass keeps one intermediate array alive besides the input and output.
+    ``interleave=C``: the rows hold ``C`` channels interleaved (see correlate_channels_last).
+    """
+    pad3 = ((0, 0),) * (3 - p.ndim) + p.padding
+    stride3 = (1,) * (3 - p.ndim) + p.stride
+    dilation3 = (1,) * (3 - p.ndim) + p.dilation
+    lead = 3 - p.ndim
+    # Factors per axis as (C_out, k) arrays; the length-1 axes' scalars fold into a real pass.
+    per_axis = [np.array([f[axis] for f in factors]) for axis in range(p.ndim)]
+    passes = [axis for axis in range(p.ndim)
+              if per_axis[axis].shape[1] > 1 or any(pad3[lead + axis]) or p.stride[axis] > 1]
+    if not passes:
+        passes = [p.ndim - 1]
+    for axis in range(p.ndim):
+        if axis not in passes:
+            per_axis[passes[-1]] = per_axis[passes[-1]] * per_axis[axis]
+    zeros_bias = np.zeros_like(b)
+    current = x5
+    for number, axis in enumerate(reversed(passes)):
+        axis3 = lead + axis
+        last = number == len(passes) - 1
+        kernel3 = [1, 1, 1]
+        kernel3[axis3] = per_axis[axis].shape[1]
+        w5 = np.ascontiguousarray(per_axis[axis].reshape(
+            (p.out_channels, 1) + tuple(kernel3)), dtype=p.dtype)
+        shape = list(current.shape)
+        shape[1] = p.out_channels
+        shape[2 + axis3] = out5.shape[2 + axis3]
+        target = out5 if last else np.empty(shape, dtype=p.dtype)
+        maps = []
+        for a in range(2):
+            pads = pad3[a] if a == axis3 else (0, 0)
+            maps.append(index_map(current.shape[2 + a], pads[0], pads[1], p.padding_mode))
+        pads = pad3[2] if axis3 == 2 else (0, 0)
+        maps.append(_interleaved_map(current.shape[4] // interleave, pads[0], pads[1],
+                                     p.padding_mode, interleave))
+        stride = tuple(stride3[a] if a == axis3 else 1 for a in range(3))
+        dilation = tuple(dilation3[a] if a == axis3 else 1 for a in range(3))
+        dilation = dilation[:2] + (dilation[2] * interleave,)
+        groups = current.shape[1]  # the first pass fans each input out to its outputs
+        pad_left = pads[0] * interleave
+        _call_engine(current, w5, b if last else zeros_bias, target, maps, pad_left, groups,
+                     stride, dilation)
+        current = target
+
+
+def _fft_size(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n: sizes pocketfft transforms fastest."""
+    best = 1 << max(0, (n - 1).bit_length())
+    power5 = 1
+    while power5 < best:
+        power35 = power5
+        while power35 < best:
+            size = power35
+            while size < n:
+                size *= 2
+            best = min(best, size)
+            power35 *= 3
+        power5 *= 5
+    return best
+
+
+def _run_fft(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray, p: Plan) -> None:
+    """Correlation as a product of spectra (numpy.fft) of the padded input and the kernel.
+
+    The input is padded once through the index maps (so every mode works), the kernel is
+    dilated with zeros, and ``irfft(X * conj(K))`` gives the correlation; its valid part,
+    sampled at the stride, is the result. Channels are summed in the frequency domain.
+    """
+    pad3 = ((0, 0),) * (3 - p.ndim) + p.padding
+    stride3 = (1,) * (3 - p.ndim) + p.stride
+    dilation3 = (1,) * (3 - p.ndim) + p.dilation
+    padded = x5
+    for a in range(3):
+        index = index_map(x5.shape[2 + a], pad3[a][0], pad3[a][1], p.padding_mode)
+        if index.shape[0] == x5.shape[2 + a] and np.array_equal(index, np.arange(index.shape[0])):
+            continue
+        padded = np.take(padded, np.maximum(index, 0), axis=2 + a)
+        if (index < 0).any():
+            shape = [1] * 5
+            shape[2 + a] = index.shape[0]
+            padded = padded * (index >= 0).reshape(shape).astype(p.dtype)
+    spatial = padded.shape[2:]
+    axes = tuple(a + 2 for a in range(3) if spatial[a] > 1 or w5.shape[2 + a] > 1)
+    sizes = [_fft_size(spatial[a - 2]) for a in axes]
+    dilated_shape = tuple((k - 1) * d + 1 for k, d in zip(w5.shape[2:], dilation3))
+    kernel = np.zeros(w5.shape[:2] + dilated_shape, dtype=p.dtype)
+    kernel[(Ellipsis,) + tuple(slice(None, None, d) for d in dilation3)] = w5
+    if not axes:  # every spatial axis has length 1: nothing to transform
+        spectrum_x, spectrum_w, sizes = padded, kernel, []
+    else:
+        spectrum_x = np.fft.rfftn(padded, s=sizes, axes=axes)
+        spectrum_w = np.conj(np.fft.rfftn(kernel, s=sizes, axes=axes))
+    n, groups = x5.shape[0], p.groups
+    group_in, group_out = p.in_channels // groups, p.out_channels // groups
+    freq = spectrum_x.shape[2:]
+    spectrum_x = spectrum_x.reshape((n, groups, group_in) + freq)
+    spectrum_w = spectrum_w.reshape((groups, group_out, group_in) + freq)
+    product = np.einsum("ngi...,goi...->ngo...", spectrum_x, spectrum_w)
+    product = product.reshape((n, p.out_channels) + freq)
+    full = np.fft.irfftn(product, s=sizes, axes=axes) if axes else product
+    valid = tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(out5.shape[2:], stride3))
+    np.add(full[(Ellipsis,) + valid], b.reshape((1, -1, 1, 1, 1)), out=out5,
+           casting="unsafe")
 
 
 def conv(
@@ -553,8 +764,13 @@ def conv(
     groups : int
         Input and output channels are split into this many groups; output group ``g`` sees input
         group ``g`` only (``groups == C_in``: depthwise).
-    method : {'auto', 'direct'}
-        The algorithm. ``'separable'`` and ``'fft'`` are planned and refused for now.
+    method : {'auto', 'direct', 'separable', 'fft'}
+        The algorithm; all give the same result up to rounding. ``'direct'`` sums the taps;
+        ``'separable'`` runs one 1-D pass per axis and needs every kernel to be rank 1 (an outer
+        product of 1-D kernels, found by SVD) with one input channel per group; ``'fft'``
+        multiplies spectra (numpy.fft) of the padded input and is for large kernels. ``'auto'``
+        chooses by the kernel alone (never by the input's size, so chunks of a Dask array make
+        the same choice as the whole array): see docs/performance.md for the measured rule.
     out : numpy.ndarray, optional
         A C-contiguous array of the result's shape and dtype to write into.
 
@@ -594,7 +810,13 @@ def conv(
     )
     result = _output_array(out, p, x_arr)
     out5 = result.reshape((lead[0], p.out_channels) + pad3 + p.out_shape)
-    _run_direct(x5, w5, b, out5, p)
+    chosen, factors = choose_method(method, w5, p)  # the compute dtype: same factors everywhere
+    if chosen == "separable":
+        _run_separable(x5, factors, b, out5, p)
+    elif chosen == "fft":
+        _run_fft(x5, w5, b, out5, p)
+    else:
+        _run_direct(x5, w5, b, out5, p)
     if out is not None and result is not out:
         out[...] = result
         return out
@@ -615,11 +837,7 @@ def _checked_bias(bias: Optional[np.ndarray], p: Plan) -> np.ndarray:
 
 def check_method(method: object) -> None:
     """Raise ValueError unless ``method`` is one :func:`conv` accepts."""
-    if method not in METHODS:
-        if method in PLANNED_METHODS:
-            raise ValueError(
-                f"method={method!r} is not available yet; allowed now: {', '.join(METHODS)}"
-            )
+    if not isinstance(method, str) or method not in METHODS:
         raise ValueError(
             f"method={method!r} is not a method; allowed: {', '.join(METHODS)}"
         )

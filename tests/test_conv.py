@@ -12,7 +12,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import imgfilt
-from imgfilt.conv import correlate_channels_last, plan
+from imgfilt.conv import choose_method, correlate_channels_last, plan, rank1_factors
 from reference import reference_conv, same_pads
 from strategies import MODES, conv_problems, examples
 
@@ -77,7 +77,8 @@ def problem_is_valid(problem):
     return True
 
 
-def assert_matches_oracle(result, expected, x, weight, bias, group_in, compute_dtype):
+def assert_matches_oracle(result, expected, x, weight, bias, group_in, compute_dtype,
+                          fft=False):
     assert result.dtype == compute_dtype
     assert result.shape == expected.shape
     scale = float(np.max(np.abs(x.astype(np.float64)))) * float(
@@ -86,6 +87,8 @@ def assert_matches_oracle(result, expected, x, weight, bias, group_in, compute_d
     if bias is not None:
         scale += float(np.max(np.abs(bias)))
     terms = group_in * np.prod(weight.shape[2:])
+    if fft:  # a spectrum's rounding grows with the transform's length, not the kernel's taps
+        terms = group_in * max(terms, 4 * np.prod(x.shape[-(weight.ndim - 2):]))
     eps = np.finfo(compute_dtype).eps
     np.testing.assert_allclose(
         result.astype(np.float64), expected, rtol=0, atol=4 * terms * eps * max(scale, 1.0)
@@ -114,6 +117,100 @@ def test_conv_matches_oracle(problem):
     expected = reference_conv(x, weight, bias, **options(problem))
     assert_matches_oracle(result, expected, x, weight, bias, problem["group_in"],
                           compute_dtype_of(problem["dtype"]))
+
+
+def rank_one_weight(problem):
+    """A weight of rank-1 kernels (outer products of random 1-D factors) for ``problem``."""
+    rng = np.random.default_rng(problem["seed"] + 1)
+    weight = np.ones((problem["out_channels"], 1) + problem["kernel"])
+    for axis, size in enumerate(problem["kernel"]):
+        shape = [problem["out_channels"], 1] + [1] * problem["ndim"]
+        shape[2 + axis] = size
+        weight = weight * rng.normal(size=shape)
+    return weight
+
+
+@settings(max_examples=examples(700))
+@given(conv_problems())
+def test_fft_method_matches_oracle(problem):
+    x, weight, bias = make_arrays(problem)
+    if not problem_is_valid(problem):
+        with pytest.raises(ValueError):
+            imgfilt.conv(x, weight, bias, method="fft", **options(problem))
+        return
+    result = imgfilt.conv(x, weight, bias, method="fft", **options(problem))
+    expected = reference_conv(x, weight, bias, **options(problem))
+    assert_matches_oracle(result, expected, x, weight, bias, problem["group_in"],
+                          compute_dtype_of(problem["dtype"]), fft=True)
+
+
+@settings(max_examples=examples(700))
+@given(conv_problems())
+def test_separable_method_matches_oracle(problem):
+    problem = dict(problem, group_in=1, in_channels=problem["groups"])
+    x, _, bias = make_arrays(problem)
+    weight = rank_one_weight(problem)
+    if not problem_is_valid(problem):
+        with pytest.raises(ValueError):
+            imgfilt.conv(x, weight, bias, method="separable", **options(problem))
+        return
+    result = imgfilt.conv(x, weight, bias, method="separable", **options(problem))
+    expected = reference_conv(x, weight, bias, **options(problem))
+    # The passes round after each axis: allow one rounding per pass on top of the taps'.
+    assert_matches_oracle(result, expected, x, weight, bias, problem["ndim"],
+                          compute_dtype_of(problem["dtype"]))
+
+
+@pytest.mark.parametrize("method", ["direct", "separable", "fft", "auto"])
+@pytest.mark.parametrize("mode", MODES)
+def test_channels_last_equals_conv_bit_for_bit(method, mode):
+    rng = np.random.default_rng(5)
+    image = rng.random((37, 150, 3)).astype(np.float32)
+    weight = rank_one_weight({"seed": 5, "out_channels": 2, "kernel": (5, 13), "ndim": 2})
+    options = {"padding": "same", "padding_mode": mode, "dilation": (1, 2), "method": method}
+    got = correlate_channels_last(image, weight, [0.5, -1.0], **options)
+    planes = np.moveaxis(image, -1, 0)[:, None]
+    expected = np.moveaxis(imgfilt.conv(planes, weight, [0.5, -1.0], **options), 0, -1)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_separable_refuses_what_is_not_rank_one():
+    x = np.ones((2, 8, 8))
+    with pytest.raises(ValueError, match="rank 1"):
+        imgfilt.conv(x, np.eye(3)[None, None].repeat(2, 0), groups=2, method="separable")
+    with pytest.raises(ValueError, match="one input channel per group"):
+        imgfilt.conv(x, np.ones((1, 2, 3, 3)), method="separable")
+    with pytest.raises(ValueError, match="not a method"):
+        imgfilt.conv(x, np.ones((1, 2, 3, 3)), method="winograd")
+
+
+def test_rank1_factors():
+    sobel = np.outer([1.0, 2.0, 1.0], [-1.0, 0.0, 1.0])
+    factors = rank1_factors(sobel, 1e-12)
+    np.testing.assert_allclose(np.outer(*factors), sobel, atol=1e-12)
+    cube = np.multiply.outer(np.outer([1.0, 2.0], [3.0, 4.0, 5.0]), [1.0, -1.0])
+    np.testing.assert_allclose(np.multiply.outer(np.outer(*rank1_factors(cube, 1e-12)[:2]),
+                                                 rank1_factors(cube, 1e-12)[2]), cube, atol=1e-12)
+    assert rank1_factors(np.eye(3), 1e-6) is None
+    assert rank1_factors(np.array([[1.0, 0.0], [0.0, 1e-3]]), 1e-6) is None
+    assert np.all(np.outer(*rank1_factors(np.zeros((3, 3)), 1e-6)) == 0)
+
+
+def test_auto_chooses_by_the_kernel_alone():
+    def chosen(weight, groups=1, **kwargs):
+        p = plan((groups * weight.shape[1], 50, 60), np.float32, weight.shape, groups=groups,
+                 **kwargs)
+        return choose_method("auto", weight, p)[0]
+
+    gaussian = np.outer(*[np.exp(-np.arange(-3, 4) ** 2 / 4.0)] * 2)[None, None]
+    assert chosen(gaussian[..., 1:6, 1:6]) == "direct"  # 25 taps: the passes cost more
+    wide = np.outer(*[np.exp(-np.arange(-7, 8) ** 2 / 20.0)] * 2)[None, None]
+    assert chosen(wide) == "separable"
+    assert chosen(np.random.default_rng(0).random((1, 1, 31, 31))) == "direct"
+    rough = np.random.default_rng(0).random((1, 1, 41, 41))
+    assert chosen(rough, padding="same") == "fft"
+    assert chosen(rough, stride=2) == "direct"
+    assert chosen(np.random.default_rng(0).random((4, 4, 3, 3))) == "direct"
 
 
 @settings(max_examples=examples(800))
