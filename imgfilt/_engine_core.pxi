@@ -16,6 +16,7 @@
 # tap of the kernel is added ("fused taps"), and each input vector loaded feeds four outputs.
 from cython.parallel cimport parallel, prange, threadid
 from cython cimport floating
+from libc.math cimport nearbyint
 from cython.view cimport array as cvarray
 
 cdef extern from *:
@@ -54,6 +55,13 @@ cdef enum:
     BLOCK = 4
 
 
+# The input's element type: the compute types, or 8-bit pixels converted as rows are read.
+ctypedef fused source_t:
+    float
+    double
+    unsigned char
+
+
 def has_openmp():
     """Return True when the engine was compiled with OpenMP."""
     return bool(imgfilt_has_openmp())
@@ -79,7 +87,7 @@ def strip_width():
     return BLOCK * STRIP
 
 
-cdef int _fill_row(const floating[:, :, :, :, ::1] x, Py_ssize_t n, Py_ssize_t c,
+cdef int _fill_row(const source_t[:, :, :, :, ::1] x, Py_ssize_t n, Py_ssize_t c,
                    Py_ssize_t src_z, Py_ssize_t src_y, const Py_ssize_t[::1] col_map,
                    Py_ssize_t pad_left, floating[:, ::1] ring, Py_ssize_t tid,
                    Py_ssize_t start) except -1 nogil:
@@ -125,8 +133,20 @@ cdef Py_ssize_t _bad_entries(const Py_ssize_t[::1] index_map, Py_ssize_t length)
     return bad
 
 
+cdef inline unsigned char _saturate(floating value) noexcept nogil:
+    """Round to the nearest integer (ties to even, as numpy.rint) and clip to 0..255.
+
+    The caller guarantees finite values (8-bit input, finite weights)."""
+    if value <= 0:
+        return 0
+    if value >= 255:
+        return 255
+    return <unsigned char>nearbyint(value)
+
+
 cdef int _fused_block(const floating[:, ::1] taps, const floating[::1] bias,
-                      floating[:, :, :, :, ::1] out, const floating[:, ::1] ring,
+                      floating[:, :, :, :, ::1] out, unsigned char[:, :, :, :, ::1] out_u8,
+                      bint saturate, Py_ssize_t out_w, const floating[:, ::1] ring,
                       const Py_ssize_t[::1] tap_offsets, Py_ssize_t o, Py_ssize_t n,
                       Py_ssize_t z, Py_ssize_t y, Py_ssize_t tid) except -1 nogil:
     """Output channels ``o .. o+3`` of one output row, stride 1 along the row.
@@ -135,7 +155,7 @@ cdef int _fused_block(const floating[:, ::1] taps, const floating[::1] bias,
     ``tap_offsets[t]`` where tap ``t``'s input starts in this thread's flattened ring. One flat
     loop over the taps lets the compiler keep the 4 x strip accumulators in registers throughout.
     """
-    cdef Py_ssize_t n_taps = taps.shape[1], out_w = out.shape[4]
+    cdef Py_ssize_t n_taps = taps.shape[1]
     cdef Py_ssize_t x0, j, t, base, count
     # Doubles take twice the registers: half the strip (a constant once Cython specialises).
     cdef Py_ssize_t strip = STRIP if floating is float else STRIP // 2
@@ -165,7 +185,13 @@ cdef int _fused_block(const floating[:, ::1] taps, const floating[::1] bias,
                 acc3[j] += w3 * v
         # A constant count for whole strips: a variable one becomes a slow byte-wise memcpy.
         count = strip if x0 + strip <= out_w else out_w - x0
-        if count == strip:
+        if saturate:
+            for j in range(count):
+                out_u8[n, o, z, y, x0 + j] = _saturate(acc0[j])
+                out_u8[n, o + 1, z, y, x0 + j] = _saturate(acc1[j])
+                out_u8[n, o + 2, z, y, x0 + j] = _saturate(acc2[j])
+                out_u8[n, o + 3, z, y, x0 + j] = _saturate(acc3[j])
+        elif count == strip:
             for j in range(strip):
                 out[n, o, z, y, x0 + j] = acc0[j]
                 out[n, o + 1, z, y, x0 + j] = acc1[j]
@@ -182,7 +208,8 @@ cdef int _fused_block(const floating[:, ::1] taps, const floating[::1] bias,
 
 
 cdef int _fused_single(const floating[:, ::1] taps, const floating[::1] bias,
-                       floating[:, :, :, :, ::1] out, const floating[:, ::1] ring,
+                       floating[:, :, :, :, ::1] out, unsigned char[:, :, :, :, ::1] out_u8,
+                       bint saturate, Py_ssize_t out_w, const floating[:, ::1] ring,
                        const Py_ssize_t[::1] tap_offsets, Py_ssize_t o, Py_ssize_t n,
                        Py_ssize_t z, Py_ssize_t y, Py_ssize_t tid) except -1 nogil:
     """Output channel ``o`` of one output row, stride 1 along the row (see ``_fused_block``).
@@ -190,7 +217,7 @@ cdef int _fused_single(const floating[:, ::1] taps, const floating[::1] bias,
     The strip is four times as wide as the block's, so that as many independent accumulators
     hide the latency of the multiply-adds.
     """
-    cdef Py_ssize_t n_taps = taps.shape[1], out_w = out.shape[4]
+    cdef Py_ssize_t n_taps = taps.shape[1]
     cdef Py_ssize_t x0, j, t, base, count
     cdef Py_ssize_t strip = BLOCK * (STRIP if floating is float else STRIP // 2)
     cdef floating w0
@@ -205,7 +232,10 @@ cdef int _fused_single(const floating[:, ::1] taps, const floating[::1] bias,
             for j in range(strip):
                 acc0[j] += w0 * ring[tid, base + j]
         count = strip if x0 + strip <= out_w else out_w - x0
-        if count == strip:
+        if saturate:
+            for j in range(count):
+                out_u8[n, o, z, y, x0 + j] = _saturate(acc0[j])
+        elif count == strip:
             for j in range(strip):
                 out[n, o, z, y, x0 + j] = acc0[j]
         else:
@@ -234,11 +264,12 @@ cdef int _strided_channel(const floating[:, ::1] taps, const floating[::1] bias,
     return 0
 
 
-cdef int _output_row(const floating[:, :, :, :, ::1] x,
+cdef int _output_row(const source_t[:, :, :, :, ::1] x,
                      const floating[:, ::1] taps,
                      Py_ssize_t kernel_d, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
                      const floating[::1] bias,
                      floating[:, :, :, :, ::1] out,
+                     unsigned char[:, :, :, :, ::1] out_u8, bint saturate, Py_ssize_t out_w,
                      const Py_ssize_t[::1] plane_map,
                      const Py_ssize_t[::1] row_map,
                      const Py_ssize_t[::1] col_map,
@@ -277,10 +308,12 @@ cdef int _output_row(const floating[:, :, :, :, ::1] x,
     o = g * group_out
     if sw == 1:
         while o + BLOCK <= end:
-            _fused_block(taps, bias, out, ring, tap_offsets[tid], o, n, z, y, tid)
+            _fused_block(taps, bias, out, out_u8, saturate, out_w, ring, tap_offsets[tid], o,
+                         n, z, y, tid)
             o += BLOCK
         while o < end:
-            _fused_single(taps, bias, out, ring, tap_offsets[tid], o, n, z, y, tid)
+            _fused_single(taps, bias, out, out_u8, saturate, out_w, ring, tap_offsets[tid], o,
+                          n, z, y, tid)
             o += 1
     else:
         while o < end:
@@ -289,11 +322,12 @@ cdef int _output_row(const floating[:, :, :, :, ::1] x,
     return 0
 
 
-def correlate(const floating[:, :, :, :, ::1] x,
+def correlate(const source_t[:, :, :, :, ::1] x,
               const floating[:, ::1] taps,
               tuple kernel_shape,
               const floating[::1] bias,
               floating[:, :, :, :, ::1] out,
+              unsigned char[:, :, :, :, ::1] out_u8,
               const Py_ssize_t[::1] plane_map,
               const Py_ssize_t[::1] row_map,
               const Py_ssize_t[::1] col_map,
@@ -308,7 +342,10 @@ def correlate(const floating[:, :, :, :, ::1] x,
     """Cross-correlate ``x (N, C_in, D, H, W)`` with a kernel ``(C_out, C_in/groups, KD, KH, KW)``.
 
     The kernel comes flattened, ``taps (C_out, C_in/groups * KD * KH * KW)``, with its
-    ``kernel_shape (KD, KH, KW)``. ``out (N, C_out, Do, Ho, Wo)`` is written.
+    ``kernel_shape (KD, KH, KW)``. ``x`` is float, double or uint8 (converted as rows are read).
+    ``out (N, C_out, Do, Ho, Wo)`` is written; or, when ``out`` is None, ``out_u8`` of that shape
+    gets the results rounded (ties to even) and clipped to 0..255 (stride 1 along rows only;
+    the caller guarantees finite results).
     ``plane_map``/``row_map``/``col_map`` give, for each padded position, the input index
     (-1: zero); ``pad_left`` is the number of padded columns before the input's first column.
     ``ring (threads, C_in/groups * KD * ring_rows * (len(col_map) + strip_width()))``
@@ -323,8 +360,9 @@ def correlate(const floating[:, :, :, :, ::1] x,
     cdef Py_ssize_t out_channels = taps.shape[0], group_in
     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
     cdef Py_ssize_t kernel_w = kernel_shape[2], ring_width, slots
-    cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
+    cdef Py_ssize_t out_d, out_h, out_w, out_n, out_c
     cdef Py_ssize_t n_items, item, t, n, g, z, y, tid = 0
+    cdef bint saturate = out is None
     cdef Py_ssize_t axis, group_out
     cdef bint cycle
     cdef Py_ssize_t kernel[3]
@@ -343,7 +381,15 @@ def correlate(const floating[:, :, :, :, ::1] x,
         raise ValueError("engine: channel counts do not match groups")
     if taps.shape[1] != group_in * kernel_d * kernel_h * kernel_w:
         raise ValueError("engine: taps do not match the kernel shape")
-    if out.shape[0] != batch or out.shape[1] != out_channels or bias.shape[0] != out_channels:
+    if (out is None) == (out_u8 is None):
+        raise ValueError("engine: give exactly one of out and out_u8")
+    if saturate:
+        out_n, out_c, out_d, out_h, out_w = out_u8.shape[:5]
+        if sw != 1:
+            raise ValueError("engine: 8-bit output needs stride 1 along rows")
+    else:
+        out_n, out_c, out_d, out_h, out_w = out.shape[:5]
+    if out_n != batch or out_c != out_channels or bias.shape[0] != out_channels:
         raise ValueError("engine: output or bias shape does not match")
     kernel[0], kernel[1], kernel[2] = kernel_d, kernel_h, kernel_w
     padded[0], padded[1], padded[2] = plane_map.shape[0], row_map.shape[0], col_map.shape[0]
@@ -380,8 +426,8 @@ def correlate(const floating[:, :, :, :, ::1] x,
             t = t // out_d
             g = t % groups
             n = t // groups
-            _output_row(x, taps, kernel_d, kernel_h, kernel_w, bias, out, plane_map, row_map,
-                        col_map, pad_left, group_in, group_out, n, g, z, y, sd, sh, sw,
+            _output_row(x, taps, kernel_d, kernel_h, kernel_w, bias, out, out_u8, saturate, out_w,
+                        plane_map, row_map, col_map, pad_left, group_in, group_out, n, g, z, y, sd, sh, sw,
                         dd, dh, dw, ring, ring_width, tags, tap_offsets, tid, ring_rows, cycle)
 
 

@@ -360,13 +360,22 @@ def _apply_ndarray(
             f"filter {filt.name!r} mixes {filt.in_channels} channels (weight "
             f"{filt.weight.shape}) but the image has {channels.shape[0]} (shape {array.shape})"
         )
-    if filt.per_channel and axis == array.ndim - 1 and _unit_last(stride, filt.ndim):
-        # Channels last, as images come: filter the interleaved rows where they are.
-        x = array.astype(_compute_dtype(array.dtype), copy=False)
+    if (filt.per_channel and axis in (None, array.ndim - 1) and _unit_last(stride, filt.ndim)
+            and array.dtype.kind in "biuf"):
+        # Channels last, as images come (one channel: a last axis of 1): filter the interleaved
+        # rows where they are. 8-bit pixels are read as they are and, clipped, written as 8-bit
+        # in the same pass.
+        x = array if axis is not None else array[..., None]
+        if x.dtype != np.uint8:
+            x = x.astype(_compute_dtype(array.dtype), copy=False)
+        saturate = (array.dtype == np.uint8 and output == "clip" and filt.combine is None
+                    and bool(np.all(np.isfinite(filt.weight))))
         responses = correlate_same(x, filt.weight, filt.bias, padding_mode, stride, dilation,
-                                   channels_last=True)
+                                   channels_last=True, saturate=saturate)
         result = responses[0] if filt.combine is None else COMBINES[filt.combine](responses, 0)
-        return _convert_output(result, array.dtype, output)
+        if not saturate:
+            result = _convert_output(result, array.dtype, output)
+        return result if axis is not None else result[..., 0]
     x = channels.astype(_compute_dtype(array.dtype), copy=False)
     if filt.per_channel:
         x = x[:, None]  # a batch of C one-channel images
@@ -402,12 +411,14 @@ def correlate_same(
     centred: bool = True,
     groups: int = 1,
     channels_last: bool = False,
+    saturate: bool = False,
 ) -> np.ndarray:
     """:func:`imgfilt.conv` with ``'same'`` padding, defining ``'reflect'`` on 1-sample axes.
 
     ``x`` is ``(C_in, *S)`` or ``(N, C_in, *S)``; with ``channels_last``, ``x`` is ``(*S, C)``,
     ``weight`` is ``(F, 1, *K)`` and the result is ``(F, *S_out, C)`` (each channel filtered
-    alone, by :func:`imgfilt.conv.correlate_channels_last`). numpy.pad and scipy's 'mirror' repeat the one
+    alone, by :func:`imgfilt.conv.correlate_channels_last`, which with ``saturate`` returns
+    uint8 for uint8 ``x``). numpy.pad and scipy's 'mirror' repeat the one
     sample of a length-1 axis where reflection is undefined; the engine refuses instead, so such
     axes are padded here (by repetition) and the engine pads the others.
 
@@ -438,7 +449,7 @@ def correlate_same(
             x = np.pad(x, widths, mode="edge")
     if channels_last:
         return _correlate_channels_last(x, weight, bias, stride=stride, padding=tuple(pads),
-                                        padding_mode=mode, dilation=dilation)
+                                        padding_mode=mode, dilation=dilation, saturate=saturate)
     return _engine_conv(
         x, weight, bias, stride=stride, padding=tuple(pads), padding_mode=mode,
         dilation=dilation, groups=groups,
