@@ -27,6 +27,24 @@ PathLike = Union[str, "os.PathLike[str]"]
 VOLUME_SUFFIXES = (".npy", ".tif", ".tiff")
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import: os.umask can only be read by setting it, which races with other threads.
+_UMASK = _read_umask()
+
+
+def _new_file_mode(final: str) -> int:
+    """The permissions ``final`` gets: an existing file's own, else what open() would give."""
+    try:
+        return os.stat(final).st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_UMASK
+
+
 @contextlib.contextmanager
 def atomic_write(path: PathLike) -> Iterator[IO[bytes]]:
     """Open a temporary file beside ``path`` for writing; on success it replaces ``path``.
@@ -46,6 +64,8 @@ def atomic_write(path: PathLike) -> Iterator[IO[bytes]]:
         dir=directory, prefix="." + os.path.basename(final) + ".", suffix=".tmp"
     )
     try:
+        # mkstemp makes the file private (0600); the result should be an ordinary file.
+        os.chmod(temporary, _new_file_mode(final))
         with os.fdopen(descriptor, "w+b") as handle:  # TIFF page appending reads back
             yield handle
             handle.flush()

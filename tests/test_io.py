@@ -1,4 +1,6 @@
 """Volumes on disk: .npy and multi-page TIFF round trips, refusals, atomic writes."""
+import os
+
 import numpy as np
 import pytest
 from PIL import Image, ImageSequence
@@ -92,6 +94,23 @@ def test_atomic_write_replaces_only_on_success(tmp_path):
     with atomic_write(target) as handle:
         handle.write(b"new")
     assert target.read_bytes() == b"new" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path):
+    # mkstemp's temporary file is 0600; the written file gets what open() would give it, and a
+    # replaced file keeps its own mode.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    fresh = tmp_path / "fresh.bin"
+    with atomic_write(fresh) as handle:
+        handle.write(b"x")
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~mask
+    kept = tmp_path / "kept.bin"
+    kept.write_bytes(b"old")
+    kept.chmod(0o640)
+    with atomic_write(kept) as handle:
+        handle.write(b"new")
+    assert kept.stat().st_mode & 0o777 == 0o640
 
 
 def test_read_filter_write_a_volume(tmp_path):
