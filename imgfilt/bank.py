@@ -198,6 +198,8 @@ class FilterBank:
                 raise ValueError(
                     f"bias must have shape (C_out,) = ({out_channels},), got {np.shape(bias)}"
                 )
+            if not np.all(np.isfinite(bias_array)):
+                raise ValueError("the bank's bias holds NaN or infinity")
         if names is None:
             names = default_names
         names = tuple(str(n) for n in names)
@@ -350,8 +352,15 @@ class FilterBank:
             if array.ndim != k:
                 raise ValueError(f"channel_axis=None needs {k} axes, got shape {array.shape}")
             return array[None]
+        if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(
+                channel_axis, (int, np.integer)):
+            raise TypeError(f"channel_axis must be an int or None, got {channel_axis!r}")
         if array.ndim != k + 1:
             raise ValueError(f"channel_axis={channel_axis} needs {k + 1} axes, got shape {array.shape}")
+        if not -array.ndim <= channel_axis < array.ndim:
+            raise ValueError(
+                f"channel_axis={channel_axis} is out of range for an image of shape {array.shape}"
+            )
         return np.moveaxis(array, channel_axis, 0)
 
     def _run(self, x: np.ndarray, options: dict) -> np.ndarray:
