@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -358,3 +358,378 @@ def test_apply_to_a_big_endian_array_computes_at_full_precision_in_native_order(
         np.testing.assert_array_equal(result, imgfilt.apply(native, "box", output=output))
     assert imgfilt.apply(image, "box", output="float").dtype == (
         np.float64 if dtype[1:] in ("f8", "i4") else np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Differential: FilterBank.apply (and a cascade) against the oracle
+#
+# A bank is conv's layer: padding='same' by default (TensorFlow's rule at stride > 1), reflect
+# by default, 'reflect' on a 1-sample axis repeating it; float32 maps (float64 for float64 and
+# wide integer input), channel-first (C_out, *S_out) unless channels_last.
+
+
+@settings(max_examples=examples(1000), suppress_health_check=ONCE_PER_TEST)
+@given(problem=conv_problems(), layout=st.sampled_from(LAYOUTS),
+       placement=st.sampled_from(["last", "first", "axis"]), chain=st.booleans(),
+       channels_last=st.booleans())
+def test_filter_bank_matches_the_oracle(one_engine_thread, tmp_path_factory, problem, layout,
+                                        placement, chain, channels_last):
+    assume(problem["batch"] is None)  # banks take one image; conv's batches are tested above
+    rng = np.random.default_rng(problem["seed"])
+    x, weight, bias = conv_arrays(problem)
+    bank = FilterBank(weight, bias, groups=problem["groups"])
+    options = {k: problem[k] for k in ("stride", "padding", "padding_mode", "dilation")}
+    second = None
+    if chain and problem["padding"] == "same":  # a 1x..x1 second layer mixing the maps
+        second = FilterBank(rng.normal(size=(2, problem["out_channels"]) + (1,) * problem["ndim"]))
+    if placement == "last":
+        image, kwargs = np.moveaxis(x, 0, -1), {}
+    elif placement == "first":
+        image, kwargs = x, {"channel_axis": 0}
+    else:
+        image, kwargs = np.moveaxis(x, 0, 1), {"channel_axis": 1}
+    image = relayout(image, layout, tmp_path_factory.getbasetemp())
+    if problem["padding"] == "same":
+        ok = conv_is_valid({**problem, "padding_mode": "zeros"})  # 'reflect' on 1 sample repeats
+    else:
+        ok = conv_is_valid(problem)
+    net = bank if second is None else bank.then(second)
+    if not ok:
+        with pytest.raises(ValueError):
+            net.apply(image, channels_last=channels_last, **kwargs, **options)
+        return
+    maps = net.apply(image, channels_last=channels_last, **kwargs, **options)
+    expected = reference_conv(x, weight, bias, **conv_options(problem))
+    terms = problem["group_in"] * int(np.prod(problem["kernel"]))
+    dtype = np.dtype(problem["dtype"])
+    compute = np.dtype(np.float64 if dtype == np.float64 or (dtype.kind in "ui" and
+                                                             dtype.itemsize >= 4) else np.float32)
+    atol = tolerance(x, weight, bias, terms, compute)
+    if second is not None:
+        # The second layer reads the first one's maps with the same options; a 1x1 kernel at
+        # stride s keeps every s-th sample of the maps.
+        stride = problem["stride"]
+        stride = (stride,) * problem["ndim"] if np.isscalar(stride) else stride
+        expected = reference_conv(expected, second.weight, None, stride=stride)
+        atol = atol * float(np.abs(second.weight).sum(axis=1).max()) * 2 + tolerance(
+            expected, second.weight, None, problem["out_channels"], compute)
+    if channels_last:
+        expected = np.moveaxis(expected, 0, -1)
+    assert maps.dtype == compute and maps.shape == expected.shape
+    np.testing.assert_allclose(maps, expected, rtol=0, atol=atol)
+
+
+# ---------------------------------------------------------------------------------------------
+# Input battery: every bad argument of apply / FilterBank names itself
+
+IMG = np.zeros((8, 8), np.uint8)
+RGB = np.zeros((8, 8, 3), np.uint8)
+BANK = FilterBank(np.ones((2, 3, 3, 3)))
+
+
+BATTERY = [
+    (lambda: imgfilt.apply(IMG, None), TypeError, ["filter", "NoneType"]),
+    (lambda: imgfilt.apply(IMG, "sobell"), ValueError, ["'sobell'", "sobel"]),
+    (lambda: imgfilt.apply(IMG, "box", padding_mode="bounce"), ValueError,
+     ["padding_mode='bounce'", "reflect"]),
+    (lambda: imgfilt.apply(IMG, "box", stride=0), ValueError, ["stride", ">= 1"]),
+    (lambda: imgfilt.apply(IMG, "box", stride=1.5), TypeError, ["stride", "1.5"]),
+    (lambda: imgfilt.apply(IMG, "box", dilation=-1), ValueError, ["dilation", "-1"]),
+    (lambda: imgfilt.apply(IMG, "box", output="wrap"), ValueError, ["output", "'wrap'", "clip"]),
+    (lambda: imgfilt.apply(RGB, "box", channel_axis=5), ValueError, ["channel_axis=5", "range"]),
+    (lambda: imgfilt.apply(RGB, "box", channel_axis="last"), TypeError, ["channel_axis"]),
+    (lambda: imgfilt.apply(RGB, "box", channel_axis=True), TypeError, ["channel_axis"]),
+    (lambda: imgfilt.apply(IMG.astype(object), "box"), TypeError, ["image", "object"]),
+    (lambda: imgfilt.apply(IMG.astype(complex), "box"), TypeError, ["image", "complex"]),
+    (lambda: imgfilt.apply(None, "box"), TypeError, ["image", "object"]),
+    (lambda: imgfilt.apply(np.zeros((0, 8)), "box"), ValueError, ["empty", "0"]),
+    (lambda: imgfilt.apply(np.zeros((2, 3, 4, 5)), "box"), ValueError,
+     ["image", "(2, 3, 4, 5)", "2 spatial axes"]),
+    (lambda: imgfilt.apply(IMG, "gaussian", sigma=-1), ValueError, ["sigma", "-1"]),
+    (lambda: imgfilt.apply(IMG, "gaussian", sigma=float("nan")), ValueError, ["sigma", "nan"]),
+    (lambda: imgfilt.apply(IMG, "gaussian", sigma="2"), TypeError, ["sigma", "'2'"]),
+    (lambda: imgfilt.apply(IMG, "box", size=4), ValueError, ["size", "odd", "4"]),
+    (lambda: imgfilt.apply(IMG, "box", sigma=1), TypeError, ["sigma", "size"]),
+    (lambda: imgfilt.apply(IMG, np.full((3, 3), np.nan)), ValueError, ["weight", "NaN"]),
+    (lambda: imgfilt.apply(IMG, np.zeros((0, 3))), ValueError, ["weight", "empty"]),
+    (lambda: imgfilt.apply(IMG, np.array([["a"]])), TypeError, ["weight", "<U1"]),
+    (lambda: imgfilt.apply(RGB, np.zeros((1, 2, 3, 3))), ValueError,
+     ["mixes 2 channels", "has 3"]),
+    (lambda: imgfilt.apply(IMG, np.zeros((1,) * 6)), ValueError, ["weight", "(1, 1, 1, 1, 1, 1)"]),
+    (lambda: imgfilt.apply(IMG, BANK, output="clip"), TypeError, ["output", "FilterBank"]),
+    (lambda: imgfilt.apply(IMG, "box", padding=1), TypeError, ["padding"]),
+    (lambda: imgfilt.apply(Image.new("CMYK", (4, 4)), "box"), ValueError, ["'CMYK'", "RGB"]),
+    (lambda: imgfilt.apply(Image.new("L", (4, 4)), "box", channel_axis=0), TypeError,
+     ["channel_axis", "Pillow"]),
+    (lambda: imgfilt.apply(Image.new("L", (4, 4)), "box3d"), ValueError, ["2-D", "3 spatial"]),
+    (lambda: FilterBank(None), TypeError, ["filters", "NoneType"]),
+    (lambda: FilterBank("sobel"), TypeError, ["filters", "str"]),
+    (lambda: FilterBank([]), ValueError, ["filters", "(0,)"]),
+    (lambda: FilterBank(np.zeros((3, 3))), ValueError, ["filters", "(3, 3)"]),
+    (lambda: FilterBank(np.full((1, 1, 3, 3), np.inf)), ValueError, ["weight", "infinity"]),
+    (lambda: FilterBank(np.zeros((2, 1, 3, 3)), bias=np.zeros(3)), ValueError, ["bias", "(3,)"]),
+    (lambda: FilterBank(np.zeros((2, 1, 3, 3)), bias=[np.nan, 0]), ValueError, ["bias", "NaN"]),
+    (lambda: FilterBank(np.zeros((2, 1, 3, 3)), names=["a"]), ValueError, ["names", "2"]),
+    (lambda: FilterBank(np.zeros((2, 1, 3, 3)), groups=0), ValueError, ["groups", ">= 1"]),
+    (lambda: FilterBank(np.zeros((2, 1, 3, 3)), groups=3), ValueError, ["groups=3", "C_out=2"]),
+    (lambda: FilterBank(np.zeros((2, 1, 3, 3)), groups=1.0), TypeError, ["groups", "1.0"]),
+    (lambda: FilterBank(np.zeros((2, 1, 3, 3), complex)), TypeError, ["filters", "complex"]),
+    (lambda: FilterBank([filters.sobel()]), ValueError, ["filters[0]", "magnitude"]),
+    (lambda: FilterBank([filters.box(3), filters.gaussian(1, radius=2)]), None, []),
+    (lambda: BANK.apply(np.zeros((8, 8, 4))), ValueError, ["(8, 8, 4)", "C_in = 3"]),
+    (lambda: BANK.apply(RGB, sigma=2), TypeError, ["sigma", "padding_mode"]),
+    (lambda: BANK.apply(RGB, padding_mode="x"), ValueError, ["padding_mode='x'"]),
+    (lambda: BANK.apply(RGB, padding=-1), ValueError, ["padding", "-1"]),
+    (lambda: BANK.apply(RGB, padding=10**12), ValueError, ["GiB", "padding"]),
+    (lambda: BANK.apply(RGB, stride=0), ValueError, ["stride", ">= 1"]),
+    (lambda: BANK.apply(RGB.astype(object)), TypeError, ["image", "object"]),
+    (lambda: BANK.apply(RGB, channel_axis=7), ValueError, ["channel_axis=7", "range"]),
+    (lambda: BANK.apply(RGB, channel_axis="x"), TypeError, ["channel_axis", "'x'"]),
+    (lambda: BANK.apply(RGB, channel_axis=1.0), TypeError, ["channel_axis", "1.0"]),
+    (lambda: BANK.apply(None), TypeError, ["image"]),
+    (lambda: BANK.apply(np.zeros((0, 8, 3))), ValueError, ["empty"]),
+    (lambda: BANK.output_shape((4, 8, 8)), ValueError, ["C_in = 4", "(4, 8, 8)"]),
+    (lambda: BANK.then("layer"), TypeError, ["FilterBank", "str"]),
+    (lambda: BANK.then(FilterBank(np.ones((1, 5, 1, 1)))), ValueError, ["C_in = 5", "2 maps"]),
+]
+
+
+@pytest.mark.parametrize("call, error, words", BATTERY,
+                         ids=[f"{i:02d}:{words[0] if words else 'accepted'}"
+                              for i, (_, _, words) in enumerate(BATTERY)])
+def test_bad_arguments_of_apply_and_filter_bank_name_themselves(call, error, words):
+    if error is None:
+        call()
+        return
+    with pytest.raises(error) as caught:
+        call()
+    for word in words:
+        assert word in str(caught.value), (word, str(caught.value))
+
+
+def test_absurd_sizes_raise_before_allocating():
+    x = np.zeros((1, 4, 4), np.float32)
+    for options in ({"padding": 10**13}, {"padding": ((0, 0), (0, 10**14))},
+                    {"padding": "same", "dilation": 10**13}):
+        with pytest.raises(ValueError, match="GiB"):
+            imgfilt.conv(x, np.zeros((1, 1, 3, 3)), **options)
+    with pytest.raises(ValueError, match="GiB"):
+        BANK.output_shape((3, 2**40, 2**40))
+
+
+ABSURD_CALLS = """
+import resource, sys, numpy as np, imgfilt
+from imgfilt import FilterBank
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+x = np.zeros((1, 4, 4), np.float32)
+calls = [
+    lambda: imgfilt.conv(x, np.zeros((1, 1, 3, 3)), padding=2 * 10**11),
+    lambda: imgfilt.conv(x, np.zeros((1, 1, 3, 3)), padding="same", dilation=10**11),
+    lambda: imgfilt.conv(np.broadcast_to(np.float32(1), (1, 2**17, 2**17)), np.ones((1, 1, 1, 1))),
+    lambda: imgfilt.apply(np.zeros((8, 8), np.uint8), "box", dilation=10**12),
+    lambda: imgfilt.apply(np.zeros((8, 8), np.uint8), "gaussian", sigma=1e9),
+    # Inputs that take no memory (broadcast views) whose float copies cannot fit:
+    lambda: imgfilt.apply(np.broadcast_to(np.uint8(0), (2**16, 2**15)), "gaussian", sigma=30),
+    lambda: FilterBank(np.ones((1, 1, 3, 3))).apply(np.broadcast_to(0.0, (2**15, 2**15)),
+                                                    padding=2**14),
+]
+for index, call in enumerate(calls):
+    try:
+        call()
+        print(index, "computed")
+    except (ValueError, MemoryError) as error:
+        print(index, type(error).__name__)
+print("alive")
+"""
+
+
+def test_absurd_sizes_give_a_clean_error_under_a_memory_limit():
+    # Under an address-space limit every allocation the checks let through fails at once; the
+    # process must come back with ValueError or MemoryError, never die or hang.
+    import psutil
+
+    limit = psutil.Process().memory_info().vms + (1 << 30)
+    done = subprocess.run([sys.executable, "-c", ABSURD_CALLS, str(limit)], env=child_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.split("\n")
+    assert "alive" in lines
+    outcomes = [line.split()[1] for line in lines if line[:1].isdigit()]
+    assert len(outcomes) == 7 and "computed" not in outcomes, done.stdout
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_and_inf_stay_in_the_windows_that_touch_them(mode, bad):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 9, 11))
+    x[0, 4, 5] = bad
+    x[1, 0, 10] = bad  # a corner: reaches the other side only through the padding
+    weight = rng.uniform(0.5, 1.5, size=(3, 2, 3, 3))  # no zero tap: every window sees it
+    for dtype in (np.float64, np.float32):
+        result = imgfilt.conv(x.astype(dtype), weight, padding="same", padding_mode=mode)
+        expected = reference_conv(x, weight, padding="same", padding_mode=mode)
+        assert np.array_equal(np.isnan(result), np.isnan(expected))
+        assert np.array_equal(np.isposinf(result), np.isposinf(expected))
+        assert np.array_equal(np.isneginf(result), np.isneginf(expected))
+        finite = np.isfinite(expected)
+        assert 0 < finite.sum() < finite.size
+        np.testing.assert_allclose(result[finite], expected[finite], rtol=1e-4, atol=1e-4)
+    # apply: the same, per channel, and the clipped integer output of a float image stays local
+    image = np.moveaxis(x, 0, -1)
+    smooth = imgfilt.apply(image, "box", padding_mode=mode)
+    assert 0 < np.isfinite(smooth).sum() < smooth.size
+    assert np.isfinite(smooth[..., 0][6:, :3]).all()
+
+
+@pytest.mark.parametrize("mode, works, result_mode", [
+    ("P", True, "RGB"), ("1", True, "L"), ("CMYK", False, None), ("LA", True, "LA"),
+    ("I", True, "I"), ("F", True, "F"), ("I;16", True, "I;16"), ("PA", True, "RGBA"),
+    ("YCbCr", False, None), ("RGBa", False, None), ("I;16B", False, None),
+])
+def test_pillow_modes_work_or_are_refused_clearly(mode, works, result_mode):
+    rng = np.random.default_rng(4)
+    base = Image.fromarray(rng.integers(0, 256, size=(6, 7, 3), dtype=np.uint8))
+    if mode.startswith("I;16"):
+        image = Image.new(mode, (7, 6))
+        image.putdata(rng.integers(0, 65536, size=42).tolist())
+    else:
+        image = base.convert(mode)
+    if not works:
+        for run in (lambda: imgfilt.apply(image, "box"), lambda: image.filter(filters.box())):
+            with pytest.raises(ValueError, match=f"'{mode}'.*supported modes"):
+                run()
+        return
+    result = imgfilt.apply(image, "box")
+    assert result.mode == result_mode and result.size == image.size
+    # The values: box of the pixels as the documented conversion reads them
+    converted = {"P": "RGB", "1": "L", "PA": "RGBA"}.get(mode, mode)
+    pixels = np.asarray(image.convert(converted) if converted != mode else image)
+    pixels = pixels.astype(np.float64)
+    alpha = None
+    if result_mode in ("LA", "RGBA"):
+        pixels, alpha = pixels[..., :-1], pixels[..., -1]
+    first = pixels[None] if pixels.ndim == 2 else np.moveaxis(pixels, -1, 0)
+    exact = oracle_apply(first, filters.box(), "reflect", 1, 1)
+    exact = exact[0] if pixels.ndim == 2 else np.moveaxis(exact, 0, -1)
+    got = np.asarray(result).astype(np.float64)
+    if alpha is not None:
+        assert np.array_equal(got[..., -1], alpha)  # alpha untouched
+        got = got[..., :-1]
+    if result_mode == "F":
+        np.testing.assert_allclose(got, exact, rtol=1e-6, atol=1e-3)
+    else:
+        assert np.abs(got - np.rint(exact)).max() <= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Library fixes found by the battery
+
+
+def test_filter_bank_channel_axis_is_checked_like_apply():
+    with pytest.raises(ValueError, match="channel_axis=-4 is out of range"):
+        BANK.apply(RGB, channel_axis=-4)
+    np.testing.assert_array_equal(BANK.apply(RGB, channel_axis=-1), BANK.apply(RGB))
+    np.testing.assert_array_equal(BANK.apply(np.moveaxis(RGB, -1, 0), channel_axis=np.int64(0)),
+                                  BANK.apply(RGB))
+
+
+# ---------------------------------------------------------------------------------------------
+# Untrusted weight and volume files: never unpickled
+
+
+class RunsCode:
+    """Unpickling this runs ``touch <marker>``: a stand-in for a malicious file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def pickled_files(directory):
+    marker = Path(directory) / "pwned"
+    payload = np.array([RunsCode(marker)], dtype=object)
+    np.save(directory / "evil.npy", payload, allow_pickle=True)
+    np.savez(directory / "evil.npz", weight=payload, bias=np.zeros(1), names=np.array(["a"]))
+    (directory / "pickle.npy").write_bytes(pickle.dumps(RunsCode(marker)))  # raw pickle
+    return marker
+
+
+@pytest.mark.parametrize("load", [
+    lambda d: FilterBank.from_torch(d / "evil.npy"),
+    lambda d: FilterBank.from_keras(d / "evil.npy"),
+    lambda d: FilterBank.from_torch(d / "evil.npz", key="weight"),
+    lambda d: FilterBank.from_keras(d / "evil.npz", key="weight"),
+    lambda d: FilterBank.load(d / "evil.npz"),
+    lambda d: imgfilt.io.read_volume(d / "evil.npy"),
+    lambda d: imgfilt.io.load_npy(d / "pickle.npy"),
+    lambda d: imgfilt.learn._read_example(str(d / "evil.npy"), False, None),
+])
+def test_pickle_bearing_numpy_files_are_refused_unopened(tmp_path, load):
+    marker = pickled_files(tmp_path)
+    with pytest.raises(ValueError, match="pickled Python objects.*allow_pickle=False") as caught:
+        load(tmp_path)
+    assert "evil" in str(caught.value) or "pickle.npy" in str(caught.value)  # names the file
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"", ["empty.npz", "not a readable .npz"]),
+    (b"PK\x03\x04 not really a zip", ["empty.npz", "not a readable .npz"]),
+])
+def test_broken_npz_files_are_refused_by_name(tmp_path, content, words):
+    (tmp_path / "empty.npz").write_bytes(content)
+    with pytest.raises(ValueError) as caught:
+        FilterBank.load(tmp_path / "empty.npz")
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_truncated_and_mislabelled_npy_files_are_refused_by_name(tmp_path):
+    np.save(tmp_path / "whole.npy", np.arange(1000.0))
+    data = (tmp_path / "whole.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(data[: len(data) // 2])
+    np.savez(tmp_path / "archive.npy", a=np.ones(2))  # an archive under a .npy name
+    os.replace(tmp_path / "archive.npy.npz", tmp_path / "archive.npy")
+    for name in ("cut.npy", "archive.npy"):
+        with pytest.raises(ValueError, match=name):
+            imgfilt.io.read_volume(tmp_path / name)
+
+
+def test_torch_files_are_read_with_weights_only(tmp_path):
+    torch = pytest.importorskip("torch")  # torch is optional, not a test dependency
+    marker = tmp_path / "pwned"
+    torch.save({"conv.weight": RunsCode(marker)}, tmp_path / "evil.pt")
+    (tmp_path / "legacy.pth").write_bytes(pickle.dumps({"w": RunsCode(marker)}, protocol=2))
+    for name in ("evil.pt", "legacy.pth"):
+        with pytest.raises(ValueError, match=f"{name}.*weights_only=True"):
+            FilterBank.from_torch(tmp_path / name)
+    assert not marker.exists()
+    torch.save({"conv.weight": torch.ones(2, 1, 3, 3)}, tmp_path / "good.pt")
+    assert FilterBank.from_torch(tmp_path / "good.pt").weight.shape == (2, 1, 3, 3)
+
+
+UMASK_CHILD = """
+import os, sys
+os.umask(0o027)
+import numpy as np, imgfilt
+from imgfilt import FilterBank
+directory = sys.argv[1]
+imgfilt.io.write_volume(os.path.join(directory, "v.npy"), np.zeros((2, 2, 2)))
+imgfilt.io.write_volume(os.path.join(directory, "v.tif"), np.zeros((2, 2, 2), np.uint8))
+FilterBank(np.ones((1, 1, 3, 3))).save(os.path.join(directory, "bank.npz"))
+print(" ".join(oct(os.stat(os.path.join(directory, n)).st_mode & 0o777)
+               for n in ("v.npy", "v.tif", "bank.npz")))
+"""
+
+
+def test_written_files_follow_the_umask_like_any_new_file(tmp_path):
+    # mkstemp makes 0600 files; imgfilt's outputs get 0666 & ~umask, as open() would give.
+    done = subprocess.run([sys.executable, "-c", UMASK_CHILD, str(tmp_path)], env=child_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0o640"] * 3
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
