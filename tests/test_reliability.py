@@ -8,7 +8,6 @@ import gc
 import json
 import os
 import pickle
-import resource
 import subprocess
 import sys
 import threading
@@ -20,12 +19,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-
-import imgfilt
-from imgfilt import FilterBank, Filter, filters
-from imgfilt import _engine
 from reference import reference_conv, same_pads
 from strategies import DTYPES, MODES, conv_problems, examples
+
+import imgfilt
+from imgfilt import Filter, FilterBank, _engine, filters
 
 #: Every conv method the differential suite runs ("separable" and "fft" join when they land).
 METHODS_UNDER_TEST = ("auto", "direct")
@@ -163,7 +161,7 @@ def conv_options(problem):
 def conv_is_valid(problem):
     """Whether conv must accept the problem, by the rules written out independently."""
     ndim, kernel, sizes = problem["ndim"], problem["kernel"], problem["sizes"]
-    per_axis = lambda v: v if isinstance(v, tuple) else (v,) * ndim  # noqa: E731
+    per_axis = lambda v: v if isinstance(v, tuple) else (v,) * ndim
     stride, dilation = per_axis(problem["stride"]), per_axis(problem["dilation"])
     padding = problem["padding"]
     if padding == "valid":
@@ -551,7 +549,7 @@ def test_absurd_sizes_give_a_clean_error_under_a_memory_limit():
 
     limit = psutil.Process().memory_info().vms + (1 << 30)
     done = subprocess.run([sys.executable, "-c", ABSURD_CALLS, str(limit)], env=child_env(),
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.split("\n")
     assert "alive" in lines
@@ -729,7 +727,242 @@ print(" ".join(oct(os.stat(os.path.join(directory, n)).st_mode & 0o777)
 def test_written_files_follow_the_umask_like_any_new_file(tmp_path):
     # mkstemp makes 0600 files; imgfilt's outputs get 0666 & ~umask, as open() would give.
     done = subprocess.run([sys.executable, "-c", UMASK_CHILD, str(tmp_path)], env=child_env(),
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0o640"] * 3
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+# ---------------------------------------------------------------------------------------------
+# Concurrency: threads share read-only inputs and get the sequential answers
+
+
+def test_many_threads_applying_filters_get_the_sequential_answers():
+    rng = np.random.default_rng(8)
+    colour = rng.integers(0, 256, size=(61, 47, 3), dtype=np.uint8)
+    volume = rng.normal(size=(9, 20, 21)).astype(np.float32)
+    for shared in (colour, volume):
+        shared.flags.writeable = False
+    picture = Image.fromarray(colour)
+    bank = FilterBank([filters.sobel_x(), filters.sobel_y(), filters.box(3)])
+    jobs = [
+        lambda: imgfilt.apply(colour, "gaussian", sigma=1.5),
+        lambda: imgfilt.apply(colour, "sobel", padding_mode="symmetric", stride=2),
+        lambda: np.asarray(imgfilt.apply(picture, "sharpen")),
+        lambda: np.asarray(picture.filter(filters.emboss())),
+        lambda: imgfilt.apply(volume, "gaussian3d", sigma=1.0),
+        lambda: bank.apply(colour[..., 0], padding_mode="circular"),
+        lambda: bank.then(FilterBank(np.ones((2, 3, 3, 3)))).apply(colour[..., 1]),
+        lambda: imgfilt.convolve(volume[None], np.ones((2, 1, 3, 3, 3)), padding="same"),
+        lambda: imgfilt.apply(colour, np.ones((1, 3, 5, 5)), output="float"),
+    ]
+    expected = [job() for job in jobs]
+    failures = []
+
+    def work(index):
+        try:
+            for _ in range(8):
+                if not np.array_equal(jobs[index](), expected[index]):
+                    failures.append(index)
+        except Exception as error:  # noqa: BLE001 - reported below
+            failures.append(repr(error))
+
+    def flip_threads():
+        for n in (1, 3, 2) * 20:
+            imgfilt.set_num_threads(n)
+
+    before = imgfilt.get_num_threads()
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
+    threads.append(threading.Thread(target=flip_threads))
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        imgfilt.set_num_threads(before)
+    assert failures == []
+    assert not colour.flags.writeable and np.array_equal(np.asarray(picture), colour)
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory: no growth over repeated calls; peak within one padded input and the output
+
+
+def rss():
+    import psutil
+
+    gc.collect()
+    return psutil.Process().memory_info().rss
+
+
+def test_ten_thousand_small_calls_do_not_grow_memory(one_engine_thread):
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(2, 9, 9)).astype(np.float32)
+    weight = rng.normal(size=(3, 2, 3, 3))
+    image = rng.integers(0, 256, size=(9, 9, 3), dtype=np.uint8)
+    for _ in range(500):  # warm up: caches, free lists, lazily imported code
+        imgfilt.conv(x, weight, padding="same", padding_mode="reflect")
+        imgfilt.apply(image, "sobel")
+    start = rss()
+    for i in range(10_000):
+        imgfilt.conv(x, weight, padding="same", padding_mode=MODES[i % 5])
+        if i % 10 == 0:
+            imgfilt.apply(image, "sobel")
+    # One leaked output (324 B) per call would be 3 MB.
+    assert rss() - start < 2 * 2**20
+
+
+def test_a_hundred_large_calls_do_not_grow_memory():
+    rng = np.random.default_rng(10)
+    image = rng.integers(0, 256, size=(600, 600, 3), dtype=np.uint8)  # 1 MB (4 MB as float)
+    x = rng.normal(size=(2, 512, 512)).astype(np.float32)  # 2 MB
+    weight = rng.normal(size=(2, 2, 3, 3))
+    for _ in range(3):
+        imgfilt.apply(image, "box")
+        imgfilt.conv(x, weight, padding="same")
+    start = rss()
+    for _ in range(50):
+        imgfilt.apply(image, "box")
+        imgfilt.conv(x, weight, padding="same", padding_mode="circular")
+    # A leaked result would be 1-2 MB per call: 150 MB in all.
+    assert rss() - start < 16 * 2**20
+
+
+@pytest.mark.parametrize("dtype, mode, stride", [
+    (np.float32, "zeros", 1), (np.uint8, "reflect", 1), (np.float64, "circular", 2),
+])
+def test_peak_memory_of_a_large_call_is_one_padded_input_and_the_output(dtype, mode, stride):
+    # docs/reliability.md: beyond its arguments, conv allocates at most one padded copy of the
+    # input (in the compute dtype) and the output, plus O(rows) of scratch.
+    x = np.ones((4, 400, 400), dtype=dtype)
+    weight = np.ones((6, 4, 7, 7))
+    compute = np.dtype(np.float64 if dtype == np.float64 else np.float32)
+    out_bytes = 6 * (400 // stride) ** 2 * compute.itemsize
+    padded_bytes = 4 * 406 * 406 * compute.itemsize
+    imgfilt.conv(x[:, :50, :50], weight, padding="same", padding_mode=mode)  # warm up
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        result = imgfilt.conv(x, weight, padding="same", padding_mode=mode, stride=stride)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert result.nbytes == out_bytes
+    assert peak <= out_bytes + padded_bytes + 2**20, (peak, out_bytes, padded_bytes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Crash fuzzing of the compiled engine, in a child process (a crash fails the test; it cannot
+# take the test run down). The engine must compute, or raise ValueError; never anything else.
+
+
+def numpy_engine(x5, weight5, bias, out_shape, maps, pad_left, groups, stride, dilation):
+    """What the engine computes, from the index maps (-1: zero), in float64. The column map's
+    ``pad_left .. pad_left + W`` are the input's columns in order, whatever the map says there
+    (the engine copies the interior straight)."""
+    maps = list(maps)
+    width = x5.shape[4]
+    maps[2] = maps[2].copy()
+    maps[2][pad_left:pad_left + width] = np.arange(width)
+    take = [np.where(m >= 0, m, 0) for m in maps]
+    keep = [m >= 0 for m in maps]
+    xpad = x5[:, :, take[0]][:, :, :, take[1]][..., take[2]].astype(np.float64)
+    xpad *= keep[0][:, None, None] * keep[1][None, :, None] * keep[2][None, None, :]
+    n, c_out = x5.shape[0], weight5.shape[0]
+    group_in, group_out = weight5.shape[1], c_out // groups
+    result = np.zeros((n, c_out) + tuple(out_shape))
+    for o in range(c_out):
+        g = o // group_out
+        for i in range(group_in):
+            for kd, kh, kw in np.ndindex(*weight5.shape[2:]):
+                window = xpad[:, g * group_in + i,
+                              kd * dilation[0]::stride[0], kh * dilation[1]::stride[1],
+                              kw * dilation[2]::stride[2]][:, :out_shape[0], :out_shape[1],
+                                                           :out_shape[2]]
+                result[:, o] += weight5[o, i, kd, kh, kw] * window
+        result[:, o] += bias[o]
+    return result
+
+
+def fuzz_engine(seed, count):
+    """Call the engine ``count`` times with random, partly inconsistent arguments; print a JSON
+    summary. Any exception other than ValueError propagates (and fails the child)."""
+    rng = np.random.default_rng(seed)
+    computed = refused = 0
+    for _ in range(count):
+        dtype = np.float32 if rng.random() < 0.5 else np.float64
+        lie = lambda: rng.random() < 0.04  # a small chance to break each fact
+        groups = int(rng.integers(1, 3))
+        group_in, group_out = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        batch = int(rng.integers(1, 3))
+        sizes = rng.integers(1, 6, size=3)
+        kernel = rng.integers(1, 4, size=3)
+        stride = rng.integers(1, 3, size=3)
+        dilation = rng.integers(1, 3, size=3)
+        pads = rng.integers(0, 4, size=(3, 2))
+        if lie():
+            stride[rng.integers(3)] = rng.integers(-1, 1)
+        if lie():
+            dilation[rng.integers(3)] = rng.integers(-1, 1)
+        maps = []
+        for axis in range(3):
+            before, after = pads[axis]
+            inside = np.arange(sizes[axis])
+            padded = np.concatenate([rng.integers(-1, sizes[axis], size=before), inside,
+                                     rng.integers(-1, sizes[axis], size=after)])
+            if lie():  # an entry pointing outside the input
+                padded[rng.integers(len(padded))] = rng.choice([-2, sizes[axis],
+                                                                sizes[axis] + 5])
+            if lie() and len(padded) > 1:  # a map of the wrong length
+                padded = padded[: rng.integers(1, len(padded))]
+            maps.append(np.ascontiguousarray(padded, dtype=np.intp))
+        out_shape = [
+            max(0, (len(maps[a]) - int(dilation[a]) * (int(kernel[a]) - 1) - 1)
+                // max(int(stride[a]), 1) + 1)
+            for a in range(3)]
+        for axis in range(3):
+            if lie():
+                out_shape[axis] += int(rng.choice([-1, 1, 3]))
+        out_shape = [max(v, 0) for v in out_shape]
+        in_channels = groups * group_in + (int(rng.choice([-1, 1])) if lie() else 0)
+        out_channels = groups * group_out + (1 if lie() else 0)
+        x5 = rng.normal(size=(batch, max(in_channels, 1), *sizes)).astype(dtype)
+        weight5 = rng.normal(size=(out_channels, group_in, *kernel)).astype(dtype)
+        bias = rng.normal(size=out_channels + (1 if lie() else 0)).astype(dtype)
+        out5 = np.full((batch + (1 if lie() else 0), out_channels, *out_shape), np.nan, dtype)
+        pad_left = int(pads[2][0]) + (int(rng.choice([-5, -1, 1, 9])) if lie() else 0)
+        threads = int(rng.integers(1, 4))
+        span = int(max(dilation[1], 1)) * (int(kernel[1]) - 1) + 1
+        ring_rows = span + (int(rng.choice([-span, -1, 2])) if lie() else 0)
+        slots = group_in * int(kernel[0]) * ring_rows + (1 if lie() else 0)
+        ring = np.empty((threads - (1 if lie() else 0), max(slots, 0),
+                         len(maps[2]) + (int(rng.choice([-1, 2])) if lie() else 0)), dtype)
+        tags = np.full((ring.shape[0], max(slots, 0) + (1 if lie() else 0)), -1, np.intp)
+        try:
+            engine_call(x5, weight5, bias, out5, maps, pad_left, groups,
+                        tuple(int(s) for s in stride), tuple(int(d) for d in dilation),
+                        ring, tags, ring_rows, threads)
+        except ValueError:
+            refused += 1
+            continue
+        computed += 1
+        expected = numpy_engine(x5, weight5, bias, out_shape, maps, pad_left, groups, stride,
+                                dilation)
+        np.testing.assert_allclose(out5, expected, rtol=1e-4, atol=1e-4)
+    print(json.dumps({"computed": computed, "refused": refused}))
+
+
+def test_the_engine_computes_or_refuses_but_never_crashes():
+    code = ("import sys, test_reliability as t; "
+            "t.fuzz_engine(int(sys.argv[1]), int(sys.argv[2]))")
+    count = examples(1500)
+    done = subprocess.run([sys.executable, "-c", code, "11", str(count)], cwd=TESTS_DIR,
+                          env=child_env(), capture_output=True, text=True, check=False,
+                          timeout=300)
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-3000:]}"
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["computed"] + summary["refused"] == count
+    # Both paths are exercised: most consistent calls compute, most broken ones are refused.
+    assert summary["computed"] > count // 4 and summary["refused"] > count // 10, summary
