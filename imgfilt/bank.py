@@ -31,7 +31,7 @@ from PIL import Image
 from .conv import checked_int, conv as _engine_conv, plan as _plan
 from .filters import Filter
 from .image import _compute_dtype, _normalised_pil, array_to_pil, correlate_same
-from .io import atomic_write
+from .io import atomic_write, load_npy, load_npz
 
 __all__ = ["FilterBank", "Sequential", "montage"]
 
@@ -70,10 +70,9 @@ def _read_weights(source: Any, torch_ok: bool) -> Any:
     path = os.fspath(source)
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".npy":
-        return np.load(path, allow_pickle=False)
+        return load_npy(path)
     if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
+        return load_npz(path)
     if not torch_ok:
         raise ValueError(
             f"{path!r}: Keras weights are read from .npy or .npz (e.g. np.savez(path, "
@@ -198,6 +197,8 @@ class FilterBank:
                 raise ValueError(
                     f"bias must have shape (C_out,) = ({out_channels},), got {np.shape(bias)}"
                 )
+            if not np.all(np.isfinite(bias_array)):
+                raise ValueError("the bank's bias holds NaN or infinity")
         if names is None:
             names = default_names
         names = tuple(str(n) for n in names)
@@ -350,8 +351,15 @@ class FilterBank:
             if array.ndim != k:
                 raise ValueError(f"channel_axis=None needs {k} axes, got shape {array.shape}")
             return array[None]
+        if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(
+                channel_axis, (int, np.integer)):
+            raise TypeError(f"channel_axis must be an int or None, got {channel_axis!r}")
         if array.ndim != k + 1:
             raise ValueError(f"channel_axis={channel_axis} needs {k + 1} axes, got shape {array.shape}")
+        if not -array.ndim <= channel_axis < array.ndim:
+            raise ValueError(
+                f"channel_axis={channel_axis} is out of range for an image of shape {array.shape}"
+            )
         return np.moveaxis(array, channel_axis, 0)
 
     def _run(self, x: np.ndarray, options: dict) -> np.ndarray:
@@ -440,15 +448,15 @@ class FilterBank:
     @classmethod
     def load(cls, path: PathLike) -> "FilterBank":
         """Load a bank written by :meth:`save` (``allow_pickle=False``)."""
-        with np.load(os.fspath(path), allow_pickle=False) as data:
-            missing = {"weight", "bias", "names"} - set(data.files)
-            if missing:
-                raise ValueError(
-                    f"{os.fspath(path)!r} is not a FilterBank file: it lacks {sorted(missing)}"
-                )
-            groups = int(data["groups"]) if "groups" in data.files else 1
-            return cls(data["weight"], data["bias"], names=[str(n) for n in data["names"]],
-                       groups=groups)
+        data = load_npz(path)
+        missing = {"weight", "bias", "names"} - set(data)
+        if missing:
+            raise ValueError(
+                f"{os.fspath(path)!r} is not a FilterBank file: it lacks {sorted(missing)}"
+            )
+        groups = int(data["groups"]) if "groups" in data else 1
+        return cls(data["weight"], data["bias"], names=[str(n) for n in data["names"]],
+                   groups=groups)
 
     @classmethod
     def from_torch(

@@ -296,7 +296,8 @@ def _check_output(output: Optional[str], dtype: np.dtype) -> str:
 
 def _compute_dtype(dtype: np.dtype) -> np.dtype:
     # float32 holds integers exactly only up to 2**24: wider integers are computed in float64.
-    if dtype == np.float64 or (dtype.kind in "ui" and dtype.itemsize >= 4):
+    # By kind and size, so that big-endian float64 stays float64.
+    if (dtype.kind == "f" and dtype.itemsize == 8) or (dtype.kind in "ui" and dtype.itemsize >= 4):
         return np.dtype(np.float64)
     return np.dtype(np.float32)
 
@@ -384,7 +385,8 @@ def _apply_ndarray(
         result = responses[:, 0] if filt.combine is None else COMBINES[filt.combine](responses, 1)
     else:
         result = responses if filt.combine is None else COMBINES[filt.combine](responses, 0)[None]
-    result = _convert_output(result, array.dtype, output)
+    # Results come back in native byte order, as NumPy's own functions return them.
+    result = _convert_output(result, array.dtype.newbyteorder("="), output)
     if axis is None:
         return result[0]
     return np.moveaxis(result, 0, axis)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import zipfile
 from typing import IO, Iterator, Union
 
 import numpy as np
@@ -20,7 +21,8 @@ from PIL import Image, ImageSequence
 
 from .image import array_to_pil, pil_to_array
 
-__all__ = ["read_volume", "write_volume", "atomic_write", "VOLUME_SUFFIXES"]
+__all__ = ["read_volume", "write_volume", "atomic_write", "load_npy", "load_npz",
+           "VOLUME_SUFFIXES"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -77,6 +79,71 @@ def atomic_write(path: PathLike) -> Iterator[IO[bytes]]:
         raise
 
 
+def _untrusted_file_error(path: PathLike, kind: str, error: BaseException) -> ValueError:
+    """The ValueError for a ``.npy``/``.npz`` that NumPy cannot read without pickle, or at all."""
+    name = os.fspath(path)
+    reason = str(error).strip() or type(error).__name__
+    if "allow_pickle" in reason:
+        return ValueError(
+            f"{name!r} holds pickled Python objects, which imgfilt never loads "
+            f"(allow_pickle=False: unpickling can run arbitrary code); save plain numeric "
+            f"arrays with numpy.save/savez instead"
+        )
+    return ValueError(f"{name!r} is not a readable {kind} file ({reason})")
+
+
+def load_npy(path: PathLike) -> np.ndarray:
+    """Read a ``.npy`` array without ever unpickling: a pickle-bearing file is refused.
+
+    Raises
+    ------
+    ValueError
+        The file holds Python objects (a pickle), is truncated, or is not a ``.npy`` array;
+        the message names the file. A missing or unreadable file raises :class:`OSError`.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.npy")
+    >>> np.save(path, np.arange(3))
+    >>> load_npy(path).tolist()
+    [0, 1, 2]
+    """
+    try:
+        loaded = np.load(os.fspath(path), allow_pickle=False)
+    except (ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise _untrusted_file_error(path, ".npy", error) from None
+    if not isinstance(loaded, np.ndarray):  # an .npz archive under a .npy name
+        loaded.close()
+        raise ValueError(f"{os.fspath(path)!r} is an .npz archive, not a .npy array")
+    return loaded
+
+
+def load_npz(path: PathLike) -> dict:
+    """Read every array of a ``.npz`` archive, without ever unpickling.
+
+    Returns a ``dict`` of name -> array. Raises ValueError naming the file when an entry holds
+    Python objects (a pickle) or the file is not a readable archive; OSError when it cannot
+    be opened.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.npz")
+    >>> np.savez(path, w=np.ones(2))
+    >>> load_npz(path)["w"].tolist()
+    [1.0, 1.0]
+    """
+    try:
+        loaded = np.load(os.fspath(path), allow_pickle=False)
+        if not hasattr(loaded, "files"):
+            raise ValueError("it is a single .npy array, not an archive")
+        with loaded as archive:
+            return {name: archive[name] for name in archive.files}
+    except (ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        raise _untrusted_file_error(path, ".npz", error) from None
+
+
 def _suffix(path: PathLike, argument: str) -> str:
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix not in VOLUME_SUFFIXES:
@@ -105,7 +172,7 @@ def read_volume(path: PathLike) -> np.ndarray:
     """
     suffix = _suffix(path, "path")
     if suffix == ".npy":
-        return np.load(os.fspath(path), allow_pickle=False)
+        return load_npy(path)
     with Image.open(os.fspath(path)) as stack:
         pages = [pil_to_array(page) for page in ImageSequence.Iterator(stack)]
     first = pages[0]

@@ -35,6 +35,7 @@ from .conv import Padding, Plan, checked_int
 from .conv import conv as _engine_conv
 from .conv import plan as _plan
 from .image import pil_to_array
+from .io import load_npy
 
 __all__ = ["FitScore", "fit", "score"]
 
@@ -401,7 +402,7 @@ def _read_example(path: str, gray: bool, ndim: int | None) -> np.ndarray:
     float) of 3-channel data.
     """
     if os.path.splitext(path)[1].lower() == ".npy":
-        array = np.load(path, allow_pickle=False)
+        array = load_npy(path)
         if array.dtype.kind not in "biuf":
             raise ValueError(f"holds {array.dtype}, not real numbers")
         if ndim is None:
