@@ -361,8 +361,7 @@ def _apply_ndarray(
             f"filter {filt.name!r} mixes {filt.in_channels} channels (weight "
             f"{filt.weight.shape}) but the image has {channels.shape[0]} (shape {array.shape})"
         )
-    if (filt.per_channel and axis in (None, array.ndim - 1) and _unit_last(stride, filt.ndim)
-            and array.dtype.kind in "biuf"):
+    if filt.per_channel and axis in (None, array.ndim - 1) and _unit_last(stride, filt.ndim):
         # Channels last, as images come (one channel: a last axis of 1): filter the interleaved
         # rows where they are. 8-bit pixels are read as they are and, clipped, written as 8-bit
         # in the same pass.
@@ -374,8 +373,8 @@ def _apply_ndarray(
         responses = correlate_same(x, filt.weight, filt.bias, padding_mode, stride, dilation,
                                    channels_last=True, saturate=saturate)
         result = responses[0] if filt.combine is None else COMBINES[filt.combine](responses, 0)
-        if not saturate:
-            result = _convert_output(result, array.dtype, output)
+        if not saturate:  # native byte order, as NumPy's own functions return results
+            result = _convert_output(result, array.dtype.newbyteorder("="), output)
         return result if axis is not None else result[..., 0]
     x = channels.astype(_compute_dtype(array.dtype), copy=False)
     if filt.per_channel:

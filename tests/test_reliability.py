@@ -23,21 +23,32 @@ from reference import reference_conv, same_pads
 from strategies import DTYPES, MODES, conv_problems, examples
 
 import imgfilt
-from imgfilt import Filter, FilterBank, _engine, filters
+from imgfilt import Filter, FilterBank, filters
 
-#: Every conv method the differential suite runs ("separable" and "fft" join when they land).
-METHODS_UNDER_TEST = ("auto", "direct")
+#: Every conv method the differential suite runs ("separable" needs rank-1 kernels: see
+#: test_conv.py's test_separable_method_matches_oracle; here it must refuse the others).
+METHODS_UNDER_TEST = ("auto", "direct", "fft")
+#: imgfilt.conv the module (the package's ``conv`` attribute is the function).
+CONV = sys.modules["imgfilt.conv"]
+#: Every engine build this CPU runs (baseline, AVX2, AVX-512): the fuzzer calls each.
+ENGINES = list(CONV._engines.values())
 
 
 def engine_call(x5, weight5, bias, out5, maps, pad_left, groups, stride, dilation, ring, tags,
-                ring_rows, threads):
+                ring_rows, threads, engine=None):
     """The compiled engine, called exactly as :mod:`imgfilt.conv` calls it (the fuzzer's adapter).
 
-    ``x5 (N, C_in, D, H, W)``, ``weight5 (C_out, C_in/groups, KD, KH, KW)``, ``out5`` and the
-    scratch arrays as in ``imgfilt._engine.correlate``'s docstring; ``maps`` the three index maps.
+    ``x5 (N, C_in, D, H, W)``, ``weight5 (C_out, C_in/groups, KD, KH, KW)``, ``out5`` and
+    ``ring (threads, slots, padded width)``, ``tags`` as the fuzzer draws them; the engine takes
+    the kernel flattened with its shape, and the ring flattened per thread with each row
+    ``strip_width()`` longer (any lie in the drawn ring's shape stays a lie).
     """
-    _engine.correlate(x5, weight5, bias, out5, maps[0], maps[1], maps[2], pad_left, groups,
-                      stride, dilation, ring, tags, ring_rows, threads)
+    engine = engine or CONV._engine
+    flat_ring = np.zeros((ring.shape[0], ring.shape[1] * (ring.shape[2] + engine.strip_width())),
+                         ring.dtype)
+    engine.correlate(x5, weight5.reshape(weight5.shape[0], -1), tuple(weight5.shape[2:]), bias,
+                     out5, None, maps[0], maps[1], maps[2], pad_left, groups, stride, dilation,
+                     flat_ring, tags, ring_rows, threads)
 
 
 PACKAGE_PARENT = str(Path(imgfilt.__file__).parent.parent)
@@ -853,6 +864,25 @@ def test_peak_memory_of_a_large_call_is_one_padded_input_and_the_output(dtype, m
     assert peak <= out_bytes + padded_bytes + 2**20, (peak, out_bytes, padded_bytes)
 
 
+def test_peak_memory_of_the_separable_method_is_one_intermediate_and_the_output():
+    # The passes keep one intermediate (here the size of the output) besides input and output.
+    x = np.ones((4, 400, 400), dtype=np.float32)
+    factor = np.arange(1.0, 16.0)
+    weight = np.repeat(np.outer(factor, factor)[None, None], 4, axis=0)
+    out_bytes = 4 * 400 * 400 * 4
+    imgfilt.conv(x[:, :50, :50], weight, padding="same", groups=4, method="separable")
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        result = imgfilt.conv(x, weight, padding="same", groups=4, method="separable")
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert result.nbytes == out_bytes
+    assert peak <= 2 * out_bytes + 2**20, (peak, out_bytes)
+
+
 # ---------------------------------------------------------------------------------------------
 # Crash fuzzing of the compiled engine, in a child process (a crash fails the test; it cannot
 # take the test run down). The engine must compute, or raise ValueError; never anything else.
@@ -943,7 +973,8 @@ def fuzz_engine(seed, count):
         try:
             engine_call(x5, weight5, bias, out5, maps, pad_left, groups,
                         tuple(int(s) for s in stride), tuple(int(d) for d in dilation),
-                        ring, tags, ring_rows, threads)
+                        ring, tags, ring_rows, threads,
+                        engine=ENGINES[int(rng.integers(len(ENGINES)))])
         except ValueError:
             refused += 1
             continue
