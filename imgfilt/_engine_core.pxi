@@ -16,7 +16,7 @@
 # tap of the kernel is added ("fused taps"), and each input vector loaded feeds four outputs.
 from cython.parallel cimport parallel, prange, threadid
 from cython cimport floating
-from libc.math cimport nearbyint
+from libc.math cimport nearbyint, sqrt
 from cython.view cimport array as cvarray
 
 cdef extern from *:
@@ -435,3 +435,18 @@ cdef Py_ssize_t[:, ::1] _index_scratch(Py_ssize_t threads, Py_ssize_t rows):
     """Per-thread scratch for the ring offsets of one output row's taps."""
     return cvarray(shape=(threads, max(rows, 1)), itemsize=sizeof(Py_ssize_t),
                    format="q" if sizeof(Py_ssize_t) == 8 else "i")
+
+
+def magnitude(const floating[:, ::1] responses, floating[::1] out, int num_threads):
+    """``out[i] = sqrt(sum_r responses[r, i]**2)``: gradient magnitudes in one parallel pass."""
+    cdef Py_ssize_t count = out.shape[0], n_responses = responses.shape[0]
+    cdef Py_ssize_t i, r
+    cdef floating total
+    if responses.shape[1] != count or num_threads < 1:
+        raise ValueError("engine: responses and out differ in length, or no threads")
+    with nogil:
+        for i in prange(count, schedule="static", num_threads=num_threads):
+            total = 0
+            for r in range(n_responses):
+                total = total + responses[r, i] * responses[r, i]
+            out[i] = sqrt(total)

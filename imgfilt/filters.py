@@ -29,6 +29,7 @@ import numpy as np
 from PIL import ImageFilter
 
 from . import kernels as K
+from .conv import magnitude as _magnitude
 
 __all__ = [
     "Filter",
@@ -66,7 +67,7 @@ Factors = Tuple[Tuple[np.ndarray, ...], ...]
 
 #: Combining steps a Filter may name: each reduces the response axis of an array.
 COMBINES: Dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
-    "magnitude": lambda responses, axis: np.sqrt(np.sum(np.square(responses), axis=axis)),
+    "magnitude": _magnitude,
     "sum": lambda responses, axis: np.sum(responses, axis=axis),
 }
 

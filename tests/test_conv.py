@@ -713,3 +713,18 @@ def test_matches_pytorch_where_it_can_pad(problem):  # about a third are compara
     result = imgfilt.conv(x, weight, bias, **options(problem))
     assert_matches_oracle(result, expected, x, weight, bias, problem["group_in"],
                           compute_dtype_of(problem["dtype"]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_magnitude_matches_numpy(dtype, axis):
+    from imgfilt.conv import magnitude
+
+    responses = (np.random.default_rng(2).normal(size=(3, 70, 2100)) * 50).astype(dtype)
+    got = magnitude(responses, axis)
+    expected = np.sqrt(np.sum(np.square(responses.astype(np.float64)), axis=axis))
+    assert got.shape == expected.shape
+    terms = responses.shape[axis]  # a sequential sum's rounding grows with its length
+    np.testing.assert_allclose(got, expected, rtol=2 * terms * np.finfo(got.dtype).eps)
+    # The same bits whichever axis holds the responses.
+    np.testing.assert_array_equal(magnitude(np.moveaxis(responses, axis, 0), 0), got)
