@@ -728,3 +728,30 @@ def test_magnitude_matches_numpy(dtype, axis):
     np.testing.assert_allclose(got, expected, rtol=2 * terms * np.finfo(got.dtype).eps)
     # The same bits whichever axis holds the responses.
     np.testing.assert_array_equal(magnitude(np.moveaxis(responses, axis, 0), 0), got)
+
+
+CONV_MODULE = sys.modules["imgfilt.conv"]
+
+
+@pytest.mark.parametrize("isa", sorted(CONV_MODULE._engines))
+def test_every_engine_build_matches_the_oracle(isa, monkeypatch):
+    """The baseline, AVX2 and AVX-512 builds (those this CPU runs) all pass the oracle."""
+    monkeypatch.setattr(CONV_MODULE, "_engine", CONV_MODULE._engines[isa])
+    assert CONV_MODULE.engine_isa() == isa
+
+    @settings(max_examples=examples(400))
+    @given(conv_problems())
+    def check(problem):
+        x, weight, bias = make_arrays(problem)
+        if not problem_is_valid(problem):
+            return
+        result = imgfilt.conv(x, weight, bias, method="direct", **options(problem))
+        expected = reference_conv(x, weight, bias, **options(problem))
+        assert_matches_oracle(result, expected, x, weight, bias, problem["group_in"],
+                              compute_dtype_of(problem["dtype"]))
+
+    check()
+    image = np.random.default_rng(1).integers(0, 256, (40, 300, 3), dtype=np.uint8)
+    got = imgfilt.apply(image, "sharpen")
+    floats = imgfilt.apply(image.astype(np.float32), "sharpen", output="float")
+    np.testing.assert_array_equal(got, np.clip(np.rint(floats), 0, 255).astype(np.uint8))
