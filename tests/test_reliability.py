@@ -560,7 +560,8 @@ def test_absurd_sizes_give_a_clean_error_under_a_memory_limit():
 
     limit = psutil.Process().memory_info().vms + (1 << 30)
     done = subprocess.run([sys.executable, "-c", ABSURD_CALLS, str(limit)], env=child_env(),
-                          capture_output=True, text=True, check=False, timeout=120)
+                          cwd=TESTS_DIR, capture_output=True, text=True, check=False,
+                          timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.split("\n")
     assert "alive" in lines
@@ -738,7 +739,7 @@ print(" ".join(oct(os.stat(os.path.join(directory, n)).st_mode & 0o777)
 def test_written_files_follow_the_umask_like_any_new_file(tmp_path):
     # mkstemp makes 0600 files; imgfilt's outputs get 0666 & ~umask, as open() would give.
     done = subprocess.run([sys.executable, "-c", UMASK_CHILD, str(tmp_path)], env=child_env(),
-                          capture_output=True, text=True, check=False, timeout=60)
+                          cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0o640"] * 3
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
