@@ -75,3 +75,25 @@ def reference_conv(x, weight, bias=None, stride=1, padding=0, padding_mode="zero
     if bias is not None:
         result += np.asarray(bias, dtype=np.float64).reshape((1, c_out) + (1,) * ndim)
     return result if batched else result[0]
+
+
+def problem_is_valid(problem):
+    """Whether conv must accept a ``conv_problems`` problem, by the rules written out here
+    independently of imgfilt (the kernel's span fits the padded input; reflect needs 2 samples)."""
+    ndim = problem["ndim"]
+    kernel, sizes = problem["kernel"], problem["sizes"]
+    per_axis = lambda v: v if isinstance(v, tuple) else (v,) * ndim  # noqa: E731
+    stride, dilation = per_axis(problem["stride"]), per_axis(problem["dilation"])
+    padding = problem["padding"]
+    if padding == "valid":
+        pads = [(0, 0)] * ndim
+    elif padding == "same":
+        pads = [same_pads(*a) for a in zip(sizes, kernel, stride, dilation)]
+    else:
+        pads = [(p, p) if np.isscalar(p) else p for p in per_axis(padding)]
+    for size, k, d, (before, after) in zip(sizes, kernel, dilation, pads):
+        if size + before + after < d * (k - 1) + 1:
+            return False
+        if problem["padding_mode"] == "reflect" and size == 1 and before + after > 0:
+            return False
+    return True

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import imgfilt
 from imgfilt.conv import choose_method, correlate_channels_last, plan, rank1_factors
-from reference import reference_conv, same_pads
+from reference import problem_is_valid, reference_conv
 from strategies import MODES, conv_problems, examples
 
 SCIPY_MODE = {
@@ -54,27 +54,6 @@ def options(problem):
         key: problem[key]
         for key in ("stride", "padding", "padding_mode", "dilation", "groups")
     }
-
-
-def problem_is_valid(problem):
-    """Whether conv must accept the problem (by the oracle's own reading of the rules)."""
-    ndim = problem["ndim"]
-    kernel, sizes = problem["kernel"], problem["sizes"]
-    per_axis = lambda v: v if isinstance(v, tuple) else (v,) * ndim  # noqa: E731
-    stride, dilation = per_axis(problem["stride"]), per_axis(problem["dilation"])
-    padding = problem["padding"]
-    if padding == "valid":
-        pads = [(0, 0)] * ndim
-    elif padding == "same":
-        pads = [same_pads(*a) for a in zip(sizes, kernel, stride, dilation)]
-    else:
-        pads = [(p, p) if np.isscalar(p) else p for p in per_axis(padding)]
-    for size, k, d, (before, after) in zip(sizes, kernel, dilation, pads):
-        if size + before + after < d * (k - 1) + 1:
-            return False
-        if problem["padding_mode"] == "reflect" and size == 1 and before + after > 0:
-            return False
-    return True
 
 
 def assert_matches_oracle(result, expected, x, weight, bias, group_in, compute_dtype,
