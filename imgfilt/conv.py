@@ -632,8 +632,13 @@ def choose_method(method: str, weight: np.ndarray, p: Plan) -> Tuple[str, Option
     if method == "direct":
         return "direct", None
     group_in = p.in_channels // p.groups
+    taps = int(np.prod(p.kernel_shape))
+    saving = taps - sum(p.kernel_shape)
     factors = None
-    if group_in == 1 and method in ("auto", "separable"):
+    # The SVDs only where the passes could be chosen (they cost ~20 us per output channel);
+    # a kernel with NaN or infinity is never rank 1 here (and would stop the SVD).
+    wanted = method == "separable" or (method == "auto" and saving >= SEPARABLE_MIN_SAVING)
+    if group_in == 1 and wanted and np.all(np.isfinite(weight)):
         rtol = 1e-6 if p.dtype == np.float32 else 1e-12
         w64 = np.asarray(weight, dtype=np.float64).reshape((p.out_channels,) + p.kernel_shape)
         factors = []
@@ -646,17 +651,16 @@ def choose_method(method: str, weight: np.ndarray, p: Plan) -> Tuple[str, Option
     if method == "separable":
         if factors is None:
             raise ValueError(
-                "method='separable' needs every kernel to be rank 1 (an outer product of 1-D "
-                f"kernels) and one input channel per group; got weight {tuple(weight.shape)} "
+                "method='separable' needs every kernel to be finite and rank 1 (an outer product "
+                f"of 1-D kernels) and one input channel per group; got weight {tuple(weight.shape)} "
                 f"with groups={p.groups}: use method='direct' or 'auto'"
             )
         return "separable", factors
     if method == "fft":
         return "fft", None
-    taps = int(np.prod(p.kernel_shape))
-    if factors is not None and taps - sum(p.kernel_shape) >= SEPARABLE_MIN_SAVING:
+    if factors is not None:  # found only when the saving passed the threshold
         return "separable", factors
-    if factors is None and group_in * taps >= FFT_MIN_TAPS and max(p.stride) == 1:
+    if group_in * taps >= FFT_MIN_TAPS and max(p.stride) == 1:
         return "fft", None
     return "direct", None
 

@@ -734,3 +734,13 @@ def test_every_engine_build_matches_the_oracle(isa, monkeypatch):
     got = imgfilt.apply(image, "sharpen")
     floats = imgfilt.apply(image.astype(np.float32), "sharpen", output="float")
     np.testing.assert_array_equal(got, np.clip(np.rint(floats), 0, 255).astype(np.uint8))
+
+
+def test_non_finite_kernels_take_a_method_that_propagates_them():
+    x = np.ones((1, 30, 30))
+    weight = np.ones((1, 1, 15, 15))
+    weight[0, 0, 7, 7] = np.nan
+    for method in ("auto", "direct", "fft"):
+        assert np.isnan(imgfilt.conv(x, weight, method=method)).all()
+    with pytest.raises(ValueError, match="rank 1"):
+        imgfilt.conv(x, weight, method="separable")
