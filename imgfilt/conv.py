@@ -652,8 +652,8 @@ def choose_method(method: str, weight: np.ndarray, p: Plan) -> Tuple[str, Option
         if factors is None:
             raise ValueError(
                 "method='separable' needs every kernel to be finite and rank 1 (an outer product "
-                f"of 1-D kernels) and one input channel per group; got weight {tuple(weight.shape)} "
-                f"with groups={p.groups}: use method='direct' or 'auto'"
+                "of 1-D kernels) and one input channel per group; got weight "
+                f"{tuple(weight.shape)} with groups={p.groups}: use method='direct' or 'auto'"
             )
         return "separable", factors
     if method == "fft":
