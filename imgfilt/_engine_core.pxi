@@ -4,16 +4,18 @@
 # compiles with different instruction-set flags; imgfilt.conv picks the best one the CPU runs.
 #
 # Everything arrives normalised by imgfilt.conv: 1-D and 2-D problems come as 3-D ones with unit
-# axes, data and weights are C-contiguous in the compute dtype, padding comes as three index maps
-# (padded position -> input index, -1 for a zero). This code knows nothing of padding-mode names,
-# dtypes other than float/double, PIL or files. Compiler directives are set in setup.py.
+# axes, data (float, double or uint8) and weights (float or double, flattened to taps) are
+# C-contiguous, padding comes as three index maps (padded position -> input index, -1 for a
+# zero). This code knows nothing of padding-mode names, PIL or files. Compiler directives are set
+# in setup.py.
 #
 # Work is split by output rows (n, group, z, y); each row is computed for all the group's output
 # channels. A row of the padded input is built once into a per-thread ring of rows (from the index
 # maps: the inner loops have no border branches), then reused by the next output rows that need it.
-# With stride 1 along the row, an output row is computed in strips of STRIP samples for blocks of
-# up to four output channels at once: the strip's accumulators stay in vector registers while every
-# tap of the kernel is added ("fused taps"), and each input vector loaded feeds four outputs.
+# With stride 1 along the row, an output row is computed in strips for blocks of four output
+# channels (STRIP samples each) or for one (4 x STRIP samples): the strip's accumulators stay in
+# vector registers while every tap of the kernel is added ("fused taps"), and in a block each
+# input vector loaded feeds four outputs. 8-bit output is rounded and clipped as strips are stored.
 from cython.parallel cimport parallel, prange, threadid
 from cython cimport floating
 from libc.math cimport nearbyint, sqrt
