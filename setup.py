@@ -37,6 +37,7 @@ DIRECTIVES = {
 
 
 OPENMP_PROBE = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
+EMPTY_PROGRAM = "int main(void) { return 0; }\n"
 
 
 def _compiler_accepts(flags, source=OPENMP_PROBE):
@@ -82,7 +83,7 @@ def _variants():
             ("_avx2", "avx2", ["-march=x86-64-v3"], 16),
             ("_avx512", "avx512", ["-march=x86-64-v4", "-mprefer-vector-width=512"], 32),
         ):
-            if _compiler_accepts(flags, "int main(void) { return 0; }\n"):
+            if _compiler_accepts(flags, EMPTY_PROGRAM):
                 variants.append((suffix, isa, flags, strip))
     return variants
 
@@ -92,7 +93,7 @@ if sys.platform != "win32":
     compile_flags += ["-O0", "-g"] if DEBUG else ["-O3"]
     # gcc's unroll-and-jam of the tap loop spills the fused kernels' register accumulators to
     # the stack (4-5x slower, measured); the flag is gcc's only, so probe for it.
-    if not DEBUG and _compiler_accepts(["-fno-loop-unroll-and-jam"], "int main(void) { return 0; }\n"):
+    if not DEBUG and _compiler_accepts(["-fno-loop-unroll-and-jam"], EMPTY_PROGRAM):
         compile_flags += ["-fno-loop-unroll-and-jam"]
     if DEBUG:
         compile_flags += ["-UNDEBUG"]
