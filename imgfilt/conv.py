@@ -533,6 +533,7 @@ def correlate_channels_last(
     x_arr = _as_array(x, "x")
     if x_arr.ndim < 2 or x_arr.ndim > 4:
         raise ValueError(f"x must be (*S, C) with 1 to 3 spatial axes, got shape {x_arr.shape}")
+    check_method(method)
     channels = x_arr.shape[-1]
     spatial = x_arr.shape[:-1]
     w_arr = _as_array(weight, "weight")
@@ -542,12 +543,9 @@ def correlate_channels_last(
         raise ValueError(f"correlate_channels_last needs stride 1 along the last spatial axis, "
                          f"got stride {p.stride}")
     _check_allocation(p)
-    x5 = np.ascontiguousarray(x_arr, dtype=_source_dtype(x_arr, p)).reshape(
-        (1, 1) + (1,) * (3 - p.ndim) + spatial[:-1] + (spatial[-1] * channels,))
     w5 = np.ascontiguousarray(w_arr, dtype=p.dtype).reshape(
         (p.out_channels, 1) + (1,) * (3 - p.ndim) + p.kernel_shape)
     b = _checked_bias(bias, p)
-    check_method(method)
     chosen, factors = choose_method(method, w5, p)  # the compute dtype: same factors everywhere
     if saturate and not (np.all(np.isfinite(w5)) and np.all(np.isfinite(b))):
         raise ValueError("saturate=True needs finite weights and bias")
@@ -557,6 +555,9 @@ def correlate_channels_last(
                       padding_mode=padding_mode, dilation=dilation, method="fft")
         result = np.moveaxis(result, 0, -1)
         return np.clip(np.rint(result), 0, 255).astype(np.uint8) if saturate else result
+    # Converted only now: the fft route above reads x as given.
+    x5 = np.ascontiguousarray(x_arr, dtype=_source_dtype(x_arr, p)).reshape(
+        (1, 1) + (1,) * (3 - p.ndim) + spatial[:-1] + (spatial[-1] * channels,))
     pads3 = ((0, 0),) * (3 - p.ndim) + p.padding
     out_spatial = p.result_shape[1:]
     out = np.empty((p.out_channels,) + out_spatial + (channels,),
