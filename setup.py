@@ -6,7 +6,7 @@ IMGFILT_DEBUG=1
     Turn Cython's boundscheck / wraparound / initializedcheck on and compile with -O0 -g,
     so the test suite can run once against a build that traps every out-of-bounds access.
 
-The engine is one Cython source (imgfilt/_engine_core.pxi) built up to three times: ``_engine``
+The engine is one Cython source (src/imgfilt/_engine_core.pxi) built up to three times: ``_engine``
 for the baseline instruction set, and on x86-64 with GCC or Clang also ``_engine_avx2``
 (x86-64-v3: AVX2 + FMA) and ``_engine_avx512`` (x86-64-v4). imgfilt.conv imports the best one the
 CPU runs; ``-march=native`` is never used, so a wheel built here runs on any x86-64 CPU.
@@ -101,12 +101,12 @@ if sys.platform != "win32":
 extensions = [
     Extension(
         f"imgfilt._engine{suffix}",
-        [f"imgfilt/_engine{suffix}.pyx"],
+        [f"src/imgfilt/_engine{suffix}.pyx"],
         extra_compile_args=compile_flags + isa_flags,
         extra_link_args=link_flags,
         define_macros=[("IMGFILT_ISA", f'"{isa}"'), ("IMGFILT_STRIP", str(strip))]
         + ([("IMGFILT_DEBUG", "1")] if DEBUG else []),
-        depends=["imgfilt/_engine_core.pxi"],
+        depends=["src/imgfilt/_engine_core.pxi"],
     )
     for suffix, isa, isa_flags, strip in _variants()
 ]

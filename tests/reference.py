@@ -20,7 +20,7 @@ NUMPY_MODE = {
 
 
 def same_pads(size, kernel, stride, dilation):
-    """TensorFlow's SAME rule, written out independently of imgfilt._padding."""
+    """TensorFlow's SAME rule, written out independently of imgfilt.padding."""
     out = int(np.ceil(size / stride))
     total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
     return (total // 2, total - total // 2)

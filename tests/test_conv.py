@@ -12,7 +12,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import imgfilt
-from imgfilt.conv import choose_method, correlate_channels_last, plan, rank1_factors
+from imgfilt.convolution import choose_method, correlate_channels_last, plan, rank1_factors
 from reference import problem_is_valid, reference_conv
 from strategies import MODES, conv_problems, examples
 
@@ -549,7 +549,7 @@ def test_num_threads_settings():
 def test_thread_count_for_the_calling_thread_only():
     """The Dask adapter's per-task setting: this thread's engine calls use it, others and the
     global setting are untouched, and the answer is the same bits."""
-    from imgfilt.conv import _threads_in_this_thread
+    from imgfilt.convolution import _threads_in_this_thread
 
     before = imgfilt.get_num_threads()
     seen = {}
@@ -697,7 +697,7 @@ def test_matches_pytorch_where_it_can_pad(problem):  # about a third are compara
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
 @pytest.mark.parametrize("axis", [0, 1, -1])
 def test_magnitude_matches_numpy(dtype, axis):
-    from imgfilt.conv import magnitude
+    from imgfilt.convolution import magnitude
 
     responses = (np.random.default_rng(2).normal(size=(3, 70, 2100)) * 50).astype(dtype)
     got = magnitude(responses, axis)
@@ -709,7 +709,7 @@ def test_magnitude_matches_numpy(dtype, axis):
     np.testing.assert_array_equal(magnitude(np.moveaxis(responses, axis, 0), 0), got)
 
 
-CONV_MODULE = sys.modules["imgfilt.conv"]
+CONV_MODULE = sys.modules["imgfilt.convolution"]
 
 
 @pytest.mark.parametrize("isa", sorted(CONV_MODULE._engines))

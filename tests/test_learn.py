@@ -12,7 +12,7 @@ from strategies import MODES, conv_problems, examples
 
 import imgfilt
 from imgfilt import learn
-from imgfilt.conv import plan
+from imgfilt.convolution import plan
 
 RNG = np.random.default_rng(7)
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

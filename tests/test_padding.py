@@ -1,10 +1,10 @@
-"""imgfilt._padding: mode names, index maps for any pad width, and the 'same' rule."""
+"""imgfilt.padding: mode names, index maps for any pad width, and the 'same' rule."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgfilt._padding import (
+from imgfilt.padding import (
     ALIASES,
     MODES,
     NUMPY_NAMES,

@@ -29,7 +29,7 @@ from imgfilt import Filter, FilterBank, filters
 #: test_conv.py's test_separable_method_matches_oracle; here it must refuse the others).
 METHODS_UNDER_TEST = ("auto", "direct", "fft")
 #: imgfilt.conv the module (the package's ``conv`` attribute is the function).
-CONV = sys.modules["imgfilt.conv"]
+CONV = sys.modules["imgfilt.convolution"]
 #: Every engine build this CPU runs (baseline, AVX2, AVX-512): the fuzzer calls each.
 ENGINES = list(CONV._engines.values())
 

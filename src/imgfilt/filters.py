@@ -29,7 +29,7 @@ import numpy as np
 from PIL import ImageFilter
 
 from . import kernels as K
-from .conv import magnitude as _magnitude
+from .convolution import magnitude as _magnitude
 
 __all__ = [
     "Filter",

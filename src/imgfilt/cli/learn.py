@@ -5,7 +5,7 @@ import argparse
 from typing import Any
 
 from .. import learn
-from .._padding import ALIASES, MODES
+from ..padding import ALIASES, MODES
 from ._common import CommandError, check_target
 
 

@@ -8,7 +8,7 @@ every padding mode, stride and dilation, whatever the chunks (smaller than the k
 How the seams are made exact: the output's chunks are chosen first (each output sample goes with
 the input chunk that holds the centre of its window, so chunks follow the input's). For each
 output block, the window of padded positions it reads is folded onto input indices with the
-padding mode's index map (:func:`imgfilt._padding.fold`: reflections, wrap-around and pads
+padding mode's index map (:func:`imgfilt.padding.fold`: reflections, wrap-around and pads
 wider than a chunk or the whole axis included); the block's task gathers exactly those samples
 from the input chunks that hold them and runs the engine with ``padding=0`` on them. Each
 output sample is the engine's fixed-order sum over the same values as in memory, hence the
@@ -42,10 +42,10 @@ except ImportError:  # pragma: no cover - the message is the point
         "imgfilt.dask needs Dask; install it with: pip install 'imgfilt[dask]'"
     ) from None
 
-from ._padding import fold, normalize_mode, output_length
-from .conv import _as_array, _threads_in_this_thread, check_method, checked_int
-from .conv import conv as _engine_conv
-from .conv import plan as _plan
+from .padding import fold, normalize_mode, output_length
+from .convolution import _as_array, _threads_in_this_thread, check_method, checked_int
+from .convolution import conv as _engine_conv
+from .convolution import plan as _plan
 from .filters import COMBINES, Filter
 from .image import _as_filter, _check_output, _compute_dtype, _convert_output
 

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from ..bank import FilterBank, montage
-from ..conv import checked_int
+from ..convolution import checked_int
 from ._common import (
     ARRAY_SUFFIX,
     EXIT_OK,

@@ -12,9 +12,9 @@ import numpy as np
 from PIL import Image
 
 # The submodule by name: the package attribute imgfilt.conv is the function, not the module.
-from .conv import conv as _engine_conv, correlate_channels_last as _correlate_channels_last
-from .conv import plan as _plan
-from ._padding import normalize_mode
+from .convolution import conv as _engine_conv, correlate_channels_last as _correlate_channels_last
+from .convolution import plan as _plan
+from .padding import normalize_mode
 from .filters import COMBINES, Filter, get_filter
 
 __all__ = ["apply", "pil_to_array", "array_to_pil", "filter_core", "OUTPUTS", "PIL_MODES"]
@@ -418,7 +418,7 @@ def correlate_same(
 
     ``x`` is ``(C_in, *S)`` or ``(N, C_in, *S)``; with ``channels_last``, ``x`` is ``(*S, C)``,
     ``weight`` is ``(F, 1, *K)`` and the result is ``(F, *S_out, C)`` (each channel filtered
-    alone, by :func:`imgfilt.conv.correlate_channels_last`, which with ``saturate`` returns
+    alone, by :func:`imgfilt.convolution.correlate_channels_last`, which with ``saturate`` returns
     uint8 for uint8 ``x``). numpy.pad and scipy's 'mirror' repeat the one
     sample of a length-1 axis where reflection is undefined; the engine refuses instead, so such
     axes are padded here (by repetition) and the engine pads the others.

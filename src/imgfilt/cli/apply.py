@@ -26,7 +26,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..bank import FilterBank
-from ..conv import get_num_threads, set_num_threads
+from ..convolution import get_num_threads, set_num_threads
 from ..image import OUTPUTS, _normalised_pil
 from ..image import apply as apply_filter
 from ._common import (

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 # The submodule by name: the package attribute imgfilt.conv is the function, not the module.
-from .conv import checked_int, conv as _engine_conv, plan as _plan
+from .convolution import checked_int, conv as _engine_conv, plan as _plan
 from .filters import Filter
 from .image import _compute_dtype, _normalised_pil, array_to_pil, correlate_same
 from .io import atomic_write, load_npy, load_npz

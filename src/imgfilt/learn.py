@@ -5,7 +5,7 @@
 textbooks, trained to convergence in one step. Every output sample is one equation; its unknowns
 are the kernel taps of its group (and the bias), its coefficients the padded input patch that
 ``conv`` reads for it. The patches are gathered through the same padding index maps
-(:mod:`imgfilt._padding`) and the same :func:`imgfilt.conv.plan` as ``conv``, so the fit sees
+(:mod:`imgfilt.padding`) and the same :func:`imgfilt.convolution.plan` as ``conv``, so the fit sees
 exactly what ``conv`` sees, for every padding mode, stride, dilation and ``groups``.
 
 Examples
@@ -29,11 +29,11 @@ from typing import Any, NamedTuple, Union
 import numpy as np
 from PIL import Image
 
-from ._padding import index_map
+from .padding import index_map
 from .bank import FilterBank
-from .conv import Padding, Plan, checked_int
-from .conv import conv as _engine_conv
-from .conv import plan as _plan
+from .convolution import Padding, Plan, checked_int
+from .convolution import conv as _engine_conv
+from .convolution import plan as _plan
 from .image import pil_to_array
 from .io import load_npy
 

@@ -18,7 +18,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _engine as _baseline_engine
-from ._padding import index_map, normalize_mode, output_length, same_padding
+from .padding import index_map, normalize_mode, output_length, same_padding
 
 __all__ = ["conv", "convolve", "set_num_threads", "get_num_threads", "Plan", "plan"]
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Union
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .._padding import normalize_mode
+from ..padding import normalize_mode
 from ..bank import FilterBank
 from ..filters import Filter, _lookup, list_filters
 from ..io import atomic_write, read_volume

@@ -1,7 +1,7 @@
 """``imgfilt shape`` (the output-size arithmetic of a cascade of layers) and ``imgfilt explain``
 (the arithmetic of one output element), written out as a textbook does.
 
-Both take their numbers from :func:`imgfilt.conv.plan`, the code ``conv`` itself runs, so what
+Both take their numbers from :func:`imgfilt.convolution.plan`, the code ``conv`` itself runs, so what
 they print is what ``conv`` computes.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .._padding import NUMPY_NAMES
-from ..conv import Plan, plan
+from ..padding import NUMPY_NAMES
+from ..convolution import Plan, plan
 from ._common import EXIT_OK, UsageError, number, padding_mode, read_array, table
 
 #: The default demo of ``explain``: the 3x3 input and 2x2 kernel of *Dive into Deep Learning*.

@@ -3,9 +3,13 @@
 The engine is :func:`conv` (the convolution layer of the textbooks, on NumPy arrays) and
 :func:`convolve` (true convolution).
 """
-from .conv import conv, convolve, get_num_threads, set_num_threads
+from .convolution import (
+    Plan, conv, convolve, correlate_channels_last, engine_isa, get_num_threads, plan,
+    set_num_threads,
+)
 
-__all__ = ["conv", "convolve", "get_num_threads", "set_num_threads"]
+__all__ = ["conv", "convolve", "plan", "Plan", "engine_isa", "correlate_channels_last",
+           "get_num_threads", "set_num_threads"]
 __version__ = "0.1.0"
 
 # Filters as data, images and feature maps (issue 3).
