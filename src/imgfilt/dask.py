@@ -42,6 +42,7 @@ except ImportError:  # pragma: no cover - the message is the point
         "imgfilt.dask needs Dask; install it with: pip install 'imgfilt[dask]'"
     ) from None
 
+from .errors import file_errors
 from .padding import fold, normalize_mode, output_length
 from .convolution import _as_array, _threads_in_this_thread, check_method, checked_int
 from .convolution import conv as _engine_conv
@@ -669,7 +670,7 @@ class _TiffSource:
         from .image import pil_to_array
 
         self.path = path
-        with Image.open(path) as stack:
+        with file_errors(path, "TIFF"), Image.open(path) as stack:
             pages = getattr(stack, "n_frames", 1)
             first = pil_to_array(stack)
         self.page_shape, self.dtype = first.shape, first.dtype
@@ -687,7 +688,7 @@ class _TiffSource:
         pages = range(self.shape[0])[index[0]]
         sizes = tuple(len(range(n)[s]) for n, s in zip(self.page_shape, index[1:]))
         result = np.empty((len(pages),) + sizes, self.dtype)
-        with Image.open(self.path) as stack:
+        with file_errors(self.path, "TIFF"), Image.open(self.path) as stack:
             for row, page in enumerate(pages):
                 stack.seek(page)
                 pixels = pil_to_array(stack)
@@ -703,12 +704,11 @@ class _TiffSource:
 def _source(path: str) -> _NpyFile | _TiffSource:
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".npy":
-        try:
+        with file_errors(path, ".npy"):  # object arrays, a broken header
             return _NpyFile(path)
-        except ValueError as error:  # object arrays, a broken header
-            raise ValueError(f"{path}: cannot read as .npy ({error})") from None
     if suffix in (".tif", ".tiff"):
-        return _TiffSource(path)
+        with file_errors(path, "TIFF"):
+            return _TiffSource(path)
     raise ValueError(f"{path}: the input must be a .npy or a multi-page .tif/.tiff file")
 
 

@@ -22,7 +22,8 @@ from PIL import Image, UnidentifiedImageError
 from ..padding import normalize_mode
 from ..bank import FilterBank
 from ..filters import Filter, _lookup, list_filters
-from ..io import atomic_write, read_volume
+from ..errors import file_errors
+from ..io import atomic_write, load_npy, read_volume
 
 #: Exit codes: success, a failed input or runtime error, a usage error (argparse's convention),
 #: and 128 + the signal number for SIGINT, SIGPIPE and SIGTERM.
@@ -53,6 +54,8 @@ class Terminated(BaseException):
 def describe(error: BaseException) -> str:
     """The reason an exception gives, in words fit for one line of stderr (no class names for
     the errors a user can cause; an internal error says how to see the traceback)."""
+    if isinstance(error.__cause__, (Image.DecompressionBombWarning, Image.DecompressionBombError)):
+        error = error.__cause__  # the file boundary (imgfilt.errors) wrapped it
     if isinstance(error, (Image.DecompressionBombWarning, Image.DecompressionBombError)):
         # Pillow words its error with twice the limit; say the one the user can set.
         size = re.search(r"\((\d+) pixels\)", str(error))
@@ -205,7 +208,7 @@ def resolve_filter(spec: str, settings: Sequence[str] = ()) -> tuple[Filter | Fi
         try:
             if suffix == ".npz":
                 return FilterBank.load(spec), label
-            return Filter(np.load(spec, allow_pickle=False), name=label), label
+            return Filter(load_npy(spec), name=label), label
         except Exception as error:  # noqa: BLE001 - any failure to read the kernel is reported
             raise UsageError(f"{spec}: cannot load the kernel: {describe(error)}") from None
     key = spec.strip().lower().replace("-", "_")
@@ -241,7 +244,7 @@ def read_array(text: str, what: str) -> np.ndarray:
                          "[[0,1],[2,3]], or a .npy or image file")
     try:
         if text.lower().endswith(ARRAY_SUFFIX):
-            return np.load(text, allow_pickle=False)
+            return load_npy(text)
         from ..image import pil_to_array
 
         pixels = pil_to_array(open_image(text))
@@ -257,7 +260,7 @@ def read_array(text: str, what: str) -> np.ndarray:
 
 def open_image(path: str) -> Image.Image:
     """A fully decoded Pillow image (errors for missing, corrupt, truncated or too-big files)."""
-    with Image.open(path) as image:
+    with file_errors(path, "image"), Image.open(path) as image:
         image.load()
         return image
 
@@ -271,9 +274,9 @@ def read_input(path: str, ndim: int) -> tuple[str, Any]:
     """
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ARRAY_SUFFIX:
-        return "array", np.load(path, allow_pickle=False)
+        return "array", load_npy(path)
     if suffix in TIFF_SUFFIXES:
-        with Image.open(path) as probe:
+        with file_errors(path, "TIFF"), Image.open(path) as probe:
             pages = getattr(probe, "n_frames", 1)
         if ndim == 3:
             return "volume", read_volume(path)
