@@ -18,6 +18,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _engine as _baseline_engine
+from .overlap import may_overlap
 from .padding import index_map, normalize_mode, output_length, same_padding
 
 __all__ = ["conv", "convolve", "set_num_threads", "get_num_threads", "Plan", "plan"]
@@ -854,6 +855,9 @@ def conv(
     )
     b = _checked_bias(bias, p)
 
+    inputs = {"x": x_arr, "weight": w_arr}
+    if bias is not None:
+        inputs["bias"] = _as_array(bias, "bias")
     lead = (p.batch, p.in_channels) if p.batched else (1, p.in_channels)
     pad3 = (1,) * (3 - p.ndim)
     # One conversion at most: to the compute dtype, native byte order, C order (8-bit input is
@@ -863,7 +867,7 @@ def conv(
     w5 = np.ascontiguousarray(w_arr, dtype=p.dtype).reshape(
         (p.out_channels, p.in_channels // p.groups) + pad3 + p.kernel_shape
     )
-    result = _output_array(out, p, x_arr)
+    result = _output_array(out, p, inputs)
     out5 = result.reshape((lead[0], p.out_channels) + pad3 + p.out_shape)
     chosen, factors = choose_method(method, w5, p)  # the compute dtype: same factors everywhere
     if chosen == "separable":
@@ -898,8 +902,14 @@ def check_method(method: object) -> None:
         )
 
 
-def _output_array(out: Optional[np.ndarray], p: Plan, x_arr: np.ndarray) -> np.ndarray:
-    """The array the engine writes: ``out`` itself when it can, else a new one."""
+def _output_array(out: Optional[np.ndarray], p: Plan, inputs: dict) -> np.ndarray:
+    """The array the engine writes: ``out`` itself when it can, else a new one.
+
+    ``out`` is written through a new array (copied into ``out`` at the end, when every input
+    has been read) when it is strided, or when it may share memory or the bytes of a mapped
+    file with any of ``inputs`` (name -> array): the engine would otherwise read values it has
+    already overwritten.
+    """
     if out is None:
         return np.empty(p.result_shape, dtype=p.dtype)
     if not isinstance(out, np.ndarray):
@@ -911,9 +921,9 @@ def _output_array(out: Optional[np.ndarray], p: Plan, x_arr: np.ndarray) -> np.n
         )
     if not out.flags.writeable:
         raise ValueError("out is read-only")
-    if out.flags.c_contiguous and out.dtype.isnative and not np.may_share_memory(out, x_arr):
+    overlapping = any(may_overlap(out, array) for array in inputs.values())
+    if out.flags.c_contiguous and out.dtype.isnative and not overlapping:
         return out
-    # Written through a temporary: out is strided, or overlaps the input it is computed from.
     return np.empty(p.result_shape, dtype=p.dtype)
 
 
