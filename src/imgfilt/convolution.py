@@ -21,7 +21,8 @@ from . import _engine as _baseline_engine
 from .overlap import may_overlap
 from .padding import index_map, normalize_mode, output_length, same_padding
 
-__all__ = ["conv", "convolve", "set_num_threads", "get_num_threads", "Plan", "plan"]
+__all__ = ["conv", "convolve", "set_num_threads", "get_num_threads", "Plan", "plan",
+           "checked_int", "MAX_INDEX"]
 
 IntOrTuple = Union[int, Sequence[int]]
 Padding = Union[int, str, Sequence[Union[int, Sequence[int]]]]
@@ -139,10 +140,26 @@ def _threads_in_this_thread(n: int | None) -> Iterator[None]:
 # Argument normalisation
 
 
-def checked_int(value: object, name: str, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``, or a TypeError/ValueError naming ``name``.
+#: The largest integer argument (size, stride, dilation, padding, groups...) imgfilt accepts:
+#: the largest index the compiled engine can hold (``numpy.intp``, a C ``ssize_t``).
+MAX_INDEX = int(np.iinfo(np.intp).max)
 
-    Booleans, floats (even integral ones) and NaN are refused, as PyTorch refuses them.
+
+def checked_int(value: object, name: str, minimum: int = 1, maximum: int = MAX_INDEX) -> int:
+    """``value`` as an int in ``minimum..maximum``, or a TypeError/ValueError naming ``name``.
+
+    Booleans, floats (even integral ones) and NaN are refused, as PyTorch refuses them. The
+    range is checked on the exact integer, before anything converts it to a C type, so no
+    ``OverflowError`` can escape: the default ``maximum`` is :data:`MAX_INDEX`.
+
+    Examples
+    --------
+    >>> checked_int(np.int16(3), "stride")
+    3
+    >>> checked_int(2**64, "stride")
+    Traceback (most recent call last):
+    ...
+    ValueError: stride must be <= 9223372036854775807 (the largest index the engine can use), got 18446744073709551616
     """
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got the boolean {value!r}")
@@ -154,6 +171,9 @@ def checked_int(value: object, name: str, minimum: int = 1) -> int:
         ) from None
     if number < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {number}")
+    if number > maximum:
+        limit = " (the largest index the engine can use)" if maximum == MAX_INDEX else ""
+        raise ValueError(f"{name} must be <= {maximum}{limit}, got {number}")
     return number
 
 
@@ -308,8 +328,9 @@ def plan(
     >>> plan((3, 64, 64), "uint8", (8, 3, 5, 5), padding="same").result_shape
     (8, 64, 64)
     """
-    weight_shape = tuple(int(s) for s in weight_shape)
-    x_shape = tuple(int(s) for s in x_shape)
+    weight_shape = tuple(checked_int(s, f"weight_shape[{i}]", 0)
+                         for i, s in enumerate(weight_shape))
+    x_shape = tuple(checked_int(s, f"x_shape[{i}]", 0) for i, s in enumerate(x_shape))
     wdim = len(weight_shape)
     if wdim not in (3, 4, 5):
         raise ValueError(
@@ -574,7 +595,9 @@ def correlate_channels_last(
     maps.append(_interleaved_map(spatial[-1], pads3[2][0], pads3[2][1], p.padding_mode,
                                  channels))
     stride3 = (1,) * (3 - p.ndim) + p.stride
-    dilation3 = (1,) * (3 - p.ndim) + p.dilation[:-1] + (p.dilation[-1] * channels,)
+    # A dilation along an axis of one tap is no-op; it is not multiplied (it may be huge).
+    last_dilation = p.dilation[-1] * channels if p.kernel_shape[-1] > 1 else 1
+    dilation3 = (1,) * (3 - p.ndim) + p.dilation[:-1] + (last_dilation,)
     _call_engine(x5, w5, b, out5, maps, pads3[2][0] * channels, 1, stride3, dilation3)
     return out
 
@@ -710,7 +733,8 @@ def _run_separable(x5: np.ndarray, factors: list, b: np.ndarray, out5: np.ndarra
                                      p.padding_mode, interleave))
         stride = tuple(stride3[a] if a == axis3 else 1 for a in range(3))
         dilation = tuple(dilation3[a] if a == axis3 else 1 for a in range(3))
-        dilation = dilation[:2] + (dilation[2] * interleave,)
+        # A one-tap pass ignores its dilation, which is not multiplied (it may be huge).
+        dilation = dilation[:2] + (dilation[2] * interleave if kernel3[2] > 1 else 1,)
         groups = current.shape[1]  # the first pass fans each input out to its outputs
         pad_left = pads[0] * interleave
         _call_engine(current, w5, b if last else zeros_bias, target, maps, pad_left, groups,

@@ -19,6 +19,7 @@ from typing import Any, Callable, Union
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..convolution import checked_int
 from ..padding import normalize_mode
 from ..bank import FilterBank
 from ..filters import Filter, _lookup, list_filters
@@ -89,9 +90,18 @@ def positive_ints(text: str) -> int | tuple[int, ...]:
         values = tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer or integers joined by commas, got {text!r}")
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    bounded(values, 1)
     return values[0] if len(values) == 1 else values
+
+
+def bounded(values: Sequence[int], minimum: int) -> None:
+    """Check parsed integers with the library's one rule (``checked_int``: ``minimum`` up to the
+    largest index the engine can use); an ArgumentTypeError says what is wrong."""
+    for value in values:
+        try:
+            checked_int(value, "value", minimum)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error).replace("value ", "", 1)) from None
 
 
 def positive_int(text: str) -> int:
