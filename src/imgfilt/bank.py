@@ -664,6 +664,9 @@ def montage(maps: Any, cols: Optional[int] = None, separator: int = 1) -> Image.
     if array.ndim != 3:
         raise ValueError(f"maps must be (C, H, W) 2-D feature maps, got shape {array.shape}")
     count, height, width = array.shape
+    if 0 in array.shape:
+        raise ValueError(f"maps is empty (shape {array.shape}); a montage needs at least one "
+                         "map of at least one pixel")
     if cols is None:
         cols = math.ceil(math.sqrt(count))
     cols = checked_int(cols, "cols")

@@ -18,6 +18,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _engine as _baseline_engine
+from .errors import MAX_BYTES
 from .overlap import may_overlap
 from .padding import index_map, normalize_mode, output_length, same_padding
 
@@ -30,7 +31,7 @@ Padding = Union[int, str, Sequence[Union[int, Sequence[int]]]]
 METHODS = ("auto", "direct", "separable", "fft")
 
 # A single array the plan would allocate beyond this many bytes is refused before allocation.
-_MAX_BYTES = 1 << 46
+_MAX_BYTES = MAX_BYTES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,6 +499,9 @@ def magnitude(responses: np.ndarray, axis: int) -> np.ndarray:
     array([5., 2.])
     """
     responses = np.asarray(responses)
+    if responses.ndim == 0 or responses.shape[axis] == 0:
+        raise ValueError(f"magnitude needs at least one response along axis {axis}, got shape "
+                         f"{responses.shape}")
     if responses.dtype not in (np.float32, np.float64):
         # Integers would overflow when squared: those are summed in float64.
         work = responses if responses.dtype.kind in "fc" else responses.astype(np.float64)
@@ -557,6 +561,8 @@ def correlate_channels_last(
         raise ValueError(f"x must be (*S, C) with 1 to 3 spatial axes, got shape {x_arr.shape}")
     check_method(method)
     channels = x_arr.shape[-1]
+    if channels == 0:
+        raise ValueError(f"x has no channels: shape {x_arr.shape} (channels last)")
     spatial = x_arr.shape[:-1]
     w_arr = _as_array(weight, "weight")
     p = plan((1,) + spatial, x_arr.dtype, w_arr.shape, stride=stride, padding=padding,

@@ -15,7 +15,12 @@ import contextlib
 import os
 from typing import Any, Iterator
 
-__all__ = ["file_errors", "file_error", "name_of"]
+__all__ = ["file_errors", "file_error", "name_of", "MAX_BYTES"]
+
+#: A single array imgfilt would allocate beyond this many bytes (64 TiB) is refused with
+#: ValueError before allocation: no machine has that memory, and the size is most likely a
+#: mistake (a huge pad, sigma or kernel).
+MAX_BYTES = 1 << 46
 
 
 def name_of(path: Any) -> str:

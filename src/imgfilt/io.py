@@ -214,6 +214,9 @@ def write_volume(path: PathLike, volume: np.ndarray) -> None:
         return
     if array.ndim not in (3, 4):
         raise ValueError(f"a TIFF volume must be (D, H, W) or (D, H, W, C), got shape {array.shape}")
+    if 0 in array.shape:
+        raise ValueError(f"volume is empty (shape {array.shape}); a TIFF holds at least one page "
+                         "of at least one pixel (.npy holds empty arrays)")
     try:
         pages = [array_to_pil(page) for page in array]
     except ValueError as error:
