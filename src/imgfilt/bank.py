@@ -30,7 +30,7 @@ from PIL import Image
 
 # The submodule by name: the package attribute imgfilt.conv is the function, not the module.
 from .convolution import checked_int, conv as _engine_conv, plan as _plan
-from .errors import file_errors
+from .errors import MAX_BYTES, file_errors
 from .filters import Filter
 from .image import _compute_dtype, _normalised_pil, array_to_pil, correlate_same
 from .io import atomic_write, load_npy, load_npz
@@ -673,10 +673,11 @@ def montage(maps: Any, cols: Optional[int] = None, separator: int = 1) -> Image.
     cols = min(cols, count)
     separator = checked_int(separator, "separator", 0)
     rows = math.ceil(count / cols)
-    sheet = np.full(
-        (rows * height + (rows - 1) * separator, cols * width + (cols - 1) * separator),
-        255, dtype=np.uint8,
-    )
+    sheet_shape = (rows * height + (rows - 1) * separator, cols * width + (cols - 1) * separator)
+    if sheet_shape[0] * sheet_shape[1] > MAX_BYTES:
+        raise ValueError(f"the montage would be {sheet_shape[1]} x {sheet_shape[0]} pixels "
+                         f"(separator={separator}, cols={cols}); at most {MAX_BYTES} are allowed")
+    sheet = np.full(sheet_shape, 255, dtype=np.uint8)
     for index, feature in enumerate(array):
         finite = np.nan_to_num(feature)
         low, high = finite.min(), finite.max()

@@ -437,7 +437,9 @@ def _check_allocation(p: Plan) -> None:
         if size > _MAX_BYTES:
             raise ValueError(
                 f"the {what} of this call would need {size / 2**30:.3g} GiB (output shape "
-                f"{p.result_shape}, padding {p.padding}); reduce the padding or the input"
+                f"{p.result_shape}, padding {p.padding}, kernel {p.kernel_shape}, stride "
+                f"{p.stride}, dilation {p.dilation}); reduce the padding, the dilation or the "
+                "input"
             )
 
 

@@ -43,6 +43,7 @@ except ImportError:  # pragma: no cover - the message is the point
     ) from None
 
 from .errors import file_errors
+from .io import check_strips
 from .padding import fold, normalize_mode, output_length
 from .convolution import _as_array, _threads_in_this_thread, check_method, checked_int
 from .convolution import conv as _engine_conv
@@ -672,6 +673,7 @@ class _TiffSource:
         self.path = path
         with file_errors(path, "TIFF"), Image.open(path) as stack:
             pages = getattr(stack, "n_frames", 1)
+            check_strips(stack, path)
             first = pil_to_array(stack)
         self.page_shape, self.dtype = first.shape, first.dtype
         self.shape = (pages,) + first.shape
@@ -691,6 +693,7 @@ class _TiffSource:
         with file_errors(self.path, "TIFF"), Image.open(self.path) as stack:
             for row, page in enumerate(pages):
                 stack.seek(page)
+                check_strips(stack, self.path)
                 pixels = pil_to_array(stack)
                 if pixels.shape != self.page_shape or pixels.dtype != self.dtype:
                     raise ValueError(

@@ -22,7 +22,7 @@ from .errors import file_errors
 from .image import array_to_pil, pil_to_array
 
 __all__ = ["read_volume", "write_volume", "atomic_write", "load_npy", "load_npz",
-           "VOLUME_SUFFIXES"]
+           "check_strips", "VOLUME_SUFFIXES"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -145,6 +145,36 @@ def load_npz(path: PathLike) -> dict:
                 raise
 
 
+def check_strips(image: Image.Image, path: PathLike) -> None:
+    """Refuse a TIFF page whose strips or tiles do not cover it, before it is decoded.
+
+    Pillow decodes the strips a page lists and leaves the rest of the page blank: a corrupt
+    header that claims 5 million rows over 5 rows of data would give an image of zeros (and
+    hundreds of megabytes) instead of an error. Call this after ``Image.open`` or ``seek``,
+    before ``load``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.tif")
+    >>> Image.new("L", (4, 3)).save(path)
+    >>> with Image.open(path) as page:
+    ...     check_strips(page, path)
+    """
+    if image.format != "TIFF" or not image.tile:
+        return
+    width, height = image.size
+    covered = 0
+    for tile in image.tile:
+        left, top, right, bottom = tile[1]
+        covered += max(0, min(right, width) - max(left, 0)) * max(0, min(bottom, height) - max(top, 0))
+    if covered < width * height:
+        raise ValueError(
+            f"{os.fspath(path)!r} is truncated or corrupt: the strips of page {image.tell()} "
+            f"hold {covered} of its {width} x {height} = {width * height} pixels"
+        )
+
+
 def _suffix(path: PathLike, argument: str) -> str:
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix not in VOLUME_SUFFIXES:
@@ -174,8 +204,11 @@ def read_volume(path: PathLike) -> np.ndarray:
     suffix = _suffix(path, "path")
     if suffix == ".npy":
         return load_npy(path)
+    pages = []
     with file_errors(path, "TIFF"), Image.open(os.fspath(path)) as stack:
-        pages = [pil_to_array(page) for page in ImageSequence.Iterator(stack)]
+        for page in ImageSequence.Iterator(stack):
+            check_strips(page, path)
+            pages.append(pil_to_array(page))
     first = pages[0]
     for index, page in enumerate(pages):
         if page.shape != first.shape or page.dtype != first.dtype:

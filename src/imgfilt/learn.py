@@ -36,7 +36,7 @@ from .convolution import conv as _engine_conv
 from .convolution import plan as _plan
 from .errors import file_errors
 from .image import pil_to_array
-from .io import load_npy
+from .io import check_strips, load_npy
 
 __all__ = ["FitScore", "fit", "score"]
 
@@ -410,6 +410,7 @@ def _read_example(path: str, gray: bool, ndim: int | None) -> np.ndarray:
             ndim = 1 if array.ndim == 1 else 2
     else:
         with file_errors(path, "image"), Image.open(path) as image:
+            check_strips(image, path)
             image.load()
             array = pil_to_array(image)
         if array.ndim == 3 and array.shape[-1] in (2, 4):

@@ -24,7 +24,7 @@ from ..padding import normalize_mode
 from ..bank import FilterBank
 from ..filters import Filter, _lookup, list_filters
 from ..errors import file_errors
-from ..io import atomic_write, load_npy, read_volume
+from ..io import atomic_write, check_strips, load_npy, read_volume
 
 #: Exit codes: success, a failed input or runtime error, a usage error (argparse's convention),
 #: and 128 + the signal number for SIGINT, SIGPIPE and SIGTERM.
@@ -271,6 +271,7 @@ def read_array(text: str, what: str) -> np.ndarray:
 def open_image(path: str) -> Image.Image:
     """A fully decoded Pillow image (errors for missing, corrupt, truncated or too-big files)."""
     with file_errors(path, "image"), Image.open(path) as image:
+        check_strips(image, path)
         image.load()
         return image
 
