@@ -858,7 +858,10 @@ def conv(
         chooses by the kernel alone (never by the input's size, so chunks of a Dask array make
         the same choice as the whole array): see docs/performance.md for the measured rule.
     out : numpy.ndarray, optional
-        A C-contiguous array of the result's shape and dtype to write into.
+        An array of the result's shape and dtype to write into. It may be strided, and it may
+        share memory with ``x``, ``weight`` or ``bias`` (or bytes of a file with them, through
+        another ``numpy.memmap``): then the result is computed into a new array and copied into
+        ``out`` once every input has been read, so it is right either way.
 
     Returns
     -------
