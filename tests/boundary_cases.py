@@ -226,7 +226,7 @@ def check_overlap(seed: int, workdir: str) -> str:
     overlapped = [n for n in names
                   if not (_span(offsets[n], shapes[n], styles[n])[1] <= out_span[0]
                           or out_span[1] <= offsets[n])]
-    return "oracle (overlapping " + ("+".join(overlapped) or "nothing") + ")"
+    return f"oracle ({storage}; out overlapping " + ("+".join(overlapped) or "nothing") + ")"
 
 
 def overlap_cases(seed: int, workdir: str) -> list[Case]:
