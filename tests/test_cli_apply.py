@@ -185,6 +185,14 @@ def test_chunks_filters_out_of_core_with_dask(tmp_path):
     assert done.returncode == 0, done.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "box.npy"),
                                   imgfilt.apply(image, "box", output="float"))
+    # The axis options reach the out-of-core route too.
+    stack = RNG.random((4, 40, 50)).astype(np.float32)
+    np.save(tmp_path / "stack.npy", stack)
+    done = run_cli("apply", "box", "stack.npy", "-o", "stack-box.npy", "--chunks", "16",
+                   "--axes", "1,2", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "stack-box.npy"),
+                                  imgfilt.apply(stack, "box", axes=(1, 2)))
     done = run_cli("apply", "box", "big.npy", "-o", "box.png", "--chunks", "64", cwd=tmp_path)
     one_line_error(done, "box.png", ".npy")
     assert done.returncode == 1 and not (tmp_path / "box.png").exists()
