@@ -110,6 +110,20 @@ extensions = [
     )
     for suffix, isa, isa_flags, strip in _variants()
 ]
+# The rank filters (_rank_core.pxi): baseline and AVX2 (their comparisons are 8- to 64-bit
+# min/max, which AVX-512 does not speed up enough to be worth a third build).
+extensions += [
+    Extension(
+        f"imgfilt._rank{suffix}",
+        [f"src/imgfilt/_rank{suffix}.pyx"],
+        extra_compile_args=compile_flags + isa_flags,
+        extra_link_args=link_flags,
+        define_macros=[("IMGFILT_ISA", f'"{isa}"')],
+        depends=["src/imgfilt/_rank_core.pxi"],
+    )
+    for suffix, isa, isa_flags, _ in _variants()
+    if isa in ("baseline", "avx2")
+]
 
 setup(
     ext_modules=cythonize(

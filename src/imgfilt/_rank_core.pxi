@@ -1,0 +1,496 @@
+# The compiled rank filters: k-th smallest (median, percentile, minimum, maximum) over a flat
+# footprint, for 3-D-shaped data (N, C, D, H, W); 1-D and 2-D problems come with unit axes.
+#
+# Included by _rank.pyx and _rank_avx2.pyx (setup.py compiles them with different instruction-set
+# flags; imgfilt.rank picks the best one the CPU runs).
+#
+# The traversal is the linear engine's (_engine_core.pxi), kept apart from what a window computes:
+#
+# * padding arrives as three index maps (padded position -> input index, -1 for the constant), made
+#   by imgfilt.padding for every mode and any pad width;
+# * work is split by output rows (n, c, z, y) over threads (static schedule: each thread takes a
+#   contiguous run of rows);
+# * ``_resident_rows`` makes the padded rows an output row reads resident in a per-thread ring,
+#   tagged by which padded row they hold, so the next output row reuses the rows it shares;
+# * a *window kernel* then computes the output row from ring offsets only: ``_row_taps_extreme``
+#   (min/max over any footprint), ``_row_box_extreme`` (a box: rows combined, then van Herk /
+#   Gil-Werman along the row), ``_row_network`` (a selection network, vectorised across LANES
+#   outputs), ``_row_histogram`` (Huang's sliding histogram with coarse bins, 8- and 16-bit).
+#
+# Rows are kept in the data's own type (the linear ring converts to float as it reads), so a
+# comparison is one vector instruction on 8-bit data. Floats with NaN and signed integers come
+# as order-preserving unsigned keys (imgfilt.rank converts them).
+from cython.parallel cimport parallel, prange, threadid
+from libc.string cimport memcpy
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int imgfilt_rank_has_openmp(void) { return 1; }
+    #else
+    static int imgfilt_rank_has_openmp(void) { return 0; }
+    #endif
+    #ifndef IMGFILT_ISA
+    #define IMGFILT_ISA "baseline"
+    #endif
+    /* Outputs computed together by a selection network: every comparator is a loop of LANES
+       independent min/max pairs, which the compiler turns into whole vector instructions. */
+    #define IMGFILT_LANES 64
+    #define IMGFILT_CMPX(NAME, T)                                                   \\
+        static inline void NAME(T *restrict a, T *restrict b) {                     \\
+            for (int j = 0; j < IMGFILT_LANES; j++) {                               \\
+                T x = a[j], y = b[j];                                               \\
+                a[j] = y < x ? y : x;                                               \\
+                b[j] = y < x ? x : y;                                               \\
+            }                                                                       \\
+        }
+    IMGFILT_CMPX(imgfilt_cmpx_u8, unsigned char)
+    IMGFILT_CMPX(imgfilt_cmpx_u16, unsigned short)
+    IMGFILT_CMPX(imgfilt_cmpx_u32, unsigned int)
+    IMGFILT_CMPX(imgfilt_cmpx_u64, unsigned long long)
+    IMGFILT_CMPX(imgfilt_cmpx_f32, float)
+    IMGFILT_CMPX(imgfilt_cmpx_f64, double)
+    """
+    int imgfilt_rank_has_openmp() noexcept nogil
+    const char *IMGFILT_ISA
+    enum: LANES "IMGFILT_LANES"
+    void imgfilt_cmpx_u8(unsigned char *a, unsigned char *b) noexcept nogil
+    void imgfilt_cmpx_u16(unsigned short *a, unsigned short *b) noexcept nogil
+    void imgfilt_cmpx_u32(unsigned int *a, unsigned int *b) noexcept nogil
+    void imgfilt_cmpx_u64(unsigned long long *a, unsigned long long *b) noexcept nogil
+    void imgfilt_cmpx_f32(float *a, float *b) noexcept nogil
+    void imgfilt_cmpx_f64(double *a, double *b) noexcept nogil
+
+
+ctypedef unsigned char u8_t
+ctypedef unsigned short u16_t
+ctypedef unsigned int u32_t
+ctypedef unsigned long long u64_t
+
+ctypedef fused rank_t:
+    u8_t
+    u16_t
+    u32_t
+    u64_t
+    float
+    double
+
+
+# Window kernels (the ``method`` argument of rank_rows).
+cdef enum:
+    TAPS_MIN = 0
+    TAPS_MAX = 1
+    BOX_MIN = 2
+    BOX_MAX = 3
+    NETWORK = 4
+    HISTOGRAM = 5
+    # A box at most this wide is reduced along the row directly; wider ones by van Herk.
+    DIRECT_BOX_WIDTH = 6
+
+
+def has_openmp():
+    """Return True when the rank kernels were compiled with OpenMP."""
+    return bool(imgfilt_rank_has_openmp())
+
+
+def instruction_set():
+    """The instruction set this module was compiled for: "baseline" or "avx2"."""
+    return IMGFILT_ISA.decode()
+
+
+def lanes():
+    """Outputs a selection network computes at once (and extra columns each ring row needs)."""
+    return LANES
+
+
+cdef inline void _cmpx(rank_t *a, rank_t *b) noexcept nogil:
+    """One comparator over LANES outputs: ``a`` gets the smaller, ``b`` the larger of each pair."""
+    if rank_t is u8_t:
+        imgfilt_cmpx_u8(a, b)
+    elif rank_t is u16_t:
+        imgfilt_cmpx_u16(a, b)
+    elif rank_t is u32_t:
+        imgfilt_cmpx_u32(a, b)
+    elif rank_t is u64_t:
+        imgfilt_cmpx_u64(a, b)
+    elif rank_t is float:
+        imgfilt_cmpx_f32(a, b)
+    else:
+        imgfilt_cmpx_f64(a, b)
+
+
+cdef void _fill_rank_row(const rank_t[:, :, :, :, ::1] x, Py_ssize_t n, Py_ssize_t c,
+                         Py_ssize_t src_z, Py_ssize_t src_y, const Py_ssize_t[::1] col_map,
+                         Py_ssize_t pad_left, rank_t cval, rank_t *row) noexcept nogil:
+    """Write one padded input row (``len(col_map)`` samples, -1 entries: ``cval``) to ``row``."""
+    cdef Py_ssize_t width = x.shape[4]
+    cdef Py_ssize_t padded_width = col_map.shape[0]
+    cdef Py_ssize_t j, src
+    if src_z < 0 or src_y < 0:
+        for j in range(padded_width):
+            row[j] = cval
+        return
+    # Only the pad columns go through the map; the interior is a straight copy.
+    for j in range(pad_left):
+        src = col_map[j]
+        row[j] = x[n, c, src_z, src_y, src] if src >= 0 else cval
+    memcpy(row + pad_left, &x[n, c, src_z, src_y, 0], width * sizeof(rank_t))
+    for j in range(pad_left + width, padded_width):
+        src = col_map[j]
+        row[j] = x[n, c, src_z, src_y, src] if src >= 0 else cval
+
+
+cdef void _resident_rows(const rank_t[:, :, :, :, ::1] x, Py_ssize_t n, Py_ssize_t c,
+                         Py_ssize_t z, Py_ssize_t y, Py_ssize_t kernel_d, Py_ssize_t kernel_h,
+                         const Py_ssize_t[::1] plane_map, const Py_ssize_t[::1] row_map,
+                         const Py_ssize_t[::1] col_map, Py_ssize_t pad_left, rank_t cval,
+                         rank_t *ring, Py_ssize_t ring_width, Py_ssize_t *tags,
+                         Py_ssize_t *row_off) noexcept nogil:
+    """Make the ``kernel_d * kernel_h`` padded rows output row ``(n, c, z, y)`` reads resident.
+
+    ``row_off[kd * kernel_h + kh]`` gets where padded row ``(z + kd, y + kh)`` starts in this
+    thread's ring. Slots cycle with the padded row index (the ring holds ``kernel_h`` rows per
+    plane), so an output row finds the rows its predecessor loaded.
+    """
+    cdef Py_ssize_t padded_d = plane_map.shape[0], padded_h = row_map.shape[0]
+    cdef Py_ssize_t kd, kh, pz, pr, slot, key
+    for kd in range(kernel_d):
+        pz = z + kd
+        for kh in range(kernel_h):
+            pr = y + kh
+            slot = kd * kernel_h + pr % kernel_h
+            key = ((n * x.shape[1] + c) * padded_d + pz) * padded_h + pr
+            if tags[slot] != key:
+                _fill_rank_row(x, n, c, plane_map[pz], row_map[pr], col_map, pad_left, cval,
+                               ring + slot * ring_width)
+                tags[slot] = key
+            row_off[kd * kernel_h + kh] = slot * ring_width
+
+
+cdef void _row_taps_extreme(const rank_t *ring, const Py_ssize_t *tap_off, Py_ssize_t n_taps,
+                            bint maximum, rank_t *out, Py_ssize_t out_w) noexcept nogil:
+    """Minimum (or maximum) over any footprint: LANES accumulators, one pass per tap."""
+    cdef Py_ssize_t x0 = 0, j, t, base, count
+    cdef rank_t acc[LANES]
+    cdef rank_t v
+    while x0 < out_w:
+        base = tap_off[0] + x0
+        for j in range(LANES):
+            acc[j] = ring[base + j]
+        for t in range(1, n_taps):
+            base = tap_off[t] + x0
+            if maximum:
+                for j in range(LANES):
+                    v = ring[base + j]
+                    acc[j] = v if acc[j] < v else acc[j]
+            else:
+                for j in range(LANES):
+                    v = ring[base + j]
+                    acc[j] = v if v < acc[j] else acc[j]
+        count = LANES if x0 + LANES <= out_w else out_w - x0
+        memcpy(out + x0, acc, count * sizeof(rank_t))
+        x0 += LANES
+
+
+cdef void _row_box_extreme(const rank_t *ring, const Py_ssize_t *row_off, Py_ssize_t n_rows,
+                           Py_ssize_t kernel_w, bint maximum, rank_t *work, rank_t *out,
+                           Py_ssize_t out_w) noexcept nogil:
+    """Minimum (or maximum) over a box: combine its rows elementwise, then reduce along the row.
+
+    Along the row a narrow box is reduced directly; a wide one by van Herk / Gil-Werman: prefix
+    extremes ``g`` and suffix extremes ``h`` within blocks of ``kernel_w`` samples give every
+    window as ``h[x]`` op ``g[x + kernel_w - 1]`` (three comparisons a sample, whatever the width).
+    """
+    cdef Py_ssize_t span = out_w + kernel_w - 1
+    cdef rank_t *rows = work
+    cdef rank_t *g = work + span
+    cdef rank_t *h = work + 2 * span
+    cdef Py_ssize_t r, j, k, start, stop
+    cdef const rank_t *src
+    cdef rank_t v, a
+    memcpy(rows, ring + row_off[0], span * sizeof(rank_t))
+    for r in range(1, n_rows):
+        src = ring + row_off[r]
+        if maximum:
+            for j in range(span):
+                v = src[j]
+                rows[j] = v if rows[j] < v else rows[j]
+        else:
+            for j in range(span):
+                v = src[j]
+                rows[j] = v if v < rows[j] else rows[j]
+    if kernel_w <= DIRECT_BOX_WIDTH:
+        memcpy(out, rows, out_w * sizeof(rank_t))
+        for k in range(1, kernel_w):
+            if maximum:
+                for j in range(out_w):
+                    v = rows[j + k]
+                    out[j] = v if out[j] < v else out[j]
+            else:
+                for j in range(out_w):
+                    v = rows[j + k]
+                    out[j] = v if v < out[j] else out[j]
+        return
+    start = 0
+    while start < span:
+        stop = start + kernel_w if start + kernel_w < span else span
+        g[start] = rows[start]
+        h[stop - 1] = rows[stop - 1]
+        if maximum:
+            for j in range(start + 1, stop):
+                v = rows[j]
+                g[j] = v if g[j - 1] < v else g[j - 1]
+            for j in range(stop - 2, start - 1, -1):
+                v = rows[j]
+                h[j] = v if h[j + 1] < v else h[j + 1]
+        else:
+            for j in range(start + 1, stop):
+                v = rows[j]
+                g[j] = v if v < g[j - 1] else g[j - 1]
+            for j in range(stop - 2, start - 1, -1):
+                v = rows[j]
+                h[j] = v if v < h[j + 1] else h[j + 1]
+        start = stop
+    for j in range(out_w):
+        v = g[j + kernel_w - 1]
+        a = h[j]
+        if maximum:
+            out[j] = v if a < v else a
+        else:
+            out[j] = v if v < a else a
+
+
+cdef void _row_network(const rank_t *ring, const Py_ssize_t *tap_off, Py_ssize_t n_taps,
+                       const Py_ssize_t[:, ::1] network, Py_ssize_t rank, rank_t *buf,
+                       rank_t *out, Py_ssize_t out_w) noexcept nogil:
+    """The ``rank``-th smallest of each window by a selection network, LANES outputs at a time.
+
+    ``buf`` holds one vector of LANES samples per tap; each comparator ``(a, b)`` puts the
+    smaller of each pair in vector ``a``; afterwards vector ``rank`` holds the results.
+    """
+    cdef Py_ssize_t n_comparators = network.shape[0]
+    cdef Py_ssize_t x0 = 0, t, i, count
+    while x0 < out_w:
+        for t in range(n_taps):
+            memcpy(buf + t * LANES, ring + tap_off[t] + x0, LANES * sizeof(rank_t))
+        for i in range(n_comparators):
+            _cmpx(buf + network[i, 0] * LANES, buf + network[i, 1] * LANES)
+        count = LANES if x0 + LANES <= out_w else out_w - x0
+        memcpy(out + x0, buf + rank * LANES, count * sizeof(rank_t))
+        x0 += LANES
+
+
+cdef void _row_histogram(const rank_t *ring, const Py_ssize_t *tap_off, Py_ssize_t n_taps,
+                         const Py_ssize_t *add_off, Py_ssize_t n_add,
+                         const Py_ssize_t *rem_off, Py_ssize_t n_rem, Py_ssize_t rank,
+                         int *hist, int *coarse, int shift, rank_t *out,
+                         Py_ssize_t out_w) noexcept nogil:
+    """The ``rank``-th smallest of each window by Huang's sliding histogram (8- and 16-bit).
+
+    Moving one column along, only the samples leaving (``rem_off``) and entering (``add_off``)
+    the footprint update the histogram. The answer ``m`` is tracked with ``below``, the number of
+    window samples smaller than ``m``, and moves from the previous answer, a whole coarse bin
+    (``1 << shift`` values) at a time where it can. ``hist`` and ``coarse`` are zero on entry and
+    on return.
+    """
+    cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1
+    cdef Py_ssize_t m = 0, below = 0
+    cdef Py_ssize_t v
+    if not (rank_t is u8_t or rank_t is u16_t):
+        return
+    for t in range(n_taps):
+        v = ring[tap_off[t]]
+        hist[v] += 1
+        coarse[v >> shift] += 1
+    for x in range(out_w):
+        if x > 0:
+            for t in range(n_rem):
+                v = ring[rem_off[t] + x]
+                hist[v] -= 1
+                coarse[v >> shift] -= 1
+                if v < m:
+                    below -= 1
+            for t in range(n_add):
+                v = ring[add_off[t] + x]
+                hist[v] += 1
+                coarse[v >> shift] += 1
+                if v < m:
+                    below += 1
+        while below > rank:
+            if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:
+                m -= block
+                below -= coarse[m >> shift]
+            else:
+                m -= 1
+                below -= hist[m]
+        while below + hist[m] <= rank:
+            if (m & mask) == 0 and below + coarse[m >> shift] <= rank:
+                below += coarse[m >> shift]
+                m += block
+            else:
+                below += hist[m]
+                m += 1
+        out[x] = <rank_t>m
+    # Leave the histogram empty for the next row: remove the last window's samples.
+    for t in range(n_taps):
+        v = ring[tap_off[t] + out_w - 1]
+        hist[v] -= 1
+        coarse[v >> shift] -= 1
+
+
+cdef Py_ssize_t _bad_map_entries(const Py_ssize_t[::1] index_map, Py_ssize_t length) noexcept nogil:
+    """Number of entries that are neither -1 nor an index of an axis of ``length``."""
+    cdef Py_ssize_t j, bad = 0
+    for j in range(index_map.shape[0]):
+        if index_map[j] < -1 or index_map[j] >= length:
+            bad += 1
+    return bad
+
+
+cdef Py_ssize_t _out_of_range(const Py_ssize_t[::1] values, Py_ssize_t low,
+                              Py_ssize_t high) noexcept nogil:
+    """Number of entries outside ``low .. high - 1``."""
+    cdef Py_ssize_t j, bad = 0
+    for j in range(values.shape[0]):
+        if values[j] < low or values[j] >= high:
+            bad += 1
+    return bad
+
+
+cdef Py_ssize_t _bad_comparators(const Py_ssize_t[:, ::1] network, Py_ssize_t wires) noexcept nogil:
+    """Number of comparators naming a wire outside ``0 .. wires - 1``."""
+    cdef Py_ssize_t i, j, bad = 0
+    for i in range(network.shape[0]):
+        for j in range(network.shape[1]):
+            if network[i, j] < 0 or network[i, j] >= wires:
+                bad += 1
+    return bad
+
+
+def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
+              const rank_t[::1] cval, tuple kernel_shape,
+              const Py_ssize_t[::1] tap_row, const Py_ssize_t[::1] tap_col,
+              int method, Py_ssize_t rank, const Py_ssize_t[:, ::1] network,
+              const Py_ssize_t[::1] add_row, const Py_ssize_t[::1] add_col,
+              const Py_ssize_t[::1] rem_row, const Py_ssize_t[::1] rem_col,
+              const Py_ssize_t[::1] plane_map, const Py_ssize_t[::1] row_map,
+              const Py_ssize_t[::1] col_map, Py_ssize_t pad_left,
+              rank_t[:, ::1] ring, Py_ssize_t[:, ::1] tags, rank_t[:, ::1] work,
+              int[:, ::1] hist, Py_ssize_t[:, ::1] offsets, int num_threads):
+    """Rank-filter ``x (N, C, D, H, W)`` into ``out (N, C, Do, Ho, Wo)``, stride 1.
+
+    The footprint lies in a ``kernel_shape (KD, KH, KW)`` box; tap ``t`` reads padded row
+    ``tap_row[t] = kd * KH + kh`` at column offset ``tap_col[t] = kw``. ``method`` is the window
+    kernel (TAPS_MIN 0, TAPS_MAX 1, BOX_MIN 2, BOX_MAX 3, NETWORK 4, HISTOGRAM 5). NETWORK applies
+    the comparators ``network (M, 2)`` and takes sample ``rank``; HISTOGRAM takes the ``rank``-th
+    smallest and slides with the entering taps (``add_row``, ``add_col``: column offsets at the new
+    position) and leaving ones (``rem_row``, ``rem_col``: offsets minus one at the new position).
+    ``plane_map``/``row_map``/``col_map`` give each padded position's input index (-1:
+    ``cval[0]``). Scratch, per thread: ``ring (T, KD*KH*(len(col_map) + lanes()))`` (zeroed),
+    ``tags (T, KD*KH)`` (-1), ``work (T, >= max(3 * len(col_map), n_taps * lanes()))``,
+    ``hist (T, bins + bins >> shift)`` (zeroed; HISTOGRAM only, bins 256 or 65536),
+    ``offsets (T, KD*KH + n_taps + n_add + n_rem)``.
+
+    The shapes are checked here (cheaply, once) so that no call can index out of bounds.
+    """
+    cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
+    cdef Py_ssize_t kernel_w = kernel_shape[2]
+    cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
+    cdef Py_ssize_t n_rows = kernel_d * kernel_h
+    cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
+    cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
+    cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
+    cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i
+    cdef rank_t fill = cval[0]
+    cdef rank_t *ring_row
+    cdef rank_t *work_row
+    cdef rank_t *out_row
+    cdef Py_ssize_t *off
+    cdef Py_ssize_t *row_off
+    cdef Py_ssize_t *tap_off
+    cdef Py_ssize_t *add_off
+    cdef Py_ssize_t *rem_off
+
+    if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
+        raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
+    if method < TAPS_MIN or method > HISTOGRAM:
+        raise ValueError("rank engine: unknown method")
+    if (out.shape[0] != batch or out.shape[1] != channels
+            or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
+            or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
+        raise ValueError("rank engine: output shape does not match the padded input and kernel")
+    if pad_left < 0 or pad_left + x.shape[4] > padded_w:
+        raise ValueError("rank engine: pad_left does not fit the column map")
+    if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
+            or _bad_map_entries(col_map, x.shape[4])):
+        raise ValueError("rank engine: an index map points outside the input")
+    if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
+            or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
+            or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
+            or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
+        raise ValueError("rank engine: a tap lies outside the kernel box")
+    if rank < 0 or rank >= n_taps:
+        raise ValueError("rank engine: rank outside the footprint")
+    if cval.shape[0] < 1:
+        raise ValueError("rank engine: cval must hold one value")
+    if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
+            or offsets.shape[0] < num_threads):
+        raise ValueError("rank engine: fewer scratch rows than threads")
+    if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
+            or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
+        raise ValueError("rank engine: scratch ring has the wrong shape")
+    if method == NETWORK:
+        if work.shape[1] < n_taps * LANES:
+            raise ValueError("rank engine: network scratch too small")
+        if network.shape[1] != 2 or _bad_comparators(network, n_taps):
+            raise ValueError("rank engine: a comparator names a wire outside the footprint")
+    if (method == BOX_MIN or method == BOX_MAX) and (
+            work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
+        raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
+    if method == HISTOGRAM:
+        if rank_t is u8_t:
+            bins, shift = 256, 4
+        elif rank_t is u16_t:
+            bins, shift = 65536, 8
+        else:
+            raise ValueError("rank engine: histograms need 8- or 16-bit data")
+        if hist.shape[0] < num_threads or hist.shape[1] != bins + (bins >> shift):
+            raise ValueError("rank engine: histogram scratch has the wrong shape")
+
+    n_items = batch * channels * out_d * out_h
+    with nogil, parallel(num_threads=num_threads):
+        tid = threadid()
+        ring_row = &ring[tid, 0]
+        work_row = &work[tid, 0]
+        off = &offsets[tid, 0]
+        row_off = off
+        tap_off = off + n_rows
+        add_off = tap_off + n_taps
+        rem_off = add_off + n_add
+        for item in prange(n_items, schedule="static"):
+            y = item % out_h
+            t = item // out_h
+            z = t % out_d
+            t = t // out_d
+            c = t % channels
+            n = t // channels
+            _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
+                           pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
+            for i in range(n_taps):
+                tap_off[i] = row_off[tap_row[i]] + tap_col[i]
+            out_row = &out[n, c, z, y, 0]
+            if method == TAPS_MIN or method == TAPS_MAX:
+                _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
+            elif method == BOX_MIN or method == BOX_MAX:
+                _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
+                                 work_row, out_row, out_w)
+            elif method == NETWORK:
+                _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)
+            else:
+                for i in range(n_add):
+                    add_off[i] = row_off[add_row[i]] + add_col[i]
+                for i in range(n_rem):
+                    rem_off[i] = row_off[rem_row[i]] + rem_col[i]
+                _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,
+                               &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)
