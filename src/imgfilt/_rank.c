@@ -1850,7 +1850,7 @@ enum  {
   __pyx_e_7imgfilt_5_rank_DIRECT_BOX_WIDTH = 6
 };
 
-/* "src/imgfilt/_rank_core.pxi":371
+/* "src/imgfilt/_rank_core.pxi":378
  * 
  * 
  * def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,             # <<<<<<<<<<<<<<
@@ -30303,10 +30303,12 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_network(double const *__pyx
 static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_5_rank_u8_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, Py_ssize_t const *__pyx_v_add_off, Py_ssize_t __pyx_v_n_add, Py_ssize_t const *__pyx_v_rem_off, Py_ssize_t __pyx_v_n_rem, Py_ssize_t __pyx_v_rank, int *__pyx_v_hist, int *__pyx_v_coarse, int __pyx_v_shift, __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x;
   Py_ssize_t __pyx_v_t;
-  Py_ssize_t __pyx_v_block;
-  Py_ssize_t __pyx_v_mask;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_block;
+  Py_ssize_t __pyx_v_cm;
+  Py_ssize_t __pyx_v_below_c;
   Py_ssize_t __pyx_v_m;
   Py_ssize_t __pyx_v_below;
+  Py_ssize_t __pyx_v_previous;
   Py_ssize_t __pyx_v_v;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
@@ -30318,27 +30320,28 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
   Py_ssize_t __pyx_t_8;
   int __pyx_t_9;
 
-  /* "src/imgfilt/_rank_core.pxi":297
- *     on return.
+  /* "src/imgfilt/_rank_core.pxi":298
+ *     coarse bin. ``hist`` and ``coarse`` are zero on entry and on return.
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t m = 0, below = 0
+ *     cdef Py_ssize_t x, t, block = 1 << shift             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous
  *     cdef Py_ssize_t v
 */
   __pyx_v_block = (1 << __pyx_v_shift);
-  __pyx_v_mask = (__pyx_v_block - 1);
 
-  /* "src/imgfilt/_rank_core.pxi":298
+  /* "src/imgfilt/_rank_core.pxi":299
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1
- *     cdef Py_ssize_t m = 0, below = 0             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t x, t, block = 1 << shift
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
 */
+  __pyx_v_cm = 0;
+  __pyx_v_below_c = 0;
   __pyx_v_m = 0;
   __pyx_v_below = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":302
+  /* "src/imgfilt/_rank_core.pxi":303
  *     if not (rank_t is u8_t or rank_t is u16_t):
  *         return
  *     for t in range(n_taps):             # <<<<<<<<<<<<<<
@@ -30352,7 +30355,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_t = __pyx_t_3;
 
-    /* "src/imgfilt/_rank_core.pxi":303
+    /* "src/imgfilt/_rank_core.pxi":304
  *         return
  *     for t in range(n_taps):
  *         v = ring[tap_off[t]]             # <<<<<<<<<<<<<<
@@ -30361,7 +30364,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 */
     __pyx_v_v = (__pyx_v_ring[(__pyx_v_tap_off[__pyx_v_t])]);
 
-    /* "src/imgfilt/_rank_core.pxi":304
+    /* "src/imgfilt/_rank_core.pxi":305
  *     for t in range(n_taps):
  *         v = ring[tap_off[t]]
  *         hist[v] += 1             # <<<<<<<<<<<<<<
@@ -30372,7 +30375,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
     __pyx_t_4 = __pyx_v_v;
     (__pyx_v_hist[__pyx_t_4]) = ((__pyx_v_hist[__pyx_t_4]) + 1);
 
-    /* "src/imgfilt/_rank_core.pxi":305
+    /* "src/imgfilt/_rank_core.pxi":306
  *         v = ring[tap_off[t]]
  *         hist[v] += 1
  *         coarse[v >> shift] += 1             # <<<<<<<<<<<<<<
@@ -30385,7 +30388,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
   }
 
 
-  /* "src/imgfilt/_rank_core.pxi":306
+  /* "src/imgfilt/_rank_core.pxi":307
  *         hist[v] += 1
  *         coarse[v >> shift] += 1
  *     for x in range(out_w):             # <<<<<<<<<<<<<<
@@ -30399,7 +30402,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_x = __pyx_t_3;
 
-    /* "src/imgfilt/_rank_core.pxi":307
+    /* "src/imgfilt/_rank_core.pxi":308
  *         coarse[v >> shift] += 1
  *     for x in range(out_w):
  *         if x > 0:             # <<<<<<<<<<<<<<
@@ -30411,7 +30414,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
     if (__pyx_t_5) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":308
+      /* "src/imgfilt/_rank_core.pxi":309
  *     for x in range(out_w):
  *         if x > 0:
  *             for t in range(n_rem):             # <<<<<<<<<<<<<<
@@ -30425,7 +30428,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
       for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
         __pyx_v_t = __pyx_t_7;
 
-        /* "src/imgfilt/_rank_core.pxi":309
+        /* "src/imgfilt/_rank_core.pxi":310
  *         if x > 0:
  *             for t in range(n_rem):
  *                 v = ring[rem_off[t] + x]             # <<<<<<<<<<<<<<
@@ -30434,63 +30437,51 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 */
         __pyx_v_v = (__pyx_v_ring[((__pyx_v_rem_off[__pyx_v_t]) + __pyx_v_x)]);
 
-        /* "src/imgfilt/_rank_core.pxi":310
+        /* "src/imgfilt/_rank_core.pxi":311
  *             for t in range(n_rem):
  *                 v = ring[rem_off[t] + x]
  *                 hist[v] -= 1             # <<<<<<<<<<<<<<
  *                 coarse[v >> shift] -= 1
- *                 if v < m:
+ *                 below_c -= (v >> shift) < cm
 */
 
         __pyx_t_8 = __pyx_v_v;
         (__pyx_v_hist[__pyx_t_8]) = ((__pyx_v_hist[__pyx_t_8]) - 1);
 
-        /* "src/imgfilt/_rank_core.pxi":311
+        /* "src/imgfilt/_rank_core.pxi":312
  *                 v = ring[rem_off[t] + x]
  *                 hist[v] -= 1
  *                 coarse[v >> shift] -= 1             # <<<<<<<<<<<<<<
- *                 if v < m:
- *                     below -= 1
+ *                 below_c -= (v >> shift) < cm
+ *                 below -= v < m
 */
 
         __pyx_t_8 = (__pyx_v_v >> __pyx_v_shift);
         (__pyx_v_coarse[__pyx_t_8]) = ((__pyx_v_coarse[__pyx_t_8]) - 1);
 
-        /* "src/imgfilt/_rank_core.pxi":312
+        /* "src/imgfilt/_rank_core.pxi":313
  *                 hist[v] -= 1
  *                 coarse[v >> shift] -= 1
- *                 if v < m:             # <<<<<<<<<<<<<<
- *                     below -= 1
+ *                 below_c -= (v >> shift) < cm             # <<<<<<<<<<<<<<
+ *                 below -= v < m
  *             for t in range(n_add):
 */
-        __pyx_t_5 = (__pyx_v_v < __pyx_v_m);
+        __pyx_v_below_c = (__pyx_v_below_c - ((__pyx_v_v >> __pyx_v_shift) < __pyx_v_cm));
 
-        if (__pyx_t_5) {
-
-
-          /* "src/imgfilt/_rank_core.pxi":313
+        /* "src/imgfilt/_rank_core.pxi":314
  *                 coarse[v >> shift] -= 1
- *                 if v < m:
- *                     below -= 1             # <<<<<<<<<<<<<<
+ *                 below_c -= (v >> shift) < cm
+ *                 below -= v < m             # <<<<<<<<<<<<<<
  *             for t in range(n_add):
  *                 v = ring[add_off[t] + x]
 */
-          __pyx_v_below = (__pyx_v_below - 1);
-
-          /* "src/imgfilt/_rank_core.pxi":312
- *                 hist[v] -= 1
- *                 coarse[v >> shift] -= 1
- *                 if v < m:             # <<<<<<<<<<<<<<
- *                     below -= 1
- *             for t in range(n_add):
-*/
-        }
+        __pyx_v_below = (__pyx_v_below - (__pyx_v_v < __pyx_v_m));
       }
 
 
-      /* "src/imgfilt/_rank_core.pxi":314
- *                 if v < m:
- *                     below -= 1
+      /* "src/imgfilt/_rank_core.pxi":315
+ *                 below_c -= (v >> shift) < cm
+ *                 below -= v < m
  *             for t in range(n_add):             # <<<<<<<<<<<<<<
  *                 v = ring[add_off[t] + x]
  *                 hist[v] += 1
@@ -30502,8 +30493,8 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
       for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
         __pyx_v_t = __pyx_t_7;
 
-        /* "src/imgfilt/_rank_core.pxi":315
- *                     below -= 1
+        /* "src/imgfilt/_rank_core.pxi":316
+ *                 below -= v < m
  *             for t in range(n_add):
  *                 v = ring[add_off[t] + x]             # <<<<<<<<<<<<<<
  *                 hist[v] += 1
@@ -30511,61 +30502,49 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 */
         __pyx_v_v = (__pyx_v_ring[((__pyx_v_add_off[__pyx_v_t]) + __pyx_v_x)]);
 
-        /* "src/imgfilt/_rank_core.pxi":316
+        /* "src/imgfilt/_rank_core.pxi":317
  *             for t in range(n_add):
  *                 v = ring[add_off[t] + x]
  *                 hist[v] += 1             # <<<<<<<<<<<<<<
  *                 coarse[v >> shift] += 1
- *                 if v < m:
+ *                 below_c += (v >> shift) < cm
 */
 
         __pyx_t_8 = __pyx_v_v;
         (__pyx_v_hist[__pyx_t_8]) = ((__pyx_v_hist[__pyx_t_8]) + 1);
 
-        /* "src/imgfilt/_rank_core.pxi":317
+        /* "src/imgfilt/_rank_core.pxi":318
  *                 v = ring[add_off[t] + x]
  *                 hist[v] += 1
  *                 coarse[v >> shift] += 1             # <<<<<<<<<<<<<<
- *                 if v < m:
- *                     below += 1
+ *                 below_c += (v >> shift) < cm
+ *                 below += v < m
 */
 
         __pyx_t_8 = (__pyx_v_v >> __pyx_v_shift);
         (__pyx_v_coarse[__pyx_t_8]) = ((__pyx_v_coarse[__pyx_t_8]) + 1);
 
-        /* "src/imgfilt/_rank_core.pxi":318
+        /* "src/imgfilt/_rank_core.pxi":319
  *                 hist[v] += 1
  *                 coarse[v >> shift] += 1
- *                 if v < m:             # <<<<<<<<<<<<<<
- *                     below += 1
- *         while below > rank:
+ *                 below_c += (v >> shift) < cm             # <<<<<<<<<<<<<<
+ *                 below += v < m
+ *         previous = cm
 */
-        __pyx_t_5 = (__pyx_v_v < __pyx_v_m);
+        __pyx_v_below_c = (__pyx_v_below_c + ((__pyx_v_v >> __pyx_v_shift) < __pyx_v_cm));
 
-        if (__pyx_t_5) {
-
-
-          /* "src/imgfilt/_rank_core.pxi":319
+        /* "src/imgfilt/_rank_core.pxi":320
  *                 coarse[v >> shift] += 1
- *                 if v < m:
- *                     below += 1             # <<<<<<<<<<<<<<
- *         while below > rank:
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:
+ *                 below_c += (v >> shift) < cm
+ *                 below += v < m             # <<<<<<<<<<<<<<
+ *         previous = cm
+ *         while below_c > rank:
 */
-          __pyx_v_below = (__pyx_v_below + 1);
-
-          /* "src/imgfilt/_rank_core.pxi":318
- *                 hist[v] += 1
- *                 coarse[v >> shift] += 1
- *                 if v < m:             # <<<<<<<<<<<<<<
- *                     below += 1
- *         while below > rank:
-*/
-        }
+        __pyx_v_below = (__pyx_v_below + (__pyx_v_v < __pyx_v_m));
       }
 
 
-      /* "src/imgfilt/_rank_core.pxi":307
+      /* "src/imgfilt/_rank_core.pxi":308
  *         coarse[v >> shift] += 1
  *     for x in range(out_w):
  *         if x > 0:             # <<<<<<<<<<<<<<
@@ -30574,12 +30553,181 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":320
- *                 if v < m:
- *                     below += 1
+    /* "src/imgfilt/_rank_core.pxi":321
+ *                 below_c += (v >> shift) < cm
+ *                 below += v < m
+ *         previous = cm             # <<<<<<<<<<<<<<
+ *         while below_c > rank:
+ *             cm -= 1
+*/
+    __pyx_v_previous = __pyx_v_cm;
+
+    /* "src/imgfilt/_rank_core.pxi":322
+ *                 below += v < m
+ *         previous = cm
+ *         while below_c > rank:             # <<<<<<<<<<<<<<
+ *             cm -= 1
+ *             below_c -= coarse[cm]
+*/
+    while (1) {
+      __pyx_t_5 = (__pyx_v_below_c > __pyx_v_rank);
+
+
+      if (!__pyx_t_5) break;
+
+      /* "src/imgfilt/_rank_core.pxi":323
+ *         previous = cm
+ *         while below_c > rank:
+ *             cm -= 1             # <<<<<<<<<<<<<<
+ *             below_c -= coarse[cm]
+ *         while below_c + coarse[cm] <= rank:
+*/
+      __pyx_v_cm = (__pyx_v_cm - 1);
+
+      /* "src/imgfilt/_rank_core.pxi":324
+ *         while below_c > rank:
+ *             cm -= 1
+ *             below_c -= coarse[cm]             # <<<<<<<<<<<<<<
+ *         while below_c + coarse[cm] <= rank:
+ *             below_c += coarse[cm]
+*/
+      __pyx_v_below_c = (__pyx_v_below_c - (__pyx_v_coarse[__pyx_v_cm]));
+    }
+
+    /* "src/imgfilt/_rank_core.pxi":325
+ *             cm -= 1
+ *             below_c -= coarse[cm]
+ *         while below_c + coarse[cm] <= rank:             # <<<<<<<<<<<<<<
+ *             below_c += coarse[cm]
+ *             cm += 1
+*/
+    while (1) {
+      __pyx_t_5 = ((__pyx_v_below_c + (__pyx_v_coarse[__pyx_v_cm])) <= __pyx_v_rank);
+
+
+      if (!__pyx_t_5) break;
+
+      /* "src/imgfilt/_rank_core.pxi":326
+ *             below_c -= coarse[cm]
+ *         while below_c + coarse[cm] <= rank:
+ *             below_c += coarse[cm]             # <<<<<<<<<<<<<<
+ *             cm += 1
+ *         if cm != previous or x == 0:
+*/
+      __pyx_v_below_c = (__pyx_v_below_c + (__pyx_v_coarse[__pyx_v_cm]));
+
+      /* "src/imgfilt/_rank_core.pxi":327
+ *         while below_c + coarse[cm] <= rank:
+ *             below_c += coarse[cm]
+ *             cm += 1             # <<<<<<<<<<<<<<
+ *         if cm != previous or x == 0:
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+*/
+      __pyx_v_cm = (__pyx_v_cm + 1);
+    }
+
+    /* "src/imgfilt/_rank_core.pxi":328
+ *             below_c += coarse[cm]
+ *             cm += 1
+ *         if cm != previous or x == 0:             # <<<<<<<<<<<<<<
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+ *                 m = cm << shift
+*/
+    __pyx_t_9 = (__pyx_v_cm != __pyx_v_previous);
+
+    if (!__pyx_t_9) {
+
+    } else {
+
+      __pyx_t_5 = __pyx_t_9;
+
+      goto __pyx_L17_bool_binop_done;
+    }
+    __pyx_t_9 = (__pyx_v_x == 0);
+
+
+    __pyx_t_5 = __pyx_t_9;
+
+    __pyx_L17_bool_binop_done:;
+    if (__pyx_t_5) {
+
+
+      /* "src/imgfilt/_rank_core.pxi":329
+ *             cm += 1
+ *         if cm != previous or x == 0:
+ *             if rank - below_c < below_c + coarse[cm] - rank:             # <<<<<<<<<<<<<<
+ *                 m = cm << shift
+ *                 below = below_c
+*/
+      __pyx_t_5 = ((__pyx_v_rank - __pyx_v_below_c) < ((__pyx_v_below_c + (__pyx_v_coarse[__pyx_v_cm])) - __pyx_v_rank));
+
+      if (__pyx_t_5) {
+
+
+        /* "src/imgfilt/_rank_core.pxi":330
+ *         if cm != previous or x == 0:
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+ *                 m = cm << shift             # <<<<<<<<<<<<<<
+ *                 below = below_c
+ *             else:
+*/
+        __pyx_v_m = (__pyx_v_cm << __pyx_v_shift);
+
+        /* "src/imgfilt/_rank_core.pxi":331
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+ *                 m = cm << shift
+ *                 below = below_c             # <<<<<<<<<<<<<<
+ *             else:
+ *                 m = (cm + 1) << shift
+*/
+        __pyx_v_below = __pyx_v_below_c;
+
+        /* "src/imgfilt/_rank_core.pxi":329
+ *             cm += 1
+ *         if cm != previous or x == 0:
+ *             if rank - below_c < below_c + coarse[cm] - rank:             # <<<<<<<<<<<<<<
+ *                 m = cm << shift
+ *                 below = below_c
+*/
+        goto __pyx_L19;
+      }
+
+      /* "src/imgfilt/_rank_core.pxi":333
+ *                 below = below_c
+ *             else:
+ *                 m = (cm + 1) << shift             # <<<<<<<<<<<<<<
+ *                 below = below_c + coarse[cm]
+ *         while below > rank:
+*/
+      /*else*/ {
+        __pyx_v_m = ((__pyx_v_cm + 1) << __pyx_v_shift);
+
+        /* "src/imgfilt/_rank_core.pxi":334
+ *             else:
+ *                 m = (cm + 1) << shift
+ *                 below = below_c + coarse[cm]             # <<<<<<<<<<<<<<
+ *         while below > rank:
+ *             m -= 1
+*/
+        __pyx_v_below = (__pyx_v_below_c + (__pyx_v_coarse[__pyx_v_cm]));
+      }
+      __pyx_L19:;
+
+      /* "src/imgfilt/_rank_core.pxi":328
+ *             below_c += coarse[cm]
+ *             cm += 1
+ *         if cm != previous or x == 0:             # <<<<<<<<<<<<<<
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+ *                 m = cm << shift
+*/
+    }
+
+    /* "src/imgfilt/_rank_core.pxi":335
+ *                 m = (cm + 1) << shift
+ *                 below = below_c + coarse[cm]
  *         while below > rank:             # <<<<<<<<<<<<<<
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:
- *                 m -= block
+ *             m -= 1
+ *             below -= hist[m]
 */
     while (1) {
       __pyx_t_5 = (__pyx_v_below > __pyx_v_rank);
@@ -30587,88 +30735,31 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 
       if (!__pyx_t_5) break;
 
-      /* "src/imgfilt/_rank_core.pxi":321
- *                     below += 1
+      /* "src/imgfilt/_rank_core.pxi":336
+ *                 below = below_c + coarse[cm]
  *         while below > rank:
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:             # <<<<<<<<<<<<<<
- *                 m -= block
- *                 below -= coarse[m >> shift]
-*/
-      __pyx_t_9 = ((__pyx_v_m & __pyx_v_mask) == 0);
-
-      if (__pyx_t_9) {
-
-      } else {
-
-        __pyx_t_5 = __pyx_t_9;
-
-        goto __pyx_L17_bool_binop_done;
-      }
-      __pyx_t_9 = ((__pyx_v_below - (__pyx_v_coarse[((__pyx_v_m >> __pyx_v_shift) - 1)])) > __pyx_v_rank);
-
-
-      __pyx_t_5 = __pyx_t_9;
-
-      __pyx_L17_bool_binop_done:;
-      if (__pyx_t_5) {
-
-
-        /* "src/imgfilt/_rank_core.pxi":322
- *         while below > rank:
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:
- *                 m -= block             # <<<<<<<<<<<<<<
- *                 below -= coarse[m >> shift]
- *             else:
-*/
-        __pyx_v_m = (__pyx_v_m - __pyx_v_block);
-
-        /* "src/imgfilt/_rank_core.pxi":323
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:
- *                 m -= block
- *                 below -= coarse[m >> shift]             # <<<<<<<<<<<<<<
- *             else:
- *                 m -= 1
-*/
-        __pyx_v_below = (__pyx_v_below - (__pyx_v_coarse[(__pyx_v_m >> __pyx_v_shift)]));
-
-        /* "src/imgfilt/_rank_core.pxi":321
- *                     below += 1
- *         while below > rank:
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:             # <<<<<<<<<<<<<<
- *                 m -= block
- *                 below -= coarse[m >> shift]
-*/
-        goto __pyx_L16;
-      }
-
-      /* "src/imgfilt/_rank_core.pxi":325
- *                 below -= coarse[m >> shift]
- *             else:
- *                 m -= 1             # <<<<<<<<<<<<<<
- *                 below -= hist[m]
+ *             m -= 1             # <<<<<<<<<<<<<<
+ *             below -= hist[m]
  *         while below + hist[m] <= rank:
 */
-      /*else*/ {
-        __pyx_v_m = (__pyx_v_m - 1);
+      __pyx_v_m = (__pyx_v_m - 1);
 
-        /* "src/imgfilt/_rank_core.pxi":326
- *             else:
- *                 m -= 1
- *                 below -= hist[m]             # <<<<<<<<<<<<<<
+      /* "src/imgfilt/_rank_core.pxi":337
+ *         while below > rank:
+ *             m -= 1
+ *             below -= hist[m]             # <<<<<<<<<<<<<<
  *         while below + hist[m] <= rank:
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:
+ *             below += hist[m]
 */
-        __pyx_v_below = (__pyx_v_below - (__pyx_v_hist[__pyx_v_m]));
-      }
-      __pyx_L16:;
+      __pyx_v_below = (__pyx_v_below - (__pyx_v_hist[__pyx_v_m]));
     }
 
-    /* "src/imgfilt/_rank_core.pxi":327
- *                 m -= 1
- *                 below -= hist[m]
+    /* "src/imgfilt/_rank_core.pxi":338
+ *             m -= 1
+ *             below -= hist[m]
  *         while below + hist[m] <= rank:             # <<<<<<<<<<<<<<
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:
- *                 below += coarse[m >> shift]
+ *             below += hist[m]
+ *             m += 1
 */
     while (1) {
       __pyx_t_5 = ((__pyx_v_below + (__pyx_v_hist[__pyx_v_m])) <= __pyx_v_rank);
@@ -30676,85 +30767,28 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 
       if (!__pyx_t_5) break;
 
-      /* "src/imgfilt/_rank_core.pxi":328
- *                 below -= hist[m]
+      /* "src/imgfilt/_rank_core.pxi":339
+ *             below -= hist[m]
  *         while below + hist[m] <= rank:
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:             # <<<<<<<<<<<<<<
- *                 below += coarse[m >> shift]
- *                 m += block
-*/
-      __pyx_t_9 = ((__pyx_v_m & __pyx_v_mask) == 0);
-
-      if (__pyx_t_9) {
-
-      } else {
-
-        __pyx_t_5 = __pyx_t_9;
-
-        goto __pyx_L22_bool_binop_done;
-      }
-      __pyx_t_9 = ((__pyx_v_below + (__pyx_v_coarse[(__pyx_v_m >> __pyx_v_shift)])) <= __pyx_v_rank);
-
-
-      __pyx_t_5 = __pyx_t_9;
-
-      __pyx_L22_bool_binop_done:;
-      if (__pyx_t_5) {
-
-
-        /* "src/imgfilt/_rank_core.pxi":329
- *         while below + hist[m] <= rank:
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:
- *                 below += coarse[m >> shift]             # <<<<<<<<<<<<<<
- *                 m += block
- *             else:
-*/
-        __pyx_v_below = (__pyx_v_below + (__pyx_v_coarse[(__pyx_v_m >> __pyx_v_shift)]));
-
-        /* "src/imgfilt/_rank_core.pxi":330
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:
- *                 below += coarse[m >> shift]
- *                 m += block             # <<<<<<<<<<<<<<
- *             else:
- *                 below += hist[m]
-*/
-        __pyx_v_m = (__pyx_v_m + __pyx_v_block);
-
-        /* "src/imgfilt/_rank_core.pxi":328
- *                 below -= hist[m]
- *         while below + hist[m] <= rank:
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:             # <<<<<<<<<<<<<<
- *                 below += coarse[m >> shift]
- *                 m += block
-*/
-        goto __pyx_L21;
-      }
-
-      /* "src/imgfilt/_rank_core.pxi":332
- *                 m += block
- *             else:
- *                 below += hist[m]             # <<<<<<<<<<<<<<
- *                 m += 1
+ *             below += hist[m]             # <<<<<<<<<<<<<<
+ *             m += 1
  *         out[x] = <rank_t>m
 */
-      /*else*/ {
-        __pyx_v_below = (__pyx_v_below + (__pyx_v_hist[__pyx_v_m]));
+      __pyx_v_below = (__pyx_v_below + (__pyx_v_hist[__pyx_v_m]));
 
-        /* "src/imgfilt/_rank_core.pxi":333
- *             else:
- *                 below += hist[m]
- *                 m += 1             # <<<<<<<<<<<<<<
+      /* "src/imgfilt/_rank_core.pxi":340
+ *         while below + hist[m] <= rank:
+ *             below += hist[m]
+ *             m += 1             # <<<<<<<<<<<<<<
  *         out[x] = <rank_t>m
  *     # Leave the histogram empty for the next row: remove the last window's samples.
 */
-        __pyx_v_m = (__pyx_v_m + 1);
-      }
-      __pyx_L21:;
+      __pyx_v_m = (__pyx_v_m + 1);
     }
 
-    /* "src/imgfilt/_rank_core.pxi":334
- *                 below += hist[m]
- *                 m += 1
+    /* "src/imgfilt/_rank_core.pxi":341
+ *             below += hist[m]
+ *             m += 1
  *         out[x] = <rank_t>m             # <<<<<<<<<<<<<<
  *     # Leave the histogram empty for the next row: remove the last window's samples.
  *     for t in range(n_taps):
@@ -30763,7 +30797,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
   }
 
 
-  /* "src/imgfilt/_rank_core.pxi":336
+  /* "src/imgfilt/_rank_core.pxi":343
  *         out[x] = <rank_t>m
  *     # Leave the histogram empty for the next row: remove the last window's samples.
  *     for t in range(n_taps):             # <<<<<<<<<<<<<<
@@ -30777,7 +30811,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_t = __pyx_t_3;
 
-    /* "src/imgfilt/_rank_core.pxi":337
+    /* "src/imgfilt/_rank_core.pxi":344
  *     # Leave the histogram empty for the next row: remove the last window's samples.
  *     for t in range(n_taps):
  *         v = ring[tap_off[t] + out_w - 1]             # <<<<<<<<<<<<<<
@@ -30786,7 +30820,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 */
     __pyx_v_v = (__pyx_v_ring[(((__pyx_v_tap_off[__pyx_v_t]) + __pyx_v_out_w) - 1)]);
 
-    /* "src/imgfilt/_rank_core.pxi":338
+    /* "src/imgfilt/_rank_core.pxi":345
  *     for t in range(n_taps):
  *         v = ring[tap_off[t] + out_w - 1]
  *         hist[v] -= 1             # <<<<<<<<<<<<<<
@@ -30797,7 +30831,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
     __pyx_t_4 = __pyx_v_v;
     (__pyx_v_hist[__pyx_t_4]) = ((__pyx_v_hist[__pyx_t_4]) - 1);
 
-    /* "src/imgfilt/_rank_core.pxi":339
+    /* "src/imgfilt/_rank_core.pxi":346
  *         v = ring[tap_off[t] + out_w - 1]
  *         hist[v] -= 1
  *         coarse[v >> shift] -= 1             # <<<<<<<<<<<<<<
@@ -30819,6 +30853,8 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 */
 
   /* function exit code */
+
+
 
 
 
@@ -30831,10 +30867,12 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_5_rank_u16_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, Py_ssize_t const *__pyx_v_add_off, Py_ssize_t __pyx_v_n_add, Py_ssize_t const *__pyx_v_rem_off, Py_ssize_t __pyx_v_n_rem, Py_ssize_t __pyx_v_rank, int *__pyx_v_hist, int *__pyx_v_coarse, int __pyx_v_shift, __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x;
   Py_ssize_t __pyx_v_t;
-  Py_ssize_t __pyx_v_block;
-  Py_ssize_t __pyx_v_mask;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_block;
+  Py_ssize_t __pyx_v_cm;
+  Py_ssize_t __pyx_v_below_c;
   Py_ssize_t __pyx_v_m;
   Py_ssize_t __pyx_v_below;
+  Py_ssize_t __pyx_v_previous;
   Py_ssize_t __pyx_v_v;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
@@ -30846,27 +30884,28 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
   Py_ssize_t __pyx_t_8;
   int __pyx_t_9;
 
-  /* "src/imgfilt/_rank_core.pxi":297
- *     on return.
+  /* "src/imgfilt/_rank_core.pxi":298
+ *     coarse bin. ``hist`` and ``coarse`` are zero on entry and on return.
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t m = 0, below = 0
+ *     cdef Py_ssize_t x, t, block = 1 << shift             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous
  *     cdef Py_ssize_t v
 */
   __pyx_v_block = (1 << __pyx_v_shift);
-  __pyx_v_mask = (__pyx_v_block - 1);
 
-  /* "src/imgfilt/_rank_core.pxi":298
+  /* "src/imgfilt/_rank_core.pxi":299
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1
- *     cdef Py_ssize_t m = 0, below = 0             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t x, t, block = 1 << shift
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
 */
+  __pyx_v_cm = 0;
+  __pyx_v_below_c = 0;
   __pyx_v_m = 0;
   __pyx_v_below = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":302
+  /* "src/imgfilt/_rank_core.pxi":303
  *     if not (rank_t is u8_t or rank_t is u16_t):
  *         return
  *     for t in range(n_taps):             # <<<<<<<<<<<<<<
@@ -30880,7 +30919,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_t = __pyx_t_3;
 
-    /* "src/imgfilt/_rank_core.pxi":303
+    /* "src/imgfilt/_rank_core.pxi":304
  *         return
  *     for t in range(n_taps):
  *         v = ring[tap_off[t]]             # <<<<<<<<<<<<<<
@@ -30889,7 +30928,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 */
     __pyx_v_v = (__pyx_v_ring[(__pyx_v_tap_off[__pyx_v_t])]);
 
-    /* "src/imgfilt/_rank_core.pxi":304
+    /* "src/imgfilt/_rank_core.pxi":305
  *     for t in range(n_taps):
  *         v = ring[tap_off[t]]
  *         hist[v] += 1             # <<<<<<<<<<<<<<
@@ -30900,7 +30939,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
     __pyx_t_4 = __pyx_v_v;
     (__pyx_v_hist[__pyx_t_4]) = ((__pyx_v_hist[__pyx_t_4]) + 1);
 
-    /* "src/imgfilt/_rank_core.pxi":305
+    /* "src/imgfilt/_rank_core.pxi":306
  *         v = ring[tap_off[t]]
  *         hist[v] += 1
  *         coarse[v >> shift] += 1             # <<<<<<<<<<<<<<
@@ -30913,7 +30952,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
   }
 
 
-  /* "src/imgfilt/_rank_core.pxi":306
+  /* "src/imgfilt/_rank_core.pxi":307
  *         hist[v] += 1
  *         coarse[v >> shift] += 1
  *     for x in range(out_w):             # <<<<<<<<<<<<<<
@@ -30927,7 +30966,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_x = __pyx_t_3;
 
-    /* "src/imgfilt/_rank_core.pxi":307
+    /* "src/imgfilt/_rank_core.pxi":308
  *         coarse[v >> shift] += 1
  *     for x in range(out_w):
  *         if x > 0:             # <<<<<<<<<<<<<<
@@ -30939,7 +30978,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
     if (__pyx_t_5) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":308
+      /* "src/imgfilt/_rank_core.pxi":309
  *     for x in range(out_w):
  *         if x > 0:
  *             for t in range(n_rem):             # <<<<<<<<<<<<<<
@@ -30953,7 +30992,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
       for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
         __pyx_v_t = __pyx_t_7;
 
-        /* "src/imgfilt/_rank_core.pxi":309
+        /* "src/imgfilt/_rank_core.pxi":310
  *         if x > 0:
  *             for t in range(n_rem):
  *                 v = ring[rem_off[t] + x]             # <<<<<<<<<<<<<<
@@ -30962,63 +31001,51 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 */
         __pyx_v_v = (__pyx_v_ring[((__pyx_v_rem_off[__pyx_v_t]) + __pyx_v_x)]);
 
-        /* "src/imgfilt/_rank_core.pxi":310
+        /* "src/imgfilt/_rank_core.pxi":311
  *             for t in range(n_rem):
  *                 v = ring[rem_off[t] + x]
  *                 hist[v] -= 1             # <<<<<<<<<<<<<<
  *                 coarse[v >> shift] -= 1
- *                 if v < m:
+ *                 below_c -= (v >> shift) < cm
 */
 
         __pyx_t_8 = __pyx_v_v;
         (__pyx_v_hist[__pyx_t_8]) = ((__pyx_v_hist[__pyx_t_8]) - 1);
 
-        /* "src/imgfilt/_rank_core.pxi":311
+        /* "src/imgfilt/_rank_core.pxi":312
  *                 v = ring[rem_off[t] + x]
  *                 hist[v] -= 1
  *                 coarse[v >> shift] -= 1             # <<<<<<<<<<<<<<
- *                 if v < m:
- *                     below -= 1
+ *                 below_c -= (v >> shift) < cm
+ *                 below -= v < m
 */
 
         __pyx_t_8 = (__pyx_v_v >> __pyx_v_shift);
         (__pyx_v_coarse[__pyx_t_8]) = ((__pyx_v_coarse[__pyx_t_8]) - 1);
 
-        /* "src/imgfilt/_rank_core.pxi":312
+        /* "src/imgfilt/_rank_core.pxi":313
  *                 hist[v] -= 1
  *                 coarse[v >> shift] -= 1
- *                 if v < m:             # <<<<<<<<<<<<<<
- *                     below -= 1
+ *                 below_c -= (v >> shift) < cm             # <<<<<<<<<<<<<<
+ *                 below -= v < m
  *             for t in range(n_add):
 */
-        __pyx_t_5 = (__pyx_v_v < __pyx_v_m);
+        __pyx_v_below_c = (__pyx_v_below_c - ((__pyx_v_v >> __pyx_v_shift) < __pyx_v_cm));
 
-        if (__pyx_t_5) {
-
-
-          /* "src/imgfilt/_rank_core.pxi":313
+        /* "src/imgfilt/_rank_core.pxi":314
  *                 coarse[v >> shift] -= 1
- *                 if v < m:
- *                     below -= 1             # <<<<<<<<<<<<<<
+ *                 below_c -= (v >> shift) < cm
+ *                 below -= v < m             # <<<<<<<<<<<<<<
  *             for t in range(n_add):
  *                 v = ring[add_off[t] + x]
 */
-          __pyx_v_below = (__pyx_v_below - 1);
-
-          /* "src/imgfilt/_rank_core.pxi":312
- *                 hist[v] -= 1
- *                 coarse[v >> shift] -= 1
- *                 if v < m:             # <<<<<<<<<<<<<<
- *                     below -= 1
- *             for t in range(n_add):
-*/
-        }
+        __pyx_v_below = (__pyx_v_below - (__pyx_v_v < __pyx_v_m));
       }
 
 
-      /* "src/imgfilt/_rank_core.pxi":314
- *                 if v < m:
- *                     below -= 1
+      /* "src/imgfilt/_rank_core.pxi":315
+ *                 below_c -= (v >> shift) < cm
+ *                 below -= v < m
  *             for t in range(n_add):             # <<<<<<<<<<<<<<
  *                 v = ring[add_off[t] + x]
  *                 hist[v] += 1
@@ -31030,8 +31057,8 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
       for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
         __pyx_v_t = __pyx_t_7;
 
-        /* "src/imgfilt/_rank_core.pxi":315
- *                     below -= 1
+        /* "src/imgfilt/_rank_core.pxi":316
+ *                 below -= v < m
  *             for t in range(n_add):
  *                 v = ring[add_off[t] + x]             # <<<<<<<<<<<<<<
  *                 hist[v] += 1
@@ -31039,61 +31066,49 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 */
         __pyx_v_v = (__pyx_v_ring[((__pyx_v_add_off[__pyx_v_t]) + __pyx_v_x)]);
 
-        /* "src/imgfilt/_rank_core.pxi":316
+        /* "src/imgfilt/_rank_core.pxi":317
  *             for t in range(n_add):
  *                 v = ring[add_off[t] + x]
  *                 hist[v] += 1             # <<<<<<<<<<<<<<
  *                 coarse[v >> shift] += 1
- *                 if v < m:
+ *                 below_c += (v >> shift) < cm
 */
 
         __pyx_t_8 = __pyx_v_v;
         (__pyx_v_hist[__pyx_t_8]) = ((__pyx_v_hist[__pyx_t_8]) + 1);
 
-        /* "src/imgfilt/_rank_core.pxi":317
+        /* "src/imgfilt/_rank_core.pxi":318
  *                 v = ring[add_off[t] + x]
  *                 hist[v] += 1
  *                 coarse[v >> shift] += 1             # <<<<<<<<<<<<<<
- *                 if v < m:
- *                     below += 1
+ *                 below_c += (v >> shift) < cm
+ *                 below += v < m
 */
 
         __pyx_t_8 = (__pyx_v_v >> __pyx_v_shift);
         (__pyx_v_coarse[__pyx_t_8]) = ((__pyx_v_coarse[__pyx_t_8]) + 1);
 
-        /* "src/imgfilt/_rank_core.pxi":318
+        /* "src/imgfilt/_rank_core.pxi":319
  *                 hist[v] += 1
  *                 coarse[v >> shift] += 1
- *                 if v < m:             # <<<<<<<<<<<<<<
- *                     below += 1
- *         while below > rank:
+ *                 below_c += (v >> shift) < cm             # <<<<<<<<<<<<<<
+ *                 below += v < m
+ *         previous = cm
 */
-        __pyx_t_5 = (__pyx_v_v < __pyx_v_m);
+        __pyx_v_below_c = (__pyx_v_below_c + ((__pyx_v_v >> __pyx_v_shift) < __pyx_v_cm));
 
-        if (__pyx_t_5) {
-
-
-          /* "src/imgfilt/_rank_core.pxi":319
+        /* "src/imgfilt/_rank_core.pxi":320
  *                 coarse[v >> shift] += 1
- *                 if v < m:
- *                     below += 1             # <<<<<<<<<<<<<<
- *         while below > rank:
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:
+ *                 below_c += (v >> shift) < cm
+ *                 below += v < m             # <<<<<<<<<<<<<<
+ *         previous = cm
+ *         while below_c > rank:
 */
-          __pyx_v_below = (__pyx_v_below + 1);
-
-          /* "src/imgfilt/_rank_core.pxi":318
- *                 hist[v] += 1
- *                 coarse[v >> shift] += 1
- *                 if v < m:             # <<<<<<<<<<<<<<
- *                     below += 1
- *         while below > rank:
-*/
-        }
+        __pyx_v_below = (__pyx_v_below + (__pyx_v_v < __pyx_v_m));
       }
 
 
-      /* "src/imgfilt/_rank_core.pxi":307
+      /* "src/imgfilt/_rank_core.pxi":308
  *         coarse[v >> shift] += 1
  *     for x in range(out_w):
  *         if x > 0:             # <<<<<<<<<<<<<<
@@ -31102,12 +31117,181 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":320
- *                 if v < m:
- *                     below += 1
+    /* "src/imgfilt/_rank_core.pxi":321
+ *                 below_c += (v >> shift) < cm
+ *                 below += v < m
+ *         previous = cm             # <<<<<<<<<<<<<<
+ *         while below_c > rank:
+ *             cm -= 1
+*/
+    __pyx_v_previous = __pyx_v_cm;
+
+    /* "src/imgfilt/_rank_core.pxi":322
+ *                 below += v < m
+ *         previous = cm
+ *         while below_c > rank:             # <<<<<<<<<<<<<<
+ *             cm -= 1
+ *             below_c -= coarse[cm]
+*/
+    while (1) {
+      __pyx_t_5 = (__pyx_v_below_c > __pyx_v_rank);
+
+
+      if (!__pyx_t_5) break;
+
+      /* "src/imgfilt/_rank_core.pxi":323
+ *         previous = cm
+ *         while below_c > rank:
+ *             cm -= 1             # <<<<<<<<<<<<<<
+ *             below_c -= coarse[cm]
+ *         while below_c + coarse[cm] <= rank:
+*/
+      __pyx_v_cm = (__pyx_v_cm - 1);
+
+      /* "src/imgfilt/_rank_core.pxi":324
+ *         while below_c > rank:
+ *             cm -= 1
+ *             below_c -= coarse[cm]             # <<<<<<<<<<<<<<
+ *         while below_c + coarse[cm] <= rank:
+ *             below_c += coarse[cm]
+*/
+      __pyx_v_below_c = (__pyx_v_below_c - (__pyx_v_coarse[__pyx_v_cm]));
+    }
+
+    /* "src/imgfilt/_rank_core.pxi":325
+ *             cm -= 1
+ *             below_c -= coarse[cm]
+ *         while below_c + coarse[cm] <= rank:             # <<<<<<<<<<<<<<
+ *             below_c += coarse[cm]
+ *             cm += 1
+*/
+    while (1) {
+      __pyx_t_5 = ((__pyx_v_below_c + (__pyx_v_coarse[__pyx_v_cm])) <= __pyx_v_rank);
+
+
+      if (!__pyx_t_5) break;
+
+      /* "src/imgfilt/_rank_core.pxi":326
+ *             below_c -= coarse[cm]
+ *         while below_c + coarse[cm] <= rank:
+ *             below_c += coarse[cm]             # <<<<<<<<<<<<<<
+ *             cm += 1
+ *         if cm != previous or x == 0:
+*/
+      __pyx_v_below_c = (__pyx_v_below_c + (__pyx_v_coarse[__pyx_v_cm]));
+
+      /* "src/imgfilt/_rank_core.pxi":327
+ *         while below_c + coarse[cm] <= rank:
+ *             below_c += coarse[cm]
+ *             cm += 1             # <<<<<<<<<<<<<<
+ *         if cm != previous or x == 0:
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+*/
+      __pyx_v_cm = (__pyx_v_cm + 1);
+    }
+
+    /* "src/imgfilt/_rank_core.pxi":328
+ *             below_c += coarse[cm]
+ *             cm += 1
+ *         if cm != previous or x == 0:             # <<<<<<<<<<<<<<
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+ *                 m = cm << shift
+*/
+    __pyx_t_9 = (__pyx_v_cm != __pyx_v_previous);
+
+    if (!__pyx_t_9) {
+
+    } else {
+
+      __pyx_t_5 = __pyx_t_9;
+
+      goto __pyx_L17_bool_binop_done;
+    }
+    __pyx_t_9 = (__pyx_v_x == 0);
+
+
+    __pyx_t_5 = __pyx_t_9;
+
+    __pyx_L17_bool_binop_done:;
+    if (__pyx_t_5) {
+
+
+      /* "src/imgfilt/_rank_core.pxi":329
+ *             cm += 1
+ *         if cm != previous or x == 0:
+ *             if rank - below_c < below_c + coarse[cm] - rank:             # <<<<<<<<<<<<<<
+ *                 m = cm << shift
+ *                 below = below_c
+*/
+      __pyx_t_5 = ((__pyx_v_rank - __pyx_v_below_c) < ((__pyx_v_below_c + (__pyx_v_coarse[__pyx_v_cm])) - __pyx_v_rank));
+
+      if (__pyx_t_5) {
+
+
+        /* "src/imgfilt/_rank_core.pxi":330
+ *         if cm != previous or x == 0:
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+ *                 m = cm << shift             # <<<<<<<<<<<<<<
+ *                 below = below_c
+ *             else:
+*/
+        __pyx_v_m = (__pyx_v_cm << __pyx_v_shift);
+
+        /* "src/imgfilt/_rank_core.pxi":331
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+ *                 m = cm << shift
+ *                 below = below_c             # <<<<<<<<<<<<<<
+ *             else:
+ *                 m = (cm + 1) << shift
+*/
+        __pyx_v_below = __pyx_v_below_c;
+
+        /* "src/imgfilt/_rank_core.pxi":329
+ *             cm += 1
+ *         if cm != previous or x == 0:
+ *             if rank - below_c < below_c + coarse[cm] - rank:             # <<<<<<<<<<<<<<
+ *                 m = cm << shift
+ *                 below = below_c
+*/
+        goto __pyx_L19;
+      }
+
+      /* "src/imgfilt/_rank_core.pxi":333
+ *                 below = below_c
+ *             else:
+ *                 m = (cm + 1) << shift             # <<<<<<<<<<<<<<
+ *                 below = below_c + coarse[cm]
+ *         while below > rank:
+*/
+      /*else*/ {
+        __pyx_v_m = ((__pyx_v_cm + 1) << __pyx_v_shift);
+
+        /* "src/imgfilt/_rank_core.pxi":334
+ *             else:
+ *                 m = (cm + 1) << shift
+ *                 below = below_c + coarse[cm]             # <<<<<<<<<<<<<<
+ *         while below > rank:
+ *             m -= 1
+*/
+        __pyx_v_below = (__pyx_v_below_c + (__pyx_v_coarse[__pyx_v_cm]));
+      }
+      __pyx_L19:;
+
+      /* "src/imgfilt/_rank_core.pxi":328
+ *             below_c += coarse[cm]
+ *             cm += 1
+ *         if cm != previous or x == 0:             # <<<<<<<<<<<<<<
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+ *                 m = cm << shift
+*/
+    }
+
+    /* "src/imgfilt/_rank_core.pxi":335
+ *                 m = (cm + 1) << shift
+ *                 below = below_c + coarse[cm]
  *         while below > rank:             # <<<<<<<<<<<<<<
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:
- *                 m -= block
+ *             m -= 1
+ *             below -= hist[m]
 */
     while (1) {
       __pyx_t_5 = (__pyx_v_below > __pyx_v_rank);
@@ -31115,88 +31299,31 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 
       if (!__pyx_t_5) break;
 
-      /* "src/imgfilt/_rank_core.pxi":321
- *                     below += 1
+      /* "src/imgfilt/_rank_core.pxi":336
+ *                 below = below_c + coarse[cm]
  *         while below > rank:
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:             # <<<<<<<<<<<<<<
- *                 m -= block
- *                 below -= coarse[m >> shift]
-*/
-      __pyx_t_9 = ((__pyx_v_m & __pyx_v_mask) == 0);
-
-      if (__pyx_t_9) {
-
-      } else {
-
-        __pyx_t_5 = __pyx_t_9;
-
-        goto __pyx_L17_bool_binop_done;
-      }
-      __pyx_t_9 = ((__pyx_v_below - (__pyx_v_coarse[((__pyx_v_m >> __pyx_v_shift) - 1)])) > __pyx_v_rank);
-
-
-      __pyx_t_5 = __pyx_t_9;
-
-      __pyx_L17_bool_binop_done:;
-      if (__pyx_t_5) {
-
-
-        /* "src/imgfilt/_rank_core.pxi":322
- *         while below > rank:
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:
- *                 m -= block             # <<<<<<<<<<<<<<
- *                 below -= coarse[m >> shift]
- *             else:
-*/
-        __pyx_v_m = (__pyx_v_m - __pyx_v_block);
-
-        /* "src/imgfilt/_rank_core.pxi":323
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:
- *                 m -= block
- *                 below -= coarse[m >> shift]             # <<<<<<<<<<<<<<
- *             else:
- *                 m -= 1
-*/
-        __pyx_v_below = (__pyx_v_below - (__pyx_v_coarse[(__pyx_v_m >> __pyx_v_shift)]));
-
-        /* "src/imgfilt/_rank_core.pxi":321
- *                     below += 1
- *         while below > rank:
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:             # <<<<<<<<<<<<<<
- *                 m -= block
- *                 below -= coarse[m >> shift]
-*/
-        goto __pyx_L16;
-      }
-
-      /* "src/imgfilt/_rank_core.pxi":325
- *                 below -= coarse[m >> shift]
- *             else:
- *                 m -= 1             # <<<<<<<<<<<<<<
- *                 below -= hist[m]
+ *             m -= 1             # <<<<<<<<<<<<<<
+ *             below -= hist[m]
  *         while below + hist[m] <= rank:
 */
-      /*else*/ {
-        __pyx_v_m = (__pyx_v_m - 1);
+      __pyx_v_m = (__pyx_v_m - 1);
 
-        /* "src/imgfilt/_rank_core.pxi":326
- *             else:
- *                 m -= 1
- *                 below -= hist[m]             # <<<<<<<<<<<<<<
+      /* "src/imgfilt/_rank_core.pxi":337
+ *         while below > rank:
+ *             m -= 1
+ *             below -= hist[m]             # <<<<<<<<<<<<<<
  *         while below + hist[m] <= rank:
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:
+ *             below += hist[m]
 */
-        __pyx_v_below = (__pyx_v_below - (__pyx_v_hist[__pyx_v_m]));
-      }
-      __pyx_L16:;
+      __pyx_v_below = (__pyx_v_below - (__pyx_v_hist[__pyx_v_m]));
     }
 
-    /* "src/imgfilt/_rank_core.pxi":327
- *                 m -= 1
- *                 below -= hist[m]
+    /* "src/imgfilt/_rank_core.pxi":338
+ *             m -= 1
+ *             below -= hist[m]
  *         while below + hist[m] <= rank:             # <<<<<<<<<<<<<<
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:
- *                 below += coarse[m >> shift]
+ *             below += hist[m]
+ *             m += 1
 */
     while (1) {
       __pyx_t_5 = ((__pyx_v_below + (__pyx_v_hist[__pyx_v_m])) <= __pyx_v_rank);
@@ -31204,85 +31331,28 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 
       if (!__pyx_t_5) break;
 
-      /* "src/imgfilt/_rank_core.pxi":328
- *                 below -= hist[m]
+      /* "src/imgfilt/_rank_core.pxi":339
+ *             below -= hist[m]
  *         while below + hist[m] <= rank:
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:             # <<<<<<<<<<<<<<
- *                 below += coarse[m >> shift]
- *                 m += block
-*/
-      __pyx_t_9 = ((__pyx_v_m & __pyx_v_mask) == 0);
-
-      if (__pyx_t_9) {
-
-      } else {
-
-        __pyx_t_5 = __pyx_t_9;
-
-        goto __pyx_L22_bool_binop_done;
-      }
-      __pyx_t_9 = ((__pyx_v_below + (__pyx_v_coarse[(__pyx_v_m >> __pyx_v_shift)])) <= __pyx_v_rank);
-
-
-      __pyx_t_5 = __pyx_t_9;
-
-      __pyx_L22_bool_binop_done:;
-      if (__pyx_t_5) {
-
-
-        /* "src/imgfilt/_rank_core.pxi":329
- *         while below + hist[m] <= rank:
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:
- *                 below += coarse[m >> shift]             # <<<<<<<<<<<<<<
- *                 m += block
- *             else:
-*/
-        __pyx_v_below = (__pyx_v_below + (__pyx_v_coarse[(__pyx_v_m >> __pyx_v_shift)]));
-
-        /* "src/imgfilt/_rank_core.pxi":330
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:
- *                 below += coarse[m >> shift]
- *                 m += block             # <<<<<<<<<<<<<<
- *             else:
- *                 below += hist[m]
-*/
-        __pyx_v_m = (__pyx_v_m + __pyx_v_block);
-
-        /* "src/imgfilt/_rank_core.pxi":328
- *                 below -= hist[m]
- *         while below + hist[m] <= rank:
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:             # <<<<<<<<<<<<<<
- *                 below += coarse[m >> shift]
- *                 m += block
-*/
-        goto __pyx_L21;
-      }
-
-      /* "src/imgfilt/_rank_core.pxi":332
- *                 m += block
- *             else:
- *                 below += hist[m]             # <<<<<<<<<<<<<<
- *                 m += 1
+ *             below += hist[m]             # <<<<<<<<<<<<<<
+ *             m += 1
  *         out[x] = <rank_t>m
 */
-      /*else*/ {
-        __pyx_v_below = (__pyx_v_below + (__pyx_v_hist[__pyx_v_m]));
+      __pyx_v_below = (__pyx_v_below + (__pyx_v_hist[__pyx_v_m]));
 
-        /* "src/imgfilt/_rank_core.pxi":333
- *             else:
- *                 below += hist[m]
- *                 m += 1             # <<<<<<<<<<<<<<
+      /* "src/imgfilt/_rank_core.pxi":340
+ *         while below + hist[m] <= rank:
+ *             below += hist[m]
+ *             m += 1             # <<<<<<<<<<<<<<
  *         out[x] = <rank_t>m
  *     # Leave the histogram empty for the next row: remove the last window's samples.
 */
-        __pyx_v_m = (__pyx_v_m + 1);
-      }
-      __pyx_L21:;
+      __pyx_v_m = (__pyx_v_m + 1);
     }
 
-    /* "src/imgfilt/_rank_core.pxi":334
- *                 below += hist[m]
- *                 m += 1
+    /* "src/imgfilt/_rank_core.pxi":341
+ *             below += hist[m]
+ *             m += 1
  *         out[x] = <rank_t>m             # <<<<<<<<<<<<<<
  *     # Leave the histogram empty for the next row: remove the last window's samples.
  *     for t in range(n_taps):
@@ -31291,7 +31361,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
   }
 
 
-  /* "src/imgfilt/_rank_core.pxi":336
+  /* "src/imgfilt/_rank_core.pxi":343
  *         out[x] = <rank_t>m
  *     # Leave the histogram empty for the next row: remove the last window's samples.
  *     for t in range(n_taps):             # <<<<<<<<<<<<<<
@@ -31305,7 +31375,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_t = __pyx_t_3;
 
-    /* "src/imgfilt/_rank_core.pxi":337
+    /* "src/imgfilt/_rank_core.pxi":344
  *     # Leave the histogram empty for the next row: remove the last window's samples.
  *     for t in range(n_taps):
  *         v = ring[tap_off[t] + out_w - 1]             # <<<<<<<<<<<<<<
@@ -31314,7 +31384,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 */
     __pyx_v_v = (__pyx_v_ring[(((__pyx_v_tap_off[__pyx_v_t]) + __pyx_v_out_w) - 1)]);
 
-    /* "src/imgfilt/_rank_core.pxi":338
+    /* "src/imgfilt/_rank_core.pxi":345
  *     for t in range(n_taps):
  *         v = ring[tap_off[t] + out_w - 1]
  *         hist[v] -= 1             # <<<<<<<<<<<<<<
@@ -31325,7 +31395,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
     __pyx_t_4 = __pyx_v_v;
     (__pyx_v_hist[__pyx_t_4]) = ((__pyx_v_hist[__pyx_t_4]) - 1);
 
-    /* "src/imgfilt/_rank_core.pxi":339
+    /* "src/imgfilt/_rank_core.pxi":346
  *         v = ring[tap_off[t] + out_w - 1]
  *         hist[v] -= 1
  *         coarse[v >> shift] -= 1             # <<<<<<<<<<<<<<
@@ -31354,35 +31424,39 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 
 
 
+
+
 }
 
 static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED __pyx_t_7imgfilt_5_rank_u32_t const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
-  Py_ssize_t __pyx_v_block;
-  CYTHON_UNUSED Py_ssize_t __pyx_v_mask;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_block;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_cm;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_below_c;
   CYTHON_UNUSED Py_ssize_t __pyx_v_m;
   CYTHON_UNUSED Py_ssize_t __pyx_v_below;
 
-  /* "src/imgfilt/_rank_core.pxi":297
- *     on return.
+  /* "src/imgfilt/_rank_core.pxi":298
+ *     coarse bin. ``hist`` and ``coarse`` are zero on entry and on return.
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t m = 0, below = 0
+ *     cdef Py_ssize_t x, t, block = 1 << shift             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous
  *     cdef Py_ssize_t v
 */
   __pyx_v_block = (1 << __pyx_v_shift);
-  __pyx_v_mask = (__pyx_v_block - 1);
 
-  /* "src/imgfilt/_rank_core.pxi":298
+  /* "src/imgfilt/_rank_core.pxi":299
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1
- *     cdef Py_ssize_t m = 0, below = 0             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t x, t, block = 1 << shift
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
 */
+  __pyx_v_cm = 0;
+  __pyx_v_below_c = 0;
   __pyx_v_m = 0;
   __pyx_v_below = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":301
+  /* "src/imgfilt/_rank_core.pxi":302
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
  *         return             # <<<<<<<<<<<<<<
@@ -31403,6 +31477,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED __p
 
   /* function exit code */
   __pyx_L0:;
+
 
 
 
@@ -31410,32 +31485,34 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED __p
 }
 
 static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED __pyx_t_7imgfilt_5_rank_u64_t const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
-  Py_ssize_t __pyx_v_block;
-  CYTHON_UNUSED Py_ssize_t __pyx_v_mask;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_block;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_cm;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_below_c;
   CYTHON_UNUSED Py_ssize_t __pyx_v_m;
   CYTHON_UNUSED Py_ssize_t __pyx_v_below;
 
-  /* "src/imgfilt/_rank_core.pxi":297
- *     on return.
+  /* "src/imgfilt/_rank_core.pxi":298
+ *     coarse bin. ``hist`` and ``coarse`` are zero on entry and on return.
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t m = 0, below = 0
+ *     cdef Py_ssize_t x, t, block = 1 << shift             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous
  *     cdef Py_ssize_t v
 */
   __pyx_v_block = (1 << __pyx_v_shift);
-  __pyx_v_mask = (__pyx_v_block - 1);
 
-  /* "src/imgfilt/_rank_core.pxi":298
+  /* "src/imgfilt/_rank_core.pxi":299
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1
- *     cdef Py_ssize_t m = 0, below = 0             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t x, t, block = 1 << shift
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
 */
+  __pyx_v_cm = 0;
+  __pyx_v_below_c = 0;
   __pyx_v_m = 0;
   __pyx_v_below = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":301
+  /* "src/imgfilt/_rank_core.pxi":302
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
  *         return             # <<<<<<<<<<<<<<
@@ -31456,6 +31533,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED __p
 
   /* function exit code */
   __pyx_L0:;
+
 
 
 
@@ -31463,32 +31541,34 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED __p
 }
 
 static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED float const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED float *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
-  Py_ssize_t __pyx_v_block;
-  CYTHON_UNUSED Py_ssize_t __pyx_v_mask;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_block;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_cm;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_below_c;
   CYTHON_UNUSED Py_ssize_t __pyx_v_m;
   CYTHON_UNUSED Py_ssize_t __pyx_v_below;
 
-  /* "src/imgfilt/_rank_core.pxi":297
- *     on return.
+  /* "src/imgfilt/_rank_core.pxi":298
+ *     coarse bin. ``hist`` and ``coarse`` are zero on entry and on return.
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t m = 0, below = 0
+ *     cdef Py_ssize_t x, t, block = 1 << shift             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous
  *     cdef Py_ssize_t v
 */
   __pyx_v_block = (1 << __pyx_v_shift);
-  __pyx_v_mask = (__pyx_v_block - 1);
 
-  /* "src/imgfilt/_rank_core.pxi":298
+  /* "src/imgfilt/_rank_core.pxi":299
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1
- *     cdef Py_ssize_t m = 0, below = 0             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t x, t, block = 1 << shift
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
 */
+  __pyx_v_cm = 0;
+  __pyx_v_below_c = 0;
   __pyx_v_m = 0;
   __pyx_v_below = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":301
+  /* "src/imgfilt/_rank_core.pxi":302
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
  *         return             # <<<<<<<<<<<<<<
@@ -31509,6 +31589,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED flo
 
   /* function exit code */
   __pyx_L0:;
+
 
 
 
@@ -31516,32 +31597,34 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED flo
 }
 
 static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED double const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED double *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
-  Py_ssize_t __pyx_v_block;
-  CYTHON_UNUSED Py_ssize_t __pyx_v_mask;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_block;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_cm;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_below_c;
   CYTHON_UNUSED Py_ssize_t __pyx_v_m;
   CYTHON_UNUSED Py_ssize_t __pyx_v_below;
 
-  /* "src/imgfilt/_rank_core.pxi":297
- *     on return.
+  /* "src/imgfilt/_rank_core.pxi":298
+ *     coarse bin. ``hist`` and ``coarse`` are zero on entry and on return.
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t m = 0, below = 0
+ *     cdef Py_ssize_t x, t, block = 1 << shift             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous
  *     cdef Py_ssize_t v
 */
   __pyx_v_block = (1 << __pyx_v_shift);
-  __pyx_v_mask = (__pyx_v_block - 1);
 
-  /* "src/imgfilt/_rank_core.pxi":298
+  /* "src/imgfilt/_rank_core.pxi":299
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1
- *     cdef Py_ssize_t m = 0, below = 0             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t x, t, block = 1 << shift
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
 */
+  __pyx_v_cm = 0;
+  __pyx_v_below_c = 0;
   __pyx_v_m = 0;
   __pyx_v_below = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":301
+  /* "src/imgfilt/_rank_core.pxi":302
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
  *         return             # <<<<<<<<<<<<<<
@@ -31566,9 +31649,10 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED dou
 
 
 
+
 }
 
-/* "src/imgfilt/_rank_core.pxi":342
+/* "src/imgfilt/_rank_core.pxi":349
  * 
  * 
  * cdef Py_ssize_t _bad_map_entries(const Py_ssize_t[::1] index_map, Py_ssize_t length) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -31587,7 +31671,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_map_entries(__Pyx_memviewslice __
   Py_ssize_t __pyx_t_5;
   int __pyx_t_6;
 
-  /* "src/imgfilt/_rank_core.pxi":344
+  /* "src/imgfilt/_rank_core.pxi":351
  * cdef Py_ssize_t _bad_map_entries(const Py_ssize_t[::1] index_map, Py_ssize_t length) noexcept nogil:
  *     """Number of entries that are neither -1 nor an index of an axis of ``length``."""
  *     cdef Py_ssize_t j, bad = 0             # <<<<<<<<<<<<<<
@@ -31596,7 +31680,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_map_entries(__Pyx_memviewslice __
 */
   __pyx_v_bad = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":345
+  /* "src/imgfilt/_rank_core.pxi":352
  *     """Number of entries that are neither -1 nor an index of an axis of ``length``."""
  *     cdef Py_ssize_t j, bad = 0
  *     for j in range(index_map.shape[0]):             # <<<<<<<<<<<<<<
@@ -31610,7 +31694,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_map_entries(__Pyx_memviewslice __
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_j = __pyx_t_3;
 
-    /* "src/imgfilt/_rank_core.pxi":346
+    /* "src/imgfilt/_rank_core.pxi":353
  *     cdef Py_ssize_t j, bad = 0
  *     for j in range(index_map.shape[0]):
  *         if index_map[j] < -1 or index_map[j] >= length:             # <<<<<<<<<<<<<<
@@ -31638,7 +31722,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_map_entries(__Pyx_memviewslice __
     if (__pyx_t_4) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":347
+      /* "src/imgfilt/_rank_core.pxi":354
  *     for j in range(index_map.shape[0]):
  *         if index_map[j] < -1 or index_map[j] >= length:
  *             bad += 1             # <<<<<<<<<<<<<<
@@ -31647,7 +31731,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_map_entries(__Pyx_memviewslice __
 */
       __pyx_v_bad = (__pyx_v_bad + 1);
 
-      /* "src/imgfilt/_rank_core.pxi":346
+      /* "src/imgfilt/_rank_core.pxi":353
  *     cdef Py_ssize_t j, bad = 0
  *     for j in range(index_map.shape[0]):
  *         if index_map[j] < -1 or index_map[j] >= length:             # <<<<<<<<<<<<<<
@@ -31658,7 +31742,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_map_entries(__Pyx_memviewslice __
   }
 
 
-  /* "src/imgfilt/_rank_core.pxi":348
+  /* "src/imgfilt/_rank_core.pxi":355
  *         if index_map[j] < -1 or index_map[j] >= length:
  *             bad += 1
  *     return bad             # <<<<<<<<<<<<<<
@@ -31671,7 +31755,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_map_entries(__Pyx_memviewslice __
   }
   goto __pyx_L0;
 
-  /* "src/imgfilt/_rank_core.pxi":342
+  /* "src/imgfilt/_rank_core.pxi":349
  * 
  * 
  * cdef Py_ssize_t _bad_map_entries(const Py_ssize_t[::1] index_map, Py_ssize_t length) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -31686,7 +31770,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_map_entries(__Pyx_memviewslice __
   return __pyx_r;
 }
 
-/* "src/imgfilt/_rank_core.pxi":351
+/* "src/imgfilt/_rank_core.pxi":358
  * 
  * 
  * cdef Py_ssize_t _out_of_range(const Py_ssize_t[::1] values, Py_ssize_t low,             # <<<<<<<<<<<<<<
@@ -31705,7 +31789,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__out_of_range(__Pyx_memviewslice __pyx
   Py_ssize_t __pyx_t_5;
   int __pyx_t_6;
 
-  /* "src/imgfilt/_rank_core.pxi":354
+  /* "src/imgfilt/_rank_core.pxi":361
  *                               Py_ssize_t high) noexcept nogil:
  *     """Number of entries outside ``low .. high - 1``."""
  *     cdef Py_ssize_t j, bad = 0             # <<<<<<<<<<<<<<
@@ -31714,7 +31798,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__out_of_range(__Pyx_memviewslice __pyx
 */
   __pyx_v_bad = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":355
+  /* "src/imgfilt/_rank_core.pxi":362
  *     """Number of entries outside ``low .. high - 1``."""
  *     cdef Py_ssize_t j, bad = 0
  *     for j in range(values.shape[0]):             # <<<<<<<<<<<<<<
@@ -31728,7 +31812,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__out_of_range(__Pyx_memviewslice __pyx
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_j = __pyx_t_3;
 
-    /* "src/imgfilt/_rank_core.pxi":356
+    /* "src/imgfilt/_rank_core.pxi":363
  *     cdef Py_ssize_t j, bad = 0
  *     for j in range(values.shape[0]):
  *         if values[j] < low or values[j] >= high:             # <<<<<<<<<<<<<<
@@ -31756,7 +31840,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__out_of_range(__Pyx_memviewslice __pyx
     if (__pyx_t_4) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":357
+      /* "src/imgfilt/_rank_core.pxi":364
  *     for j in range(values.shape[0]):
  *         if values[j] < low or values[j] >= high:
  *             bad += 1             # <<<<<<<<<<<<<<
@@ -31765,7 +31849,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__out_of_range(__Pyx_memviewslice __pyx
 */
       __pyx_v_bad = (__pyx_v_bad + 1);
 
-      /* "src/imgfilt/_rank_core.pxi":356
+      /* "src/imgfilt/_rank_core.pxi":363
  *     cdef Py_ssize_t j, bad = 0
  *     for j in range(values.shape[0]):
  *         if values[j] < low or values[j] >= high:             # <<<<<<<<<<<<<<
@@ -31776,7 +31860,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__out_of_range(__Pyx_memviewslice __pyx
   }
 
 
-  /* "src/imgfilt/_rank_core.pxi":358
+  /* "src/imgfilt/_rank_core.pxi":365
  *         if values[j] < low or values[j] >= high:
  *             bad += 1
  *     return bad             # <<<<<<<<<<<<<<
@@ -31789,7 +31873,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__out_of_range(__Pyx_memviewslice __pyx
   }
   goto __pyx_L0;
 
-  /* "src/imgfilt/_rank_core.pxi":351
+  /* "src/imgfilt/_rank_core.pxi":358
  * 
  * 
  * cdef Py_ssize_t _out_of_range(const Py_ssize_t[::1] values, Py_ssize_t low,             # <<<<<<<<<<<<<<
@@ -31804,7 +31888,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__out_of_range(__Pyx_memviewslice __pyx
   return __pyx_r;
 }
 
-/* "src/imgfilt/_rank_core.pxi":361
+/* "src/imgfilt/_rank_core.pxi":368
  * 
  * 
  * cdef Py_ssize_t _bad_comparators(const Py_ssize_t[:, ::1] network, Py_ssize_t wires) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -31828,7 +31912,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_comparators(__Pyx_memviewslice __
   Py_ssize_t __pyx_t_9;
   int __pyx_t_10;
 
-  /* "src/imgfilt/_rank_core.pxi":363
+  /* "src/imgfilt/_rank_core.pxi":370
  * cdef Py_ssize_t _bad_comparators(const Py_ssize_t[:, ::1] network, Py_ssize_t wires) noexcept nogil:
  *     """Number of comparators naming a wire outside ``0 .. wires - 1``."""
  *     cdef Py_ssize_t i, j, bad = 0             # <<<<<<<<<<<<<<
@@ -31837,7 +31921,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_comparators(__Pyx_memviewslice __
 */
   __pyx_v_bad = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":364
+  /* "src/imgfilt/_rank_core.pxi":371
  *     """Number of comparators naming a wire outside ``0 .. wires - 1``."""
  *     cdef Py_ssize_t i, j, bad = 0
  *     for i in range(network.shape[0]):             # <<<<<<<<<<<<<<
@@ -31851,7 +31935,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_comparators(__Pyx_memviewslice __
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "src/imgfilt/_rank_core.pxi":365
+    /* "src/imgfilt/_rank_core.pxi":372
  *     cdef Py_ssize_t i, j, bad = 0
  *     for i in range(network.shape[0]):
  *         for j in range(network.shape[1]):             # <<<<<<<<<<<<<<
@@ -31865,7 +31949,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_comparators(__Pyx_memviewslice __
     for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
       __pyx_v_j = __pyx_t_6;
 
-      /* "src/imgfilt/_rank_core.pxi":366
+      /* "src/imgfilt/_rank_core.pxi":373
  *     for i in range(network.shape[0]):
  *         for j in range(network.shape[1]):
  *             if network[i, j] < 0 or network[i, j] >= wires:             # <<<<<<<<<<<<<<
@@ -31895,7 +31979,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_comparators(__Pyx_memviewslice __
       if (__pyx_t_7) {
 
 
-        /* "src/imgfilt/_rank_core.pxi":367
+        /* "src/imgfilt/_rank_core.pxi":374
  *         for j in range(network.shape[1]):
  *             if network[i, j] < 0 or network[i, j] >= wires:
  *                 bad += 1             # <<<<<<<<<<<<<<
@@ -31904,7 +31988,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_comparators(__Pyx_memviewslice __
 */
         __pyx_v_bad = (__pyx_v_bad + 1);
 
-        /* "src/imgfilt/_rank_core.pxi":366
+        /* "src/imgfilt/_rank_core.pxi":373
  *     for i in range(network.shape[0]):
  *         for j in range(network.shape[1]):
  *             if network[i, j] < 0 or network[i, j] >= wires:             # <<<<<<<<<<<<<<
@@ -31917,7 +32001,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_comparators(__Pyx_memviewslice __
   }
 
 
-  /* "src/imgfilt/_rank_core.pxi":368
+  /* "src/imgfilt/_rank_core.pxi":375
  *             if network[i, j] < 0 or network[i, j] >= wires:
  *                 bad += 1
  *     return bad             # <<<<<<<<<<<<<<
@@ -31930,7 +32014,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_comparators(__Pyx_memviewslice __
   }
   goto __pyx_L0;
 
-  /* "src/imgfilt/_rank_core.pxi":361
+  /* "src/imgfilt/_rank_core.pxi":368
  * 
  * 
  * cdef Py_ssize_t _bad_comparators(const Py_ssize_t[:, ::1] network, Py_ssize_t wires) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -31946,7 +32030,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_comparators(__Pyx_memviewslice __
   return __pyx_r;
 }
 
-/* "src/imgfilt/_rank_core.pxi":371
+/* "src/imgfilt/_rank_core.pxi":378
  * 
  * 
  * def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,             # <<<<<<<<<<<<<<
@@ -31983,53 +32067,53 @@ static PyObject *__pyx_pw_7imgfilt_5_rank_7rank_rows(PyObject *__pyx_self, PyObj
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_signatures,&__pyx_mstate_global->__pyx_n_u_args,&__pyx_mstate_global->__pyx_n_u_kwargs,&__pyx_mstate_global->__pyx_n_u_defaults,&__pyx_mstate_global->__pyx_n_u_fused_sigindex,0};
     struct __pyx_defaults *__pyx_dynamic_args = __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_self);
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 371, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 378, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(2, 378, __pyx_L3_error)
       if (!values[4]) values[4] = __Pyx_NewRef(__pyx_dynamic_args->arg0);
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(2, 371, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(2, 378, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -32043,7 +32127,7 @@ static PyObject *__pyx_pw_7imgfilt_5_rank_7rank_rows(PyObject *__pyx_self, PyObj
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(2, 371, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(2, 378, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -32095,7 +32179,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_6rank_rows(CYTHON_UNUSED PyObject *__p
   else
   {
     Py_ssize_t __pyx_temp = __Pyx_PyDict_GET_SIZE(__pyx_v_kwargs);
-    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(2, 371, __pyx_L1_error)
+    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(2, 378, __pyx_L1_error)
     __pyx_t_2 = (__pyx_temp != 0);
   }
 
@@ -32113,11 +32197,11 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_6rank_rows(CYTHON_UNUSED PyObject *__p
   }
   if (unlikely(__pyx_v_args == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(2, 371, __pyx_L1_error)
+    __PYX_ERR(2, 378, __pyx_L1_error)
   }
-  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(2, 378, __pyx_L1_error)
   __pyx_v_arg_count = __pyx_t_4;
-  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_ndarray = ((PyTypeObject*)__pyx_t_5);
   __pyx_t_5 = 0;
@@ -32127,7 +32211,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_6rank_rows(CYTHON_UNUSED PyObject *__p
 
     if (unlikely(__pyx_v_args == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(2, 371, __pyx_L1_error)
+      __PYX_ERR(2, 378, __pyx_L1_error)
     }
     __pyx_t_5 = __Pyx_PyTuple_GET_ITEM(((PyObject*)__pyx_v_args), 0);
     __Pyx_INCREF(__pyx_t_5);
@@ -32146,9 +32230,9 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_6rank_rows(CYTHON_UNUSED PyObject *__p
   }
   if (unlikely(__pyx_v_kwargs == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(2, 371, __pyx_L1_error)
+    __PYX_ERR(2, 378, __pyx_L1_error)
   }
-  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_x, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_x, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(2, 378, __pyx_L1_error)
 
   __pyx_t_1 = __pyx_t_3;
 
@@ -32157,25 +32241,25 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_6rank_rows(CYTHON_UNUSED PyObject *__p
 
     if (unlikely(__pyx_v_kwargs == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(2, 371, __pyx_L1_error)
+      __PYX_ERR(2, 378, __pyx_L1_error)
     }
-    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_x); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_x); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_v_arg = __pyx_t_5;
     __pyx_t_5 = 0;
     goto __pyx_L6;
   }
   /*else*/ {
-    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_x, 0, 23, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(2, 371, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_x, 0, 23, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(2, 378, __pyx_L1_error)
 
   }
   __pyx_L6:;
-  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(2, 371, __pyx_L1_error) }
-  __pyx_t_5 = __pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(2, 378, __pyx_L1_error) }
+  __pyx_t_5 = __pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_dest_sig0 = ((PyObject*)__pyx_t_5);
   __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   {
     PyObject *__pyx_temp;
@@ -32249,186 +32333,186 @@ static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_5_rank_9rank_rows(PyObject *__pyx
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_cval,&__pyx_mstate_global->__pyx_n_u_kernel_shape,&__pyx_mstate_global->__pyx_n_u_tap_row,&__pyx_mstate_global->__pyx_n_u_tap_col,&__pyx_mstate_global->__pyx_n_u_method,&__pyx_mstate_global->__pyx_n_u_rank,&__pyx_mstate_global->__pyx_n_u_network,&__pyx_mstate_global->__pyx_n_u_add_row,&__pyx_mstate_global->__pyx_n_u_add_col,&__pyx_mstate_global->__pyx_n_u_rem_row,&__pyx_mstate_global->__pyx_n_u_rem_col,&__pyx_mstate_global->__pyx_n_u_plane_map,&__pyx_mstate_global->__pyx_n_u_row_map,&__pyx_mstate_global->__pyx_n_u_col_map,&__pyx_mstate_global->__pyx_n_u_pad_left,&__pyx_mstate_global->__pyx_n_u_ring,&__pyx_mstate_global->__pyx_n_u_tags,&__pyx_mstate_global->__pyx_n_u_work,&__pyx_mstate_global->__pyx_n_u_hist,&__pyx_mstate_global->__pyx_n_u_offsets,&__pyx_mstate_global->__pyx_n_u_num_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 371, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 378, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 18:
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 17:
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 16:
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 378, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 23; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 371, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 378, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 23)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u8_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 372, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u8_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
-    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 387, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 371, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 378, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -32457,7 +32541,7 @@ static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_5_rank_9rank_rows(PyObject *__pyx
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 372, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 379, __pyx_L1_error)
   __pyx_r = __pyx_pf_7imgfilt_5_rank_8rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
@@ -32558,7 +32642,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_0rank_rows", 0);
 
-  /* "src/imgfilt/_rank_core.pxi":397
+  /* "src/imgfilt/_rank_core.pxi":404
  *     The shapes are checked here (cheaply, once) so that no call can index out of bounds.
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]             # <<<<<<<<<<<<<<
@@ -32567,18 +32651,18 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_d = __pyx_t_1;
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_h = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":398
+  /* "src/imgfilt/_rank_core.pxi":405
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]             # <<<<<<<<<<<<<<
@@ -32587,12 +32671,12 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 398, __pyx_L1_error)
+    __PYX_ERR(2, 405, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 398, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 405, __pyx_L1_error)
   __pyx_v_kernel_w = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":399
+  /* "src/imgfilt/_rank_core.pxi":406
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]             # <<<<<<<<<<<<<<
@@ -32603,7 +32687,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   __pyx_v_n_add = (__pyx_v_add_row.shape[0]);
   __pyx_v_n_rem = (__pyx_v_rem_row.shape[0]);
 
-  /* "src/imgfilt/_rank_core.pxi":400
+  /* "src/imgfilt/_rank_core.pxi":407
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h             # <<<<<<<<<<<<<<
@@ -32612,7 +32696,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
   __pyx_v_n_rows = (__pyx_v_kernel_d * __pyx_v_kernel_h);
 
-  /* "src/imgfilt/_rank_core.pxi":401
+  /* "src/imgfilt/_rank_core.pxi":408
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]             # <<<<<<<<<<<<<<
@@ -32622,7 +32706,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   __pyx_v_batch = (__pyx_v_x.shape[0]);
   __pyx_v_channels = (__pyx_v_x.shape[1]);
 
-  /* "src/imgfilt/_rank_core.pxi":402
+  /* "src/imgfilt/_rank_core.pxi":409
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]             # <<<<<<<<<<<<<<
@@ -32633,7 +32717,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   __pyx_v_out_h = (__pyx_v_out.shape[3]);
   __pyx_v_out_w = (__pyx_v_out.shape[4]);
 
-  /* "src/imgfilt/_rank_core.pxi":403
+  /* "src/imgfilt/_rank_core.pxi":410
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES             # <<<<<<<<<<<<<<
@@ -32643,7 +32727,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   __pyx_v_padded_w = (__pyx_v_col_map.shape[0]);
   __pyx_v_ring_width = (__pyx_v_padded_w + IMGFILT_LANES);
 
-  /* "src/imgfilt/_rank_core.pxi":404
+  /* "src/imgfilt/_rank_core.pxi":411
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i             # <<<<<<<<<<<<<<
@@ -32653,7 +32737,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   __pyx_v_shift = 0;
   __pyx_v_bins = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":405
+  /* "src/imgfilt/_rank_core.pxi":412
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i
  *     cdef rank_t fill = cval[0]             # <<<<<<<<<<<<<<
@@ -32663,7 +32747,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   __pyx_t_2 = 0;
   __pyx_v_fill = (*((__pyx_t_7imgfilt_5_rank_u8_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u8_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
-  /* "src/imgfilt/_rank_core.pxi":415
+  /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -32735,7 +32819,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":416
+    /* "src/imgfilt/_rank_core.pxi":423
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")             # <<<<<<<<<<<<<<
@@ -32748,14 +32832,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_kernel_sizes_taps_an};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 416, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 423, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 416, __pyx_L1_error)
+    __PYX_ERR(2, 423, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":415
+    /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -32764,7 +32848,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":417
+  /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -32790,7 +32874,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":418
+    /* "src/imgfilt/_rank_core.pxi":425
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")             # <<<<<<<<<<<<<<
@@ -32803,14 +32887,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_unknown_method};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 418, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 425, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 418, __pyx_L1_error)
+    __PYX_ERR(2, 425, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":417
+    /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -32819,7 +32903,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -32837,7 +32921,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":420
+  /* "src/imgfilt/_rank_core.pxi":427
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1             # <<<<<<<<<<<<<<
@@ -32865,7 +32949,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":421
+  /* "src/imgfilt/_rank_core.pxi":428
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):             # <<<<<<<<<<<<<<
@@ -32929,7 +33013,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 
   __pyx_L8_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -32939,7 +33023,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":422
+    /* "src/imgfilt/_rank_core.pxi":429
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")             # <<<<<<<<<<<<<<
@@ -32952,14 +33036,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_output_shape_does_no};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 422, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 429, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 422, __pyx_L1_error)
+    __PYX_ERR(2, 429, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":419
+    /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -32968,7 +33052,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":423
+  /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -32994,7 +33078,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":424
+    /* "src/imgfilt/_rank_core.pxi":431
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")             # <<<<<<<<<<<<<<
@@ -33007,14 +33091,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_pad_left_does_not_fi};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 424, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 431, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 424, __pyx_L1_error)
+    __PYX_ERR(2, 431, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":423
+    /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -33023,7 +33107,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -33041,7 +33125,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
     goto __pyx_L18_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":426
+  /* "src/imgfilt/_rank_core.pxi":433
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):             # <<<<<<<<<<<<<<
@@ -33065,7 +33149,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 
   __pyx_L18_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -33075,7 +33159,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":427
+    /* "src/imgfilt/_rank_core.pxi":434
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")             # <<<<<<<<<<<<<<
@@ -33088,14 +33172,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_an_index_map_points};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 427, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 427, __pyx_L1_error)
+    __PYX_ERR(2, 434, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":425
+    /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -33104,7 +33188,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -33132,7 +33216,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":429
+  /* "src/imgfilt/_rank_core.pxi":436
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)             # <<<<<<<<<<<<<<
@@ -33160,7 +33244,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":430
+  /* "src/imgfilt/_rank_core.pxi":437
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)             # <<<<<<<<<<<<<<
@@ -33188,7 +33272,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":431
+  /* "src/imgfilt/_rank_core.pxi":438
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):             # <<<<<<<<<<<<<<
@@ -33222,7 +33306,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 
   __pyx_L22_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -33232,7 +33316,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":432
+    /* "src/imgfilt/_rank_core.pxi":439
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")             # <<<<<<<<<<<<<<
@@ -33245,14 +33329,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_tap_lies_outside_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 432, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 432, __pyx_L1_error)
+    __PYX_ERR(2, 439, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":428
+    /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -33261,7 +33345,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":433
+  /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -33287,7 +33371,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":434
+    /* "src/imgfilt/_rank_core.pxi":441
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")             # <<<<<<<<<<<<<<
@@ -33300,14 +33384,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_rank_outside_the_foo};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 441, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 434, __pyx_L1_error)
+    __PYX_ERR(2, 441, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":433
+    /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -33316,7 +33400,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":435
+  /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -33328,7 +33412,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":436
+    /* "src/imgfilt/_rank_core.pxi":443
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")             # <<<<<<<<<<<<<<
@@ -33341,14 +33425,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_cval_must_hold_one_v};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 436, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 443, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 436, __pyx_L1_error)
+    __PYX_ERR(2, 443, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":435
+    /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -33357,7 +33441,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -33385,7 +33469,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
     goto __pyx_L36_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":438
+  /* "src/imgfilt/_rank_core.pxi":445
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):             # <<<<<<<<<<<<<<
@@ -33409,7 +33493,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 
   __pyx_L36_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -33419,7 +33503,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":439
+    /* "src/imgfilt/_rank_core.pxi":446
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")             # <<<<<<<<<<<<<<
@@ -33432,14 +33516,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_fewer_scratch_rows_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 446, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 439, __pyx_L1_error)
+    __PYX_ERR(2, 446, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":437
+    /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -33448,7 +33532,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -33466,7 +33550,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
     goto __pyx_L41_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":441
+  /* "src/imgfilt/_rank_core.pxi":448
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):             # <<<<<<<<<<<<<<
@@ -33490,7 +33574,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 
   __pyx_L41_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -33500,7 +33584,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":442
+    /* "src/imgfilt/_rank_core.pxi":449
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")             # <<<<<<<<<<<<<<
@@ -33513,14 +33597,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_scratch_ring_has_the};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 442, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 449, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 442, __pyx_L1_error)
+    __PYX_ERR(2, 449, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":440
+    /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -33529,7 +33613,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":443
+  /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -33541,7 +33625,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   if (__pyx_t_8) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":444
+    /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -33553,7 +33637,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":445
+      /* "src/imgfilt/_rank_core.pxi":452
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")             # <<<<<<<<<<<<<<
@@ -33566,14 +33650,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_network_scratch_too};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 445, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 452, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 445, __pyx_L1_error)
+      __PYX_ERR(2, 452, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":444
+      /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -33582,7 +33666,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":446
+    /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -33608,7 +33692,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":447
+      /* "src/imgfilt/_rank_core.pxi":454
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")             # <<<<<<<<<<<<<<
@@ -33621,14 +33705,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_comparator_names_a};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 447, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 454, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 447, __pyx_L1_error)
+      __PYX_ERR(2, 454, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":446
+      /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -33637,7 +33721,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":443
+    /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -33646,7 +33730,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -33671,7 +33755,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
     goto __pyx_L50_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":449
+  /* "src/imgfilt/_rank_core.pxi":456
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):             # <<<<<<<<<<<<<<
@@ -33695,7 +33779,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 
   __pyx_L50_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -33705,7 +33789,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":450
+    /* "src/imgfilt/_rank_core.pxi":457
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")             # <<<<<<<<<<<<<<
@@ -33718,14 +33802,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_box_scratch_too_smal};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 450, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 450, __pyx_L1_error)
+    __PYX_ERR(2, 457, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":448
+    /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -33734,7 +33818,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":451
+  /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -33746,7 +33830,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   if (__pyx_t_8) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":453
+    /* "src/imgfilt/_rank_core.pxi":460
  *     if method == HISTOGRAM:
  *         if rank_t is u8_t:
  *             bins, shift = 256, 4             # <<<<<<<<<<<<<<
@@ -33760,7 +33844,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
     __pyx_v_bins = __pyx_t_5;
     __pyx_v_shift = __pyx_t_7;
 
-    /* "src/imgfilt/_rank_core.pxi":458
+    /* "src/imgfilt/_rank_core.pxi":465
  *         else:
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")
  *         if hist.shape[0] < num_threads or hist.shape[1] != bins + (bins >> shift):             # <<<<<<<<<<<<<<
@@ -33786,7 +33870,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":459
+      /* "src/imgfilt/_rank_core.pxi":466
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")
  *         if hist.shape[0] < num_threads or hist.shape[1] != bins + (bins >> shift):
  *             raise ValueError("rank engine: histogram scratch has the wrong shape")             # <<<<<<<<<<<<<<
@@ -33799,14 +33883,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_histogram_scratch_ha};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 459, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 466, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 459, __pyx_L1_error)
+      __PYX_ERR(2, 466, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":458
+      /* "src/imgfilt/_rank_core.pxi":465
  *         else:
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")
  *         if hist.shape[0] < num_threads or hist.shape[1] != bins + (bins >> shift):             # <<<<<<<<<<<<<<
@@ -33815,7 +33899,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":451
+    /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -33824,7 +33908,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":461
+  /* "src/imgfilt/_rank_core.pxi":468
  *             raise ValueError("rank engine: histogram scratch has the wrong shape")
  * 
  *     n_items = batch * channels * out_d * out_h             # <<<<<<<<<<<<<<
@@ -33833,7 +33917,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
   __pyx_v_n_items = (((__pyx_v_batch * __pyx_v_channels) * __pyx_v_out_d) * __pyx_v_out_h);
 
-  /* "src/imgfilt/_rank_core.pxi":462
+  /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -33857,7 +33941,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
             #endif /* _OPENMP */
             {
 
-                /* "src/imgfilt/_rank_core.pxi":463
+                /* "src/imgfilt/_rank_core.pxi":470
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()             # <<<<<<<<<<<<<<
@@ -33871,7 +33955,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                 #endif
                 __pyx_v_tid = __pyx_t_4;
 
-                /* "src/imgfilt/_rank_core.pxi":464
+                /* "src/imgfilt/_rank_core.pxi":471
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]             # <<<<<<<<<<<<<<
@@ -33882,7 +33966,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                 __pyx_t_13 = 0;
                 __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_5_rank_u8_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u8_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":465
+                /* "src/imgfilt/_rank_core.pxi":472
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]             # <<<<<<<<<<<<<<
@@ -33893,7 +33977,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                 __pyx_t_2 = 0;
                 __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_5_rank_u8_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u8_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":466
+                /* "src/imgfilt/_rank_core.pxi":473
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]             # <<<<<<<<<<<<<<
@@ -33904,7 +33988,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                 __pyx_t_13 = 0;
                 __pyx_v_off = (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_offsets.data + __pyx_t_2 * __pyx_v_offsets.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":467
+                /* "src/imgfilt/_rank_core.pxi":474
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]
  *         row_off = off             # <<<<<<<<<<<<<<
@@ -33913,7 +33997,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
                 __pyx_v_row_off = __pyx_v_off;
 
-                /* "src/imgfilt/_rank_core.pxi":468
+                /* "src/imgfilt/_rank_core.pxi":475
  *         off = &offsets[tid, 0]
  *         row_off = off
  *         tap_off = off + n_rows             # <<<<<<<<<<<<<<
@@ -33922,7 +34006,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
                 __pyx_v_tap_off = (__pyx_v_off + __pyx_v_n_rows);
 
-                /* "src/imgfilt/_rank_core.pxi":469
+                /* "src/imgfilt/_rank_core.pxi":476
  *         row_off = off
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps             # <<<<<<<<<<<<<<
@@ -33931,7 +34015,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
                 __pyx_v_add_off = (__pyx_v_tap_off + __pyx_v_n_taps);
 
-                /* "src/imgfilt/_rank_core.pxi":470
+                /* "src/imgfilt/_rank_core.pxi":477
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add             # <<<<<<<<<<<<<<
@@ -33940,7 +34024,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
                 __pyx_v_rem_off = (__pyx_v_add_off + __pyx_v_n_add);
 
-                /* "src/imgfilt/_rank_core.pxi":471
+                /* "src/imgfilt/_rank_core.pxi":478
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):             # <<<<<<<<<<<<<<
@@ -33960,7 +34044,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                             {
                                 __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_5);
 
-                                /* "src/imgfilt/_rank_core.pxi":472
+                                /* "src/imgfilt/_rank_core.pxi":479
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h             # <<<<<<<<<<<<<<
@@ -33969,7 +34053,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
                                 __pyx_v_y = (__pyx_v_item % __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":473
+                                /* "src/imgfilt/_rank_core.pxi":480
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h
  *             t = item // out_h             # <<<<<<<<<<<<<<
@@ -33978,7 +34062,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
                                 __pyx_v_t = (__pyx_v_item / __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":474
+                                /* "src/imgfilt/_rank_core.pxi":481
  *             y = item % out_h
  *             t = item // out_h
  *             z = t % out_d             # <<<<<<<<<<<<<<
@@ -33987,7 +34071,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
                                 __pyx_v_z = (__pyx_v_t % __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":475
+                                /* "src/imgfilt/_rank_core.pxi":482
  *             t = item // out_h
  *             z = t % out_d
  *             t = t // out_d             # <<<<<<<<<<<<<<
@@ -33996,7 +34080,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
                                 __pyx_v_t = (__pyx_v_t / __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":476
+                                /* "src/imgfilt/_rank_core.pxi":483
  *             z = t % out_d
  *             t = t // out_d
  *             c = t % channels             # <<<<<<<<<<<<<<
@@ -34005,7 +34089,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
                                 __pyx_v_c = (__pyx_v_t % __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":477
+                                /* "src/imgfilt/_rank_core.pxi":484
  *             t = t // out_d
  *             c = t % channels
  *             n = t // channels             # <<<<<<<<<<<<<<
@@ -34014,7 +34098,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
                                 __pyx_v_n = (__pyx_v_t / __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":479
+                                /* "src/imgfilt/_rank_core.pxi":486
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)             # <<<<<<<<<<<<<<
@@ -34024,7 +34108,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                                 __pyx_t_13 = __pyx_v_tid;
                                 __pyx_t_2 = 0;
 
-                                /* "src/imgfilt/_rank_core.pxi":478
+                                /* "src/imgfilt/_rank_core.pxi":485
  *             c = t % channels
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,             # <<<<<<<<<<<<<<
@@ -34033,7 +34117,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
                                 __pyx_fuse_0__pyx_f_7imgfilt_5_rank__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
-                                /* "src/imgfilt/_rank_core.pxi":480
+                                /* "src/imgfilt/_rank_core.pxi":487
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):             # <<<<<<<<<<<<<<
@@ -34047,7 +34131,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                                 for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                   __pyx_v_i = __pyx_t_14;
 
-                                  /* "src/imgfilt/_rank_core.pxi":481
+                                  /* "src/imgfilt/_rank_core.pxi":488
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]             # <<<<<<<<<<<<<<
@@ -34060,7 +34144,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                                 }
 
 
-                                /* "src/imgfilt/_rank_core.pxi":482
+                                /* "src/imgfilt/_rank_core.pxi":489
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]             # <<<<<<<<<<<<<<
@@ -34074,7 +34158,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                                 __pyx_t_17 = 0;
                                 __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_5_rank_u8_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u8_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
-                                /* "src/imgfilt/_rank_core.pxi":483
+                                /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -34085,7 +34169,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                                   case __pyx_e_7imgfilt_5_rank_TAPS_MIN:
                                   case __pyx_e_7imgfilt_5_rank_TAPS_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":484
+                                  /* "src/imgfilt/_rank_core.pxi":491
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -34094,7 +34178,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
                                   __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":483
+                                  /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -34104,7 +34188,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                                   break;
                                   case __pyx_e_7imgfilt_5_rank_BOX_MIN:
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -34113,7 +34197,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
                                   case __pyx_e_7imgfilt_5_rank_BOX_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":486
+                                  /* "src/imgfilt/_rank_core.pxi":493
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,             # <<<<<<<<<<<<<<
@@ -34122,7 +34206,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
                                   __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -34132,7 +34216,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                                   break;
                                   case __pyx_e_7imgfilt_5_rank_NETWORK:
 
-                                  /* "src/imgfilt/_rank_core.pxi":489
+                                  /* "src/imgfilt/_rank_core.pxi":496
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -34141,7 +34225,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
                                   __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":488
+                                  /* "src/imgfilt/_rank_core.pxi":495
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:             # <<<<<<<<<<<<<<
@@ -34151,7 +34235,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                                   break;
                                   default:
 
-                                  /* "src/imgfilt/_rank_core.pxi":491
+                                  /* "src/imgfilt/_rank_core.pxi":498
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)
  *             else:
  *                 for i in range(n_add):             # <<<<<<<<<<<<<<
@@ -34165,7 +34249,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":492
+                                    /* "src/imgfilt/_rank_core.pxi":499
  *             else:
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]             # <<<<<<<<<<<<<<
@@ -34178,7 +34262,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":493
+                                  /* "src/imgfilt/_rank_core.pxi":500
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):             # <<<<<<<<<<<<<<
@@ -34192,7 +34276,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":494
+                                    /* "src/imgfilt/_rank_core.pxi":501
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]             # <<<<<<<<<<<<<<
@@ -34205,7 +34289,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":496
+                                  /* "src/imgfilt/_rank_core.pxi":503
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -34215,7 +34299,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                                   __pyx_t_15 = __pyx_v_tid;
                                   __pyx_t_2 = __pyx_v_bins;
 
-                                  /* "src/imgfilt/_rank_core.pxi":495
+                                  /* "src/imgfilt/_rank_core.pxi":502
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
@@ -34239,7 +34323,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
         #endif
       }
 
-      /* "src/imgfilt/_rank_core.pxi":462
+      /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -34256,7 +34340,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
       }
   }
 
-  /* "src/imgfilt/_rank_core.pxi":371
+  /* "src/imgfilt/_rank_core.pxi":378
  * 
  * 
  * def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,             # <<<<<<<<<<<<<<
@@ -34357,186 +34441,186 @@ static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_5_rank_11rank_rows(PyObject *__py
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_cval,&__pyx_mstate_global->__pyx_n_u_kernel_shape,&__pyx_mstate_global->__pyx_n_u_tap_row,&__pyx_mstate_global->__pyx_n_u_tap_col,&__pyx_mstate_global->__pyx_n_u_method,&__pyx_mstate_global->__pyx_n_u_rank,&__pyx_mstate_global->__pyx_n_u_network,&__pyx_mstate_global->__pyx_n_u_add_row,&__pyx_mstate_global->__pyx_n_u_add_col,&__pyx_mstate_global->__pyx_n_u_rem_row,&__pyx_mstate_global->__pyx_n_u_rem_col,&__pyx_mstate_global->__pyx_n_u_plane_map,&__pyx_mstate_global->__pyx_n_u_row_map,&__pyx_mstate_global->__pyx_n_u_col_map,&__pyx_mstate_global->__pyx_n_u_pad_left,&__pyx_mstate_global->__pyx_n_u_ring,&__pyx_mstate_global->__pyx_n_u_tags,&__pyx_mstate_global->__pyx_n_u_work,&__pyx_mstate_global->__pyx_n_u_hist,&__pyx_mstate_global->__pyx_n_u_offsets,&__pyx_mstate_global->__pyx_n_u_num_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 371, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 378, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 18:
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 17:
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 16:
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 378, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 23; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 371, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 378, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 23)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u16_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 372, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u16_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
-    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 387, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 371, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 378, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -34565,7 +34649,7 @@ static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_5_rank_11rank_rows(PyObject *__py
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 372, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 379, __pyx_L1_error)
   __pyx_r = __pyx_pf_7imgfilt_5_rank_10rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
@@ -34666,7 +34750,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_1rank_rows", 0);
 
-  /* "src/imgfilt/_rank_core.pxi":397
+  /* "src/imgfilt/_rank_core.pxi":404
  *     The shapes are checked here (cheaply, once) so that no call can index out of bounds.
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]             # <<<<<<<<<<<<<<
@@ -34675,18 +34759,18 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_d = __pyx_t_1;
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_h = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":398
+  /* "src/imgfilt/_rank_core.pxi":405
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]             # <<<<<<<<<<<<<<
@@ -34695,12 +34779,12 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 398, __pyx_L1_error)
+    __PYX_ERR(2, 405, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 398, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 405, __pyx_L1_error)
   __pyx_v_kernel_w = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":399
+  /* "src/imgfilt/_rank_core.pxi":406
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]             # <<<<<<<<<<<<<<
@@ -34711,7 +34795,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_n_add = (__pyx_v_add_row.shape[0]);
   __pyx_v_n_rem = (__pyx_v_rem_row.shape[0]);
 
-  /* "src/imgfilt/_rank_core.pxi":400
+  /* "src/imgfilt/_rank_core.pxi":407
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h             # <<<<<<<<<<<<<<
@@ -34720,7 +34804,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
   __pyx_v_n_rows = (__pyx_v_kernel_d * __pyx_v_kernel_h);
 
-  /* "src/imgfilt/_rank_core.pxi":401
+  /* "src/imgfilt/_rank_core.pxi":408
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]             # <<<<<<<<<<<<<<
@@ -34730,7 +34814,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_batch = (__pyx_v_x.shape[0]);
   __pyx_v_channels = (__pyx_v_x.shape[1]);
 
-  /* "src/imgfilt/_rank_core.pxi":402
+  /* "src/imgfilt/_rank_core.pxi":409
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]             # <<<<<<<<<<<<<<
@@ -34741,7 +34825,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_out_h = (__pyx_v_out.shape[3]);
   __pyx_v_out_w = (__pyx_v_out.shape[4]);
 
-  /* "src/imgfilt/_rank_core.pxi":403
+  /* "src/imgfilt/_rank_core.pxi":410
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES             # <<<<<<<<<<<<<<
@@ -34751,7 +34835,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_padded_w = (__pyx_v_col_map.shape[0]);
   __pyx_v_ring_width = (__pyx_v_padded_w + IMGFILT_LANES);
 
-  /* "src/imgfilt/_rank_core.pxi":404
+  /* "src/imgfilt/_rank_core.pxi":411
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i             # <<<<<<<<<<<<<<
@@ -34761,7 +34845,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_shift = 0;
   __pyx_v_bins = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":405
+  /* "src/imgfilt/_rank_core.pxi":412
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i
  *     cdef rank_t fill = cval[0]             # <<<<<<<<<<<<<<
@@ -34771,7 +34855,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_t_2 = 0;
   __pyx_v_fill = (*((__pyx_t_7imgfilt_5_rank_u16_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u16_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
-  /* "src/imgfilt/_rank_core.pxi":415
+  /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -34843,7 +34927,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":416
+    /* "src/imgfilt/_rank_core.pxi":423
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")             # <<<<<<<<<<<<<<
@@ -34856,14 +34940,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_kernel_sizes_taps_an};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 416, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 423, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 416, __pyx_L1_error)
+    __PYX_ERR(2, 423, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":415
+    /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -34872,7 +34956,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":417
+  /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -34898,7 +34982,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":418
+    /* "src/imgfilt/_rank_core.pxi":425
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")             # <<<<<<<<<<<<<<
@@ -34911,14 +34995,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_unknown_method};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 418, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 425, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 418, __pyx_L1_error)
+    __PYX_ERR(2, 425, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":417
+    /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -34927,7 +35011,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -34945,7 +35029,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":420
+  /* "src/imgfilt/_rank_core.pxi":427
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1             # <<<<<<<<<<<<<<
@@ -34973,7 +35057,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":421
+  /* "src/imgfilt/_rank_core.pxi":428
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):             # <<<<<<<<<<<<<<
@@ -35037,7 +35121,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L8_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -35047,7 +35131,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":422
+    /* "src/imgfilt/_rank_core.pxi":429
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")             # <<<<<<<<<<<<<<
@@ -35060,14 +35144,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_output_shape_does_no};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 422, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 429, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 422, __pyx_L1_error)
+    __PYX_ERR(2, 429, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":419
+    /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -35076,7 +35160,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":423
+  /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -35102,7 +35186,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":424
+    /* "src/imgfilt/_rank_core.pxi":431
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")             # <<<<<<<<<<<<<<
@@ -35115,14 +35199,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_pad_left_does_not_fi};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 424, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 431, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 424, __pyx_L1_error)
+    __PYX_ERR(2, 431, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":423
+    /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -35131,7 +35215,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -35149,7 +35233,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L18_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":426
+  /* "src/imgfilt/_rank_core.pxi":433
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):             # <<<<<<<<<<<<<<
@@ -35173,7 +35257,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L18_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -35183,7 +35267,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":427
+    /* "src/imgfilt/_rank_core.pxi":434
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")             # <<<<<<<<<<<<<<
@@ -35196,14 +35280,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_an_index_map_points};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 427, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 427, __pyx_L1_error)
+    __PYX_ERR(2, 434, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":425
+    /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -35212,7 +35296,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -35240,7 +35324,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":429
+  /* "src/imgfilt/_rank_core.pxi":436
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)             # <<<<<<<<<<<<<<
@@ -35268,7 +35352,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":430
+  /* "src/imgfilt/_rank_core.pxi":437
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)             # <<<<<<<<<<<<<<
@@ -35296,7 +35380,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":431
+  /* "src/imgfilt/_rank_core.pxi":438
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):             # <<<<<<<<<<<<<<
@@ -35330,7 +35414,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L22_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -35340,7 +35424,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":432
+    /* "src/imgfilt/_rank_core.pxi":439
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")             # <<<<<<<<<<<<<<
@@ -35353,14 +35437,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_tap_lies_outside_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 432, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 432, __pyx_L1_error)
+    __PYX_ERR(2, 439, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":428
+    /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -35369,7 +35453,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":433
+  /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -35395,7 +35479,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":434
+    /* "src/imgfilt/_rank_core.pxi":441
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")             # <<<<<<<<<<<<<<
@@ -35408,14 +35492,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_rank_outside_the_foo};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 441, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 434, __pyx_L1_error)
+    __PYX_ERR(2, 441, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":433
+    /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -35424,7 +35508,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":435
+  /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -35436,7 +35520,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":436
+    /* "src/imgfilt/_rank_core.pxi":443
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")             # <<<<<<<<<<<<<<
@@ -35449,14 +35533,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_cval_must_hold_one_v};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 436, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 443, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 436, __pyx_L1_error)
+    __PYX_ERR(2, 443, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":435
+    /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -35465,7 +35549,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -35493,7 +35577,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L36_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":438
+  /* "src/imgfilt/_rank_core.pxi":445
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):             # <<<<<<<<<<<<<<
@@ -35517,7 +35601,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L36_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -35527,7 +35611,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":439
+    /* "src/imgfilt/_rank_core.pxi":446
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")             # <<<<<<<<<<<<<<
@@ -35540,14 +35624,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_fewer_scratch_rows_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 446, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 439, __pyx_L1_error)
+    __PYX_ERR(2, 446, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":437
+    /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -35556,7 +35640,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -35574,7 +35658,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L41_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":441
+  /* "src/imgfilt/_rank_core.pxi":448
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):             # <<<<<<<<<<<<<<
@@ -35598,7 +35682,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L41_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -35608,7 +35692,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":442
+    /* "src/imgfilt/_rank_core.pxi":449
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")             # <<<<<<<<<<<<<<
@@ -35621,14 +35705,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_scratch_ring_has_the};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 442, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 449, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 442, __pyx_L1_error)
+    __PYX_ERR(2, 449, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":440
+    /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -35637,7 +35721,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":443
+  /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -35649,7 +35733,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   if (__pyx_t_8) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":444
+    /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -35661,7 +35745,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":445
+      /* "src/imgfilt/_rank_core.pxi":452
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")             # <<<<<<<<<<<<<<
@@ -35674,14 +35758,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_network_scratch_too};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 445, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 452, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 445, __pyx_L1_error)
+      __PYX_ERR(2, 452, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":444
+      /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -35690,7 +35774,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":446
+    /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -35716,7 +35800,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":447
+      /* "src/imgfilt/_rank_core.pxi":454
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")             # <<<<<<<<<<<<<<
@@ -35729,14 +35813,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_comparator_names_a};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 447, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 454, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 447, __pyx_L1_error)
+      __PYX_ERR(2, 454, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":446
+      /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -35745,7 +35829,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":443
+    /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -35754,7 +35838,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -35779,7 +35863,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L50_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":449
+  /* "src/imgfilt/_rank_core.pxi":456
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):             # <<<<<<<<<<<<<<
@@ -35803,7 +35887,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L50_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -35813,7 +35897,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":450
+    /* "src/imgfilt/_rank_core.pxi":457
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")             # <<<<<<<<<<<<<<
@@ -35826,14 +35910,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_box_scratch_too_smal};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 450, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 450, __pyx_L1_error)
+    __PYX_ERR(2, 457, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":448
+    /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -35842,7 +35926,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":451
+  /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -35854,7 +35938,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   if (__pyx_t_8) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":455
+    /* "src/imgfilt/_rank_core.pxi":462
  *             bins, shift = 256, 4
  *         elif rank_t is u16_t:
  *             bins, shift = 65536, 8             # <<<<<<<<<<<<<<
@@ -35868,7 +35952,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
     __pyx_v_bins = __pyx_t_5;
     __pyx_v_shift = __pyx_t_7;
 
-    /* "src/imgfilt/_rank_core.pxi":458
+    /* "src/imgfilt/_rank_core.pxi":465
  *         else:
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")
  *         if hist.shape[0] < num_threads or hist.shape[1] != bins + (bins >> shift):             # <<<<<<<<<<<<<<
@@ -35894,7 +35978,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":459
+      /* "src/imgfilt/_rank_core.pxi":466
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")
  *         if hist.shape[0] < num_threads or hist.shape[1] != bins + (bins >> shift):
  *             raise ValueError("rank engine: histogram scratch has the wrong shape")             # <<<<<<<<<<<<<<
@@ -35907,14 +35991,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_histogram_scratch_ha};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 459, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 466, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 459, __pyx_L1_error)
+      __PYX_ERR(2, 466, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":458
+      /* "src/imgfilt/_rank_core.pxi":465
  *         else:
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")
  *         if hist.shape[0] < num_threads or hist.shape[1] != bins + (bins >> shift):             # <<<<<<<<<<<<<<
@@ -35923,7 +36007,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":451
+    /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -35932,7 +36016,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":461
+  /* "src/imgfilt/_rank_core.pxi":468
  *             raise ValueError("rank engine: histogram scratch has the wrong shape")
  * 
  *     n_items = batch * channels * out_d * out_h             # <<<<<<<<<<<<<<
@@ -35941,7 +36025,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
   __pyx_v_n_items = (((__pyx_v_batch * __pyx_v_channels) * __pyx_v_out_d) * __pyx_v_out_h);
 
-  /* "src/imgfilt/_rank_core.pxi":462
+  /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -35965,7 +36049,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
             #endif /* _OPENMP */
             {
 
-                /* "src/imgfilt/_rank_core.pxi":463
+                /* "src/imgfilt/_rank_core.pxi":470
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()             # <<<<<<<<<<<<<<
@@ -35979,7 +36063,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                 #endif
                 __pyx_v_tid = __pyx_t_4;
 
-                /* "src/imgfilt/_rank_core.pxi":464
+                /* "src/imgfilt/_rank_core.pxi":471
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]             # <<<<<<<<<<<<<<
@@ -35990,7 +36074,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                 __pyx_t_13 = 0;
                 __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_5_rank_u16_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u16_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":465
+                /* "src/imgfilt/_rank_core.pxi":472
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]             # <<<<<<<<<<<<<<
@@ -36001,7 +36085,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                 __pyx_t_2 = 0;
                 __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_5_rank_u16_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u16_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":466
+                /* "src/imgfilt/_rank_core.pxi":473
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]             # <<<<<<<<<<<<<<
@@ -36012,7 +36096,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                 __pyx_t_13 = 0;
                 __pyx_v_off = (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_offsets.data + __pyx_t_2 * __pyx_v_offsets.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":467
+                /* "src/imgfilt/_rank_core.pxi":474
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]
  *         row_off = off             # <<<<<<<<<<<<<<
@@ -36021,7 +36105,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_row_off = __pyx_v_off;
 
-                /* "src/imgfilt/_rank_core.pxi":468
+                /* "src/imgfilt/_rank_core.pxi":475
  *         off = &offsets[tid, 0]
  *         row_off = off
  *         tap_off = off + n_rows             # <<<<<<<<<<<<<<
@@ -36030,7 +36114,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_tap_off = (__pyx_v_off + __pyx_v_n_rows);
 
-                /* "src/imgfilt/_rank_core.pxi":469
+                /* "src/imgfilt/_rank_core.pxi":476
  *         row_off = off
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps             # <<<<<<<<<<<<<<
@@ -36039,7 +36123,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_add_off = (__pyx_v_tap_off + __pyx_v_n_taps);
 
-                /* "src/imgfilt/_rank_core.pxi":470
+                /* "src/imgfilt/_rank_core.pxi":477
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add             # <<<<<<<<<<<<<<
@@ -36048,7 +36132,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_rem_off = (__pyx_v_add_off + __pyx_v_n_add);
 
-                /* "src/imgfilt/_rank_core.pxi":471
+                /* "src/imgfilt/_rank_core.pxi":478
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):             # <<<<<<<<<<<<<<
@@ -36068,7 +36152,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                             {
                                 __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_5);
 
-                                /* "src/imgfilt/_rank_core.pxi":472
+                                /* "src/imgfilt/_rank_core.pxi":479
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h             # <<<<<<<<<<<<<<
@@ -36077,7 +36161,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_y = (__pyx_v_item % __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":473
+                                /* "src/imgfilt/_rank_core.pxi":480
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h
  *             t = item // out_h             # <<<<<<<<<<<<<<
@@ -36086,7 +36170,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_t = (__pyx_v_item / __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":474
+                                /* "src/imgfilt/_rank_core.pxi":481
  *             y = item % out_h
  *             t = item // out_h
  *             z = t % out_d             # <<<<<<<<<<<<<<
@@ -36095,7 +36179,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_z = (__pyx_v_t % __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":475
+                                /* "src/imgfilt/_rank_core.pxi":482
  *             t = item // out_h
  *             z = t % out_d
  *             t = t // out_d             # <<<<<<<<<<<<<<
@@ -36104,7 +36188,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_t = (__pyx_v_t / __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":476
+                                /* "src/imgfilt/_rank_core.pxi":483
  *             z = t % out_d
  *             t = t // out_d
  *             c = t % channels             # <<<<<<<<<<<<<<
@@ -36113,7 +36197,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_c = (__pyx_v_t % __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":477
+                                /* "src/imgfilt/_rank_core.pxi":484
  *             t = t // out_d
  *             c = t % channels
  *             n = t // channels             # <<<<<<<<<<<<<<
@@ -36122,7 +36206,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_n = (__pyx_v_t / __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":479
+                                /* "src/imgfilt/_rank_core.pxi":486
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)             # <<<<<<<<<<<<<<
@@ -36132,7 +36216,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                                 __pyx_t_13 = __pyx_v_tid;
                                 __pyx_t_2 = 0;
 
-                                /* "src/imgfilt/_rank_core.pxi":478
+                                /* "src/imgfilt/_rank_core.pxi":485
  *             c = t % channels
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,             # <<<<<<<<<<<<<<
@@ -36141,7 +36225,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_fuse_1__pyx_f_7imgfilt_5_rank__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
-                                /* "src/imgfilt/_rank_core.pxi":480
+                                /* "src/imgfilt/_rank_core.pxi":487
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):             # <<<<<<<<<<<<<<
@@ -36155,7 +36239,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                                 for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                   __pyx_v_i = __pyx_t_14;
 
-                                  /* "src/imgfilt/_rank_core.pxi":481
+                                  /* "src/imgfilt/_rank_core.pxi":488
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]             # <<<<<<<<<<<<<<
@@ -36168,7 +36252,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                                 }
 
 
-                                /* "src/imgfilt/_rank_core.pxi":482
+                                /* "src/imgfilt/_rank_core.pxi":489
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]             # <<<<<<<<<<<<<<
@@ -36182,7 +36266,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                                 __pyx_t_17 = 0;
                                 __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_5_rank_u16_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u16_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
-                                /* "src/imgfilt/_rank_core.pxi":483
+                                /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -36193,7 +36277,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                                   case __pyx_e_7imgfilt_5_rank_TAPS_MIN:
                                   case __pyx_e_7imgfilt_5_rank_TAPS_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":484
+                                  /* "src/imgfilt/_rank_core.pxi":491
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -36202,7 +36286,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":483
+                                  /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -36212,7 +36296,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                                   break;
                                   case __pyx_e_7imgfilt_5_rank_BOX_MIN:
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -36221,7 +36305,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   case __pyx_e_7imgfilt_5_rank_BOX_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":486
+                                  /* "src/imgfilt/_rank_core.pxi":493
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,             # <<<<<<<<<<<<<<
@@ -36230,7 +36314,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -36240,7 +36324,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                                   break;
                                   case __pyx_e_7imgfilt_5_rank_NETWORK:
 
-                                  /* "src/imgfilt/_rank_core.pxi":489
+                                  /* "src/imgfilt/_rank_core.pxi":496
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -36249,7 +36333,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":488
+                                  /* "src/imgfilt/_rank_core.pxi":495
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:             # <<<<<<<<<<<<<<
@@ -36259,7 +36343,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                                   break;
                                   default:
 
-                                  /* "src/imgfilt/_rank_core.pxi":491
+                                  /* "src/imgfilt/_rank_core.pxi":498
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)
  *             else:
  *                 for i in range(n_add):             # <<<<<<<<<<<<<<
@@ -36273,7 +36357,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":492
+                                    /* "src/imgfilt/_rank_core.pxi":499
  *             else:
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]             # <<<<<<<<<<<<<<
@@ -36286,7 +36370,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":493
+                                  /* "src/imgfilt/_rank_core.pxi":500
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):             # <<<<<<<<<<<<<<
@@ -36300,7 +36384,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":494
+                                    /* "src/imgfilt/_rank_core.pxi":501
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]             # <<<<<<<<<<<<<<
@@ -36313,7 +36397,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":496
+                                  /* "src/imgfilt/_rank_core.pxi":503
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -36323,7 +36407,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                                   __pyx_t_15 = __pyx_v_tid;
                                   __pyx_t_2 = __pyx_v_bins;
 
-                                  /* "src/imgfilt/_rank_core.pxi":495
+                                  /* "src/imgfilt/_rank_core.pxi":502
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
@@ -36347,7 +36431,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
         #endif
       }
 
-      /* "src/imgfilt/_rank_core.pxi":462
+      /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -36364,7 +36448,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
       }
   }
 
-  /* "src/imgfilt/_rank_core.pxi":371
+  /* "src/imgfilt/_rank_core.pxi":378
  * 
  * 
  * def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,             # <<<<<<<<<<<<<<
@@ -36465,186 +36549,186 @@ static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_5_rank_13rank_rows(PyObject *__py
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_cval,&__pyx_mstate_global->__pyx_n_u_kernel_shape,&__pyx_mstate_global->__pyx_n_u_tap_row,&__pyx_mstate_global->__pyx_n_u_tap_col,&__pyx_mstate_global->__pyx_n_u_method,&__pyx_mstate_global->__pyx_n_u_rank,&__pyx_mstate_global->__pyx_n_u_network,&__pyx_mstate_global->__pyx_n_u_add_row,&__pyx_mstate_global->__pyx_n_u_add_col,&__pyx_mstate_global->__pyx_n_u_rem_row,&__pyx_mstate_global->__pyx_n_u_rem_col,&__pyx_mstate_global->__pyx_n_u_plane_map,&__pyx_mstate_global->__pyx_n_u_row_map,&__pyx_mstate_global->__pyx_n_u_col_map,&__pyx_mstate_global->__pyx_n_u_pad_left,&__pyx_mstate_global->__pyx_n_u_ring,&__pyx_mstate_global->__pyx_n_u_tags,&__pyx_mstate_global->__pyx_n_u_work,&__pyx_mstate_global->__pyx_n_u_hist,&__pyx_mstate_global->__pyx_n_u_offsets,&__pyx_mstate_global->__pyx_n_u_num_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 371, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 378, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 18:
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 17:
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 16:
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 378, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 23; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 371, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 378, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 23)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u32_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 372, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u32_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
-    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 387, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 371, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 378, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -36673,7 +36757,7 @@ static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_5_rank_13rank_rows(PyObject *__py
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 372, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 379, __pyx_L1_error)
   __pyx_r = __pyx_pf_7imgfilt_5_rank_12rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
@@ -36774,7 +36858,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_2rank_rows", 0);
 
-  /* "src/imgfilt/_rank_core.pxi":397
+  /* "src/imgfilt/_rank_core.pxi":404
  *     The shapes are checked here (cheaply, once) so that no call can index out of bounds.
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]             # <<<<<<<<<<<<<<
@@ -36783,18 +36867,18 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_d = __pyx_t_1;
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_h = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":398
+  /* "src/imgfilt/_rank_core.pxi":405
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]             # <<<<<<<<<<<<<<
@@ -36803,12 +36887,12 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 398, __pyx_L1_error)
+    __PYX_ERR(2, 405, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 398, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 405, __pyx_L1_error)
   __pyx_v_kernel_w = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":399
+  /* "src/imgfilt/_rank_core.pxi":406
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]             # <<<<<<<<<<<<<<
@@ -36819,7 +36903,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_n_add = (__pyx_v_add_row.shape[0]);
   __pyx_v_n_rem = (__pyx_v_rem_row.shape[0]);
 
-  /* "src/imgfilt/_rank_core.pxi":400
+  /* "src/imgfilt/_rank_core.pxi":407
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h             # <<<<<<<<<<<<<<
@@ -36828,7 +36912,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
   __pyx_v_n_rows = (__pyx_v_kernel_d * __pyx_v_kernel_h);
 
-  /* "src/imgfilt/_rank_core.pxi":401
+  /* "src/imgfilt/_rank_core.pxi":408
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]             # <<<<<<<<<<<<<<
@@ -36838,7 +36922,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_batch = (__pyx_v_x.shape[0]);
   __pyx_v_channels = (__pyx_v_x.shape[1]);
 
-  /* "src/imgfilt/_rank_core.pxi":402
+  /* "src/imgfilt/_rank_core.pxi":409
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]             # <<<<<<<<<<<<<<
@@ -36849,7 +36933,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_out_h = (__pyx_v_out.shape[3]);
   __pyx_v_out_w = (__pyx_v_out.shape[4]);
 
-  /* "src/imgfilt/_rank_core.pxi":403
+  /* "src/imgfilt/_rank_core.pxi":410
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES             # <<<<<<<<<<<<<<
@@ -36859,7 +36943,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_padded_w = (__pyx_v_col_map.shape[0]);
   __pyx_v_ring_width = (__pyx_v_padded_w + IMGFILT_LANES);
 
-  /* "src/imgfilt/_rank_core.pxi":404
+  /* "src/imgfilt/_rank_core.pxi":411
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i             # <<<<<<<<<<<<<<
@@ -36869,7 +36953,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_shift = 0;
   __pyx_v_bins = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":405
+  /* "src/imgfilt/_rank_core.pxi":412
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i
  *     cdef rank_t fill = cval[0]             # <<<<<<<<<<<<<<
@@ -36879,7 +36963,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_t_2 = 0;
   __pyx_v_fill = (*((__pyx_t_7imgfilt_5_rank_u32_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u32_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
-  /* "src/imgfilt/_rank_core.pxi":415
+  /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -36951,7 +37035,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":416
+    /* "src/imgfilt/_rank_core.pxi":423
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")             # <<<<<<<<<<<<<<
@@ -36964,14 +37048,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_kernel_sizes_taps_an};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 416, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 423, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 416, __pyx_L1_error)
+    __PYX_ERR(2, 423, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":415
+    /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -36980,7 +37064,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":417
+  /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -37006,7 +37090,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":418
+    /* "src/imgfilt/_rank_core.pxi":425
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")             # <<<<<<<<<<<<<<
@@ -37019,14 +37103,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_unknown_method};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 418, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 425, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 418, __pyx_L1_error)
+    __PYX_ERR(2, 425, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":417
+    /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -37035,7 +37119,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -37053,7 +37137,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":420
+  /* "src/imgfilt/_rank_core.pxi":427
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1             # <<<<<<<<<<<<<<
@@ -37081,7 +37165,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":421
+  /* "src/imgfilt/_rank_core.pxi":428
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):             # <<<<<<<<<<<<<<
@@ -37145,7 +37229,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L8_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -37155,7 +37239,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":422
+    /* "src/imgfilt/_rank_core.pxi":429
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")             # <<<<<<<<<<<<<<
@@ -37168,14 +37252,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_output_shape_does_no};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 422, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 429, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 422, __pyx_L1_error)
+    __PYX_ERR(2, 429, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":419
+    /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -37184,7 +37268,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":423
+  /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -37210,7 +37294,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":424
+    /* "src/imgfilt/_rank_core.pxi":431
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")             # <<<<<<<<<<<<<<
@@ -37223,14 +37307,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_pad_left_does_not_fi};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 424, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 431, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 424, __pyx_L1_error)
+    __PYX_ERR(2, 431, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":423
+    /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -37239,7 +37323,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -37257,7 +37341,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L18_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":426
+  /* "src/imgfilt/_rank_core.pxi":433
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):             # <<<<<<<<<<<<<<
@@ -37281,7 +37365,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L18_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -37291,7 +37375,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":427
+    /* "src/imgfilt/_rank_core.pxi":434
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")             # <<<<<<<<<<<<<<
@@ -37304,14 +37388,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_an_index_map_points};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 427, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 427, __pyx_L1_error)
+    __PYX_ERR(2, 434, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":425
+    /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -37320,7 +37404,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -37348,7 +37432,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":429
+  /* "src/imgfilt/_rank_core.pxi":436
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)             # <<<<<<<<<<<<<<
@@ -37376,7 +37460,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":430
+  /* "src/imgfilt/_rank_core.pxi":437
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)             # <<<<<<<<<<<<<<
@@ -37404,7 +37488,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":431
+  /* "src/imgfilt/_rank_core.pxi":438
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):             # <<<<<<<<<<<<<<
@@ -37438,7 +37522,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L22_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -37448,7 +37532,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":432
+    /* "src/imgfilt/_rank_core.pxi":439
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")             # <<<<<<<<<<<<<<
@@ -37461,14 +37545,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_tap_lies_outside_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 432, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 432, __pyx_L1_error)
+    __PYX_ERR(2, 439, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":428
+    /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -37477,7 +37561,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":433
+  /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -37503,7 +37587,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":434
+    /* "src/imgfilt/_rank_core.pxi":441
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")             # <<<<<<<<<<<<<<
@@ -37516,14 +37600,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_rank_outside_the_foo};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 441, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 434, __pyx_L1_error)
+    __PYX_ERR(2, 441, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":433
+    /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -37532,7 +37616,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":435
+  /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -37544,7 +37628,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":436
+    /* "src/imgfilt/_rank_core.pxi":443
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")             # <<<<<<<<<<<<<<
@@ -37557,14 +37641,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_cval_must_hold_one_v};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 436, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 443, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 436, __pyx_L1_error)
+    __PYX_ERR(2, 443, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":435
+    /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -37573,7 +37657,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -37601,7 +37685,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L36_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":438
+  /* "src/imgfilt/_rank_core.pxi":445
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):             # <<<<<<<<<<<<<<
@@ -37625,7 +37709,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L36_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -37635,7 +37719,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":439
+    /* "src/imgfilt/_rank_core.pxi":446
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")             # <<<<<<<<<<<<<<
@@ -37648,14 +37732,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_fewer_scratch_rows_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 446, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 439, __pyx_L1_error)
+    __PYX_ERR(2, 446, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":437
+    /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -37664,7 +37748,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -37682,7 +37766,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L41_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":441
+  /* "src/imgfilt/_rank_core.pxi":448
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):             # <<<<<<<<<<<<<<
@@ -37706,7 +37790,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L41_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -37716,7 +37800,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":442
+    /* "src/imgfilt/_rank_core.pxi":449
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")             # <<<<<<<<<<<<<<
@@ -37729,14 +37813,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_scratch_ring_has_the};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 442, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 449, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 442, __pyx_L1_error)
+    __PYX_ERR(2, 449, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":440
+    /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -37745,7 +37829,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":443
+  /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -37757,7 +37841,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   if (__pyx_t_8) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":444
+    /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -37769,7 +37853,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":445
+      /* "src/imgfilt/_rank_core.pxi":452
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")             # <<<<<<<<<<<<<<
@@ -37782,14 +37866,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_network_scratch_too};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 445, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 452, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 445, __pyx_L1_error)
+      __PYX_ERR(2, 452, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":444
+      /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -37798,7 +37882,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":446
+    /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -37824,7 +37908,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":447
+      /* "src/imgfilt/_rank_core.pxi":454
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")             # <<<<<<<<<<<<<<
@@ -37837,14 +37921,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_comparator_names_a};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 447, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 454, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 447, __pyx_L1_error)
+      __PYX_ERR(2, 454, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":446
+      /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -37853,7 +37937,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":443
+    /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -37862,7 +37946,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -37887,7 +37971,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L50_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":449
+  /* "src/imgfilt/_rank_core.pxi":456
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):             # <<<<<<<<<<<<<<
@@ -37911,7 +37995,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L50_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -37921,7 +38005,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":450
+    /* "src/imgfilt/_rank_core.pxi":457
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")             # <<<<<<<<<<<<<<
@@ -37934,14 +38018,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_box_scratch_too_smal};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 450, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 450, __pyx_L1_error)
+    __PYX_ERR(2, 457, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":448
+    /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -37950,7 +38034,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":451
+  /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -37962,7 +38046,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":457
+    /* "src/imgfilt/_rank_core.pxi":464
  *             bins, shift = 65536, 8
  *         else:
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")             # <<<<<<<<<<<<<<
@@ -37975,14 +38059,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_histograms_need_8_or};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 464, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 457, __pyx_L1_error)
+    __PYX_ERR(2, 464, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":451
+    /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -37991,7 +38075,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":461
+  /* "src/imgfilt/_rank_core.pxi":468
  *             raise ValueError("rank engine: histogram scratch has the wrong shape")
  * 
  *     n_items = batch * channels * out_d * out_h             # <<<<<<<<<<<<<<
@@ -38000,7 +38084,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
   __pyx_v_n_items = (((__pyx_v_batch * __pyx_v_channels) * __pyx_v_out_d) * __pyx_v_out_h);
 
-  /* "src/imgfilt/_rank_core.pxi":462
+  /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -38024,7 +38108,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
             #endif /* _OPENMP */
             {
 
-                /* "src/imgfilt/_rank_core.pxi":463
+                /* "src/imgfilt/_rank_core.pxi":470
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()             # <<<<<<<<<<<<<<
@@ -38038,7 +38122,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                 #endif
                 __pyx_v_tid = __pyx_t_4;
 
-                /* "src/imgfilt/_rank_core.pxi":464
+                /* "src/imgfilt/_rank_core.pxi":471
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]             # <<<<<<<<<<<<<<
@@ -38049,7 +38133,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                 __pyx_t_13 = 0;
                 __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_5_rank_u32_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u32_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":465
+                /* "src/imgfilt/_rank_core.pxi":472
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]             # <<<<<<<<<<<<<<
@@ -38060,7 +38144,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                 __pyx_t_2 = 0;
                 __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_5_rank_u32_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u32_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":466
+                /* "src/imgfilt/_rank_core.pxi":473
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]             # <<<<<<<<<<<<<<
@@ -38071,7 +38155,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                 __pyx_t_13 = 0;
                 __pyx_v_off = (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_offsets.data + __pyx_t_2 * __pyx_v_offsets.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":467
+                /* "src/imgfilt/_rank_core.pxi":474
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]
  *         row_off = off             # <<<<<<<<<<<<<<
@@ -38080,7 +38164,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_row_off = __pyx_v_off;
 
-                /* "src/imgfilt/_rank_core.pxi":468
+                /* "src/imgfilt/_rank_core.pxi":475
  *         off = &offsets[tid, 0]
  *         row_off = off
  *         tap_off = off + n_rows             # <<<<<<<<<<<<<<
@@ -38089,7 +38173,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_tap_off = (__pyx_v_off + __pyx_v_n_rows);
 
-                /* "src/imgfilt/_rank_core.pxi":469
+                /* "src/imgfilt/_rank_core.pxi":476
  *         row_off = off
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps             # <<<<<<<<<<<<<<
@@ -38098,7 +38182,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_add_off = (__pyx_v_tap_off + __pyx_v_n_taps);
 
-                /* "src/imgfilt/_rank_core.pxi":470
+                /* "src/imgfilt/_rank_core.pxi":477
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add             # <<<<<<<<<<<<<<
@@ -38107,7 +38191,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_rem_off = (__pyx_v_add_off + __pyx_v_n_add);
 
-                /* "src/imgfilt/_rank_core.pxi":471
+                /* "src/imgfilt/_rank_core.pxi":478
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):             # <<<<<<<<<<<<<<
@@ -38127,7 +38211,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                             {
                                 __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_7);
 
-                                /* "src/imgfilt/_rank_core.pxi":472
+                                /* "src/imgfilt/_rank_core.pxi":479
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h             # <<<<<<<<<<<<<<
@@ -38136,7 +38220,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_y = (__pyx_v_item % __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":473
+                                /* "src/imgfilt/_rank_core.pxi":480
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h
  *             t = item // out_h             # <<<<<<<<<<<<<<
@@ -38145,7 +38229,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_t = (__pyx_v_item / __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":474
+                                /* "src/imgfilt/_rank_core.pxi":481
  *             y = item % out_h
  *             t = item // out_h
  *             z = t % out_d             # <<<<<<<<<<<<<<
@@ -38154,7 +38238,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_z = (__pyx_v_t % __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":475
+                                /* "src/imgfilt/_rank_core.pxi":482
  *             t = item // out_h
  *             z = t % out_d
  *             t = t // out_d             # <<<<<<<<<<<<<<
@@ -38163,7 +38247,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_t = (__pyx_v_t / __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":476
+                                /* "src/imgfilt/_rank_core.pxi":483
  *             z = t % out_d
  *             t = t // out_d
  *             c = t % channels             # <<<<<<<<<<<<<<
@@ -38172,7 +38256,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_c = (__pyx_v_t % __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":477
+                                /* "src/imgfilt/_rank_core.pxi":484
  *             t = t // out_d
  *             c = t % channels
  *             n = t // channels             # <<<<<<<<<<<<<<
@@ -38181,7 +38265,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_n = (__pyx_v_t / __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":479
+                                /* "src/imgfilt/_rank_core.pxi":486
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)             # <<<<<<<<<<<<<<
@@ -38191,7 +38275,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                                 __pyx_t_13 = __pyx_v_tid;
                                 __pyx_t_2 = 0;
 
-                                /* "src/imgfilt/_rank_core.pxi":478
+                                /* "src/imgfilt/_rank_core.pxi":485
  *             c = t % channels
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,             # <<<<<<<<<<<<<<
@@ -38200,7 +38284,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_fuse_2__pyx_f_7imgfilt_5_rank__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
-                                /* "src/imgfilt/_rank_core.pxi":480
+                                /* "src/imgfilt/_rank_core.pxi":487
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):             # <<<<<<<<<<<<<<
@@ -38214,7 +38298,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                                 for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                   __pyx_v_i = __pyx_t_14;
 
-                                  /* "src/imgfilt/_rank_core.pxi":481
+                                  /* "src/imgfilt/_rank_core.pxi":488
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]             # <<<<<<<<<<<<<<
@@ -38227,7 +38311,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                                 }
 
 
-                                /* "src/imgfilt/_rank_core.pxi":482
+                                /* "src/imgfilt/_rank_core.pxi":489
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]             # <<<<<<<<<<<<<<
@@ -38241,7 +38325,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                                 __pyx_t_17 = 0;
                                 __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_5_rank_u32_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u32_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
-                                /* "src/imgfilt/_rank_core.pxi":483
+                                /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -38252,7 +38336,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                                   case __pyx_e_7imgfilt_5_rank_TAPS_MIN:
                                   case __pyx_e_7imgfilt_5_rank_TAPS_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":484
+                                  /* "src/imgfilt/_rank_core.pxi":491
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -38261,7 +38345,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":483
+                                  /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -38271,7 +38355,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                                   break;
                                   case __pyx_e_7imgfilt_5_rank_BOX_MIN:
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -38280,7 +38364,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   case __pyx_e_7imgfilt_5_rank_BOX_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":486
+                                  /* "src/imgfilt/_rank_core.pxi":493
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,             # <<<<<<<<<<<<<<
@@ -38289,7 +38373,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -38299,7 +38383,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                                   break;
                                   case __pyx_e_7imgfilt_5_rank_NETWORK:
 
-                                  /* "src/imgfilt/_rank_core.pxi":489
+                                  /* "src/imgfilt/_rank_core.pxi":496
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -38308,7 +38392,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":488
+                                  /* "src/imgfilt/_rank_core.pxi":495
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:             # <<<<<<<<<<<<<<
@@ -38318,7 +38402,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                                   break;
                                   default:
 
-                                  /* "src/imgfilt/_rank_core.pxi":491
+                                  /* "src/imgfilt/_rank_core.pxi":498
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)
  *             else:
  *                 for i in range(n_add):             # <<<<<<<<<<<<<<
@@ -38332,7 +38416,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":492
+                                    /* "src/imgfilt/_rank_core.pxi":499
  *             else:
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]             # <<<<<<<<<<<<<<
@@ -38345,7 +38429,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":493
+                                  /* "src/imgfilt/_rank_core.pxi":500
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):             # <<<<<<<<<<<<<<
@@ -38359,7 +38443,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":494
+                                    /* "src/imgfilt/_rank_core.pxi":501
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]             # <<<<<<<<<<<<<<
@@ -38372,7 +38456,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":496
+                                  /* "src/imgfilt/_rank_core.pxi":503
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -38382,7 +38466,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                                   __pyx_t_15 = __pyx_v_tid;
                                   __pyx_t_2 = __pyx_v_bins;
 
-                                  /* "src/imgfilt/_rank_core.pxi":495
+                                  /* "src/imgfilt/_rank_core.pxi":502
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
@@ -38406,7 +38490,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
         #endif
       }
 
-      /* "src/imgfilt/_rank_core.pxi":462
+      /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -38423,7 +38507,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
       }
   }
 
-  /* "src/imgfilt/_rank_core.pxi":371
+  /* "src/imgfilt/_rank_core.pxi":378
  * 
  * 
  * def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,             # <<<<<<<<<<<<<<
@@ -38524,186 +38608,186 @@ static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_5_rank_15rank_rows(PyObject *__py
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_cval,&__pyx_mstate_global->__pyx_n_u_kernel_shape,&__pyx_mstate_global->__pyx_n_u_tap_row,&__pyx_mstate_global->__pyx_n_u_tap_col,&__pyx_mstate_global->__pyx_n_u_method,&__pyx_mstate_global->__pyx_n_u_rank,&__pyx_mstate_global->__pyx_n_u_network,&__pyx_mstate_global->__pyx_n_u_add_row,&__pyx_mstate_global->__pyx_n_u_add_col,&__pyx_mstate_global->__pyx_n_u_rem_row,&__pyx_mstate_global->__pyx_n_u_rem_col,&__pyx_mstate_global->__pyx_n_u_plane_map,&__pyx_mstate_global->__pyx_n_u_row_map,&__pyx_mstate_global->__pyx_n_u_col_map,&__pyx_mstate_global->__pyx_n_u_pad_left,&__pyx_mstate_global->__pyx_n_u_ring,&__pyx_mstate_global->__pyx_n_u_tags,&__pyx_mstate_global->__pyx_n_u_work,&__pyx_mstate_global->__pyx_n_u_hist,&__pyx_mstate_global->__pyx_n_u_offsets,&__pyx_mstate_global->__pyx_n_u_num_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 371, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 378, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 18:
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 17:
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 16:
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 378, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 23; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 371, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 378, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 23)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u64_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 372, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u64_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
-    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 387, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 371, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 378, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -38732,7 +38816,7 @@ static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_5_rank_15rank_rows(PyObject *__py
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 372, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 379, __pyx_L1_error)
   __pyx_r = __pyx_pf_7imgfilt_5_rank_14rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
@@ -38833,7 +38917,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_3rank_rows", 0);
 
-  /* "src/imgfilt/_rank_core.pxi":397
+  /* "src/imgfilt/_rank_core.pxi":404
  *     The shapes are checked here (cheaply, once) so that no call can index out of bounds.
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]             # <<<<<<<<<<<<<<
@@ -38842,18 +38926,18 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_d = __pyx_t_1;
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_h = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":398
+  /* "src/imgfilt/_rank_core.pxi":405
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]             # <<<<<<<<<<<<<<
@@ -38862,12 +38946,12 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 398, __pyx_L1_error)
+    __PYX_ERR(2, 405, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 398, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 405, __pyx_L1_error)
   __pyx_v_kernel_w = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":399
+  /* "src/imgfilt/_rank_core.pxi":406
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]             # <<<<<<<<<<<<<<
@@ -38878,7 +38962,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_n_add = (__pyx_v_add_row.shape[0]);
   __pyx_v_n_rem = (__pyx_v_rem_row.shape[0]);
 
-  /* "src/imgfilt/_rank_core.pxi":400
+  /* "src/imgfilt/_rank_core.pxi":407
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h             # <<<<<<<<<<<<<<
@@ -38887,7 +38971,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
   __pyx_v_n_rows = (__pyx_v_kernel_d * __pyx_v_kernel_h);
 
-  /* "src/imgfilt/_rank_core.pxi":401
+  /* "src/imgfilt/_rank_core.pxi":408
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]             # <<<<<<<<<<<<<<
@@ -38897,7 +38981,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_batch = (__pyx_v_x.shape[0]);
   __pyx_v_channels = (__pyx_v_x.shape[1]);
 
-  /* "src/imgfilt/_rank_core.pxi":402
+  /* "src/imgfilt/_rank_core.pxi":409
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]             # <<<<<<<<<<<<<<
@@ -38908,7 +38992,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_out_h = (__pyx_v_out.shape[3]);
   __pyx_v_out_w = (__pyx_v_out.shape[4]);
 
-  /* "src/imgfilt/_rank_core.pxi":403
+  /* "src/imgfilt/_rank_core.pxi":410
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES             # <<<<<<<<<<<<<<
@@ -38918,7 +39002,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_padded_w = (__pyx_v_col_map.shape[0]);
   __pyx_v_ring_width = (__pyx_v_padded_w + IMGFILT_LANES);
 
-  /* "src/imgfilt/_rank_core.pxi":404
+  /* "src/imgfilt/_rank_core.pxi":411
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i             # <<<<<<<<<<<<<<
@@ -38928,7 +39012,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_shift = 0;
   __pyx_v_bins = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":405
+  /* "src/imgfilt/_rank_core.pxi":412
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i
  *     cdef rank_t fill = cval[0]             # <<<<<<<<<<<<<<
@@ -38938,7 +39022,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_t_2 = 0;
   __pyx_v_fill = (*((__pyx_t_7imgfilt_5_rank_u64_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u64_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
-  /* "src/imgfilt/_rank_core.pxi":415
+  /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -39010,7 +39094,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":416
+    /* "src/imgfilt/_rank_core.pxi":423
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")             # <<<<<<<<<<<<<<
@@ -39023,14 +39107,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_kernel_sizes_taps_an};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 416, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 423, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 416, __pyx_L1_error)
+    __PYX_ERR(2, 423, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":415
+    /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -39039,7 +39123,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":417
+  /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -39065,7 +39149,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":418
+    /* "src/imgfilt/_rank_core.pxi":425
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")             # <<<<<<<<<<<<<<
@@ -39078,14 +39162,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_unknown_method};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 418, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 425, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 418, __pyx_L1_error)
+    __PYX_ERR(2, 425, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":417
+    /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -39094,7 +39178,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -39112,7 +39196,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":420
+  /* "src/imgfilt/_rank_core.pxi":427
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1             # <<<<<<<<<<<<<<
@@ -39140,7 +39224,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":421
+  /* "src/imgfilt/_rank_core.pxi":428
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):             # <<<<<<<<<<<<<<
@@ -39204,7 +39288,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L8_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -39214,7 +39298,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":422
+    /* "src/imgfilt/_rank_core.pxi":429
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")             # <<<<<<<<<<<<<<
@@ -39227,14 +39311,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_output_shape_does_no};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 422, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 429, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 422, __pyx_L1_error)
+    __PYX_ERR(2, 429, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":419
+    /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -39243,7 +39327,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":423
+  /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -39269,7 +39353,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":424
+    /* "src/imgfilt/_rank_core.pxi":431
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")             # <<<<<<<<<<<<<<
@@ -39282,14 +39366,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_pad_left_does_not_fi};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 424, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 431, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 424, __pyx_L1_error)
+    __PYX_ERR(2, 431, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":423
+    /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -39298,7 +39382,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -39316,7 +39400,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L18_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":426
+  /* "src/imgfilt/_rank_core.pxi":433
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):             # <<<<<<<<<<<<<<
@@ -39340,7 +39424,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L18_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -39350,7 +39434,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":427
+    /* "src/imgfilt/_rank_core.pxi":434
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")             # <<<<<<<<<<<<<<
@@ -39363,14 +39447,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_an_index_map_points};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 427, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 427, __pyx_L1_error)
+    __PYX_ERR(2, 434, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":425
+    /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -39379,7 +39463,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -39407,7 +39491,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":429
+  /* "src/imgfilt/_rank_core.pxi":436
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)             # <<<<<<<<<<<<<<
@@ -39435,7 +39519,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":430
+  /* "src/imgfilt/_rank_core.pxi":437
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)             # <<<<<<<<<<<<<<
@@ -39463,7 +39547,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":431
+  /* "src/imgfilt/_rank_core.pxi":438
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):             # <<<<<<<<<<<<<<
@@ -39497,7 +39581,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L22_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -39507,7 +39591,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":432
+    /* "src/imgfilt/_rank_core.pxi":439
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")             # <<<<<<<<<<<<<<
@@ -39520,14 +39604,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_tap_lies_outside_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 432, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 432, __pyx_L1_error)
+    __PYX_ERR(2, 439, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":428
+    /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -39536,7 +39620,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":433
+  /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -39562,7 +39646,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":434
+    /* "src/imgfilt/_rank_core.pxi":441
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")             # <<<<<<<<<<<<<<
@@ -39575,14 +39659,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_rank_outside_the_foo};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 441, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 434, __pyx_L1_error)
+    __PYX_ERR(2, 441, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":433
+    /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -39591,7 +39675,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":435
+  /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -39603,7 +39687,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":436
+    /* "src/imgfilt/_rank_core.pxi":443
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")             # <<<<<<<<<<<<<<
@@ -39616,14 +39700,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_cval_must_hold_one_v};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 436, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 443, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 436, __pyx_L1_error)
+    __PYX_ERR(2, 443, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":435
+    /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -39632,7 +39716,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -39660,7 +39744,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L36_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":438
+  /* "src/imgfilt/_rank_core.pxi":445
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):             # <<<<<<<<<<<<<<
@@ -39684,7 +39768,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L36_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -39694,7 +39778,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":439
+    /* "src/imgfilt/_rank_core.pxi":446
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")             # <<<<<<<<<<<<<<
@@ -39707,14 +39791,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_fewer_scratch_rows_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 446, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 439, __pyx_L1_error)
+    __PYX_ERR(2, 446, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":437
+    /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -39723,7 +39807,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -39741,7 +39825,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L41_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":441
+  /* "src/imgfilt/_rank_core.pxi":448
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):             # <<<<<<<<<<<<<<
@@ -39765,7 +39849,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L41_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -39775,7 +39859,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":442
+    /* "src/imgfilt/_rank_core.pxi":449
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")             # <<<<<<<<<<<<<<
@@ -39788,14 +39872,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_scratch_ring_has_the};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 442, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 449, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 442, __pyx_L1_error)
+    __PYX_ERR(2, 449, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":440
+    /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -39804,7 +39888,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":443
+  /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -39816,7 +39900,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   if (__pyx_t_8) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":444
+    /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -39828,7 +39912,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":445
+      /* "src/imgfilt/_rank_core.pxi":452
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")             # <<<<<<<<<<<<<<
@@ -39841,14 +39925,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_network_scratch_too};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 445, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 452, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 445, __pyx_L1_error)
+      __PYX_ERR(2, 452, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":444
+      /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -39857,7 +39941,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":446
+    /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -39883,7 +39967,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":447
+      /* "src/imgfilt/_rank_core.pxi":454
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")             # <<<<<<<<<<<<<<
@@ -39896,14 +39980,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_comparator_names_a};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 447, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 454, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 447, __pyx_L1_error)
+      __PYX_ERR(2, 454, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":446
+      /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -39912,7 +39996,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":443
+    /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -39921,7 +40005,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -39946,7 +40030,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L50_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":449
+  /* "src/imgfilt/_rank_core.pxi":456
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):             # <<<<<<<<<<<<<<
@@ -39970,7 +40054,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L50_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -39980,7 +40064,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":450
+    /* "src/imgfilt/_rank_core.pxi":457
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")             # <<<<<<<<<<<<<<
@@ -39993,14 +40077,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_box_scratch_too_smal};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 450, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 450, __pyx_L1_error)
+    __PYX_ERR(2, 457, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":448
+    /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -40009,7 +40093,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":451
+  /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -40021,7 +40105,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":457
+    /* "src/imgfilt/_rank_core.pxi":464
  *             bins, shift = 65536, 8
  *         else:
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")             # <<<<<<<<<<<<<<
@@ -40034,14 +40118,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_histograms_need_8_or};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 464, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 457, __pyx_L1_error)
+    __PYX_ERR(2, 464, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":451
+    /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -40050,7 +40134,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":461
+  /* "src/imgfilt/_rank_core.pxi":468
  *             raise ValueError("rank engine: histogram scratch has the wrong shape")
  * 
  *     n_items = batch * channels * out_d * out_h             # <<<<<<<<<<<<<<
@@ -40059,7 +40143,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
   __pyx_v_n_items = (((__pyx_v_batch * __pyx_v_channels) * __pyx_v_out_d) * __pyx_v_out_h);
 
-  /* "src/imgfilt/_rank_core.pxi":462
+  /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -40083,7 +40167,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
             #endif /* _OPENMP */
             {
 
-                /* "src/imgfilt/_rank_core.pxi":463
+                /* "src/imgfilt/_rank_core.pxi":470
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()             # <<<<<<<<<<<<<<
@@ -40097,7 +40181,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                 #endif
                 __pyx_v_tid = __pyx_t_4;
 
-                /* "src/imgfilt/_rank_core.pxi":464
+                /* "src/imgfilt/_rank_core.pxi":471
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]             # <<<<<<<<<<<<<<
@@ -40108,7 +40192,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                 __pyx_t_13 = 0;
                 __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_5_rank_u64_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u64_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":465
+                /* "src/imgfilt/_rank_core.pxi":472
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]             # <<<<<<<<<<<<<<
@@ -40119,7 +40203,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                 __pyx_t_2 = 0;
                 __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_5_rank_u64_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u64_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":466
+                /* "src/imgfilt/_rank_core.pxi":473
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]             # <<<<<<<<<<<<<<
@@ -40130,7 +40214,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                 __pyx_t_13 = 0;
                 __pyx_v_off = (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_offsets.data + __pyx_t_2 * __pyx_v_offsets.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":467
+                /* "src/imgfilt/_rank_core.pxi":474
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]
  *         row_off = off             # <<<<<<<<<<<<<<
@@ -40139,7 +40223,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_row_off = __pyx_v_off;
 
-                /* "src/imgfilt/_rank_core.pxi":468
+                /* "src/imgfilt/_rank_core.pxi":475
  *         off = &offsets[tid, 0]
  *         row_off = off
  *         tap_off = off + n_rows             # <<<<<<<<<<<<<<
@@ -40148,7 +40232,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_tap_off = (__pyx_v_off + __pyx_v_n_rows);
 
-                /* "src/imgfilt/_rank_core.pxi":469
+                /* "src/imgfilt/_rank_core.pxi":476
  *         row_off = off
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps             # <<<<<<<<<<<<<<
@@ -40157,7 +40241,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_add_off = (__pyx_v_tap_off + __pyx_v_n_taps);
 
-                /* "src/imgfilt/_rank_core.pxi":470
+                /* "src/imgfilt/_rank_core.pxi":477
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add             # <<<<<<<<<<<<<<
@@ -40166,7 +40250,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_rem_off = (__pyx_v_add_off + __pyx_v_n_add);
 
-                /* "src/imgfilt/_rank_core.pxi":471
+                /* "src/imgfilt/_rank_core.pxi":478
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):             # <<<<<<<<<<<<<<
@@ -40186,7 +40270,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                             {
                                 __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_7);
 
-                                /* "src/imgfilt/_rank_core.pxi":472
+                                /* "src/imgfilt/_rank_core.pxi":479
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h             # <<<<<<<<<<<<<<
@@ -40195,7 +40279,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_y = (__pyx_v_item % __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":473
+                                /* "src/imgfilt/_rank_core.pxi":480
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h
  *             t = item // out_h             # <<<<<<<<<<<<<<
@@ -40204,7 +40288,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_t = (__pyx_v_item / __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":474
+                                /* "src/imgfilt/_rank_core.pxi":481
  *             y = item % out_h
  *             t = item // out_h
  *             z = t % out_d             # <<<<<<<<<<<<<<
@@ -40213,7 +40297,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_z = (__pyx_v_t % __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":475
+                                /* "src/imgfilt/_rank_core.pxi":482
  *             t = item // out_h
  *             z = t % out_d
  *             t = t // out_d             # <<<<<<<<<<<<<<
@@ -40222,7 +40306,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_t = (__pyx_v_t / __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":476
+                                /* "src/imgfilt/_rank_core.pxi":483
  *             z = t % out_d
  *             t = t // out_d
  *             c = t % channels             # <<<<<<<<<<<<<<
@@ -40231,7 +40315,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_c = (__pyx_v_t % __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":477
+                                /* "src/imgfilt/_rank_core.pxi":484
  *             t = t // out_d
  *             c = t % channels
  *             n = t // channels             # <<<<<<<<<<<<<<
@@ -40240,7 +40324,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_n = (__pyx_v_t / __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":479
+                                /* "src/imgfilt/_rank_core.pxi":486
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)             # <<<<<<<<<<<<<<
@@ -40250,7 +40334,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                                 __pyx_t_13 = __pyx_v_tid;
                                 __pyx_t_2 = 0;
 
-                                /* "src/imgfilt/_rank_core.pxi":478
+                                /* "src/imgfilt/_rank_core.pxi":485
  *             c = t % channels
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,             # <<<<<<<<<<<<<<
@@ -40259,7 +40343,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_fuse_3__pyx_f_7imgfilt_5_rank__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
-                                /* "src/imgfilt/_rank_core.pxi":480
+                                /* "src/imgfilt/_rank_core.pxi":487
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):             # <<<<<<<<<<<<<<
@@ -40273,7 +40357,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                                 for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                   __pyx_v_i = __pyx_t_14;
 
-                                  /* "src/imgfilt/_rank_core.pxi":481
+                                  /* "src/imgfilt/_rank_core.pxi":488
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]             # <<<<<<<<<<<<<<
@@ -40286,7 +40370,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                                 }
 
 
-                                /* "src/imgfilt/_rank_core.pxi":482
+                                /* "src/imgfilt/_rank_core.pxi":489
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]             # <<<<<<<<<<<<<<
@@ -40300,7 +40384,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                                 __pyx_t_17 = 0;
                                 __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_5_rank_u64_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u64_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
-                                /* "src/imgfilt/_rank_core.pxi":483
+                                /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -40311,7 +40395,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                                   case __pyx_e_7imgfilt_5_rank_TAPS_MIN:
                                   case __pyx_e_7imgfilt_5_rank_TAPS_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":484
+                                  /* "src/imgfilt/_rank_core.pxi":491
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -40320,7 +40404,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":483
+                                  /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -40330,7 +40414,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                                   break;
                                   case __pyx_e_7imgfilt_5_rank_BOX_MIN:
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -40339,7 +40423,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   case __pyx_e_7imgfilt_5_rank_BOX_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":486
+                                  /* "src/imgfilt/_rank_core.pxi":493
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,             # <<<<<<<<<<<<<<
@@ -40348,7 +40432,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -40358,7 +40442,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                                   break;
                                   case __pyx_e_7imgfilt_5_rank_NETWORK:
 
-                                  /* "src/imgfilt/_rank_core.pxi":489
+                                  /* "src/imgfilt/_rank_core.pxi":496
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -40367,7 +40451,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":488
+                                  /* "src/imgfilt/_rank_core.pxi":495
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:             # <<<<<<<<<<<<<<
@@ -40377,7 +40461,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                                   break;
                                   default:
 
-                                  /* "src/imgfilt/_rank_core.pxi":491
+                                  /* "src/imgfilt/_rank_core.pxi":498
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)
  *             else:
  *                 for i in range(n_add):             # <<<<<<<<<<<<<<
@@ -40391,7 +40475,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":492
+                                    /* "src/imgfilt/_rank_core.pxi":499
  *             else:
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]             # <<<<<<<<<<<<<<
@@ -40404,7 +40488,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":493
+                                  /* "src/imgfilt/_rank_core.pxi":500
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):             # <<<<<<<<<<<<<<
@@ -40418,7 +40502,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":494
+                                    /* "src/imgfilt/_rank_core.pxi":501
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]             # <<<<<<<<<<<<<<
@@ -40431,7 +40515,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":496
+                                  /* "src/imgfilt/_rank_core.pxi":503
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -40441,7 +40525,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                                   __pyx_t_15 = __pyx_v_tid;
                                   __pyx_t_2 = __pyx_v_bins;
 
-                                  /* "src/imgfilt/_rank_core.pxi":495
+                                  /* "src/imgfilt/_rank_core.pxi":502
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
@@ -40465,7 +40549,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
         #endif
       }
 
-      /* "src/imgfilt/_rank_core.pxi":462
+      /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -40482,7 +40566,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
       }
   }
 
-  /* "src/imgfilt/_rank_core.pxi":371
+  /* "src/imgfilt/_rank_core.pxi":378
  * 
  * 
  * def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,             # <<<<<<<<<<<<<<
@@ -40583,186 +40667,186 @@ static PyObject *__pyx_fuse_4__pyx_pw_7imgfilt_5_rank_17rank_rows(PyObject *__py
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_cval,&__pyx_mstate_global->__pyx_n_u_kernel_shape,&__pyx_mstate_global->__pyx_n_u_tap_row,&__pyx_mstate_global->__pyx_n_u_tap_col,&__pyx_mstate_global->__pyx_n_u_method,&__pyx_mstate_global->__pyx_n_u_rank,&__pyx_mstate_global->__pyx_n_u_network,&__pyx_mstate_global->__pyx_n_u_add_row,&__pyx_mstate_global->__pyx_n_u_add_col,&__pyx_mstate_global->__pyx_n_u_rem_row,&__pyx_mstate_global->__pyx_n_u_rem_col,&__pyx_mstate_global->__pyx_n_u_plane_map,&__pyx_mstate_global->__pyx_n_u_row_map,&__pyx_mstate_global->__pyx_n_u_col_map,&__pyx_mstate_global->__pyx_n_u_pad_left,&__pyx_mstate_global->__pyx_n_u_ring,&__pyx_mstate_global->__pyx_n_u_tags,&__pyx_mstate_global->__pyx_n_u_work,&__pyx_mstate_global->__pyx_n_u_hist,&__pyx_mstate_global->__pyx_n_u_offsets,&__pyx_mstate_global->__pyx_n_u_num_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 371, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 378, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 18:
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 17:
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 16:
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 378, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 23; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 371, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 378, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 23)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_float__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 372, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_float__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
-    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 387, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 371, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 378, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -40791,7 +40875,7 @@ static PyObject *__pyx_fuse_4__pyx_pw_7imgfilt_5_rank_17rank_rows(PyObject *__py
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 372, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 379, __pyx_L1_error)
   __pyx_r = __pyx_pf_7imgfilt_5_rank_16rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
@@ -40892,7 +40976,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_4rank_rows", 0);
 
-  /* "src/imgfilt/_rank_core.pxi":397
+  /* "src/imgfilt/_rank_core.pxi":404
  *     The shapes are checked here (cheaply, once) so that no call can index out of bounds.
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]             # <<<<<<<<<<<<<<
@@ -40901,18 +40985,18 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_d = __pyx_t_1;
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_h = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":398
+  /* "src/imgfilt/_rank_core.pxi":405
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]             # <<<<<<<<<<<<<<
@@ -40921,12 +41005,12 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 398, __pyx_L1_error)
+    __PYX_ERR(2, 405, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 398, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 405, __pyx_L1_error)
   __pyx_v_kernel_w = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":399
+  /* "src/imgfilt/_rank_core.pxi":406
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]             # <<<<<<<<<<<<<<
@@ -40937,7 +41021,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_n_add = (__pyx_v_add_row.shape[0]);
   __pyx_v_n_rem = (__pyx_v_rem_row.shape[0]);
 
-  /* "src/imgfilt/_rank_core.pxi":400
+  /* "src/imgfilt/_rank_core.pxi":407
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h             # <<<<<<<<<<<<<<
@@ -40946,7 +41030,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
   __pyx_v_n_rows = (__pyx_v_kernel_d * __pyx_v_kernel_h);
 
-  /* "src/imgfilt/_rank_core.pxi":401
+  /* "src/imgfilt/_rank_core.pxi":408
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]             # <<<<<<<<<<<<<<
@@ -40956,7 +41040,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_batch = (__pyx_v_x.shape[0]);
   __pyx_v_channels = (__pyx_v_x.shape[1]);
 
-  /* "src/imgfilt/_rank_core.pxi":402
+  /* "src/imgfilt/_rank_core.pxi":409
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]             # <<<<<<<<<<<<<<
@@ -40967,7 +41051,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_out_h = (__pyx_v_out.shape[3]);
   __pyx_v_out_w = (__pyx_v_out.shape[4]);
 
-  /* "src/imgfilt/_rank_core.pxi":403
+  /* "src/imgfilt/_rank_core.pxi":410
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES             # <<<<<<<<<<<<<<
@@ -40977,7 +41061,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_padded_w = (__pyx_v_col_map.shape[0]);
   __pyx_v_ring_width = (__pyx_v_padded_w + IMGFILT_LANES);
 
-  /* "src/imgfilt/_rank_core.pxi":404
+  /* "src/imgfilt/_rank_core.pxi":411
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i             # <<<<<<<<<<<<<<
@@ -40987,7 +41071,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_shift = 0;
   __pyx_v_bins = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":405
+  /* "src/imgfilt/_rank_core.pxi":412
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i
  *     cdef rank_t fill = cval[0]             # <<<<<<<<<<<<<<
@@ -40997,7 +41081,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_t_2 = 0;
   __pyx_v_fill = (*((float const  *) ( /* dim=0 */ ((char *) (((float const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
-  /* "src/imgfilt/_rank_core.pxi":415
+  /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -41069,7 +41153,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":416
+    /* "src/imgfilt/_rank_core.pxi":423
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")             # <<<<<<<<<<<<<<
@@ -41082,14 +41166,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_kernel_sizes_taps_an};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 416, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 423, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 416, __pyx_L1_error)
+    __PYX_ERR(2, 423, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":415
+    /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -41098,7 +41182,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":417
+  /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -41124,7 +41208,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":418
+    /* "src/imgfilt/_rank_core.pxi":425
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")             # <<<<<<<<<<<<<<
@@ -41137,14 +41221,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_unknown_method};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 418, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 425, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 418, __pyx_L1_error)
+    __PYX_ERR(2, 425, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":417
+    /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -41153,7 +41237,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -41171,7 +41255,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":420
+  /* "src/imgfilt/_rank_core.pxi":427
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1             # <<<<<<<<<<<<<<
@@ -41199,7 +41283,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":421
+  /* "src/imgfilt/_rank_core.pxi":428
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):             # <<<<<<<<<<<<<<
@@ -41263,7 +41347,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L8_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -41273,7 +41357,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":422
+    /* "src/imgfilt/_rank_core.pxi":429
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")             # <<<<<<<<<<<<<<
@@ -41286,14 +41370,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_output_shape_does_no};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 422, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 429, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 422, __pyx_L1_error)
+    __PYX_ERR(2, 429, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":419
+    /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -41302,7 +41386,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":423
+  /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -41328,7 +41412,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":424
+    /* "src/imgfilt/_rank_core.pxi":431
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")             # <<<<<<<<<<<<<<
@@ -41341,14 +41425,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_pad_left_does_not_fi};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 424, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 431, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 424, __pyx_L1_error)
+    __PYX_ERR(2, 431, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":423
+    /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -41357,7 +41441,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -41375,7 +41459,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L18_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":426
+  /* "src/imgfilt/_rank_core.pxi":433
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):             # <<<<<<<<<<<<<<
@@ -41399,7 +41483,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L18_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -41409,7 +41493,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":427
+    /* "src/imgfilt/_rank_core.pxi":434
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")             # <<<<<<<<<<<<<<
@@ -41422,14 +41506,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_an_index_map_points};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 427, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 427, __pyx_L1_error)
+    __PYX_ERR(2, 434, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":425
+    /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -41438,7 +41522,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -41466,7 +41550,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":429
+  /* "src/imgfilt/_rank_core.pxi":436
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)             # <<<<<<<<<<<<<<
@@ -41494,7 +41578,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":430
+  /* "src/imgfilt/_rank_core.pxi":437
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)             # <<<<<<<<<<<<<<
@@ -41522,7 +41606,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":431
+  /* "src/imgfilt/_rank_core.pxi":438
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):             # <<<<<<<<<<<<<<
@@ -41556,7 +41640,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L22_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -41566,7 +41650,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":432
+    /* "src/imgfilt/_rank_core.pxi":439
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")             # <<<<<<<<<<<<<<
@@ -41579,14 +41663,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_tap_lies_outside_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 432, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 432, __pyx_L1_error)
+    __PYX_ERR(2, 439, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":428
+    /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -41595,7 +41679,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":433
+  /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -41621,7 +41705,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":434
+    /* "src/imgfilt/_rank_core.pxi":441
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")             # <<<<<<<<<<<<<<
@@ -41634,14 +41718,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_rank_outside_the_foo};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 441, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 434, __pyx_L1_error)
+    __PYX_ERR(2, 441, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":433
+    /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -41650,7 +41734,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":435
+  /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -41662,7 +41746,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":436
+    /* "src/imgfilt/_rank_core.pxi":443
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")             # <<<<<<<<<<<<<<
@@ -41675,14 +41759,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_cval_must_hold_one_v};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 436, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 443, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 436, __pyx_L1_error)
+    __PYX_ERR(2, 443, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":435
+    /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -41691,7 +41775,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -41719,7 +41803,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L36_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":438
+  /* "src/imgfilt/_rank_core.pxi":445
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):             # <<<<<<<<<<<<<<
@@ -41743,7 +41827,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L36_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -41753,7 +41837,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":439
+    /* "src/imgfilt/_rank_core.pxi":446
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")             # <<<<<<<<<<<<<<
@@ -41766,14 +41850,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_fewer_scratch_rows_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 446, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 439, __pyx_L1_error)
+    __PYX_ERR(2, 446, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":437
+    /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -41782,7 +41866,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -41800,7 +41884,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L41_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":441
+  /* "src/imgfilt/_rank_core.pxi":448
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):             # <<<<<<<<<<<<<<
@@ -41824,7 +41908,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L41_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -41834,7 +41918,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":442
+    /* "src/imgfilt/_rank_core.pxi":449
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")             # <<<<<<<<<<<<<<
@@ -41847,14 +41931,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_scratch_ring_has_the};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 442, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 449, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 442, __pyx_L1_error)
+    __PYX_ERR(2, 449, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":440
+    /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -41863,7 +41947,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":443
+  /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -41875,7 +41959,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   if (__pyx_t_8) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":444
+    /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -41887,7 +41971,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":445
+      /* "src/imgfilt/_rank_core.pxi":452
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")             # <<<<<<<<<<<<<<
@@ -41900,14 +41984,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_network_scratch_too};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 445, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 452, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 445, __pyx_L1_error)
+      __PYX_ERR(2, 452, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":444
+      /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -41916,7 +42000,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":446
+    /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -41942,7 +42026,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":447
+      /* "src/imgfilt/_rank_core.pxi":454
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")             # <<<<<<<<<<<<<<
@@ -41955,14 +42039,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_comparator_names_a};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 447, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 454, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 447, __pyx_L1_error)
+      __PYX_ERR(2, 454, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":446
+      /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -41971,7 +42055,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":443
+    /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -41980,7 +42064,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -42005,7 +42089,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L50_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":449
+  /* "src/imgfilt/_rank_core.pxi":456
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):             # <<<<<<<<<<<<<<
@@ -42029,7 +42113,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L50_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -42039,7 +42123,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":450
+    /* "src/imgfilt/_rank_core.pxi":457
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")             # <<<<<<<<<<<<<<
@@ -42052,14 +42136,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_box_scratch_too_smal};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 450, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 450, __pyx_L1_error)
+    __PYX_ERR(2, 457, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":448
+    /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -42068,7 +42152,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":451
+  /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -42080,7 +42164,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":457
+    /* "src/imgfilt/_rank_core.pxi":464
  *             bins, shift = 65536, 8
  *         else:
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")             # <<<<<<<<<<<<<<
@@ -42093,14 +42177,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_histograms_need_8_or};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 464, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 457, __pyx_L1_error)
+    __PYX_ERR(2, 464, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":451
+    /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -42109,7 +42193,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":461
+  /* "src/imgfilt/_rank_core.pxi":468
  *             raise ValueError("rank engine: histogram scratch has the wrong shape")
  * 
  *     n_items = batch * channels * out_d * out_h             # <<<<<<<<<<<<<<
@@ -42118,7 +42202,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
   __pyx_v_n_items = (((__pyx_v_batch * __pyx_v_channels) * __pyx_v_out_d) * __pyx_v_out_h);
 
-  /* "src/imgfilt/_rank_core.pxi":462
+  /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -42142,7 +42226,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
             #endif /* _OPENMP */
             {
 
-                /* "src/imgfilt/_rank_core.pxi":463
+                /* "src/imgfilt/_rank_core.pxi":470
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()             # <<<<<<<<<<<<<<
@@ -42156,7 +42240,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
                 #endif
                 __pyx_v_tid = __pyx_t_4;
 
-                /* "src/imgfilt/_rank_core.pxi":464
+                /* "src/imgfilt/_rank_core.pxi":471
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]             # <<<<<<<<<<<<<<
@@ -42167,7 +42251,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
                 __pyx_t_13 = 0;
                 __pyx_v_ring_row = (&(*((float *) ( /* dim=1 */ ((char *) (((float *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":465
+                /* "src/imgfilt/_rank_core.pxi":472
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]             # <<<<<<<<<<<<<<
@@ -42178,7 +42262,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
                 __pyx_t_2 = 0;
                 __pyx_v_work_row = (&(*((float *) ( /* dim=1 */ ((char *) (((float *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":466
+                /* "src/imgfilt/_rank_core.pxi":473
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]             # <<<<<<<<<<<<<<
@@ -42189,7 +42273,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
                 __pyx_t_13 = 0;
                 __pyx_v_off = (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_offsets.data + __pyx_t_2 * __pyx_v_offsets.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":467
+                /* "src/imgfilt/_rank_core.pxi":474
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]
  *         row_off = off             # <<<<<<<<<<<<<<
@@ -42198,7 +42282,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_row_off = __pyx_v_off;
 
-                /* "src/imgfilt/_rank_core.pxi":468
+                /* "src/imgfilt/_rank_core.pxi":475
  *         off = &offsets[tid, 0]
  *         row_off = off
  *         tap_off = off + n_rows             # <<<<<<<<<<<<<<
@@ -42207,7 +42291,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_tap_off = (__pyx_v_off + __pyx_v_n_rows);
 
-                /* "src/imgfilt/_rank_core.pxi":469
+                /* "src/imgfilt/_rank_core.pxi":476
  *         row_off = off
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps             # <<<<<<<<<<<<<<
@@ -42216,7 +42300,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_add_off = (__pyx_v_tap_off + __pyx_v_n_taps);
 
-                /* "src/imgfilt/_rank_core.pxi":470
+                /* "src/imgfilt/_rank_core.pxi":477
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add             # <<<<<<<<<<<<<<
@@ -42225,7 +42309,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_rem_off = (__pyx_v_add_off + __pyx_v_n_add);
 
-                /* "src/imgfilt/_rank_core.pxi":471
+                /* "src/imgfilt/_rank_core.pxi":478
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):             # <<<<<<<<<<<<<<
@@ -42245,7 +42329,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
                             {
                                 __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_7);
 
-                                /* "src/imgfilt/_rank_core.pxi":472
+                                /* "src/imgfilt/_rank_core.pxi":479
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h             # <<<<<<<<<<<<<<
@@ -42254,7 +42338,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_y = (__pyx_v_item % __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":473
+                                /* "src/imgfilt/_rank_core.pxi":480
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h
  *             t = item // out_h             # <<<<<<<<<<<<<<
@@ -42263,7 +42347,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_t = (__pyx_v_item / __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":474
+                                /* "src/imgfilt/_rank_core.pxi":481
  *             y = item % out_h
  *             t = item // out_h
  *             z = t % out_d             # <<<<<<<<<<<<<<
@@ -42272,7 +42356,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_z = (__pyx_v_t % __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":475
+                                /* "src/imgfilt/_rank_core.pxi":482
  *             t = item // out_h
  *             z = t % out_d
  *             t = t // out_d             # <<<<<<<<<<<<<<
@@ -42281,7 +42365,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_t = (__pyx_v_t / __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":476
+                                /* "src/imgfilt/_rank_core.pxi":483
  *             z = t % out_d
  *             t = t // out_d
  *             c = t % channels             # <<<<<<<<<<<<<<
@@ -42290,7 +42374,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_c = (__pyx_v_t % __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":477
+                                /* "src/imgfilt/_rank_core.pxi":484
  *             t = t // out_d
  *             c = t % channels
  *             n = t // channels             # <<<<<<<<<<<<<<
@@ -42299,7 +42383,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_n = (__pyx_v_t / __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":479
+                                /* "src/imgfilt/_rank_core.pxi":486
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)             # <<<<<<<<<<<<<<
@@ -42309,7 +42393,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
                                 __pyx_t_13 = __pyx_v_tid;
                                 __pyx_t_2 = 0;
 
-                                /* "src/imgfilt/_rank_core.pxi":478
+                                /* "src/imgfilt/_rank_core.pxi":485
  *             c = t % channels
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,             # <<<<<<<<<<<<<<
@@ -42318,7 +42402,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_fuse_4__pyx_f_7imgfilt_5_rank__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
-                                /* "src/imgfilt/_rank_core.pxi":480
+                                /* "src/imgfilt/_rank_core.pxi":487
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):             # <<<<<<<<<<<<<<
@@ -42332,7 +42416,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
                                 for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                   __pyx_v_i = __pyx_t_14;
 
-                                  /* "src/imgfilt/_rank_core.pxi":481
+                                  /* "src/imgfilt/_rank_core.pxi":488
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]             # <<<<<<<<<<<<<<
@@ -42345,7 +42429,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
                                 }
 
 
-                                /* "src/imgfilt/_rank_core.pxi":482
+                                /* "src/imgfilt/_rank_core.pxi":489
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]             # <<<<<<<<<<<<<<
@@ -42359,7 +42443,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
                                 __pyx_t_17 = 0;
                                 __pyx_v_out_row = (&(*((float *) ( /* dim=4 */ ((char *) (((float *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
-                                /* "src/imgfilt/_rank_core.pxi":483
+                                /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -42370,7 +42454,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
                                   case __pyx_e_7imgfilt_5_rank_TAPS_MIN:
                                   case __pyx_e_7imgfilt_5_rank_TAPS_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":484
+                                  /* "src/imgfilt/_rank_core.pxi":491
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -42379,7 +42463,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":483
+                                  /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -42389,7 +42473,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
                                   break;
                                   case __pyx_e_7imgfilt_5_rank_BOX_MIN:
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -42398,7 +42482,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   case __pyx_e_7imgfilt_5_rank_BOX_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":486
+                                  /* "src/imgfilt/_rank_core.pxi":493
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,             # <<<<<<<<<<<<<<
@@ -42407,7 +42491,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -42417,7 +42501,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
                                   break;
                                   case __pyx_e_7imgfilt_5_rank_NETWORK:
 
-                                  /* "src/imgfilt/_rank_core.pxi":489
+                                  /* "src/imgfilt/_rank_core.pxi":496
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -42426,7 +42510,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":488
+                                  /* "src/imgfilt/_rank_core.pxi":495
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:             # <<<<<<<<<<<<<<
@@ -42436,7 +42520,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
                                   break;
                                   default:
 
-                                  /* "src/imgfilt/_rank_core.pxi":491
+                                  /* "src/imgfilt/_rank_core.pxi":498
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)
  *             else:
  *                 for i in range(n_add):             # <<<<<<<<<<<<<<
@@ -42450,7 +42534,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":492
+                                    /* "src/imgfilt/_rank_core.pxi":499
  *             else:
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]             # <<<<<<<<<<<<<<
@@ -42463,7 +42547,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":493
+                                  /* "src/imgfilt/_rank_core.pxi":500
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):             # <<<<<<<<<<<<<<
@@ -42477,7 +42561,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":494
+                                    /* "src/imgfilt/_rank_core.pxi":501
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]             # <<<<<<<<<<<<<<
@@ -42490,7 +42574,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":496
+                                  /* "src/imgfilt/_rank_core.pxi":503
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -42500,7 +42584,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
                                   __pyx_t_15 = __pyx_v_tid;
                                   __pyx_t_2 = __pyx_v_bins;
 
-                                  /* "src/imgfilt/_rank_core.pxi":495
+                                  /* "src/imgfilt/_rank_core.pxi":502
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
@@ -42524,7 +42608,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
         #endif
       }
 
-      /* "src/imgfilt/_rank_core.pxi":462
+      /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -42541,7 +42625,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
       }
   }
 
-  /* "src/imgfilt/_rank_core.pxi":371
+  /* "src/imgfilt/_rank_core.pxi":378
  * 
  * 
  * def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,             # <<<<<<<<<<<<<<
@@ -42642,186 +42726,186 @@ static PyObject *__pyx_fuse_5__pyx_pw_7imgfilt_5_rank_19rank_rows(PyObject *__py
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_cval,&__pyx_mstate_global->__pyx_n_u_kernel_shape,&__pyx_mstate_global->__pyx_n_u_tap_row,&__pyx_mstate_global->__pyx_n_u_tap_col,&__pyx_mstate_global->__pyx_n_u_method,&__pyx_mstate_global->__pyx_n_u_rank,&__pyx_mstate_global->__pyx_n_u_network,&__pyx_mstate_global->__pyx_n_u_add_row,&__pyx_mstate_global->__pyx_n_u_add_col,&__pyx_mstate_global->__pyx_n_u_rem_row,&__pyx_mstate_global->__pyx_n_u_rem_col,&__pyx_mstate_global->__pyx_n_u_plane_map,&__pyx_mstate_global->__pyx_n_u_row_map,&__pyx_mstate_global->__pyx_n_u_col_map,&__pyx_mstate_global->__pyx_n_u_pad_left,&__pyx_mstate_global->__pyx_n_u_ring,&__pyx_mstate_global->__pyx_n_u_tags,&__pyx_mstate_global->__pyx_n_u_work,&__pyx_mstate_global->__pyx_n_u_hist,&__pyx_mstate_global->__pyx_n_u_offsets,&__pyx_mstate_global->__pyx_n_u_num_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 371, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 378, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 18:
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 17:
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 16:
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 378, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 23; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 371, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 378, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 23)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 372, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
-    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 387, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 371, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 378, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -42850,7 +42934,7 @@ static PyObject *__pyx_fuse_5__pyx_pw_7imgfilt_5_rank_19rank_rows(PyObject *__py
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 372, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 379, __pyx_L1_error)
   __pyx_r = __pyx_pf_7imgfilt_5_rank_18rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
@@ -42951,7 +43035,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_5rank_rows", 0);
 
-  /* "src/imgfilt/_rank_core.pxi":397
+  /* "src/imgfilt/_rank_core.pxi":404
  *     The shapes are checked here (cheaply, once) so that no call can index out of bounds.
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]             # <<<<<<<<<<<<<<
@@ -42960,18 +43044,18 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_d = __pyx_t_1;
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_h = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":398
+  /* "src/imgfilt/_rank_core.pxi":405
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]             # <<<<<<<<<<<<<<
@@ -42980,12 +43064,12 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 398, __pyx_L1_error)
+    __PYX_ERR(2, 405, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 398, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 405, __pyx_L1_error)
   __pyx_v_kernel_w = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":399
+  /* "src/imgfilt/_rank_core.pxi":406
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]             # <<<<<<<<<<<<<<
@@ -42996,7 +43080,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_n_add = (__pyx_v_add_row.shape[0]);
   __pyx_v_n_rem = (__pyx_v_rem_row.shape[0]);
 
-  /* "src/imgfilt/_rank_core.pxi":400
+  /* "src/imgfilt/_rank_core.pxi":407
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h             # <<<<<<<<<<<<<<
@@ -43005,7 +43089,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
   __pyx_v_n_rows = (__pyx_v_kernel_d * __pyx_v_kernel_h);
 
-  /* "src/imgfilt/_rank_core.pxi":401
+  /* "src/imgfilt/_rank_core.pxi":408
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]             # <<<<<<<<<<<<<<
@@ -43015,7 +43099,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_batch = (__pyx_v_x.shape[0]);
   __pyx_v_channels = (__pyx_v_x.shape[1]);
 
-  /* "src/imgfilt/_rank_core.pxi":402
+  /* "src/imgfilt/_rank_core.pxi":409
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]             # <<<<<<<<<<<<<<
@@ -43026,7 +43110,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_out_h = (__pyx_v_out.shape[3]);
   __pyx_v_out_w = (__pyx_v_out.shape[4]);
 
-  /* "src/imgfilt/_rank_core.pxi":403
+  /* "src/imgfilt/_rank_core.pxi":410
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES             # <<<<<<<<<<<<<<
@@ -43036,7 +43120,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_padded_w = (__pyx_v_col_map.shape[0]);
   __pyx_v_ring_width = (__pyx_v_padded_w + IMGFILT_LANES);
 
-  /* "src/imgfilt/_rank_core.pxi":404
+  /* "src/imgfilt/_rank_core.pxi":411
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i             # <<<<<<<<<<<<<<
@@ -43046,7 +43130,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_v_shift = 0;
   __pyx_v_bins = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":405
+  /* "src/imgfilt/_rank_core.pxi":412
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i
  *     cdef rank_t fill = cval[0]             # <<<<<<<<<<<<<<
@@ -43056,7 +43140,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_t_2 = 0;
   __pyx_v_fill = (*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
-  /* "src/imgfilt/_rank_core.pxi":415
+  /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -43128,7 +43212,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":416
+    /* "src/imgfilt/_rank_core.pxi":423
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")             # <<<<<<<<<<<<<<
@@ -43141,14 +43225,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_kernel_sizes_taps_an};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 416, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 423, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 416, __pyx_L1_error)
+    __PYX_ERR(2, 423, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":415
+    /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -43157,7 +43241,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":417
+  /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -43183,7 +43267,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":418
+    /* "src/imgfilt/_rank_core.pxi":425
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")             # <<<<<<<<<<<<<<
@@ -43196,14 +43280,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_unknown_method};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 418, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 425, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 418, __pyx_L1_error)
+    __PYX_ERR(2, 425, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":417
+    /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -43212,7 +43296,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -43230,7 +43314,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":420
+  /* "src/imgfilt/_rank_core.pxi":427
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1             # <<<<<<<<<<<<<<
@@ -43258,7 +43342,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":421
+  /* "src/imgfilt/_rank_core.pxi":428
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):             # <<<<<<<<<<<<<<
@@ -43322,7 +43406,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L8_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -43332,7 +43416,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":422
+    /* "src/imgfilt/_rank_core.pxi":429
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")             # <<<<<<<<<<<<<<
@@ -43345,14 +43429,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_output_shape_does_no};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 422, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 429, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 422, __pyx_L1_error)
+    __PYX_ERR(2, 429, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":419
+    /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -43361,7 +43445,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":423
+  /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -43387,7 +43471,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":424
+    /* "src/imgfilt/_rank_core.pxi":431
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")             # <<<<<<<<<<<<<<
@@ -43400,14 +43484,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_pad_left_does_not_fi};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 424, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 431, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 424, __pyx_L1_error)
+    __PYX_ERR(2, 431, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":423
+    /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -43416,7 +43500,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -43434,7 +43518,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L18_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":426
+  /* "src/imgfilt/_rank_core.pxi":433
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):             # <<<<<<<<<<<<<<
@@ -43458,7 +43542,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L18_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -43468,7 +43552,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":427
+    /* "src/imgfilt/_rank_core.pxi":434
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")             # <<<<<<<<<<<<<<
@@ -43481,14 +43565,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_an_index_map_points};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 427, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 427, __pyx_L1_error)
+    __PYX_ERR(2, 434, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":425
+    /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -43497,7 +43581,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -43525,7 +43609,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":429
+  /* "src/imgfilt/_rank_core.pxi":436
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)             # <<<<<<<<<<<<<<
@@ -43553,7 +43637,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":430
+  /* "src/imgfilt/_rank_core.pxi":437
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)             # <<<<<<<<<<<<<<
@@ -43581,7 +43665,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":431
+  /* "src/imgfilt/_rank_core.pxi":438
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):             # <<<<<<<<<<<<<<
@@ -43615,7 +43699,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L22_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -43625,7 +43709,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":432
+    /* "src/imgfilt/_rank_core.pxi":439
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")             # <<<<<<<<<<<<<<
@@ -43638,14 +43722,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_tap_lies_outside_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 432, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 432, __pyx_L1_error)
+    __PYX_ERR(2, 439, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":428
+    /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -43654,7 +43738,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":433
+  /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -43680,7 +43764,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":434
+    /* "src/imgfilt/_rank_core.pxi":441
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")             # <<<<<<<<<<<<<<
@@ -43693,14 +43777,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_rank_outside_the_foo};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 441, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 434, __pyx_L1_error)
+    __PYX_ERR(2, 441, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":433
+    /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -43709,7 +43793,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":435
+  /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -43721,7 +43805,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":436
+    /* "src/imgfilt/_rank_core.pxi":443
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")             # <<<<<<<<<<<<<<
@@ -43734,14 +43818,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_cval_must_hold_one_v};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 436, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 443, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 436, __pyx_L1_error)
+    __PYX_ERR(2, 443, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":435
+    /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -43750,7 +43834,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -43778,7 +43862,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L36_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":438
+  /* "src/imgfilt/_rank_core.pxi":445
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):             # <<<<<<<<<<<<<<
@@ -43802,7 +43886,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L36_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -43812,7 +43896,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":439
+    /* "src/imgfilt/_rank_core.pxi":446
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")             # <<<<<<<<<<<<<<
@@ -43825,14 +43909,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_fewer_scratch_rows_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 446, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 439, __pyx_L1_error)
+    __PYX_ERR(2, 446, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":437
+    /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -43841,7 +43925,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -43859,7 +43943,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L41_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":441
+  /* "src/imgfilt/_rank_core.pxi":448
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):             # <<<<<<<<<<<<<<
@@ -43883,7 +43967,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L41_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -43893,7 +43977,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":442
+    /* "src/imgfilt/_rank_core.pxi":449
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")             # <<<<<<<<<<<<<<
@@ -43906,14 +43990,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_scratch_ring_has_the};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 442, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 449, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 442, __pyx_L1_error)
+    __PYX_ERR(2, 449, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":440
+    /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -43922,7 +44006,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":443
+  /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -43934,7 +44018,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   if (__pyx_t_8) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":444
+    /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -43946,7 +44030,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":445
+      /* "src/imgfilt/_rank_core.pxi":452
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")             # <<<<<<<<<<<<<<
@@ -43959,14 +44043,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_network_scratch_too};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 445, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 452, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 445, __pyx_L1_error)
+      __PYX_ERR(2, 452, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":444
+      /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -43975,7 +44059,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":446
+    /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -44001,7 +44085,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":447
+      /* "src/imgfilt/_rank_core.pxi":454
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")             # <<<<<<<<<<<<<<
@@ -44014,14 +44098,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_comparator_names_a};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 447, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 454, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 447, __pyx_L1_error)
+      __PYX_ERR(2, 454, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":446
+      /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -44030,7 +44114,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":443
+    /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -44039,7 +44123,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -44064,7 +44148,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
     goto __pyx_L50_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":449
+  /* "src/imgfilt/_rank_core.pxi":456
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):             # <<<<<<<<<<<<<<
@@ -44088,7 +44172,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 
   __pyx_L50_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -44098,7 +44182,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":450
+    /* "src/imgfilt/_rank_core.pxi":457
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")             # <<<<<<<<<<<<<<
@@ -44111,14 +44195,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_box_scratch_too_smal};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 450, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 450, __pyx_L1_error)
+    __PYX_ERR(2, 457, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":448
+    /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -44127,7 +44211,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":451
+  /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -44139,7 +44223,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":457
+    /* "src/imgfilt/_rank_core.pxi":464
  *             bins, shift = 65536, 8
  *         else:
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")             # <<<<<<<<<<<<<<
@@ -44152,14 +44236,14 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_histograms_need_8_or};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 464, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 457, __pyx_L1_error)
+    __PYX_ERR(2, 464, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":451
+    /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -44168,7 +44252,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":461
+  /* "src/imgfilt/_rank_core.pxi":468
  *             raise ValueError("rank engine: histogram scratch has the wrong shape")
  * 
  *     n_items = batch * channels * out_d * out_h             # <<<<<<<<<<<<<<
@@ -44177,7 +44261,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
   __pyx_v_n_items = (((__pyx_v_batch * __pyx_v_channels) * __pyx_v_out_d) * __pyx_v_out_h);
 
-  /* "src/imgfilt/_rank_core.pxi":462
+  /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -44201,7 +44285,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
             #endif /* _OPENMP */
             {
 
-                /* "src/imgfilt/_rank_core.pxi":463
+                /* "src/imgfilt/_rank_core.pxi":470
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()             # <<<<<<<<<<<<<<
@@ -44215,7 +44299,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
                 #endif
                 __pyx_v_tid = __pyx_t_4;
 
-                /* "src/imgfilt/_rank_core.pxi":464
+                /* "src/imgfilt/_rank_core.pxi":471
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]             # <<<<<<<<<<<<<<
@@ -44226,7 +44310,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
                 __pyx_t_13 = 0;
                 __pyx_v_ring_row = (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":465
+                /* "src/imgfilt/_rank_core.pxi":472
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]             # <<<<<<<<<<<<<<
@@ -44237,7 +44321,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
                 __pyx_t_2 = 0;
                 __pyx_v_work_row = (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":466
+                /* "src/imgfilt/_rank_core.pxi":473
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]             # <<<<<<<<<<<<<<
@@ -44248,7 +44332,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
                 __pyx_t_13 = 0;
                 __pyx_v_off = (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_offsets.data + __pyx_t_2 * __pyx_v_offsets.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":467
+                /* "src/imgfilt/_rank_core.pxi":474
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]
  *         row_off = off             # <<<<<<<<<<<<<<
@@ -44257,7 +44341,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_row_off = __pyx_v_off;
 
-                /* "src/imgfilt/_rank_core.pxi":468
+                /* "src/imgfilt/_rank_core.pxi":475
  *         off = &offsets[tid, 0]
  *         row_off = off
  *         tap_off = off + n_rows             # <<<<<<<<<<<<<<
@@ -44266,7 +44350,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_tap_off = (__pyx_v_off + __pyx_v_n_rows);
 
-                /* "src/imgfilt/_rank_core.pxi":469
+                /* "src/imgfilt/_rank_core.pxi":476
  *         row_off = off
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps             # <<<<<<<<<<<<<<
@@ -44275,7 +44359,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_add_off = (__pyx_v_tap_off + __pyx_v_n_taps);
 
-                /* "src/imgfilt/_rank_core.pxi":470
+                /* "src/imgfilt/_rank_core.pxi":477
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add             # <<<<<<<<<<<<<<
@@ -44284,7 +44368,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_v_rem_off = (__pyx_v_add_off + __pyx_v_n_add);
 
-                /* "src/imgfilt/_rank_core.pxi":471
+                /* "src/imgfilt/_rank_core.pxi":478
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):             # <<<<<<<<<<<<<<
@@ -44304,7 +44388,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
                             {
                                 __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_7);
 
-                                /* "src/imgfilt/_rank_core.pxi":472
+                                /* "src/imgfilt/_rank_core.pxi":479
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h             # <<<<<<<<<<<<<<
@@ -44313,7 +44397,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_y = (__pyx_v_item % __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":473
+                                /* "src/imgfilt/_rank_core.pxi":480
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h
  *             t = item // out_h             # <<<<<<<<<<<<<<
@@ -44322,7 +44406,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_t = (__pyx_v_item / __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":474
+                                /* "src/imgfilt/_rank_core.pxi":481
  *             y = item % out_h
  *             t = item // out_h
  *             z = t % out_d             # <<<<<<<<<<<<<<
@@ -44331,7 +44415,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_z = (__pyx_v_t % __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":475
+                                /* "src/imgfilt/_rank_core.pxi":482
  *             t = item // out_h
  *             z = t % out_d
  *             t = t // out_d             # <<<<<<<<<<<<<<
@@ -44340,7 +44424,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_t = (__pyx_v_t / __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":476
+                                /* "src/imgfilt/_rank_core.pxi":483
  *             z = t % out_d
  *             t = t // out_d
  *             c = t % channels             # <<<<<<<<<<<<<<
@@ -44349,7 +44433,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_c = (__pyx_v_t % __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":477
+                                /* "src/imgfilt/_rank_core.pxi":484
  *             t = t // out_d
  *             c = t % channels
  *             n = t // channels             # <<<<<<<<<<<<<<
@@ -44358,7 +44442,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_v_n = (__pyx_v_t / __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":479
+                                /* "src/imgfilt/_rank_core.pxi":486
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)             # <<<<<<<<<<<<<<
@@ -44368,7 +44452,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
                                 __pyx_t_13 = __pyx_v_tid;
                                 __pyx_t_2 = 0;
 
-                                /* "src/imgfilt/_rank_core.pxi":478
+                                /* "src/imgfilt/_rank_core.pxi":485
  *             c = t % channels
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,             # <<<<<<<<<<<<<<
@@ -44377,7 +44461,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
                                 __pyx_fuse_5__pyx_f_7imgfilt_5_rank__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
-                                /* "src/imgfilt/_rank_core.pxi":480
+                                /* "src/imgfilt/_rank_core.pxi":487
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):             # <<<<<<<<<<<<<<
@@ -44391,7 +44475,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
                                 for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                   __pyx_v_i = __pyx_t_14;
 
-                                  /* "src/imgfilt/_rank_core.pxi":481
+                                  /* "src/imgfilt/_rank_core.pxi":488
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]             # <<<<<<<<<<<<<<
@@ -44404,7 +44488,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
                                 }
 
 
-                                /* "src/imgfilt/_rank_core.pxi":482
+                                /* "src/imgfilt/_rank_core.pxi":489
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]             # <<<<<<<<<<<<<<
@@ -44418,7 +44502,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
                                 __pyx_t_17 = 0;
                                 __pyx_v_out_row = (&(*((double *) ( /* dim=4 */ ((char *) (((double *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
-                                /* "src/imgfilt/_rank_core.pxi":483
+                                /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -44429,7 +44513,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
                                   case __pyx_e_7imgfilt_5_rank_TAPS_MIN:
                                   case __pyx_e_7imgfilt_5_rank_TAPS_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":484
+                                  /* "src/imgfilt/_rank_core.pxi":491
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -44438,7 +44522,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":483
+                                  /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -44448,7 +44532,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
                                   break;
                                   case __pyx_e_7imgfilt_5_rank_BOX_MIN:
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -44457,7 +44541,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   case __pyx_e_7imgfilt_5_rank_BOX_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":486
+                                  /* "src/imgfilt/_rank_core.pxi":493
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,             # <<<<<<<<<<<<<<
@@ -44466,7 +44550,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -44476,7 +44560,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
                                   break;
                                   case __pyx_e_7imgfilt_5_rank_NETWORK:
 
-                                  /* "src/imgfilt/_rank_core.pxi":489
+                                  /* "src/imgfilt/_rank_core.pxi":496
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -44485,7 +44569,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 */
                                   __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":488
+                                  /* "src/imgfilt/_rank_core.pxi":495
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:             # <<<<<<<<<<<<<<
@@ -44495,7 +44579,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
                                   break;
                                   default:
 
-                                  /* "src/imgfilt/_rank_core.pxi":491
+                                  /* "src/imgfilt/_rank_core.pxi":498
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)
  *             else:
  *                 for i in range(n_add):             # <<<<<<<<<<<<<<
@@ -44509,7 +44593,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":492
+                                    /* "src/imgfilt/_rank_core.pxi":499
  *             else:
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]             # <<<<<<<<<<<<<<
@@ -44522,7 +44606,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":493
+                                  /* "src/imgfilt/_rank_core.pxi":500
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):             # <<<<<<<<<<<<<<
@@ -44536,7 +44620,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":494
+                                    /* "src/imgfilt/_rank_core.pxi":501
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]             # <<<<<<<<<<<<<<
@@ -44549,7 +44633,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":496
+                                  /* "src/imgfilt/_rank_core.pxi":503
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -44559,7 +44643,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
                                   __pyx_t_15 = __pyx_v_tid;
                                   __pyx_t_2 = __pyx_v_bins;
 
-                                  /* "src/imgfilt/_rank_core.pxi":495
+                                  /* "src/imgfilt/_rank_core.pxi":502
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
@@ -44583,7 +44667,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
         #endif
       }
 
-      /* "src/imgfilt/_rank_core.pxi":462
+      /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -44600,7 +44684,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
       }
   }
 
-  /* "src/imgfilt/_rank_core.pxi":371
+  /* "src/imgfilt/_rank_core.pxi":378
  * 
  * 
  * def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,             # <<<<<<<<<<<<<<
@@ -46011,14 +46095,14 @@ static int __Pyx_modinit_Exttype___pyx_defaults(__pyx_mstatetype *__pyx_mstate) 
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_defaults", 0);
   /*--- Exttype __pyx_defaults ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_7imgfilt_5_rank___pyx_defaults = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7imgfilt_5_rank___pyx_defaults_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7imgfilt_5_rank___pyx_defaults)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_7imgfilt_5_rank___pyx_defaults = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7imgfilt_5_rank___pyx_defaults_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7imgfilt_5_rank___pyx_defaults)) __PYX_ERR(2, 378, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_7imgfilt_5_rank___pyx_defaults = &__pyx_type_7imgfilt_5_rank___pyx_defaults;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7imgfilt_5_rank___pyx_defaults) < (0)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7imgfilt_5_rank___pyx_defaults) < (0)) __PYX_ERR(2, 378, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7imgfilt_5_rank___pyx_defaults);
@@ -47075,70 +47159,70 @@ __Pyx_RefNannySetupContext("PyInit__rank", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_lanes, __pyx_t_4) < (0)) __PYX_ERR(2, 102, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":371
+  /* "src/imgfilt/_rank_core.pxi":378
  * 
  * 
  * def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,             # <<<<<<<<<<<<<<
  *               const rank_t[::1] cval, tuple kernel_shape,
  *               const Py_ssize_t[::1] tap_row, const Py_ssize_t[::1] tap_col,
 */
-  __pyx_t_4 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_7imgfilt_5_rank_9rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u8_t_1_u8_t_1_co, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_7imgfilt_5_rank_9rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u8_t_1_u8_t_1_co, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u8_t, __pyx_t_5) < (0)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u8_t, __pyx_t_5) < (0)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_7imgfilt_5_rank_11rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u16_t_1_u16_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_7imgfilt_5_rank_11rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u16_t_1_u16_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u16_t, __pyx_t_5) < (0)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u16_t, __pyx_t_5) < (0)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_2__pyx_mdef_7imgfilt_5_rank_13rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u32_t_1_u32_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_2__pyx_mdef_7imgfilt_5_rank_13rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u32_t_1_u32_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u32_t, __pyx_t_5) < (0)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u32_t, __pyx_t_5) < (0)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_3__pyx_mdef_7imgfilt_5_rank_15rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u64_t_1_u64_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_3__pyx_mdef_7imgfilt_5_rank_15rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u64_t_1_u64_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u64_t, __pyx_t_5) < (0)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u64_t, __pyx_t_5) < (0)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_4__pyx_mdef_7imgfilt_5_rank_17rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_float_1_float_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_4__pyx_mdef_7imgfilt_5_rank_17rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_float_1_float_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_5) < (0)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_5) < (0)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_5__pyx_mdef_7imgfilt_5_rank_19rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_double_1_double, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_5__pyx_mdef_7imgfilt_5_rank_19rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_double_1_double, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_5) < (0)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_5) < (0)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_7imgfilt_5_rank_7rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_7imgfilt_5_rank_7rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
-  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_7imgfilt_5_rank___pyx_defaults)) __PYX_ERR(2, 371, __pyx_L1_error)
-  __pyx_t_9 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_7imgfilt_5_rank___pyx_defaults)) __PYX_ERR(2, 378, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_t_5)->arg0 = __pyx_t_9;
   __Pyx_GIVEREF(__pyx_t_9);
@@ -47149,7 +47233,7 @@ __Pyx_RefNannySetupContext("PyInit__rank", 0);
   __pyx_t_4 = 0;
   __pyx_t_4 = __pyx_t_5;
   __Pyx_INCREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_rank_rows, __pyx_t_4) < (0)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_rank_rows, __pyx_t_4) < (0)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
@@ -47492,37 +47576,37 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__rank_core_pxi, __pyx_mstate->__pyx_n_u_lanes, __pyx_mstate->__pyx_kp_b_iso88591_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 371};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 378};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cval, __pyx_mstate->__pyx_n_u_kernel_shape, __pyx_mstate->__pyx_n_u_tap_row, __pyx_mstate->__pyx_n_u_tap_col, __pyx_mstate->__pyx_n_u_method, __pyx_mstate->__pyx_n_u_rank, __pyx_mstate->__pyx_n_u_network, __pyx_mstate->__pyx_n_u_add_row, __pyx_mstate->__pyx_n_u_add_col, __pyx_mstate->__pyx_n_u_rem_row, __pyx_mstate->__pyx_n_u_rem_col, __pyx_mstate->__pyx_n_u_plane_map, __pyx_mstate->__pyx_n_u_row_map, __pyx_mstate->__pyx_n_u_col_map, __pyx_mstate->__pyx_n_u_pad_left, __pyx_mstate->__pyx_n_u_ring, __pyx_mstate->__pyx_n_u_tags, __pyx_mstate->__pyx_n_u_work, __pyx_mstate->__pyx_n_u_hist, __pyx_mstate->__pyx_n_u_offsets, __pyx_mstate->__pyx_n_u_num_threads};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__rank_core_pxi, __pyx_mstate->__pyx_n_u_rank_rows_const_u8_t_1_u8_t_1_co, __pyx_mstate->__pyx_kp_b_iso88591_4_1O_q_1A_WF_wfA_QXX____Yb_AV1O, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 371};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 378};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cval, __pyx_mstate->__pyx_n_u_kernel_shape, __pyx_mstate->__pyx_n_u_tap_row, __pyx_mstate->__pyx_n_u_tap_col, __pyx_mstate->__pyx_n_u_method, __pyx_mstate->__pyx_n_u_rank, __pyx_mstate->__pyx_n_u_network, __pyx_mstate->__pyx_n_u_add_row, __pyx_mstate->__pyx_n_u_add_col, __pyx_mstate->__pyx_n_u_rem_row, __pyx_mstate->__pyx_n_u_rem_col, __pyx_mstate->__pyx_n_u_plane_map, __pyx_mstate->__pyx_n_u_row_map, __pyx_mstate->__pyx_n_u_col_map, __pyx_mstate->__pyx_n_u_pad_left, __pyx_mstate->__pyx_n_u_ring, __pyx_mstate->__pyx_n_u_tags, __pyx_mstate->__pyx_n_u_work, __pyx_mstate->__pyx_n_u_hist, __pyx_mstate->__pyx_n_u_offsets, __pyx_mstate->__pyx_n_u_num_threads};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__rank_core_pxi, __pyx_mstate->__pyx_n_u_rank_rows_const_u16_t_1_u16_t_1, __pyx_mstate->__pyx_kp_b_iso88591_4_1O_q_1A_WF_wfA_QXX____Yb_AV1O_2, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 371};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 378};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cval, __pyx_mstate->__pyx_n_u_kernel_shape, __pyx_mstate->__pyx_n_u_tap_row, __pyx_mstate->__pyx_n_u_tap_col, __pyx_mstate->__pyx_n_u_method, __pyx_mstate->__pyx_n_u_rank, __pyx_mstate->__pyx_n_u_network, __pyx_mstate->__pyx_n_u_add_row, __pyx_mstate->__pyx_n_u_add_col, __pyx_mstate->__pyx_n_u_rem_row, __pyx_mstate->__pyx_n_u_rem_col, __pyx_mstate->__pyx_n_u_plane_map, __pyx_mstate->__pyx_n_u_row_map, __pyx_mstate->__pyx_n_u_col_map, __pyx_mstate->__pyx_n_u_pad_left, __pyx_mstate->__pyx_n_u_ring, __pyx_mstate->__pyx_n_u_tags, __pyx_mstate->__pyx_n_u_work, __pyx_mstate->__pyx_n_u_hist, __pyx_mstate->__pyx_n_u_offsets, __pyx_mstate->__pyx_n_u_num_threads};
     __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__rank_core_pxi, __pyx_mstate->__pyx_n_u_rank_rows_const_u32_t_1_u32_t_1, __pyx_mstate->__pyx_kp_b_iso88591_4_1O_q_1A_WF_wfA_QXX____Yb_AV1O_3, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 371};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 378};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cval, __pyx_mstate->__pyx_n_u_kernel_shape, __pyx_mstate->__pyx_n_u_tap_row, __pyx_mstate->__pyx_n_u_tap_col, __pyx_mstate->__pyx_n_u_method, __pyx_mstate->__pyx_n_u_rank, __pyx_mstate->__pyx_n_u_network, __pyx_mstate->__pyx_n_u_add_row, __pyx_mstate->__pyx_n_u_add_col, __pyx_mstate->__pyx_n_u_rem_row, __pyx_mstate->__pyx_n_u_rem_col, __pyx_mstate->__pyx_n_u_plane_map, __pyx_mstate->__pyx_n_u_row_map, __pyx_mstate->__pyx_n_u_col_map, __pyx_mstate->__pyx_n_u_pad_left, __pyx_mstate->__pyx_n_u_ring, __pyx_mstate->__pyx_n_u_tags, __pyx_mstate->__pyx_n_u_work, __pyx_mstate->__pyx_n_u_hist, __pyx_mstate->__pyx_n_u_offsets, __pyx_mstate->__pyx_n_u_num_threads};
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__rank_core_pxi, __pyx_mstate->__pyx_n_u_rank_rows_const_u64_t_1_u64_t_1, __pyx_mstate->__pyx_kp_b_iso88591_4_1O_q_1A_WF_wfA_QXX____Yb_AV1O_3, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 371};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 378};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cval, __pyx_mstate->__pyx_n_u_kernel_shape, __pyx_mstate->__pyx_n_u_tap_row, __pyx_mstate->__pyx_n_u_tap_col, __pyx_mstate->__pyx_n_u_method, __pyx_mstate->__pyx_n_u_rank, __pyx_mstate->__pyx_n_u_network, __pyx_mstate->__pyx_n_u_add_row, __pyx_mstate->__pyx_n_u_add_col, __pyx_mstate->__pyx_n_u_rem_row, __pyx_mstate->__pyx_n_u_rem_col, __pyx_mstate->__pyx_n_u_plane_map, __pyx_mstate->__pyx_n_u_row_map, __pyx_mstate->__pyx_n_u_col_map, __pyx_mstate->__pyx_n_u_pad_left, __pyx_mstate->__pyx_n_u_ring, __pyx_mstate->__pyx_n_u_tags, __pyx_mstate->__pyx_n_u_work, __pyx_mstate->__pyx_n_u_hist, __pyx_mstate->__pyx_n_u_offsets, __pyx_mstate->__pyx_n_u_num_threads};
     __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__rank_core_pxi, __pyx_mstate->__pyx_n_u_rank_rows_const_float_1_float_1, __pyx_mstate->__pyx_kp_b_iso88591_4_1O_q_1A_WF_wfA_QXX____Yb_AV1O_3, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 371};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 378};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cval, __pyx_mstate->__pyx_n_u_kernel_shape, __pyx_mstate->__pyx_n_u_tap_row, __pyx_mstate->__pyx_n_u_tap_col, __pyx_mstate->__pyx_n_u_method, __pyx_mstate->__pyx_n_u_rank, __pyx_mstate->__pyx_n_u_network, __pyx_mstate->__pyx_n_u_add_row, __pyx_mstate->__pyx_n_u_add_col, __pyx_mstate->__pyx_n_u_rem_row, __pyx_mstate->__pyx_n_u_rem_col, __pyx_mstate->__pyx_n_u_plane_map, __pyx_mstate->__pyx_n_u_row_map, __pyx_mstate->__pyx_n_u_col_map, __pyx_mstate->__pyx_n_u_pad_left, __pyx_mstate->__pyx_n_u_ring, __pyx_mstate->__pyx_n_u_tags, __pyx_mstate->__pyx_n_u_work, __pyx_mstate->__pyx_n_u_hist, __pyx_mstate->__pyx_n_u_offsets, __pyx_mstate->__pyx_n_u_num_threads};
     __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__rank_core_pxi, __pyx_mstate->__pyx_n_u_rank_rows_const_double_1_double, __pyx_mstate->__pyx_kp_b_iso88591_4_1O_q_1A_WF_wfA_QXX____Yb_AV1O_3, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 57, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 371};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 57, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 378};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cval, __pyx_mstate->__pyx_n_u_kernel_shape, __pyx_mstate->__pyx_n_u_tap_row, __pyx_mstate->__pyx_n_u_tap_col, __pyx_mstate->__pyx_n_u_method, __pyx_mstate->__pyx_n_u_rank, __pyx_mstate->__pyx_n_u_network, __pyx_mstate->__pyx_n_u_add_row, __pyx_mstate->__pyx_n_u_add_col, __pyx_mstate->__pyx_n_u_rem_row, __pyx_mstate->__pyx_n_u_rem_col, __pyx_mstate->__pyx_n_u_plane_map, __pyx_mstate->__pyx_n_u_row_map, __pyx_mstate->__pyx_n_u_col_map, __pyx_mstate->__pyx_n_u_pad_left, __pyx_mstate->__pyx_n_u_ring, __pyx_mstate->__pyx_n_u_tags, __pyx_mstate->__pyx_n_u_work, __pyx_mstate->__pyx_n_u_hist, __pyx_mstate->__pyx_n_u_offsets, __pyx_mstate->__pyx_n_u_num_threads, __pyx_mstate->__pyx_n_u_kernel_d, __pyx_mstate->__pyx_n_u_kernel_h, __pyx_mstate->__pyx_n_u_kernel_w, __pyx_mstate->__pyx_n_u_n_taps, __pyx_mstate->__pyx_n_u_n_add, __pyx_mstate->__pyx_n_u_n_rem, __pyx_mstate->__pyx_n_u_n_rows, __pyx_mstate->__pyx_n_u_batch, __pyx_mstate->__pyx_n_u_channels, __pyx_mstate->__pyx_n_u_out_d, __pyx_mstate->__pyx_n_u_out_h, __pyx_mstate->__pyx_n_u_out_w, __pyx_mstate->__pyx_n_u_padded_w, __pyx_mstate->__pyx_n_u_ring_width, __pyx_mstate->__pyx_n_u_n_items, __pyx_mstate->__pyx_n_u_item, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_z, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_tid, __pyx_mstate->__pyx_n_u_shift, __pyx_mstate->__pyx_n_u_bins, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_fill, __pyx_mstate->__pyx_n_u_ring_row, __pyx_mstate->__pyx_n_u_work_row, __pyx_mstate->__pyx_n_u_out_row, __pyx_mstate->__pyx_n_u_off, __pyx_mstate->__pyx_n_u_row_off, __pyx_mstate->__pyx_n_u_tap_off, __pyx_mstate->__pyx_n_u_add_off, __pyx_mstate->__pyx_n_u_rem_off};
     __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__rank_core_pxi, __pyx_mstate->__pyx_n_u_rank_rows_const_u8_t_1_u8_t_1_co, __pyx_mstate->__pyx_kp_b_iso88591_4_1O_q_1A_WF_wfA_QXX____Yb_AV1O, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
   }

@@ -1851,7 +1851,7 @@ enum  {
   __pyx_e_7imgfilt_10_rank_avx2_DIRECT_BOX_WIDTH = 6
 };
 
-/* "src/imgfilt/_rank_core.pxi":371
+/* "src/imgfilt/_rank_core.pxi":378
  * 
  * 
  * def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,             # <<<<<<<<<<<<<<
@@ -30304,10 +30304,12 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_network(double const 
 static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7imgfilt_10_rank_avx2_u8_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, Py_ssize_t const *__pyx_v_add_off, Py_ssize_t __pyx_v_n_add, Py_ssize_t const *__pyx_v_rem_off, Py_ssize_t __pyx_v_n_rem, Py_ssize_t __pyx_v_rank, int *__pyx_v_hist, int *__pyx_v_coarse, int __pyx_v_shift, __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x;
   Py_ssize_t __pyx_v_t;
-  Py_ssize_t __pyx_v_block;
-  Py_ssize_t __pyx_v_mask;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_block;
+  Py_ssize_t __pyx_v_cm;
+  Py_ssize_t __pyx_v_below_c;
   Py_ssize_t __pyx_v_m;
   Py_ssize_t __pyx_v_below;
+  Py_ssize_t __pyx_v_previous;
   Py_ssize_t __pyx_v_v;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
@@ -30319,27 +30321,28 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
   Py_ssize_t __pyx_t_8;
   int __pyx_t_9;
 
-  /* "src/imgfilt/_rank_core.pxi":297
- *     on return.
+  /* "src/imgfilt/_rank_core.pxi":298
+ *     coarse bin. ``hist`` and ``coarse`` are zero on entry and on return.
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t m = 0, below = 0
+ *     cdef Py_ssize_t x, t, block = 1 << shift             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous
  *     cdef Py_ssize_t v
 */
   __pyx_v_block = (1 << __pyx_v_shift);
-  __pyx_v_mask = (__pyx_v_block - 1);
 
-  /* "src/imgfilt/_rank_core.pxi":298
+  /* "src/imgfilt/_rank_core.pxi":299
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1
- *     cdef Py_ssize_t m = 0, below = 0             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t x, t, block = 1 << shift
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
 */
+  __pyx_v_cm = 0;
+  __pyx_v_below_c = 0;
   __pyx_v_m = 0;
   __pyx_v_below = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":302
+  /* "src/imgfilt/_rank_core.pxi":303
  *     if not (rank_t is u8_t or rank_t is u16_t):
  *         return
  *     for t in range(n_taps):             # <<<<<<<<<<<<<<
@@ -30353,7 +30356,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_t = __pyx_t_3;
 
-    /* "src/imgfilt/_rank_core.pxi":303
+    /* "src/imgfilt/_rank_core.pxi":304
  *         return
  *     for t in range(n_taps):
  *         v = ring[tap_off[t]]             # <<<<<<<<<<<<<<
@@ -30362,7 +30365,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 */
     __pyx_v_v = (__pyx_v_ring[(__pyx_v_tap_off[__pyx_v_t])]);
 
-    /* "src/imgfilt/_rank_core.pxi":304
+    /* "src/imgfilt/_rank_core.pxi":305
  *     for t in range(n_taps):
  *         v = ring[tap_off[t]]
  *         hist[v] += 1             # <<<<<<<<<<<<<<
@@ -30373,7 +30376,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
     __pyx_t_4 = __pyx_v_v;
     (__pyx_v_hist[__pyx_t_4]) = ((__pyx_v_hist[__pyx_t_4]) + 1);
 
-    /* "src/imgfilt/_rank_core.pxi":305
+    /* "src/imgfilt/_rank_core.pxi":306
  *         v = ring[tap_off[t]]
  *         hist[v] += 1
  *         coarse[v >> shift] += 1             # <<<<<<<<<<<<<<
@@ -30386,7 +30389,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
   }
 
 
-  /* "src/imgfilt/_rank_core.pxi":306
+  /* "src/imgfilt/_rank_core.pxi":307
  *         hist[v] += 1
  *         coarse[v >> shift] += 1
  *     for x in range(out_w):             # <<<<<<<<<<<<<<
@@ -30400,7 +30403,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_x = __pyx_t_3;
 
-    /* "src/imgfilt/_rank_core.pxi":307
+    /* "src/imgfilt/_rank_core.pxi":308
  *         coarse[v >> shift] += 1
  *     for x in range(out_w):
  *         if x > 0:             # <<<<<<<<<<<<<<
@@ -30412,7 +30415,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
     if (__pyx_t_5) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":308
+      /* "src/imgfilt/_rank_core.pxi":309
  *     for x in range(out_w):
  *         if x > 0:
  *             for t in range(n_rem):             # <<<<<<<<<<<<<<
@@ -30426,7 +30429,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
       for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
         __pyx_v_t = __pyx_t_7;
 
-        /* "src/imgfilt/_rank_core.pxi":309
+        /* "src/imgfilt/_rank_core.pxi":310
  *         if x > 0:
  *             for t in range(n_rem):
  *                 v = ring[rem_off[t] + x]             # <<<<<<<<<<<<<<
@@ -30435,63 +30438,51 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 */
         __pyx_v_v = (__pyx_v_ring[((__pyx_v_rem_off[__pyx_v_t]) + __pyx_v_x)]);
 
-        /* "src/imgfilt/_rank_core.pxi":310
+        /* "src/imgfilt/_rank_core.pxi":311
  *             for t in range(n_rem):
  *                 v = ring[rem_off[t] + x]
  *                 hist[v] -= 1             # <<<<<<<<<<<<<<
  *                 coarse[v >> shift] -= 1
- *                 if v < m:
+ *                 below_c -= (v >> shift) < cm
 */
 
         __pyx_t_8 = __pyx_v_v;
         (__pyx_v_hist[__pyx_t_8]) = ((__pyx_v_hist[__pyx_t_8]) - 1);
 
-        /* "src/imgfilt/_rank_core.pxi":311
+        /* "src/imgfilt/_rank_core.pxi":312
  *                 v = ring[rem_off[t] + x]
  *                 hist[v] -= 1
  *                 coarse[v >> shift] -= 1             # <<<<<<<<<<<<<<
- *                 if v < m:
- *                     below -= 1
+ *                 below_c -= (v >> shift) < cm
+ *                 below -= v < m
 */
 
         __pyx_t_8 = (__pyx_v_v >> __pyx_v_shift);
         (__pyx_v_coarse[__pyx_t_8]) = ((__pyx_v_coarse[__pyx_t_8]) - 1);
 
-        /* "src/imgfilt/_rank_core.pxi":312
+        /* "src/imgfilt/_rank_core.pxi":313
  *                 hist[v] -= 1
  *                 coarse[v >> shift] -= 1
- *                 if v < m:             # <<<<<<<<<<<<<<
- *                     below -= 1
+ *                 below_c -= (v >> shift) < cm             # <<<<<<<<<<<<<<
+ *                 below -= v < m
  *             for t in range(n_add):
 */
-        __pyx_t_5 = (__pyx_v_v < __pyx_v_m);
+        __pyx_v_below_c = (__pyx_v_below_c - ((__pyx_v_v >> __pyx_v_shift) < __pyx_v_cm));
 
-        if (__pyx_t_5) {
-
-
-          /* "src/imgfilt/_rank_core.pxi":313
+        /* "src/imgfilt/_rank_core.pxi":314
  *                 coarse[v >> shift] -= 1
- *                 if v < m:
- *                     below -= 1             # <<<<<<<<<<<<<<
+ *                 below_c -= (v >> shift) < cm
+ *                 below -= v < m             # <<<<<<<<<<<<<<
  *             for t in range(n_add):
  *                 v = ring[add_off[t] + x]
 */
-          __pyx_v_below = (__pyx_v_below - 1);
-
-          /* "src/imgfilt/_rank_core.pxi":312
- *                 hist[v] -= 1
- *                 coarse[v >> shift] -= 1
- *                 if v < m:             # <<<<<<<<<<<<<<
- *                     below -= 1
- *             for t in range(n_add):
-*/
-        }
+        __pyx_v_below = (__pyx_v_below - (__pyx_v_v < __pyx_v_m));
       }
 
 
-      /* "src/imgfilt/_rank_core.pxi":314
- *                 if v < m:
- *                     below -= 1
+      /* "src/imgfilt/_rank_core.pxi":315
+ *                 below_c -= (v >> shift) < cm
+ *                 below -= v < m
  *             for t in range(n_add):             # <<<<<<<<<<<<<<
  *                 v = ring[add_off[t] + x]
  *                 hist[v] += 1
@@ -30503,8 +30494,8 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
       for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
         __pyx_v_t = __pyx_t_7;
 
-        /* "src/imgfilt/_rank_core.pxi":315
- *                     below -= 1
+        /* "src/imgfilt/_rank_core.pxi":316
+ *                 below -= v < m
  *             for t in range(n_add):
  *                 v = ring[add_off[t] + x]             # <<<<<<<<<<<<<<
  *                 hist[v] += 1
@@ -30512,61 +30503,49 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 */
         __pyx_v_v = (__pyx_v_ring[((__pyx_v_add_off[__pyx_v_t]) + __pyx_v_x)]);
 
-        /* "src/imgfilt/_rank_core.pxi":316
+        /* "src/imgfilt/_rank_core.pxi":317
  *             for t in range(n_add):
  *                 v = ring[add_off[t] + x]
  *                 hist[v] += 1             # <<<<<<<<<<<<<<
  *                 coarse[v >> shift] += 1
- *                 if v < m:
+ *                 below_c += (v >> shift) < cm
 */
 
         __pyx_t_8 = __pyx_v_v;
         (__pyx_v_hist[__pyx_t_8]) = ((__pyx_v_hist[__pyx_t_8]) + 1);
 
-        /* "src/imgfilt/_rank_core.pxi":317
+        /* "src/imgfilt/_rank_core.pxi":318
  *                 v = ring[add_off[t] + x]
  *                 hist[v] += 1
  *                 coarse[v >> shift] += 1             # <<<<<<<<<<<<<<
- *                 if v < m:
- *                     below += 1
+ *                 below_c += (v >> shift) < cm
+ *                 below += v < m
 */
 
         __pyx_t_8 = (__pyx_v_v >> __pyx_v_shift);
         (__pyx_v_coarse[__pyx_t_8]) = ((__pyx_v_coarse[__pyx_t_8]) + 1);
 
-        /* "src/imgfilt/_rank_core.pxi":318
+        /* "src/imgfilt/_rank_core.pxi":319
  *                 hist[v] += 1
  *                 coarse[v >> shift] += 1
- *                 if v < m:             # <<<<<<<<<<<<<<
- *                     below += 1
- *         while below > rank:
+ *                 below_c += (v >> shift) < cm             # <<<<<<<<<<<<<<
+ *                 below += v < m
+ *         previous = cm
 */
-        __pyx_t_5 = (__pyx_v_v < __pyx_v_m);
+        __pyx_v_below_c = (__pyx_v_below_c + ((__pyx_v_v >> __pyx_v_shift) < __pyx_v_cm));
 
-        if (__pyx_t_5) {
-
-
-          /* "src/imgfilt/_rank_core.pxi":319
+        /* "src/imgfilt/_rank_core.pxi":320
  *                 coarse[v >> shift] += 1
- *                 if v < m:
- *                     below += 1             # <<<<<<<<<<<<<<
- *         while below > rank:
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:
+ *                 below_c += (v >> shift) < cm
+ *                 below += v < m             # <<<<<<<<<<<<<<
+ *         previous = cm
+ *         while below_c > rank:
 */
-          __pyx_v_below = (__pyx_v_below + 1);
-
-          /* "src/imgfilt/_rank_core.pxi":318
- *                 hist[v] += 1
- *                 coarse[v >> shift] += 1
- *                 if v < m:             # <<<<<<<<<<<<<<
- *                     below += 1
- *         while below > rank:
-*/
-        }
+        __pyx_v_below = (__pyx_v_below + (__pyx_v_v < __pyx_v_m));
       }
 
 
-      /* "src/imgfilt/_rank_core.pxi":307
+      /* "src/imgfilt/_rank_core.pxi":308
  *         coarse[v >> shift] += 1
  *     for x in range(out_w):
  *         if x > 0:             # <<<<<<<<<<<<<<
@@ -30575,12 +30554,181 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":320
- *                 if v < m:
- *                     below += 1
+    /* "src/imgfilt/_rank_core.pxi":321
+ *                 below_c += (v >> shift) < cm
+ *                 below += v < m
+ *         previous = cm             # <<<<<<<<<<<<<<
+ *         while below_c > rank:
+ *             cm -= 1
+*/
+    __pyx_v_previous = __pyx_v_cm;
+
+    /* "src/imgfilt/_rank_core.pxi":322
+ *                 below += v < m
+ *         previous = cm
+ *         while below_c > rank:             # <<<<<<<<<<<<<<
+ *             cm -= 1
+ *             below_c -= coarse[cm]
+*/
+    while (1) {
+      __pyx_t_5 = (__pyx_v_below_c > __pyx_v_rank);
+
+
+      if (!__pyx_t_5) break;
+
+      /* "src/imgfilt/_rank_core.pxi":323
+ *         previous = cm
+ *         while below_c > rank:
+ *             cm -= 1             # <<<<<<<<<<<<<<
+ *             below_c -= coarse[cm]
+ *         while below_c + coarse[cm] <= rank:
+*/
+      __pyx_v_cm = (__pyx_v_cm - 1);
+
+      /* "src/imgfilt/_rank_core.pxi":324
+ *         while below_c > rank:
+ *             cm -= 1
+ *             below_c -= coarse[cm]             # <<<<<<<<<<<<<<
+ *         while below_c + coarse[cm] <= rank:
+ *             below_c += coarse[cm]
+*/
+      __pyx_v_below_c = (__pyx_v_below_c - (__pyx_v_coarse[__pyx_v_cm]));
+    }
+
+    /* "src/imgfilt/_rank_core.pxi":325
+ *             cm -= 1
+ *             below_c -= coarse[cm]
+ *         while below_c + coarse[cm] <= rank:             # <<<<<<<<<<<<<<
+ *             below_c += coarse[cm]
+ *             cm += 1
+*/
+    while (1) {
+      __pyx_t_5 = ((__pyx_v_below_c + (__pyx_v_coarse[__pyx_v_cm])) <= __pyx_v_rank);
+
+
+      if (!__pyx_t_5) break;
+
+      /* "src/imgfilt/_rank_core.pxi":326
+ *             below_c -= coarse[cm]
+ *         while below_c + coarse[cm] <= rank:
+ *             below_c += coarse[cm]             # <<<<<<<<<<<<<<
+ *             cm += 1
+ *         if cm != previous or x == 0:
+*/
+      __pyx_v_below_c = (__pyx_v_below_c + (__pyx_v_coarse[__pyx_v_cm]));
+
+      /* "src/imgfilt/_rank_core.pxi":327
+ *         while below_c + coarse[cm] <= rank:
+ *             below_c += coarse[cm]
+ *             cm += 1             # <<<<<<<<<<<<<<
+ *         if cm != previous or x == 0:
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+*/
+      __pyx_v_cm = (__pyx_v_cm + 1);
+    }
+
+    /* "src/imgfilt/_rank_core.pxi":328
+ *             below_c += coarse[cm]
+ *             cm += 1
+ *         if cm != previous or x == 0:             # <<<<<<<<<<<<<<
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+ *                 m = cm << shift
+*/
+    __pyx_t_9 = (__pyx_v_cm != __pyx_v_previous);
+
+    if (!__pyx_t_9) {
+
+    } else {
+
+      __pyx_t_5 = __pyx_t_9;
+
+      goto __pyx_L17_bool_binop_done;
+    }
+    __pyx_t_9 = (__pyx_v_x == 0);
+
+
+    __pyx_t_5 = __pyx_t_9;
+
+    __pyx_L17_bool_binop_done:;
+    if (__pyx_t_5) {
+
+
+      /* "src/imgfilt/_rank_core.pxi":329
+ *             cm += 1
+ *         if cm != previous or x == 0:
+ *             if rank - below_c < below_c + coarse[cm] - rank:             # <<<<<<<<<<<<<<
+ *                 m = cm << shift
+ *                 below = below_c
+*/
+      __pyx_t_5 = ((__pyx_v_rank - __pyx_v_below_c) < ((__pyx_v_below_c + (__pyx_v_coarse[__pyx_v_cm])) - __pyx_v_rank));
+
+      if (__pyx_t_5) {
+
+
+        /* "src/imgfilt/_rank_core.pxi":330
+ *         if cm != previous or x == 0:
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+ *                 m = cm << shift             # <<<<<<<<<<<<<<
+ *                 below = below_c
+ *             else:
+*/
+        __pyx_v_m = (__pyx_v_cm << __pyx_v_shift);
+
+        /* "src/imgfilt/_rank_core.pxi":331
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+ *                 m = cm << shift
+ *                 below = below_c             # <<<<<<<<<<<<<<
+ *             else:
+ *                 m = (cm + 1) << shift
+*/
+        __pyx_v_below = __pyx_v_below_c;
+
+        /* "src/imgfilt/_rank_core.pxi":329
+ *             cm += 1
+ *         if cm != previous or x == 0:
+ *             if rank - below_c < below_c + coarse[cm] - rank:             # <<<<<<<<<<<<<<
+ *                 m = cm << shift
+ *                 below = below_c
+*/
+        goto __pyx_L19;
+      }
+
+      /* "src/imgfilt/_rank_core.pxi":333
+ *                 below = below_c
+ *             else:
+ *                 m = (cm + 1) << shift             # <<<<<<<<<<<<<<
+ *                 below = below_c + coarse[cm]
+ *         while below > rank:
+*/
+      /*else*/ {
+        __pyx_v_m = ((__pyx_v_cm + 1) << __pyx_v_shift);
+
+        /* "src/imgfilt/_rank_core.pxi":334
+ *             else:
+ *                 m = (cm + 1) << shift
+ *                 below = below_c + coarse[cm]             # <<<<<<<<<<<<<<
+ *         while below > rank:
+ *             m -= 1
+*/
+        __pyx_v_below = (__pyx_v_below_c + (__pyx_v_coarse[__pyx_v_cm]));
+      }
+      __pyx_L19:;
+
+      /* "src/imgfilt/_rank_core.pxi":328
+ *             below_c += coarse[cm]
+ *             cm += 1
+ *         if cm != previous or x == 0:             # <<<<<<<<<<<<<<
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+ *                 m = cm << shift
+*/
+    }
+
+    /* "src/imgfilt/_rank_core.pxi":335
+ *                 m = (cm + 1) << shift
+ *                 below = below_c + coarse[cm]
  *         while below > rank:             # <<<<<<<<<<<<<<
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:
- *                 m -= block
+ *             m -= 1
+ *             below -= hist[m]
 */
     while (1) {
       __pyx_t_5 = (__pyx_v_below > __pyx_v_rank);
@@ -30588,88 +30736,31 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 
       if (!__pyx_t_5) break;
 
-      /* "src/imgfilt/_rank_core.pxi":321
- *                     below += 1
+      /* "src/imgfilt/_rank_core.pxi":336
+ *                 below = below_c + coarse[cm]
  *         while below > rank:
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:             # <<<<<<<<<<<<<<
- *                 m -= block
- *                 below -= coarse[m >> shift]
-*/
-      __pyx_t_9 = ((__pyx_v_m & __pyx_v_mask) == 0);
-
-      if (__pyx_t_9) {
-
-      } else {
-
-        __pyx_t_5 = __pyx_t_9;
-
-        goto __pyx_L17_bool_binop_done;
-      }
-      __pyx_t_9 = ((__pyx_v_below - (__pyx_v_coarse[((__pyx_v_m >> __pyx_v_shift) - 1)])) > __pyx_v_rank);
-
-
-      __pyx_t_5 = __pyx_t_9;
-
-      __pyx_L17_bool_binop_done:;
-      if (__pyx_t_5) {
-
-
-        /* "src/imgfilt/_rank_core.pxi":322
- *         while below > rank:
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:
- *                 m -= block             # <<<<<<<<<<<<<<
- *                 below -= coarse[m >> shift]
- *             else:
-*/
-        __pyx_v_m = (__pyx_v_m - __pyx_v_block);
-
-        /* "src/imgfilt/_rank_core.pxi":323
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:
- *                 m -= block
- *                 below -= coarse[m >> shift]             # <<<<<<<<<<<<<<
- *             else:
- *                 m -= 1
-*/
-        __pyx_v_below = (__pyx_v_below - (__pyx_v_coarse[(__pyx_v_m >> __pyx_v_shift)]));
-
-        /* "src/imgfilt/_rank_core.pxi":321
- *                     below += 1
- *         while below > rank:
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:             # <<<<<<<<<<<<<<
- *                 m -= block
- *                 below -= coarse[m >> shift]
-*/
-        goto __pyx_L16;
-      }
-
-      /* "src/imgfilt/_rank_core.pxi":325
- *                 below -= coarse[m >> shift]
- *             else:
- *                 m -= 1             # <<<<<<<<<<<<<<
- *                 below -= hist[m]
+ *             m -= 1             # <<<<<<<<<<<<<<
+ *             below -= hist[m]
  *         while below + hist[m] <= rank:
 */
-      /*else*/ {
-        __pyx_v_m = (__pyx_v_m - 1);
+      __pyx_v_m = (__pyx_v_m - 1);
 
-        /* "src/imgfilt/_rank_core.pxi":326
- *             else:
- *                 m -= 1
- *                 below -= hist[m]             # <<<<<<<<<<<<<<
+      /* "src/imgfilt/_rank_core.pxi":337
+ *         while below > rank:
+ *             m -= 1
+ *             below -= hist[m]             # <<<<<<<<<<<<<<
  *         while below + hist[m] <= rank:
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:
+ *             below += hist[m]
 */
-        __pyx_v_below = (__pyx_v_below - (__pyx_v_hist[__pyx_v_m]));
-      }
-      __pyx_L16:;
+      __pyx_v_below = (__pyx_v_below - (__pyx_v_hist[__pyx_v_m]));
     }
 
-    /* "src/imgfilt/_rank_core.pxi":327
- *                 m -= 1
- *                 below -= hist[m]
+    /* "src/imgfilt/_rank_core.pxi":338
+ *             m -= 1
+ *             below -= hist[m]
  *         while below + hist[m] <= rank:             # <<<<<<<<<<<<<<
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:
- *                 below += coarse[m >> shift]
+ *             below += hist[m]
+ *             m += 1
 */
     while (1) {
       __pyx_t_5 = ((__pyx_v_below + (__pyx_v_hist[__pyx_v_m])) <= __pyx_v_rank);
@@ -30677,85 +30768,28 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 
       if (!__pyx_t_5) break;
 
-      /* "src/imgfilt/_rank_core.pxi":328
- *                 below -= hist[m]
+      /* "src/imgfilt/_rank_core.pxi":339
+ *             below -= hist[m]
  *         while below + hist[m] <= rank:
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:             # <<<<<<<<<<<<<<
- *                 below += coarse[m >> shift]
- *                 m += block
-*/
-      __pyx_t_9 = ((__pyx_v_m & __pyx_v_mask) == 0);
-
-      if (__pyx_t_9) {
-
-      } else {
-
-        __pyx_t_5 = __pyx_t_9;
-
-        goto __pyx_L22_bool_binop_done;
-      }
-      __pyx_t_9 = ((__pyx_v_below + (__pyx_v_coarse[(__pyx_v_m >> __pyx_v_shift)])) <= __pyx_v_rank);
-
-
-      __pyx_t_5 = __pyx_t_9;
-
-      __pyx_L22_bool_binop_done:;
-      if (__pyx_t_5) {
-
-
-        /* "src/imgfilt/_rank_core.pxi":329
- *         while below + hist[m] <= rank:
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:
- *                 below += coarse[m >> shift]             # <<<<<<<<<<<<<<
- *                 m += block
- *             else:
-*/
-        __pyx_v_below = (__pyx_v_below + (__pyx_v_coarse[(__pyx_v_m >> __pyx_v_shift)]));
-
-        /* "src/imgfilt/_rank_core.pxi":330
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:
- *                 below += coarse[m >> shift]
- *                 m += block             # <<<<<<<<<<<<<<
- *             else:
- *                 below += hist[m]
-*/
-        __pyx_v_m = (__pyx_v_m + __pyx_v_block);
-
-        /* "src/imgfilt/_rank_core.pxi":328
- *                 below -= hist[m]
- *         while below + hist[m] <= rank:
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:             # <<<<<<<<<<<<<<
- *                 below += coarse[m >> shift]
- *                 m += block
-*/
-        goto __pyx_L21;
-      }
-
-      /* "src/imgfilt/_rank_core.pxi":332
- *                 m += block
- *             else:
- *                 below += hist[m]             # <<<<<<<<<<<<<<
- *                 m += 1
+ *             below += hist[m]             # <<<<<<<<<<<<<<
+ *             m += 1
  *         out[x] = <rank_t>m
 */
-      /*else*/ {
-        __pyx_v_below = (__pyx_v_below + (__pyx_v_hist[__pyx_v_m]));
+      __pyx_v_below = (__pyx_v_below + (__pyx_v_hist[__pyx_v_m]));
 
-        /* "src/imgfilt/_rank_core.pxi":333
- *             else:
- *                 below += hist[m]
- *                 m += 1             # <<<<<<<<<<<<<<
+      /* "src/imgfilt/_rank_core.pxi":340
+ *         while below + hist[m] <= rank:
+ *             below += hist[m]
+ *             m += 1             # <<<<<<<<<<<<<<
  *         out[x] = <rank_t>m
  *     # Leave the histogram empty for the next row: remove the last window's samples.
 */
-        __pyx_v_m = (__pyx_v_m + 1);
-      }
-      __pyx_L21:;
+      __pyx_v_m = (__pyx_v_m + 1);
     }
 
-    /* "src/imgfilt/_rank_core.pxi":334
- *                 below += hist[m]
- *                 m += 1
+    /* "src/imgfilt/_rank_core.pxi":341
+ *             below += hist[m]
+ *             m += 1
  *         out[x] = <rank_t>m             # <<<<<<<<<<<<<<
  *     # Leave the histogram empty for the next row: remove the last window's samples.
  *     for t in range(n_taps):
@@ -30764,7 +30798,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
   }
 
 
-  /* "src/imgfilt/_rank_core.pxi":336
+  /* "src/imgfilt/_rank_core.pxi":343
  *         out[x] = <rank_t>m
  *     # Leave the histogram empty for the next row: remove the last window's samples.
  *     for t in range(n_taps):             # <<<<<<<<<<<<<<
@@ -30778,7 +30812,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_t = __pyx_t_3;
 
-    /* "src/imgfilt/_rank_core.pxi":337
+    /* "src/imgfilt/_rank_core.pxi":344
  *     # Leave the histogram empty for the next row: remove the last window's samples.
  *     for t in range(n_taps):
  *         v = ring[tap_off[t] + out_w - 1]             # <<<<<<<<<<<<<<
@@ -30787,7 +30821,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 */
     __pyx_v_v = (__pyx_v_ring[(((__pyx_v_tap_off[__pyx_v_t]) + __pyx_v_out_w) - 1)]);
 
-    /* "src/imgfilt/_rank_core.pxi":338
+    /* "src/imgfilt/_rank_core.pxi":345
  *     for t in range(n_taps):
  *         v = ring[tap_off[t] + out_w - 1]
  *         hist[v] -= 1             # <<<<<<<<<<<<<<
@@ -30798,7 +30832,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
     __pyx_t_4 = __pyx_v_v;
     (__pyx_v_hist[__pyx_t_4]) = ((__pyx_v_hist[__pyx_t_4]) - 1);
 
-    /* "src/imgfilt/_rank_core.pxi":339
+    /* "src/imgfilt/_rank_core.pxi":346
  *         v = ring[tap_off[t] + out_w - 1]
  *         hist[v] -= 1
  *         coarse[v >> shift] -= 1             # <<<<<<<<<<<<<<
@@ -30820,6 +30854,8 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 */
 
   /* function exit code */
+
+
 
 
 
@@ -30832,10 +30868,12 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7imgfilt_10_rank_avx2_u16_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, Py_ssize_t const *__pyx_v_add_off, Py_ssize_t __pyx_v_n_add, Py_ssize_t const *__pyx_v_rem_off, Py_ssize_t __pyx_v_n_rem, Py_ssize_t __pyx_v_rank, int *__pyx_v_hist, int *__pyx_v_coarse, int __pyx_v_shift, __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x;
   Py_ssize_t __pyx_v_t;
-  Py_ssize_t __pyx_v_block;
-  Py_ssize_t __pyx_v_mask;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_block;
+  Py_ssize_t __pyx_v_cm;
+  Py_ssize_t __pyx_v_below_c;
   Py_ssize_t __pyx_v_m;
   Py_ssize_t __pyx_v_below;
+  Py_ssize_t __pyx_v_previous;
   Py_ssize_t __pyx_v_v;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
@@ -30847,27 +30885,28 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
   Py_ssize_t __pyx_t_8;
   int __pyx_t_9;
 
-  /* "src/imgfilt/_rank_core.pxi":297
- *     on return.
+  /* "src/imgfilt/_rank_core.pxi":298
+ *     coarse bin. ``hist`` and ``coarse`` are zero on entry and on return.
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t m = 0, below = 0
+ *     cdef Py_ssize_t x, t, block = 1 << shift             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous
  *     cdef Py_ssize_t v
 */
   __pyx_v_block = (1 << __pyx_v_shift);
-  __pyx_v_mask = (__pyx_v_block - 1);
 
-  /* "src/imgfilt/_rank_core.pxi":298
+  /* "src/imgfilt/_rank_core.pxi":299
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1
- *     cdef Py_ssize_t m = 0, below = 0             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t x, t, block = 1 << shift
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
 */
+  __pyx_v_cm = 0;
+  __pyx_v_below_c = 0;
   __pyx_v_m = 0;
   __pyx_v_below = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":302
+  /* "src/imgfilt/_rank_core.pxi":303
  *     if not (rank_t is u8_t or rank_t is u16_t):
  *         return
  *     for t in range(n_taps):             # <<<<<<<<<<<<<<
@@ -30881,7 +30920,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_t = __pyx_t_3;
 
-    /* "src/imgfilt/_rank_core.pxi":303
+    /* "src/imgfilt/_rank_core.pxi":304
  *         return
  *     for t in range(n_taps):
  *         v = ring[tap_off[t]]             # <<<<<<<<<<<<<<
@@ -30890,7 +30929,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 */
     __pyx_v_v = (__pyx_v_ring[(__pyx_v_tap_off[__pyx_v_t])]);
 
-    /* "src/imgfilt/_rank_core.pxi":304
+    /* "src/imgfilt/_rank_core.pxi":305
  *     for t in range(n_taps):
  *         v = ring[tap_off[t]]
  *         hist[v] += 1             # <<<<<<<<<<<<<<
@@ -30901,7 +30940,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
     __pyx_t_4 = __pyx_v_v;
     (__pyx_v_hist[__pyx_t_4]) = ((__pyx_v_hist[__pyx_t_4]) + 1);
 
-    /* "src/imgfilt/_rank_core.pxi":305
+    /* "src/imgfilt/_rank_core.pxi":306
  *         v = ring[tap_off[t]]
  *         hist[v] += 1
  *         coarse[v >> shift] += 1             # <<<<<<<<<<<<<<
@@ -30914,7 +30953,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
   }
 
 
-  /* "src/imgfilt/_rank_core.pxi":306
+  /* "src/imgfilt/_rank_core.pxi":307
  *         hist[v] += 1
  *         coarse[v >> shift] += 1
  *     for x in range(out_w):             # <<<<<<<<<<<<<<
@@ -30928,7 +30967,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_x = __pyx_t_3;
 
-    /* "src/imgfilt/_rank_core.pxi":307
+    /* "src/imgfilt/_rank_core.pxi":308
  *         coarse[v >> shift] += 1
  *     for x in range(out_w):
  *         if x > 0:             # <<<<<<<<<<<<<<
@@ -30940,7 +30979,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
     if (__pyx_t_5) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":308
+      /* "src/imgfilt/_rank_core.pxi":309
  *     for x in range(out_w):
  *         if x > 0:
  *             for t in range(n_rem):             # <<<<<<<<<<<<<<
@@ -30954,7 +30993,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
       for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
         __pyx_v_t = __pyx_t_7;
 
-        /* "src/imgfilt/_rank_core.pxi":309
+        /* "src/imgfilt/_rank_core.pxi":310
  *         if x > 0:
  *             for t in range(n_rem):
  *                 v = ring[rem_off[t] + x]             # <<<<<<<<<<<<<<
@@ -30963,63 +31002,51 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 */
         __pyx_v_v = (__pyx_v_ring[((__pyx_v_rem_off[__pyx_v_t]) + __pyx_v_x)]);
 
-        /* "src/imgfilt/_rank_core.pxi":310
+        /* "src/imgfilt/_rank_core.pxi":311
  *             for t in range(n_rem):
  *                 v = ring[rem_off[t] + x]
  *                 hist[v] -= 1             # <<<<<<<<<<<<<<
  *                 coarse[v >> shift] -= 1
- *                 if v < m:
+ *                 below_c -= (v >> shift) < cm
 */
 
         __pyx_t_8 = __pyx_v_v;
         (__pyx_v_hist[__pyx_t_8]) = ((__pyx_v_hist[__pyx_t_8]) - 1);
 
-        /* "src/imgfilt/_rank_core.pxi":311
+        /* "src/imgfilt/_rank_core.pxi":312
  *                 v = ring[rem_off[t] + x]
  *                 hist[v] -= 1
  *                 coarse[v >> shift] -= 1             # <<<<<<<<<<<<<<
- *                 if v < m:
- *                     below -= 1
+ *                 below_c -= (v >> shift) < cm
+ *                 below -= v < m
 */
 
         __pyx_t_8 = (__pyx_v_v >> __pyx_v_shift);
         (__pyx_v_coarse[__pyx_t_8]) = ((__pyx_v_coarse[__pyx_t_8]) - 1);
 
-        /* "src/imgfilt/_rank_core.pxi":312
+        /* "src/imgfilt/_rank_core.pxi":313
  *                 hist[v] -= 1
  *                 coarse[v >> shift] -= 1
- *                 if v < m:             # <<<<<<<<<<<<<<
- *                     below -= 1
+ *                 below_c -= (v >> shift) < cm             # <<<<<<<<<<<<<<
+ *                 below -= v < m
  *             for t in range(n_add):
 */
-        __pyx_t_5 = (__pyx_v_v < __pyx_v_m);
+        __pyx_v_below_c = (__pyx_v_below_c - ((__pyx_v_v >> __pyx_v_shift) < __pyx_v_cm));
 
-        if (__pyx_t_5) {
-
-
-          /* "src/imgfilt/_rank_core.pxi":313
+        /* "src/imgfilt/_rank_core.pxi":314
  *                 coarse[v >> shift] -= 1
- *                 if v < m:
- *                     below -= 1             # <<<<<<<<<<<<<<
+ *                 below_c -= (v >> shift) < cm
+ *                 below -= v < m             # <<<<<<<<<<<<<<
  *             for t in range(n_add):
  *                 v = ring[add_off[t] + x]
 */
-          __pyx_v_below = (__pyx_v_below - 1);
-
-          /* "src/imgfilt/_rank_core.pxi":312
- *                 hist[v] -= 1
- *                 coarse[v >> shift] -= 1
- *                 if v < m:             # <<<<<<<<<<<<<<
- *                     below -= 1
- *             for t in range(n_add):
-*/
-        }
+        __pyx_v_below = (__pyx_v_below - (__pyx_v_v < __pyx_v_m));
       }
 
 
-      /* "src/imgfilt/_rank_core.pxi":314
- *                 if v < m:
- *                     below -= 1
+      /* "src/imgfilt/_rank_core.pxi":315
+ *                 below_c -= (v >> shift) < cm
+ *                 below -= v < m
  *             for t in range(n_add):             # <<<<<<<<<<<<<<
  *                 v = ring[add_off[t] + x]
  *                 hist[v] += 1
@@ -31031,8 +31058,8 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
       for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
         __pyx_v_t = __pyx_t_7;
 
-        /* "src/imgfilt/_rank_core.pxi":315
- *                     below -= 1
+        /* "src/imgfilt/_rank_core.pxi":316
+ *                 below -= v < m
  *             for t in range(n_add):
  *                 v = ring[add_off[t] + x]             # <<<<<<<<<<<<<<
  *                 hist[v] += 1
@@ -31040,61 +31067,49 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 */
         __pyx_v_v = (__pyx_v_ring[((__pyx_v_add_off[__pyx_v_t]) + __pyx_v_x)]);
 
-        /* "src/imgfilt/_rank_core.pxi":316
+        /* "src/imgfilt/_rank_core.pxi":317
  *             for t in range(n_add):
  *                 v = ring[add_off[t] + x]
  *                 hist[v] += 1             # <<<<<<<<<<<<<<
  *                 coarse[v >> shift] += 1
- *                 if v < m:
+ *                 below_c += (v >> shift) < cm
 */
 
         __pyx_t_8 = __pyx_v_v;
         (__pyx_v_hist[__pyx_t_8]) = ((__pyx_v_hist[__pyx_t_8]) + 1);
 
-        /* "src/imgfilt/_rank_core.pxi":317
+        /* "src/imgfilt/_rank_core.pxi":318
  *                 v = ring[add_off[t] + x]
  *                 hist[v] += 1
  *                 coarse[v >> shift] += 1             # <<<<<<<<<<<<<<
- *                 if v < m:
- *                     below += 1
+ *                 below_c += (v >> shift) < cm
+ *                 below += v < m
 */
 
         __pyx_t_8 = (__pyx_v_v >> __pyx_v_shift);
         (__pyx_v_coarse[__pyx_t_8]) = ((__pyx_v_coarse[__pyx_t_8]) + 1);
 
-        /* "src/imgfilt/_rank_core.pxi":318
+        /* "src/imgfilt/_rank_core.pxi":319
  *                 hist[v] += 1
  *                 coarse[v >> shift] += 1
- *                 if v < m:             # <<<<<<<<<<<<<<
- *                     below += 1
- *         while below > rank:
+ *                 below_c += (v >> shift) < cm             # <<<<<<<<<<<<<<
+ *                 below += v < m
+ *         previous = cm
 */
-        __pyx_t_5 = (__pyx_v_v < __pyx_v_m);
+        __pyx_v_below_c = (__pyx_v_below_c + ((__pyx_v_v >> __pyx_v_shift) < __pyx_v_cm));
 
-        if (__pyx_t_5) {
-
-
-          /* "src/imgfilt/_rank_core.pxi":319
+        /* "src/imgfilt/_rank_core.pxi":320
  *                 coarse[v >> shift] += 1
- *                 if v < m:
- *                     below += 1             # <<<<<<<<<<<<<<
- *         while below > rank:
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:
+ *                 below_c += (v >> shift) < cm
+ *                 below += v < m             # <<<<<<<<<<<<<<
+ *         previous = cm
+ *         while below_c > rank:
 */
-          __pyx_v_below = (__pyx_v_below + 1);
-
-          /* "src/imgfilt/_rank_core.pxi":318
- *                 hist[v] += 1
- *                 coarse[v >> shift] += 1
- *                 if v < m:             # <<<<<<<<<<<<<<
- *                     below += 1
- *         while below > rank:
-*/
-        }
+        __pyx_v_below = (__pyx_v_below + (__pyx_v_v < __pyx_v_m));
       }
 
 
-      /* "src/imgfilt/_rank_core.pxi":307
+      /* "src/imgfilt/_rank_core.pxi":308
  *         coarse[v >> shift] += 1
  *     for x in range(out_w):
  *         if x > 0:             # <<<<<<<<<<<<<<
@@ -31103,12 +31118,181 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":320
- *                 if v < m:
- *                     below += 1
+    /* "src/imgfilt/_rank_core.pxi":321
+ *                 below_c += (v >> shift) < cm
+ *                 below += v < m
+ *         previous = cm             # <<<<<<<<<<<<<<
+ *         while below_c > rank:
+ *             cm -= 1
+*/
+    __pyx_v_previous = __pyx_v_cm;
+
+    /* "src/imgfilt/_rank_core.pxi":322
+ *                 below += v < m
+ *         previous = cm
+ *         while below_c > rank:             # <<<<<<<<<<<<<<
+ *             cm -= 1
+ *             below_c -= coarse[cm]
+*/
+    while (1) {
+      __pyx_t_5 = (__pyx_v_below_c > __pyx_v_rank);
+
+
+      if (!__pyx_t_5) break;
+
+      /* "src/imgfilt/_rank_core.pxi":323
+ *         previous = cm
+ *         while below_c > rank:
+ *             cm -= 1             # <<<<<<<<<<<<<<
+ *             below_c -= coarse[cm]
+ *         while below_c + coarse[cm] <= rank:
+*/
+      __pyx_v_cm = (__pyx_v_cm - 1);
+
+      /* "src/imgfilt/_rank_core.pxi":324
+ *         while below_c > rank:
+ *             cm -= 1
+ *             below_c -= coarse[cm]             # <<<<<<<<<<<<<<
+ *         while below_c + coarse[cm] <= rank:
+ *             below_c += coarse[cm]
+*/
+      __pyx_v_below_c = (__pyx_v_below_c - (__pyx_v_coarse[__pyx_v_cm]));
+    }
+
+    /* "src/imgfilt/_rank_core.pxi":325
+ *             cm -= 1
+ *             below_c -= coarse[cm]
+ *         while below_c + coarse[cm] <= rank:             # <<<<<<<<<<<<<<
+ *             below_c += coarse[cm]
+ *             cm += 1
+*/
+    while (1) {
+      __pyx_t_5 = ((__pyx_v_below_c + (__pyx_v_coarse[__pyx_v_cm])) <= __pyx_v_rank);
+
+
+      if (!__pyx_t_5) break;
+
+      /* "src/imgfilt/_rank_core.pxi":326
+ *             below_c -= coarse[cm]
+ *         while below_c + coarse[cm] <= rank:
+ *             below_c += coarse[cm]             # <<<<<<<<<<<<<<
+ *             cm += 1
+ *         if cm != previous or x == 0:
+*/
+      __pyx_v_below_c = (__pyx_v_below_c + (__pyx_v_coarse[__pyx_v_cm]));
+
+      /* "src/imgfilt/_rank_core.pxi":327
+ *         while below_c + coarse[cm] <= rank:
+ *             below_c += coarse[cm]
+ *             cm += 1             # <<<<<<<<<<<<<<
+ *         if cm != previous or x == 0:
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+*/
+      __pyx_v_cm = (__pyx_v_cm + 1);
+    }
+
+    /* "src/imgfilt/_rank_core.pxi":328
+ *             below_c += coarse[cm]
+ *             cm += 1
+ *         if cm != previous or x == 0:             # <<<<<<<<<<<<<<
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+ *                 m = cm << shift
+*/
+    __pyx_t_9 = (__pyx_v_cm != __pyx_v_previous);
+
+    if (!__pyx_t_9) {
+
+    } else {
+
+      __pyx_t_5 = __pyx_t_9;
+
+      goto __pyx_L17_bool_binop_done;
+    }
+    __pyx_t_9 = (__pyx_v_x == 0);
+
+
+    __pyx_t_5 = __pyx_t_9;
+
+    __pyx_L17_bool_binop_done:;
+    if (__pyx_t_5) {
+
+
+      /* "src/imgfilt/_rank_core.pxi":329
+ *             cm += 1
+ *         if cm != previous or x == 0:
+ *             if rank - below_c < below_c + coarse[cm] - rank:             # <<<<<<<<<<<<<<
+ *                 m = cm << shift
+ *                 below = below_c
+*/
+      __pyx_t_5 = ((__pyx_v_rank - __pyx_v_below_c) < ((__pyx_v_below_c + (__pyx_v_coarse[__pyx_v_cm])) - __pyx_v_rank));
+
+      if (__pyx_t_5) {
+
+
+        /* "src/imgfilt/_rank_core.pxi":330
+ *         if cm != previous or x == 0:
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+ *                 m = cm << shift             # <<<<<<<<<<<<<<
+ *                 below = below_c
+ *             else:
+*/
+        __pyx_v_m = (__pyx_v_cm << __pyx_v_shift);
+
+        /* "src/imgfilt/_rank_core.pxi":331
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+ *                 m = cm << shift
+ *                 below = below_c             # <<<<<<<<<<<<<<
+ *             else:
+ *                 m = (cm + 1) << shift
+*/
+        __pyx_v_below = __pyx_v_below_c;
+
+        /* "src/imgfilt/_rank_core.pxi":329
+ *             cm += 1
+ *         if cm != previous or x == 0:
+ *             if rank - below_c < below_c + coarse[cm] - rank:             # <<<<<<<<<<<<<<
+ *                 m = cm << shift
+ *                 below = below_c
+*/
+        goto __pyx_L19;
+      }
+
+      /* "src/imgfilt/_rank_core.pxi":333
+ *                 below = below_c
+ *             else:
+ *                 m = (cm + 1) << shift             # <<<<<<<<<<<<<<
+ *                 below = below_c + coarse[cm]
+ *         while below > rank:
+*/
+      /*else*/ {
+        __pyx_v_m = ((__pyx_v_cm + 1) << __pyx_v_shift);
+
+        /* "src/imgfilt/_rank_core.pxi":334
+ *             else:
+ *                 m = (cm + 1) << shift
+ *                 below = below_c + coarse[cm]             # <<<<<<<<<<<<<<
+ *         while below > rank:
+ *             m -= 1
+*/
+        __pyx_v_below = (__pyx_v_below_c + (__pyx_v_coarse[__pyx_v_cm]));
+      }
+      __pyx_L19:;
+
+      /* "src/imgfilt/_rank_core.pxi":328
+ *             below_c += coarse[cm]
+ *             cm += 1
+ *         if cm != previous or x == 0:             # <<<<<<<<<<<<<<
+ *             if rank - below_c < below_c + coarse[cm] - rank:
+ *                 m = cm << shift
+*/
+    }
+
+    /* "src/imgfilt/_rank_core.pxi":335
+ *                 m = (cm + 1) << shift
+ *                 below = below_c + coarse[cm]
  *         while below > rank:             # <<<<<<<<<<<<<<
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:
- *                 m -= block
+ *             m -= 1
+ *             below -= hist[m]
 */
     while (1) {
       __pyx_t_5 = (__pyx_v_below > __pyx_v_rank);
@@ -31116,88 +31300,31 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 
       if (!__pyx_t_5) break;
 
-      /* "src/imgfilt/_rank_core.pxi":321
- *                     below += 1
+      /* "src/imgfilt/_rank_core.pxi":336
+ *                 below = below_c + coarse[cm]
  *         while below > rank:
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:             # <<<<<<<<<<<<<<
- *                 m -= block
- *                 below -= coarse[m >> shift]
-*/
-      __pyx_t_9 = ((__pyx_v_m & __pyx_v_mask) == 0);
-
-      if (__pyx_t_9) {
-
-      } else {
-
-        __pyx_t_5 = __pyx_t_9;
-
-        goto __pyx_L17_bool_binop_done;
-      }
-      __pyx_t_9 = ((__pyx_v_below - (__pyx_v_coarse[((__pyx_v_m >> __pyx_v_shift) - 1)])) > __pyx_v_rank);
-
-
-      __pyx_t_5 = __pyx_t_9;
-
-      __pyx_L17_bool_binop_done:;
-      if (__pyx_t_5) {
-
-
-        /* "src/imgfilt/_rank_core.pxi":322
- *         while below > rank:
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:
- *                 m -= block             # <<<<<<<<<<<<<<
- *                 below -= coarse[m >> shift]
- *             else:
-*/
-        __pyx_v_m = (__pyx_v_m - __pyx_v_block);
-
-        /* "src/imgfilt/_rank_core.pxi":323
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:
- *                 m -= block
- *                 below -= coarse[m >> shift]             # <<<<<<<<<<<<<<
- *             else:
- *                 m -= 1
-*/
-        __pyx_v_below = (__pyx_v_below - (__pyx_v_coarse[(__pyx_v_m >> __pyx_v_shift)]));
-
-        /* "src/imgfilt/_rank_core.pxi":321
- *                     below += 1
- *         while below > rank:
- *             if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:             # <<<<<<<<<<<<<<
- *                 m -= block
- *                 below -= coarse[m >> shift]
-*/
-        goto __pyx_L16;
-      }
-
-      /* "src/imgfilt/_rank_core.pxi":325
- *                 below -= coarse[m >> shift]
- *             else:
- *                 m -= 1             # <<<<<<<<<<<<<<
- *                 below -= hist[m]
+ *             m -= 1             # <<<<<<<<<<<<<<
+ *             below -= hist[m]
  *         while below + hist[m] <= rank:
 */
-      /*else*/ {
-        __pyx_v_m = (__pyx_v_m - 1);
+      __pyx_v_m = (__pyx_v_m - 1);
 
-        /* "src/imgfilt/_rank_core.pxi":326
- *             else:
- *                 m -= 1
- *                 below -= hist[m]             # <<<<<<<<<<<<<<
+      /* "src/imgfilt/_rank_core.pxi":337
+ *         while below > rank:
+ *             m -= 1
+ *             below -= hist[m]             # <<<<<<<<<<<<<<
  *         while below + hist[m] <= rank:
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:
+ *             below += hist[m]
 */
-        __pyx_v_below = (__pyx_v_below - (__pyx_v_hist[__pyx_v_m]));
-      }
-      __pyx_L16:;
+      __pyx_v_below = (__pyx_v_below - (__pyx_v_hist[__pyx_v_m]));
     }
 
-    /* "src/imgfilt/_rank_core.pxi":327
- *                 m -= 1
- *                 below -= hist[m]
+    /* "src/imgfilt/_rank_core.pxi":338
+ *             m -= 1
+ *             below -= hist[m]
  *         while below + hist[m] <= rank:             # <<<<<<<<<<<<<<
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:
- *                 below += coarse[m >> shift]
+ *             below += hist[m]
+ *             m += 1
 */
     while (1) {
       __pyx_t_5 = ((__pyx_v_below + (__pyx_v_hist[__pyx_v_m])) <= __pyx_v_rank);
@@ -31205,85 +31332,28 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 
       if (!__pyx_t_5) break;
 
-      /* "src/imgfilt/_rank_core.pxi":328
- *                 below -= hist[m]
+      /* "src/imgfilt/_rank_core.pxi":339
+ *             below -= hist[m]
  *         while below + hist[m] <= rank:
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:             # <<<<<<<<<<<<<<
- *                 below += coarse[m >> shift]
- *                 m += block
-*/
-      __pyx_t_9 = ((__pyx_v_m & __pyx_v_mask) == 0);
-
-      if (__pyx_t_9) {
-
-      } else {
-
-        __pyx_t_5 = __pyx_t_9;
-
-        goto __pyx_L22_bool_binop_done;
-      }
-      __pyx_t_9 = ((__pyx_v_below + (__pyx_v_coarse[(__pyx_v_m >> __pyx_v_shift)])) <= __pyx_v_rank);
-
-
-      __pyx_t_5 = __pyx_t_9;
-
-      __pyx_L22_bool_binop_done:;
-      if (__pyx_t_5) {
-
-
-        /* "src/imgfilt/_rank_core.pxi":329
- *         while below + hist[m] <= rank:
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:
- *                 below += coarse[m >> shift]             # <<<<<<<<<<<<<<
- *                 m += block
- *             else:
-*/
-        __pyx_v_below = (__pyx_v_below + (__pyx_v_coarse[(__pyx_v_m >> __pyx_v_shift)]));
-
-        /* "src/imgfilt/_rank_core.pxi":330
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:
- *                 below += coarse[m >> shift]
- *                 m += block             # <<<<<<<<<<<<<<
- *             else:
- *                 below += hist[m]
-*/
-        __pyx_v_m = (__pyx_v_m + __pyx_v_block);
-
-        /* "src/imgfilt/_rank_core.pxi":328
- *                 below -= hist[m]
- *         while below + hist[m] <= rank:
- *             if (m & mask) == 0 and below + coarse[m >> shift] <= rank:             # <<<<<<<<<<<<<<
- *                 below += coarse[m >> shift]
- *                 m += block
-*/
-        goto __pyx_L21;
-      }
-
-      /* "src/imgfilt/_rank_core.pxi":332
- *                 m += block
- *             else:
- *                 below += hist[m]             # <<<<<<<<<<<<<<
- *                 m += 1
+ *             below += hist[m]             # <<<<<<<<<<<<<<
+ *             m += 1
  *         out[x] = <rank_t>m
 */
-      /*else*/ {
-        __pyx_v_below = (__pyx_v_below + (__pyx_v_hist[__pyx_v_m]));
+      __pyx_v_below = (__pyx_v_below + (__pyx_v_hist[__pyx_v_m]));
 
-        /* "src/imgfilt/_rank_core.pxi":333
- *             else:
- *                 below += hist[m]
- *                 m += 1             # <<<<<<<<<<<<<<
+      /* "src/imgfilt/_rank_core.pxi":340
+ *         while below + hist[m] <= rank:
+ *             below += hist[m]
+ *             m += 1             # <<<<<<<<<<<<<<
  *         out[x] = <rank_t>m
  *     # Leave the histogram empty for the next row: remove the last window's samples.
 */
-        __pyx_v_m = (__pyx_v_m + 1);
-      }
-      __pyx_L21:;
+      __pyx_v_m = (__pyx_v_m + 1);
     }
 
-    /* "src/imgfilt/_rank_core.pxi":334
- *                 below += hist[m]
- *                 m += 1
+    /* "src/imgfilt/_rank_core.pxi":341
+ *             below += hist[m]
+ *             m += 1
  *         out[x] = <rank_t>m             # <<<<<<<<<<<<<<
  *     # Leave the histogram empty for the next row: remove the last window's samples.
  *     for t in range(n_taps):
@@ -31292,7 +31362,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
   }
 
 
-  /* "src/imgfilt/_rank_core.pxi":336
+  /* "src/imgfilt/_rank_core.pxi":343
  *         out[x] = <rank_t>m
  *     # Leave the histogram empty for the next row: remove the last window's samples.
  *     for t in range(n_taps):             # <<<<<<<<<<<<<<
@@ -31306,7 +31376,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_t = __pyx_t_3;
 
-    /* "src/imgfilt/_rank_core.pxi":337
+    /* "src/imgfilt/_rank_core.pxi":344
  *     # Leave the histogram empty for the next row: remove the last window's samples.
  *     for t in range(n_taps):
  *         v = ring[tap_off[t] + out_w - 1]             # <<<<<<<<<<<<<<
@@ -31315,7 +31385,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 */
     __pyx_v_v = (__pyx_v_ring[(((__pyx_v_tap_off[__pyx_v_t]) + __pyx_v_out_w) - 1)]);
 
-    /* "src/imgfilt/_rank_core.pxi":338
+    /* "src/imgfilt/_rank_core.pxi":345
  *     for t in range(n_taps):
  *         v = ring[tap_off[t] + out_w - 1]
  *         hist[v] -= 1             # <<<<<<<<<<<<<<
@@ -31326,7 +31396,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
     __pyx_t_4 = __pyx_v_v;
     (__pyx_v_hist[__pyx_t_4]) = ((__pyx_v_hist[__pyx_t_4]) - 1);
 
-    /* "src/imgfilt/_rank_core.pxi":339
+    /* "src/imgfilt/_rank_core.pxi":346
  *         v = ring[tap_off[t] + out_w - 1]
  *         hist[v] -= 1
  *         coarse[v >> shift] -= 1             # <<<<<<<<<<<<<<
@@ -31355,35 +31425,39 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 
 
 
+
+
 }
 
 static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUSED __pyx_t_7imgfilt_10_rank_avx2_u32_t const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
-  Py_ssize_t __pyx_v_block;
-  CYTHON_UNUSED Py_ssize_t __pyx_v_mask;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_block;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_cm;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_below_c;
   CYTHON_UNUSED Py_ssize_t __pyx_v_m;
   CYTHON_UNUSED Py_ssize_t __pyx_v_below;
 
-  /* "src/imgfilt/_rank_core.pxi":297
- *     on return.
+  /* "src/imgfilt/_rank_core.pxi":298
+ *     coarse bin. ``hist`` and ``coarse`` are zero on entry and on return.
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t m = 0, below = 0
+ *     cdef Py_ssize_t x, t, block = 1 << shift             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous
  *     cdef Py_ssize_t v
 */
   __pyx_v_block = (1 << __pyx_v_shift);
-  __pyx_v_mask = (__pyx_v_block - 1);
 
-  /* "src/imgfilt/_rank_core.pxi":298
+  /* "src/imgfilt/_rank_core.pxi":299
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1
- *     cdef Py_ssize_t m = 0, below = 0             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t x, t, block = 1 << shift
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
 */
+  __pyx_v_cm = 0;
+  __pyx_v_below_c = 0;
   __pyx_v_m = 0;
   __pyx_v_below = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":301
+  /* "src/imgfilt/_rank_core.pxi":302
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
  *         return             # <<<<<<<<<<<<<<
@@ -31404,6 +31478,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUS
 
   /* function exit code */
   __pyx_L0:;
+
 
 
 
@@ -31411,32 +31486,34 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUS
 }
 
 static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUSED __pyx_t_7imgfilt_10_rank_avx2_u64_t const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
-  Py_ssize_t __pyx_v_block;
-  CYTHON_UNUSED Py_ssize_t __pyx_v_mask;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_block;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_cm;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_below_c;
   CYTHON_UNUSED Py_ssize_t __pyx_v_m;
   CYTHON_UNUSED Py_ssize_t __pyx_v_below;
 
-  /* "src/imgfilt/_rank_core.pxi":297
- *     on return.
+  /* "src/imgfilt/_rank_core.pxi":298
+ *     coarse bin. ``hist`` and ``coarse`` are zero on entry and on return.
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t m = 0, below = 0
+ *     cdef Py_ssize_t x, t, block = 1 << shift             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous
  *     cdef Py_ssize_t v
 */
   __pyx_v_block = (1 << __pyx_v_shift);
-  __pyx_v_mask = (__pyx_v_block - 1);
 
-  /* "src/imgfilt/_rank_core.pxi":298
+  /* "src/imgfilt/_rank_core.pxi":299
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1
- *     cdef Py_ssize_t m = 0, below = 0             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t x, t, block = 1 << shift
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
 */
+  __pyx_v_cm = 0;
+  __pyx_v_below_c = 0;
   __pyx_v_m = 0;
   __pyx_v_below = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":301
+  /* "src/imgfilt/_rank_core.pxi":302
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
  *         return             # <<<<<<<<<<<<<<
@@ -31457,6 +31534,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUS
 
   /* function exit code */
   __pyx_L0:;
+
 
 
 
@@ -31464,32 +31542,34 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUS
 }
 
 static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUSED float const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED float *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
-  Py_ssize_t __pyx_v_block;
-  CYTHON_UNUSED Py_ssize_t __pyx_v_mask;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_block;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_cm;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_below_c;
   CYTHON_UNUSED Py_ssize_t __pyx_v_m;
   CYTHON_UNUSED Py_ssize_t __pyx_v_below;
 
-  /* "src/imgfilt/_rank_core.pxi":297
- *     on return.
+  /* "src/imgfilt/_rank_core.pxi":298
+ *     coarse bin. ``hist`` and ``coarse`` are zero on entry and on return.
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t m = 0, below = 0
+ *     cdef Py_ssize_t x, t, block = 1 << shift             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous
  *     cdef Py_ssize_t v
 */
   __pyx_v_block = (1 << __pyx_v_shift);
-  __pyx_v_mask = (__pyx_v_block - 1);
 
-  /* "src/imgfilt/_rank_core.pxi":298
+  /* "src/imgfilt/_rank_core.pxi":299
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1
- *     cdef Py_ssize_t m = 0, below = 0             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t x, t, block = 1 << shift
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
 */
+  __pyx_v_cm = 0;
+  __pyx_v_below_c = 0;
   __pyx_v_m = 0;
   __pyx_v_below = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":301
+  /* "src/imgfilt/_rank_core.pxi":302
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
  *         return             # <<<<<<<<<<<<<<
@@ -31510,6 +31590,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUS
 
   /* function exit code */
   __pyx_L0:;
+
 
 
 
@@ -31517,32 +31598,34 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUS
 }
 
 static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUSED double const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED double *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
-  Py_ssize_t __pyx_v_block;
-  CYTHON_UNUSED Py_ssize_t __pyx_v_mask;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_block;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_cm;
+  CYTHON_UNUSED Py_ssize_t __pyx_v_below_c;
   CYTHON_UNUSED Py_ssize_t __pyx_v_m;
   CYTHON_UNUSED Py_ssize_t __pyx_v_below;
 
-  /* "src/imgfilt/_rank_core.pxi":297
- *     on return.
+  /* "src/imgfilt/_rank_core.pxi":298
+ *     coarse bin. ``hist`` and ``coarse`` are zero on entry and on return.
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t m = 0, below = 0
+ *     cdef Py_ssize_t x, t, block = 1 << shift             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous
  *     cdef Py_ssize_t v
 */
   __pyx_v_block = (1 << __pyx_v_shift);
-  __pyx_v_mask = (__pyx_v_block - 1);
 
-  /* "src/imgfilt/_rank_core.pxi":298
+  /* "src/imgfilt/_rank_core.pxi":299
  *     """
- *     cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1
- *     cdef Py_ssize_t m = 0, below = 0             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t x, t, block = 1 << shift
+ *     cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
 */
+  __pyx_v_cm = 0;
+  __pyx_v_below_c = 0;
   __pyx_v_m = 0;
   __pyx_v_below = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":301
+  /* "src/imgfilt/_rank_core.pxi":302
  *     cdef Py_ssize_t v
  *     if not (rank_t is u8_t or rank_t is u16_t):
  *         return             # <<<<<<<<<<<<<<
@@ -31567,9 +31650,10 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUS
 
 
 
+
 }
 
-/* "src/imgfilt/_rank_core.pxi":342
+/* "src/imgfilt/_rank_core.pxi":349
  * 
  * 
  * cdef Py_ssize_t _bad_map_entries(const Py_ssize_t[::1] index_map, Py_ssize_t length) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -31588,7 +31672,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__Pyx_memviewsl
   Py_ssize_t __pyx_t_5;
   int __pyx_t_6;
 
-  /* "src/imgfilt/_rank_core.pxi":344
+  /* "src/imgfilt/_rank_core.pxi":351
  * cdef Py_ssize_t _bad_map_entries(const Py_ssize_t[::1] index_map, Py_ssize_t length) noexcept nogil:
  *     """Number of entries that are neither -1 nor an index of an axis of ``length``."""
  *     cdef Py_ssize_t j, bad = 0             # <<<<<<<<<<<<<<
@@ -31597,7 +31681,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__Pyx_memviewsl
 */
   __pyx_v_bad = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":345
+  /* "src/imgfilt/_rank_core.pxi":352
  *     """Number of entries that are neither -1 nor an index of an axis of ``length``."""
  *     cdef Py_ssize_t j, bad = 0
  *     for j in range(index_map.shape[0]):             # <<<<<<<<<<<<<<
@@ -31611,7 +31695,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__Pyx_memviewsl
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_j = __pyx_t_3;
 
-    /* "src/imgfilt/_rank_core.pxi":346
+    /* "src/imgfilt/_rank_core.pxi":353
  *     cdef Py_ssize_t j, bad = 0
  *     for j in range(index_map.shape[0]):
  *         if index_map[j] < -1 or index_map[j] >= length:             # <<<<<<<<<<<<<<
@@ -31639,7 +31723,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__Pyx_memviewsl
     if (__pyx_t_4) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":347
+      /* "src/imgfilt/_rank_core.pxi":354
  *     for j in range(index_map.shape[0]):
  *         if index_map[j] < -1 or index_map[j] >= length:
  *             bad += 1             # <<<<<<<<<<<<<<
@@ -31648,7 +31732,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__Pyx_memviewsl
 */
       __pyx_v_bad = (__pyx_v_bad + 1);
 
-      /* "src/imgfilt/_rank_core.pxi":346
+      /* "src/imgfilt/_rank_core.pxi":353
  *     cdef Py_ssize_t j, bad = 0
  *     for j in range(index_map.shape[0]):
  *         if index_map[j] < -1 or index_map[j] >= length:             # <<<<<<<<<<<<<<
@@ -31659,7 +31743,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__Pyx_memviewsl
   }
 
 
-  /* "src/imgfilt/_rank_core.pxi":348
+  /* "src/imgfilt/_rank_core.pxi":355
  *         if index_map[j] < -1 or index_map[j] >= length:
  *             bad += 1
  *     return bad             # <<<<<<<<<<<<<<
@@ -31672,7 +31756,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__Pyx_memviewsl
   }
   goto __pyx_L0;
 
-  /* "src/imgfilt/_rank_core.pxi":342
+  /* "src/imgfilt/_rank_core.pxi":349
  * 
  * 
  * cdef Py_ssize_t _bad_map_entries(const Py_ssize_t[::1] index_map, Py_ssize_t length) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -31687,7 +31771,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__Pyx_memviewsl
   return __pyx_r;
 }
 
-/* "src/imgfilt/_rank_core.pxi":351
+/* "src/imgfilt/_rank_core.pxi":358
  * 
  * 
  * cdef Py_ssize_t _out_of_range(const Py_ssize_t[::1] values, Py_ssize_t low,             # <<<<<<<<<<<<<<
@@ -31706,7 +31790,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__out_of_range(__Pyx_memviewslice
   Py_ssize_t __pyx_t_5;
   int __pyx_t_6;
 
-  /* "src/imgfilt/_rank_core.pxi":354
+  /* "src/imgfilt/_rank_core.pxi":361
  *                               Py_ssize_t high) noexcept nogil:
  *     """Number of entries outside ``low .. high - 1``."""
  *     cdef Py_ssize_t j, bad = 0             # <<<<<<<<<<<<<<
@@ -31715,7 +31799,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__out_of_range(__Pyx_memviewslice
 */
   __pyx_v_bad = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":355
+  /* "src/imgfilt/_rank_core.pxi":362
  *     """Number of entries outside ``low .. high - 1``."""
  *     cdef Py_ssize_t j, bad = 0
  *     for j in range(values.shape[0]):             # <<<<<<<<<<<<<<
@@ -31729,7 +31813,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__out_of_range(__Pyx_memviewslice
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_j = __pyx_t_3;
 
-    /* "src/imgfilt/_rank_core.pxi":356
+    /* "src/imgfilt/_rank_core.pxi":363
  *     cdef Py_ssize_t j, bad = 0
  *     for j in range(values.shape[0]):
  *         if values[j] < low or values[j] >= high:             # <<<<<<<<<<<<<<
@@ -31757,7 +31841,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__out_of_range(__Pyx_memviewslice
     if (__pyx_t_4) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":357
+      /* "src/imgfilt/_rank_core.pxi":364
  *     for j in range(values.shape[0]):
  *         if values[j] < low or values[j] >= high:
  *             bad += 1             # <<<<<<<<<<<<<<
@@ -31766,7 +31850,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__out_of_range(__Pyx_memviewslice
 */
       __pyx_v_bad = (__pyx_v_bad + 1);
 
-      /* "src/imgfilt/_rank_core.pxi":356
+      /* "src/imgfilt/_rank_core.pxi":363
  *     cdef Py_ssize_t j, bad = 0
  *     for j in range(values.shape[0]):
  *         if values[j] < low or values[j] >= high:             # <<<<<<<<<<<<<<
@@ -31777,7 +31861,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__out_of_range(__Pyx_memviewslice
   }
 
 
-  /* "src/imgfilt/_rank_core.pxi":358
+  /* "src/imgfilt/_rank_core.pxi":365
  *         if values[j] < low or values[j] >= high:
  *             bad += 1
  *     return bad             # <<<<<<<<<<<<<<
@@ -31790,7 +31874,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__out_of_range(__Pyx_memviewslice
   }
   goto __pyx_L0;
 
-  /* "src/imgfilt/_rank_core.pxi":351
+  /* "src/imgfilt/_rank_core.pxi":358
  * 
  * 
  * cdef Py_ssize_t _out_of_range(const Py_ssize_t[::1] values, Py_ssize_t low,             # <<<<<<<<<<<<<<
@@ -31805,7 +31889,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__out_of_range(__Pyx_memviewslice
   return __pyx_r;
 }
 
-/* "src/imgfilt/_rank_core.pxi":361
+/* "src/imgfilt/_rank_core.pxi":368
  * 
  * 
  * cdef Py_ssize_t _bad_comparators(const Py_ssize_t[:, ::1] network, Py_ssize_t wires) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -31829,7 +31913,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_comparators(__Pyx_memviewsl
   Py_ssize_t __pyx_t_9;
   int __pyx_t_10;
 
-  /* "src/imgfilt/_rank_core.pxi":363
+  /* "src/imgfilt/_rank_core.pxi":370
  * cdef Py_ssize_t _bad_comparators(const Py_ssize_t[:, ::1] network, Py_ssize_t wires) noexcept nogil:
  *     """Number of comparators naming a wire outside ``0 .. wires - 1``."""
  *     cdef Py_ssize_t i, j, bad = 0             # <<<<<<<<<<<<<<
@@ -31838,7 +31922,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_comparators(__Pyx_memviewsl
 */
   __pyx_v_bad = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":364
+  /* "src/imgfilt/_rank_core.pxi":371
  *     """Number of comparators naming a wire outside ``0 .. wires - 1``."""
  *     cdef Py_ssize_t i, j, bad = 0
  *     for i in range(network.shape[0]):             # <<<<<<<<<<<<<<
@@ -31852,7 +31936,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_comparators(__Pyx_memviewsl
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "src/imgfilt/_rank_core.pxi":365
+    /* "src/imgfilt/_rank_core.pxi":372
  *     cdef Py_ssize_t i, j, bad = 0
  *     for i in range(network.shape[0]):
  *         for j in range(network.shape[1]):             # <<<<<<<<<<<<<<
@@ -31866,7 +31950,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_comparators(__Pyx_memviewsl
     for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
       __pyx_v_j = __pyx_t_6;
 
-      /* "src/imgfilt/_rank_core.pxi":366
+      /* "src/imgfilt/_rank_core.pxi":373
  *     for i in range(network.shape[0]):
  *         for j in range(network.shape[1]):
  *             if network[i, j] < 0 or network[i, j] >= wires:             # <<<<<<<<<<<<<<
@@ -31896,7 +31980,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_comparators(__Pyx_memviewsl
       if (__pyx_t_7) {
 
 
-        /* "src/imgfilt/_rank_core.pxi":367
+        /* "src/imgfilt/_rank_core.pxi":374
  *         for j in range(network.shape[1]):
  *             if network[i, j] < 0 or network[i, j] >= wires:
  *                 bad += 1             # <<<<<<<<<<<<<<
@@ -31905,7 +31989,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_comparators(__Pyx_memviewsl
 */
         __pyx_v_bad = (__pyx_v_bad + 1);
 
-        /* "src/imgfilt/_rank_core.pxi":366
+        /* "src/imgfilt/_rank_core.pxi":373
  *     for i in range(network.shape[0]):
  *         for j in range(network.shape[1]):
  *             if network[i, j] < 0 or network[i, j] >= wires:             # <<<<<<<<<<<<<<
@@ -31918,7 +32002,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_comparators(__Pyx_memviewsl
   }
 
 
-  /* "src/imgfilt/_rank_core.pxi":368
+  /* "src/imgfilt/_rank_core.pxi":375
  *             if network[i, j] < 0 or network[i, j] >= wires:
  *                 bad += 1
  *     return bad             # <<<<<<<<<<<<<<
@@ -31931,7 +32015,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_comparators(__Pyx_memviewsl
   }
   goto __pyx_L0;
 
-  /* "src/imgfilt/_rank_core.pxi":361
+  /* "src/imgfilt/_rank_core.pxi":368
  * 
  * 
  * cdef Py_ssize_t _bad_comparators(const Py_ssize_t[:, ::1] network, Py_ssize_t wires) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -31947,7 +32031,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_comparators(__Pyx_memviewsl
   return __pyx_r;
 }
 
-/* "src/imgfilt/_rank_core.pxi":371
+/* "src/imgfilt/_rank_core.pxi":378
  * 
  * 
  * def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,             # <<<<<<<<<<<<<<
@@ -31984,53 +32068,53 @@ static PyObject *__pyx_pw_7imgfilt_10_rank_avx2_7rank_rows(PyObject *__pyx_self,
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_signatures,&__pyx_mstate_global->__pyx_n_u_args,&__pyx_mstate_global->__pyx_n_u_kwargs,&__pyx_mstate_global->__pyx_n_u_defaults,&__pyx_mstate_global->__pyx_n_u_fused_sigindex,0};
     struct __pyx_defaults *__pyx_dynamic_args = __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_self);
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 371, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 378, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(2, 378, __pyx_L3_error)
       if (!values[4]) values[4] = __Pyx_NewRef(__pyx_dynamic_args->arg0);
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(2, 371, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(2, 378, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -32044,7 +32128,7 @@ static PyObject *__pyx_pw_7imgfilt_10_rank_avx2_7rank_rows(PyObject *__pyx_self,
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(2, 371, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(2, 378, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -32096,7 +32180,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_6rank_rows(CYTHON_UNUSED PyObjec
   else
   {
     Py_ssize_t __pyx_temp = __Pyx_PyDict_GET_SIZE(__pyx_v_kwargs);
-    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(2, 371, __pyx_L1_error)
+    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(2, 378, __pyx_L1_error)
     __pyx_t_2 = (__pyx_temp != 0);
   }
 
@@ -32114,11 +32198,11 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_6rank_rows(CYTHON_UNUSED PyObjec
   }
   if (unlikely(__pyx_v_args == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(2, 371, __pyx_L1_error)
+    __PYX_ERR(2, 378, __pyx_L1_error)
   }
-  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(2, 378, __pyx_L1_error)
   __pyx_v_arg_count = __pyx_t_4;
-  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_ndarray = ((PyTypeObject*)__pyx_t_5);
   __pyx_t_5 = 0;
@@ -32128,7 +32212,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_6rank_rows(CYTHON_UNUSED PyObjec
 
     if (unlikely(__pyx_v_args == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(2, 371, __pyx_L1_error)
+      __PYX_ERR(2, 378, __pyx_L1_error)
     }
     __pyx_t_5 = __Pyx_PyTuple_GET_ITEM(((PyObject*)__pyx_v_args), 0);
     __Pyx_INCREF(__pyx_t_5);
@@ -32147,9 +32231,9 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_6rank_rows(CYTHON_UNUSED PyObjec
   }
   if (unlikely(__pyx_v_kwargs == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(2, 371, __pyx_L1_error)
+    __PYX_ERR(2, 378, __pyx_L1_error)
   }
-  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_x, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_x, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(2, 378, __pyx_L1_error)
 
   __pyx_t_1 = __pyx_t_3;
 
@@ -32158,25 +32242,25 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_6rank_rows(CYTHON_UNUSED PyObjec
 
     if (unlikely(__pyx_v_kwargs == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(2, 371, __pyx_L1_error)
+      __PYX_ERR(2, 378, __pyx_L1_error)
     }
-    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_x); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_x); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_v_arg = __pyx_t_5;
     __pyx_t_5 = 0;
     goto __pyx_L6;
   }
   /*else*/ {
-    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_x, 0, 23, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(2, 371, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_x, 0, 23, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(2, 378, __pyx_L1_error)
 
   }
   __pyx_L6:;
-  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(2, 371, __pyx_L1_error) }
-  __pyx_t_5 = __pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(2, 378, __pyx_L1_error) }
+  __pyx_t_5 = __pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_dest_sig0 = ((PyObject*)__pyx_t_5);
   __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   {
     PyObject *__pyx_temp;
@@ -32250,186 +32334,186 @@ static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_10_rank_avx2_9rank_rows(PyObject 
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_cval,&__pyx_mstate_global->__pyx_n_u_kernel_shape,&__pyx_mstate_global->__pyx_n_u_tap_row,&__pyx_mstate_global->__pyx_n_u_tap_col,&__pyx_mstate_global->__pyx_n_u_method,&__pyx_mstate_global->__pyx_n_u_rank,&__pyx_mstate_global->__pyx_n_u_network,&__pyx_mstate_global->__pyx_n_u_add_row,&__pyx_mstate_global->__pyx_n_u_add_col,&__pyx_mstate_global->__pyx_n_u_rem_row,&__pyx_mstate_global->__pyx_n_u_rem_col,&__pyx_mstate_global->__pyx_n_u_plane_map,&__pyx_mstate_global->__pyx_n_u_row_map,&__pyx_mstate_global->__pyx_n_u_col_map,&__pyx_mstate_global->__pyx_n_u_pad_left,&__pyx_mstate_global->__pyx_n_u_ring,&__pyx_mstate_global->__pyx_n_u_tags,&__pyx_mstate_global->__pyx_n_u_work,&__pyx_mstate_global->__pyx_n_u_hist,&__pyx_mstate_global->__pyx_n_u_offsets,&__pyx_mstate_global->__pyx_n_u_num_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 371, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 378, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 18:
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 17:
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 16:
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 378, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 23; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 371, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 378, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 23)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 372, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
-    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 387, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 371, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 378, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -32458,7 +32542,7 @@ static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_10_rank_avx2_9rank_rows(PyObject 
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 372, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 379, __pyx_L1_error)
   __pyx_r = __pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
@@ -32559,7 +32643,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_0rank_rows", 0);
 
-  /* "src/imgfilt/_rank_core.pxi":397
+  /* "src/imgfilt/_rank_core.pxi":404
  *     The shapes are checked here (cheaply, once) so that no call can index out of bounds.
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]             # <<<<<<<<<<<<<<
@@ -32568,18 +32652,18 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_d = __pyx_t_1;
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_h = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":398
+  /* "src/imgfilt/_rank_core.pxi":405
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]             # <<<<<<<<<<<<<<
@@ -32588,12 +32672,12 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 398, __pyx_L1_error)
+    __PYX_ERR(2, 405, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 398, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 405, __pyx_L1_error)
   __pyx_v_kernel_w = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":399
+  /* "src/imgfilt/_rank_core.pxi":406
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]             # <<<<<<<<<<<<<<
@@ -32604,7 +32688,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   __pyx_v_n_add = (__pyx_v_add_row.shape[0]);
   __pyx_v_n_rem = (__pyx_v_rem_row.shape[0]);
 
-  /* "src/imgfilt/_rank_core.pxi":400
+  /* "src/imgfilt/_rank_core.pxi":407
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h             # <<<<<<<<<<<<<<
@@ -32613,7 +32697,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
   __pyx_v_n_rows = (__pyx_v_kernel_d * __pyx_v_kernel_h);
 
-  /* "src/imgfilt/_rank_core.pxi":401
+  /* "src/imgfilt/_rank_core.pxi":408
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]             # <<<<<<<<<<<<<<
@@ -32623,7 +32707,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   __pyx_v_batch = (__pyx_v_x.shape[0]);
   __pyx_v_channels = (__pyx_v_x.shape[1]);
 
-  /* "src/imgfilt/_rank_core.pxi":402
+  /* "src/imgfilt/_rank_core.pxi":409
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]             # <<<<<<<<<<<<<<
@@ -32634,7 +32718,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   __pyx_v_out_h = (__pyx_v_out.shape[3]);
   __pyx_v_out_w = (__pyx_v_out.shape[4]);
 
-  /* "src/imgfilt/_rank_core.pxi":403
+  /* "src/imgfilt/_rank_core.pxi":410
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES             # <<<<<<<<<<<<<<
@@ -32644,7 +32728,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   __pyx_v_padded_w = (__pyx_v_col_map.shape[0]);
   __pyx_v_ring_width = (__pyx_v_padded_w + IMGFILT_LANES);
 
-  /* "src/imgfilt/_rank_core.pxi":404
+  /* "src/imgfilt/_rank_core.pxi":411
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i             # <<<<<<<<<<<<<<
@@ -32654,7 +32738,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   __pyx_v_shift = 0;
   __pyx_v_bins = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":405
+  /* "src/imgfilt/_rank_core.pxi":412
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i
  *     cdef rank_t fill = cval[0]             # <<<<<<<<<<<<<<
@@ -32664,7 +32748,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   __pyx_t_2 = 0;
   __pyx_v_fill = (*((__pyx_t_7imgfilt_10_rank_avx2_u8_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u8_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
-  /* "src/imgfilt/_rank_core.pxi":415
+  /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -32736,7 +32820,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":416
+    /* "src/imgfilt/_rank_core.pxi":423
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")             # <<<<<<<<<<<<<<
@@ -32749,14 +32833,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_kernel_sizes_taps_an};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 416, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 423, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 416, __pyx_L1_error)
+    __PYX_ERR(2, 423, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":415
+    /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -32765,7 +32849,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":417
+  /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -32791,7 +32875,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":418
+    /* "src/imgfilt/_rank_core.pxi":425
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")             # <<<<<<<<<<<<<<
@@ -32804,14 +32888,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_unknown_method};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 418, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 425, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 418, __pyx_L1_error)
+    __PYX_ERR(2, 425, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":417
+    /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -32820,7 +32904,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -32838,7 +32922,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":420
+  /* "src/imgfilt/_rank_core.pxi":427
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1             # <<<<<<<<<<<<<<
@@ -32866,7 +32950,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":421
+  /* "src/imgfilt/_rank_core.pxi":428
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):             # <<<<<<<<<<<<<<
@@ -32930,7 +33014,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 
   __pyx_L8_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -32940,7 +33024,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":422
+    /* "src/imgfilt/_rank_core.pxi":429
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")             # <<<<<<<<<<<<<<
@@ -32953,14 +33037,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_output_shape_does_no};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 422, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 429, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 422, __pyx_L1_error)
+    __PYX_ERR(2, 429, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":419
+    /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -32969,7 +33053,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":423
+  /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -32995,7 +33079,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":424
+    /* "src/imgfilt/_rank_core.pxi":431
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")             # <<<<<<<<<<<<<<
@@ -33008,14 +33092,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_pad_left_does_not_fi};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 424, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 431, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 424, __pyx_L1_error)
+    __PYX_ERR(2, 431, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":423
+    /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -33024,7 +33108,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -33042,7 +33126,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
     goto __pyx_L18_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":426
+  /* "src/imgfilt/_rank_core.pxi":433
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):             # <<<<<<<<<<<<<<
@@ -33066,7 +33150,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 
   __pyx_L18_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -33076,7 +33160,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":427
+    /* "src/imgfilt/_rank_core.pxi":434
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")             # <<<<<<<<<<<<<<
@@ -33089,14 +33173,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_an_index_map_points};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 427, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 427, __pyx_L1_error)
+    __PYX_ERR(2, 434, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":425
+    /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -33105,7 +33189,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -33133,7 +33217,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":429
+  /* "src/imgfilt/_rank_core.pxi":436
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)             # <<<<<<<<<<<<<<
@@ -33161,7 +33245,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":430
+  /* "src/imgfilt/_rank_core.pxi":437
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)             # <<<<<<<<<<<<<<
@@ -33189,7 +33273,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":431
+  /* "src/imgfilt/_rank_core.pxi":438
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):             # <<<<<<<<<<<<<<
@@ -33223,7 +33307,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 
   __pyx_L22_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -33233,7 +33317,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":432
+    /* "src/imgfilt/_rank_core.pxi":439
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")             # <<<<<<<<<<<<<<
@@ -33246,14 +33330,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_tap_lies_outside_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 432, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 432, __pyx_L1_error)
+    __PYX_ERR(2, 439, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":428
+    /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -33262,7 +33346,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":433
+  /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -33288,7 +33372,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":434
+    /* "src/imgfilt/_rank_core.pxi":441
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")             # <<<<<<<<<<<<<<
@@ -33301,14 +33385,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_rank_outside_the_foo};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 441, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 434, __pyx_L1_error)
+    __PYX_ERR(2, 441, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":433
+    /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -33317,7 +33401,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":435
+  /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -33329,7 +33413,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":436
+    /* "src/imgfilt/_rank_core.pxi":443
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")             # <<<<<<<<<<<<<<
@@ -33342,14 +33426,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_cval_must_hold_one_v};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 436, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 443, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 436, __pyx_L1_error)
+    __PYX_ERR(2, 443, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":435
+    /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -33358,7 +33442,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -33386,7 +33470,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
     goto __pyx_L36_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":438
+  /* "src/imgfilt/_rank_core.pxi":445
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):             # <<<<<<<<<<<<<<
@@ -33410,7 +33494,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 
   __pyx_L36_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -33420,7 +33504,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":439
+    /* "src/imgfilt/_rank_core.pxi":446
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")             # <<<<<<<<<<<<<<
@@ -33433,14 +33517,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_fewer_scratch_rows_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 446, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 439, __pyx_L1_error)
+    __PYX_ERR(2, 446, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":437
+    /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -33449,7 +33533,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -33467,7 +33551,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
     goto __pyx_L41_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":441
+  /* "src/imgfilt/_rank_core.pxi":448
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):             # <<<<<<<<<<<<<<
@@ -33491,7 +33575,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 
   __pyx_L41_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -33501,7 +33585,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":442
+    /* "src/imgfilt/_rank_core.pxi":449
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")             # <<<<<<<<<<<<<<
@@ -33514,14 +33598,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_scratch_ring_has_the};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 442, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 449, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 442, __pyx_L1_error)
+    __PYX_ERR(2, 449, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":440
+    /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -33530,7 +33614,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":443
+  /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -33542,7 +33626,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   if (__pyx_t_8) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":444
+    /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -33554,7 +33638,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":445
+      /* "src/imgfilt/_rank_core.pxi":452
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")             # <<<<<<<<<<<<<<
@@ -33567,14 +33651,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_network_scratch_too};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 445, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 452, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 445, __pyx_L1_error)
+      __PYX_ERR(2, 452, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":444
+      /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -33583,7 +33667,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":446
+    /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -33609,7 +33693,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":447
+      /* "src/imgfilt/_rank_core.pxi":454
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")             # <<<<<<<<<<<<<<
@@ -33622,14 +33706,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_comparator_names_a};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 447, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 454, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 447, __pyx_L1_error)
+      __PYX_ERR(2, 454, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":446
+      /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -33638,7 +33722,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":443
+    /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -33647,7 +33731,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -33672,7 +33756,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
     goto __pyx_L50_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":449
+  /* "src/imgfilt/_rank_core.pxi":456
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):             # <<<<<<<<<<<<<<
@@ -33696,7 +33780,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 
   __pyx_L50_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -33706,7 +33790,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":450
+    /* "src/imgfilt/_rank_core.pxi":457
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")             # <<<<<<<<<<<<<<
@@ -33719,14 +33803,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_box_scratch_too_smal};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 450, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 450, __pyx_L1_error)
+    __PYX_ERR(2, 457, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":448
+    /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -33735,7 +33819,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":451
+  /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -33747,7 +33831,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   if (__pyx_t_8) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":453
+    /* "src/imgfilt/_rank_core.pxi":460
  *     if method == HISTOGRAM:
  *         if rank_t is u8_t:
  *             bins, shift = 256, 4             # <<<<<<<<<<<<<<
@@ -33761,7 +33845,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
     __pyx_v_bins = __pyx_t_5;
     __pyx_v_shift = __pyx_t_7;
 
-    /* "src/imgfilt/_rank_core.pxi":458
+    /* "src/imgfilt/_rank_core.pxi":465
  *         else:
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")
  *         if hist.shape[0] < num_threads or hist.shape[1] != bins + (bins >> shift):             # <<<<<<<<<<<<<<
@@ -33787,7 +33871,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":459
+      /* "src/imgfilt/_rank_core.pxi":466
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")
  *         if hist.shape[0] < num_threads or hist.shape[1] != bins + (bins >> shift):
  *             raise ValueError("rank engine: histogram scratch has the wrong shape")             # <<<<<<<<<<<<<<
@@ -33800,14 +33884,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_histogram_scratch_ha};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 459, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 466, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 459, __pyx_L1_error)
+      __PYX_ERR(2, 466, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":458
+      /* "src/imgfilt/_rank_core.pxi":465
  *         else:
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")
  *         if hist.shape[0] < num_threads or hist.shape[1] != bins + (bins >> shift):             # <<<<<<<<<<<<<<
@@ -33816,7 +33900,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":451
+    /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -33825,7 +33909,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":461
+  /* "src/imgfilt/_rank_core.pxi":468
  *             raise ValueError("rank engine: histogram scratch has the wrong shape")
  * 
  *     n_items = batch * channels * out_d * out_h             # <<<<<<<<<<<<<<
@@ -33834,7 +33918,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
   __pyx_v_n_items = (((__pyx_v_batch * __pyx_v_channels) * __pyx_v_out_d) * __pyx_v_out_h);
 
-  /* "src/imgfilt/_rank_core.pxi":462
+  /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -33858,7 +33942,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
             #endif /* _OPENMP */
             {
 
-                /* "src/imgfilt/_rank_core.pxi":463
+                /* "src/imgfilt/_rank_core.pxi":470
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()             # <<<<<<<<<<<<<<
@@ -33872,7 +33956,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                 #endif
                 __pyx_v_tid = __pyx_t_4;
 
-                /* "src/imgfilt/_rank_core.pxi":464
+                /* "src/imgfilt/_rank_core.pxi":471
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]             # <<<<<<<<<<<<<<
@@ -33883,7 +33967,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                 __pyx_t_13 = 0;
                 __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u8_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u8_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":465
+                /* "src/imgfilt/_rank_core.pxi":472
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]             # <<<<<<<<<<<<<<
@@ -33894,7 +33978,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                 __pyx_t_2 = 0;
                 __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u8_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u8_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":466
+                /* "src/imgfilt/_rank_core.pxi":473
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]             # <<<<<<<<<<<<<<
@@ -33905,7 +33989,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                 __pyx_t_13 = 0;
                 __pyx_v_off = (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_offsets.data + __pyx_t_2 * __pyx_v_offsets.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":467
+                /* "src/imgfilt/_rank_core.pxi":474
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]
  *         row_off = off             # <<<<<<<<<<<<<<
@@ -33914,7 +33998,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
                 __pyx_v_row_off = __pyx_v_off;
 
-                /* "src/imgfilt/_rank_core.pxi":468
+                /* "src/imgfilt/_rank_core.pxi":475
  *         off = &offsets[tid, 0]
  *         row_off = off
  *         tap_off = off + n_rows             # <<<<<<<<<<<<<<
@@ -33923,7 +34007,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
                 __pyx_v_tap_off = (__pyx_v_off + __pyx_v_n_rows);
 
-                /* "src/imgfilt/_rank_core.pxi":469
+                /* "src/imgfilt/_rank_core.pxi":476
  *         row_off = off
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps             # <<<<<<<<<<<<<<
@@ -33932,7 +34016,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
                 __pyx_v_add_off = (__pyx_v_tap_off + __pyx_v_n_taps);
 
-                /* "src/imgfilt/_rank_core.pxi":470
+                /* "src/imgfilt/_rank_core.pxi":477
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add             # <<<<<<<<<<<<<<
@@ -33941,7 +34025,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
                 __pyx_v_rem_off = (__pyx_v_add_off + __pyx_v_n_add);
 
-                /* "src/imgfilt/_rank_core.pxi":471
+                /* "src/imgfilt/_rank_core.pxi":478
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):             # <<<<<<<<<<<<<<
@@ -33961,7 +34045,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                             {
                                 __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_5);
 
-                                /* "src/imgfilt/_rank_core.pxi":472
+                                /* "src/imgfilt/_rank_core.pxi":479
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h             # <<<<<<<<<<<<<<
@@ -33970,7 +34054,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
                                 __pyx_v_y = (__pyx_v_item % __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":473
+                                /* "src/imgfilt/_rank_core.pxi":480
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h
  *             t = item // out_h             # <<<<<<<<<<<<<<
@@ -33979,7 +34063,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
                                 __pyx_v_t = (__pyx_v_item / __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":474
+                                /* "src/imgfilt/_rank_core.pxi":481
  *             y = item % out_h
  *             t = item // out_h
  *             z = t % out_d             # <<<<<<<<<<<<<<
@@ -33988,7 +34072,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
                                 __pyx_v_z = (__pyx_v_t % __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":475
+                                /* "src/imgfilt/_rank_core.pxi":482
  *             t = item // out_h
  *             z = t % out_d
  *             t = t // out_d             # <<<<<<<<<<<<<<
@@ -33997,7 +34081,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
                                 __pyx_v_t = (__pyx_v_t / __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":476
+                                /* "src/imgfilt/_rank_core.pxi":483
  *             z = t % out_d
  *             t = t // out_d
  *             c = t % channels             # <<<<<<<<<<<<<<
@@ -34006,7 +34090,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
                                 __pyx_v_c = (__pyx_v_t % __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":477
+                                /* "src/imgfilt/_rank_core.pxi":484
  *             t = t // out_d
  *             c = t % channels
  *             n = t // channels             # <<<<<<<<<<<<<<
@@ -34015,7 +34099,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
                                 __pyx_v_n = (__pyx_v_t / __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":479
+                                /* "src/imgfilt/_rank_core.pxi":486
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)             # <<<<<<<<<<<<<<
@@ -34025,7 +34109,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                                 __pyx_t_13 = __pyx_v_tid;
                                 __pyx_t_2 = 0;
 
-                                /* "src/imgfilt/_rank_core.pxi":478
+                                /* "src/imgfilt/_rank_core.pxi":485
  *             c = t % channels
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,             # <<<<<<<<<<<<<<
@@ -34034,7 +34118,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
                                 __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
-                                /* "src/imgfilt/_rank_core.pxi":480
+                                /* "src/imgfilt/_rank_core.pxi":487
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):             # <<<<<<<<<<<<<<
@@ -34048,7 +34132,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                                 for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                   __pyx_v_i = __pyx_t_14;
 
-                                  /* "src/imgfilt/_rank_core.pxi":481
+                                  /* "src/imgfilt/_rank_core.pxi":488
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]             # <<<<<<<<<<<<<<
@@ -34061,7 +34145,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                                 }
 
 
-                                /* "src/imgfilt/_rank_core.pxi":482
+                                /* "src/imgfilt/_rank_core.pxi":489
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]             # <<<<<<<<<<<<<<
@@ -34075,7 +34159,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                                 __pyx_t_17 = 0;
                                 __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u8_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u8_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
-                                /* "src/imgfilt/_rank_core.pxi":483
+                                /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -34086,7 +34170,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                                   case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN:
                                   case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":484
+                                  /* "src/imgfilt/_rank_core.pxi":491
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -34095,7 +34179,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
                                   __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":483
+                                  /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -34105,7 +34189,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                                   break;
                                   case __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN:
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -34114,7 +34198,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
                                   case __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":486
+                                  /* "src/imgfilt/_rank_core.pxi":493
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,             # <<<<<<<<<<<<<<
@@ -34123,7 +34207,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
                                   __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -34133,7 +34217,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                                   break;
                                   case __pyx_e_7imgfilt_10_rank_avx2_NETWORK:
 
-                                  /* "src/imgfilt/_rank_core.pxi":489
+                                  /* "src/imgfilt/_rank_core.pxi":496
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -34142,7 +34226,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
                                   __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":488
+                                  /* "src/imgfilt/_rank_core.pxi":495
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:             # <<<<<<<<<<<<<<
@@ -34152,7 +34236,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                                   break;
                                   default:
 
-                                  /* "src/imgfilt/_rank_core.pxi":491
+                                  /* "src/imgfilt/_rank_core.pxi":498
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)
  *             else:
  *                 for i in range(n_add):             # <<<<<<<<<<<<<<
@@ -34166,7 +34250,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":492
+                                    /* "src/imgfilt/_rank_core.pxi":499
  *             else:
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]             # <<<<<<<<<<<<<<
@@ -34179,7 +34263,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":493
+                                  /* "src/imgfilt/_rank_core.pxi":500
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):             # <<<<<<<<<<<<<<
@@ -34193,7 +34277,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":494
+                                    /* "src/imgfilt/_rank_core.pxi":501
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]             # <<<<<<<<<<<<<<
@@ -34206,7 +34290,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":496
+                                  /* "src/imgfilt/_rank_core.pxi":503
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -34216,7 +34300,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                                   __pyx_t_15 = __pyx_v_tid;
                                   __pyx_t_2 = __pyx_v_bins;
 
-                                  /* "src/imgfilt/_rank_core.pxi":495
+                                  /* "src/imgfilt/_rank_core.pxi":502
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
@@ -34240,7 +34324,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
         #endif
       }
 
-      /* "src/imgfilt/_rank_core.pxi":462
+      /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -34257,7 +34341,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
       }
   }
 
-  /* "src/imgfilt/_rank_core.pxi":371
+  /* "src/imgfilt/_rank_core.pxi":378
  * 
  * 
  * def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,             # <<<<<<<<<<<<<<
@@ -34358,186 +34442,186 @@ static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_10_rank_avx2_11rank_rows(PyObject
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_cval,&__pyx_mstate_global->__pyx_n_u_kernel_shape,&__pyx_mstate_global->__pyx_n_u_tap_row,&__pyx_mstate_global->__pyx_n_u_tap_col,&__pyx_mstate_global->__pyx_n_u_method,&__pyx_mstate_global->__pyx_n_u_rank,&__pyx_mstate_global->__pyx_n_u_network,&__pyx_mstate_global->__pyx_n_u_add_row,&__pyx_mstate_global->__pyx_n_u_add_col,&__pyx_mstate_global->__pyx_n_u_rem_row,&__pyx_mstate_global->__pyx_n_u_rem_col,&__pyx_mstate_global->__pyx_n_u_plane_map,&__pyx_mstate_global->__pyx_n_u_row_map,&__pyx_mstate_global->__pyx_n_u_col_map,&__pyx_mstate_global->__pyx_n_u_pad_left,&__pyx_mstate_global->__pyx_n_u_ring,&__pyx_mstate_global->__pyx_n_u_tags,&__pyx_mstate_global->__pyx_n_u_work,&__pyx_mstate_global->__pyx_n_u_hist,&__pyx_mstate_global->__pyx_n_u_offsets,&__pyx_mstate_global->__pyx_n_u_num_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 371, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 378, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 18:
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 17:
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 16:
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 378, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 23; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 371, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 378, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 23)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 372, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
-    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 387, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 371, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 378, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -34566,7 +34650,7 @@ static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_10_rank_avx2_11rank_rows(PyObject
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 372, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 379, __pyx_L1_error)
   __pyx_r = __pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
@@ -34667,7 +34751,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_1rank_rows", 0);
 
-  /* "src/imgfilt/_rank_core.pxi":397
+  /* "src/imgfilt/_rank_core.pxi":404
  *     The shapes are checked here (cheaply, once) so that no call can index out of bounds.
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]             # <<<<<<<<<<<<<<
@@ -34676,18 +34760,18 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_d = __pyx_t_1;
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_h = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":398
+  /* "src/imgfilt/_rank_core.pxi":405
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]             # <<<<<<<<<<<<<<
@@ -34696,12 +34780,12 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 398, __pyx_L1_error)
+    __PYX_ERR(2, 405, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 398, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 405, __pyx_L1_error)
   __pyx_v_kernel_w = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":399
+  /* "src/imgfilt/_rank_core.pxi":406
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]             # <<<<<<<<<<<<<<
@@ -34712,7 +34796,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_n_add = (__pyx_v_add_row.shape[0]);
   __pyx_v_n_rem = (__pyx_v_rem_row.shape[0]);
 
-  /* "src/imgfilt/_rank_core.pxi":400
+  /* "src/imgfilt/_rank_core.pxi":407
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h             # <<<<<<<<<<<<<<
@@ -34721,7 +34805,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
   __pyx_v_n_rows = (__pyx_v_kernel_d * __pyx_v_kernel_h);
 
-  /* "src/imgfilt/_rank_core.pxi":401
+  /* "src/imgfilt/_rank_core.pxi":408
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]             # <<<<<<<<<<<<<<
@@ -34731,7 +34815,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_batch = (__pyx_v_x.shape[0]);
   __pyx_v_channels = (__pyx_v_x.shape[1]);
 
-  /* "src/imgfilt/_rank_core.pxi":402
+  /* "src/imgfilt/_rank_core.pxi":409
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]             # <<<<<<<<<<<<<<
@@ -34742,7 +34826,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_out_h = (__pyx_v_out.shape[3]);
   __pyx_v_out_w = (__pyx_v_out.shape[4]);
 
-  /* "src/imgfilt/_rank_core.pxi":403
+  /* "src/imgfilt/_rank_core.pxi":410
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES             # <<<<<<<<<<<<<<
@@ -34752,7 +34836,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_padded_w = (__pyx_v_col_map.shape[0]);
   __pyx_v_ring_width = (__pyx_v_padded_w + IMGFILT_LANES);
 
-  /* "src/imgfilt/_rank_core.pxi":404
+  /* "src/imgfilt/_rank_core.pxi":411
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i             # <<<<<<<<<<<<<<
@@ -34762,7 +34846,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_shift = 0;
   __pyx_v_bins = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":405
+  /* "src/imgfilt/_rank_core.pxi":412
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i
  *     cdef rank_t fill = cval[0]             # <<<<<<<<<<<<<<
@@ -34772,7 +34856,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   __pyx_t_2 = 0;
   __pyx_v_fill = (*((__pyx_t_7imgfilt_10_rank_avx2_u16_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u16_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
-  /* "src/imgfilt/_rank_core.pxi":415
+  /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -34844,7 +34928,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":416
+    /* "src/imgfilt/_rank_core.pxi":423
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")             # <<<<<<<<<<<<<<
@@ -34857,14 +34941,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_kernel_sizes_taps_an};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 416, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 423, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 416, __pyx_L1_error)
+    __PYX_ERR(2, 423, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":415
+    /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -34873,7 +34957,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":417
+  /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -34899,7 +34983,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":418
+    /* "src/imgfilt/_rank_core.pxi":425
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")             # <<<<<<<<<<<<<<
@@ -34912,14 +34996,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_unknown_method};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 418, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 425, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 418, __pyx_L1_error)
+    __PYX_ERR(2, 425, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":417
+    /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -34928,7 +35012,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -34946,7 +35030,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":420
+  /* "src/imgfilt/_rank_core.pxi":427
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1             # <<<<<<<<<<<<<<
@@ -34974,7 +35058,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":421
+  /* "src/imgfilt/_rank_core.pxi":428
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):             # <<<<<<<<<<<<<<
@@ -35038,7 +35122,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L8_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -35048,7 +35132,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":422
+    /* "src/imgfilt/_rank_core.pxi":429
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")             # <<<<<<<<<<<<<<
@@ -35061,14 +35145,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_output_shape_does_no};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 422, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 429, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 422, __pyx_L1_error)
+    __PYX_ERR(2, 429, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":419
+    /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -35077,7 +35161,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":423
+  /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -35103,7 +35187,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":424
+    /* "src/imgfilt/_rank_core.pxi":431
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")             # <<<<<<<<<<<<<<
@@ -35116,14 +35200,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_pad_left_does_not_fi};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 424, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 431, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 424, __pyx_L1_error)
+    __PYX_ERR(2, 431, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":423
+    /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -35132,7 +35216,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -35150,7 +35234,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L18_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":426
+  /* "src/imgfilt/_rank_core.pxi":433
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):             # <<<<<<<<<<<<<<
@@ -35174,7 +35258,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L18_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -35184,7 +35268,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":427
+    /* "src/imgfilt/_rank_core.pxi":434
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")             # <<<<<<<<<<<<<<
@@ -35197,14 +35281,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_an_index_map_points};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 427, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 427, __pyx_L1_error)
+    __PYX_ERR(2, 434, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":425
+    /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -35213,7 +35297,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -35241,7 +35325,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":429
+  /* "src/imgfilt/_rank_core.pxi":436
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)             # <<<<<<<<<<<<<<
@@ -35269,7 +35353,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":430
+  /* "src/imgfilt/_rank_core.pxi":437
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)             # <<<<<<<<<<<<<<
@@ -35297,7 +35381,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":431
+  /* "src/imgfilt/_rank_core.pxi":438
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):             # <<<<<<<<<<<<<<
@@ -35331,7 +35415,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L22_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -35341,7 +35425,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":432
+    /* "src/imgfilt/_rank_core.pxi":439
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")             # <<<<<<<<<<<<<<
@@ -35354,14 +35438,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_tap_lies_outside_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 432, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 432, __pyx_L1_error)
+    __PYX_ERR(2, 439, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":428
+    /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -35370,7 +35454,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":433
+  /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -35396,7 +35480,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":434
+    /* "src/imgfilt/_rank_core.pxi":441
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")             # <<<<<<<<<<<<<<
@@ -35409,14 +35493,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_rank_outside_the_foo};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 441, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 434, __pyx_L1_error)
+    __PYX_ERR(2, 441, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":433
+    /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -35425,7 +35509,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":435
+  /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -35437,7 +35521,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":436
+    /* "src/imgfilt/_rank_core.pxi":443
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")             # <<<<<<<<<<<<<<
@@ -35450,14 +35534,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_cval_must_hold_one_v};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 436, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 443, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 436, __pyx_L1_error)
+    __PYX_ERR(2, 443, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":435
+    /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -35466,7 +35550,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -35494,7 +35578,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L36_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":438
+  /* "src/imgfilt/_rank_core.pxi":445
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):             # <<<<<<<<<<<<<<
@@ -35518,7 +35602,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L36_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -35528,7 +35612,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":439
+    /* "src/imgfilt/_rank_core.pxi":446
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")             # <<<<<<<<<<<<<<
@@ -35541,14 +35625,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_fewer_scratch_rows_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 446, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 439, __pyx_L1_error)
+    __PYX_ERR(2, 446, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":437
+    /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -35557,7 +35641,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -35575,7 +35659,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L41_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":441
+  /* "src/imgfilt/_rank_core.pxi":448
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):             # <<<<<<<<<<<<<<
@@ -35599,7 +35683,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L41_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -35609,7 +35693,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":442
+    /* "src/imgfilt/_rank_core.pxi":449
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")             # <<<<<<<<<<<<<<
@@ -35622,14 +35706,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_scratch_ring_has_the};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 442, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 449, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 442, __pyx_L1_error)
+    __PYX_ERR(2, 449, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":440
+    /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -35638,7 +35722,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":443
+  /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -35650,7 +35734,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   if (__pyx_t_8) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":444
+    /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -35662,7 +35746,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":445
+      /* "src/imgfilt/_rank_core.pxi":452
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")             # <<<<<<<<<<<<<<
@@ -35675,14 +35759,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_network_scratch_too};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 445, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 452, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 445, __pyx_L1_error)
+      __PYX_ERR(2, 452, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":444
+      /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -35691,7 +35775,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":446
+    /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -35717,7 +35801,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":447
+      /* "src/imgfilt/_rank_core.pxi":454
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")             # <<<<<<<<<<<<<<
@@ -35730,14 +35814,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_comparator_names_a};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 447, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 454, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 447, __pyx_L1_error)
+      __PYX_ERR(2, 454, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":446
+      /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -35746,7 +35830,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":443
+    /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -35755,7 +35839,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -35780,7 +35864,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L50_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":449
+  /* "src/imgfilt/_rank_core.pxi":456
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):             # <<<<<<<<<<<<<<
@@ -35804,7 +35888,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L50_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -35814,7 +35898,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":450
+    /* "src/imgfilt/_rank_core.pxi":457
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")             # <<<<<<<<<<<<<<
@@ -35827,14 +35911,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_box_scratch_too_smal};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 450, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 450, __pyx_L1_error)
+    __PYX_ERR(2, 457, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":448
+    /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -35843,7 +35927,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":451
+  /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -35855,7 +35939,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   if (__pyx_t_8) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":455
+    /* "src/imgfilt/_rank_core.pxi":462
  *             bins, shift = 256, 4
  *         elif rank_t is u16_t:
  *             bins, shift = 65536, 8             # <<<<<<<<<<<<<<
@@ -35869,7 +35953,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
     __pyx_v_bins = __pyx_t_5;
     __pyx_v_shift = __pyx_t_7;
 
-    /* "src/imgfilt/_rank_core.pxi":458
+    /* "src/imgfilt/_rank_core.pxi":465
  *         else:
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")
  *         if hist.shape[0] < num_threads or hist.shape[1] != bins + (bins >> shift):             # <<<<<<<<<<<<<<
@@ -35895,7 +35979,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":459
+      /* "src/imgfilt/_rank_core.pxi":466
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")
  *         if hist.shape[0] < num_threads or hist.shape[1] != bins + (bins >> shift):
  *             raise ValueError("rank engine: histogram scratch has the wrong shape")             # <<<<<<<<<<<<<<
@@ -35908,14 +35992,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_histogram_scratch_ha};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 459, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 466, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 459, __pyx_L1_error)
+      __PYX_ERR(2, 466, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":458
+      /* "src/imgfilt/_rank_core.pxi":465
  *         else:
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")
  *         if hist.shape[0] < num_threads or hist.shape[1] != bins + (bins >> shift):             # <<<<<<<<<<<<<<
@@ -35924,7 +36008,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":451
+    /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -35933,7 +36017,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":461
+  /* "src/imgfilt/_rank_core.pxi":468
  *             raise ValueError("rank engine: histogram scratch has the wrong shape")
  * 
  *     n_items = batch * channels * out_d * out_h             # <<<<<<<<<<<<<<
@@ -35942,7 +36026,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
   __pyx_v_n_items = (((__pyx_v_batch * __pyx_v_channels) * __pyx_v_out_d) * __pyx_v_out_h);
 
-  /* "src/imgfilt/_rank_core.pxi":462
+  /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -35966,7 +36050,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
             #endif /* _OPENMP */
             {
 
-                /* "src/imgfilt/_rank_core.pxi":463
+                /* "src/imgfilt/_rank_core.pxi":470
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()             # <<<<<<<<<<<<<<
@@ -35980,7 +36064,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                 #endif
                 __pyx_v_tid = __pyx_t_4;
 
-                /* "src/imgfilt/_rank_core.pxi":464
+                /* "src/imgfilt/_rank_core.pxi":471
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]             # <<<<<<<<<<<<<<
@@ -35991,7 +36075,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                 __pyx_t_13 = 0;
                 __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u16_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u16_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":465
+                /* "src/imgfilt/_rank_core.pxi":472
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]             # <<<<<<<<<<<<<<
@@ -36002,7 +36086,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                 __pyx_t_2 = 0;
                 __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u16_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u16_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":466
+                /* "src/imgfilt/_rank_core.pxi":473
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]             # <<<<<<<<<<<<<<
@@ -36013,7 +36097,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                 __pyx_t_13 = 0;
                 __pyx_v_off = (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_offsets.data + __pyx_t_2 * __pyx_v_offsets.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":467
+                /* "src/imgfilt/_rank_core.pxi":474
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]
  *         row_off = off             # <<<<<<<<<<<<<<
@@ -36022,7 +36106,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_row_off = __pyx_v_off;
 
-                /* "src/imgfilt/_rank_core.pxi":468
+                /* "src/imgfilt/_rank_core.pxi":475
  *         off = &offsets[tid, 0]
  *         row_off = off
  *         tap_off = off + n_rows             # <<<<<<<<<<<<<<
@@ -36031,7 +36115,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_tap_off = (__pyx_v_off + __pyx_v_n_rows);
 
-                /* "src/imgfilt/_rank_core.pxi":469
+                /* "src/imgfilt/_rank_core.pxi":476
  *         row_off = off
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps             # <<<<<<<<<<<<<<
@@ -36040,7 +36124,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_add_off = (__pyx_v_tap_off + __pyx_v_n_taps);
 
-                /* "src/imgfilt/_rank_core.pxi":470
+                /* "src/imgfilt/_rank_core.pxi":477
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add             # <<<<<<<<<<<<<<
@@ -36049,7 +36133,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_rem_off = (__pyx_v_add_off + __pyx_v_n_add);
 
-                /* "src/imgfilt/_rank_core.pxi":471
+                /* "src/imgfilt/_rank_core.pxi":478
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):             # <<<<<<<<<<<<<<
@@ -36069,7 +36153,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                             {
                                 __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_5);
 
-                                /* "src/imgfilt/_rank_core.pxi":472
+                                /* "src/imgfilt/_rank_core.pxi":479
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h             # <<<<<<<<<<<<<<
@@ -36078,7 +36162,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_y = (__pyx_v_item % __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":473
+                                /* "src/imgfilt/_rank_core.pxi":480
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h
  *             t = item // out_h             # <<<<<<<<<<<<<<
@@ -36087,7 +36171,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_t = (__pyx_v_item / __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":474
+                                /* "src/imgfilt/_rank_core.pxi":481
  *             y = item % out_h
  *             t = item // out_h
  *             z = t % out_d             # <<<<<<<<<<<<<<
@@ -36096,7 +36180,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_z = (__pyx_v_t % __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":475
+                                /* "src/imgfilt/_rank_core.pxi":482
  *             t = item // out_h
  *             z = t % out_d
  *             t = t // out_d             # <<<<<<<<<<<<<<
@@ -36105,7 +36189,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_t = (__pyx_v_t / __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":476
+                                /* "src/imgfilt/_rank_core.pxi":483
  *             z = t % out_d
  *             t = t // out_d
  *             c = t % channels             # <<<<<<<<<<<<<<
@@ -36114,7 +36198,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_c = (__pyx_v_t % __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":477
+                                /* "src/imgfilt/_rank_core.pxi":484
  *             t = t // out_d
  *             c = t % channels
  *             n = t // channels             # <<<<<<<<<<<<<<
@@ -36123,7 +36207,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_n = (__pyx_v_t / __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":479
+                                /* "src/imgfilt/_rank_core.pxi":486
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)             # <<<<<<<<<<<<<<
@@ -36133,7 +36217,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                                 __pyx_t_13 = __pyx_v_tid;
                                 __pyx_t_2 = 0;
 
-                                /* "src/imgfilt/_rank_core.pxi":478
+                                /* "src/imgfilt/_rank_core.pxi":485
  *             c = t % channels
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,             # <<<<<<<<<<<<<<
@@ -36142,7 +36226,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
-                                /* "src/imgfilt/_rank_core.pxi":480
+                                /* "src/imgfilt/_rank_core.pxi":487
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):             # <<<<<<<<<<<<<<
@@ -36156,7 +36240,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                                 for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                   __pyx_v_i = __pyx_t_14;
 
-                                  /* "src/imgfilt/_rank_core.pxi":481
+                                  /* "src/imgfilt/_rank_core.pxi":488
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]             # <<<<<<<<<<<<<<
@@ -36169,7 +36253,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                                 }
 
 
-                                /* "src/imgfilt/_rank_core.pxi":482
+                                /* "src/imgfilt/_rank_core.pxi":489
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]             # <<<<<<<<<<<<<<
@@ -36183,7 +36267,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                                 __pyx_t_17 = 0;
                                 __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u16_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u16_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
-                                /* "src/imgfilt/_rank_core.pxi":483
+                                /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -36194,7 +36278,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                                   case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN:
                                   case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":484
+                                  /* "src/imgfilt/_rank_core.pxi":491
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -36203,7 +36287,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
                                   __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":483
+                                  /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -36213,7 +36297,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                                   break;
                                   case __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN:
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -36222,7 +36306,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
                                   case __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":486
+                                  /* "src/imgfilt/_rank_core.pxi":493
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,             # <<<<<<<<<<<<<<
@@ -36231,7 +36315,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
                                   __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -36241,7 +36325,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                                   break;
                                   case __pyx_e_7imgfilt_10_rank_avx2_NETWORK:
 
-                                  /* "src/imgfilt/_rank_core.pxi":489
+                                  /* "src/imgfilt/_rank_core.pxi":496
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -36250,7 +36334,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
                                   __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":488
+                                  /* "src/imgfilt/_rank_core.pxi":495
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:             # <<<<<<<<<<<<<<
@@ -36260,7 +36344,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                                   break;
                                   default:
 
-                                  /* "src/imgfilt/_rank_core.pxi":491
+                                  /* "src/imgfilt/_rank_core.pxi":498
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)
  *             else:
  *                 for i in range(n_add):             # <<<<<<<<<<<<<<
@@ -36274,7 +36358,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":492
+                                    /* "src/imgfilt/_rank_core.pxi":499
  *             else:
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]             # <<<<<<<<<<<<<<
@@ -36287,7 +36371,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":493
+                                  /* "src/imgfilt/_rank_core.pxi":500
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):             # <<<<<<<<<<<<<<
@@ -36301,7 +36385,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":494
+                                    /* "src/imgfilt/_rank_core.pxi":501
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]             # <<<<<<<<<<<<<<
@@ -36314,7 +36398,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":496
+                                  /* "src/imgfilt/_rank_core.pxi":503
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -36324,7 +36408,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                                   __pyx_t_15 = __pyx_v_tid;
                                   __pyx_t_2 = __pyx_v_bins;
 
-                                  /* "src/imgfilt/_rank_core.pxi":495
+                                  /* "src/imgfilt/_rank_core.pxi":502
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
@@ -36348,7 +36432,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
         #endif
       }
 
-      /* "src/imgfilt/_rank_core.pxi":462
+      /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -36365,7 +36449,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
       }
   }
 
-  /* "src/imgfilt/_rank_core.pxi":371
+  /* "src/imgfilt/_rank_core.pxi":378
  * 
  * 
  * def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,             # <<<<<<<<<<<<<<
@@ -36466,186 +36550,186 @@ static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_10_rank_avx2_13rank_rows(PyObject
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_cval,&__pyx_mstate_global->__pyx_n_u_kernel_shape,&__pyx_mstate_global->__pyx_n_u_tap_row,&__pyx_mstate_global->__pyx_n_u_tap_col,&__pyx_mstate_global->__pyx_n_u_method,&__pyx_mstate_global->__pyx_n_u_rank,&__pyx_mstate_global->__pyx_n_u_network,&__pyx_mstate_global->__pyx_n_u_add_row,&__pyx_mstate_global->__pyx_n_u_add_col,&__pyx_mstate_global->__pyx_n_u_rem_row,&__pyx_mstate_global->__pyx_n_u_rem_col,&__pyx_mstate_global->__pyx_n_u_plane_map,&__pyx_mstate_global->__pyx_n_u_row_map,&__pyx_mstate_global->__pyx_n_u_col_map,&__pyx_mstate_global->__pyx_n_u_pad_left,&__pyx_mstate_global->__pyx_n_u_ring,&__pyx_mstate_global->__pyx_n_u_tags,&__pyx_mstate_global->__pyx_n_u_work,&__pyx_mstate_global->__pyx_n_u_hist,&__pyx_mstate_global->__pyx_n_u_offsets,&__pyx_mstate_global->__pyx_n_u_num_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 371, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 378, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 18:
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 17:
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 16:
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 378, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 23; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 371, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 378, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 23)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 372, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
-    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 387, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 371, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 378, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -36674,7 +36758,7 @@ static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_10_rank_avx2_13rank_rows(PyObject
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 372, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 379, __pyx_L1_error)
   __pyx_r = __pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
@@ -36775,7 +36859,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_2rank_rows", 0);
 
-  /* "src/imgfilt/_rank_core.pxi":397
+  /* "src/imgfilt/_rank_core.pxi":404
  *     The shapes are checked here (cheaply, once) so that no call can index out of bounds.
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]             # <<<<<<<<<<<<<<
@@ -36784,18 +36868,18 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_d = __pyx_t_1;
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_h = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":398
+  /* "src/imgfilt/_rank_core.pxi":405
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]             # <<<<<<<<<<<<<<
@@ -36804,12 +36888,12 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 398, __pyx_L1_error)
+    __PYX_ERR(2, 405, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 398, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 405, __pyx_L1_error)
   __pyx_v_kernel_w = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":399
+  /* "src/imgfilt/_rank_core.pxi":406
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]             # <<<<<<<<<<<<<<
@@ -36820,7 +36904,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_n_add = (__pyx_v_add_row.shape[0]);
   __pyx_v_n_rem = (__pyx_v_rem_row.shape[0]);
 
-  /* "src/imgfilt/_rank_core.pxi":400
+  /* "src/imgfilt/_rank_core.pxi":407
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h             # <<<<<<<<<<<<<<
@@ -36829,7 +36913,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
   __pyx_v_n_rows = (__pyx_v_kernel_d * __pyx_v_kernel_h);
 
-  /* "src/imgfilt/_rank_core.pxi":401
+  /* "src/imgfilt/_rank_core.pxi":408
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]             # <<<<<<<<<<<<<<
@@ -36839,7 +36923,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_batch = (__pyx_v_x.shape[0]);
   __pyx_v_channels = (__pyx_v_x.shape[1]);
 
-  /* "src/imgfilt/_rank_core.pxi":402
+  /* "src/imgfilt/_rank_core.pxi":409
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]             # <<<<<<<<<<<<<<
@@ -36850,7 +36934,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_out_h = (__pyx_v_out.shape[3]);
   __pyx_v_out_w = (__pyx_v_out.shape[4]);
 
-  /* "src/imgfilt/_rank_core.pxi":403
+  /* "src/imgfilt/_rank_core.pxi":410
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES             # <<<<<<<<<<<<<<
@@ -36860,7 +36944,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_padded_w = (__pyx_v_col_map.shape[0]);
   __pyx_v_ring_width = (__pyx_v_padded_w + IMGFILT_LANES);
 
-  /* "src/imgfilt/_rank_core.pxi":404
+  /* "src/imgfilt/_rank_core.pxi":411
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i             # <<<<<<<<<<<<<<
@@ -36870,7 +36954,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_shift = 0;
   __pyx_v_bins = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":405
+  /* "src/imgfilt/_rank_core.pxi":412
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i
  *     cdef rank_t fill = cval[0]             # <<<<<<<<<<<<<<
@@ -36880,7 +36964,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   __pyx_t_2 = 0;
   __pyx_v_fill = (*((__pyx_t_7imgfilt_10_rank_avx2_u32_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u32_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
-  /* "src/imgfilt/_rank_core.pxi":415
+  /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -36952,7 +37036,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":416
+    /* "src/imgfilt/_rank_core.pxi":423
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")             # <<<<<<<<<<<<<<
@@ -36965,14 +37049,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_kernel_sizes_taps_an};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 416, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 423, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 416, __pyx_L1_error)
+    __PYX_ERR(2, 423, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":415
+    /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -36981,7 +37065,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":417
+  /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -37007,7 +37091,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":418
+    /* "src/imgfilt/_rank_core.pxi":425
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")             # <<<<<<<<<<<<<<
@@ -37020,14 +37104,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_unknown_method};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 418, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 425, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 418, __pyx_L1_error)
+    __PYX_ERR(2, 425, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":417
+    /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -37036,7 +37120,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -37054,7 +37138,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":420
+  /* "src/imgfilt/_rank_core.pxi":427
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1             # <<<<<<<<<<<<<<
@@ -37082,7 +37166,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":421
+  /* "src/imgfilt/_rank_core.pxi":428
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):             # <<<<<<<<<<<<<<
@@ -37146,7 +37230,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L8_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -37156,7 +37240,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":422
+    /* "src/imgfilt/_rank_core.pxi":429
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")             # <<<<<<<<<<<<<<
@@ -37169,14 +37253,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_output_shape_does_no};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 422, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 429, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 422, __pyx_L1_error)
+    __PYX_ERR(2, 429, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":419
+    /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -37185,7 +37269,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":423
+  /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -37211,7 +37295,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":424
+    /* "src/imgfilt/_rank_core.pxi":431
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")             # <<<<<<<<<<<<<<
@@ -37224,14 +37308,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_pad_left_does_not_fi};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 424, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 431, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 424, __pyx_L1_error)
+    __PYX_ERR(2, 431, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":423
+    /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -37240,7 +37324,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -37258,7 +37342,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L18_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":426
+  /* "src/imgfilt/_rank_core.pxi":433
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):             # <<<<<<<<<<<<<<
@@ -37282,7 +37366,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L18_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -37292,7 +37376,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":427
+    /* "src/imgfilt/_rank_core.pxi":434
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")             # <<<<<<<<<<<<<<
@@ -37305,14 +37389,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_an_index_map_points};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 427, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 427, __pyx_L1_error)
+    __PYX_ERR(2, 434, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":425
+    /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -37321,7 +37405,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -37349,7 +37433,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":429
+  /* "src/imgfilt/_rank_core.pxi":436
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)             # <<<<<<<<<<<<<<
@@ -37377,7 +37461,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":430
+  /* "src/imgfilt/_rank_core.pxi":437
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)             # <<<<<<<<<<<<<<
@@ -37405,7 +37489,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":431
+  /* "src/imgfilt/_rank_core.pxi":438
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):             # <<<<<<<<<<<<<<
@@ -37439,7 +37523,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L22_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -37449,7 +37533,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":432
+    /* "src/imgfilt/_rank_core.pxi":439
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")             # <<<<<<<<<<<<<<
@@ -37462,14 +37546,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_tap_lies_outside_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 432, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 432, __pyx_L1_error)
+    __PYX_ERR(2, 439, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":428
+    /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -37478,7 +37562,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":433
+  /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -37504,7 +37588,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":434
+    /* "src/imgfilt/_rank_core.pxi":441
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")             # <<<<<<<<<<<<<<
@@ -37517,14 +37601,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_rank_outside_the_foo};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 441, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 434, __pyx_L1_error)
+    __PYX_ERR(2, 441, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":433
+    /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -37533,7 +37617,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":435
+  /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -37545,7 +37629,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":436
+    /* "src/imgfilt/_rank_core.pxi":443
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")             # <<<<<<<<<<<<<<
@@ -37558,14 +37642,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_cval_must_hold_one_v};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 436, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 443, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 436, __pyx_L1_error)
+    __PYX_ERR(2, 443, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":435
+    /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -37574,7 +37658,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -37602,7 +37686,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L36_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":438
+  /* "src/imgfilt/_rank_core.pxi":445
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):             # <<<<<<<<<<<<<<
@@ -37626,7 +37710,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L36_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -37636,7 +37720,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":439
+    /* "src/imgfilt/_rank_core.pxi":446
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")             # <<<<<<<<<<<<<<
@@ -37649,14 +37733,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_fewer_scratch_rows_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 446, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 439, __pyx_L1_error)
+    __PYX_ERR(2, 446, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":437
+    /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -37665,7 +37749,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -37683,7 +37767,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L41_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":441
+  /* "src/imgfilt/_rank_core.pxi":448
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):             # <<<<<<<<<<<<<<
@@ -37707,7 +37791,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L41_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -37717,7 +37801,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":442
+    /* "src/imgfilt/_rank_core.pxi":449
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")             # <<<<<<<<<<<<<<
@@ -37730,14 +37814,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_scratch_ring_has_the};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 442, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 449, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 442, __pyx_L1_error)
+    __PYX_ERR(2, 449, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":440
+    /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -37746,7 +37830,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":443
+  /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -37758,7 +37842,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   if (__pyx_t_8) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":444
+    /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -37770,7 +37854,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":445
+      /* "src/imgfilt/_rank_core.pxi":452
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")             # <<<<<<<<<<<<<<
@@ -37783,14 +37867,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_network_scratch_too};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 445, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 452, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 445, __pyx_L1_error)
+      __PYX_ERR(2, 452, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":444
+      /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -37799,7 +37883,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":446
+    /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -37825,7 +37909,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":447
+      /* "src/imgfilt/_rank_core.pxi":454
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")             # <<<<<<<<<<<<<<
@@ -37838,14 +37922,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_comparator_names_a};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 447, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 454, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 447, __pyx_L1_error)
+      __PYX_ERR(2, 454, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":446
+      /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -37854,7 +37938,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":443
+    /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -37863,7 +37947,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -37888,7 +37972,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L50_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":449
+  /* "src/imgfilt/_rank_core.pxi":456
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):             # <<<<<<<<<<<<<<
@@ -37912,7 +37996,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L50_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -37922,7 +38006,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":450
+    /* "src/imgfilt/_rank_core.pxi":457
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")             # <<<<<<<<<<<<<<
@@ -37935,14 +38019,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_box_scratch_too_smal};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 450, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 450, __pyx_L1_error)
+    __PYX_ERR(2, 457, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":448
+    /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -37951,7 +38035,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":451
+  /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -37963,7 +38047,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":457
+    /* "src/imgfilt/_rank_core.pxi":464
  *             bins, shift = 65536, 8
  *         else:
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")             # <<<<<<<<<<<<<<
@@ -37976,14 +38060,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_histograms_need_8_or};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 464, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 457, __pyx_L1_error)
+    __PYX_ERR(2, 464, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":451
+    /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -37992,7 +38076,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":461
+  /* "src/imgfilt/_rank_core.pxi":468
  *             raise ValueError("rank engine: histogram scratch has the wrong shape")
  * 
  *     n_items = batch * channels * out_d * out_h             # <<<<<<<<<<<<<<
@@ -38001,7 +38085,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
   __pyx_v_n_items = (((__pyx_v_batch * __pyx_v_channels) * __pyx_v_out_d) * __pyx_v_out_h);
 
-  /* "src/imgfilt/_rank_core.pxi":462
+  /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -38025,7 +38109,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
             #endif /* _OPENMP */
             {
 
-                /* "src/imgfilt/_rank_core.pxi":463
+                /* "src/imgfilt/_rank_core.pxi":470
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()             # <<<<<<<<<<<<<<
@@ -38039,7 +38123,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                 #endif
                 __pyx_v_tid = __pyx_t_4;
 
-                /* "src/imgfilt/_rank_core.pxi":464
+                /* "src/imgfilt/_rank_core.pxi":471
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]             # <<<<<<<<<<<<<<
@@ -38050,7 +38134,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                 __pyx_t_13 = 0;
                 __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u32_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u32_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":465
+                /* "src/imgfilt/_rank_core.pxi":472
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]             # <<<<<<<<<<<<<<
@@ -38061,7 +38145,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                 __pyx_t_2 = 0;
                 __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u32_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u32_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":466
+                /* "src/imgfilt/_rank_core.pxi":473
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]             # <<<<<<<<<<<<<<
@@ -38072,7 +38156,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                 __pyx_t_13 = 0;
                 __pyx_v_off = (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_offsets.data + __pyx_t_2 * __pyx_v_offsets.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":467
+                /* "src/imgfilt/_rank_core.pxi":474
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]
  *         row_off = off             # <<<<<<<<<<<<<<
@@ -38081,7 +38165,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_row_off = __pyx_v_off;
 
-                /* "src/imgfilt/_rank_core.pxi":468
+                /* "src/imgfilt/_rank_core.pxi":475
  *         off = &offsets[tid, 0]
  *         row_off = off
  *         tap_off = off + n_rows             # <<<<<<<<<<<<<<
@@ -38090,7 +38174,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_tap_off = (__pyx_v_off + __pyx_v_n_rows);
 
-                /* "src/imgfilt/_rank_core.pxi":469
+                /* "src/imgfilt/_rank_core.pxi":476
  *         row_off = off
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps             # <<<<<<<<<<<<<<
@@ -38099,7 +38183,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_add_off = (__pyx_v_tap_off + __pyx_v_n_taps);
 
-                /* "src/imgfilt/_rank_core.pxi":470
+                /* "src/imgfilt/_rank_core.pxi":477
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add             # <<<<<<<<<<<<<<
@@ -38108,7 +38192,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_rem_off = (__pyx_v_add_off + __pyx_v_n_add);
 
-                /* "src/imgfilt/_rank_core.pxi":471
+                /* "src/imgfilt/_rank_core.pxi":478
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):             # <<<<<<<<<<<<<<
@@ -38128,7 +38212,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                             {
                                 __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_7);
 
-                                /* "src/imgfilt/_rank_core.pxi":472
+                                /* "src/imgfilt/_rank_core.pxi":479
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h             # <<<<<<<<<<<<<<
@@ -38137,7 +38221,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_y = (__pyx_v_item % __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":473
+                                /* "src/imgfilt/_rank_core.pxi":480
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h
  *             t = item // out_h             # <<<<<<<<<<<<<<
@@ -38146,7 +38230,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_t = (__pyx_v_item / __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":474
+                                /* "src/imgfilt/_rank_core.pxi":481
  *             y = item % out_h
  *             t = item // out_h
  *             z = t % out_d             # <<<<<<<<<<<<<<
@@ -38155,7 +38239,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_z = (__pyx_v_t % __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":475
+                                /* "src/imgfilt/_rank_core.pxi":482
  *             t = item // out_h
  *             z = t % out_d
  *             t = t // out_d             # <<<<<<<<<<<<<<
@@ -38164,7 +38248,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_t = (__pyx_v_t / __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":476
+                                /* "src/imgfilt/_rank_core.pxi":483
  *             z = t % out_d
  *             t = t // out_d
  *             c = t % channels             # <<<<<<<<<<<<<<
@@ -38173,7 +38257,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_c = (__pyx_v_t % __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":477
+                                /* "src/imgfilt/_rank_core.pxi":484
  *             t = t // out_d
  *             c = t % channels
  *             n = t // channels             # <<<<<<<<<<<<<<
@@ -38182,7 +38266,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_n = (__pyx_v_t / __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":479
+                                /* "src/imgfilt/_rank_core.pxi":486
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)             # <<<<<<<<<<<<<<
@@ -38192,7 +38276,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                                 __pyx_t_13 = __pyx_v_tid;
                                 __pyx_t_2 = 0;
 
-                                /* "src/imgfilt/_rank_core.pxi":478
+                                /* "src/imgfilt/_rank_core.pxi":485
  *             c = t % channels
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,             # <<<<<<<<<<<<<<
@@ -38201,7 +38285,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
-                                /* "src/imgfilt/_rank_core.pxi":480
+                                /* "src/imgfilt/_rank_core.pxi":487
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):             # <<<<<<<<<<<<<<
@@ -38215,7 +38299,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                                 for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                   __pyx_v_i = __pyx_t_14;
 
-                                  /* "src/imgfilt/_rank_core.pxi":481
+                                  /* "src/imgfilt/_rank_core.pxi":488
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]             # <<<<<<<<<<<<<<
@@ -38228,7 +38312,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                                 }
 
 
-                                /* "src/imgfilt/_rank_core.pxi":482
+                                /* "src/imgfilt/_rank_core.pxi":489
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]             # <<<<<<<<<<<<<<
@@ -38242,7 +38326,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                                 __pyx_t_17 = 0;
                                 __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u32_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u32_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
-                                /* "src/imgfilt/_rank_core.pxi":483
+                                /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -38253,7 +38337,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                                   case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN:
                                   case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":484
+                                  /* "src/imgfilt/_rank_core.pxi":491
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -38262,7 +38346,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
                                   __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":483
+                                  /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -38272,7 +38356,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                                   break;
                                   case __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN:
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -38281,7 +38365,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
                                   case __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":486
+                                  /* "src/imgfilt/_rank_core.pxi":493
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,             # <<<<<<<<<<<<<<
@@ -38290,7 +38374,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
                                   __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -38300,7 +38384,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                                   break;
                                   case __pyx_e_7imgfilt_10_rank_avx2_NETWORK:
 
-                                  /* "src/imgfilt/_rank_core.pxi":489
+                                  /* "src/imgfilt/_rank_core.pxi":496
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -38309,7 +38393,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
                                   __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":488
+                                  /* "src/imgfilt/_rank_core.pxi":495
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:             # <<<<<<<<<<<<<<
@@ -38319,7 +38403,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                                   break;
                                   default:
 
-                                  /* "src/imgfilt/_rank_core.pxi":491
+                                  /* "src/imgfilt/_rank_core.pxi":498
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)
  *             else:
  *                 for i in range(n_add):             # <<<<<<<<<<<<<<
@@ -38333,7 +38417,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":492
+                                    /* "src/imgfilt/_rank_core.pxi":499
  *             else:
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]             # <<<<<<<<<<<<<<
@@ -38346,7 +38430,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":493
+                                  /* "src/imgfilt/_rank_core.pxi":500
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):             # <<<<<<<<<<<<<<
@@ -38360,7 +38444,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":494
+                                    /* "src/imgfilt/_rank_core.pxi":501
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]             # <<<<<<<<<<<<<<
@@ -38373,7 +38457,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":496
+                                  /* "src/imgfilt/_rank_core.pxi":503
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -38383,7 +38467,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                                   __pyx_t_15 = __pyx_v_tid;
                                   __pyx_t_2 = __pyx_v_bins;
 
-                                  /* "src/imgfilt/_rank_core.pxi":495
+                                  /* "src/imgfilt/_rank_core.pxi":502
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
@@ -38407,7 +38491,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
         #endif
       }
 
-      /* "src/imgfilt/_rank_core.pxi":462
+      /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -38424,7 +38508,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
       }
   }
 
-  /* "src/imgfilt/_rank_core.pxi":371
+  /* "src/imgfilt/_rank_core.pxi":378
  * 
  * 
  * def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,             # <<<<<<<<<<<<<<
@@ -38525,186 +38609,186 @@ static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_10_rank_avx2_15rank_rows(PyObject
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_cval,&__pyx_mstate_global->__pyx_n_u_kernel_shape,&__pyx_mstate_global->__pyx_n_u_tap_row,&__pyx_mstate_global->__pyx_n_u_tap_col,&__pyx_mstate_global->__pyx_n_u_method,&__pyx_mstate_global->__pyx_n_u_rank,&__pyx_mstate_global->__pyx_n_u_network,&__pyx_mstate_global->__pyx_n_u_add_row,&__pyx_mstate_global->__pyx_n_u_add_col,&__pyx_mstate_global->__pyx_n_u_rem_row,&__pyx_mstate_global->__pyx_n_u_rem_col,&__pyx_mstate_global->__pyx_n_u_plane_map,&__pyx_mstate_global->__pyx_n_u_row_map,&__pyx_mstate_global->__pyx_n_u_col_map,&__pyx_mstate_global->__pyx_n_u_pad_left,&__pyx_mstate_global->__pyx_n_u_ring,&__pyx_mstate_global->__pyx_n_u_tags,&__pyx_mstate_global->__pyx_n_u_work,&__pyx_mstate_global->__pyx_n_u_hist,&__pyx_mstate_global->__pyx_n_u_offsets,&__pyx_mstate_global->__pyx_n_u_num_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 371, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 378, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 18:
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 17:
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 16:
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 378, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 23; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 371, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 378, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 23)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 372, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
-    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 387, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 371, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 378, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -38733,7 +38817,7 @@ static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_10_rank_avx2_15rank_rows(PyObject
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 372, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 379, __pyx_L1_error)
   __pyx_r = __pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
@@ -38834,7 +38918,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_3rank_rows", 0);
 
-  /* "src/imgfilt/_rank_core.pxi":397
+  /* "src/imgfilt/_rank_core.pxi":404
  *     The shapes are checked here (cheaply, once) so that no call can index out of bounds.
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]             # <<<<<<<<<<<<<<
@@ -38843,18 +38927,18 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_d = __pyx_t_1;
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_h = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":398
+  /* "src/imgfilt/_rank_core.pxi":405
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]             # <<<<<<<<<<<<<<
@@ -38863,12 +38947,12 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 398, __pyx_L1_error)
+    __PYX_ERR(2, 405, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 398, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 405, __pyx_L1_error)
   __pyx_v_kernel_w = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":399
+  /* "src/imgfilt/_rank_core.pxi":406
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]             # <<<<<<<<<<<<<<
@@ -38879,7 +38963,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_n_add = (__pyx_v_add_row.shape[0]);
   __pyx_v_n_rem = (__pyx_v_rem_row.shape[0]);
 
-  /* "src/imgfilt/_rank_core.pxi":400
+  /* "src/imgfilt/_rank_core.pxi":407
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h             # <<<<<<<<<<<<<<
@@ -38888,7 +38972,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
   __pyx_v_n_rows = (__pyx_v_kernel_d * __pyx_v_kernel_h);
 
-  /* "src/imgfilt/_rank_core.pxi":401
+  /* "src/imgfilt/_rank_core.pxi":408
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]             # <<<<<<<<<<<<<<
@@ -38898,7 +38982,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_batch = (__pyx_v_x.shape[0]);
   __pyx_v_channels = (__pyx_v_x.shape[1]);
 
-  /* "src/imgfilt/_rank_core.pxi":402
+  /* "src/imgfilt/_rank_core.pxi":409
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]             # <<<<<<<<<<<<<<
@@ -38909,7 +38993,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_out_h = (__pyx_v_out.shape[3]);
   __pyx_v_out_w = (__pyx_v_out.shape[4]);
 
-  /* "src/imgfilt/_rank_core.pxi":403
+  /* "src/imgfilt/_rank_core.pxi":410
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES             # <<<<<<<<<<<<<<
@@ -38919,7 +39003,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_padded_w = (__pyx_v_col_map.shape[0]);
   __pyx_v_ring_width = (__pyx_v_padded_w + IMGFILT_LANES);
 
-  /* "src/imgfilt/_rank_core.pxi":404
+  /* "src/imgfilt/_rank_core.pxi":411
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i             # <<<<<<<<<<<<<<
@@ -38929,7 +39013,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_shift = 0;
   __pyx_v_bins = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":405
+  /* "src/imgfilt/_rank_core.pxi":412
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i
  *     cdef rank_t fill = cval[0]             # <<<<<<<<<<<<<<
@@ -38939,7 +39023,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   __pyx_t_2 = 0;
   __pyx_v_fill = (*((__pyx_t_7imgfilt_10_rank_avx2_u64_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u64_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
-  /* "src/imgfilt/_rank_core.pxi":415
+  /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -39011,7 +39095,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":416
+    /* "src/imgfilt/_rank_core.pxi":423
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")             # <<<<<<<<<<<<<<
@@ -39024,14 +39108,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_kernel_sizes_taps_an};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 416, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 423, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 416, __pyx_L1_error)
+    __PYX_ERR(2, 423, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":415
+    /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -39040,7 +39124,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":417
+  /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -39066,7 +39150,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":418
+    /* "src/imgfilt/_rank_core.pxi":425
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")             # <<<<<<<<<<<<<<
@@ -39079,14 +39163,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_unknown_method};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 418, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 425, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 418, __pyx_L1_error)
+    __PYX_ERR(2, 425, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":417
+    /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -39095,7 +39179,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -39113,7 +39197,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":420
+  /* "src/imgfilt/_rank_core.pxi":427
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1             # <<<<<<<<<<<<<<
@@ -39141,7 +39225,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":421
+  /* "src/imgfilt/_rank_core.pxi":428
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):             # <<<<<<<<<<<<<<
@@ -39205,7 +39289,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L8_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -39215,7 +39299,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":422
+    /* "src/imgfilt/_rank_core.pxi":429
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")             # <<<<<<<<<<<<<<
@@ -39228,14 +39312,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_output_shape_does_no};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 422, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 429, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 422, __pyx_L1_error)
+    __PYX_ERR(2, 429, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":419
+    /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -39244,7 +39328,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":423
+  /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -39270,7 +39354,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":424
+    /* "src/imgfilt/_rank_core.pxi":431
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")             # <<<<<<<<<<<<<<
@@ -39283,14 +39367,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_pad_left_does_not_fi};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 424, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 431, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 424, __pyx_L1_error)
+    __PYX_ERR(2, 431, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":423
+    /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -39299,7 +39383,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -39317,7 +39401,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L18_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":426
+  /* "src/imgfilt/_rank_core.pxi":433
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):             # <<<<<<<<<<<<<<
@@ -39341,7 +39425,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L18_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -39351,7 +39435,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":427
+    /* "src/imgfilt/_rank_core.pxi":434
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")             # <<<<<<<<<<<<<<
@@ -39364,14 +39448,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_an_index_map_points};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 427, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 427, __pyx_L1_error)
+    __PYX_ERR(2, 434, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":425
+    /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -39380,7 +39464,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -39408,7 +39492,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":429
+  /* "src/imgfilt/_rank_core.pxi":436
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)             # <<<<<<<<<<<<<<
@@ -39436,7 +39520,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":430
+  /* "src/imgfilt/_rank_core.pxi":437
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)             # <<<<<<<<<<<<<<
@@ -39464,7 +39548,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":431
+  /* "src/imgfilt/_rank_core.pxi":438
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):             # <<<<<<<<<<<<<<
@@ -39498,7 +39582,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L22_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -39508,7 +39592,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":432
+    /* "src/imgfilt/_rank_core.pxi":439
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")             # <<<<<<<<<<<<<<
@@ -39521,14 +39605,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_tap_lies_outside_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 432, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 432, __pyx_L1_error)
+    __PYX_ERR(2, 439, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":428
+    /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -39537,7 +39621,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":433
+  /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -39563,7 +39647,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":434
+    /* "src/imgfilt/_rank_core.pxi":441
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")             # <<<<<<<<<<<<<<
@@ -39576,14 +39660,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_rank_outside_the_foo};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 441, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 434, __pyx_L1_error)
+    __PYX_ERR(2, 441, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":433
+    /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -39592,7 +39676,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":435
+  /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -39604,7 +39688,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":436
+    /* "src/imgfilt/_rank_core.pxi":443
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")             # <<<<<<<<<<<<<<
@@ -39617,14 +39701,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_cval_must_hold_one_v};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 436, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 443, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 436, __pyx_L1_error)
+    __PYX_ERR(2, 443, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":435
+    /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -39633,7 +39717,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -39661,7 +39745,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L36_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":438
+  /* "src/imgfilt/_rank_core.pxi":445
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):             # <<<<<<<<<<<<<<
@@ -39685,7 +39769,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L36_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -39695,7 +39779,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":439
+    /* "src/imgfilt/_rank_core.pxi":446
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")             # <<<<<<<<<<<<<<
@@ -39708,14 +39792,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_fewer_scratch_rows_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 446, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 439, __pyx_L1_error)
+    __PYX_ERR(2, 446, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":437
+    /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -39724,7 +39808,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -39742,7 +39826,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L41_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":441
+  /* "src/imgfilt/_rank_core.pxi":448
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):             # <<<<<<<<<<<<<<
@@ -39766,7 +39850,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L41_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -39776,7 +39860,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":442
+    /* "src/imgfilt/_rank_core.pxi":449
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")             # <<<<<<<<<<<<<<
@@ -39789,14 +39873,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_scratch_ring_has_the};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 442, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 449, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 442, __pyx_L1_error)
+    __PYX_ERR(2, 449, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":440
+    /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -39805,7 +39889,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":443
+  /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -39817,7 +39901,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   if (__pyx_t_8) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":444
+    /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -39829,7 +39913,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":445
+      /* "src/imgfilt/_rank_core.pxi":452
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")             # <<<<<<<<<<<<<<
@@ -39842,14 +39926,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_network_scratch_too};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 445, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 452, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 445, __pyx_L1_error)
+      __PYX_ERR(2, 452, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":444
+      /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -39858,7 +39942,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":446
+    /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -39884,7 +39968,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":447
+      /* "src/imgfilt/_rank_core.pxi":454
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")             # <<<<<<<<<<<<<<
@@ -39897,14 +39981,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_comparator_names_a};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 447, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 454, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 447, __pyx_L1_error)
+      __PYX_ERR(2, 454, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":446
+      /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -39913,7 +39997,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":443
+    /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -39922,7 +40006,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -39947,7 +40031,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L50_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":449
+  /* "src/imgfilt/_rank_core.pxi":456
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):             # <<<<<<<<<<<<<<
@@ -39971,7 +40055,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L50_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -39981,7 +40065,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":450
+    /* "src/imgfilt/_rank_core.pxi":457
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")             # <<<<<<<<<<<<<<
@@ -39994,14 +40078,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_box_scratch_too_smal};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 450, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 450, __pyx_L1_error)
+    __PYX_ERR(2, 457, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":448
+    /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -40010,7 +40094,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":451
+  /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -40022,7 +40106,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":457
+    /* "src/imgfilt/_rank_core.pxi":464
  *             bins, shift = 65536, 8
  *         else:
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")             # <<<<<<<<<<<<<<
@@ -40035,14 +40119,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_histograms_need_8_or};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 464, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 457, __pyx_L1_error)
+    __PYX_ERR(2, 464, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":451
+    /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -40051,7 +40135,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":461
+  /* "src/imgfilt/_rank_core.pxi":468
  *             raise ValueError("rank engine: histogram scratch has the wrong shape")
  * 
  *     n_items = batch * channels * out_d * out_h             # <<<<<<<<<<<<<<
@@ -40060,7 +40144,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
   __pyx_v_n_items = (((__pyx_v_batch * __pyx_v_channels) * __pyx_v_out_d) * __pyx_v_out_h);
 
-  /* "src/imgfilt/_rank_core.pxi":462
+  /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -40084,7 +40168,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
             #endif /* _OPENMP */
             {
 
-                /* "src/imgfilt/_rank_core.pxi":463
+                /* "src/imgfilt/_rank_core.pxi":470
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()             # <<<<<<<<<<<<<<
@@ -40098,7 +40182,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                 #endif
                 __pyx_v_tid = __pyx_t_4;
 
-                /* "src/imgfilt/_rank_core.pxi":464
+                /* "src/imgfilt/_rank_core.pxi":471
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]             # <<<<<<<<<<<<<<
@@ -40109,7 +40193,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                 __pyx_t_13 = 0;
                 __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u64_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u64_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":465
+                /* "src/imgfilt/_rank_core.pxi":472
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]             # <<<<<<<<<<<<<<
@@ -40120,7 +40204,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                 __pyx_t_2 = 0;
                 __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u64_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u64_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":466
+                /* "src/imgfilt/_rank_core.pxi":473
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]             # <<<<<<<<<<<<<<
@@ -40131,7 +40215,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                 __pyx_t_13 = 0;
                 __pyx_v_off = (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_offsets.data + __pyx_t_2 * __pyx_v_offsets.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":467
+                /* "src/imgfilt/_rank_core.pxi":474
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]
  *         row_off = off             # <<<<<<<<<<<<<<
@@ -40140,7 +40224,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_row_off = __pyx_v_off;
 
-                /* "src/imgfilt/_rank_core.pxi":468
+                /* "src/imgfilt/_rank_core.pxi":475
  *         off = &offsets[tid, 0]
  *         row_off = off
  *         tap_off = off + n_rows             # <<<<<<<<<<<<<<
@@ -40149,7 +40233,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_tap_off = (__pyx_v_off + __pyx_v_n_rows);
 
-                /* "src/imgfilt/_rank_core.pxi":469
+                /* "src/imgfilt/_rank_core.pxi":476
  *         row_off = off
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps             # <<<<<<<<<<<<<<
@@ -40158,7 +40242,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_add_off = (__pyx_v_tap_off + __pyx_v_n_taps);
 
-                /* "src/imgfilt/_rank_core.pxi":470
+                /* "src/imgfilt/_rank_core.pxi":477
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add             # <<<<<<<<<<<<<<
@@ -40167,7 +40251,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_rem_off = (__pyx_v_add_off + __pyx_v_n_add);
 
-                /* "src/imgfilt/_rank_core.pxi":471
+                /* "src/imgfilt/_rank_core.pxi":478
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):             # <<<<<<<<<<<<<<
@@ -40187,7 +40271,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                             {
                                 __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_7);
 
-                                /* "src/imgfilt/_rank_core.pxi":472
+                                /* "src/imgfilt/_rank_core.pxi":479
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h             # <<<<<<<<<<<<<<
@@ -40196,7 +40280,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_y = (__pyx_v_item % __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":473
+                                /* "src/imgfilt/_rank_core.pxi":480
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h
  *             t = item // out_h             # <<<<<<<<<<<<<<
@@ -40205,7 +40289,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_t = (__pyx_v_item / __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":474
+                                /* "src/imgfilt/_rank_core.pxi":481
  *             y = item % out_h
  *             t = item // out_h
  *             z = t % out_d             # <<<<<<<<<<<<<<
@@ -40214,7 +40298,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_z = (__pyx_v_t % __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":475
+                                /* "src/imgfilt/_rank_core.pxi":482
  *             t = item // out_h
  *             z = t % out_d
  *             t = t // out_d             # <<<<<<<<<<<<<<
@@ -40223,7 +40307,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_t = (__pyx_v_t / __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":476
+                                /* "src/imgfilt/_rank_core.pxi":483
  *             z = t % out_d
  *             t = t // out_d
  *             c = t % channels             # <<<<<<<<<<<<<<
@@ -40232,7 +40316,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_c = (__pyx_v_t % __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":477
+                                /* "src/imgfilt/_rank_core.pxi":484
  *             t = t // out_d
  *             c = t % channels
  *             n = t // channels             # <<<<<<<<<<<<<<
@@ -40241,7 +40325,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_n = (__pyx_v_t / __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":479
+                                /* "src/imgfilt/_rank_core.pxi":486
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)             # <<<<<<<<<<<<<<
@@ -40251,7 +40335,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                                 __pyx_t_13 = __pyx_v_tid;
                                 __pyx_t_2 = 0;
 
-                                /* "src/imgfilt/_rank_core.pxi":478
+                                /* "src/imgfilt/_rank_core.pxi":485
  *             c = t % channels
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,             # <<<<<<<<<<<<<<
@@ -40260,7 +40344,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
-                                /* "src/imgfilt/_rank_core.pxi":480
+                                /* "src/imgfilt/_rank_core.pxi":487
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):             # <<<<<<<<<<<<<<
@@ -40274,7 +40358,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                                 for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                   __pyx_v_i = __pyx_t_14;
 
-                                  /* "src/imgfilt/_rank_core.pxi":481
+                                  /* "src/imgfilt/_rank_core.pxi":488
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]             # <<<<<<<<<<<<<<
@@ -40287,7 +40371,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                                 }
 
 
-                                /* "src/imgfilt/_rank_core.pxi":482
+                                /* "src/imgfilt/_rank_core.pxi":489
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]             # <<<<<<<<<<<<<<
@@ -40301,7 +40385,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                                 __pyx_t_17 = 0;
                                 __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u64_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u64_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
-                                /* "src/imgfilt/_rank_core.pxi":483
+                                /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -40312,7 +40396,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                                   case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN:
                                   case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":484
+                                  /* "src/imgfilt/_rank_core.pxi":491
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -40321,7 +40405,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
                                   __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":483
+                                  /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -40331,7 +40415,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                                   break;
                                   case __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN:
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -40340,7 +40424,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
                                   case __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":486
+                                  /* "src/imgfilt/_rank_core.pxi":493
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,             # <<<<<<<<<<<<<<
@@ -40349,7 +40433,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
                                   __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -40359,7 +40443,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                                   break;
                                   case __pyx_e_7imgfilt_10_rank_avx2_NETWORK:
 
-                                  /* "src/imgfilt/_rank_core.pxi":489
+                                  /* "src/imgfilt/_rank_core.pxi":496
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -40368,7 +40452,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
                                   __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":488
+                                  /* "src/imgfilt/_rank_core.pxi":495
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:             # <<<<<<<<<<<<<<
@@ -40378,7 +40462,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                                   break;
                                   default:
 
-                                  /* "src/imgfilt/_rank_core.pxi":491
+                                  /* "src/imgfilt/_rank_core.pxi":498
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)
  *             else:
  *                 for i in range(n_add):             # <<<<<<<<<<<<<<
@@ -40392,7 +40476,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":492
+                                    /* "src/imgfilt/_rank_core.pxi":499
  *             else:
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]             # <<<<<<<<<<<<<<
@@ -40405,7 +40489,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":493
+                                  /* "src/imgfilt/_rank_core.pxi":500
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):             # <<<<<<<<<<<<<<
@@ -40419,7 +40503,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":494
+                                    /* "src/imgfilt/_rank_core.pxi":501
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]             # <<<<<<<<<<<<<<
@@ -40432,7 +40516,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":496
+                                  /* "src/imgfilt/_rank_core.pxi":503
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -40442,7 +40526,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                                   __pyx_t_15 = __pyx_v_tid;
                                   __pyx_t_2 = __pyx_v_bins;
 
-                                  /* "src/imgfilt/_rank_core.pxi":495
+                                  /* "src/imgfilt/_rank_core.pxi":502
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
@@ -40466,7 +40550,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
         #endif
       }
 
-      /* "src/imgfilt/_rank_core.pxi":462
+      /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -40483,7 +40567,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
       }
   }
 
-  /* "src/imgfilt/_rank_core.pxi":371
+  /* "src/imgfilt/_rank_core.pxi":378
  * 
  * 
  * def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,             # <<<<<<<<<<<<<<
@@ -40584,186 +40668,186 @@ static PyObject *__pyx_fuse_4__pyx_pw_7imgfilt_10_rank_avx2_17rank_rows(PyObject
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_cval,&__pyx_mstate_global->__pyx_n_u_kernel_shape,&__pyx_mstate_global->__pyx_n_u_tap_row,&__pyx_mstate_global->__pyx_n_u_tap_col,&__pyx_mstate_global->__pyx_n_u_method,&__pyx_mstate_global->__pyx_n_u_rank,&__pyx_mstate_global->__pyx_n_u_network,&__pyx_mstate_global->__pyx_n_u_add_row,&__pyx_mstate_global->__pyx_n_u_add_col,&__pyx_mstate_global->__pyx_n_u_rem_row,&__pyx_mstate_global->__pyx_n_u_rem_col,&__pyx_mstate_global->__pyx_n_u_plane_map,&__pyx_mstate_global->__pyx_n_u_row_map,&__pyx_mstate_global->__pyx_n_u_col_map,&__pyx_mstate_global->__pyx_n_u_pad_left,&__pyx_mstate_global->__pyx_n_u_ring,&__pyx_mstate_global->__pyx_n_u_tags,&__pyx_mstate_global->__pyx_n_u_work,&__pyx_mstate_global->__pyx_n_u_hist,&__pyx_mstate_global->__pyx_n_u_offsets,&__pyx_mstate_global->__pyx_n_u_num_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 371, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 378, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 18:
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 17:
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 16:
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 378, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 23; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 371, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 378, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 23)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_float__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 372, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_float__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
-    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 387, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 371, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 378, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -40792,7 +40876,7 @@ static PyObject *__pyx_fuse_4__pyx_pw_7imgfilt_10_rank_avx2_17rank_rows(PyObject
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 372, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 379, __pyx_L1_error)
   __pyx_r = __pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
@@ -40893,7 +40977,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_4rank_rows", 0);
 
-  /* "src/imgfilt/_rank_core.pxi":397
+  /* "src/imgfilt/_rank_core.pxi":404
  *     The shapes are checked here (cheaply, once) so that no call can index out of bounds.
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]             # <<<<<<<<<<<<<<
@@ -40902,18 +40986,18 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_d = __pyx_t_1;
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_h = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":398
+  /* "src/imgfilt/_rank_core.pxi":405
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]             # <<<<<<<<<<<<<<
@@ -40922,12 +41006,12 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 398, __pyx_L1_error)
+    __PYX_ERR(2, 405, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 398, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 405, __pyx_L1_error)
   __pyx_v_kernel_w = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":399
+  /* "src/imgfilt/_rank_core.pxi":406
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]             # <<<<<<<<<<<<<<
@@ -40938,7 +41022,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_n_add = (__pyx_v_add_row.shape[0]);
   __pyx_v_n_rem = (__pyx_v_rem_row.shape[0]);
 
-  /* "src/imgfilt/_rank_core.pxi":400
+  /* "src/imgfilt/_rank_core.pxi":407
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h             # <<<<<<<<<<<<<<
@@ -40947,7 +41031,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
   __pyx_v_n_rows = (__pyx_v_kernel_d * __pyx_v_kernel_h);
 
-  /* "src/imgfilt/_rank_core.pxi":401
+  /* "src/imgfilt/_rank_core.pxi":408
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]             # <<<<<<<<<<<<<<
@@ -40957,7 +41041,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_batch = (__pyx_v_x.shape[0]);
   __pyx_v_channels = (__pyx_v_x.shape[1]);
 
-  /* "src/imgfilt/_rank_core.pxi":402
+  /* "src/imgfilt/_rank_core.pxi":409
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]             # <<<<<<<<<<<<<<
@@ -40968,7 +41052,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_out_h = (__pyx_v_out.shape[3]);
   __pyx_v_out_w = (__pyx_v_out.shape[4]);
 
-  /* "src/imgfilt/_rank_core.pxi":403
+  /* "src/imgfilt/_rank_core.pxi":410
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES             # <<<<<<<<<<<<<<
@@ -40978,7 +41062,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_padded_w = (__pyx_v_col_map.shape[0]);
   __pyx_v_ring_width = (__pyx_v_padded_w + IMGFILT_LANES);
 
-  /* "src/imgfilt/_rank_core.pxi":404
+  /* "src/imgfilt/_rank_core.pxi":411
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i             # <<<<<<<<<<<<<<
@@ -40988,7 +41072,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_shift = 0;
   __pyx_v_bins = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":405
+  /* "src/imgfilt/_rank_core.pxi":412
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i
  *     cdef rank_t fill = cval[0]             # <<<<<<<<<<<<<<
@@ -40998,7 +41082,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   __pyx_t_2 = 0;
   __pyx_v_fill = (*((float const  *) ( /* dim=0 */ ((char *) (((float const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
-  /* "src/imgfilt/_rank_core.pxi":415
+  /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -41070,7 +41154,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":416
+    /* "src/imgfilt/_rank_core.pxi":423
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")             # <<<<<<<<<<<<<<
@@ -41083,14 +41167,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_kernel_sizes_taps_an};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 416, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 423, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 416, __pyx_L1_error)
+    __PYX_ERR(2, 423, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":415
+    /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -41099,7 +41183,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":417
+  /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -41125,7 +41209,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":418
+    /* "src/imgfilt/_rank_core.pxi":425
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")             # <<<<<<<<<<<<<<
@@ -41138,14 +41222,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_unknown_method};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 418, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 425, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 418, __pyx_L1_error)
+    __PYX_ERR(2, 425, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":417
+    /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -41154,7 +41238,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -41172,7 +41256,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":420
+  /* "src/imgfilt/_rank_core.pxi":427
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1             # <<<<<<<<<<<<<<
@@ -41200,7 +41284,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":421
+  /* "src/imgfilt/_rank_core.pxi":428
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):             # <<<<<<<<<<<<<<
@@ -41264,7 +41348,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L8_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -41274,7 +41358,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":422
+    /* "src/imgfilt/_rank_core.pxi":429
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")             # <<<<<<<<<<<<<<
@@ -41287,14 +41371,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_output_shape_does_no};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 422, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 429, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 422, __pyx_L1_error)
+    __PYX_ERR(2, 429, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":419
+    /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -41303,7 +41387,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":423
+  /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -41329,7 +41413,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":424
+    /* "src/imgfilt/_rank_core.pxi":431
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")             # <<<<<<<<<<<<<<
@@ -41342,14 +41426,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_pad_left_does_not_fi};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 424, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 431, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 424, __pyx_L1_error)
+    __PYX_ERR(2, 431, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":423
+    /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -41358,7 +41442,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -41376,7 +41460,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L18_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":426
+  /* "src/imgfilt/_rank_core.pxi":433
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):             # <<<<<<<<<<<<<<
@@ -41400,7 +41484,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L18_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -41410,7 +41494,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":427
+    /* "src/imgfilt/_rank_core.pxi":434
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")             # <<<<<<<<<<<<<<
@@ -41423,14 +41507,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_an_index_map_points};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 427, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 427, __pyx_L1_error)
+    __PYX_ERR(2, 434, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":425
+    /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -41439,7 +41523,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -41467,7 +41551,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":429
+  /* "src/imgfilt/_rank_core.pxi":436
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)             # <<<<<<<<<<<<<<
@@ -41495,7 +41579,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":430
+  /* "src/imgfilt/_rank_core.pxi":437
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)             # <<<<<<<<<<<<<<
@@ -41523,7 +41607,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":431
+  /* "src/imgfilt/_rank_core.pxi":438
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):             # <<<<<<<<<<<<<<
@@ -41557,7 +41641,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L22_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -41567,7 +41651,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":432
+    /* "src/imgfilt/_rank_core.pxi":439
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")             # <<<<<<<<<<<<<<
@@ -41580,14 +41664,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_tap_lies_outside_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 432, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 432, __pyx_L1_error)
+    __PYX_ERR(2, 439, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":428
+    /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -41596,7 +41680,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":433
+  /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -41622,7 +41706,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":434
+    /* "src/imgfilt/_rank_core.pxi":441
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")             # <<<<<<<<<<<<<<
@@ -41635,14 +41719,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_rank_outside_the_foo};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 441, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 434, __pyx_L1_error)
+    __PYX_ERR(2, 441, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":433
+    /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -41651,7 +41735,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":435
+  /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -41663,7 +41747,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":436
+    /* "src/imgfilt/_rank_core.pxi":443
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")             # <<<<<<<<<<<<<<
@@ -41676,14 +41760,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_cval_must_hold_one_v};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 436, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 443, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 436, __pyx_L1_error)
+    __PYX_ERR(2, 443, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":435
+    /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -41692,7 +41776,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -41720,7 +41804,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L36_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":438
+  /* "src/imgfilt/_rank_core.pxi":445
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):             # <<<<<<<<<<<<<<
@@ -41744,7 +41828,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L36_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -41754,7 +41838,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":439
+    /* "src/imgfilt/_rank_core.pxi":446
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")             # <<<<<<<<<<<<<<
@@ -41767,14 +41851,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_fewer_scratch_rows_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 446, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 439, __pyx_L1_error)
+    __PYX_ERR(2, 446, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":437
+    /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -41783,7 +41867,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -41801,7 +41885,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L41_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":441
+  /* "src/imgfilt/_rank_core.pxi":448
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):             # <<<<<<<<<<<<<<
@@ -41825,7 +41909,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L41_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -41835,7 +41919,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":442
+    /* "src/imgfilt/_rank_core.pxi":449
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")             # <<<<<<<<<<<<<<
@@ -41848,14 +41932,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_scratch_ring_has_the};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 442, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 449, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 442, __pyx_L1_error)
+    __PYX_ERR(2, 449, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":440
+    /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -41864,7 +41948,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":443
+  /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -41876,7 +41960,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   if (__pyx_t_8) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":444
+    /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -41888,7 +41972,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":445
+      /* "src/imgfilt/_rank_core.pxi":452
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")             # <<<<<<<<<<<<<<
@@ -41901,14 +41985,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_network_scratch_too};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 445, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 452, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 445, __pyx_L1_error)
+      __PYX_ERR(2, 452, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":444
+      /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -41917,7 +42001,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":446
+    /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -41943,7 +42027,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":447
+      /* "src/imgfilt/_rank_core.pxi":454
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")             # <<<<<<<<<<<<<<
@@ -41956,14 +42040,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_comparator_names_a};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 447, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 454, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 447, __pyx_L1_error)
+      __PYX_ERR(2, 454, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":446
+      /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -41972,7 +42056,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":443
+    /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -41981,7 +42065,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -42006,7 +42090,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L50_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":449
+  /* "src/imgfilt/_rank_core.pxi":456
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):             # <<<<<<<<<<<<<<
@@ -42030,7 +42114,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L50_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -42040,7 +42124,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":450
+    /* "src/imgfilt/_rank_core.pxi":457
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")             # <<<<<<<<<<<<<<
@@ -42053,14 +42137,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_box_scratch_too_smal};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 450, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 450, __pyx_L1_error)
+    __PYX_ERR(2, 457, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":448
+    /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -42069,7 +42153,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":451
+  /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -42081,7 +42165,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":457
+    /* "src/imgfilt/_rank_core.pxi":464
  *             bins, shift = 65536, 8
  *         else:
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")             # <<<<<<<<<<<<<<
@@ -42094,14 +42178,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_histograms_need_8_or};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 464, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 457, __pyx_L1_error)
+    __PYX_ERR(2, 464, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":451
+    /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -42110,7 +42194,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":461
+  /* "src/imgfilt/_rank_core.pxi":468
  *             raise ValueError("rank engine: histogram scratch has the wrong shape")
  * 
  *     n_items = batch * channels * out_d * out_h             # <<<<<<<<<<<<<<
@@ -42119,7 +42203,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
   __pyx_v_n_items = (((__pyx_v_batch * __pyx_v_channels) * __pyx_v_out_d) * __pyx_v_out_h);
 
-  /* "src/imgfilt/_rank_core.pxi":462
+  /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -42143,7 +42227,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
             #endif /* _OPENMP */
             {
 
-                /* "src/imgfilt/_rank_core.pxi":463
+                /* "src/imgfilt/_rank_core.pxi":470
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()             # <<<<<<<<<<<<<<
@@ -42157,7 +42241,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
                 #endif
                 __pyx_v_tid = __pyx_t_4;
 
-                /* "src/imgfilt/_rank_core.pxi":464
+                /* "src/imgfilt/_rank_core.pxi":471
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]             # <<<<<<<<<<<<<<
@@ -42168,7 +42252,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
                 __pyx_t_13 = 0;
                 __pyx_v_ring_row = (&(*((float *) ( /* dim=1 */ ((char *) (((float *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":465
+                /* "src/imgfilt/_rank_core.pxi":472
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]             # <<<<<<<<<<<<<<
@@ -42179,7 +42263,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
                 __pyx_t_2 = 0;
                 __pyx_v_work_row = (&(*((float *) ( /* dim=1 */ ((char *) (((float *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":466
+                /* "src/imgfilt/_rank_core.pxi":473
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]             # <<<<<<<<<<<<<<
@@ -42190,7 +42274,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
                 __pyx_t_13 = 0;
                 __pyx_v_off = (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_offsets.data + __pyx_t_2 * __pyx_v_offsets.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":467
+                /* "src/imgfilt/_rank_core.pxi":474
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]
  *         row_off = off             # <<<<<<<<<<<<<<
@@ -42199,7 +42283,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_row_off = __pyx_v_off;
 
-                /* "src/imgfilt/_rank_core.pxi":468
+                /* "src/imgfilt/_rank_core.pxi":475
  *         off = &offsets[tid, 0]
  *         row_off = off
  *         tap_off = off + n_rows             # <<<<<<<<<<<<<<
@@ -42208,7 +42292,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_tap_off = (__pyx_v_off + __pyx_v_n_rows);
 
-                /* "src/imgfilt/_rank_core.pxi":469
+                /* "src/imgfilt/_rank_core.pxi":476
  *         row_off = off
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps             # <<<<<<<<<<<<<<
@@ -42217,7 +42301,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_add_off = (__pyx_v_tap_off + __pyx_v_n_taps);
 
-                /* "src/imgfilt/_rank_core.pxi":470
+                /* "src/imgfilt/_rank_core.pxi":477
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add             # <<<<<<<<<<<<<<
@@ -42226,7 +42310,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_rem_off = (__pyx_v_add_off + __pyx_v_n_add);
 
-                /* "src/imgfilt/_rank_core.pxi":471
+                /* "src/imgfilt/_rank_core.pxi":478
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):             # <<<<<<<<<<<<<<
@@ -42246,7 +42330,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
                             {
                                 __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_7);
 
-                                /* "src/imgfilt/_rank_core.pxi":472
+                                /* "src/imgfilt/_rank_core.pxi":479
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h             # <<<<<<<<<<<<<<
@@ -42255,7 +42339,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_y = (__pyx_v_item % __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":473
+                                /* "src/imgfilt/_rank_core.pxi":480
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h
  *             t = item // out_h             # <<<<<<<<<<<<<<
@@ -42264,7 +42348,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_t = (__pyx_v_item / __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":474
+                                /* "src/imgfilt/_rank_core.pxi":481
  *             y = item % out_h
  *             t = item // out_h
  *             z = t % out_d             # <<<<<<<<<<<<<<
@@ -42273,7 +42357,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_z = (__pyx_v_t % __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":475
+                                /* "src/imgfilt/_rank_core.pxi":482
  *             t = item // out_h
  *             z = t % out_d
  *             t = t // out_d             # <<<<<<<<<<<<<<
@@ -42282,7 +42366,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_t = (__pyx_v_t / __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":476
+                                /* "src/imgfilt/_rank_core.pxi":483
  *             z = t % out_d
  *             t = t // out_d
  *             c = t % channels             # <<<<<<<<<<<<<<
@@ -42291,7 +42375,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_c = (__pyx_v_t % __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":477
+                                /* "src/imgfilt/_rank_core.pxi":484
  *             t = t // out_d
  *             c = t % channels
  *             n = t // channels             # <<<<<<<<<<<<<<
@@ -42300,7 +42384,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_n = (__pyx_v_t / __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":479
+                                /* "src/imgfilt/_rank_core.pxi":486
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)             # <<<<<<<<<<<<<<
@@ -42310,7 +42394,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
                                 __pyx_t_13 = __pyx_v_tid;
                                 __pyx_t_2 = 0;
 
-                                /* "src/imgfilt/_rank_core.pxi":478
+                                /* "src/imgfilt/_rank_core.pxi":485
  *             c = t % channels
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,             # <<<<<<<<<<<<<<
@@ -42319,7 +42403,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
-                                /* "src/imgfilt/_rank_core.pxi":480
+                                /* "src/imgfilt/_rank_core.pxi":487
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):             # <<<<<<<<<<<<<<
@@ -42333,7 +42417,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
                                 for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                   __pyx_v_i = __pyx_t_14;
 
-                                  /* "src/imgfilt/_rank_core.pxi":481
+                                  /* "src/imgfilt/_rank_core.pxi":488
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]             # <<<<<<<<<<<<<<
@@ -42346,7 +42430,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
                                 }
 
 
-                                /* "src/imgfilt/_rank_core.pxi":482
+                                /* "src/imgfilt/_rank_core.pxi":489
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]             # <<<<<<<<<<<<<<
@@ -42360,7 +42444,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
                                 __pyx_t_17 = 0;
                                 __pyx_v_out_row = (&(*((float *) ( /* dim=4 */ ((char *) (((float *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
-                                /* "src/imgfilt/_rank_core.pxi":483
+                                /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -42371,7 +42455,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
                                   case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN:
                                   case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":484
+                                  /* "src/imgfilt/_rank_core.pxi":491
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -42380,7 +42464,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
                                   __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":483
+                                  /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -42390,7 +42474,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
                                   break;
                                   case __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN:
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -42399,7 +42483,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
                                   case __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":486
+                                  /* "src/imgfilt/_rank_core.pxi":493
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,             # <<<<<<<<<<<<<<
@@ -42408,7 +42492,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
                                   __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -42418,7 +42502,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
                                   break;
                                   case __pyx_e_7imgfilt_10_rank_avx2_NETWORK:
 
-                                  /* "src/imgfilt/_rank_core.pxi":489
+                                  /* "src/imgfilt/_rank_core.pxi":496
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -42427,7 +42511,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 */
                                   __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":488
+                                  /* "src/imgfilt/_rank_core.pxi":495
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:             # <<<<<<<<<<<<<<
@@ -42437,7 +42521,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
                                   break;
                                   default:
 
-                                  /* "src/imgfilt/_rank_core.pxi":491
+                                  /* "src/imgfilt/_rank_core.pxi":498
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)
  *             else:
  *                 for i in range(n_add):             # <<<<<<<<<<<<<<
@@ -42451,7 +42535,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":492
+                                    /* "src/imgfilt/_rank_core.pxi":499
  *             else:
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]             # <<<<<<<<<<<<<<
@@ -42464,7 +42548,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":493
+                                  /* "src/imgfilt/_rank_core.pxi":500
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):             # <<<<<<<<<<<<<<
@@ -42478,7 +42562,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":494
+                                    /* "src/imgfilt/_rank_core.pxi":501
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]             # <<<<<<<<<<<<<<
@@ -42491,7 +42575,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":496
+                                  /* "src/imgfilt/_rank_core.pxi":503
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -42501,7 +42585,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
                                   __pyx_t_15 = __pyx_v_tid;
                                   __pyx_t_2 = __pyx_v_bins;
 
-                                  /* "src/imgfilt/_rank_core.pxi":495
+                                  /* "src/imgfilt/_rank_core.pxi":502
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
@@ -42525,7 +42609,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
         #endif
       }
 
-      /* "src/imgfilt/_rank_core.pxi":462
+      /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -42542,7 +42626,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
       }
   }
 
-  /* "src/imgfilt/_rank_core.pxi":371
+  /* "src/imgfilt/_rank_core.pxi":378
  * 
  * 
  * def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,             # <<<<<<<<<<<<<<
@@ -42643,186 +42727,186 @@ static PyObject *__pyx_fuse_5__pyx_pw_7imgfilt_10_rank_avx2_19rank_rows(PyObject
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_cval,&__pyx_mstate_global->__pyx_n_u_kernel_shape,&__pyx_mstate_global->__pyx_n_u_tap_row,&__pyx_mstate_global->__pyx_n_u_tap_col,&__pyx_mstate_global->__pyx_n_u_method,&__pyx_mstate_global->__pyx_n_u_rank,&__pyx_mstate_global->__pyx_n_u_network,&__pyx_mstate_global->__pyx_n_u_add_row,&__pyx_mstate_global->__pyx_n_u_add_col,&__pyx_mstate_global->__pyx_n_u_rem_row,&__pyx_mstate_global->__pyx_n_u_rem_col,&__pyx_mstate_global->__pyx_n_u_plane_map,&__pyx_mstate_global->__pyx_n_u_row_map,&__pyx_mstate_global->__pyx_n_u_col_map,&__pyx_mstate_global->__pyx_n_u_pad_left,&__pyx_mstate_global->__pyx_n_u_ring,&__pyx_mstate_global->__pyx_n_u_tags,&__pyx_mstate_global->__pyx_n_u_work,&__pyx_mstate_global->__pyx_n_u_hist,&__pyx_mstate_global->__pyx_n_u_offsets,&__pyx_mstate_global->__pyx_n_u_num_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 371, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 378, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 18:
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 17:
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 16:
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rank_rows", 0) < (0)) __PYX_ERR(2, 378, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 23; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 371, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, i); __PYX_ERR(2, 378, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 23)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(2, 378, __pyx_L3_error)
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 371, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 378, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 371, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 372, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
-    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 373, __pyx_L3_error)
-    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 374, __pyx_L3_error)
-    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 375, __pyx_L3_error)
-    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 376, __pyx_L3_error)
-    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 377, __pyx_L3_error)
-    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 378, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 379, __pyx_L3_error)
-    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
-    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 380, __pyx_L3_error)
+    __pyx_v_method = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_method == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_rank = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_rank == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_network = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(values[8], 0); if (unlikely(!__pyx_v_network.memview)) __PYX_ERR(2, 381, __pyx_L3_error)
+    __pyx_v_add_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[9], 0); if (unlikely(!__pyx_v_add_row.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_add_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[10], 0); if (unlikely(!__pyx_v_add_col.memview)) __PYX_ERR(2, 382, __pyx_L3_error)
+    __pyx_v_rem_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[11], 0); if (unlikely(!__pyx_v_rem_row.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_rem_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[12], 0); if (unlikely(!__pyx_v_rem_col.memview)) __PYX_ERR(2, 383, __pyx_L3_error)
+    __pyx_v_plane_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[13], 0); if (unlikely(!__pyx_v_plane_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 384, __pyx_L3_error)
+    __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 385, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 386, __pyx_L3_error)
+    __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 387, __pyx_L3_error)
+    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 387, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 371, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("rank_rows", 1, 23, 23, __pyx_nargs); __PYX_ERR(2, 378, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -42851,7 +42935,7 @@ static PyObject *__pyx_fuse_5__pyx_pw_7imgfilt_10_rank_avx2_19rank_rows(PyObject
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 372, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 379, __pyx_L1_error)
   __pyx_r = __pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
@@ -42952,7 +43036,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_5rank_rows", 0);
 
-  /* "src/imgfilt/_rank_core.pxi":397
+  /* "src/imgfilt/_rank_core.pxi":404
  *     The shapes are checked here (cheaply, once) so that no call can index out of bounds.
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]             # <<<<<<<<<<<<<<
@@ -42961,18 +43045,18 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 0)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_d = __pyx_t_1;
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 397, __pyx_L1_error)
+    __PYX_ERR(2, 404, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 397, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 1)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 404, __pyx_L1_error)
   __pyx_v_kernel_h = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":398
+  /* "src/imgfilt/_rank_core.pxi":405
  *     """
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]             # <<<<<<<<<<<<<<
@@ -42981,12 +43065,12 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
   if (unlikely(__pyx_v_kernel_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(2, 398, __pyx_L1_error)
+    __PYX_ERR(2, 405, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 398, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_kernel_shape, 2)); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 405, __pyx_L1_error)
   __pyx_v_kernel_w = __pyx_t_1;
 
-  /* "src/imgfilt/_rank_core.pxi":399
+  /* "src/imgfilt/_rank_core.pxi":406
  *     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]             # <<<<<<<<<<<<<<
@@ -42997,7 +43081,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_n_add = (__pyx_v_add_row.shape[0]);
   __pyx_v_n_rem = (__pyx_v_rem_row.shape[0]);
 
-  /* "src/imgfilt/_rank_core.pxi":400
+  /* "src/imgfilt/_rank_core.pxi":407
  *     cdef Py_ssize_t kernel_w = kernel_shape[2]
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h             # <<<<<<<<<<<<<<
@@ -43006,7 +43090,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
   __pyx_v_n_rows = (__pyx_v_kernel_d * __pyx_v_kernel_h);
 
-  /* "src/imgfilt/_rank_core.pxi":401
+  /* "src/imgfilt/_rank_core.pxi":408
  *     cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]             # <<<<<<<<<<<<<<
@@ -43016,7 +43100,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_batch = (__pyx_v_x.shape[0]);
   __pyx_v_channels = (__pyx_v_x.shape[1]);
 
-  /* "src/imgfilt/_rank_core.pxi":402
+  /* "src/imgfilt/_rank_core.pxi":409
  *     cdef Py_ssize_t n_rows = kernel_d * kernel_h
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]             # <<<<<<<<<<<<<<
@@ -43027,7 +43111,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_out_h = (__pyx_v_out.shape[3]);
   __pyx_v_out_w = (__pyx_v_out.shape[4]);
 
-  /* "src/imgfilt/_rank_core.pxi":403
+  /* "src/imgfilt/_rank_core.pxi":410
  *     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES             # <<<<<<<<<<<<<<
@@ -43037,7 +43121,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_padded_w = (__pyx_v_col_map.shape[0]);
   __pyx_v_ring_width = (__pyx_v_padded_w + IMGFILT_LANES);
 
-  /* "src/imgfilt/_rank_core.pxi":404
+  /* "src/imgfilt/_rank_core.pxi":411
  *     cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i             # <<<<<<<<<<<<<<
@@ -43047,7 +43131,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   __pyx_v_shift = 0;
   __pyx_v_bins = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":405
+  /* "src/imgfilt/_rank_core.pxi":412
  *     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
  *     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i
  *     cdef rank_t fill = cval[0]             # <<<<<<<<<<<<<<
@@ -43057,7 +43141,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   __pyx_t_2 = 0;
   __pyx_v_fill = (*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
-  /* "src/imgfilt/_rank_core.pxi":415
+  /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -43129,7 +43213,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":416
+    /* "src/imgfilt/_rank_core.pxi":423
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")             # <<<<<<<<<<<<<<
@@ -43142,14 +43226,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_kernel_sizes_taps_an};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 416, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 423, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 416, __pyx_L1_error)
+    __PYX_ERR(2, 423, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":415
+    /* "src/imgfilt/_rank_core.pxi":422
  *     cdef Py_ssize_t *rem_off
  * 
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:             # <<<<<<<<<<<<<<
@@ -43158,7 +43242,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":417
+  /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -43184,7 +43268,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":418
+    /* "src/imgfilt/_rank_core.pxi":425
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")             # <<<<<<<<<<<<<<
@@ -43197,14 +43281,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_unknown_method};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 418, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 425, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 418, __pyx_L1_error)
+    __PYX_ERR(2, 425, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":417
+    /* "src/imgfilt/_rank_core.pxi":424
  *     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
  *         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
  *     if method < TAPS_MIN or method > HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -43213,7 +43297,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -43231,7 +43315,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":420
+  /* "src/imgfilt/_rank_core.pxi":427
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1             # <<<<<<<<<<<<<<
@@ -43259,7 +43343,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L8_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":421
+  /* "src/imgfilt/_rank_core.pxi":428
  *     if (out.shape[0] != batch or out.shape[1] != channels
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):             # <<<<<<<<<<<<<<
@@ -43323,7 +43407,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L8_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":419
+  /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -43333,7 +43417,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":422
+    /* "src/imgfilt/_rank_core.pxi":429
  *             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")             # <<<<<<<<<<<<<<
@@ -43346,14 +43430,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_output_shape_does_no};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 422, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 429, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 422, __pyx_L1_error)
+    __PYX_ERR(2, 429, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":419
+    /* "src/imgfilt/_rank_core.pxi":426
  *     if method < TAPS_MIN or method > HISTOGRAM:
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels             # <<<<<<<<<<<<<<
@@ -43362,7 +43446,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":423
+  /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -43388,7 +43472,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":424
+    /* "src/imgfilt/_rank_core.pxi":431
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")             # <<<<<<<<<<<<<<
@@ -43401,14 +43485,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_pad_left_does_not_fi};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 424, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 431, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 424, __pyx_L1_error)
+    __PYX_ERR(2, 431, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":423
+    /* "src/imgfilt/_rank_core.pxi":430
  *             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
  *         raise ValueError("rank engine: output shape does not match the padded input and kernel")
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:             # <<<<<<<<<<<<<<
@@ -43417,7 +43501,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -43435,7 +43519,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L18_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":426
+  /* "src/imgfilt/_rank_core.pxi":433
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):             # <<<<<<<<<<<<<<
@@ -43459,7 +43543,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L18_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":425
+  /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -43469,7 +43553,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":427
+    /* "src/imgfilt/_rank_core.pxi":434
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")             # <<<<<<<<<<<<<<
@@ -43482,14 +43566,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_an_index_map_points};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 427, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 427, __pyx_L1_error)
+    __PYX_ERR(2, 434, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":425
+    /* "src/imgfilt/_rank_core.pxi":432
  *     if pad_left < 0 or pad_left + x.shape[4] > padded_w:
  *         raise ValueError("rank engine: pad_left does not fit the column map")
  *     if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])             # <<<<<<<<<<<<<<
@@ -43498,7 +43582,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -43526,7 +43610,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":429
+  /* "src/imgfilt/_rank_core.pxi":436
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)             # <<<<<<<<<<<<<<
@@ -43554,7 +43638,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":430
+  /* "src/imgfilt/_rank_core.pxi":437
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)             # <<<<<<<<<<<<<<
@@ -43582,7 +43666,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L22_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":431
+  /* "src/imgfilt/_rank_core.pxi":438
  *             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):             # <<<<<<<<<<<<<<
@@ -43616,7 +43700,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L22_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":428
+  /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -43626,7 +43710,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":432
+    /* "src/imgfilt/_rank_core.pxi":439
  *             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")             # <<<<<<<<<<<<<<
@@ -43639,14 +43723,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_tap_lies_outside_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 432, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 432, __pyx_L1_error)
+    __PYX_ERR(2, 439, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":428
+    /* "src/imgfilt/_rank_core.pxi":435
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem             # <<<<<<<<<<<<<<
@@ -43655,7 +43739,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":433
+  /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -43681,7 +43765,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":434
+    /* "src/imgfilt/_rank_core.pxi":441
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")             # <<<<<<<<<<<<<<
@@ -43694,14 +43778,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_rank_outside_the_foo};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 434, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 441, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 434, __pyx_L1_error)
+    __PYX_ERR(2, 441, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":433
+    /* "src/imgfilt/_rank_core.pxi":440
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:             # <<<<<<<<<<<<<<
@@ -43710,7 +43794,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":435
+  /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -43722,7 +43806,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":436
+    /* "src/imgfilt/_rank_core.pxi":443
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")             # <<<<<<<<<<<<<<
@@ -43735,14 +43819,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_cval_must_hold_one_v};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 436, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 443, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 436, __pyx_L1_error)
+    __PYX_ERR(2, 443, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":435
+    /* "src/imgfilt/_rank_core.pxi":442
  *     if rank < 0 or rank >= n_taps:
  *         raise ValueError("rank engine: rank outside the footprint")
  *     if cval.shape[0] < 1:             # <<<<<<<<<<<<<<
@@ -43751,7 +43835,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -43779,7 +43863,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L36_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":438
+  /* "src/imgfilt/_rank_core.pxi":445
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):             # <<<<<<<<<<<<<<
@@ -43803,7 +43887,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L36_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":437
+  /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -43813,7 +43897,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":439
+    /* "src/imgfilt/_rank_core.pxi":446
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")             # <<<<<<<<<<<<<<
@@ -43826,14 +43910,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_fewer_scratch_rows_t};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 439, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 446, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 439, __pyx_L1_error)
+    __PYX_ERR(2, 446, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":437
+    /* "src/imgfilt/_rank_core.pxi":444
  *     if cval.shape[0] < 1:
  *         raise ValueError("rank engine: cval must hold one value")
  *     if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads             # <<<<<<<<<<<<<<
@@ -43842,7 +43926,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -43860,7 +43944,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L41_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":441
+  /* "src/imgfilt/_rank_core.pxi":448
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):             # <<<<<<<<<<<<<<
@@ -43884,7 +43968,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L41_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":440
+  /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -43894,7 +43978,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":442
+    /* "src/imgfilt/_rank_core.pxi":449
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")             # <<<<<<<<<<<<<<
@@ -43907,14 +43991,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_scratch_ring_has_the};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 442, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 449, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 442, __pyx_L1_error)
+    __PYX_ERR(2, 449, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":440
+    /* "src/imgfilt/_rank_core.pxi":447
  *             or offsets.shape[0] < num_threads):
  *         raise ValueError("rank engine: fewer scratch rows than threads")
  *     if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows             # <<<<<<<<<<<<<<
@@ -43923,7 +44007,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":443
+  /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -43935,7 +44019,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   if (__pyx_t_8) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":444
+    /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -43947,7 +44031,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":445
+      /* "src/imgfilt/_rank_core.pxi":452
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")             # <<<<<<<<<<<<<<
@@ -43960,14 +44044,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_network_scratch_too};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 445, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 452, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 445, __pyx_L1_error)
+      __PYX_ERR(2, 452, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":444
+      /* "src/imgfilt/_rank_core.pxi":451
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:
  *         if work.shape[1] < n_taps * LANES:             # <<<<<<<<<<<<<<
@@ -43976,7 +44060,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":446
+    /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -44002,7 +44086,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
     if (unlikely(__pyx_t_8)) {
 
 
-      /* "src/imgfilt/_rank_core.pxi":447
+      /* "src/imgfilt/_rank_core.pxi":454
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")             # <<<<<<<<<<<<<<
@@ -44015,14 +44099,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
         PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_a_comparator_names_a};
         __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 447, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 454, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __Pyx_Raise(__pyx_t_9, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __PYX_ERR(2, 447, __pyx_L1_error)
+      __PYX_ERR(2, 454, __pyx_L1_error)
 
-      /* "src/imgfilt/_rank_core.pxi":446
+      /* "src/imgfilt/_rank_core.pxi":453
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):             # <<<<<<<<<<<<<<
@@ -44031,7 +44115,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
     }
 
-    /* "src/imgfilt/_rank_core.pxi":443
+    /* "src/imgfilt/_rank_core.pxi":450
  *             or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
  *         raise ValueError("rank engine: scratch ring has the wrong shape")
  *     if method == NETWORK:             # <<<<<<<<<<<<<<
@@ -44040,7 +44124,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -44065,7 +44149,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
     goto __pyx_L50_bool_binop_done;
   }
 
-  /* "src/imgfilt/_rank_core.pxi":449
+  /* "src/imgfilt/_rank_core.pxi":456
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):             # <<<<<<<<<<<<<<
@@ -44089,7 +44173,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 
   __pyx_L50_bool_binop_done:;
 
-  /* "src/imgfilt/_rank_core.pxi":448
+  /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -44099,7 +44183,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":450
+    /* "src/imgfilt/_rank_core.pxi":457
  *     if (method == BOX_MIN or method == BOX_MAX) and (
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")             # <<<<<<<<<<<<<<
@@ -44112,14 +44196,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_box_scratch_too_smal};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 450, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 450, __pyx_L1_error)
+    __PYX_ERR(2, 457, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":448
+    /* "src/imgfilt/_rank_core.pxi":455
  *         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
  *             raise ValueError("rank engine: a comparator names a wire outside the footprint")
  *     if (method == BOX_MIN or method == BOX_MAX) and (             # <<<<<<<<<<<<<<
@@ -44128,7 +44212,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":451
+  /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -44140,7 +44224,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   if (unlikely(__pyx_t_8)) {
 
 
-    /* "src/imgfilt/_rank_core.pxi":457
+    /* "src/imgfilt/_rank_core.pxi":464
  *             bins, shift = 65536, 8
  *         else:
  *             raise ValueError("rank engine: histograms need 8- or 16-bit data")             # <<<<<<<<<<<<<<
@@ -44153,14 +44237,14 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
       PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_kp_u_rank_engine_histograms_need_8_or};
       __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 457, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 464, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     __Pyx_Raise(__pyx_t_9, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __PYX_ERR(2, 457, __pyx_L1_error)
+    __PYX_ERR(2, 464, __pyx_L1_error)
 
-    /* "src/imgfilt/_rank_core.pxi":451
+    /* "src/imgfilt/_rank_core.pxi":458
  *             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
  *     if method == HISTOGRAM:             # <<<<<<<<<<<<<<
@@ -44169,7 +44253,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
   }
 
-  /* "src/imgfilt/_rank_core.pxi":461
+  /* "src/imgfilt/_rank_core.pxi":468
  *             raise ValueError("rank engine: histogram scratch has the wrong shape")
  * 
  *     n_items = batch * channels * out_d * out_h             # <<<<<<<<<<<<<<
@@ -44178,7 +44262,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
   __pyx_v_n_items = (((__pyx_v_batch * __pyx_v_channels) * __pyx_v_out_d) * __pyx_v_out_h);
 
-  /* "src/imgfilt/_rank_core.pxi":462
+  /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -44202,7 +44286,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
             #endif /* _OPENMP */
             {
 
-                /* "src/imgfilt/_rank_core.pxi":463
+                /* "src/imgfilt/_rank_core.pxi":470
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()             # <<<<<<<<<<<<<<
@@ -44216,7 +44300,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
                 #endif
                 __pyx_v_tid = __pyx_t_4;
 
-                /* "src/imgfilt/_rank_core.pxi":464
+                /* "src/imgfilt/_rank_core.pxi":471
  *     with nogil, parallel(num_threads=num_threads):
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]             # <<<<<<<<<<<<<<
@@ -44227,7 +44311,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
                 __pyx_t_13 = 0;
                 __pyx_v_ring_row = (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":465
+                /* "src/imgfilt/_rank_core.pxi":472
  *         tid = threadid()
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]             # <<<<<<<<<<<<<<
@@ -44238,7 +44322,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
                 __pyx_t_2 = 0;
                 __pyx_v_work_row = (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":466
+                /* "src/imgfilt/_rank_core.pxi":473
  *         ring_row = &ring[tid, 0]
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]             # <<<<<<<<<<<<<<
@@ -44249,7 +44333,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
                 __pyx_t_13 = 0;
                 __pyx_v_off = (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_offsets.data + __pyx_t_2 * __pyx_v_offsets.strides[0]) )) + __pyx_t_13)) ))));
 
-                /* "src/imgfilt/_rank_core.pxi":467
+                /* "src/imgfilt/_rank_core.pxi":474
  *         work_row = &work[tid, 0]
  *         off = &offsets[tid, 0]
  *         row_off = off             # <<<<<<<<<<<<<<
@@ -44258,7 +44342,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_row_off = __pyx_v_off;
 
-                /* "src/imgfilt/_rank_core.pxi":468
+                /* "src/imgfilt/_rank_core.pxi":475
  *         off = &offsets[tid, 0]
  *         row_off = off
  *         tap_off = off + n_rows             # <<<<<<<<<<<<<<
@@ -44267,7 +44351,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_tap_off = (__pyx_v_off + __pyx_v_n_rows);
 
-                /* "src/imgfilt/_rank_core.pxi":469
+                /* "src/imgfilt/_rank_core.pxi":476
  *         row_off = off
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps             # <<<<<<<<<<<<<<
@@ -44276,7 +44360,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_add_off = (__pyx_v_tap_off + __pyx_v_n_taps);
 
-                /* "src/imgfilt/_rank_core.pxi":470
+                /* "src/imgfilt/_rank_core.pxi":477
  *         tap_off = off + n_rows
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add             # <<<<<<<<<<<<<<
@@ -44285,7 +44369,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_v_rem_off = (__pyx_v_add_off + __pyx_v_n_add);
 
-                /* "src/imgfilt/_rank_core.pxi":471
+                /* "src/imgfilt/_rank_core.pxi":478
  *         add_off = tap_off + n_taps
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):             # <<<<<<<<<<<<<<
@@ -44305,7 +44389,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
                             {
                                 __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_7);
 
-                                /* "src/imgfilt/_rank_core.pxi":472
+                                /* "src/imgfilt/_rank_core.pxi":479
  *         rem_off = add_off + n_add
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h             # <<<<<<<<<<<<<<
@@ -44314,7 +44398,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_y = (__pyx_v_item % __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":473
+                                /* "src/imgfilt/_rank_core.pxi":480
  *         for item in prange(n_items, schedule="static"):
  *             y = item % out_h
  *             t = item // out_h             # <<<<<<<<<<<<<<
@@ -44323,7 +44407,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_t = (__pyx_v_item / __pyx_v_out_h);
 
-                                /* "src/imgfilt/_rank_core.pxi":474
+                                /* "src/imgfilt/_rank_core.pxi":481
  *             y = item % out_h
  *             t = item // out_h
  *             z = t % out_d             # <<<<<<<<<<<<<<
@@ -44332,7 +44416,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_z = (__pyx_v_t % __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":475
+                                /* "src/imgfilt/_rank_core.pxi":482
  *             t = item // out_h
  *             z = t % out_d
  *             t = t // out_d             # <<<<<<<<<<<<<<
@@ -44341,7 +44425,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_t = (__pyx_v_t / __pyx_v_out_d);
 
-                                /* "src/imgfilt/_rank_core.pxi":476
+                                /* "src/imgfilt/_rank_core.pxi":483
  *             z = t % out_d
  *             t = t // out_d
  *             c = t % channels             # <<<<<<<<<<<<<<
@@ -44350,7 +44434,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_c = (__pyx_v_t % __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":477
+                                /* "src/imgfilt/_rank_core.pxi":484
  *             t = t // out_d
  *             c = t % channels
  *             n = t // channels             # <<<<<<<<<<<<<<
@@ -44359,7 +44443,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_v_n = (__pyx_v_t / __pyx_v_channels);
 
-                                /* "src/imgfilt/_rank_core.pxi":479
+                                /* "src/imgfilt/_rank_core.pxi":486
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)             # <<<<<<<<<<<<<<
@@ -44369,7 +44453,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
                                 __pyx_t_13 = __pyx_v_tid;
                                 __pyx_t_2 = 0;
 
-                                /* "src/imgfilt/_rank_core.pxi":478
+                                /* "src/imgfilt/_rank_core.pxi":485
  *             c = t % channels
  *             n = t // channels
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,             # <<<<<<<<<<<<<<
@@ -44378,7 +44462,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
                                 __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
-                                /* "src/imgfilt/_rank_core.pxi":480
+                                /* "src/imgfilt/_rank_core.pxi":487
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):             # <<<<<<<<<<<<<<
@@ -44392,7 +44476,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
                                 for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                   __pyx_v_i = __pyx_t_14;
 
-                                  /* "src/imgfilt/_rank_core.pxi":481
+                                  /* "src/imgfilt/_rank_core.pxi":488
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]             # <<<<<<<<<<<<<<
@@ -44405,7 +44489,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
                                 }
 
 
-                                /* "src/imgfilt/_rank_core.pxi":482
+                                /* "src/imgfilt/_rank_core.pxi":489
  *             for i in range(n_taps):
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]             # <<<<<<<<<<<<<<
@@ -44419,7 +44503,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
                                 __pyx_t_17 = 0;
                                 __pyx_v_out_row = (&(*((double *) ( /* dim=4 */ ((char *) (((double *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
-                                /* "src/imgfilt/_rank_core.pxi":483
+                                /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -44430,7 +44514,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
                                   case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN:
                                   case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":484
+                                  /* "src/imgfilt/_rank_core.pxi":491
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -44439,7 +44523,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
                                   __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":483
+                                  /* "src/imgfilt/_rank_core.pxi":490
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
  *             out_row = &out[n, c, z, y, 0]
  *             if method == TAPS_MIN or method == TAPS_MAX:             # <<<<<<<<<<<<<<
@@ -44449,7 +44533,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
                                   break;
                                   case __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN:
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -44458,7 +44542,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
                                   case __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX:
 
-                                  /* "src/imgfilt/_rank_core.pxi":486
+                                  /* "src/imgfilt/_rank_core.pxi":493
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,             # <<<<<<<<<<<<<<
@@ -44467,7 +44551,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
                                   __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":485
+                                  /* "src/imgfilt/_rank_core.pxi":492
  *             if method == TAPS_MIN or method == TAPS_MAX:
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
  *             elif method == BOX_MIN or method == BOX_MAX:             # <<<<<<<<<<<<<<
@@ -44477,7 +44561,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
                                   break;
                                   case __pyx_e_7imgfilt_10_rank_avx2_NETWORK:
 
-                                  /* "src/imgfilt/_rank_core.pxi":489
+                                  /* "src/imgfilt/_rank_core.pxi":496
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -44486,7 +44570,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 */
                                   __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
-                                  /* "src/imgfilt/_rank_core.pxi":488
+                                  /* "src/imgfilt/_rank_core.pxi":495
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
  *             elif method == NETWORK:             # <<<<<<<<<<<<<<
@@ -44496,7 +44580,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
                                   break;
                                   default:
 
-                                  /* "src/imgfilt/_rank_core.pxi":491
+                                  /* "src/imgfilt/_rank_core.pxi":498
  *                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)
  *             else:
  *                 for i in range(n_add):             # <<<<<<<<<<<<<<
@@ -44510,7 +44594,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":492
+                                    /* "src/imgfilt/_rank_core.pxi":499
  *             else:
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]             # <<<<<<<<<<<<<<
@@ -44523,7 +44607,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":493
+                                  /* "src/imgfilt/_rank_core.pxi":500
  *                 for i in range(n_add):
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):             # <<<<<<<<<<<<<<
@@ -44537,7 +44621,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
                                   for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_6; __pyx_t_14+=1) {
                                     __pyx_v_i = __pyx_t_14;
 
-                                    /* "src/imgfilt/_rank_core.pxi":494
+                                    /* "src/imgfilt/_rank_core.pxi":501
  *                     add_off[i] = row_off[add_row[i]] + add_col[i]
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]             # <<<<<<<<<<<<<<
@@ -44550,7 +44634,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
                                   }
 
 
-                                  /* "src/imgfilt/_rank_core.pxi":496
+                                  /* "src/imgfilt/_rank_core.pxi":503
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)             # <<<<<<<<<<<<<<
@@ -44560,7 +44644,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
                                   __pyx_t_15 = __pyx_v_tid;
                                   __pyx_t_2 = __pyx_v_bins;
 
-                                  /* "src/imgfilt/_rank_core.pxi":495
+                                  /* "src/imgfilt/_rank_core.pxi":502
  *                 for i in range(n_rem):
  *                     rem_off[i] = row_off[rem_row[i]] + rem_col[i]
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
@@ -44584,7 +44668,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
         #endif
       }
 
-      /* "src/imgfilt/_rank_core.pxi":462
+      /* "src/imgfilt/_rank_core.pxi":469
  * 
  *     n_items = batch * channels * out_d * out_h
  *     with nogil, parallel(num_threads=num_threads):             # <<<<<<<<<<<<<<
@@ -44601,7 +44685,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
       }
   }
 
-  /* "src/imgfilt/_rank_core.pxi":371
+  /* "src/imgfilt/_rank_core.pxi":378
  * 
  * 
  * def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,             # <<<<<<<<<<<<<<
@@ -46012,14 +46096,14 @@ static int __Pyx_modinit_Exttype___pyx_defaults(__pyx_mstatetype *__pyx_mstate) 
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_defaults", 0);
   /*--- Exttype __pyx_defaults ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7imgfilt_10_rank_avx2___pyx_defaults_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7imgfilt_10_rank_avx2___pyx_defaults_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults)) __PYX_ERR(2, 378, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults = &__pyx_type_7imgfilt_10_rank_avx2___pyx_defaults;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults) < (0)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults) < (0)) __PYX_ERR(2, 378, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults);
@@ -47076,70 +47160,70 @@ __Pyx_RefNannySetupContext("PyInit__rank_avx2", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_lanes, __pyx_t_4) < (0)) __PYX_ERR(2, 102, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "src/imgfilt/_rank_core.pxi":371
+  /* "src/imgfilt/_rank_core.pxi":378
  * 
  * 
  * def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,             # <<<<<<<<<<<<<<
  *               const rank_t[::1] cval, tuple kernel_shape,
  *               const Py_ssize_t[::1] tap_row, const Py_ssize_t[::1] tap_col,
 */
-  __pyx_t_4 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_7imgfilt_10_rank_avx2_9rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u8_t_1_u8_t_1_co, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_7imgfilt_10_rank_avx2_9rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u8_t_1_u8_t_1_co, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u8_t, __pyx_t_5) < (0)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u8_t, __pyx_t_5) < (0)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_7imgfilt_10_rank_avx2_11rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u16_t_1_u16_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_7imgfilt_10_rank_avx2_11rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u16_t_1_u16_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u16_t, __pyx_t_5) < (0)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u16_t, __pyx_t_5) < (0)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_2__pyx_mdef_7imgfilt_10_rank_avx2_13rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u32_t_1_u32_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_2__pyx_mdef_7imgfilt_10_rank_avx2_13rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u32_t_1_u32_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u32_t, __pyx_t_5) < (0)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u32_t, __pyx_t_5) < (0)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_3__pyx_mdef_7imgfilt_10_rank_avx2_15rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u64_t_1_u64_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_3__pyx_mdef_7imgfilt_10_rank_avx2_15rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u64_t_1_u64_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u64_t, __pyx_t_5) < (0)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u64_t, __pyx_t_5) < (0)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_4__pyx_mdef_7imgfilt_10_rank_avx2_17rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_float_1_float_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_4__pyx_mdef_7imgfilt_10_rank_avx2_17rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_float_1_float_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_5) < (0)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_5) < (0)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_5__pyx_mdef_7imgfilt_10_rank_avx2_19rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_double_1_double, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_5__pyx_mdef_7imgfilt_10_rank_avx2_19rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_double_1_double, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_5) < (0)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_5) < (0)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_7imgfilt_10_rank_avx2_7rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 371, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_7imgfilt_10_rank_avx2_7rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
-  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults)) __PYX_ERR(2, 371, __pyx_L1_error)
-  __pyx_t_9 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults)) __PYX_ERR(2, 378, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_t_5)->arg0 = __pyx_t_9;
   __Pyx_GIVEREF(__pyx_t_9);
@@ -47150,7 +47234,7 @@ __Pyx_RefNannySetupContext("PyInit__rank_avx2", 0);
   __pyx_t_4 = 0;
   __pyx_t_4 = __pyx_t_5;
   __Pyx_INCREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_rank_rows, __pyx_t_4) < (0)) __PYX_ERR(2, 371, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_rank_rows, __pyx_t_4) < (0)) __PYX_ERR(2, 378, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
@@ -47493,37 +47577,37 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__rank_core_pxi, __pyx_mstate->__pyx_n_u_lanes, __pyx_mstate->__pyx_kp_b_iso88591_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 371};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 378};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cval, __pyx_mstate->__pyx_n_u_kernel_shape, __pyx_mstate->__pyx_n_u_tap_row, __pyx_mstate->__pyx_n_u_tap_col, __pyx_mstate->__pyx_n_u_method, __pyx_mstate->__pyx_n_u_rank, __pyx_mstate->__pyx_n_u_network, __pyx_mstate->__pyx_n_u_add_row, __pyx_mstate->__pyx_n_u_add_col, __pyx_mstate->__pyx_n_u_rem_row, __pyx_mstate->__pyx_n_u_rem_col, __pyx_mstate->__pyx_n_u_plane_map, __pyx_mstate->__pyx_n_u_row_map, __pyx_mstate->__pyx_n_u_col_map, __pyx_mstate->__pyx_n_u_pad_left, __pyx_mstate->__pyx_n_u_ring, __pyx_mstate->__pyx_n_u_tags, __pyx_mstate->__pyx_n_u_work, __pyx_mstate->__pyx_n_u_hist, __pyx_mstate->__pyx_n_u_offsets, __pyx_mstate->__pyx_n_u_num_threads};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__rank_core_pxi, __pyx_mstate->__pyx_n_u_rank_rows_const_u8_t_1_u8_t_1_co, __pyx_mstate->__pyx_kp_b_iso88591_4_1O_q_1A_WF_wfA_QXX____Yb_AV1O, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 371};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 378};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cval, __pyx_mstate->__pyx_n_u_kernel_shape, __pyx_mstate->__pyx_n_u_tap_row, __pyx_mstate->__pyx_n_u_tap_col, __pyx_mstate->__pyx_n_u_method, __pyx_mstate->__pyx_n_u_rank, __pyx_mstate->__pyx_n_u_network, __pyx_mstate->__pyx_n_u_add_row, __pyx_mstate->__pyx_n_u_add_col, __pyx_mstate->__pyx_n_u_rem_row, __pyx_mstate->__pyx_n_u_rem_col, __pyx_mstate->__pyx_n_u_plane_map, __pyx_mstate->__pyx_n_u_row_map, __pyx_mstate->__pyx_n_u_col_map, __pyx_mstate->__pyx_n_u_pad_left, __pyx_mstate->__pyx_n_u_ring, __pyx_mstate->__pyx_n_u_tags, __pyx_mstate->__pyx_n_u_work, __pyx_mstate->__pyx_n_u_hist, __pyx_mstate->__pyx_n_u_offsets, __pyx_mstate->__pyx_n_u_num_threads};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__rank_core_pxi, __pyx_mstate->__pyx_n_u_rank_rows_const_u16_t_1_u16_t_1, __pyx_mstate->__pyx_kp_b_iso88591_4_1O_q_1A_WF_wfA_QXX____Yb_AV1O_2, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 371};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 378};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cval, __pyx_mstate->__pyx_n_u_kernel_shape, __pyx_mstate->__pyx_n_u_tap_row, __pyx_mstate->__pyx_n_u_tap_col, __pyx_mstate->__pyx_n_u_method, __pyx_mstate->__pyx_n_u_rank, __pyx_mstate->__pyx_n_u_network, __pyx_mstate->__pyx_n_u_add_row, __pyx_mstate->__pyx_n_u_add_col, __pyx_mstate->__pyx_n_u_rem_row, __pyx_mstate->__pyx_n_u_rem_col, __pyx_mstate->__pyx_n_u_plane_map, __pyx_mstate->__pyx_n_u_row_map, __pyx_mstate->__pyx_n_u_col_map, __pyx_mstate->__pyx_n_u_pad_left, __pyx_mstate->__pyx_n_u_ring, __pyx_mstate->__pyx_n_u_tags, __pyx_mstate->__pyx_n_u_work, __pyx_mstate->__pyx_n_u_hist, __pyx_mstate->__pyx_n_u_offsets, __pyx_mstate->__pyx_n_u_num_threads};
     __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__rank_core_pxi, __pyx_mstate->__pyx_n_u_rank_rows_const_u32_t_1_u32_t_1, __pyx_mstate->__pyx_kp_b_iso88591_4_1O_q_1A_WF_wfA_QXX____Yb_AV1O_3, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 371};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 378};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cval, __pyx_mstate->__pyx_n_u_kernel_shape, __pyx_mstate->__pyx_n_u_tap_row, __pyx_mstate->__pyx_n_u_tap_col, __pyx_mstate->__pyx_n_u_method, __pyx_mstate->__pyx_n_u_rank, __pyx_mstate->__pyx_n_u_network, __pyx_mstate->__pyx_n_u_add_row, __pyx_mstate->__pyx_n_u_add_col, __pyx_mstate->__pyx_n_u_rem_row, __pyx_mstate->__pyx_n_u_rem_col, __pyx_mstate->__pyx_n_u_plane_map, __pyx_mstate->__pyx_n_u_row_map, __pyx_mstate->__pyx_n_u_col_map, __pyx_mstate->__pyx_n_u_pad_left, __pyx_mstate->__pyx_n_u_ring, __pyx_mstate->__pyx_n_u_tags, __pyx_mstate->__pyx_n_u_work, __pyx_mstate->__pyx_n_u_hist, __pyx_mstate->__pyx_n_u_offsets, __pyx_mstate->__pyx_n_u_num_threads};
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__rank_core_pxi, __pyx_mstate->__pyx_n_u_rank_rows_const_u64_t_1_u64_t_1, __pyx_mstate->__pyx_kp_b_iso88591_4_1O_q_1A_WF_wfA_QXX____Yb_AV1O_3, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 371};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 378};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cval, __pyx_mstate->__pyx_n_u_kernel_shape, __pyx_mstate->__pyx_n_u_tap_row, __pyx_mstate->__pyx_n_u_tap_col, __pyx_mstate->__pyx_n_u_method, __pyx_mstate->__pyx_n_u_rank, __pyx_mstate->__pyx_n_u_network, __pyx_mstate->__pyx_n_u_add_row, __pyx_mstate->__pyx_n_u_add_col, __pyx_mstate->__pyx_n_u_rem_row, __pyx_mstate->__pyx_n_u_rem_col, __pyx_mstate->__pyx_n_u_plane_map, __pyx_mstate->__pyx_n_u_row_map, __pyx_mstate->__pyx_n_u_col_map, __pyx_mstate->__pyx_n_u_pad_left, __pyx_mstate->__pyx_n_u_ring, __pyx_mstate->__pyx_n_u_tags, __pyx_mstate->__pyx_n_u_work, __pyx_mstate->__pyx_n_u_hist, __pyx_mstate->__pyx_n_u_offsets, __pyx_mstate->__pyx_n_u_num_threads};
     __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__rank_core_pxi, __pyx_mstate->__pyx_n_u_rank_rows_const_float_1_float_1, __pyx_mstate->__pyx_kp_b_iso88591_4_1O_q_1A_WF_wfA_QXX____Yb_AV1O_3, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 371};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 378};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cval, __pyx_mstate->__pyx_n_u_kernel_shape, __pyx_mstate->__pyx_n_u_tap_row, __pyx_mstate->__pyx_n_u_tap_col, __pyx_mstate->__pyx_n_u_method, __pyx_mstate->__pyx_n_u_rank, __pyx_mstate->__pyx_n_u_network, __pyx_mstate->__pyx_n_u_add_row, __pyx_mstate->__pyx_n_u_add_col, __pyx_mstate->__pyx_n_u_rem_row, __pyx_mstate->__pyx_n_u_rem_col, __pyx_mstate->__pyx_n_u_plane_map, __pyx_mstate->__pyx_n_u_row_map, __pyx_mstate->__pyx_n_u_col_map, __pyx_mstate->__pyx_n_u_pad_left, __pyx_mstate->__pyx_n_u_ring, __pyx_mstate->__pyx_n_u_tags, __pyx_mstate->__pyx_n_u_work, __pyx_mstate->__pyx_n_u_hist, __pyx_mstate->__pyx_n_u_offsets, __pyx_mstate->__pyx_n_u_num_threads};
     __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__rank_core_pxi, __pyx_mstate->__pyx_n_u_rank_rows_const_double_1_double, __pyx_mstate->__pyx_kp_b_iso88591_4_1O_q_1A_WF_wfA_QXX____Yb_AV1O_3, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 57, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 371};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 57, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 378};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cval, __pyx_mstate->__pyx_n_u_kernel_shape, __pyx_mstate->__pyx_n_u_tap_row, __pyx_mstate->__pyx_n_u_tap_col, __pyx_mstate->__pyx_n_u_method, __pyx_mstate->__pyx_n_u_rank, __pyx_mstate->__pyx_n_u_network, __pyx_mstate->__pyx_n_u_add_row, __pyx_mstate->__pyx_n_u_add_col, __pyx_mstate->__pyx_n_u_rem_row, __pyx_mstate->__pyx_n_u_rem_col, __pyx_mstate->__pyx_n_u_plane_map, __pyx_mstate->__pyx_n_u_row_map, __pyx_mstate->__pyx_n_u_col_map, __pyx_mstate->__pyx_n_u_pad_left, __pyx_mstate->__pyx_n_u_ring, __pyx_mstate->__pyx_n_u_tags, __pyx_mstate->__pyx_n_u_work, __pyx_mstate->__pyx_n_u_hist, __pyx_mstate->__pyx_n_u_offsets, __pyx_mstate->__pyx_n_u_num_threads, __pyx_mstate->__pyx_n_u_kernel_d, __pyx_mstate->__pyx_n_u_kernel_h, __pyx_mstate->__pyx_n_u_kernel_w, __pyx_mstate->__pyx_n_u_n_taps, __pyx_mstate->__pyx_n_u_n_add, __pyx_mstate->__pyx_n_u_n_rem, __pyx_mstate->__pyx_n_u_n_rows, __pyx_mstate->__pyx_n_u_batch, __pyx_mstate->__pyx_n_u_channels, __pyx_mstate->__pyx_n_u_out_d, __pyx_mstate->__pyx_n_u_out_h, __pyx_mstate->__pyx_n_u_out_w, __pyx_mstate->__pyx_n_u_padded_w, __pyx_mstate->__pyx_n_u_ring_width, __pyx_mstate->__pyx_n_u_n_items, __pyx_mstate->__pyx_n_u_item, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_z, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_tid, __pyx_mstate->__pyx_n_u_shift, __pyx_mstate->__pyx_n_u_bins, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_fill, __pyx_mstate->__pyx_n_u_ring_row, __pyx_mstate->__pyx_n_u_work_row, __pyx_mstate->__pyx_n_u_out_row, __pyx_mstate->__pyx_n_u_off, __pyx_mstate->__pyx_n_u_row_off, __pyx_mstate->__pyx_n_u_tap_off, __pyx_mstate->__pyx_n_u_add_off, __pyx_mstate->__pyx_n_u_rem_off};
     __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__rank_core_pxi, __pyx_mstate->__pyx_n_u_rank_rows_const_u8_t_1_u8_t_1_co, __pyx_mstate->__pyx_kp_b_iso88591_4_1O_q_1A_WF_wfA_QXX____Yb_AV1O, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
   }

@@ -289,13 +289,14 @@ cdef void _row_histogram(const rank_t *ring, const Py_ssize_t *tap_off, Py_ssize
     """The ``rank``-th smallest of each window by Huang's sliding histogram (8- and 16-bit).
 
     Moving one column along, only the samples leaving (``rem_off``) and entering (``add_off``)
-    the footprint update the histogram. The answer ``m`` is tracked with ``below``, the number of
-    window samples smaller than ``m``, and moves from the previous answer, a whole coarse bin
-    (``1 << shift`` values) at a time where it can. ``hist`` and ``coarse`` are zero on entry and
-    on return.
+    the footprint update the histogram. The answer is tracked on two levels: the coarse bin
+    ``cm`` (``1 << shift`` values) holding it, with ``below_c`` samples under that bin, moves
+    from the previous one; inside it, the fine bin ``m`` (``below`` samples under it) moves from
+    the previous answer when the coarse bin stayed, else is found from the nearer end of the
+    coarse bin. ``hist`` and ``coarse`` are zero on entry and on return.
     """
-    cdef Py_ssize_t x, t, block = 1 << shift, mask = block - 1
-    cdef Py_ssize_t m = 0, below = 0
+    cdef Py_ssize_t x, t, block = 1 << shift
+    cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous
     cdef Py_ssize_t v
     if not (rank_t is u8_t or rank_t is u16_t):
         return
@@ -309,28 +310,34 @@ cdef void _row_histogram(const rank_t *ring, const Py_ssize_t *tap_off, Py_ssize
                 v = ring[rem_off[t] + x]
                 hist[v] -= 1
                 coarse[v >> shift] -= 1
-                if v < m:
-                    below -= 1
+                below_c -= (v >> shift) < cm
+                below -= v < m
             for t in range(n_add):
                 v = ring[add_off[t] + x]
                 hist[v] += 1
                 coarse[v >> shift] += 1
-                if v < m:
-                    below += 1
+                below_c += (v >> shift) < cm
+                below += v < m
+        previous = cm
+        while below_c > rank:
+            cm -= 1
+            below_c -= coarse[cm]
+        while below_c + coarse[cm] <= rank:
+            below_c += coarse[cm]
+            cm += 1
+        if cm != previous or x == 0:
+            if rank - below_c < below_c + coarse[cm] - rank:
+                m = cm << shift
+                below = below_c
+            else:
+                m = (cm + 1) << shift
+                below = below_c + coarse[cm]
         while below > rank:
-            if (m & mask) == 0 and below - coarse[(m >> shift) - 1] > rank:
-                m -= block
-                below -= coarse[m >> shift]
-            else:
-                m -= 1
-                below -= hist[m]
+            m -= 1
+            below -= hist[m]
         while below + hist[m] <= rank:
-            if (m & mask) == 0 and below + coarse[m >> shift] <= rank:
-                below += coarse[m >> shift]
-                m += block
-            else:
-                below += hist[m]
-                m += 1
+            below += hist[m]
+            m += 1
         out[x] = <rank_t>m
     # Leave the histogram empty for the next row: remove the last window's samples.
     for t in range(n_taps):

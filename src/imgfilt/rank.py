@@ -253,6 +253,8 @@ def _footprint(size: Size, footprint, axes: Axes, ndim_data: int):
         spatial = _spatial_axes(ndim_data, axes, None)
         sizes = (int(size),) * len(spatial)
     else:
+        if isinstance(size, (str, bytes)) or isinstance(size, (bool, np.bool_, float)):
+            raise TypeError(f"size must be an int or a sequence of ints, got {size!r}")
         try:
             sizes = tuple(int(s) for s in size)
         except TypeError:
