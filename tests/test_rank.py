@@ -43,6 +43,9 @@ def methods_for(dtype, footprint, k):
     names = ["auto", "network"]
     if np.dtype(dtype).itemsize <= 2 and np.dtype(dtype).kind in "uib":
         names.append("histogram")
+    if (footprint.shape[-2:] == (3, 3) and all(n == 1 for n in footprint.shape[:-2])
+            and footprint.all() and k == 4):
+        names.append("columns")
     if k in (0, count - 1):
         names.append("scan")
         if footprint.all():
@@ -88,6 +91,18 @@ def test_every_method_matches_the_sorting_oracle(problem):
     want = reference_rank(x, k, footprint, mode=mode, cval=cval, origin=origin)
     assert got.dtype == x.dtype and got.shape == x.shape
     np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=examples(60))
+@given(st.integers(0, 2**32 - 1), st.sampled_from(RANK_DTYPES), st.sampled_from(MODES),
+       st.integers(3, 150))
+def test_sorted_columns_3x3_median_matches_the_oracle(seed, dtype, mode, width):
+    rng = np.random.default_rng(seed)
+    x = random_array(rng, (int(rng.integers(2, 4)), int(rng.integers(2, 7)), width), dtype,
+                     special=bool(rng.integers(0, 2)))
+    box = np.ones((3, 3), bool)
+    got = R.rank_window(x, 4, box, (1, 2), mode=mode, method="columns")
+    np.testing.assert_array_equal(got, reference_rank(x, 4, box, mode=mode))
 
 
 @pytest.mark.parametrize("n", range(1, 12))

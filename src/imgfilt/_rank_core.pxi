@@ -40,11 +40,45 @@ cdef extern from *:
     #define IMGFILT_CMPX(NAME, T)                                                   \\
         static inline void NAME(T *restrict a, T *restrict b) {                     \\
             for (int j = 0; j < IMGFILT_LANES; j++) {                               \\
+                /* Both stored unconditionally: a store of "the old value" in one branch  \\
+                   becomes a masked store that is 10x slower for floats. */             \\
                 T x = a[j], y = b[j];                                               \\
-                a[j] = y < x ? y : x;                                               \\
-                b[j] = y < x ? x : y;                                               \\
+                T low = x < y ? x : y, high = x < y ? y : x;                        \\
+                a[j] = low;                                                         \\
+                b[j] = high;                                                        \\
             }                                                                       \\
         }
+    /* The median of a 3 x 3 box by sorted columns (see _row_median_3x3); restrict pointers,
+       so that the compiler vectorises without alias checks. */
+    #define IMGFILT_LOW(a, b) ((a) < (b) ? (a) : (b))
+    #define IMGFILT_HIGH(a, b) ((a) < (b) ? (b) : (a))
+    #define IMGFILT_MEDIAN3X3(NAME, T)                                                           \\
+        static void NAME(const T *restrict r0, const T *restrict r1, const T *restrict r2,       \\
+                         T *restrict lo, T *restrict mid, T *restrict hi, T *restrict out,       \\
+                         Py_ssize_t padded_w, Py_ssize_t out_w) {                                \\
+            for (Py_ssize_t j = 0; j < padded_w; j++) {                                          \\
+                T a = r0[j], b = r1[j], c = r2[j];                                               \\
+                T s = IMGFILT_LOW(a, b), t = IMGFILT_HIGH(a, b);                                 \\
+                lo[j] = IMGFILT_LOW(s, c);                                                       \\
+                hi[j] = IMGFILT_HIGH(t, c);                                                      \\
+                mid[j] = IMGFILT_HIGH(s, IMGFILT_LOW(t, c));                                     \\
+            }                                                                                    \\
+            for (Py_ssize_t j = 0; j < out_w; j++) {                                             \\
+                T a = IMGFILT_HIGH(IMGFILT_HIGH(lo[j], lo[j + 1]), lo[j + 2]);                   \\
+                T c = IMGFILT_LOW(IMGFILT_LOW(hi[j], hi[j + 1]), hi[j + 2]);                     \\
+                T s = IMGFILT_LOW(mid[j], mid[j + 1]), t = IMGFILT_HIGH(mid[j], mid[j + 1]);     \\
+                T b = IMGFILT_HIGH(s, IMGFILT_LOW(t, mid[j + 2]));                               \\
+                s = IMGFILT_LOW(a, b);                                                           \\
+                t = IMGFILT_HIGH(a, b);                                                          \\
+                out[j] = IMGFILT_HIGH(s, IMGFILT_LOW(t, c));                                     \\
+            }                                                                                    \\
+        }
+    IMGFILT_MEDIAN3X3(imgfilt_median3x3_u8, unsigned char)
+    IMGFILT_MEDIAN3X3(imgfilt_median3x3_u16, unsigned short)
+    IMGFILT_MEDIAN3X3(imgfilt_median3x3_u32, unsigned int)
+    IMGFILT_MEDIAN3X3(imgfilt_median3x3_u64, unsigned long long)
+    IMGFILT_MEDIAN3X3(imgfilt_median3x3_f32, float)
+    IMGFILT_MEDIAN3X3(imgfilt_median3x3_f64, double)
     IMGFILT_CMPX(imgfilt_cmpx_u8, unsigned char)
     IMGFILT_CMPX(imgfilt_cmpx_u16, unsigned short)
     IMGFILT_CMPX(imgfilt_cmpx_u32, unsigned int)
@@ -61,6 +95,29 @@ cdef extern from *:
     void imgfilt_cmpx_u64(unsigned long long *a, unsigned long long *b) noexcept nogil
     void imgfilt_cmpx_f32(float *a, float *b) noexcept nogil
     void imgfilt_cmpx_f64(double *a, double *b) noexcept nogil
+    void imgfilt_median3x3_u8(const unsigned char *r0, const unsigned char *r1,
+                              const unsigned char *r2, unsigned char *lo, unsigned char *mid,
+                              unsigned char *hi, unsigned char *out, Py_ssize_t padded_w,
+                              Py_ssize_t out_w) noexcept nogil
+    void imgfilt_median3x3_u16(const unsigned short *r0, const unsigned short *r1,
+                               const unsigned short *r2, unsigned short *lo, unsigned short *mid,
+                               unsigned short *hi, unsigned short *out, Py_ssize_t padded_w,
+                               Py_ssize_t out_w) noexcept nogil
+    void imgfilt_median3x3_u32(const unsigned int *r0, const unsigned int *r1,
+                               const unsigned int *r2, unsigned int *lo, unsigned int *mid,
+                               unsigned int *hi, unsigned int *out, Py_ssize_t padded_w,
+                               Py_ssize_t out_w) noexcept nogil
+    void imgfilt_median3x3_u64(const unsigned long long *r0, const unsigned long long *r1,
+                               const unsigned long long *r2, unsigned long long *lo,
+                               unsigned long long *mid, unsigned long long *hi,
+                               unsigned long long *out, Py_ssize_t padded_w,
+                               Py_ssize_t out_w) noexcept nogil
+    void imgfilt_median3x3_f32(const float *r0, const float *r1, const float *r2, float *lo,
+                               float *mid, float *hi, float *out, Py_ssize_t padded_w,
+                               Py_ssize_t out_w) noexcept nogil
+    void imgfilt_median3x3_f64(const double *r0, const double *r1, const double *r2, double *lo,
+                               double *mid, double *hi, double *out, Py_ssize_t padded_w,
+                               Py_ssize_t out_w) noexcept nogil
 
 
 ctypedef unsigned char u8_t
@@ -85,6 +142,7 @@ cdef enum:
     BOX_MAX = 3
     NETWORK = 4
     HISTOGRAM = 5
+    COLUMNS_3X3 = 6
     # A box at most this wide is reduced along the row directly; wider ones by van Herk.
     DIRECT_BOX_WIDTH = 6
 
@@ -261,6 +319,29 @@ cdef void _row_box_extreme(const rank_t *ring, const Py_ssize_t *row_off, Py_ssi
             out[j] = v if v < a else a
 
 
+cdef void _row_median_3x3(const rank_t *r0, const rank_t *r1, const rank_t *r2, rank_t *work,
+                          Py_ssize_t padded_w, rank_t *out, Py_ssize_t out_w) noexcept nogil:
+    """Median of a 3 x 3 box by sorted columns: each column of three is sorted once (and shared
+    by the three windows that hold it); a window's median is then the median of the largest of
+    its column minima, the median of its column medians and the smallest of its column maxima.
+    """
+    cdef rank_t *lo = work
+    cdef rank_t *mid = work + padded_w
+    cdef rank_t *hi = work + 2 * padded_w
+    if rank_t is u8_t:
+        imgfilt_median3x3_u8(r0, r1, r2, lo, mid, hi, out, padded_w, out_w)
+    elif rank_t is u16_t:
+        imgfilt_median3x3_u16(r0, r1, r2, lo, mid, hi, out, padded_w, out_w)
+    elif rank_t is u32_t:
+        imgfilt_median3x3_u32(r0, r1, r2, lo, mid, hi, out, padded_w, out_w)
+    elif rank_t is u64_t:
+        imgfilt_median3x3_u64(r0, r1, r2, lo, mid, hi, out, padded_w, out_w)
+    elif rank_t is float:
+        imgfilt_median3x3_f32(r0, r1, r2, lo, mid, hi, out, padded_w, out_w)
+    else:
+        imgfilt_median3x3_f64(r0, r1, r2, lo, mid, hi, out, padded_w, out_w)
+
+
 cdef void _row_network(const rank_t *ring, const Py_ssize_t *tap_off, Py_ssize_t n_taps,
                        const Py_ssize_t[:, ::1] network, Py_ssize_t rank, rank_t *buf,
                        rank_t *out, Py_ssize_t out_w) noexcept nogil:
@@ -389,7 +470,8 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
 
     The footprint lies in a ``kernel_shape (KD, KH, KW)`` box; tap ``t`` reads padded row
     ``tap_row[t] = kd * KH + kh`` at column offset ``tap_col[t] = kw``. ``method`` is the window
-    kernel (TAPS_MIN 0, TAPS_MAX 1, BOX_MIN 2, BOX_MAX 3, NETWORK 4, HISTOGRAM 5). NETWORK applies
+    kernel (TAPS_MIN 0, TAPS_MAX 1, BOX_MIN 2, BOX_MAX 3, NETWORK 4, HISTOGRAM 5,
+    COLUMNS_3X3 6: the median of a 3 x 3 box). NETWORK applies
     the comparators ``network (M, 2)`` and takes sample ``rank``; HISTOGRAM takes the ``rank``-th
     smallest and slides with the entering taps (``add_row``, ``add_col``: column offsets at the new
     position) and leaving ones (``rem_row``, ``rem_col``: offsets minus one at the new position).
@@ -421,7 +503,7 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
 
     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
-    if method < TAPS_MIN or method > HISTOGRAM:
+    if method < TAPS_MIN or method > COLUMNS_3X3:
         raise ValueError("rank engine: unknown method")
     if (out.shape[0] != batch or out.shape[1] != channels
             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
@@ -452,6 +534,9 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
             raise ValueError("rank engine: network scratch too small")
         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
             raise ValueError("rank engine: a comparator names a wire outside the footprint")
+    if method == COLUMNS_3X3 and (kernel_d != 1 or kernel_h != 3 or kernel_w != 3 or n_taps != 9
+                                  or rank != 4 or work.shape[1] < 3 * padded_w):
+        raise ValueError("rank engine: the sorted-columns kernel is the median of a 3 x 3 box")
     if (method == BOX_MIN or method == BOX_MAX) and (
             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
@@ -492,6 +577,9 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
             elif method == BOX_MIN or method == BOX_MAX:
                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
                                  work_row, out_row, out_w)
+            elif method == COLUMNS_3X3:
+                _row_median_3x3(ring_row + row_off[0], ring_row + row_off[1],
+                                ring_row + row_off[2], work_row, padded_w, out_row, out_w)
             elif method == NETWORK:
                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)
             else:
