@@ -28,7 +28,7 @@ from typing import Optional, Union
 import numpy as np
 
 from . import _engine as _baseline_engine
-from . import _rank as _baseline_rank
+from . import _nonlinear as _baseline_nonlinear
 from .convolution import get_num_threads
 from .padding import index_map, normalize_mode
 
@@ -66,13 +66,14 @@ def _load_kernels():
     wanted = os.environ.get("IMGFILT_SIMD", "").strip().lower()
     if wanted != "baseline" and _baseline_engine.cpu_supports("avx2"):
         try:
-            return importlib.import_module("imgfilt._rank_avx2")
+            return importlib.import_module("imgfilt._nonlinear_avx2")
         except ImportError:  # built without that variant
             pass
-    return _baseline_rank
+    return _baseline_nonlinear
 
 
-_kernels = _load_kernels()
+#: The compiled module in use (rank kernels and Canny's; imgfilt.canny uses it too).
+compiled = _load_kernels()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,7 +421,7 @@ def _run(keys: np.ndarray, out: np.ndarray, cval_key: np.ndarray, fp3: np.ndarra
     items = keys.shape[0] * out.shape[2] * out.shape[3]
     work_estimate = out.size * (count if method in ("scan", "network") else 8)
     threads = 1 if work_estimate < _MIN_PARALLEL_WORK else max(1, min(threads_wanted, items))
-    lanes = _kernels.lanes()
+    lanes = compiled.lanes()
     padded_w = maps[2].shape[0]
     work_width = 3 * padded_w
     hist = np.zeros((1, 1), dtype=np.intc)
@@ -452,7 +453,7 @@ def _run(keys: np.ndarray, out: np.ndarray, cval_key: np.ndarray, fp3: np.ndarra
     tags = np.full((threads, rows), -1, dtype=np.intp)
     work = np.empty((threads, work_width), dtype=keys.dtype)
     offsets = np.empty((threads, rows + count + len(add_row) + len(rem_row)), dtype=np.intp)
-    _kernels.rank_rows(keys, out, cval_key, (kd, kh, kw), tap_row, tap_col, code, k, network,
+    compiled.rank_rows(keys, out, cval_key, (kd, kh, kw), tap_row, tap_col, code, k, network,
                        add_row, add_col, rem_row, rem_col, maps[0], maps[1], maps[2], pad_left,
                        ring, tags, work, hist, offsets, threads)
 

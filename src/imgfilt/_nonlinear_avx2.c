@@ -6,28 +6,30 @@
         "define_macros": [
             [
                 "IMGFILT_ISA",
-                "\"baseline\""
+                "\"avx2\""
             ]
         ],
         "depends": [
+            "src/imgfilt/_canny_core.pxi",
             "src/imgfilt/_rank_core.pxi"
         ],
         "extra_compile_args": [
             "-fopenmp",
             "-O3",
-            "-fno-loop-unroll-and-jam"
+            "-fno-loop-unroll-and-jam",
+            "-march=x86-64-v3"
         ],
         "extra_link_args": [
             "-fopenmp",
             "-O3",
             "-fno-loop-unroll-and-jam"
         ],
-        "name": "imgfilt._rank",
+        "name": "imgfilt._nonlinear_avx2",
         "sources": [
-            "src/imgfilt/_rank.pyx"
+            "src/imgfilt/_nonlinear_avx2.pyx"
         ]
     },
-    "module_name": "imgfilt._rank"
+    "module_name": "imgfilt._nonlinear_avx2"
 }
 END: Cython Metadata */
 
@@ -1280,8 +1282,8 @@ static int __Pyx_init_tpflags_variables(void) {
   #endif
 #endif
 
-#define __PYX_HAVE__imgfilt___rank
-#define __PYX_HAVE_API__imgfilt___rank
+#define __PYX_HAVE__imgfilt___nonlinear_avx2
+#define __PYX_HAVE_API__imgfilt___nonlinear_avx2
 /* Early includes */
 #include <string.h>
 
@@ -1346,6 +1348,7 @@ static int __Pyx_init_tpflags_variables(void) {
     IMGFILT_CMPX(imgfilt_cmpx_f32, float)
     IMGFILT_CMPX(imgfilt_cmpx_f64, double)
     
+#include <math.h>
 #include "pythread.h"
 
     typedef int (*__pyx_memoryview_to_dtype_func_type)(char*, PyObject*);
@@ -1568,9 +1571,10 @@ static const char * const __pyx_cfilenm = __FILE__;
 /* #### Code section: filename_table ### */
 
 static const char* const __pyx_f[] = {
-  "src/imgfilt/_rank.pyx",
-  "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc",
+  "src/imgfilt/_nonlinear_avx2.pyx",
+  "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc",
   "src/imgfilt/_rank_core.pxi",
+  "src/imgfilt/_canny_core.pxi",
 };
 /* #### Code section: utility_code_proto_before_types ### */
 /* Atomics.proto (used by UnpackUnboundCMethod) */
@@ -1829,7 +1833,7 @@ typedef struct {
  * ctypedef unsigned short u16_t
  * ctypedef unsigned int u32_t
 */
-typedef unsigned char __pyx_t_7imgfilt_5_rank_u8_t;
+typedef unsigned char __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t;
 
 /* "src/imgfilt/_rank_core.pxi":124
  * 
@@ -1838,7 +1842,7 @@ typedef unsigned char __pyx_t_7imgfilt_5_rank_u8_t;
  * ctypedef unsigned int u32_t
  * ctypedef unsigned long long u64_t
 */
-typedef unsigned short __pyx_t_7imgfilt_5_rank_u16_t;
+typedef unsigned short __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t;
 
 /* "src/imgfilt/_rank_core.pxi":125
  * ctypedef unsigned char u8_t
@@ -1847,7 +1851,7 @@ typedef unsigned short __pyx_t_7imgfilt_5_rank_u16_t;
  * ctypedef unsigned long long u64_t
  * 
 */
-typedef unsigned int __pyx_t_7imgfilt_5_rank_u32_t;
+typedef unsigned int __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t;
 
 /* "src/imgfilt/_rank_core.pxi":126
  * ctypedef unsigned short u16_t
@@ -1856,7 +1860,7 @@ typedef unsigned int __pyx_t_7imgfilt_5_rank_u32_t;
  * 
  * ctypedef fused rank_t:
 */
-typedef unsigned PY_LONG_LONG __pyx_t_7imgfilt_5_rank_u64_t;
+typedef unsigned PY_LONG_LONG __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t;
 /* #### Code section: complex_type_declarations ### */
 /* #### Code section: type_declarations ### */
 
@@ -1875,14 +1879,28 @@ struct __pyx_memoryviewslice_obj;
  *     TAPS_MAX = 1
 */
 enum  {
-  __pyx_e_7imgfilt_5_rank_TAPS_MIN = 0,
-  __pyx_e_7imgfilt_5_rank_TAPS_MAX = 1,
-  __pyx_e_7imgfilt_5_rank_BOX_MIN = 2,
-  __pyx_e_7imgfilt_5_rank_BOX_MAX = 3,
-  __pyx_e_7imgfilt_5_rank_NETWORK = 4,
-  __pyx_e_7imgfilt_5_rank_HISTOGRAM = 5,
-  __pyx_e_7imgfilt_5_rank_COLUMNS_3X3 = 6,
-  __pyx_e_7imgfilt_5_rank_DIRECT_BOX_WIDTH = 6
+  __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MIN = 0,
+  __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MAX = 1,
+  __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MIN = 2,
+  __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX = 3,
+  __pyx_e_7imgfilt_15_nonlinear_avx2_NETWORK = 4,
+  __pyx_e_7imgfilt_15_nonlinear_avx2_HISTOGRAM = 5,
+  __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3 = 6,
+  __pyx_e_7imgfilt_15_nonlinear_avx2_DIRECT_BOX_WIDTH = 6
+};
+
+/* "src/imgfilt/_canny_core.pxi":11
+ * from libc.math cimport fabs
+ * 
+ * cdef enum:             # <<<<<<<<<<<<<<
+ *     # Marks of canny_suppress / canny_hysteresis.
+ *     NOT_EDGE = 0
+*/
+enum  {
+  __pyx_e_7imgfilt_15_nonlinear_avx2_NOT_EDGE = 0,
+  __pyx_e_7imgfilt_15_nonlinear_avx2_WEAK = 1,
+  __pyx_e_7imgfilt_15_nonlinear_avx2_STRONG = 2,
+  __pyx_e_7imgfilt_15_nonlinear_avx2_EDGE = 3
 };
 
 /* "src/imgfilt/_rank_core.pxi":459
@@ -3317,16 +3335,16 @@ static int __Pyx_ValidateAndInit_memviewslice(
                 PyObject *original_obj);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t__const__(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t__const__(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t__const__(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t__const__(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float__const__(PyObject *, int writable_flag);
@@ -3335,10 +3353,10 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u8_t__const__(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(PyObject *, int writable_flag);
@@ -3347,7 +3365,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_Py_
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(PyObject *, int writable_flag);
@@ -3356,31 +3374,31 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_P
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u16_t__const__(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u32_t__const__(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u64_t__const__(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float(PyObject *, int writable_flag);
@@ -3399,6 +3417,15 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_dou
 
 /* ObjectToMemviewSlice.proto */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(PyObject *, int writable_flag);
+
+/* ObjectToMemviewSlice.proto */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_float__const__(PyObject *, int writable_flag);
+
+/* ObjectToMemviewSlice.proto */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_unsigned_char(PyObject *, int writable_flag);
+
+/* ObjectToMemviewSlice.proto */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t(PyObject *, int writable_flag);
 
 /* MemviewSliceCopy.proto */
 static __Pyx_memviewslice
@@ -3563,7 +3590,9 @@ static PyObject *__pyx_memoryviewslice__get_base(struct __pyx_memoryviewslice_ob
 
 /* Module declarations from "libc.string" */
 
-/* Module declarations from "imgfilt._rank" */
+/* Module declarations from "libc.math" */
+
+/* Module declarations from "imgfilt._nonlinear_avx2" */
 static PyObject *__pyx_collections_abc_Sequence = 0;
 static PyObject *generic = 0;
 static PyObject *strided = 0;
@@ -3572,58 +3601,59 @@ static PyObject *contiguous = 0;
 static PyObject *indirect_contiguous = 0;
 static int __pyx_memoryview_thread_locks_used;
 static PyThread_type_lock __pyx_memoryview_thread_locks[8];
-static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_map_entries(__Pyx_memviewslice, Py_ssize_t); /*proto*/
-static Py_ssize_t __pyx_f_7imgfilt_5_rank__out_of_range(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t); /*proto*/
-static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_comparators(__Pyx_memviewslice, Py_ssize_t); /*proto*/
-static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__cmpx(__pyx_t_7imgfilt_5_rank_u8_t *, __pyx_t_7imgfilt_5_rank_u8_t *); /*proto*/
-static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__cmpx(__pyx_t_7imgfilt_5_rank_u16_t *, __pyx_t_7imgfilt_5_rank_u16_t *); /*proto*/
-static CYTHON_INLINE void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__cmpx(__pyx_t_7imgfilt_5_rank_u32_t *, __pyx_t_7imgfilt_5_rank_u32_t *); /*proto*/
-static CYTHON_INLINE void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__cmpx(__pyx_t_7imgfilt_5_rank_u64_t *, __pyx_t_7imgfilt_5_rank_u64_t *); /*proto*/
-static CYTHON_INLINE void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__cmpx(float *, float *); /*proto*/
-static CYTHON_INLINE void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__cmpx(double *, double *); /*proto*/
-static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_5_rank_u8_t, __pyx_t_7imgfilt_5_rank_u8_t *); /*proto*/
-static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_5_rank_u16_t, __pyx_t_7imgfilt_5_rank_u16_t *); /*proto*/
-static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_5_rank_u32_t, __pyx_t_7imgfilt_5_rank_u32_t *); /*proto*/
-static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_5_rank_u64_t, __pyx_t_7imgfilt_5_rank_u64_t *); /*proto*/
-static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, float, float *); /*proto*/
-static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, double, double *); /*proto*/
-static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_5_rank_u8_t, __pyx_t_7imgfilt_5_rank_u8_t *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
-static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_5_rank_u16_t, __pyx_t_7imgfilt_5_rank_u16_t *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
-static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_5_rank_u32_t, __pyx_t_7imgfilt_5_rank_u32_t *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
-static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_5_rank_u64_t, __pyx_t_7imgfilt_5_rank_u64_t *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
-static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, float, float *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
-static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, double, double *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
-static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfilt_5_rank_u8_t const *, Py_ssize_t const *, Py_ssize_t, int, __pyx_t_7imgfilt_5_rank_u8_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfilt_5_rank_u16_t const *, Py_ssize_t const *, Py_ssize_t, int, __pyx_t_7imgfilt_5_rank_u16_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfilt_5_rank_u32_t const *, Py_ssize_t const *, Py_ssize_t, int, __pyx_t_7imgfilt_5_rank_u32_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfilt_5_rank_u64_t const *, Py_ssize_t const *, Py_ssize_t, int, __pyx_t_7imgfilt_5_rank_u64_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_taps_extreme(float const *, Py_ssize_t const *, Py_ssize_t, int, float *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_taps_extreme(double const *, Py_ssize_t const *, Py_ssize_t, int, double *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfilt_5_rank_u8_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, __pyx_t_7imgfilt_5_rank_u8_t *, __pyx_t_7imgfilt_5_rank_u8_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfilt_5_rank_u16_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, __pyx_t_7imgfilt_5_rank_u16_t *, __pyx_t_7imgfilt_5_rank_u16_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfilt_5_rank_u32_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, __pyx_t_7imgfilt_5_rank_u32_t *, __pyx_t_7imgfilt_5_rank_u32_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfilt_5_rank_u64_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, __pyx_t_7imgfilt_5_rank_u64_t *, __pyx_t_7imgfilt_5_rank_u64_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_box_extreme(float const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, float *, float *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_box_extreme(double const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, double *, double *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_median_3x3(__pyx_t_7imgfilt_5_rank_u8_t const *, __pyx_t_7imgfilt_5_rank_u8_t const *, __pyx_t_7imgfilt_5_rank_u8_t const *, __pyx_t_7imgfilt_5_rank_u8_t *, Py_ssize_t, __pyx_t_7imgfilt_5_rank_u8_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_median_3x3(__pyx_t_7imgfilt_5_rank_u16_t const *, __pyx_t_7imgfilt_5_rank_u16_t const *, __pyx_t_7imgfilt_5_rank_u16_t const *, __pyx_t_7imgfilt_5_rank_u16_t *, Py_ssize_t, __pyx_t_7imgfilt_5_rank_u16_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_median_3x3(__pyx_t_7imgfilt_5_rank_u32_t const *, __pyx_t_7imgfilt_5_rank_u32_t const *, __pyx_t_7imgfilt_5_rank_u32_t const *, __pyx_t_7imgfilt_5_rank_u32_t *, Py_ssize_t, __pyx_t_7imgfilt_5_rank_u32_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_median_3x3(__pyx_t_7imgfilt_5_rank_u64_t const *, __pyx_t_7imgfilt_5_rank_u64_t const *, __pyx_t_7imgfilt_5_rank_u64_t const *, __pyx_t_7imgfilt_5_rank_u64_t *, Py_ssize_t, __pyx_t_7imgfilt_5_rank_u64_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_median_3x3(float const *, float const *, float const *, float *, Py_ssize_t, float *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_median_3x3(double const *, double const *, double const *, double *, Py_ssize_t, double *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_rank_u8_t const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_5_rank_u8_t *, __pyx_t_7imgfilt_5_rank_u8_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_rank_u16_t const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_5_rank_u16_t *, __pyx_t_7imgfilt_5_rank_u16_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_rank_u32_t const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_5_rank_u32_t *, __pyx_t_7imgfilt_5_rank_u32_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_rank_u64_t const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_5_rank_u64_t *, __pyx_t_7imgfilt_5_rank_u64_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_network(float const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, float *, float *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_network(double const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, double *, double *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_5_rank_u8_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, __pyx_t_7imgfilt_5_rank_u8_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_5_rank_u16_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, __pyx_t_7imgfilt_5_rank_u16_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_5_rank_u32_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, __pyx_t_7imgfilt_5_rank_u32_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_5_rank_u64_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, __pyx_t_7imgfilt_5_rank_u64_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_histogram(float const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, float *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_histogram(double const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, double *, Py_ssize_t); /*proto*/
-static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc(PyObject *, PyTypeObject *); /*proto*/
+static Py_ssize_t __pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__Pyx_memviewslice, Py_ssize_t); /*proto*/
+static Py_ssize_t __pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t); /*proto*/
+static Py_ssize_t __pyx_f_7imgfilt_15_nonlinear_avx2__bad_comparators(__Pyx_memviewslice, Py_ssize_t); /*proto*/
+static CYTHON_INLINE float __pyx_f_7imgfilt_15_nonlinear_avx2__magnitude_at(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, float, float, float); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__cmpx(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__cmpx(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__cmpx(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__cmpx(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__cmpx(float *, float *); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__cmpx(double *, double *); /*proto*/
+static void __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *); /*proto*/
+static void __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *); /*proto*/
+static void __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *); /*proto*/
+static void __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *); /*proto*/
+static void __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, float, float *); /*proto*/
+static void __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, double, double *); /*proto*/
+static void __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
+static void __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
+static void __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
+static void __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
+static void __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, float, float *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
+static void __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, double, double *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
+static void __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__row_taps_extreme(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const *, Py_ssize_t const *, Py_ssize_t, int, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__row_taps_extreme(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const *, Py_ssize_t const *, Py_ssize_t, int, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__row_taps_extreme(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const *, Py_ssize_t const *, Py_ssize_t, int, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__row_taps_extreme(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const *, Py_ssize_t const *, Py_ssize_t, int, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__row_taps_extreme(float const *, Py_ssize_t const *, Py_ssize_t, int, float *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__row_taps_extreme(double const *, Py_ssize_t const *, Py_ssize_t, int, double *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__row_box_extreme(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__row_box_extreme(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__row_box_extreme(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__row_box_extreme(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__row_box_extreme(float const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, float *, float *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__row_box_extreme(double const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, double *, double *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__row_median_3x3(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const *, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const *, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const *, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *, Py_ssize_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__row_median_3x3(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const *, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const *, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const *, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *, Py_ssize_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__row_median_3x3(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const *, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const *, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const *, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *, Py_ssize_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__row_median_3x3(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const *, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const *, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const *, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *, Py_ssize_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__row_median_3x3(float const *, float const *, float const *, float *, Py_ssize_t, float *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__row_median_3x3(double const *, double const *, double const *, double *, Py_ssize_t, double *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__row_network(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__row_network(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__row_network(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__row_network(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__row_network(float const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, float *, float *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__row_network(double const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, double *, double *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__row_histogram(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__row_histogram(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__row_histogram(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__row_histogram(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__row_histogram(float const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, float *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__row_histogram(double const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, double *, Py_ssize_t); /*proto*/
+static PyObject *__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc(PyObject *, PyTypeObject *); /*proto*/
 static PyObject *__pyx_ff_match_signatures_single(PyObject *, PyObject *); /*proto*/
 static int __pyx_array_allocate_buffer(struct __pyx_array_obj *); /*proto*/
 static struct __pyx_array_obj *__pyx_array_new(PyObject *, Py_ssize_t, char *, char const *, char *); /*proto*/
@@ -3663,27 +3693,28 @@ static void __pyx_memoryview_slice_assign_scalar(__Pyx_memviewslice *, int, size
 static void __pyx_memoryview__slice_assign_scalar(char *, Py_ssize_t *, Py_ssize_t *, int, size_t, void *); /*proto*/
 static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *, PyObject *); /*proto*/
 /* #### Code section: typeinfo ### */
-static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u8_t__const__ = { "const u8_t", NULL, sizeof(__pyx_t_7imgfilt_5_rank_u8_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_5_rank_u8_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_5_rank_u8_t const ), 0 };
-static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u16_t__const__ = { "const u16_t", NULL, sizeof(__pyx_t_7imgfilt_5_rank_u16_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_5_rank_u16_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_5_rank_u16_t const ), 0 };
-static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u32_t__const__ = { "const u32_t", NULL, sizeof(__pyx_t_7imgfilt_5_rank_u32_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_5_rank_u32_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_5_rank_u32_t const ), 0 };
-static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u64_t__const__ = { "const u64_t", NULL, sizeof(__pyx_t_7imgfilt_5_rank_u64_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_5_rank_u64_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_5_rank_u64_t const ), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t__const__ = { "const u8_t", NULL, sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const ), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t__const__ = { "const u16_t", NULL, sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const ), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t__const__ = { "const u32_t", NULL, sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const ), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t__const__ = { "const u64_t", NULL, sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const ), 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_float__const__ = { "const float", NULL, sizeof(float const ), { 0 }, 0, 'R', 0, 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_double__const__ = { "const double", NULL, sizeof(double const ), { 0 }, 0, 'R', 0, 0 };
-static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u8_t = { "u8_t", NULL, sizeof(__pyx_t_7imgfilt_5_rank_u8_t), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_5_rank_u8_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_5_rank_u8_t), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t = { "u8_t", NULL, sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t), 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_Py_ssize_t__const__ = { "const Py_ssize_t", NULL, sizeof(Py_ssize_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(Py_ssize_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(Py_ssize_t const ), 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_Py_ssize_t = { "Py_ssize_t", NULL, sizeof(Py_ssize_t), { 0 }, 0, __PYX_IS_UNSIGNED(Py_ssize_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(Py_ssize_t), 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_int = { "int", NULL, sizeof(int), { 0 }, 0, __PYX_IS_UNSIGNED(int) ? 'U' : 'I', __PYX_IS_UNSIGNED(int), 0 };
-static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u16_t = { "u16_t", NULL, sizeof(__pyx_t_7imgfilt_5_rank_u16_t), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_5_rank_u16_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_5_rank_u16_t), 0 };
-static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u32_t = { "u32_t", NULL, sizeof(__pyx_t_7imgfilt_5_rank_u32_t), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_5_rank_u32_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_5_rank_u32_t), 0 };
-static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u64_t = { "u64_t", NULL, sizeof(__pyx_t_7imgfilt_5_rank_u64_t), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_5_rank_u64_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_5_rank_u64_t), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t = { "u16_t", NULL, sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t = { "u32_t", NULL, sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t = { "u64_t", NULL, sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t), 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_float = { "float", NULL, sizeof(float), { 0 }, 0, 'R', 0, 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_double = { "double", NULL, sizeof(double), { 0 }, 0, 'R', 0, 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_unsigned_char = { "unsigned char", NULL, sizeof(unsigned char), { 0 }, 0, __PYX_IS_UNSIGNED(unsigned char) ? 'U' : 'I', __PYX_IS_UNSIGNED(unsigned char), 0 };
 /* #### Code section: before_global_var ### */
-#define __Pyx_MODULE_NAME "imgfilt._rank"
-extern int __pyx_module_is_main_imgfilt___rank;
-int __pyx_module_is_main_imgfilt___rank = 0;
+#define __Pyx_MODULE_NAME "imgfilt._nonlinear_avx2"
+extern int __pyx_module_is_main_imgfilt___nonlinear_avx2;
+int __pyx_module_is_main_imgfilt___nonlinear_avx2 = 0;
 
-/* Implementation of "imgfilt._rank" */
+/* Implementation of "imgfilt._nonlinear_avx2" */
 /* #### Code section: global_var ### */
 static PyObject *__pyx_builtin___import__;
 static PyObject *__pyx_builtin_enumerate;
@@ -3696,7 +3727,6 @@ static const char __pyx_k_fortran[] = "fortran";
 static const char __pyx_k_Dimension_d_is_not_direct[] = "Dimension %d is not direct";
 static const char __pyx_k_Cannot_index_with_type_200U[] = "Cannot index with type \047%.200U\047";
 static const char __pyx_k_itemsize_0_for_cython_array[] = "itemsize <= 0 for cython.array";
-static const char __pyx_k_The_compiled_rank_filters_built[] = "The compiled rank filters, built for the baseline instruction set (see _rank_core.pxi).";
 static const char __pyx_k_Buffer_view_does_not_expose_stri[] = "Buffer view does not expose strides";
 static const char __pyx_k_Can_only_create_a_buffer_that_is[] = "Can only create a buffer that is contiguous in memory.";
 static const char __pyx_k_Cannot_create_writable_memory_vi[] = "Cannot create writable memory view from read-only memoryview";
@@ -3704,6 +3734,7 @@ static const char __pyx_k_Cannot_transpose_memoryview_with[] = "Cannot transpose
 static const char __pyx_k_Empty_shape_tuple_for_cython_arr[] = "Empty shape tuple for cython.array";
 static const char __pyx_k_Indirect_dimensions_not_supporte[] = "Indirect dimensions not supported";
 static const char __pyx_k_Out_of_bounds_on_buffer_access_a[] = "Out of bounds on buffer access (axis %zd)";
+static const char __pyx_k_The_compiled_nonlinear_filters_b[] = "The compiled nonlinear filters built for AVX2 (see _nonlinear.pyx); imported only on CPUs that\nrun it.";
 static const char __pyx_k_Unable_to_convert_item_to_object[] = "Unable to convert item to object";
 static const char __pyx_k_got_differing_extents_in_dimensi[] = "got differing extents in dimension %d (got %zd and %zd)";
 /* #### Code section: decls ### */
@@ -3748,24 +3779,26 @@ static void __pyx_memoryviewslice___pyx_pf_15View_dot_MemoryView_16_memoryviewsl
 static PyObject *__pyx_pf___pyx_memoryviewslice___reduce_cython__(CYTHON_UNUSED struct __pyx_memoryviewslice_obj *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf___pyx_memoryviewslice_2__setstate_cython__(CYTHON_UNUSED struct __pyx_memoryviewslice_obj *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
 static PyObject *__pyx_pf_15View_dot_MemoryView___pyx_unpickle_Enum(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state); /* proto */
-static PyObject *__pyx_pf_7imgfilt_5_rank_has_openmp(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
-static PyObject *__pyx_pf_7imgfilt_5_rank_2instruction_set(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
-static PyObject *__pyx_pf_7imgfilt_5_rank_4lanes(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
-static PyObject *__pyx_pf_7imgfilt_5_rank_6rank_rows(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_signatures, PyObject *__pyx_v_args, PyObject *__pyx_v_kwargs, CYTHON_UNUSED PyObject *__pyx_v_defaults, CYTHON_UNUSED PyObject *__pyx_v__fused_sigindex); /* proto */
-static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
-static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
-static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
-static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
-static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
-static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
-static PyObject *__pyx_tp_new__initialisation_7imgfilt_5_rank___pyx_defaults(PyObject *o, 
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_has_openmp(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_2instruction_set(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_4lanes(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_6rank_rows(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_signatures, PyObject *__pyx_v_args, PyObject *__pyx_v_kwargs, CYTHON_UNUSED PyObject *__pyx_v_defaults, CYTHON_UNUSED PyObject *__pyx_v__fused_sigindex); /* proto */
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_12rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_14rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_16rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_18rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_20rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_22rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_8canny_suppress(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_gz, __Pyx_memviewslice __pyx_v_gy, __Pyx_memviewslice __pyx_v_gx, __Pyx_memviewslice __pyx_v_magnitude, double __pyx_v_low, double __pyx_v_high, __Pyx_memviewslice __pyx_v_marks, int __pyx_v_num_threads); /* proto */
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_10canny_hysteresis(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_marks, __Pyx_memviewslice __pyx_v_stack); /* proto */
+static PyObject *__pyx_tp_new__initialisation_7imgfilt_15_nonlinear_avx2___pyx_defaults(PyObject *o, 
 #if CYTHON_VECTORCALL_TPNEW
     PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
 #else
     PyObject *a, PyObject *k
 #endif
 ); /*proto*/
-static PyObject *__pyx_tp_new_vectorcall_7imgfilt_5_rank___pyx_defaults(PyTypeObject *t, 
+static PyObject *__pyx_tp_new_vectorcall_7imgfilt_15_nonlinear_avx2___pyx_defaults(PyTypeObject *t, 
 #if CYTHON_VECTORCALL_TPNEW
     PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
 #else
@@ -3773,13 +3806,13 @@ static PyObject *__pyx_tp_new_vectorcall_7imgfilt_5_rank___pyx_defaults(PyTypeOb
 #endif
 ); /*proto*/
 #if CYTHON_VECTORCALL_TPNEW
-static PyObject *__pyx_tp_new_7imgfilt_5_rank___pyx_defaults(PyTypeObject *t, PyObject *a, PyObject *k); /*proto*/
+static PyObject *__pyx_tp_new_7imgfilt_15_nonlinear_avx2___pyx_defaults(PyTypeObject *t, PyObject *a, PyObject *k); /*proto*/
 #endif
 #if !CYTHON_VECTORCALL_TPNEW
-#define __pyx_tp_new_7imgfilt_5_rank___pyx_defaults __pyx_tp_new_vectorcall_7imgfilt_5_rank___pyx_defaults
+#define __pyx_tp_new_7imgfilt_15_nonlinear_avx2___pyx_defaults __pyx_tp_new_vectorcall_7imgfilt_15_nonlinear_avx2___pyx_defaults
 #endif
 #if CYTHON_VECTORCALL_TPNEW
-static PyObject *__pyx_tp_vectorcall_7imgfilt_5_rank___pyx_defaults(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames); /*proto*/
+static PyObject *__pyx_tp_vectorcall_7imgfilt_15_nonlinear_avx2___pyx_defaults(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames); /*proto*/
 #endif
 static PyObject *__pyx_tp_new__initialisation_array(PyObject *o, 
 #if CYTHON_VECTORCALL_TPNEW
@@ -3902,12 +3935,12 @@ namespace {
     PyObject *__pyx_empty_tuple;
     PyObject *__pyx_empty_bytes;
     PyObject *__pyx_empty_unicode;
-    PyObject *__pyx_type_7imgfilt_5_rank___pyx_defaults;
+    PyObject *__pyx_type_7imgfilt_15_nonlinear_avx2___pyx_defaults;
     PyObject *__pyx_type___pyx_array;
     PyObject *__pyx_type___pyx_MemviewEnum;
     PyObject *__pyx_type___pyx_memoryview;
     PyObject *__pyx_type___pyx_memoryviewslice;
-    PyTypeObject *__pyx_ptype_7imgfilt_5_rank___pyx_defaults;
+    PyTypeObject *__pyx_ptype_7imgfilt_15_nonlinear_avx2___pyx_defaults;
     PyTypeObject *__pyx_array_type;
     PyTypeObject *__pyx_MemviewEnum_type;
     PyTypeObject *__pyx_memoryview_type;
@@ -3918,8 +3951,8 @@ namespace {
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_values;
     PyObject *__pyx_slice[1];
     PyObject *__pyx_tuple[2];
-    PyObject *__pyx_codeobj_tab[10];
-    PyObject *__pyx_string_tab[199];
+    PyObject *__pyx_codeobj_tab[12];
+    PyObject *__pyx_string_tab[236];
     PyObject *__pyx_number_tab[3];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -3997,187 +4030,224 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_kp_u_No_matching_signature_found __pyx_string_tab[15]
 #define __pyx_kp_u_Note_that_Cython_is_deliberately __pyx_string_tab[16]
 #define __pyx_kp_u_add_note __pyx_string_tab[17]
-#define __pyx_kp_u_collections_abc __pyx_string_tab[18]
-#define __pyx_kp_u_disable __pyx_string_tab[19]
-#define __pyx_kp_u_enable __pyx_string_tab[20]
-#define __pyx_kp_u_gc __pyx_string_tab[21]
-#define __pyx_kp_u_isenabled __pyx_string_tab[22]
-#define __pyx_kp_u_no_default___reduce___due_to_non __pyx_string_tab[23]
-#define __pyx_kp_u_rank_engine_a_comparator_names_a __pyx_string_tab[24]
-#define __pyx_kp_u_rank_engine_a_tap_lies_outside_t __pyx_string_tab[25]
-#define __pyx_kp_u_rank_engine_an_index_map_points __pyx_string_tab[26]
-#define __pyx_kp_u_rank_engine_box_scratch_too_smal __pyx_string_tab[27]
-#define __pyx_kp_u_rank_engine_cval_must_hold_one_v __pyx_string_tab[28]
-#define __pyx_kp_u_rank_engine_fewer_scratch_rows_t __pyx_string_tab[29]
-#define __pyx_kp_u_rank_engine_histogram_scratch_ha __pyx_string_tab[30]
-#define __pyx_kp_u_rank_engine_histograms_need_8_or __pyx_string_tab[31]
-#define __pyx_kp_u_rank_engine_kernel_sizes_taps_an __pyx_string_tab[32]
-#define __pyx_kp_u_rank_engine_network_scratch_too __pyx_string_tab[33]
-#define __pyx_kp_u_rank_engine_output_shape_does_no __pyx_string_tab[34]
-#define __pyx_kp_u_rank_engine_pad_left_does_not_fi __pyx_string_tab[35]
-#define __pyx_kp_u_rank_engine_rank_outside_the_foo __pyx_string_tab[36]
-#define __pyx_kp_u_rank_engine_scratch_ring_has_the __pyx_string_tab[37]
-#define __pyx_kp_u_rank_engine_the_sorted_columns_k __pyx_string_tab[38]
-#define __pyx_kp_u_rank_engine_unknown_method __pyx_string_tab[39]
-#define __pyx_kp_u_src_imgfilt__rank_core_pxi __pyx_string_tab[40]
-#define __pyx_kp_u_unable_to_allocate_array_data __pyx_string_tab[41]
-#define __pyx_kp_u_unable_to_allocate_shape_and_str __pyx_string_tab[42]
-#define __pyx_kp_u__5 __pyx_string_tab[43]
-#define __pyx_n_u_ASCII __pyx_string_tab[44]
-#define __pyx_n_u_Ellipsis __pyx_string_tab[45]
-#define __pyx_n_u_Sequence __pyx_string_tab[46]
-#define __pyx_n_u_View_MemoryView __pyx_string_tab[47]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[48]
-#define __pyx_n_u_annotate __pyx_string_tab[49]
-#define __pyx_n_u_class __pyx_string_tab[50]
-#define __pyx_n_u_class_getitem __pyx_string_tab[51]
-#define __pyx_n_u_dict __pyx_string_tab[52]
-#define __pyx_n_u_func __pyx_string_tab[53]
-#define __pyx_n_u_getstate __pyx_string_tab[54]
-#define __pyx_n_u_import __pyx_string_tab[55]
-#define __pyx_n_u_main __pyx_string_tab[56]
-#define __pyx_n_u_module __pyx_string_tab[57]
-#define __pyx_n_u_name_2 __pyx_string_tab[58]
-#define __pyx_n_u_new __pyx_string_tab[59]
-#define __pyx_n_u_pyx_checksum __pyx_string_tab[60]
-#define __pyx_n_u_pyx_state __pyx_string_tab[61]
-#define __pyx_n_u_pyx_type __pyx_string_tab[62]
-#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[63]
-#define __pyx_n_u_pyx_vtable __pyx_string_tab[64]
-#define __pyx_n_u_qualname __pyx_string_tab[65]
-#define __pyx_n_u_reduce __pyx_string_tab[66]
-#define __pyx_n_u_reduce_cython __pyx_string_tab[67]
-#define __pyx_n_u_reduce_ex __pyx_string_tab[68]
-#define __pyx_n_u_set_name __pyx_string_tab[69]
-#define __pyx_n_u_setstate __pyx_string_tab[70]
-#define __pyx_n_u_setstate_cython __pyx_string_tab[71]
-#define __pyx_n_u_test __pyx_string_tab[72]
-#define __pyx_n_u_fused_sigindex __pyx_string_tab[73]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[74]
-#define __pyx_n_u_abc __pyx_string_tab[75]
-#define __pyx_n_u_add_col __pyx_string_tab[76]
-#define __pyx_n_u_add_off __pyx_string_tab[77]
-#define __pyx_n_u_add_row __pyx_string_tab[78]
-#define __pyx_n_u_allocate_buffer __pyx_string_tab[79]
-#define __pyx_n_u_args __pyx_string_tab[80]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[81]
-#define __pyx_n_u_base __pyx_string_tab[82]
-#define __pyx_n_u_batch __pyx_string_tab[83]
-#define __pyx_n_u_bins __pyx_string_tab[84]
-#define __pyx_n_u_c __pyx_string_tab[85]
-#define __pyx_n_u_channels __pyx_string_tab[86]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[87]
-#define __pyx_n_u_col_map __pyx_string_tab[88]
-#define __pyx_n_u_count __pyx_string_tab[89]
-#define __pyx_n_u_cval __pyx_string_tab[90]
-#define __pyx_n_u_defaults __pyx_string_tab[91]
-#define __pyx_n_u_double __pyx_string_tab[92]
-#define __pyx_n_u_dtype __pyx_string_tab[93]
-#define __pyx_n_u_dtype_is_object __pyx_string_tab[94]
-#define __pyx_n_u_encode __pyx_string_tab[95]
-#define __pyx_n_u_enumerate __pyx_string_tab[96]
-#define __pyx_n_u_error __pyx_string_tab[97]
-#define __pyx_n_u_fill __pyx_string_tab[98]
-#define __pyx_n_u_flags __pyx_string_tab[99]
-#define __pyx_n_u_float __pyx_string_tab[100]
-#define __pyx_n_u_format __pyx_string_tab[101]
-#define __pyx_n_u_fortran __pyx_string_tab[102]
-#define __pyx_n_u_get __pyx_string_tab[103]
-#define __pyx_n_u_has_openmp __pyx_string_tab[104]
-#define __pyx_n_u_hist __pyx_string_tab[105]
-#define __pyx_n_u_i __pyx_string_tab[106]
-#define __pyx_n_u_id __pyx_string_tab[107]
-#define __pyx_n_u_imgfilt__rank __pyx_string_tab[108]
-#define __pyx_n_u_index __pyx_string_tab[109]
-#define __pyx_n_u_instruction_set __pyx_string_tab[110]
-#define __pyx_n_u_item __pyx_string_tab[111]
-#define __pyx_n_u_items __pyx_string_tab[112]
-#define __pyx_n_u_itemsize __pyx_string_tab[113]
-#define __pyx_n_u_kernel_d __pyx_string_tab[114]
-#define __pyx_n_u_kernel_h __pyx_string_tab[115]
-#define __pyx_n_u_kernel_shape __pyx_string_tab[116]
-#define __pyx_n_u_kernel_w __pyx_string_tab[117]
-#define __pyx_n_u_kind __pyx_string_tab[118]
-#define __pyx_n_u_kwargs __pyx_string_tab[119]
-#define __pyx_n_u_lanes __pyx_string_tab[120]
-#define __pyx_n_u_memview __pyx_string_tab[121]
-#define __pyx_n_u_method __pyx_string_tab[122]
-#define __pyx_n_u_mode __pyx_string_tab[123]
-#define __pyx_n_u_n __pyx_string_tab[124]
-#define __pyx_n_u_n_add __pyx_string_tab[125]
-#define __pyx_n_u_n_items __pyx_string_tab[126]
-#define __pyx_n_u_n_rem __pyx_string_tab[127]
-#define __pyx_n_u_n_rows __pyx_string_tab[128]
-#define __pyx_n_u_n_taps __pyx_string_tab[129]
-#define __pyx_n_u_name __pyx_string_tab[130]
-#define __pyx_n_u_ndim __pyx_string_tab[131]
-#define __pyx_n_u_network __pyx_string_tab[132]
-#define __pyx_n_u_num_threads __pyx_string_tab[133]
-#define __pyx_n_u_numpy __pyx_string_tab[134]
-#define __pyx_n_u_obj __pyx_string_tab[135]
-#define __pyx_n_u_off __pyx_string_tab[136]
-#define __pyx_n_u_offsets __pyx_string_tab[137]
-#define __pyx_n_u_out __pyx_string_tab[138]
-#define __pyx_n_u_out_d __pyx_string_tab[139]
-#define __pyx_n_u_out_h __pyx_string_tab[140]
-#define __pyx_n_u_out_row __pyx_string_tab[141]
-#define __pyx_n_u_out_w __pyx_string_tab[142]
-#define __pyx_n_u_pack __pyx_string_tab[143]
-#define __pyx_n_u_pad_left __pyx_string_tab[144]
-#define __pyx_n_u_padded_w __pyx_string_tab[145]
-#define __pyx_n_u_plane_map __pyx_string_tab[146]
-#define __pyx_n_u_pop __pyx_string_tab[147]
-#define __pyx_n_u_rank __pyx_string_tab[148]
-#define __pyx_n_u_rank_rows __pyx_string_tab[149]
-#define __pyx_n_u_rank_rows_const_double_1_double __pyx_string_tab[150]
-#define __pyx_n_u_rank_rows_const_float_1_float_1 __pyx_string_tab[151]
-#define __pyx_n_u_rank_rows_const_u16_t_1_u16_t_1 __pyx_string_tab[152]
-#define __pyx_n_u_rank_rows_const_u32_t_1_u32_t_1 __pyx_string_tab[153]
-#define __pyx_n_u_rank_rows_const_u64_t_1_u64_t_1 __pyx_string_tab[154]
-#define __pyx_n_u_rank_rows_const_u8_t_1_u8_t_1_co __pyx_string_tab[155]
-#define __pyx_n_u_register __pyx_string_tab[156]
-#define __pyx_n_u_rem_col __pyx_string_tab[157]
-#define __pyx_n_u_rem_off __pyx_string_tab[158]
-#define __pyx_n_u_rem_row __pyx_string_tab[159]
-#define __pyx_n_u_ring __pyx_string_tab[160]
-#define __pyx_n_u_ring_row __pyx_string_tab[161]
-#define __pyx_n_u_ring_width __pyx_string_tab[162]
-#define __pyx_n_u_row_map __pyx_string_tab[163]
-#define __pyx_n_u_row_off __pyx_string_tab[164]
-#define __pyx_n_u_setdefault __pyx_string_tab[165]
-#define __pyx_n_u_shape __pyx_string_tab[166]
-#define __pyx_n_u_shift __pyx_string_tab[167]
-#define __pyx_n_u_signatures __pyx_string_tab[168]
-#define __pyx_n_u_size __pyx_string_tab[169]
-#define __pyx_n_u_start __pyx_string_tab[170]
-#define __pyx_n_u_step __pyx_string_tab[171]
-#define __pyx_n_u_stop __pyx_string_tab[172]
-#define __pyx_n_u_struct __pyx_string_tab[173]
-#define __pyx_n_u_t __pyx_string_tab[174]
-#define __pyx_n_u_tags __pyx_string_tab[175]
-#define __pyx_n_u_tap_col __pyx_string_tab[176]
-#define __pyx_n_u_tap_off __pyx_string_tab[177]
-#define __pyx_n_u_tap_row __pyx_string_tab[178]
-#define __pyx_n_u_tid __pyx_string_tab[179]
-#define __pyx_n_u_u16_t __pyx_string_tab[180]
-#define __pyx_n_u_u32_t __pyx_string_tab[181]
-#define __pyx_n_u_u64_t __pyx_string_tab[182]
-#define __pyx_n_u_u8_t __pyx_string_tab[183]
-#define __pyx_n_u_unpack __pyx_string_tab[184]
-#define __pyx_n_u_update __pyx_string_tab[185]
-#define __pyx_n_u_values __pyx_string_tab[186]
-#define __pyx_n_u_work __pyx_string_tab[187]
-#define __pyx_n_u_work_row __pyx_string_tab[188]
-#define __pyx_n_u_x __pyx_string_tab[189]
-#define __pyx_n_u_y __pyx_string_tab[190]
-#define __pyx_n_u_z __pyx_string_tab[191]
-#define __pyx_n_b_O __pyx_string_tab[192]
-#define __pyx_kp_b_iso88591_1 __pyx_string_tab[193]
-#define __pyx_kp_b_iso88591_4q_q __pyx_string_tab[194]
-#define __pyx_kp_b_iso88591_gQ __pyx_string_tab[195]
-#define __pyx_kp_b_iso88591_6_1O_q_1A_WF_wfA_QXX____Yb_AV1O __pyx_string_tab[196]
-#define __pyx_kp_b_iso88591_6_1O_q_1A_WF_wfA_QXX____Yb_AV1O_2 __pyx_string_tab[197]
-#define __pyx_kp_b_iso88591_6_1O_q_1A_WF_wfA_QXX____Yb_AV1O_3 __pyx_string_tab[198]
+#define __pyx_kp_u_canny_engine_gradients_magnitude __pyx_string_tab[18]
+#define __pyx_kp_u_canny_engine_the_stack_is_smalle __pyx_string_tab[19]
+#define __pyx_kp_u_canny_engine_threads_must_be_1 __pyx_string_tab[20]
+#define __pyx_kp_u_collections_abc __pyx_string_tab[21]
+#define __pyx_kp_u_disable __pyx_string_tab[22]
+#define __pyx_kp_u_enable __pyx_string_tab[23]
+#define __pyx_kp_u_gc __pyx_string_tab[24]
+#define __pyx_kp_u_isenabled __pyx_string_tab[25]
+#define __pyx_kp_u_no_default___reduce___due_to_non __pyx_string_tab[26]
+#define __pyx_kp_u_rank_engine_a_comparator_names_a __pyx_string_tab[27]
+#define __pyx_kp_u_rank_engine_a_tap_lies_outside_t __pyx_string_tab[28]
+#define __pyx_kp_u_rank_engine_an_index_map_points __pyx_string_tab[29]
+#define __pyx_kp_u_rank_engine_box_scratch_too_smal __pyx_string_tab[30]
+#define __pyx_kp_u_rank_engine_cval_must_hold_one_v __pyx_string_tab[31]
+#define __pyx_kp_u_rank_engine_fewer_scratch_rows_t __pyx_string_tab[32]
+#define __pyx_kp_u_rank_engine_histogram_scratch_ha __pyx_string_tab[33]
+#define __pyx_kp_u_rank_engine_histograms_need_8_or __pyx_string_tab[34]
+#define __pyx_kp_u_rank_engine_kernel_sizes_taps_an __pyx_string_tab[35]
+#define __pyx_kp_u_rank_engine_network_scratch_too __pyx_string_tab[36]
+#define __pyx_kp_u_rank_engine_output_shape_does_no __pyx_string_tab[37]
+#define __pyx_kp_u_rank_engine_pad_left_does_not_fi __pyx_string_tab[38]
+#define __pyx_kp_u_rank_engine_rank_outside_the_foo __pyx_string_tab[39]
+#define __pyx_kp_u_rank_engine_scratch_ring_has_the __pyx_string_tab[40]
+#define __pyx_kp_u_rank_engine_the_sorted_columns_k __pyx_string_tab[41]
+#define __pyx_kp_u_rank_engine_unknown_method __pyx_string_tab[42]
+#define __pyx_kp_u_src_imgfilt__canny_core_pxi __pyx_string_tab[43]
+#define __pyx_kp_u_src_imgfilt__rank_core_pxi __pyx_string_tab[44]
+#define __pyx_kp_u_unable_to_allocate_array_data __pyx_string_tab[45]
+#define __pyx_kp_u_unable_to_allocate_shape_and_str __pyx_string_tab[46]
+#define __pyx_kp_u__5 __pyx_string_tab[47]
+#define __pyx_n_u_ASCII __pyx_string_tab[48]
+#define __pyx_n_u_Ellipsis __pyx_string_tab[49]
+#define __pyx_n_u_Sequence __pyx_string_tab[50]
+#define __pyx_n_u_View_MemoryView __pyx_string_tab[51]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[52]
+#define __pyx_n_u_annotate __pyx_string_tab[53]
+#define __pyx_n_u_class __pyx_string_tab[54]
+#define __pyx_n_u_class_getitem __pyx_string_tab[55]
+#define __pyx_n_u_dict __pyx_string_tab[56]
+#define __pyx_n_u_func __pyx_string_tab[57]
+#define __pyx_n_u_getstate __pyx_string_tab[58]
+#define __pyx_n_u_import __pyx_string_tab[59]
+#define __pyx_n_u_main __pyx_string_tab[60]
+#define __pyx_n_u_module __pyx_string_tab[61]
+#define __pyx_n_u_name_2 __pyx_string_tab[62]
+#define __pyx_n_u_new __pyx_string_tab[63]
+#define __pyx_n_u_pyx_checksum __pyx_string_tab[64]
+#define __pyx_n_u_pyx_state __pyx_string_tab[65]
+#define __pyx_n_u_pyx_type __pyx_string_tab[66]
+#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[67]
+#define __pyx_n_u_pyx_vtable __pyx_string_tab[68]
+#define __pyx_n_u_qualname __pyx_string_tab[69]
+#define __pyx_n_u_reduce __pyx_string_tab[70]
+#define __pyx_n_u_reduce_cython __pyx_string_tab[71]
+#define __pyx_n_u_reduce_ex __pyx_string_tab[72]
+#define __pyx_n_u_set_name __pyx_string_tab[73]
+#define __pyx_n_u_setstate __pyx_string_tab[74]
+#define __pyx_n_u_setstate_cython __pyx_string_tab[75]
+#define __pyx_n_u_test __pyx_string_tab[76]
+#define __pyx_n_u_fused_sigindex __pyx_string_tab[77]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[78]
+#define __pyx_n_u_abc __pyx_string_tab[79]
+#define __pyx_n_u_add_col __pyx_string_tab[80]
+#define __pyx_n_u_add_off __pyx_string_tab[81]
+#define __pyx_n_u_add_row __pyx_string_tab[82]
+#define __pyx_n_u_allocate_buffer __pyx_string_tab[83]
+#define __pyx_n_u_args __pyx_string_tab[84]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[85]
+#define __pyx_n_u_ax __pyx_string_tab[86]
+#define __pyx_n_u_ay __pyx_string_tab[87]
+#define __pyx_n_u_az __pyx_string_tab[88]
+#define __pyx_n_u_base __pyx_string_tab[89]
+#define __pyx_n_u_batch __pyx_string_tab[90]
+#define __pyx_n_u_bins __pyx_string_tab[91]
+#define __pyx_n_u_c __pyx_string_tab[92]
+#define __pyx_n_u_canny_hysteresis __pyx_string_tab[93]
+#define __pyx_n_u_canny_suppress __pyx_string_tab[94]
+#define __pyx_n_u_channels __pyx_string_tab[95]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[96]
+#define __pyx_n_u_col_map __pyx_string_tab[97]
+#define __pyx_n_u_count __pyx_string_tab[98]
+#define __pyx_n_u_cval __pyx_string_tab[99]
+#define __pyx_n_u_defaults __pyx_string_tab[100]
+#define __pyx_n_u_depth __pyx_string_tab[101]
+#define __pyx_n_u_double __pyx_string_tab[102]
+#define __pyx_n_u_dtype __pyx_string_tab[103]
+#define __pyx_n_u_dtype_is_object __pyx_string_tab[104]
+#define __pyx_n_u_dx __pyx_string_tab[105]
+#define __pyx_n_u_dy __pyx_string_tab[106]
+#define __pyx_n_u_dz __pyx_string_tab[107]
+#define __pyx_n_u_encode __pyx_string_tab[108]
+#define __pyx_n_u_enumerate __pyx_string_tab[109]
+#define __pyx_n_u_error __pyx_string_tab[110]
+#define __pyx_n_u_fill __pyx_string_tab[111]
+#define __pyx_n_u_flags __pyx_string_tab[112]
+#define __pyx_n_u_flat __pyx_string_tab[113]
+#define __pyx_n_u_float __pyx_string_tab[114]
+#define __pyx_n_u_format __pyx_string_tab[115]
+#define __pyx_n_u_fortran __pyx_string_tab[116]
+#define __pyx_n_u_get __pyx_string_tab[117]
+#define __pyx_n_u_gx __pyx_string_tab[118]
+#define __pyx_n_u_gy __pyx_string_tab[119]
+#define __pyx_n_u_gz __pyx_string_tab[120]
+#define __pyx_n_u_has_openmp __pyx_string_tab[121]
+#define __pyx_n_u_height __pyx_string_tab[122]
+#define __pyx_n_u_high __pyx_string_tab[123]
+#define __pyx_n_u_high_f __pyx_string_tab[124]
+#define __pyx_n_u_hist __pyx_string_tab[125]
+#define __pyx_n_u_i __pyx_string_tab[126]
+#define __pyx_n_u_id __pyx_string_tab[127]
+#define __pyx_n_u_imgfilt__nonlinear_avx2 __pyx_string_tab[128]
+#define __pyx_n_u_index __pyx_string_tab[129]
+#define __pyx_n_u_instruction_set __pyx_string_tab[130]
+#define __pyx_n_u_item __pyx_string_tab[131]
+#define __pyx_n_u_items __pyx_string_tab[132]
+#define __pyx_n_u_itemsize __pyx_string_tab[133]
+#define __pyx_n_u_kernel_d __pyx_string_tab[134]
+#define __pyx_n_u_kernel_h __pyx_string_tab[135]
+#define __pyx_n_u_kernel_shape __pyx_string_tab[136]
+#define __pyx_n_u_kernel_w __pyx_string_tab[137]
+#define __pyx_n_u_kind __pyx_string_tab[138]
+#define __pyx_n_u_kwargs __pyx_string_tab[139]
+#define __pyx_n_u_lanes __pyx_string_tab[140]
+#define __pyx_n_u_low __pyx_string_tab[141]
+#define __pyx_n_u_low_f __pyx_string_tab[142]
+#define __pyx_n_u_m __pyx_string_tab[143]
+#define __pyx_n_u_magnitude __pyx_string_tab[144]
+#define __pyx_n_u_marks __pyx_string_tab[145]
+#define __pyx_n_u_memview __pyx_string_tab[146]
+#define __pyx_n_u_method __pyx_string_tab[147]
+#define __pyx_n_u_mode __pyx_string_tab[148]
+#define __pyx_n_u_n __pyx_string_tab[149]
+#define __pyx_n_u_n_add __pyx_string_tab[150]
+#define __pyx_n_u_n_items __pyx_string_tab[151]
+#define __pyx_n_u_n_rem __pyx_string_tab[152]
+#define __pyx_n_u_n_rows __pyx_string_tab[153]
+#define __pyx_n_u_n_taps __pyx_string_tab[154]
+#define __pyx_n_u_name __pyx_string_tab[155]
+#define __pyx_n_u_ndim __pyx_string_tab[156]
+#define __pyx_n_u_network __pyx_string_tab[157]
+#define __pyx_n_u_num_threads __pyx_string_tab[158]
+#define __pyx_n_u_numpy __pyx_string_tab[159]
+#define __pyx_n_u_nx __pyx_string_tab[160]
+#define __pyx_n_u_ny __pyx_string_tab[161]
+#define __pyx_n_u_nz __pyx_string_tab[162]
+#define __pyx_n_u_obj __pyx_string_tab[163]
+#define __pyx_n_u_off __pyx_string_tab[164]
+#define __pyx_n_u_offsets __pyx_string_tab[165]
+#define __pyx_n_u_out __pyx_string_tab[166]
+#define __pyx_n_u_out_d __pyx_string_tab[167]
+#define __pyx_n_u_out_h __pyx_string_tab[168]
+#define __pyx_n_u_out_row __pyx_string_tab[169]
+#define __pyx_n_u_out_w __pyx_string_tab[170]
+#define __pyx_n_u_pack __pyx_string_tab[171]
+#define __pyx_n_u_pad_left __pyx_string_tab[172]
+#define __pyx_n_u_padded_w __pyx_string_tab[173]
+#define __pyx_n_u_plane_map __pyx_string_tab[174]
+#define __pyx_n_u_pop __pyx_string_tab[175]
+#define __pyx_n_u_rank __pyx_string_tab[176]
+#define __pyx_n_u_rank_rows __pyx_string_tab[177]
+#define __pyx_n_u_rank_rows_const_double_1_double __pyx_string_tab[178]
+#define __pyx_n_u_rank_rows_const_float_1_float_1 __pyx_string_tab[179]
+#define __pyx_n_u_rank_rows_const_u16_t_1_u16_t_1 __pyx_string_tab[180]
+#define __pyx_n_u_rank_rows_const_u32_t_1_u32_t_1 __pyx_string_tab[181]
+#define __pyx_n_u_rank_rows_const_u64_t_1_u64_t_1 __pyx_string_tab[182]
+#define __pyx_n_u_rank_rows_const_u8_t_1_u8_t_1_co __pyx_string_tab[183]
+#define __pyx_n_u_reach_z __pyx_string_tab[184]
+#define __pyx_n_u_register __pyx_string_tab[185]
+#define __pyx_n_u_rem_col __pyx_string_tab[186]
+#define __pyx_n_u_rem_off __pyx_string_tab[187]
+#define __pyx_n_u_rem_row __pyx_string_tab[188]
+#define __pyx_n_u_ring __pyx_string_tab[189]
+#define __pyx_n_u_ring_row __pyx_string_tab[190]
+#define __pyx_n_u_ring_width __pyx_string_tab[191]
+#define __pyx_n_u_row_map __pyx_string_tab[192]
+#define __pyx_n_u_row_off __pyx_string_tab[193]
+#define __pyx_n_u_setdefault __pyx_string_tab[194]
+#define __pyx_n_u_shape __pyx_string_tab[195]
+#define __pyx_n_u_shift __pyx_string_tab[196]
+#define __pyx_n_u_signatures __pyx_string_tab[197]
+#define __pyx_n_u_size __pyx_string_tab[198]
+#define __pyx_n_u_stack __pyx_string_tab[199]
+#define __pyx_n_u_start __pyx_string_tab[200]
+#define __pyx_n_u_step __pyx_string_tab[201]
+#define __pyx_n_u_stop __pyx_string_tab[202]
+#define __pyx_n_u_struct __pyx_string_tab[203]
+#define __pyx_n_u_sx __pyx_string_tab[204]
+#define __pyx_n_u_sy __pyx_string_tab[205]
+#define __pyx_n_u_sz __pyx_string_tab[206]
+#define __pyx_n_u_t __pyx_string_tab[207]
+#define __pyx_n_u_tags __pyx_string_tab[208]
+#define __pyx_n_u_tap_col __pyx_string_tab[209]
+#define __pyx_n_u_tap_off __pyx_string_tab[210]
+#define __pyx_n_u_tap_row __pyx_string_tab[211]
+#define __pyx_n_u_tid __pyx_string_tab[212]
+#define __pyx_n_u_top __pyx_string_tab[213]
+#define __pyx_n_u_u16_t __pyx_string_tab[214]
+#define __pyx_n_u_u32_t __pyx_string_tab[215]
+#define __pyx_n_u_u64_t __pyx_string_tab[216]
+#define __pyx_n_u_u8_t __pyx_string_tab[217]
+#define __pyx_n_u_unpack __pyx_string_tab[218]
+#define __pyx_n_u_update __pyx_string_tab[219]
+#define __pyx_n_u_values __pyx_string_tab[220]
+#define __pyx_n_u_width __pyx_string_tab[221]
+#define __pyx_n_u_work __pyx_string_tab[222]
+#define __pyx_n_u_work_row __pyx_string_tab[223]
+#define __pyx_n_u_x __pyx_string_tab[224]
+#define __pyx_n_u_y __pyx_string_tab[225]
+#define __pyx_n_u_z __pyx_string_tab[226]
+#define __pyx_n_b_O __pyx_string_tab[227]
+#define __pyx_kp_b_iso88591_1 __pyx_string_tab[228]
+#define __pyx_kp_b_iso88591_4q_q __pyx_string_tab[229]
+#define __pyx_kp_b_iso88591_gQ __pyx_string_tab[230]
+#define __pyx_kp_b_iso88591_E_q_U_URXXYYZ_Q_e6_G1_uF_3b_b_r __pyx_string_tab[231]
+#define __pyx_kp_b_iso88591_IV1M_IV1A_V2Q_V3a_wnG1_U_1_BfAS __pyx_string_tab[232]
+#define __pyx_kp_b_iso88591_6_1O_q_1A_WF_wfA_QXX____Yb_AV1O __pyx_string_tab[233]
+#define __pyx_kp_b_iso88591_6_1O_q_1A_WF_wfA_QXX____Yb_AV1O_2 __pyx_string_tab[234]
+#define __pyx_kp_b_iso88591_6_1O_q_1A_WF_wfA_QXX____Yb_AV1O_3 __pyx_string_tab[235]
 #define __pyx_int_0 __pyx_number_tab[0]
 #define __pyx_int_neg_1 __pyx_number_tab[1]
 #define __pyx_int_136983863 __pyx_number_tab[2]
@@ -4195,8 +4265,8 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   #if CYTHON_PEP489_MULTI_PHASE_INIT
   __Pyx_State_RemoveModule(NULL);
   #endif
-  Py_CLEAR(clear_module_state->__pyx_ptype_7imgfilt_5_rank___pyx_defaults);
-  Py_CLEAR(clear_module_state->__pyx_type_7imgfilt_5_rank___pyx_defaults);
+  Py_CLEAR(clear_module_state->__pyx_ptype_7imgfilt_15_nonlinear_avx2___pyx_defaults);
+  Py_CLEAR(clear_module_state->__pyx_type_7imgfilt_15_nonlinear_avx2___pyx_defaults);
   Py_CLEAR(clear_module_state->__pyx_array_type);
   Py_CLEAR(clear_module_state->__pyx_type___pyx_array);
   Py_CLEAR(clear_module_state->__pyx_MemviewEnum_type);
@@ -4211,8 +4281,8 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<2; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<10; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<199; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<12; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<236; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -4239,8 +4309,8 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_empty_tuple);
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_empty_bytes);
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_empty_unicode);
-  Py_VISIT(traverse_module_state->__pyx_ptype_7imgfilt_5_rank___pyx_defaults);
-  Py_VISIT(traverse_module_state->__pyx_type_7imgfilt_5_rank___pyx_defaults);
+  Py_VISIT(traverse_module_state->__pyx_ptype_7imgfilt_15_nonlinear_avx2___pyx_defaults);
+  Py_VISIT(traverse_module_state->__pyx_type_7imgfilt_15_nonlinear_avx2___pyx_defaults);
   Py_VISIT(traverse_module_state->__pyx_array_type);
   Py_VISIT(traverse_module_state->__pyx_type___pyx_array);
   Py_VISIT(traverse_module_state->__pyx_MemviewEnum_type);
@@ -4255,8 +4325,8 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<2; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<10; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<199; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<12; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<236; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -4274,15 +4344,15 @@ return 0;
 #endif
 /* #### Code section: module_code ### */
 
-/* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":22
+/* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":22
  *     __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(object, int)
  * 
- * @cname('__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc')             # <<<<<<<<<<<<<<
+ * @cname('__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc')             # <<<<<<<<<<<<<<
  * cdef str map_fused_type(object arg, type ndarray):
  * 
 */
 
-static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc(PyObject *__pyx_v_arg, PyTypeObject *__pyx_v_ndarray) {
+static PyObject *__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc(PyObject *__pyx_v_arg, PyTypeObject *__pyx_v_ndarray) {
   __Pyx_memviewslice __pyx_v_memslice;
   Py_ssize_t __pyx_v_itemsize;
   int __pyx_v_dtype_signed;
@@ -4310,7 +4380,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("map_fused_type", 0);
 
-  /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":30
+  /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":30
  *     cdef Py_UCS4 kind
  * 
  *     itemsize = -1             # <<<<<<<<<<<<<<
@@ -4319,43 +4389,43 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
   __pyx_v_itemsize = -1L;
 
-  /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":35
+  /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":35
  * 
  *     cdef bint __pyx_fused_dtype_const_u8__t_is_signed
  *     __pyx_fused_dtype_const_u8__t_is_signed = not (<__pyx_fused_dtype_const_u8__t> -1 > 0)             # <<<<<<<<<<<<<<
  * 
  *     cdef bint __pyx_fused_dtype_const_u16__t_is_signed
 */
-  __pyx_v___pyx_fused_dtype_const_u8__t_is_signed = (!(((__pyx_t_7imgfilt_5_rank_u8_t const )-1L) > 0));
+  __pyx_v___pyx_fused_dtype_const_u8__t_is_signed = (!(((__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const )-1L) > 0));
 
-  /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":38
+  /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":38
  * 
  *     cdef bint __pyx_fused_dtype_const_u16__t_is_signed
  *     __pyx_fused_dtype_const_u16__t_is_signed = not (<__pyx_fused_dtype_const_u16__t> -1 > 0)             # <<<<<<<<<<<<<<
  * 
  *     cdef bint __pyx_fused_dtype_const_u32__t_is_signed
 */
-  __pyx_v___pyx_fused_dtype_const_u16__t_is_signed = (!(((__pyx_t_7imgfilt_5_rank_u16_t const )-1L) > 0));
+  __pyx_v___pyx_fused_dtype_const_u16__t_is_signed = (!(((__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const )-1L) > 0));
 
-  /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":41
+  /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":41
  * 
  *     cdef bint __pyx_fused_dtype_const_u32__t_is_signed
  *     __pyx_fused_dtype_const_u32__t_is_signed = not (<__pyx_fused_dtype_const_u32__t> -1 > 0)             # <<<<<<<<<<<<<<
  * 
  *     cdef bint __pyx_fused_dtype_const_u64__t_is_signed
 */
-  __pyx_v___pyx_fused_dtype_const_u32__t_is_signed = (!(((__pyx_t_7imgfilt_5_rank_u32_t const )-1L) > 0));
+  __pyx_v___pyx_fused_dtype_const_u32__t_is_signed = (!(((__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const )-1L) > 0));
 
-  /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":44
+  /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":44
  * 
  *     cdef bint __pyx_fused_dtype_const_u64__t_is_signed
  *     __pyx_fused_dtype_const_u64__t_is_signed = not (<__pyx_fused_dtype_const_u64__t> -1 > 0)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_v___pyx_fused_dtype_const_u64__t_is_signed = (!(((__pyx_t_7imgfilt_5_rank_u64_t const )-1L) > 0));
+  __pyx_v___pyx_fused_dtype_const_u64__t_is_signed = (!(((__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const )-1L) > 0));
 
-  /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":47
+  /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":47
  * 
  * 
  *     if ndarray is not None:             # <<<<<<<<<<<<<<
@@ -4366,7 +4436,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
   if (__pyx_t_1) {
 
 
-    /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":48
+    /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":48
  * 
  *     if ndarray is not None:
  *         if isinstance(arg, ndarray):             # <<<<<<<<<<<<<<
@@ -4377,7 +4447,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
     if (__pyx_t_1) {
 
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":49
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":49
  *     if ndarray is not None:
  *         if isinstance(arg, ndarray):
  *             dtype = arg.dtype             # <<<<<<<<<<<<<<
@@ -4389,7 +4459,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       __pyx_v_dtype = __pyx_t_2;
       __pyx_t_2 = 0;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":48
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":48
  * 
  *     if ndarray is not None:
  *         if isinstance(arg, ndarray):             # <<<<<<<<<<<<<<
@@ -4399,7 +4469,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       goto __pyx_L4;
     }
 
-    /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":51
+    /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":51
  *             dtype = arg.dtype
  * 
  *         elif __pyx_memoryview_check(arg):             # <<<<<<<<<<<<<<
@@ -4411,7 +4481,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
     if (__pyx_t_1) {
 
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":52
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":52
  * 
  *         elif __pyx_memoryview_check(arg):
  *             arg_base = arg.base             # <<<<<<<<<<<<<<
@@ -4423,7 +4493,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       __pyx_v_arg_base = __pyx_t_2;
       __pyx_t_2 = 0;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":53
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":53
  *         elif __pyx_memoryview_check(arg):
  *             arg_base = arg.base
  *             if isinstance(arg_base, ndarray):             # <<<<<<<<<<<<<<
@@ -4434,7 +4504,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       if (__pyx_t_1) {
 
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":54
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":54
  *             arg_base = arg.base
  *             if isinstance(arg_base, ndarray):
  *                 dtype = arg_base.dtype             # <<<<<<<<<<<<<<
@@ -4446,7 +4516,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
         __pyx_v_dtype = __pyx_t_2;
         __pyx_t_2 = 0;
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":53
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":53
  *         elif __pyx_memoryview_check(arg):
  *             arg_base = arg.base
  *             if isinstance(arg_base, ndarray):             # <<<<<<<<<<<<<<
@@ -4456,7 +4526,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
         goto __pyx_L5;
       }
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":56
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":56
  *                 dtype = arg_base.dtype
  *             else:
  *                 dtype = None             # <<<<<<<<<<<<<<
@@ -4469,7 +4539,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       }
       __pyx_L5:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":51
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":51
  *             dtype = arg.dtype
  * 
  *         elif __pyx_memoryview_check(arg):             # <<<<<<<<<<<<<<
@@ -4479,7 +4549,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       goto __pyx_L4;
     }
 
-    /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":58
+    /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":58
  *                 dtype = None
  *         else:
  *             dtype = None             # <<<<<<<<<<<<<<
@@ -4492,7 +4562,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
     }
     __pyx_L4:;
 
-    /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":60
+    /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":60
  *             dtype = None
  * 
  *         itemsize = -1             # <<<<<<<<<<<<<<
@@ -4501,7 +4571,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
     __pyx_v_itemsize = -1L;
 
-    /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":61
+    /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":61
  * 
  *         itemsize = -1
  *         if dtype is not None:             # <<<<<<<<<<<<<<
@@ -4512,7 +4582,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
     if (__pyx_t_1) {
 
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":62
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":62
  *         itemsize = -1
  *         if dtype is not None:
  *             itemsize = dtype.itemsize             # <<<<<<<<<<<<<<
@@ -4525,7 +4595,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       __pyx_v_itemsize = __pyx_t_3;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":63
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":63
  *         if dtype is not None:
  *             itemsize = dtype.itemsize
  *             kind = ord(dtype.kind)             # <<<<<<<<<<<<<<
@@ -4538,7 +4608,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       __pyx_v_kind = __pyx_t_4;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":64
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":64
  *             itemsize = dtype.itemsize
  *             kind = ord(dtype.kind)
  *             dtype_signed = kind == u'i'             # <<<<<<<<<<<<<<
@@ -4547,7 +4617,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
       __pyx_v_dtype_signed = (__pyx_v_kind == 0x69);
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":65
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":65
  *             kind = ord(dtype.kind)
  *             dtype_signed = kind == u'i'
  *             if kind in u'iu':             # <<<<<<<<<<<<<<
@@ -4558,14 +4628,14 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
         case 0x69:
         case 0x75:
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":67
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":67
  *             if kind in u'iu':
  *                 pass
  *                 if sizeof(__pyx_fused_dtype_const_u8__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u8__t_is_signed ^ dtype_signed):             # <<<<<<<<<<<<<<
  *                     return 'u8_t'
  *                 if sizeof(__pyx_fused_dtype_const_u16__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u16__t_is_signed ^ dtype_signed):
 */
-        __pyx_t_5 = ((sizeof(__pyx_t_7imgfilt_5_rank_u8_t const )) == __pyx_v_itemsize);
+        __pyx_t_5 = ((sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const )) == __pyx_v_itemsize);
 
         if (__pyx_t_5) {
 
@@ -4599,7 +4669,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":68
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":68
  *                 pass
  *                 if sizeof(__pyx_fused_dtype_const_u8__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u8__t_is_signed ^ dtype_signed):
  *                     return 'u8_t'             # <<<<<<<<<<<<<<
@@ -4617,7 +4687,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
           }
           goto __pyx_L0;
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":67
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":67
  *             if kind in u'iu':
  *                 pass
  *                 if sizeof(__pyx_fused_dtype_const_u8__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u8__t_is_signed ^ dtype_signed):             # <<<<<<<<<<<<<<
@@ -4626,14 +4696,14 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
         }
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":69
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":69
  *                 if sizeof(__pyx_fused_dtype_const_u8__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u8__t_is_signed ^ dtype_signed):
  *                     return 'u8_t'
  *                 if sizeof(__pyx_fused_dtype_const_u16__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u16__t_is_signed ^ dtype_signed):             # <<<<<<<<<<<<<<
  *                     return 'u16_t'
  *                 if sizeof(__pyx_fused_dtype_const_u32__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u32__t_is_signed ^ dtype_signed):
 */
-        __pyx_t_5 = ((sizeof(__pyx_t_7imgfilt_5_rank_u16_t const )) == __pyx_v_itemsize);
+        __pyx_t_5 = ((sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const )) == __pyx_v_itemsize);
 
         if (__pyx_t_5) {
 
@@ -4667,7 +4737,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":70
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":70
  *                     return 'u8_t'
  *                 if sizeof(__pyx_fused_dtype_const_u16__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u16__t_is_signed ^ dtype_signed):
  *                     return 'u16_t'             # <<<<<<<<<<<<<<
@@ -4685,7 +4755,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
           }
           goto __pyx_L0;
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":69
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":69
  *                 if sizeof(__pyx_fused_dtype_const_u8__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u8__t_is_signed ^ dtype_signed):
  *                     return 'u8_t'
  *                 if sizeof(__pyx_fused_dtype_const_u16__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u16__t_is_signed ^ dtype_signed):             # <<<<<<<<<<<<<<
@@ -4694,14 +4764,14 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
         }
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":71
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":71
  *                 if sizeof(__pyx_fused_dtype_const_u16__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u16__t_is_signed ^ dtype_signed):
  *                     return 'u16_t'
  *                 if sizeof(__pyx_fused_dtype_const_u32__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u32__t_is_signed ^ dtype_signed):             # <<<<<<<<<<<<<<
  *                     return 'u32_t'
  *                 if sizeof(__pyx_fused_dtype_const_u64__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u64__t_is_signed ^ dtype_signed):
 */
-        __pyx_t_5 = ((sizeof(__pyx_t_7imgfilt_5_rank_u32_t const )) == __pyx_v_itemsize);
+        __pyx_t_5 = ((sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const )) == __pyx_v_itemsize);
 
         if (__pyx_t_5) {
 
@@ -4735,7 +4805,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":72
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":72
  *                     return 'u16_t'
  *                 if sizeof(__pyx_fused_dtype_const_u32__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u32__t_is_signed ^ dtype_signed):
  *                     return 'u32_t'             # <<<<<<<<<<<<<<
@@ -4753,7 +4823,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
           }
           goto __pyx_L0;
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":71
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":71
  *                 if sizeof(__pyx_fused_dtype_const_u16__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u16__t_is_signed ^ dtype_signed):
  *                     return 'u16_t'
  *                 if sizeof(__pyx_fused_dtype_const_u32__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u32__t_is_signed ^ dtype_signed):             # <<<<<<<<<<<<<<
@@ -4762,14 +4832,14 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
         }
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":73
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":73
  *                 if sizeof(__pyx_fused_dtype_const_u32__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u32__t_is_signed ^ dtype_signed):
  *                     return 'u32_t'
  *                 if sizeof(__pyx_fused_dtype_const_u64__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u64__t_is_signed ^ dtype_signed):             # <<<<<<<<<<<<<<
  *                     return 'u64_t'
  *             elif kind == u'f':
 */
-        __pyx_t_5 = ((sizeof(__pyx_t_7imgfilt_5_rank_u64_t const )) == __pyx_v_itemsize);
+        __pyx_t_5 = ((sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const )) == __pyx_v_itemsize);
 
         if (__pyx_t_5) {
 
@@ -4803,7 +4873,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":74
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":74
  *                     return 'u32_t'
  *                 if sizeof(__pyx_fused_dtype_const_u64__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u64__t_is_signed ^ dtype_signed):
  *                     return 'u64_t'             # <<<<<<<<<<<<<<
@@ -4821,7 +4891,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
           }
           goto __pyx_L0;
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":73
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":73
  *                 if sizeof(__pyx_fused_dtype_const_u32__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u32__t_is_signed ^ dtype_signed):
  *                     return 'u32_t'
  *                 if sizeof(__pyx_fused_dtype_const_u64__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u64__t_is_signed ^ dtype_signed):             # <<<<<<<<<<<<<<
@@ -4830,7 +4900,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
         }
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":65
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":65
  *             kind = ord(dtype.kind)
  *             dtype_signed = kind == u'i'
  *             if kind in u'iu':             # <<<<<<<<<<<<<<
@@ -4840,7 +4910,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
         break;
         case 0x66:
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":77
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":77
  *             elif kind == u'f':
  *                 pass
  *                 if sizeof(const float) == itemsize and (<Py_ssize_t>arg.ndim) == 5:             # <<<<<<<<<<<<<<
@@ -4871,7 +4941,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":78
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":78
  *                 pass
  *                 if sizeof(const float) == itemsize and (<Py_ssize_t>arg.ndim) == 5:
  *                     return 'float'             # <<<<<<<<<<<<<<
@@ -4889,7 +4959,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
           }
           goto __pyx_L0;
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":77
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":77
  *             elif kind == u'f':
  *                 pass
  *                 if sizeof(const float) == itemsize and (<Py_ssize_t>arg.ndim) == 5:             # <<<<<<<<<<<<<<
@@ -4898,7 +4968,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
         }
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":79
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":79
  *                 if sizeof(const float) == itemsize and (<Py_ssize_t>arg.ndim) == 5:
  *                     return 'float'
  *                 if sizeof(const double) == itemsize and (<Py_ssize_t>arg.ndim) == 5:             # <<<<<<<<<<<<<<
@@ -4929,7 +4999,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":80
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":80
  *                     return 'float'
  *                 if sizeof(const double) == itemsize and (<Py_ssize_t>arg.ndim) == 5:
  *                     return 'double'             # <<<<<<<<<<<<<<
@@ -4947,7 +5017,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
           }
           goto __pyx_L0;
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":79
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":79
  *                 if sizeof(const float) == itemsize and (<Py_ssize_t>arg.ndim) == 5:
  *                     return 'float'
  *                 if sizeof(const double) == itemsize and (<Py_ssize_t>arg.ndim) == 5:             # <<<<<<<<<<<<<<
@@ -4956,7 +5026,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
         }
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":75
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":75
  *                 if sizeof(__pyx_fused_dtype_const_u64__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u64__t_is_signed ^ dtype_signed):
  *                     return 'u64_t'
  *             elif kind == u'f':             # <<<<<<<<<<<<<<
@@ -4966,7 +5036,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
         break;
         case 99:
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":81
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":81
  *                 if sizeof(const double) == itemsize and (<Py_ssize_t>arg.ndim) == 5:
  *                     return 'double'
  *             elif kind == u'c':             # <<<<<<<<<<<<<<
@@ -4977,7 +5047,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
         default: break;
       }
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":61
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":61
  * 
  *         itemsize = -1
  *         if dtype is not None:             # <<<<<<<<<<<<<<
@@ -4986,7 +5056,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
     }
 
-    /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":47
+    /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":47
  * 
  * 
  *     if ndarray is not None:             # <<<<<<<<<<<<<<
@@ -4995,7 +5065,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
   }
 
-  /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":84
+  /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":84
  *                 pass
  * 
  *     if arg is None:             # <<<<<<<<<<<<<<
@@ -5006,7 +5076,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
   if (__pyx_t_1) {
 
 
-    /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":85
+    /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":85
  * 
  *     if arg is None:
  *         return 'u8_t'             # <<<<<<<<<<<<<<
@@ -5024,7 +5094,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
     }
     goto __pyx_L0;
 
-    /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":84
+    /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":84
  *                 pass
  * 
  *     if arg is None:             # <<<<<<<<<<<<<<
@@ -5033,7 +5103,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
   }
 
-  /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":87
+  /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":87
  *         return 'u8_t'
  * 
  *     try:             # <<<<<<<<<<<<<<
@@ -5049,7 +5119,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
     __Pyx_XGOTREF(__pyx_t_8);
     /*try:*/ {
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":88
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":88
  * 
  *     try:
  *         arg_as_memoryview = memoryview(arg)             # <<<<<<<<<<<<<<
@@ -5061,7 +5131,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       __pyx_v_arg_as_memoryview = ((PyObject*)__pyx_t_2);
       __pyx_t_2 = 0;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":87
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":87
  *         return 'u8_t'
  * 
  *     try:             # <<<<<<<<<<<<<<
@@ -5070,7 +5140,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
     }
 
-    /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":94
+    /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":94
  * 
  *         # try const u8_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u8__t))             # <<<<<<<<<<<<<<
@@ -5079,12 +5149,12 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
     /*else:*/ {
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":95
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":95
  *         # try const u8_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u8__t))
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u8__t))             # <<<<<<<<<<<<<<
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t__const__(arg_as_memoryview, 0)
 */
       __pyx_t_5 = (__pyx_v_itemsize == -1L);
 
@@ -5095,7 +5165,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 
       }
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":94
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":94
  * 
  *         # try const u8_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u8__t))             # <<<<<<<<<<<<<<
@@ -5103,7 +5173,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
  *                 and arg_as_memoryview.ndim == 5):
 */
       __pyx_t_3 = __Pyx_PyMemoryView_Get_itemsize(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 94, __pyx_L32_except_error)
-      __pyx_t_5 = (__pyx_t_3 == (sizeof(__pyx_t_7imgfilt_5_rank_u8_t const )));
+      __pyx_t_5 = (__pyx_t_3 == (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const )));
 
 
       if (!__pyx_t_5) {
@@ -5114,14 +5184,14 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       }
       __pyx_L39_next_or:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":95
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":95
  *         # try const u8_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u8__t))
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u8__t))             # <<<<<<<<<<<<<<
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t__const__(arg_as_memoryview, 0)
 */
-      __pyx_t_5 = (__pyx_v_itemsize == (sizeof(__pyx_t_7imgfilt_5_rank_u8_t const )));
+      __pyx_t_5 = (__pyx_v_itemsize == (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const )));
 
       if (__pyx_t_5) {
 
@@ -5133,11 +5203,11 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       }
       __pyx_L38_next_and:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":96
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":96
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u8__t))
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u8__t))
  *                 and arg_as_memoryview.ndim == 5):             # <<<<<<<<<<<<<<
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
 */
       __pyx_t_9 = __Pyx_PyMemoryView_Get_ndim(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_9 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(1, 96, __pyx_L32_except_error)
@@ -5149,7 +5219,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 
       __pyx_L37_bool_binop_done:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":94
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":94
  * 
  *         # try const u8_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u8__t))             # <<<<<<<<<<<<<<
@@ -5159,18 +5229,18 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       if (__pyx_t_1) {
 
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":97
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":97
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u8__t))
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
 */
-        __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t__const__(__pyx_v_arg_as_memoryview, 0);
+        __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t__const__(__pyx_v_arg_as_memoryview, 0);
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":98
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":98
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
@@ -5180,8 +5250,8 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":99
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t__const__(arg_as_memoryview, 0)
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":99
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)             # <<<<<<<<<<<<<<
  *                 # print 'found a match for the buffer through format parsing'
@@ -5189,7 +5259,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
           __PYX_XCLEAR_MEMVIEW((&__pyx_v_memslice), 1);
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":101
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":101
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
  *                 return 'u8_t'             # <<<<<<<<<<<<<<
@@ -5207,16 +5277,16 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
           }
           goto __pyx_L33_except_return;
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":98
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":98
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
 */
         }
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":103
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":103
  *                 return 'u8_t'
  *             else:
  *                 __pyx_PyErr_Clear()             # <<<<<<<<<<<<<<
@@ -5227,7 +5297,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
           PyErr_Clear();
         }
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":94
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":94
  * 
  *         # try const u8_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u8__t))             # <<<<<<<<<<<<<<
@@ -5236,7 +5306,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
       }
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":106
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":106
  * 
  *         # try const u16_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u16__t))             # <<<<<<<<<<<<<<
@@ -5252,7 +5322,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 
       }
       __pyx_t_3 = __Pyx_PyMemoryView_Get_itemsize(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 106, __pyx_L32_except_error)
-      __pyx_t_5 = (__pyx_t_3 == (sizeof(__pyx_t_7imgfilt_5_rank_u16_t const )));
+      __pyx_t_5 = (__pyx_t_3 == (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const )));
 
 
       if (!__pyx_t_5) {
@@ -5263,14 +5333,14 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       }
       __pyx_L45_next_or:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":107
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":107
  *         # try const u16_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u16__t))
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u16__t))             # <<<<<<<<<<<<<<
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t__const__(arg_as_memoryview, 0)
 */
-      __pyx_t_5 = (__pyx_v_itemsize == (sizeof(__pyx_t_7imgfilt_5_rank_u16_t const )));
+      __pyx_t_5 = (__pyx_v_itemsize == (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const )));
 
       if (__pyx_t_5) {
 
@@ -5282,11 +5352,11 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       }
       __pyx_L44_next_and:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":108
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":108
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u16__t))
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u16__t))
  *                 and arg_as_memoryview.ndim == 5):             # <<<<<<<<<<<<<<
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
 */
       __pyx_t_9 = __Pyx_PyMemoryView_Get_ndim(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_9 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(1, 108, __pyx_L32_except_error)
@@ -5298,7 +5368,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 
       __pyx_L43_bool_binop_done:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":106
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":106
  * 
  *         # try const u16_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u16__t))             # <<<<<<<<<<<<<<
@@ -5308,18 +5378,18 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       if (__pyx_t_1) {
 
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":109
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":109
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u16__t))
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
 */
-        __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t__const__(__pyx_v_arg_as_memoryview, 0);
+        __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t__const__(__pyx_v_arg_as_memoryview, 0);
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":110
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":110
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
@@ -5329,8 +5399,8 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":111
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t__const__(arg_as_memoryview, 0)
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":111
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)             # <<<<<<<<<<<<<<
  *                 # print 'found a match for the buffer through format parsing'
@@ -5338,7 +5408,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
           __PYX_XCLEAR_MEMVIEW((&__pyx_v_memslice), 1);
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":113
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":113
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
  *                 return 'u16_t'             # <<<<<<<<<<<<<<
@@ -5356,16 +5426,16 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
           }
           goto __pyx_L33_except_return;
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":110
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":110
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
 */
         }
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":115
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":115
  *                 return 'u16_t'
  *             else:
  *                 __pyx_PyErr_Clear()             # <<<<<<<<<<<<<<
@@ -5376,7 +5446,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
           PyErr_Clear();
         }
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":106
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":106
  * 
  *         # try const u16_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u16__t))             # <<<<<<<<<<<<<<
@@ -5385,7 +5455,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
       }
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":118
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":118
  * 
  *         # try const u32_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u32__t))             # <<<<<<<<<<<<<<
@@ -5401,7 +5471,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 
       }
       __pyx_t_3 = __Pyx_PyMemoryView_Get_itemsize(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 118, __pyx_L32_except_error)
-      __pyx_t_5 = (__pyx_t_3 == (sizeof(__pyx_t_7imgfilt_5_rank_u32_t const )));
+      __pyx_t_5 = (__pyx_t_3 == (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const )));
 
 
       if (!__pyx_t_5) {
@@ -5412,14 +5482,14 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       }
       __pyx_L51_next_or:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":119
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":119
  *         # try const u32_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u32__t))
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u32__t))             # <<<<<<<<<<<<<<
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t__const__(arg_as_memoryview, 0)
 */
-      __pyx_t_5 = (__pyx_v_itemsize == (sizeof(__pyx_t_7imgfilt_5_rank_u32_t const )));
+      __pyx_t_5 = (__pyx_v_itemsize == (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const )));
 
       if (__pyx_t_5) {
 
@@ -5431,11 +5501,11 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       }
       __pyx_L50_next_and:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":120
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":120
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u32__t))
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u32__t))
  *                 and arg_as_memoryview.ndim == 5):             # <<<<<<<<<<<<<<
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
 */
       __pyx_t_9 = __Pyx_PyMemoryView_Get_ndim(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_9 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(1, 120, __pyx_L32_except_error)
@@ -5447,7 +5517,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 
       __pyx_L49_bool_binop_done:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":118
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":118
  * 
  *         # try const u32_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u32__t))             # <<<<<<<<<<<<<<
@@ -5457,18 +5527,18 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       if (__pyx_t_1) {
 
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":121
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":121
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u32__t))
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
 */
-        __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t__const__(__pyx_v_arg_as_memoryview, 0);
+        __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t__const__(__pyx_v_arg_as_memoryview, 0);
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":122
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":122
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
@@ -5478,8 +5548,8 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":123
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t__const__(arg_as_memoryview, 0)
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":123
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)             # <<<<<<<<<<<<<<
  *                 # print 'found a match for the buffer through format parsing'
@@ -5487,7 +5557,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
           __PYX_XCLEAR_MEMVIEW((&__pyx_v_memslice), 1);
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":125
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":125
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
  *                 return 'u32_t'             # <<<<<<<<<<<<<<
@@ -5505,16 +5575,16 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
           }
           goto __pyx_L33_except_return;
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":122
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":122
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
 */
         }
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":127
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":127
  *                 return 'u32_t'
  *             else:
  *                 __pyx_PyErr_Clear()             # <<<<<<<<<<<<<<
@@ -5525,7 +5595,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
           PyErr_Clear();
         }
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":118
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":118
  * 
  *         # try const u32_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u32__t))             # <<<<<<<<<<<<<<
@@ -5534,7 +5604,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
       }
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":130
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":130
  * 
  *         # try const u64_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u64__t))             # <<<<<<<<<<<<<<
@@ -5550,7 +5620,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 
       }
       __pyx_t_3 = __Pyx_PyMemoryView_Get_itemsize(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 130, __pyx_L32_except_error)
-      __pyx_t_5 = (__pyx_t_3 == (sizeof(__pyx_t_7imgfilt_5_rank_u64_t const )));
+      __pyx_t_5 = (__pyx_t_3 == (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const )));
 
 
       if (!__pyx_t_5) {
@@ -5561,14 +5631,14 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       }
       __pyx_L57_next_or:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":131
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":131
  *         # try const u64_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u64__t))
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u64__t))             # <<<<<<<<<<<<<<
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t__const__(arg_as_memoryview, 0)
 */
-      __pyx_t_5 = (__pyx_v_itemsize == (sizeof(__pyx_t_7imgfilt_5_rank_u64_t const )));
+      __pyx_t_5 = (__pyx_v_itemsize == (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const )));
 
       if (__pyx_t_5) {
 
@@ -5580,11 +5650,11 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       }
       __pyx_L56_next_and:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":132
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":132
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u64__t))
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u64__t))
  *                 and arg_as_memoryview.ndim == 5):             # <<<<<<<<<<<<<<
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
 */
       __pyx_t_9 = __Pyx_PyMemoryView_Get_ndim(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_9 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(1, 132, __pyx_L32_except_error)
@@ -5596,7 +5666,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 
       __pyx_L55_bool_binop_done:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":130
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":130
  * 
  *         # try const u64_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u64__t))             # <<<<<<<<<<<<<<
@@ -5606,18 +5676,18 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       if (__pyx_t_1) {
 
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":133
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":133
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u64__t))
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
 */
-        __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t__const__(__pyx_v_arg_as_memoryview, 0);
+        __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t__const__(__pyx_v_arg_as_memoryview, 0);
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":134
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":134
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
@@ -5627,8 +5697,8 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":135
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t__const__(arg_as_memoryview, 0)
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":135
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)             # <<<<<<<<<<<<<<
  *                 # print 'found a match for the buffer through format parsing'
@@ -5636,7 +5706,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
           __PYX_XCLEAR_MEMVIEW((&__pyx_v_memslice), 1);
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":137
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":137
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
  *                 return 'u64_t'             # <<<<<<<<<<<<<<
@@ -5654,16 +5724,16 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
           }
           goto __pyx_L33_except_return;
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":134
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":134
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
 */
         }
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":139
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":139
  *                 return 'u64_t'
  *             else:
  *                 __pyx_PyErr_Clear()             # <<<<<<<<<<<<<<
@@ -5674,7 +5744,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
           PyErr_Clear();
         }
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":130
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":130
  * 
  *         # try const u64_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u64__t))             # <<<<<<<<<<<<<<
@@ -5683,7 +5753,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
       }
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":142
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":142
  * 
  *         # try const float
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const float))             # <<<<<<<<<<<<<<
@@ -5710,7 +5780,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       }
       __pyx_L63_next_or:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":143
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":143
  *         # try const float
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const float))
  *                 or itemsize == sizeof(const float))             # <<<<<<<<<<<<<<
@@ -5729,7 +5799,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       }
       __pyx_L62_next_and:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":144
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":144
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const float))
  *                 or itemsize == sizeof(const float))
  *                 and arg_as_memoryview.ndim == 5):             # <<<<<<<<<<<<<<
@@ -5745,7 +5815,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 
       __pyx_L61_bool_binop_done:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":142
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":142
  * 
  *         # try const float
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const float))             # <<<<<<<<<<<<<<
@@ -5755,7 +5825,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       if (__pyx_t_1) {
 
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":145
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":145
  *                 or itemsize == sizeof(const float))
  *                 and arg_as_memoryview.ndim == 5):
  *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
@@ -5764,7 +5834,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
         __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float__const__(__pyx_v_arg_as_memoryview, 0);
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":146
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":146
  *                 and arg_as_memoryview.ndim == 5):
  *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
@@ -5776,7 +5846,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":147
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":147
  *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)             # <<<<<<<<<<<<<<
@@ -5785,7 +5855,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
           __PYX_XCLEAR_MEMVIEW((&__pyx_v_memslice), 1);
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":149
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":149
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
  *                 return 'float'             # <<<<<<<<<<<<<<
@@ -5803,7 +5873,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
           }
           goto __pyx_L33_except_return;
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":146
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":146
  *                 and arg_as_memoryview.ndim == 5):
  *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
@@ -5812,7 +5882,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
         }
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":151
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":151
  *                 return 'float'
  *             else:
  *                 __pyx_PyErr_Clear()             # <<<<<<<<<<<<<<
@@ -5823,7 +5893,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
           PyErr_Clear();
         }
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":142
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":142
  * 
  *         # try const float
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const float))             # <<<<<<<<<<<<<<
@@ -5832,7 +5902,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
       }
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":154
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":154
  * 
  *         # try const double
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const double))             # <<<<<<<<<<<<<<
@@ -5859,7 +5929,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       }
       __pyx_L69_next_or:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":155
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":155
  *         # try const double
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const double))
  *                 or itemsize == sizeof(const double))             # <<<<<<<<<<<<<<
@@ -5878,7 +5948,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       }
       __pyx_L68_next_and:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":156
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":156
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const double))
  *                 or itemsize == sizeof(const double))
  *                 and arg_as_memoryview.ndim == 5):             # <<<<<<<<<<<<<<
@@ -5894,7 +5964,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 
       __pyx_L67_bool_binop_done:;
 
-      /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":154
+      /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":154
  * 
  *         # try const double
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const double))             # <<<<<<<<<<<<<<
@@ -5904,7 +5974,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
       if (__pyx_t_1) {
 
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":157
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":157
  *                 or itemsize == sizeof(const double))
  *                 and arg_as_memoryview.ndim == 5):
  *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
@@ -5913,7 +5983,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
         __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(__pyx_v_arg_as_memoryview, 0);
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":158
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":158
  *                 and arg_as_memoryview.ndim == 5):
  *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
@@ -5925,7 +5995,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":159
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":159
  *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)             # <<<<<<<<<<<<<<
@@ -5934,7 +6004,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
           __PYX_XCLEAR_MEMVIEW((&__pyx_v_memslice), 1);
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":161
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":161
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
  *                 return 'double'             # <<<<<<<<<<<<<<
@@ -5952,7 +6022,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
           }
           goto __pyx_L33_except_return;
 
-          /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":158
+          /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":158
  *                 and arg_as_memoryview.ndim == 5):
  *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
@@ -5961,7 +6031,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
 */
         }
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":163
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":163
  *                 return 'double'
  *             else:
  *                 __pyx_PyErr_Clear()             # <<<<<<<<<<<<<<
@@ -5971,7 +6041,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
           PyErr_Clear();
         }
 
-        /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":154
+        /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":154
  * 
  *         # try const double
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const double))             # <<<<<<<<<<<<<<
@@ -5987,7 +6057,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
     __pyx_L30_error:;
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-    /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":89
+    /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":89
  *     try:
  *         arg_as_memoryview = memoryview(arg)
  *     except (ValueError, TypeError):             # <<<<<<<<<<<<<<
@@ -6001,7 +6071,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
     }
     goto __pyx_L32_except_error;
 
-    /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":87
+    /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":87
  *         return 'u8_t'
  * 
  *     try:             # <<<<<<<<<<<<<<
@@ -6028,7 +6098,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
     __pyx_L35_try_end:;
   }
 
-  /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":164
+  /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":164
  *             else:
  *                 __pyx_PyErr_Clear()
  *     return None             # <<<<<<<<<<<<<<
@@ -6043,10 +6113,10 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
   }
   goto __pyx_L0;
 
-  /* "__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc":22
+  /* "__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc":22
  *     __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(object, int)
  * 
- * @cname('__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc')             # <<<<<<<<<<<<<<
+ * @cname('__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc')             # <<<<<<<<<<<<<<
  * cdef str map_fused_type(object arg, type ndarray):
  * 
 */
@@ -6054,7 +6124,7 @@ static PyObject *__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_p
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_AddTraceback("__pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc.map_fused_type", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("__pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc.map_fused_type", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = 0;
   __pyx_L0:;
 
@@ -20365,23 +20435,23 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *__
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7imgfilt_5_rank_1has_openmp(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
-PyDoc_STRVAR(__pyx_doc_7imgfilt_5_rank_has_openmp, "has_openmp()\n\nReturn True when the rank kernels were compiled with OpenMP.");
-static PyMethodDef __pyx_mdef_7imgfilt_5_rank_1has_openmp = {"has_openmp", (PyCFunction)__pyx_pw_7imgfilt_5_rank_1has_openmp, METH_NOARGS, __pyx_doc_7imgfilt_5_rank_has_openmp};
-static PyObject *__pyx_pw_7imgfilt_5_rank_1has_openmp(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
+static PyObject *__pyx_pw_7imgfilt_15_nonlinear_avx2_1has_openmp(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
+PyDoc_STRVAR(__pyx_doc_7imgfilt_15_nonlinear_avx2_has_openmp, "has_openmp()\n\nReturn True when the rank kernels were compiled with OpenMP.");
+static PyMethodDef __pyx_mdef_7imgfilt_15_nonlinear_avx2_1has_openmp = {"has_openmp", (PyCFunction)__pyx_pw_7imgfilt_15_nonlinear_avx2_1has_openmp, METH_NOARGS, __pyx_doc_7imgfilt_15_nonlinear_avx2_has_openmp};
+static PyObject *__pyx_pw_7imgfilt_15_nonlinear_avx2_1has_openmp(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
   PyObject *__pyx_r = 0;
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("has_openmp (wrapper)", 0);
   __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
-  __pyx_r = __pyx_pf_7imgfilt_5_rank_has_openmp(__pyx_self);
+  __pyx_r = __pyx_pf_7imgfilt_15_nonlinear_avx2_has_openmp(__pyx_self);
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_5_rank_has_openmp(CYTHON_UNUSED PyObject *__pyx_self) {
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_has_openmp(CYTHON_UNUSED PyObject *__pyx_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -20421,7 +20491,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_has_openmp(CYTHON_UNUSED PyObject *__p
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_AddTraceback("imgfilt._rank.has_openmp", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.has_openmp", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
   __Pyx_XGIVEREF(__pyx_r);
@@ -20438,23 +20508,23 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_has_openmp(CYTHON_UNUSED PyObject *__p
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7imgfilt_5_rank_3instruction_set(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
-PyDoc_STRVAR(__pyx_doc_7imgfilt_5_rank_2instruction_set, "instruction_set()\n\nThe instruction set this module was compiled for: \"baseline\" or \"avx2\".");
-static PyMethodDef __pyx_mdef_7imgfilt_5_rank_3instruction_set = {"instruction_set", (PyCFunction)__pyx_pw_7imgfilt_5_rank_3instruction_set, METH_NOARGS, __pyx_doc_7imgfilt_5_rank_2instruction_set};
-static PyObject *__pyx_pw_7imgfilt_5_rank_3instruction_set(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
+static PyObject *__pyx_pw_7imgfilt_15_nonlinear_avx2_3instruction_set(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
+PyDoc_STRVAR(__pyx_doc_7imgfilt_15_nonlinear_avx2_2instruction_set, "instruction_set()\n\nThe instruction set this module was compiled for: \"baseline\" or \"avx2\".");
+static PyMethodDef __pyx_mdef_7imgfilt_15_nonlinear_avx2_3instruction_set = {"instruction_set", (PyCFunction)__pyx_pw_7imgfilt_15_nonlinear_avx2_3instruction_set, METH_NOARGS, __pyx_doc_7imgfilt_15_nonlinear_avx2_2instruction_set};
+static PyObject *__pyx_pw_7imgfilt_15_nonlinear_avx2_3instruction_set(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
   PyObject *__pyx_r = 0;
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("instruction_set (wrapper)", 0);
   __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
-  __pyx_r = __pyx_pf_7imgfilt_5_rank_2instruction_set(__pyx_self);
+  __pyx_r = __pyx_pf_7imgfilt_15_nonlinear_avx2_2instruction_set(__pyx_self);
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_5_rank_2instruction_set(CYTHON_UNUSED PyObject *__pyx_self) {
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_2instruction_set(CYTHON_UNUSED PyObject *__pyx_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   Py_ssize_t __pyx_t_1;
@@ -20497,7 +20567,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_2instruction_set(CYTHON_UNUSED PyObjec
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_AddTraceback("imgfilt._rank.instruction_set", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.instruction_set", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
   __Pyx_XGIVEREF(__pyx_r);
@@ -20514,23 +20584,23 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_2instruction_set(CYTHON_UNUSED PyObjec
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7imgfilt_5_rank_5lanes(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
-PyDoc_STRVAR(__pyx_doc_7imgfilt_5_rank_4lanes, "lanes()\n\nOutputs a selection network computes at once (and extra columns each ring row needs).");
-static PyMethodDef __pyx_mdef_7imgfilt_5_rank_5lanes = {"lanes", (PyCFunction)__pyx_pw_7imgfilt_5_rank_5lanes, METH_NOARGS, __pyx_doc_7imgfilt_5_rank_4lanes};
-static PyObject *__pyx_pw_7imgfilt_5_rank_5lanes(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
+static PyObject *__pyx_pw_7imgfilt_15_nonlinear_avx2_5lanes(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
+PyDoc_STRVAR(__pyx_doc_7imgfilt_15_nonlinear_avx2_4lanes, "lanes()\n\nOutputs a selection network computes at once (and extra columns each ring row needs).");
+static PyMethodDef __pyx_mdef_7imgfilt_15_nonlinear_avx2_5lanes = {"lanes", (PyCFunction)__pyx_pw_7imgfilt_15_nonlinear_avx2_5lanes, METH_NOARGS, __pyx_doc_7imgfilt_15_nonlinear_avx2_4lanes};
+static PyObject *__pyx_pw_7imgfilt_15_nonlinear_avx2_5lanes(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
   PyObject *__pyx_r = 0;
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("lanes (wrapper)", 0);
   __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
-  __pyx_r = __pyx_pf_7imgfilt_5_rank_4lanes(__pyx_self);
+  __pyx_r = __pyx_pf_7imgfilt_15_nonlinear_avx2_4lanes(__pyx_self);
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_5_rank_4lanes(CYTHON_UNUSED PyObject *__pyx_self) {
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_4lanes(CYTHON_UNUSED PyObject *__pyx_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -20570,7 +20640,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_4lanes(CYTHON_UNUSED PyObject *__pyx_s
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_AddTraceback("imgfilt._rank.lanes", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.lanes", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
   __Pyx_XGIVEREF(__pyx_r);
@@ -20586,7 +20656,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_4lanes(CYTHON_UNUSED PyObject *__pyx_s
  *     if rank_t is u8_t:
 */
 
-static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__cmpx(__pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_a, __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_b) {
+static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__cmpx(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_a, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_b) {
 
   /* "src/imgfilt/_rank_core.pxi":168
  *     """One comparator over LANES outputs: ``a`` gets the smaller, ``b`` the larger of each pair."""
@@ -20608,7 +20678,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__cmpx(__pyx_t_7img
   /* function exit code */
 }
 
-static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__cmpx(__pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_a, __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_b) {
+static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__cmpx(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_a, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_b) {
 
   /* "src/imgfilt/_rank_core.pxi":170
  *         imgfilt_cmpx_u8(a, b)
@@ -20630,7 +20700,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__cmpx(__pyx_t_7img
   /* function exit code */
 }
 
-static CYTHON_INLINE void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__cmpx(__pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_a, __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_b) {
+static CYTHON_INLINE void __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__cmpx(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_a, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_b) {
 
   /* "src/imgfilt/_rank_core.pxi":172
  *         imgfilt_cmpx_u16(a, b)
@@ -20652,7 +20722,7 @@ static CYTHON_INLINE void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__cmpx(__pyx_t_7img
   /* function exit code */
 }
 
-static CYTHON_INLINE void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__cmpx(__pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_a, __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_b) {
+static CYTHON_INLINE void __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__cmpx(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_a, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_b) {
 
   /* "src/imgfilt/_rank_core.pxi":174
  *         imgfilt_cmpx_u32(a, b)
@@ -20674,7 +20744,7 @@ static CYTHON_INLINE void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__cmpx(__pyx_t_7img
   /* function exit code */
 }
 
-static CYTHON_INLINE void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__cmpx(float *__pyx_v_a, float *__pyx_v_b) {
+static CYTHON_INLINE void __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__cmpx(float *__pyx_v_a, float *__pyx_v_b) {
 
   /* "src/imgfilt/_rank_core.pxi":176
  *         imgfilt_cmpx_u64(a, b)
@@ -20696,7 +20766,7 @@ static CYTHON_INLINE void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__cmpx(float *__pyx
   /* function exit code */
 }
 
-static CYTHON_INLINE void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__cmpx(double *__pyx_v_a, double *__pyx_v_b) {
+static CYTHON_INLINE void __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__cmpx(double *__pyx_v_a, double *__pyx_v_b) {
 
   /* "src/imgfilt/_rank_core.pxi":178
  *         imgfilt_cmpx_f32(a, b)
@@ -20726,7 +20796,7 @@ static CYTHON_INLINE void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__cmpx(double *__py
  *                          Py_ssize_t pad_left, rank_t cval, rank_t *row) noexcept nogil:
 */
 
-static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_5_rank_u8_t __pyx_v_cval, __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_row) {
+static void __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t __pyx_v_cval, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_row) {
   Py_ssize_t __pyx_v_width;
   Py_ssize_t __pyx_v_padded_width;
   Py_ssize_t __pyx_v_j;
@@ -20737,7 +20807,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  __pyx_t_7imgfilt_5_rank_u8_t __pyx_t_7;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t __pyx_t_7;
   Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
   Py_ssize_t __pyx_t_10;
@@ -20872,7 +20942,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
       __pyx_t_10 = __pyx_v_src_y;
       __pyx_t_11 = __pyx_v_src;
 
-      __pyx_t_7 = (*((__pyx_t_7imgfilt_5_rank_u8_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u8_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
+      __pyx_t_7 = (*((__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
     } else {
 
       __pyx_t_7 = __pyx_v_cval;
@@ -20895,7 +20965,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
   __pyx_t_9 = __pyx_v_src_z;
   __pyx_t_8 = __pyx_v_src_y;
   __pyx_t_6 = 0;
-  (void)(memcpy((__pyx_v_row + __pyx_v_pad_left), (&(*((__pyx_t_7imgfilt_5_rank_u8_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u8_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_11 * __pyx_v_x.strides[0]) ) + __pyx_t_10 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_8 * __pyx_v_x.strides[3]) )) + __pyx_t_6)) )))), (__pyx_v_width * (sizeof(__pyx_t_7imgfilt_5_rank_u8_t)))));
+  (void)(memcpy((__pyx_v_row + __pyx_v_pad_left), (&(*((__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_11 * __pyx_v_x.strides[0]) ) + __pyx_t_10 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_8 * __pyx_v_x.strides[3]) )) + __pyx_t_6)) )))), (__pyx_v_width * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t)))));
 
   /* "src/imgfilt/_rank_core.pxi":197
  *         row[j] = x[n, c, src_z, src_y, src] if src >= 0 else cval
@@ -20937,7 +21007,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
       __pyx_t_10 = __pyx_v_src_y;
       __pyx_t_11 = __pyx_v_src;
 
-      __pyx_t_7 = (*((__pyx_t_7imgfilt_5_rank_u8_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u8_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
+      __pyx_t_7 = (*((__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
     } else {
 
       __pyx_t_7 = __pyx_v_cval;
@@ -20964,7 +21034,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
 
 }
 
-static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_5_rank_u16_t __pyx_v_cval, __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_row) {
+static void __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t __pyx_v_cval, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_row) {
   Py_ssize_t __pyx_v_width;
   Py_ssize_t __pyx_v_padded_width;
   Py_ssize_t __pyx_v_j;
@@ -20975,7 +21045,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  __pyx_t_7imgfilt_5_rank_u16_t __pyx_t_7;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t __pyx_t_7;
   Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
   Py_ssize_t __pyx_t_10;
@@ -21110,7 +21180,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
       __pyx_t_10 = __pyx_v_src_y;
       __pyx_t_11 = __pyx_v_src;
 
-      __pyx_t_7 = (*((__pyx_t_7imgfilt_5_rank_u16_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u16_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
+      __pyx_t_7 = (*((__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
     } else {
 
       __pyx_t_7 = __pyx_v_cval;
@@ -21133,7 +21203,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
   __pyx_t_9 = __pyx_v_src_z;
   __pyx_t_8 = __pyx_v_src_y;
   __pyx_t_6 = 0;
-  (void)(memcpy((__pyx_v_row + __pyx_v_pad_left), (&(*((__pyx_t_7imgfilt_5_rank_u16_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u16_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_11 * __pyx_v_x.strides[0]) ) + __pyx_t_10 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_8 * __pyx_v_x.strides[3]) )) + __pyx_t_6)) )))), (__pyx_v_width * (sizeof(__pyx_t_7imgfilt_5_rank_u16_t)))));
+  (void)(memcpy((__pyx_v_row + __pyx_v_pad_left), (&(*((__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_11 * __pyx_v_x.strides[0]) ) + __pyx_t_10 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_8 * __pyx_v_x.strides[3]) )) + __pyx_t_6)) )))), (__pyx_v_width * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t)))));
 
   /* "src/imgfilt/_rank_core.pxi":197
  *         row[j] = x[n, c, src_z, src_y, src] if src >= 0 else cval
@@ -21175,7 +21245,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
       __pyx_t_10 = __pyx_v_src_y;
       __pyx_t_11 = __pyx_v_src;
 
-      __pyx_t_7 = (*((__pyx_t_7imgfilt_5_rank_u16_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u16_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
+      __pyx_t_7 = (*((__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
     } else {
 
       __pyx_t_7 = __pyx_v_cval;
@@ -21202,7 +21272,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
 
 }
 
-static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_5_rank_u32_t __pyx_v_cval, __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_row) {
+static void __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t __pyx_v_cval, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_row) {
   Py_ssize_t __pyx_v_width;
   Py_ssize_t __pyx_v_padded_width;
   Py_ssize_t __pyx_v_j;
@@ -21213,7 +21283,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  __pyx_t_7imgfilt_5_rank_u32_t __pyx_t_7;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t __pyx_t_7;
   Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
   Py_ssize_t __pyx_t_10;
@@ -21348,7 +21418,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
       __pyx_t_10 = __pyx_v_src_y;
       __pyx_t_11 = __pyx_v_src;
 
-      __pyx_t_7 = (*((__pyx_t_7imgfilt_5_rank_u32_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u32_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
+      __pyx_t_7 = (*((__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
     } else {
 
       __pyx_t_7 = __pyx_v_cval;
@@ -21371,7 +21441,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
   __pyx_t_9 = __pyx_v_src_z;
   __pyx_t_8 = __pyx_v_src_y;
   __pyx_t_6 = 0;
-  (void)(memcpy((__pyx_v_row + __pyx_v_pad_left), (&(*((__pyx_t_7imgfilt_5_rank_u32_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u32_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_11 * __pyx_v_x.strides[0]) ) + __pyx_t_10 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_8 * __pyx_v_x.strides[3]) )) + __pyx_t_6)) )))), (__pyx_v_width * (sizeof(__pyx_t_7imgfilt_5_rank_u32_t)))));
+  (void)(memcpy((__pyx_v_row + __pyx_v_pad_left), (&(*((__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_11 * __pyx_v_x.strides[0]) ) + __pyx_t_10 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_8 * __pyx_v_x.strides[3]) )) + __pyx_t_6)) )))), (__pyx_v_width * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t)))));
 
   /* "src/imgfilt/_rank_core.pxi":197
  *         row[j] = x[n, c, src_z, src_y, src] if src >= 0 else cval
@@ -21413,7 +21483,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
       __pyx_t_10 = __pyx_v_src_y;
       __pyx_t_11 = __pyx_v_src;
 
-      __pyx_t_7 = (*((__pyx_t_7imgfilt_5_rank_u32_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u32_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
+      __pyx_t_7 = (*((__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
     } else {
 
       __pyx_t_7 = __pyx_v_cval;
@@ -21440,7 +21510,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
 
 }
 
-static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_5_rank_u64_t __pyx_v_cval, __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_row) {
+static void __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t __pyx_v_cval, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_row) {
   Py_ssize_t __pyx_v_width;
   Py_ssize_t __pyx_v_padded_width;
   Py_ssize_t __pyx_v_j;
@@ -21451,7 +21521,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  __pyx_t_7imgfilt_5_rank_u64_t __pyx_t_7;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t __pyx_t_7;
   Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
   Py_ssize_t __pyx_t_10;
@@ -21586,7 +21656,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
       __pyx_t_10 = __pyx_v_src_y;
       __pyx_t_11 = __pyx_v_src;
 
-      __pyx_t_7 = (*((__pyx_t_7imgfilt_5_rank_u64_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u64_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
+      __pyx_t_7 = (*((__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
     } else {
 
       __pyx_t_7 = __pyx_v_cval;
@@ -21609,7 +21679,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
   __pyx_t_9 = __pyx_v_src_z;
   __pyx_t_8 = __pyx_v_src_y;
   __pyx_t_6 = 0;
-  (void)(memcpy((__pyx_v_row + __pyx_v_pad_left), (&(*((__pyx_t_7imgfilt_5_rank_u64_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u64_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_11 * __pyx_v_x.strides[0]) ) + __pyx_t_10 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_8 * __pyx_v_x.strides[3]) )) + __pyx_t_6)) )))), (__pyx_v_width * (sizeof(__pyx_t_7imgfilt_5_rank_u64_t)))));
+  (void)(memcpy((__pyx_v_row + __pyx_v_pad_left), (&(*((__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_11 * __pyx_v_x.strides[0]) ) + __pyx_t_10 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_8 * __pyx_v_x.strides[3]) )) + __pyx_t_6)) )))), (__pyx_v_width * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t)))));
 
   /* "src/imgfilt/_rank_core.pxi":197
  *         row[j] = x[n, c, src_z, src_y, src] if src >= 0 else cval
@@ -21651,7 +21721,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
       __pyx_t_10 = __pyx_v_src_y;
       __pyx_t_11 = __pyx_v_src;
 
-      __pyx_t_7 = (*((__pyx_t_7imgfilt_5_rank_u64_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u64_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
+      __pyx_t_7 = (*((__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
     } else {
 
       __pyx_t_7 = __pyx_v_cval;
@@ -21678,7 +21748,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
 
 }
 
-static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, float __pyx_v_cval, float *__pyx_v_row) {
+static void __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, float __pyx_v_cval, float *__pyx_v_row) {
   Py_ssize_t __pyx_v_width;
   Py_ssize_t __pyx_v_padded_width;
   Py_ssize_t __pyx_v_j;
@@ -21916,7 +21986,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
 
 }
 
-static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, double __pyx_v_cval, double *__pyx_v_row) {
+static void __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, double __pyx_v_cval, double *__pyx_v_row) {
   Py_ssize_t __pyx_v_width;
   Py_ssize_t __pyx_v_padded_width;
   Py_ssize_t __pyx_v_j;
@@ -22162,7 +22232,7 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__fill_rank_row(__Pyx_memviewslic
  *                          const Py_ssize_t[::1] plane_map, const Py_ssize_t[::1] row_map,
 */
 
-static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_5_rank_u8_t __pyx_v_cval, __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
+static void __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t __pyx_v_cval, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
   Py_ssize_t __pyx_v_padded_d;
   Py_ssize_t __pyx_v_padded_h;
   Py_ssize_t __pyx_v_kd;
@@ -22284,7 +22354,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslic
  *                 tags[slot] = key
  *             row_off[kd * kernel_h + kh] = slot * ring_width
 */
-        __pyx_fuse_0__pyx_f_7imgfilt_5_rank__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
+        __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
 
         /* "src/imgfilt/_rank_core.pxi":225
  *                 _fill_rank_row(x, n, c, plane_map[pz], row_map[pr], col_map, pad_left, cval,
@@ -22336,7 +22406,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslic
 
 }
 
-static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_5_rank_u16_t __pyx_v_cval, __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
+static void __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t __pyx_v_cval, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
   Py_ssize_t __pyx_v_padded_d;
   Py_ssize_t __pyx_v_padded_h;
   Py_ssize_t __pyx_v_kd;
@@ -22458,7 +22528,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslic
  *                 tags[slot] = key
  *             row_off[kd * kernel_h + kh] = slot * ring_width
 */
-        __pyx_fuse_1__pyx_f_7imgfilt_5_rank__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
+        __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
 
         /* "src/imgfilt/_rank_core.pxi":225
  *                 _fill_rank_row(x, n, c, plane_map[pz], row_map[pr], col_map, pad_left, cval,
@@ -22510,7 +22580,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslic
 
 }
 
-static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_5_rank_u32_t __pyx_v_cval, __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
+static void __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t __pyx_v_cval, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
   Py_ssize_t __pyx_v_padded_d;
   Py_ssize_t __pyx_v_padded_h;
   Py_ssize_t __pyx_v_kd;
@@ -22632,7 +22702,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslic
  *                 tags[slot] = key
  *             row_off[kd * kernel_h + kh] = slot * ring_width
 */
-        __pyx_fuse_2__pyx_f_7imgfilt_5_rank__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
+        __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
 
         /* "src/imgfilt/_rank_core.pxi":225
  *                 _fill_rank_row(x, n, c, plane_map[pz], row_map[pr], col_map, pad_left, cval,
@@ -22684,7 +22754,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslic
 
 }
 
-static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_5_rank_u64_t __pyx_v_cval, __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
+static void __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t __pyx_v_cval, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
   Py_ssize_t __pyx_v_padded_d;
   Py_ssize_t __pyx_v_padded_h;
   Py_ssize_t __pyx_v_kd;
@@ -22806,7 +22876,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslic
  *                 tags[slot] = key
  *             row_off[kd * kernel_h + kh] = slot * ring_width
 */
-        __pyx_fuse_3__pyx_f_7imgfilt_5_rank__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
+        __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
 
         /* "src/imgfilt/_rank_core.pxi":225
  *                 _fill_rank_row(x, n, c, plane_map[pz], row_map[pr], col_map, pad_left, cval,
@@ -22858,7 +22928,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslic
 
 }
 
-static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, float __pyx_v_cval, float *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
+static void __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, float __pyx_v_cval, float *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
   Py_ssize_t __pyx_v_padded_d;
   Py_ssize_t __pyx_v_padded_h;
   Py_ssize_t __pyx_v_kd;
@@ -22980,7 +23050,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslic
  *                 tags[slot] = key
  *             row_off[kd * kernel_h + kh] = slot * ring_width
 */
-        __pyx_fuse_4__pyx_f_7imgfilt_5_rank__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
+        __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
 
         /* "src/imgfilt/_rank_core.pxi":225
  *                 _fill_rank_row(x, n, c, plane_map[pz], row_map[pr], col_map, pad_left, cval,
@@ -23032,7 +23102,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslic
 
 }
 
-static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, double __pyx_v_cval, double *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
+static void __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, double __pyx_v_cval, double *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
   Py_ssize_t __pyx_v_padded_d;
   Py_ssize_t __pyx_v_padded_h;
   Py_ssize_t __pyx_v_kd;
@@ -23154,7 +23224,7 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslic
  *                 tags[slot] = key
  *             row_off[kd * kernel_h + kh] = slot * ring_width
 */
-        __pyx_fuse_5__pyx_f_7imgfilt_5_rank__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
+        __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
 
         /* "src/imgfilt/_rank_core.pxi":225
  *                 _fill_rank_row(x, n, c, plane_map[pz], row_map[pr], col_map, pad_left, cval,
@@ -23214,14 +23284,14 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__resident_rows(__Pyx_memviewslic
  *     """Minimum (or maximum) over any footprint: LANES accumulators, one pass per tap."""
 */
 
-static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfilt_5_rank_u8_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__row_taps_extreme(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_t;
   Py_ssize_t __pyx_v_base;
   Py_ssize_t __pyx_v_count;
-  __pyx_t_7imgfilt_5_rank_u8_t __pyx_v_acc[IMGFILT_LANES];
-  __pyx_t_7imgfilt_5_rank_u8_t __pyx_v_v;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t __pyx_v_acc[IMGFILT_LANES];
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t __pyx_v_v;
   int __pyx_t_1;
   int __pyx_t_2;
   int __pyx_t_3;
@@ -23229,7 +23299,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfi
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
   Py_ssize_t __pyx_t_7;
-  __pyx_t_7imgfilt_5_rank_u8_t __pyx_t_8;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t __pyx_t_8;
 
   /* "src/imgfilt/_rank_core.pxi":232
  *                             bint maximum, rank_t *out, Py_ssize_t out_w) noexcept nogil:
@@ -23450,7 +23520,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfi
  *         x0 += LANES
  * 
 */
-    (void)(memcpy((__pyx_v_out + __pyx_v_x0), __pyx_v_acc, (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_5_rank_u8_t)))));
+    (void)(memcpy((__pyx_v_out + __pyx_v_x0), __pyx_v_acc, (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":251
  *         count = LANES if x0 + LANES <= out_w else out_w - x0
@@ -23480,14 +23550,14 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfi
 
 }
 
-static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfilt_5_rank_u16_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__row_taps_extreme(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_t;
   Py_ssize_t __pyx_v_base;
   Py_ssize_t __pyx_v_count;
-  __pyx_t_7imgfilt_5_rank_u16_t __pyx_v_acc[IMGFILT_LANES];
-  __pyx_t_7imgfilt_5_rank_u16_t __pyx_v_v;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t __pyx_v_acc[IMGFILT_LANES];
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t __pyx_v_v;
   int __pyx_t_1;
   int __pyx_t_2;
   int __pyx_t_3;
@@ -23495,7 +23565,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfi
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
   Py_ssize_t __pyx_t_7;
-  __pyx_t_7imgfilt_5_rank_u16_t __pyx_t_8;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t __pyx_t_8;
 
   /* "src/imgfilt/_rank_core.pxi":232
  *                             bint maximum, rank_t *out, Py_ssize_t out_w) noexcept nogil:
@@ -23716,7 +23786,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfi
  *         x0 += LANES
  * 
 */
-    (void)(memcpy((__pyx_v_out + __pyx_v_x0), __pyx_v_acc, (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_5_rank_u16_t)))));
+    (void)(memcpy((__pyx_v_out + __pyx_v_x0), __pyx_v_acc, (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":251
  *         count = LANES if x0 + LANES <= out_w else out_w - x0
@@ -23746,14 +23816,14 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfi
 
 }
 
-static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfilt_5_rank_u32_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__row_taps_extreme(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_t;
   Py_ssize_t __pyx_v_base;
   Py_ssize_t __pyx_v_count;
-  __pyx_t_7imgfilt_5_rank_u32_t __pyx_v_acc[IMGFILT_LANES];
-  __pyx_t_7imgfilt_5_rank_u32_t __pyx_v_v;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t __pyx_v_acc[IMGFILT_LANES];
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t __pyx_v_v;
   int __pyx_t_1;
   int __pyx_t_2;
   int __pyx_t_3;
@@ -23761,7 +23831,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfi
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
   Py_ssize_t __pyx_t_7;
-  __pyx_t_7imgfilt_5_rank_u32_t __pyx_t_8;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t __pyx_t_8;
 
   /* "src/imgfilt/_rank_core.pxi":232
  *                             bint maximum, rank_t *out, Py_ssize_t out_w) noexcept nogil:
@@ -23982,7 +24052,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfi
  *         x0 += LANES
  * 
 */
-    (void)(memcpy((__pyx_v_out + __pyx_v_x0), __pyx_v_acc, (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_5_rank_u32_t)))));
+    (void)(memcpy((__pyx_v_out + __pyx_v_x0), __pyx_v_acc, (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":251
  *         count = LANES if x0 + LANES <= out_w else out_w - x0
@@ -24012,14 +24082,14 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfi
 
 }
 
-static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfilt_5_rank_u64_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__row_taps_extreme(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_t;
   Py_ssize_t __pyx_v_base;
   Py_ssize_t __pyx_v_count;
-  __pyx_t_7imgfilt_5_rank_u64_t __pyx_v_acc[IMGFILT_LANES];
-  __pyx_t_7imgfilt_5_rank_u64_t __pyx_v_v;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t __pyx_v_acc[IMGFILT_LANES];
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t __pyx_v_v;
   int __pyx_t_1;
   int __pyx_t_2;
   int __pyx_t_3;
@@ -24027,7 +24097,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfi
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
   Py_ssize_t __pyx_t_7;
-  __pyx_t_7imgfilt_5_rank_u64_t __pyx_t_8;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t __pyx_t_8;
 
   /* "src/imgfilt/_rank_core.pxi":232
  *                             bint maximum, rank_t *out, Py_ssize_t out_w) noexcept nogil:
@@ -24248,7 +24318,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfi
  *         x0 += LANES
  * 
 */
-    (void)(memcpy((__pyx_v_out + __pyx_v_x0), __pyx_v_acc, (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_5_rank_u64_t)))));
+    (void)(memcpy((__pyx_v_out + __pyx_v_x0), __pyx_v_acc, (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":251
  *         count = LANES if x0 + LANES <= out_w else out_w - x0
@@ -24278,7 +24348,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_t_7imgfi
 
 }
 
-static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_taps_extreme(float const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, float *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__row_taps_extreme(float const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, float *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_t;
@@ -24544,7 +24614,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_taps_extreme(float const *_
 
 }
 
-static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_taps_extreme(double const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, double *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__row_taps_extreme(double const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, double *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_t;
@@ -24818,26 +24888,26 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_taps_extreme(double const *
  *                            Py_ssize_t out_w) noexcept nogil:
 */
 
-static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfilt_5_rank_u8_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_work, __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__row_box_extreme(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_work, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_span;
-  __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_rows;
-  __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_g;
-  __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_h;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_rows;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_g;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_h;
   Py_ssize_t __pyx_v_r;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_k;
   Py_ssize_t __pyx_v_start;
   Py_ssize_t __pyx_v_stop;
-  __pyx_t_7imgfilt_5_rank_u8_t const *__pyx_v_src;
-  __pyx_t_7imgfilt_5_rank_u8_t __pyx_v_v;
-  __pyx_t_7imgfilt_5_rank_u8_t __pyx_v_a;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const *__pyx_v_src;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t __pyx_v_v;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t __pyx_v_a;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  __pyx_t_7imgfilt_5_rank_u8_t __pyx_t_7;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t __pyx_t_7;
   int __pyx_t_8;
 
   /* "src/imgfilt/_rank_core.pxi":263
@@ -24883,7 +24953,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfil
  *     for r in range(1, n_rows):
  *         src = ring + row_off[r]
 */
-  (void)(memcpy(__pyx_v_rows, (__pyx_v_ring + (__pyx_v_row_off[0])), (__pyx_v_span * (sizeof(__pyx_t_7imgfilt_5_rank_u8_t)))));
+  (void)(memcpy(__pyx_v_rows, (__pyx_v_ring + (__pyx_v_row_off[0])), (__pyx_v_span * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t)))));
 
   /* "src/imgfilt/_rank_core.pxi":271
  *     cdef rank_t v, a
@@ -25029,7 +25099,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfil
  *         memcpy(out, rows, out_w * sizeof(rank_t))
  *         for k in range(1, kernel_w):
 */
-  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_5_rank_DIRECT_BOX_WIDTH);
+  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_15_nonlinear_avx2_DIRECT_BOX_WIDTH);
 
   if (__pyx_t_8) {
 
@@ -25041,7 +25111,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfil
  *         for k in range(1, kernel_w):
  *             if maximum:
 */
-    (void)(memcpy(__pyx_v_out, __pyx_v_rows, (__pyx_v_out_w * (sizeof(__pyx_t_7imgfilt_5_rank_u8_t)))));
+    (void)(memcpy(__pyx_v_out, __pyx_v_rows, (__pyx_v_out_w * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":283
  *     if kernel_w <= DIRECT_BOX_WIDTH:
@@ -25582,26 +25652,26 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfil
 
 }
 
-static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfilt_5_rank_u16_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_work, __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__row_box_extreme(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_work, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_span;
-  __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_rows;
-  __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_g;
-  __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_h;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_rows;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_g;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_h;
   Py_ssize_t __pyx_v_r;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_k;
   Py_ssize_t __pyx_v_start;
   Py_ssize_t __pyx_v_stop;
-  __pyx_t_7imgfilt_5_rank_u16_t const *__pyx_v_src;
-  __pyx_t_7imgfilt_5_rank_u16_t __pyx_v_v;
-  __pyx_t_7imgfilt_5_rank_u16_t __pyx_v_a;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const *__pyx_v_src;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t __pyx_v_v;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t __pyx_v_a;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  __pyx_t_7imgfilt_5_rank_u16_t __pyx_t_7;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t __pyx_t_7;
   int __pyx_t_8;
 
   /* "src/imgfilt/_rank_core.pxi":263
@@ -25647,7 +25717,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfil
  *     for r in range(1, n_rows):
  *         src = ring + row_off[r]
 */
-  (void)(memcpy(__pyx_v_rows, (__pyx_v_ring + (__pyx_v_row_off[0])), (__pyx_v_span * (sizeof(__pyx_t_7imgfilt_5_rank_u16_t)))));
+  (void)(memcpy(__pyx_v_rows, (__pyx_v_ring + (__pyx_v_row_off[0])), (__pyx_v_span * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t)))));
 
   /* "src/imgfilt/_rank_core.pxi":271
  *     cdef rank_t v, a
@@ -25793,7 +25863,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfil
  *         memcpy(out, rows, out_w * sizeof(rank_t))
  *         for k in range(1, kernel_w):
 */
-  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_5_rank_DIRECT_BOX_WIDTH);
+  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_15_nonlinear_avx2_DIRECT_BOX_WIDTH);
 
   if (__pyx_t_8) {
 
@@ -25805,7 +25875,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfil
  *         for k in range(1, kernel_w):
  *             if maximum:
 */
-    (void)(memcpy(__pyx_v_out, __pyx_v_rows, (__pyx_v_out_w * (sizeof(__pyx_t_7imgfilt_5_rank_u16_t)))));
+    (void)(memcpy(__pyx_v_out, __pyx_v_rows, (__pyx_v_out_w * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":283
  *     if kernel_w <= DIRECT_BOX_WIDTH:
@@ -26346,26 +26416,26 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfil
 
 }
 
-static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfilt_5_rank_u32_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_work, __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__row_box_extreme(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_work, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_span;
-  __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_rows;
-  __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_g;
-  __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_h;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_rows;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_g;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_h;
   Py_ssize_t __pyx_v_r;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_k;
   Py_ssize_t __pyx_v_start;
   Py_ssize_t __pyx_v_stop;
-  __pyx_t_7imgfilt_5_rank_u32_t const *__pyx_v_src;
-  __pyx_t_7imgfilt_5_rank_u32_t __pyx_v_v;
-  __pyx_t_7imgfilt_5_rank_u32_t __pyx_v_a;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const *__pyx_v_src;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t __pyx_v_v;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t __pyx_v_a;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  __pyx_t_7imgfilt_5_rank_u32_t __pyx_t_7;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t __pyx_t_7;
   int __pyx_t_8;
 
   /* "src/imgfilt/_rank_core.pxi":263
@@ -26411,7 +26481,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfil
  *     for r in range(1, n_rows):
  *         src = ring + row_off[r]
 */
-  (void)(memcpy(__pyx_v_rows, (__pyx_v_ring + (__pyx_v_row_off[0])), (__pyx_v_span * (sizeof(__pyx_t_7imgfilt_5_rank_u32_t)))));
+  (void)(memcpy(__pyx_v_rows, (__pyx_v_ring + (__pyx_v_row_off[0])), (__pyx_v_span * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t)))));
 
   /* "src/imgfilt/_rank_core.pxi":271
  *     cdef rank_t v, a
@@ -26557,7 +26627,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfil
  *         memcpy(out, rows, out_w * sizeof(rank_t))
  *         for k in range(1, kernel_w):
 */
-  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_5_rank_DIRECT_BOX_WIDTH);
+  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_15_nonlinear_avx2_DIRECT_BOX_WIDTH);
 
   if (__pyx_t_8) {
 
@@ -26569,7 +26639,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfil
  *         for k in range(1, kernel_w):
  *             if maximum:
 */
-    (void)(memcpy(__pyx_v_out, __pyx_v_rows, (__pyx_v_out_w * (sizeof(__pyx_t_7imgfilt_5_rank_u32_t)))));
+    (void)(memcpy(__pyx_v_out, __pyx_v_rows, (__pyx_v_out_w * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":283
  *     if kernel_w <= DIRECT_BOX_WIDTH:
@@ -27110,26 +27180,26 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfil
 
 }
 
-static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfilt_5_rank_u64_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_work, __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__row_box_extreme(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_work, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_span;
-  __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_rows;
-  __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_g;
-  __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_h;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_rows;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_g;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_h;
   Py_ssize_t __pyx_v_r;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_k;
   Py_ssize_t __pyx_v_start;
   Py_ssize_t __pyx_v_stop;
-  __pyx_t_7imgfilt_5_rank_u64_t const *__pyx_v_src;
-  __pyx_t_7imgfilt_5_rank_u64_t __pyx_v_v;
-  __pyx_t_7imgfilt_5_rank_u64_t __pyx_v_a;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const *__pyx_v_src;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t __pyx_v_v;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t __pyx_v_a;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  __pyx_t_7imgfilt_5_rank_u64_t __pyx_t_7;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t __pyx_t_7;
   int __pyx_t_8;
 
   /* "src/imgfilt/_rank_core.pxi":263
@@ -27175,7 +27245,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfil
  *     for r in range(1, n_rows):
  *         src = ring + row_off[r]
 */
-  (void)(memcpy(__pyx_v_rows, (__pyx_v_ring + (__pyx_v_row_off[0])), (__pyx_v_span * (sizeof(__pyx_t_7imgfilt_5_rank_u64_t)))));
+  (void)(memcpy(__pyx_v_rows, (__pyx_v_ring + (__pyx_v_row_off[0])), (__pyx_v_span * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t)))));
 
   /* "src/imgfilt/_rank_core.pxi":271
  *     cdef rank_t v, a
@@ -27321,7 +27391,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfil
  *         memcpy(out, rows, out_w * sizeof(rank_t))
  *         for k in range(1, kernel_w):
 */
-  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_5_rank_DIRECT_BOX_WIDTH);
+  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_15_nonlinear_avx2_DIRECT_BOX_WIDTH);
 
   if (__pyx_t_8) {
 
@@ -27333,7 +27403,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfil
  *         for k in range(1, kernel_w):
  *             if maximum:
 */
-    (void)(memcpy(__pyx_v_out, __pyx_v_rows, (__pyx_v_out_w * (sizeof(__pyx_t_7imgfilt_5_rank_u64_t)))));
+    (void)(memcpy(__pyx_v_out, __pyx_v_rows, (__pyx_v_out_w * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":283
  *     if kernel_w <= DIRECT_BOX_WIDTH:
@@ -27874,7 +27944,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_t_7imgfil
 
 }
 
-static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_box_extreme(float const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, float *__pyx_v_work, float *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__row_box_extreme(float const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, float *__pyx_v_work, float *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_span;
   float *__pyx_v_rows;
   float *__pyx_v_g;
@@ -28085,7 +28155,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_box_extreme(float const *__
  *         memcpy(out, rows, out_w * sizeof(rank_t))
  *         for k in range(1, kernel_w):
 */
-  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_5_rank_DIRECT_BOX_WIDTH);
+  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_15_nonlinear_avx2_DIRECT_BOX_WIDTH);
 
   if (__pyx_t_8) {
 
@@ -28638,7 +28708,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_box_extreme(float const *__
 
 }
 
-static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_box_extreme(double const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, double *__pyx_v_work, double *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__row_box_extreme(double const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, double *__pyx_v_work, double *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_span;
   double *__pyx_v_rows;
   double *__pyx_v_g;
@@ -28849,7 +28919,7 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_box_extreme(double const *_
  *         memcpy(out, rows, out_w * sizeof(rank_t))
  *         for k in range(1, kernel_w):
 */
-  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_5_rank_DIRECT_BOX_WIDTH);
+  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_15_nonlinear_avx2_DIRECT_BOX_WIDTH);
 
   if (__pyx_t_8) {
 
@@ -29410,10 +29480,10 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_box_extreme(double const *_
  *     """Median of a 3 x 3 box by sorted columns: each column of three is sorted once (and shared
 */
 
-static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_median_3x3(__pyx_t_7imgfilt_5_rank_u8_t const *__pyx_v_r0, __pyx_t_7imgfilt_5_rank_u8_t const *__pyx_v_r1, __pyx_t_7imgfilt_5_rank_u8_t const *__pyx_v_r2, __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
-  __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_lo;
-  __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_mid;
-  __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_hi;
+static void __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__row_median_3x3(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const *__pyx_v_r0, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const *__pyx_v_r1, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const *__pyx_v_r2, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_lo;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_mid;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_hi;
 
   /* "src/imgfilt/_rank_core.pxi":328
  *     its column minima, the median of its column medians and the smallest of its column maxima.
@@ -29465,10 +29535,10 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_median_3x3(__pyx_t_7imgfilt
 
 }
 
-static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_median_3x3(__pyx_t_7imgfilt_5_rank_u16_t const *__pyx_v_r0, __pyx_t_7imgfilt_5_rank_u16_t const *__pyx_v_r1, __pyx_t_7imgfilt_5_rank_u16_t const *__pyx_v_r2, __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
-  __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_lo;
-  __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_mid;
-  __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_hi;
+static void __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__row_median_3x3(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const *__pyx_v_r0, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const *__pyx_v_r1, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const *__pyx_v_r2, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_lo;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_mid;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_hi;
 
   /* "src/imgfilt/_rank_core.pxi":328
  *     its column minima, the median of its column medians and the smallest of its column maxima.
@@ -29520,10 +29590,10 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_median_3x3(__pyx_t_7imgfilt
 
 }
 
-static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_median_3x3(__pyx_t_7imgfilt_5_rank_u32_t const *__pyx_v_r0, __pyx_t_7imgfilt_5_rank_u32_t const *__pyx_v_r1, __pyx_t_7imgfilt_5_rank_u32_t const *__pyx_v_r2, __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
-  __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_lo;
-  __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_mid;
-  __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_hi;
+static void __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__row_median_3x3(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const *__pyx_v_r0, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const *__pyx_v_r1, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const *__pyx_v_r2, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_lo;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_mid;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_hi;
 
   /* "src/imgfilt/_rank_core.pxi":328
  *     its column minima, the median of its column medians and the smallest of its column maxima.
@@ -29575,10 +29645,10 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_median_3x3(__pyx_t_7imgfilt
 
 }
 
-static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_median_3x3(__pyx_t_7imgfilt_5_rank_u64_t const *__pyx_v_r0, __pyx_t_7imgfilt_5_rank_u64_t const *__pyx_v_r1, __pyx_t_7imgfilt_5_rank_u64_t const *__pyx_v_r2, __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
-  __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_lo;
-  __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_mid;
-  __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_hi;
+static void __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__row_median_3x3(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const *__pyx_v_r0, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const *__pyx_v_r1, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const *__pyx_v_r2, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_lo;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_mid;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_hi;
 
   /* "src/imgfilt/_rank_core.pxi":328
  *     its column minima, the median of its column medians and the smallest of its column maxima.
@@ -29630,7 +29700,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_median_3x3(__pyx_t_7imgfilt
 
 }
 
-static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_median_3x3(float const *__pyx_v_r0, float const *__pyx_v_r1, float const *__pyx_v_r2, float *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, float *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__row_median_3x3(float const *__pyx_v_r0, float const *__pyx_v_r1, float const *__pyx_v_r2, float *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, float *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   float *__pyx_v_lo;
   float *__pyx_v_mid;
   float *__pyx_v_hi;
@@ -29685,7 +29755,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_median_3x3(float const *__p
 
 }
 
-static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_median_3x3(double const *__pyx_v_r0, double const *__pyx_v_r1, double const *__pyx_v_r2, double *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, double *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__row_median_3x3(double const *__pyx_v_r0, double const *__pyx_v_r1, double const *__pyx_v_r2, double *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, double *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   double *__pyx_v_lo;
   double *__pyx_v_mid;
   double *__pyx_v_hi;
@@ -29748,7 +29818,7 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_median_3x3(double const *__
  *                        rank_t *out, Py_ssize_t out_w) noexcept nogil:
 */
 
-static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_rank_u8_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_buf, __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__row_network(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_buf, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_n_comparators;
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_t;
@@ -29815,7 +29885,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_
  *         for i in range(n_comparators):
  *             _cmpx(buf + network[i, 0] * LANES, buf + network[i, 1] * LANES)
 */
-      (void)(memcpy((__pyx_v_buf + (__pyx_v_t * IMGFILT_LANES)), ((__pyx_v_ring + (__pyx_v_tap_off[__pyx_v_t])) + __pyx_v_x0), (IMGFILT_LANES * (sizeof(__pyx_t_7imgfilt_5_rank_u8_t)))));
+      (void)(memcpy((__pyx_v_buf + (__pyx_v_t * IMGFILT_LANES)), ((__pyx_v_ring + (__pyx_v_tap_off[__pyx_v_t])) + __pyx_v_x0), (IMGFILT_LANES * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t)))));
     }
 
 
@@ -29844,7 +29914,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_
       __pyx_t_6 = 0;
       __pyx_t_7 = __pyx_v_i;
       __pyx_t_8 = 1;
-      __pyx_fuse_0__pyx_f_7imgfilt_5_rank__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
+      __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
     }
 
 
@@ -29874,7 +29944,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_
  *         x0 += LANES
  * 
 */
-    (void)(memcpy((__pyx_v_out + __pyx_v_x0), (__pyx_v_buf + (__pyx_v_rank * IMGFILT_LANES)), (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_5_rank_u8_t)))));
+    (void)(memcpy((__pyx_v_out + __pyx_v_x0), (__pyx_v_buf + (__pyx_v_rank * IMGFILT_LANES)), (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":362
  *         count = LANES if x0 + LANES <= out_w else out_w - x0
@@ -29902,7 +29972,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_
 
 }
 
-static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_rank_u16_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_buf, __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__row_network(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_buf, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_n_comparators;
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_t;
@@ -29969,7 +30039,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_
  *         for i in range(n_comparators):
  *             _cmpx(buf + network[i, 0] * LANES, buf + network[i, 1] * LANES)
 */
-      (void)(memcpy((__pyx_v_buf + (__pyx_v_t * IMGFILT_LANES)), ((__pyx_v_ring + (__pyx_v_tap_off[__pyx_v_t])) + __pyx_v_x0), (IMGFILT_LANES * (sizeof(__pyx_t_7imgfilt_5_rank_u16_t)))));
+      (void)(memcpy((__pyx_v_buf + (__pyx_v_t * IMGFILT_LANES)), ((__pyx_v_ring + (__pyx_v_tap_off[__pyx_v_t])) + __pyx_v_x0), (IMGFILT_LANES * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t)))));
     }
 
 
@@ -29998,7 +30068,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_
       __pyx_t_6 = 0;
       __pyx_t_7 = __pyx_v_i;
       __pyx_t_8 = 1;
-      __pyx_fuse_1__pyx_f_7imgfilt_5_rank__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
+      __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
     }
 
 
@@ -30028,7 +30098,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_
  *         x0 += LANES
  * 
 */
-    (void)(memcpy((__pyx_v_out + __pyx_v_x0), (__pyx_v_buf + (__pyx_v_rank * IMGFILT_LANES)), (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_5_rank_u16_t)))));
+    (void)(memcpy((__pyx_v_out + __pyx_v_x0), (__pyx_v_buf + (__pyx_v_rank * IMGFILT_LANES)), (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":362
  *         count = LANES if x0 + LANES <= out_w else out_w - x0
@@ -30056,7 +30126,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_
 
 }
 
-static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_rank_u32_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_buf, __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__row_network(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_buf, __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_n_comparators;
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_t;
@@ -30123,7 +30193,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_
  *         for i in range(n_comparators):
  *             _cmpx(buf + network[i, 0] * LANES, buf + network[i, 1] * LANES)
 */
-      (void)(memcpy((__pyx_v_buf + (__pyx_v_t * IMGFILT_LANES)), ((__pyx_v_ring + (__pyx_v_tap_off[__pyx_v_t])) + __pyx_v_x0), (IMGFILT_LANES * (sizeof(__pyx_t_7imgfilt_5_rank_u32_t)))));
+      (void)(memcpy((__pyx_v_buf + (__pyx_v_t * IMGFILT_LANES)), ((__pyx_v_ring + (__pyx_v_tap_off[__pyx_v_t])) + __pyx_v_x0), (IMGFILT_LANES * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t)))));
     }
 
 
@@ -30152,7 +30222,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_
       __pyx_t_6 = 0;
       __pyx_t_7 = __pyx_v_i;
       __pyx_t_8 = 1;
-      __pyx_fuse_2__pyx_f_7imgfilt_5_rank__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
+      __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
     }
 
 
@@ -30182,7 +30252,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_
  *         x0 += LANES
  * 
 */
-    (void)(memcpy((__pyx_v_out + __pyx_v_x0), (__pyx_v_buf + (__pyx_v_rank * IMGFILT_LANES)), (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_5_rank_u32_t)))));
+    (void)(memcpy((__pyx_v_out + __pyx_v_x0), (__pyx_v_buf + (__pyx_v_rank * IMGFILT_LANES)), (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":362
  *         count = LANES if x0 + LANES <= out_w else out_w - x0
@@ -30210,7 +30280,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_
 
 }
 
-static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_rank_u64_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_buf, __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__row_network(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_buf, __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_n_comparators;
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_t;
@@ -30277,7 +30347,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_
  *         for i in range(n_comparators):
  *             _cmpx(buf + network[i, 0] * LANES, buf + network[i, 1] * LANES)
 */
-      (void)(memcpy((__pyx_v_buf + (__pyx_v_t * IMGFILT_LANES)), ((__pyx_v_ring + (__pyx_v_tap_off[__pyx_v_t])) + __pyx_v_x0), (IMGFILT_LANES * (sizeof(__pyx_t_7imgfilt_5_rank_u64_t)))));
+      (void)(memcpy((__pyx_v_buf + (__pyx_v_t * IMGFILT_LANES)), ((__pyx_v_ring + (__pyx_v_tap_off[__pyx_v_t])) + __pyx_v_x0), (IMGFILT_LANES * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t)))));
     }
 
 
@@ -30306,7 +30376,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_
       __pyx_t_6 = 0;
       __pyx_t_7 = __pyx_v_i;
       __pyx_t_8 = 1;
-      __pyx_fuse_3__pyx_f_7imgfilt_5_rank__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
+      __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
     }
 
 
@@ -30336,7 +30406,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_
  *         x0 += LANES
  * 
 */
-    (void)(memcpy((__pyx_v_out + __pyx_v_x0), (__pyx_v_buf + (__pyx_v_rank * IMGFILT_LANES)), (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_5_rank_u64_t)))));
+    (void)(memcpy((__pyx_v_out + __pyx_v_x0), (__pyx_v_buf + (__pyx_v_rank * IMGFILT_LANES)), (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":362
  *         count = LANES if x0 + LANES <= out_w else out_w - x0
@@ -30364,7 +30434,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_network(__pyx_t_7imgfilt_5_
 
 }
 
-static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_network(float const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, float *__pyx_v_buf, float *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__row_network(float const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, float *__pyx_v_buf, float *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_n_comparators;
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_t;
@@ -30460,7 +30530,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_network(float const *__pyx_
       __pyx_t_6 = 0;
       __pyx_t_7 = __pyx_v_i;
       __pyx_t_8 = 1;
-      __pyx_fuse_4__pyx_f_7imgfilt_5_rank__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
+      __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
     }
 
 
@@ -30518,7 +30588,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_network(float const *__pyx_
 
 }
 
-static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_network(double const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, double *__pyx_v_buf, double *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__row_network(double const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, double *__pyx_v_buf, double *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_n_comparators;
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_t;
@@ -30614,7 +30684,7 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_network(double const *__pyx
       __pyx_t_6 = 0;
       __pyx_t_7 = __pyx_v_i;
       __pyx_t_8 = 1;
-      __pyx_fuse_5__pyx_f_7imgfilt_5_rank__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
+      __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
     }
 
 
@@ -30680,7 +30750,7 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_network(double const *__pyx
  *                          const Py_ssize_t *rem_off, Py_ssize_t n_rem, Py_ssize_t rank,
 */
 
-static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_5_rank_u8_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, Py_ssize_t const *__pyx_v_add_off, Py_ssize_t __pyx_v_n_add, Py_ssize_t const *__pyx_v_rem_off, Py_ssize_t __pyx_v_n_rem, Py_ssize_t __pyx_v_rank, int *__pyx_v_hist, int *__pyx_v_coarse, int __pyx_v_shift, __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__row_histogram(__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, Py_ssize_t const *__pyx_v_add_off, Py_ssize_t __pyx_v_n_add, Py_ssize_t const *__pyx_v_rem_off, Py_ssize_t __pyx_v_n_rem, Py_ssize_t __pyx_v_rank, int *__pyx_v_hist, int *__pyx_v_coarse, int __pyx_v_shift, __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x;
   Py_ssize_t __pyx_v_t;
   CYTHON_UNUSED Py_ssize_t __pyx_v_block;
@@ -31173,7 +31243,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
  *     # Leave the histogram empty for the next row: remove the last window's samples.
  *     for t in range(n_taps):
 */
-    (__pyx_v_out[__pyx_v_x]) = ((__pyx_t_7imgfilt_5_rank_u8_t)__pyx_v_m);
+    (__pyx_v_out[__pyx_v_x]) = ((__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t)__pyx_v_m);
   }
 
 
@@ -31244,7 +31314,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 
 }
 
-static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_5_rank_u16_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, Py_ssize_t const *__pyx_v_add_off, Py_ssize_t __pyx_v_n_add, Py_ssize_t const *__pyx_v_rem_off, Py_ssize_t __pyx_v_n_rem, Py_ssize_t __pyx_v_rank, int *__pyx_v_hist, int *__pyx_v_coarse, int __pyx_v_shift, __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__row_histogram(__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, Py_ssize_t const *__pyx_v_add_off, Py_ssize_t __pyx_v_n_add, Py_ssize_t const *__pyx_v_rem_off, Py_ssize_t __pyx_v_n_rem, Py_ssize_t __pyx_v_rank, int *__pyx_v_hist, int *__pyx_v_coarse, int __pyx_v_shift, __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x;
   Py_ssize_t __pyx_v_t;
   CYTHON_UNUSED Py_ssize_t __pyx_v_block;
@@ -31737,7 +31807,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
  *     # Leave the histogram empty for the next row: remove the last window's samples.
  *     for t in range(n_taps):
 */
-    (__pyx_v_out[__pyx_v_x]) = ((__pyx_t_7imgfilt_5_rank_u16_t)__pyx_v_m);
+    (__pyx_v_out[__pyx_v_x]) = ((__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t)__pyx_v_m);
   }
 
 
@@ -31808,7 +31878,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_t_7imgfilt_
 
 }
 
-static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED __pyx_t_7imgfilt_5_rank_u32_t const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__row_histogram(CYTHON_UNUSED __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
   CYTHON_UNUSED Py_ssize_t __pyx_v_block;
   CYTHON_UNUSED Py_ssize_t __pyx_v_cm;
   CYTHON_UNUSED Py_ssize_t __pyx_v_below_c;
@@ -31864,7 +31934,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED __p
 
 }
 
-static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED __pyx_t_7imgfilt_5_rank_u64_t const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__row_histogram(CYTHON_UNUSED __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
   CYTHON_UNUSED Py_ssize_t __pyx_v_block;
   CYTHON_UNUSED Py_ssize_t __pyx_v_cm;
   CYTHON_UNUSED Py_ssize_t __pyx_v_below_c;
@@ -31920,7 +31990,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED __p
 
 }
 
-static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED float const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED float *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__row_histogram(CYTHON_UNUSED float const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED float *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
   CYTHON_UNUSED Py_ssize_t __pyx_v_block;
   CYTHON_UNUSED Py_ssize_t __pyx_v_cm;
   CYTHON_UNUSED Py_ssize_t __pyx_v_below_c;
@@ -31976,7 +32046,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED flo
 
 }
 
-static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED double const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED double *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__row_histogram(CYTHON_UNUSED double const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED double *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
   CYTHON_UNUSED Py_ssize_t __pyx_v_block;
   CYTHON_UNUSED Py_ssize_t __pyx_v_cm;
   CYTHON_UNUSED Py_ssize_t __pyx_v_below_c;
@@ -32040,7 +32110,7 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_histogram(CYTHON_UNUSED dou
  *     cdef Py_ssize_t j, bad = 0
 */
 
-static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_map_entries(__Pyx_memviewslice __pyx_v_index_map, Py_ssize_t __pyx_v_length) {
+static Py_ssize_t __pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__Pyx_memviewslice __pyx_v_index_map, Py_ssize_t __pyx_v_length) {
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_bad;
   Py_ssize_t __pyx_r;
@@ -32158,7 +32228,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_map_entries(__Pyx_memviewslice __
  *     """Number of entries outside ``low .. high - 1``."""
 */
 
-static Py_ssize_t __pyx_f_7imgfilt_5_rank__out_of_range(__Pyx_memviewslice __pyx_v_values, Py_ssize_t __pyx_v_low, Py_ssize_t __pyx_v_high) {
+static Py_ssize_t __pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__Pyx_memviewslice __pyx_v_values, Py_ssize_t __pyx_v_low, Py_ssize_t __pyx_v_high) {
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_bad;
   Py_ssize_t __pyx_r;
@@ -32276,7 +32346,7 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__out_of_range(__Pyx_memviewslice __pyx
  *     cdef Py_ssize_t i, j, bad = 0
 */
 
-static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_comparators(__Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_wires) {
+static Py_ssize_t __pyx_f_7imgfilt_15_nonlinear_avx2__bad_comparators(__Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_wires) {
   Py_ssize_t __pyx_v_i;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_bad;
@@ -32419,10 +32489,10 @@ static Py_ssize_t __pyx_f_7imgfilt_5_rank__bad_comparators(__Pyx_memviewslice __
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7imgfilt_5_rank_7rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-PyDoc_STRVAR(__pyx_doc_7imgfilt_5_rank_6rank_rows, "rank_rows(signatures, args, kwargs, defaults, _fused_sigindex={})\n\nRank-filter ``x (N, C, D, H, W)`` into ``out (N, C, Do, Ho, Wo)``, stride 1.\n\nThe footprint lies in a ``kernel_shape (KD, KH, KW)`` box; tap ``t`` reads padded row\n``tap_row[t] = kd * KH + kh`` at column offset ``tap_col[t] = kw``. ``method`` is the window\nkernel (TAPS_MIN 0, TAPS_MAX 1, BOX_MIN 2, BOX_MAX 3, NETWORK 4, HISTOGRAM 5,\nCOLUMNS_3X3 6: the median of a 3 x 3 box). NETWORK applies\nthe comparators ``network (M, 2)`` and takes sample ``rank``; HISTOGRAM takes the ``rank``-th\nsmallest and slides with the entering taps (``add_row``, ``add_col``: column offsets at the new\nposition) and leaving ones (``rem_row``, ``rem_col``: offsets minus one at the new position).\n``plane_map``/``row_map``/``col_map`` give each padded position\047s input index (-1:\n``cval[0]``). Scratch, per thread: ``ring (T, KD*KH*(len(col_map) + lanes()))`` (zeroed),\n``tags (T, KD*KH)`` (-1), ``work (T, >= max(3 * len(col_map), n_taps * lanes()))``,\n``hist (T, bins + bins >> shift)`` (zeroed; HISTOGRAM only, bins 256 or 65536),\n``offsets (T, KD*KH + n_taps + n_add + n_rem)``.\n\nThe shapes are checked here (cheaply, once) so that no call can index out of bounds.");
-static PyMethodDef __pyx_mdef_7imgfilt_5_rank_7rank_rows = {"rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_pw_7imgfilt_5_rank_7rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_5_rank_6rank_rows};
-static PyObject *__pyx_pw_7imgfilt_5_rank_7rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_pw_7imgfilt_15_nonlinear_avx2_7rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+PyDoc_STRVAR(__pyx_doc_7imgfilt_15_nonlinear_avx2_6rank_rows, "rank_rows(signatures, args, kwargs, defaults, _fused_sigindex={})\n\nRank-filter ``x (N, C, D, H, W)`` into ``out (N, C, Do, Ho, Wo)``, stride 1.\n\nThe footprint lies in a ``kernel_shape (KD, KH, KW)`` box; tap ``t`` reads padded row\n``tap_row[t] = kd * KH + kh`` at column offset ``tap_col[t] = kw``. ``method`` is the window\nkernel (TAPS_MIN 0, TAPS_MAX 1, BOX_MIN 2, BOX_MAX 3, NETWORK 4, HISTOGRAM 5,\nCOLUMNS_3X3 6: the median of a 3 x 3 box). NETWORK applies\nthe comparators ``network (M, 2)`` and takes sample ``rank``; HISTOGRAM takes the ``rank``-th\nsmallest and slides with the entering taps (``add_row``, ``add_col``: column offsets at the new\nposition) and leaving ones (``rem_row``, ``rem_col``: offsets minus one at the new position).\n``plane_map``/``row_map``/``col_map`` give each padded position\047s input index (-1:\n``cval[0]``). Scratch, per thread: ``ring (T, KD*KH*(len(col_map) + lanes()))`` (zeroed),\n``tags (T, KD*KH)`` (-1), ``work (T, >= max(3 * len(col_map), n_taps * lanes()))``,\n``hist (T, bins + bins >> shift)`` (zeroed; HISTOGRAM only, bins 256 or 65536),\n``offsets (T, KD*KH + n_taps + n_add + n_rem)``.\n\nThe shapes are checked here (cheaply, once) so that no call can index out of bounds.");
+static PyMethodDef __pyx_mdef_7imgfilt_15_nonlinear_avx2_7rank_rows = {"rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_pw_7imgfilt_15_nonlinear_avx2_7rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_15_nonlinear_avx2_6rank_rows};
+static PyObject *__pyx_pw_7imgfilt_15_nonlinear_avx2_7rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   PyObject *__pyx_v_signatures = 0;
   PyObject *__pyx_v_args = 0;
   PyObject *__pyx_v_kwargs = 0;
@@ -32514,11 +32584,11 @@ static PyObject *__pyx_pw_7imgfilt_5_rank_7rank_rows(PyObject *__pyx_self, PyObj
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
     Py_XDECREF(values[__pyx_temp]);
   }
-  __Pyx_AddTraceback("imgfilt._rank.__pyx_fused_cpdef", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.__pyx_fused_cpdef", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_7imgfilt_5_rank_6rank_rows(__pyx_self, __pyx_v_signatures, __pyx_v_args, __pyx_v_kwargs, __pyx_v_defaults, __pyx_v__fused_sigindex);
+  __pyx_r = __pyx_pf_7imgfilt_15_nonlinear_avx2_6rank_rows(__pyx_self, __pyx_v_signatures, __pyx_v_args, __pyx_v_kwargs, __pyx_v_defaults, __pyx_v__fused_sigindex);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -32528,7 +32598,7 @@ static PyObject *__pyx_pw_7imgfilt_5_rank_7rank_rows(PyObject *__pyx_self, PyObj
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_5_rank_6rank_rows(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_signatures, PyObject *__pyx_v_args, PyObject *__pyx_v_kwargs, CYTHON_UNUSED PyObject *__pyx_v_defaults, CYTHON_UNUSED PyObject *__pyx_v__fused_sigindex) {
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_6rank_rows(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_signatures, PyObject *__pyx_v_args, PyObject *__pyx_v_kwargs, CYTHON_UNUSED PyObject *__pyx_v_defaults, CYTHON_UNUSED PyObject *__pyx_v__fused_sigindex) {
   Py_ssize_t __pyx_v_arg_count;
   PyTypeObject *__pyx_v_ndarray = 0;
   PyObject *__pyx_v_arg = NULL;
@@ -32635,7 +32705,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_6rank_rows(CYTHON_UNUSED PyObject *__p
   }
   __pyx_L6:;
   if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(2, 459, __pyx_L1_error) }
-  __pyx_t_5 = __pyx_ff_map_fused_bbf6f5_2_6_0edd8a__7imgfilt_5_rank__dunder_pyx_t_7imgfilt_5_rank___etc(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
+  __pyx_t_5 = __pyx_ff_map_fused_130f00_2_6_347ab6__fbe795__7imgfilt_15_nonlinear_avx2__dunder_pyx__etc(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_dest_sig0 = ((PyObject*)__pyx_t_5);
   __pyx_t_5 = 0;
@@ -32655,7 +32725,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_6rank_rows(CYTHON_UNUSED PyObject *__p
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_5);
-  __Pyx_AddTraceback("imgfilt._rank.__pyx_fused_cpdef", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.__pyx_fused_cpdef", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
 
@@ -32669,9 +32739,9 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_6rank_rows(CYTHON_UNUSED PyObject *__p
 }
 
 /* Python wrapper */
-static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_5_rank_9rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-static PyMethodDef __pyx_fuse_0__pyx_mdef_7imgfilt_5_rank_9rank_rows = {"__pyx_fuse_0rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_0__pyx_pw_7imgfilt_5_rank_9rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_5_rank_6rank_rows};
-static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_5_rank_9rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_15_nonlinear_avx2_13rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyMethodDef __pyx_fuse_0__pyx_mdef_7imgfilt_15_nonlinear_avx2_13rank_rows = {"__pyx_fuse_0rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_0__pyx_pw_7imgfilt_15_nonlinear_avx2_13rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_15_nonlinear_avx2_6rank_rows};
+static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_15_nonlinear_avx2_13rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   __Pyx_memviewslice __pyx_v_x = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_out = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_cval = { 0, 0, { 0 }, { 0 }, { 0 } };
@@ -32866,9 +32936,9 @@ static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_5_rank_9rank_rows(PyObject *__pyx
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
       if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 459, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u8_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 460, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 460, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
     __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 461, __pyx_L3_error)
     __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 461, __pyx_L3_error)
@@ -32883,9 +32953,9 @@ static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_5_rank_9rank_rows(PyObject *__pyx
     __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 465, __pyx_L3_error)
     __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 466, __pyx_L3_error)
     __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 466, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
     __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
     __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 468, __pyx_L3_error)
     __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 468, __pyx_L3_error)
     __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 468, __pyx_L3_error)
@@ -32917,12 +32987,12 @@ static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_5_rank_9rank_rows(PyObject *__pyx
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_work, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_hist, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_offsets, 1);
-  __Pyx_AddTraceback("imgfilt._rank.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
   if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 460, __pyx_L1_error)
-  __pyx_r = __pyx_pf_7imgfilt_5_rank_8rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
+  __pyx_r = __pyx_pf_7imgfilt_15_nonlinear_avx2_12rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
   goto __pyx_L0;
@@ -32963,7 +33033,7 @@ static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_5_rank_9rank_rows(PyObject *__pyx
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_12rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
   Py_ssize_t __pyx_v_kernel_d;
   Py_ssize_t __pyx_v_kernel_h;
   Py_ssize_t __pyx_v_kernel_w;
@@ -32989,10 +33059,10 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   Py_ssize_t __pyx_v_shift;
   Py_ssize_t __pyx_v_bins;
   Py_ssize_t __pyx_v_i;
-  __pyx_t_7imgfilt_5_rank_u8_t __pyx_v_fill;
-  __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_ring_row;
-  __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_work_row;
-  __pyx_t_7imgfilt_5_rank_u8_t *__pyx_v_out_row;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t __pyx_v_fill;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_ring_row;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_work_row;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *__pyx_v_out_row;
   Py_ssize_t *__pyx_v_off;
   Py_ssize_t *__pyx_v_row_off;
   Py_ssize_t *__pyx_v_tap_off;
@@ -33125,7 +33195,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *     cdef rank_t *work_row
 */
   __pyx_t_2 = 0;
-  __pyx_v_fill = (*((__pyx_t_7imgfilt_5_rank_u8_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u8_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
+  __pyx_v_fill = (*((__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
   /* "src/imgfilt/_rank_core.pxi":504
  *     cdef Py_ssize_t *rem_off
@@ -33235,7 +33305,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
 */
-  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_5_rank_TAPS_MIN);
+  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MIN);
 
   if (!__pyx_t_12) {
 
@@ -33245,7 +33315,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 
     goto __pyx_L5_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_5_rank_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -33494,7 +33564,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -33512,7 +33582,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -33522,7 +33592,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 
     goto __pyx_L18_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -33613,7 +33683,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -33631,7 +33701,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -33641,7 +33711,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -33659,7 +33729,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -33669,7 +33739,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -33679,7 +33749,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -34000,7 +34070,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_5_rank_NETWORK);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_NETWORK);
 
   if (__pyx_t_8) {
 
@@ -34063,7 +34133,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 
       goto __pyx_L47_bool_binop_done;
     }
-    __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
+    __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
 
 
     __pyx_t_8 = __pyx_t_12;
@@ -34117,7 +34187,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *                                   or rank != 4 or work.shape[1] < 3 * padded_w):
  *         raise ValueError("rank engine: the sorted-columns kernel is the median of a 3 x 3 box")
 */
-  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_5_rank_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3);
 
   if (__pyx_t_12) {
 
@@ -34239,8 +34309,8 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
 */
   switch (__pyx_v_method) {
-    case __pyx_e_7imgfilt_5_rank_BOX_MIN:
-    case __pyx_e_7imgfilt_5_rank_BOX_MAX:
+    case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MIN:
+    case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX:
     __pyx_t_12 = 1;
     break;
     default:
@@ -34326,7 +34396,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *         if rank_t is u8_t:
  *             bins, shift = 256, 4
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_5_rank_HISTOGRAM);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_HISTOGRAM);
 
   if (__pyx_t_8) {
 
@@ -34465,7 +34535,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
                 __pyx_t_2 = __pyx_v_tid;
                 __pyx_t_13 = 0;
-                __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_5_rank_u8_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u8_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
+                __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
                 /* "src/imgfilt/_rank_core.pxi":557
  *         tid = threadid()
@@ -34476,7 +34546,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 */
                 __pyx_t_13 = __pyx_v_tid;
                 __pyx_t_2 = 0;
-                __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_5_rank_u8_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u8_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
+                __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
                 /* "src/imgfilt/_rank_core.pxi":558
  *         ring_row = &ring[tid, 0]
@@ -34616,7 +34686,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
 */
-                                __pyx_fuse_0__pyx_f_7imgfilt_5_rank__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
+                                __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
                                 /* "src/imgfilt/_rank_core.pxi":572
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
@@ -34657,7 +34727,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
                                 __pyx_t_15 = __pyx_v_z;
                                 __pyx_t_16 = __pyx_v_y;
                                 __pyx_t_17 = 0;
-                                __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_5_rank_u8_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u8_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
+                                __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u8_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
                                 /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -34667,8 +34737,8 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                 switch (__pyx_v_method) {
-                                  case __pyx_e_7imgfilt_5_rank_TAPS_MIN:
-                                  case __pyx_e_7imgfilt_5_rank_TAPS_MAX:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MIN:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":576
  *             out_row = &out[n, c, z, y, 0]
@@ -34677,7 +34747,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
 */
-                                  __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -34687,7 +34757,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                   break;
-                                  case __pyx_e_7imgfilt_5_rank_BOX_MIN:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MIN:
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -34696,7 +34766,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
 */
-                                  case __pyx_e_7imgfilt_5_rank_BOX_MAX:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":578
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
@@ -34705,7 +34775,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *                                  work_row, out_row, out_w)
  *             elif method == COLUMNS_3X3:
 */
-                                  __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -34715,7 +34785,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *                                  work_row, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_5_rank_COLUMNS_3X3:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3:
 
                                   /* "src/imgfilt/_rank_core.pxi":581
  *                                  work_row, out_row, out_w)
@@ -34724,7 +34794,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
  *             elif method == NETWORK:
 */
-                                  __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":580
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
@@ -34734,7 +34804,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_5_rank_NETWORK:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_NETWORK:
 
                                   /* "src/imgfilt/_rank_core.pxi":584
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
@@ -34743,7 +34813,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *             else:
  *                 for i in range(n_add):
 */
-                                  __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":583
  *                 _row_median_3x3(ring_row + row_off[0], ring_row + row_off[1],
@@ -34825,7 +34895,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)
 */
-                                  __pyx_fuse_0__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_0__pyx_f_7imgfilt_15_nonlinear_avx2__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
                                   break;
                                 }
                             }
@@ -34874,7 +34944,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_9);
   __Pyx_XDECREF(__pyx_t_10);
-  __Pyx_AddTraceback("imgfilt._rank.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
 
@@ -34917,9 +34987,9 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_8rank_rows(CYTHON_UNUSED PyObject *__p
 }
 
 /* Python wrapper */
-static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_5_rank_11rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-static PyMethodDef __pyx_fuse_1__pyx_mdef_7imgfilt_5_rank_11rank_rows = {"__pyx_fuse_1rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_1__pyx_pw_7imgfilt_5_rank_11rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_5_rank_6rank_rows};
-static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_5_rank_11rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_15_nonlinear_avx2_15rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyMethodDef __pyx_fuse_1__pyx_mdef_7imgfilt_15_nonlinear_avx2_15rank_rows = {"__pyx_fuse_1rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_1__pyx_pw_7imgfilt_15_nonlinear_avx2_15rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_15_nonlinear_avx2_6rank_rows};
+static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_15_nonlinear_avx2_15rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   __Pyx_memviewslice __pyx_v_x = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_out = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_cval = { 0, 0, { 0 }, { 0 }, { 0 } };
@@ -35114,9 +35184,9 @@ static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_5_rank_11rank_rows(PyObject *__py
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
       if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 459, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u16_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 460, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 460, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
     __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 461, __pyx_L3_error)
     __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 461, __pyx_L3_error)
@@ -35131,9 +35201,9 @@ static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_5_rank_11rank_rows(PyObject *__py
     __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 465, __pyx_L3_error)
     __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 466, __pyx_L3_error)
     __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 466, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
     __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
     __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 468, __pyx_L3_error)
     __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 468, __pyx_L3_error)
     __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 468, __pyx_L3_error)
@@ -35165,12 +35235,12 @@ static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_5_rank_11rank_rows(PyObject *__py
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_work, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_hist, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_offsets, 1);
-  __Pyx_AddTraceback("imgfilt._rank.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
   if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 460, __pyx_L1_error)
-  __pyx_r = __pyx_pf_7imgfilt_5_rank_10rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
+  __pyx_r = __pyx_pf_7imgfilt_15_nonlinear_avx2_14rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
   goto __pyx_L0;
@@ -35211,7 +35281,7 @@ static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_5_rank_11rank_rows(PyObject *__py
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_14rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
   Py_ssize_t __pyx_v_kernel_d;
   Py_ssize_t __pyx_v_kernel_h;
   Py_ssize_t __pyx_v_kernel_w;
@@ -35237,10 +35307,10 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   Py_ssize_t __pyx_v_shift;
   Py_ssize_t __pyx_v_bins;
   Py_ssize_t __pyx_v_i;
-  __pyx_t_7imgfilt_5_rank_u16_t __pyx_v_fill;
-  __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_ring_row;
-  __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_work_row;
-  __pyx_t_7imgfilt_5_rank_u16_t *__pyx_v_out_row;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t __pyx_v_fill;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_ring_row;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_work_row;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *__pyx_v_out_row;
   Py_ssize_t *__pyx_v_off;
   Py_ssize_t *__pyx_v_row_off;
   Py_ssize_t *__pyx_v_tap_off;
@@ -35373,7 +35443,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *     cdef rank_t *work_row
 */
   __pyx_t_2 = 0;
-  __pyx_v_fill = (*((__pyx_t_7imgfilt_5_rank_u16_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u16_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
+  __pyx_v_fill = (*((__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
   /* "src/imgfilt/_rank_core.pxi":504
  *     cdef Py_ssize_t *rem_off
@@ -35483,7 +35553,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
 */
-  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_5_rank_TAPS_MIN);
+  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MIN);
 
   if (!__pyx_t_12) {
 
@@ -35493,7 +35563,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L5_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_5_rank_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -35742,7 +35812,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -35760,7 +35830,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -35770,7 +35840,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L18_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -35861,7 +35931,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -35879,7 +35949,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -35889,7 +35959,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -35907,7 +35977,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -35917,7 +35987,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -35927,7 +35997,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -36248,7 +36318,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_5_rank_NETWORK);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_NETWORK);
 
   if (__pyx_t_8) {
 
@@ -36311,7 +36381,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 
       goto __pyx_L47_bool_binop_done;
     }
-    __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
+    __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
 
 
     __pyx_t_8 = __pyx_t_12;
@@ -36365,7 +36435,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *                                   or rank != 4 or work.shape[1] < 3 * padded_w):
  *         raise ValueError("rank engine: the sorted-columns kernel is the median of a 3 x 3 box")
 */
-  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_5_rank_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3);
 
   if (__pyx_t_12) {
 
@@ -36487,8 +36557,8 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
 */
   switch (__pyx_v_method) {
-    case __pyx_e_7imgfilt_5_rank_BOX_MIN:
-    case __pyx_e_7imgfilt_5_rank_BOX_MAX:
+    case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MIN:
+    case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX:
     __pyx_t_12 = 1;
     break;
     default:
@@ -36574,7 +36644,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *         if rank_t is u8_t:
  *             bins, shift = 256, 4
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_5_rank_HISTOGRAM);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_HISTOGRAM);
 
   if (__pyx_t_8) {
 
@@ -36713,7 +36783,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_t_2 = __pyx_v_tid;
                 __pyx_t_13 = 0;
-                __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_5_rank_u16_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u16_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
+                __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
                 /* "src/imgfilt/_rank_core.pxi":557
  *         tid = threadid()
@@ -36724,7 +36794,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_t_13 = __pyx_v_tid;
                 __pyx_t_2 = 0;
-                __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_5_rank_u16_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u16_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
+                __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
                 /* "src/imgfilt/_rank_core.pxi":558
  *         ring_row = &ring[tid, 0]
@@ -36864,7 +36934,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
 */
-                                __pyx_fuse_1__pyx_f_7imgfilt_5_rank__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
+                                __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
                                 /* "src/imgfilt/_rank_core.pxi":572
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
@@ -36905,7 +36975,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
                                 __pyx_t_15 = __pyx_v_z;
                                 __pyx_t_16 = __pyx_v_y;
                                 __pyx_t_17 = 0;
-                                __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_5_rank_u16_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u16_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
+                                __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u16_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
                                 /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -36915,8 +36985,8 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                 switch (__pyx_v_method) {
-                                  case __pyx_e_7imgfilt_5_rank_TAPS_MIN:
-                                  case __pyx_e_7imgfilt_5_rank_TAPS_MAX:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MIN:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":576
  *             out_row = &out[n, c, z, y, 0]
@@ -36925,7 +36995,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
 */
-                                  __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -36935,7 +37005,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                   break;
-                                  case __pyx_e_7imgfilt_5_rank_BOX_MIN:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MIN:
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -36944,7 +37014,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
 */
-                                  case __pyx_e_7imgfilt_5_rank_BOX_MAX:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":578
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
@@ -36953,7 +37023,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *                                  work_row, out_row, out_w)
  *             elif method == COLUMNS_3X3:
 */
-                                  __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -36963,7 +37033,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *                                  work_row, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_5_rank_COLUMNS_3X3:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3:
 
                                   /* "src/imgfilt/_rank_core.pxi":581
  *                                  work_row, out_row, out_w)
@@ -36972,7 +37042,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
  *             elif method == NETWORK:
 */
-                                  __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":580
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
@@ -36982,7 +37052,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_5_rank_NETWORK:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_NETWORK:
 
                                   /* "src/imgfilt/_rank_core.pxi":584
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
@@ -36991,7 +37061,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *             else:
  *                 for i in range(n_add):
 */
-                                  __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":583
  *                 _row_median_3x3(ring_row + row_off[0], ring_row + row_off[1],
@@ -37073,7 +37143,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)
 */
-                                  __pyx_fuse_1__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_1__pyx_f_7imgfilt_15_nonlinear_avx2__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
                                   break;
                                 }
                             }
@@ -37122,7 +37192,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_9);
   __Pyx_XDECREF(__pyx_t_10);
-  __Pyx_AddTraceback("imgfilt._rank.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
 
@@ -37165,9 +37235,9 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_10rank_rows(CYTHON_UNUSED PyObject *__
 }
 
 /* Python wrapper */
-static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_5_rank_13rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-static PyMethodDef __pyx_fuse_2__pyx_mdef_7imgfilt_5_rank_13rank_rows = {"__pyx_fuse_2rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_2__pyx_pw_7imgfilt_5_rank_13rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_5_rank_6rank_rows};
-static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_5_rank_13rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_15_nonlinear_avx2_17rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyMethodDef __pyx_fuse_2__pyx_mdef_7imgfilt_15_nonlinear_avx2_17rank_rows = {"__pyx_fuse_2rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_2__pyx_pw_7imgfilt_15_nonlinear_avx2_17rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_15_nonlinear_avx2_6rank_rows};
+static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_15_nonlinear_avx2_17rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   __Pyx_memviewslice __pyx_v_x = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_out = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_cval = { 0, 0, { 0 }, { 0 }, { 0 } };
@@ -37362,9 +37432,9 @@ static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_5_rank_13rank_rows(PyObject *__py
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
       if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 459, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u32_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 460, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 460, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
     __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 461, __pyx_L3_error)
     __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 461, __pyx_L3_error)
@@ -37379,9 +37449,9 @@ static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_5_rank_13rank_rows(PyObject *__py
     __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 465, __pyx_L3_error)
     __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 466, __pyx_L3_error)
     __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 466, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
     __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
     __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 468, __pyx_L3_error)
     __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 468, __pyx_L3_error)
     __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 468, __pyx_L3_error)
@@ -37413,12 +37483,12 @@ static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_5_rank_13rank_rows(PyObject *__py
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_work, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_hist, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_offsets, 1);
-  __Pyx_AddTraceback("imgfilt._rank.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
   if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 460, __pyx_L1_error)
-  __pyx_r = __pyx_pf_7imgfilt_5_rank_12rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
+  __pyx_r = __pyx_pf_7imgfilt_15_nonlinear_avx2_16rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
   goto __pyx_L0;
@@ -37459,7 +37529,7 @@ static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_5_rank_13rank_rows(PyObject *__py
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_16rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
   Py_ssize_t __pyx_v_kernel_d;
   Py_ssize_t __pyx_v_kernel_h;
   Py_ssize_t __pyx_v_kernel_w;
@@ -37485,10 +37555,10 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   Py_ssize_t __pyx_v_shift;
   Py_ssize_t __pyx_v_bins;
   Py_ssize_t __pyx_v_i;
-  __pyx_t_7imgfilt_5_rank_u32_t __pyx_v_fill;
-  __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_ring_row;
-  __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_work_row;
-  __pyx_t_7imgfilt_5_rank_u32_t *__pyx_v_out_row;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t __pyx_v_fill;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_ring_row;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_work_row;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *__pyx_v_out_row;
   Py_ssize_t *__pyx_v_off;
   Py_ssize_t *__pyx_v_row_off;
   Py_ssize_t *__pyx_v_tap_off;
@@ -37621,7 +37691,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *     cdef rank_t *work_row
 */
   __pyx_t_2 = 0;
-  __pyx_v_fill = (*((__pyx_t_7imgfilt_5_rank_u32_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u32_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
+  __pyx_v_fill = (*((__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
   /* "src/imgfilt/_rank_core.pxi":504
  *     cdef Py_ssize_t *rem_off
@@ -37731,7 +37801,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
 */
-  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_5_rank_TAPS_MIN);
+  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MIN);
 
   if (!__pyx_t_12) {
 
@@ -37741,7 +37811,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L5_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_5_rank_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -37990,7 +38060,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -38008,7 +38078,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -38018,7 +38088,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L18_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -38109,7 +38179,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -38127,7 +38197,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -38137,7 +38207,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -38155,7 +38225,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -38165,7 +38235,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -38175,7 +38245,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -38496,7 +38566,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_5_rank_NETWORK);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_NETWORK);
 
   if (__pyx_t_8) {
 
@@ -38559,7 +38629,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 
       goto __pyx_L47_bool_binop_done;
     }
-    __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
+    __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
 
 
     __pyx_t_8 = __pyx_t_12;
@@ -38613,7 +38683,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *                                   or rank != 4 or work.shape[1] < 3 * padded_w):
  *         raise ValueError("rank engine: the sorted-columns kernel is the median of a 3 x 3 box")
 */
-  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_5_rank_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3);
 
   if (__pyx_t_12) {
 
@@ -38735,8 +38805,8 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
 */
   switch (__pyx_v_method) {
-    case __pyx_e_7imgfilt_5_rank_BOX_MIN:
-    case __pyx_e_7imgfilt_5_rank_BOX_MAX:
+    case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MIN:
+    case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX:
     __pyx_t_12 = 1;
     break;
     default:
@@ -38822,7 +38892,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *         if rank_t is u8_t:
  *             bins, shift = 256, 4
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_5_rank_HISTOGRAM);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_HISTOGRAM);
 
   if (unlikely(__pyx_t_8)) {
 
@@ -38912,7 +38982,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_t_2 = __pyx_v_tid;
                 __pyx_t_13 = 0;
-                __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_5_rank_u32_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u32_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
+                __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
                 /* "src/imgfilt/_rank_core.pxi":557
  *         tid = threadid()
@@ -38923,7 +38993,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_t_13 = __pyx_v_tid;
                 __pyx_t_2 = 0;
-                __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_5_rank_u32_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u32_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
+                __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
                 /* "src/imgfilt/_rank_core.pxi":558
  *         ring_row = &ring[tid, 0]
@@ -39063,7 +39133,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
 */
-                                __pyx_fuse_2__pyx_f_7imgfilt_5_rank__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
+                                __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
                                 /* "src/imgfilt/_rank_core.pxi":572
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
@@ -39104,7 +39174,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
                                 __pyx_t_15 = __pyx_v_z;
                                 __pyx_t_16 = __pyx_v_y;
                                 __pyx_t_17 = 0;
-                                __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_5_rank_u32_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u32_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
+                                __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u32_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
                                 /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -39114,8 +39184,8 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                 switch (__pyx_v_method) {
-                                  case __pyx_e_7imgfilt_5_rank_TAPS_MIN:
-                                  case __pyx_e_7imgfilt_5_rank_TAPS_MAX:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MIN:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":576
  *             out_row = &out[n, c, z, y, 0]
@@ -39124,7 +39194,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
 */
-                                  __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -39134,7 +39204,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                   break;
-                                  case __pyx_e_7imgfilt_5_rank_BOX_MIN:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MIN:
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -39143,7 +39213,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
 */
-                                  case __pyx_e_7imgfilt_5_rank_BOX_MAX:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":578
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
@@ -39152,7 +39222,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *                                  work_row, out_row, out_w)
  *             elif method == COLUMNS_3X3:
 */
-                                  __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -39162,7 +39232,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *                                  work_row, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_5_rank_COLUMNS_3X3:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3:
 
                                   /* "src/imgfilt/_rank_core.pxi":581
  *                                  work_row, out_row, out_w)
@@ -39171,7 +39241,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
  *             elif method == NETWORK:
 */
-                                  __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":580
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
@@ -39181,7 +39251,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_5_rank_NETWORK:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_NETWORK:
 
                                   /* "src/imgfilt/_rank_core.pxi":584
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
@@ -39190,7 +39260,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *             else:
  *                 for i in range(n_add):
 */
-                                  __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":583
  *                 _row_median_3x3(ring_row + row_off[0], ring_row + row_off[1],
@@ -39272,7 +39342,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)
 */
-                                  __pyx_fuse_2__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_2__pyx_f_7imgfilt_15_nonlinear_avx2__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
                                   break;
                                 }
                             }
@@ -39321,7 +39391,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_9);
   __Pyx_XDECREF(__pyx_t_10);
-  __Pyx_AddTraceback("imgfilt._rank.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
 
@@ -39364,9 +39434,9 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_12rank_rows(CYTHON_UNUSED PyObject *__
 }
 
 /* Python wrapper */
-static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_5_rank_15rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-static PyMethodDef __pyx_fuse_3__pyx_mdef_7imgfilt_5_rank_15rank_rows = {"__pyx_fuse_3rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_3__pyx_pw_7imgfilt_5_rank_15rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_5_rank_6rank_rows};
-static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_5_rank_15rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_15_nonlinear_avx2_19rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyMethodDef __pyx_fuse_3__pyx_mdef_7imgfilt_15_nonlinear_avx2_19rank_rows = {"__pyx_fuse_3rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_3__pyx_pw_7imgfilt_15_nonlinear_avx2_19rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_15_nonlinear_avx2_6rank_rows};
+static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_15_nonlinear_avx2_19rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   __Pyx_memviewslice __pyx_v_x = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_out = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_cval = { 0, 0, { 0 }, { 0 }, { 0 } };
@@ -39561,9 +39631,9 @@ static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_5_rank_15rank_rows(PyObject *__py
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
       if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 459, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u64_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 460, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 460, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
     __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 461, __pyx_L3_error)
     __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 461, __pyx_L3_error)
@@ -39578,9 +39648,9 @@ static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_5_rank_15rank_rows(PyObject *__py
     __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 465, __pyx_L3_error)
     __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 466, __pyx_L3_error)
     __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 466, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
     __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
     __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 468, __pyx_L3_error)
     __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 468, __pyx_L3_error)
     __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 468, __pyx_L3_error)
@@ -39612,12 +39682,12 @@ static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_5_rank_15rank_rows(PyObject *__py
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_work, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_hist, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_offsets, 1);
-  __Pyx_AddTraceback("imgfilt._rank.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
   if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 460, __pyx_L1_error)
-  __pyx_r = __pyx_pf_7imgfilt_5_rank_14rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
+  __pyx_r = __pyx_pf_7imgfilt_15_nonlinear_avx2_18rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
   goto __pyx_L0;
@@ -39658,7 +39728,7 @@ static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_5_rank_15rank_rows(PyObject *__py
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_18rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
   Py_ssize_t __pyx_v_kernel_d;
   Py_ssize_t __pyx_v_kernel_h;
   Py_ssize_t __pyx_v_kernel_w;
@@ -39684,10 +39754,10 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   Py_ssize_t __pyx_v_shift;
   Py_ssize_t __pyx_v_bins;
   Py_ssize_t __pyx_v_i;
-  __pyx_t_7imgfilt_5_rank_u64_t __pyx_v_fill;
-  __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_ring_row;
-  __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_work_row;
-  __pyx_t_7imgfilt_5_rank_u64_t *__pyx_v_out_row;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t __pyx_v_fill;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_ring_row;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_work_row;
+  __pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *__pyx_v_out_row;
   Py_ssize_t *__pyx_v_off;
   Py_ssize_t *__pyx_v_row_off;
   Py_ssize_t *__pyx_v_tap_off;
@@ -39820,7 +39890,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *     cdef rank_t *work_row
 */
   __pyx_t_2 = 0;
-  __pyx_v_fill = (*((__pyx_t_7imgfilt_5_rank_u64_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u64_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
+  __pyx_v_fill = (*((__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
   /* "src/imgfilt/_rank_core.pxi":504
  *     cdef Py_ssize_t *rem_off
@@ -39930,7 +40000,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
 */
-  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_5_rank_TAPS_MIN);
+  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MIN);
 
   if (!__pyx_t_12) {
 
@@ -39940,7 +40010,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L5_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_5_rank_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -40189,7 +40259,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -40207,7 +40277,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -40217,7 +40287,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L18_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -40308,7 +40378,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -40326,7 +40396,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -40336,7 +40406,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -40354,7 +40424,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -40364,7 +40434,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -40374,7 +40444,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -40695,7 +40765,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_5_rank_NETWORK);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_NETWORK);
 
   if (__pyx_t_8) {
 
@@ -40758,7 +40828,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 
       goto __pyx_L47_bool_binop_done;
     }
-    __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
+    __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
 
 
     __pyx_t_8 = __pyx_t_12;
@@ -40812,7 +40882,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *                                   or rank != 4 or work.shape[1] < 3 * padded_w):
  *         raise ValueError("rank engine: the sorted-columns kernel is the median of a 3 x 3 box")
 */
-  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_5_rank_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3);
 
   if (__pyx_t_12) {
 
@@ -40934,8 +41004,8 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
 */
   switch (__pyx_v_method) {
-    case __pyx_e_7imgfilt_5_rank_BOX_MIN:
-    case __pyx_e_7imgfilt_5_rank_BOX_MAX:
+    case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MIN:
+    case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX:
     __pyx_t_12 = 1;
     break;
     default:
@@ -41021,7 +41091,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *         if rank_t is u8_t:
  *             bins, shift = 256, 4
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_5_rank_HISTOGRAM);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_HISTOGRAM);
 
   if (unlikely(__pyx_t_8)) {
 
@@ -41111,7 +41181,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_t_2 = __pyx_v_tid;
                 __pyx_t_13 = 0;
-                __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_5_rank_u64_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u64_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
+                __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
                 /* "src/imgfilt/_rank_core.pxi":557
  *         tid = threadid()
@@ -41122,7 +41192,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 */
                 __pyx_t_13 = __pyx_v_tid;
                 __pyx_t_2 = 0;
-                __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_5_rank_u64_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u64_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
+                __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
                 /* "src/imgfilt/_rank_core.pxi":558
  *         ring_row = &ring[tid, 0]
@@ -41262,7 +41332,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
 */
-                                __pyx_fuse_3__pyx_f_7imgfilt_5_rank__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
+                                __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
                                 /* "src/imgfilt/_rank_core.pxi":572
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
@@ -41303,7 +41373,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
                                 __pyx_t_15 = __pyx_v_z;
                                 __pyx_t_16 = __pyx_v_y;
                                 __pyx_t_17 = 0;
-                                __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_5_rank_u64_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_5_rank_u64_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
+                                __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_15_nonlinear_avx2_u64_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
                                 /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -41313,8 +41383,8 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                 switch (__pyx_v_method) {
-                                  case __pyx_e_7imgfilt_5_rank_TAPS_MIN:
-                                  case __pyx_e_7imgfilt_5_rank_TAPS_MAX:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MIN:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":576
  *             out_row = &out[n, c, z, y, 0]
@@ -41323,7 +41393,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
 */
-                                  __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -41333,7 +41403,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                   break;
-                                  case __pyx_e_7imgfilt_5_rank_BOX_MIN:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MIN:
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -41342,7 +41412,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
 */
-                                  case __pyx_e_7imgfilt_5_rank_BOX_MAX:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":578
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
@@ -41351,7 +41421,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *                                  work_row, out_row, out_w)
  *             elif method == COLUMNS_3X3:
 */
-                                  __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -41361,7 +41431,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *                                  work_row, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_5_rank_COLUMNS_3X3:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3:
 
                                   /* "src/imgfilt/_rank_core.pxi":581
  *                                  work_row, out_row, out_w)
@@ -41370,7 +41440,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
  *             elif method == NETWORK:
 */
-                                  __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":580
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
@@ -41380,7 +41450,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_5_rank_NETWORK:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_NETWORK:
 
                                   /* "src/imgfilt/_rank_core.pxi":584
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
@@ -41389,7 +41459,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *             else:
  *                 for i in range(n_add):
 */
-                                  __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":583
  *                 _row_median_3x3(ring_row + row_off[0], ring_row + row_off[1],
@@ -41471,7 +41541,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)
 */
-                                  __pyx_fuse_3__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_3__pyx_f_7imgfilt_15_nonlinear_avx2__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
                                   break;
                                 }
                             }
@@ -41520,7 +41590,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_9);
   __Pyx_XDECREF(__pyx_t_10);
-  __Pyx_AddTraceback("imgfilt._rank.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
 
@@ -41563,9 +41633,9 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_14rank_rows(CYTHON_UNUSED PyObject *__
 }
 
 /* Python wrapper */
-static PyObject *__pyx_fuse_4__pyx_pw_7imgfilt_5_rank_17rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-static PyMethodDef __pyx_fuse_4__pyx_mdef_7imgfilt_5_rank_17rank_rows = {"__pyx_fuse_4rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_4__pyx_pw_7imgfilt_5_rank_17rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_5_rank_6rank_rows};
-static PyObject *__pyx_fuse_4__pyx_pw_7imgfilt_5_rank_17rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_fuse_4__pyx_pw_7imgfilt_15_nonlinear_avx2_21rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyMethodDef __pyx_fuse_4__pyx_mdef_7imgfilt_15_nonlinear_avx2_21rank_rows = {"__pyx_fuse_4rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_4__pyx_pw_7imgfilt_15_nonlinear_avx2_21rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_15_nonlinear_avx2_6rank_rows};
+static PyObject *__pyx_fuse_4__pyx_pw_7imgfilt_15_nonlinear_avx2_21rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   __Pyx_memviewslice __pyx_v_x = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_out = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_cval = { 0, 0, { 0 }, { 0 }, { 0 } };
@@ -41811,12 +41881,12 @@ static PyObject *__pyx_fuse_4__pyx_pw_7imgfilt_5_rank_17rank_rows(PyObject *__py
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_work, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_hist, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_offsets, 1);
-  __Pyx_AddTraceback("imgfilt._rank.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
   if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 460, __pyx_L1_error)
-  __pyx_r = __pyx_pf_7imgfilt_5_rank_16rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
+  __pyx_r = __pyx_pf_7imgfilt_15_nonlinear_avx2_20rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
   goto __pyx_L0;
@@ -41857,7 +41927,7 @@ static PyObject *__pyx_fuse_4__pyx_pw_7imgfilt_5_rank_17rank_rows(PyObject *__py
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_20rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
   Py_ssize_t __pyx_v_kernel_d;
   Py_ssize_t __pyx_v_kernel_h;
   Py_ssize_t __pyx_v_kernel_w;
@@ -42129,7 +42199,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
 */
-  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_5_rank_TAPS_MIN);
+  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MIN);
 
   if (!__pyx_t_12) {
 
@@ -42139,7 +42209,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L5_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_5_rank_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -42388,7 +42458,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -42406,7 +42476,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -42416,7 +42486,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L18_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -42507,7 +42577,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -42525,7 +42595,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -42535,7 +42605,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -42553,7 +42623,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -42563,7 +42633,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -42573,7 +42643,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -42894,7 +42964,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_5_rank_NETWORK);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_NETWORK);
 
   if (__pyx_t_8) {
 
@@ -42957,7 +43027,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 
       goto __pyx_L47_bool_binop_done;
     }
-    __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
+    __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
 
 
     __pyx_t_8 = __pyx_t_12;
@@ -43011,7 +43081,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *                                   or rank != 4 or work.shape[1] < 3 * padded_w):
  *         raise ValueError("rank engine: the sorted-columns kernel is the median of a 3 x 3 box")
 */
-  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_5_rank_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3);
 
   if (__pyx_t_12) {
 
@@ -43133,8 +43203,8 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
 */
   switch (__pyx_v_method) {
-    case __pyx_e_7imgfilt_5_rank_BOX_MIN:
-    case __pyx_e_7imgfilt_5_rank_BOX_MAX:
+    case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MIN:
+    case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX:
     __pyx_t_12 = 1;
     break;
     default:
@@ -43220,7 +43290,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *         if rank_t is u8_t:
  *             bins, shift = 256, 4
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_5_rank_HISTOGRAM);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_HISTOGRAM);
 
   if (unlikely(__pyx_t_8)) {
 
@@ -43461,7 +43531,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
 */
-                                __pyx_fuse_4__pyx_f_7imgfilt_5_rank__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
+                                __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
                                 /* "src/imgfilt/_rank_core.pxi":572
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
@@ -43512,8 +43582,8 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                 switch (__pyx_v_method) {
-                                  case __pyx_e_7imgfilt_5_rank_TAPS_MIN:
-                                  case __pyx_e_7imgfilt_5_rank_TAPS_MAX:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MIN:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":576
  *             out_row = &out[n, c, z, y, 0]
@@ -43522,7 +43592,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
 */
-                                  __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -43532,7 +43602,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                   break;
-                                  case __pyx_e_7imgfilt_5_rank_BOX_MIN:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MIN:
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -43541,7 +43611,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
 */
-                                  case __pyx_e_7imgfilt_5_rank_BOX_MAX:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":578
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
@@ -43550,7 +43620,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *                                  work_row, out_row, out_w)
  *             elif method == COLUMNS_3X3:
 */
-                                  __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -43560,7 +43630,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *                                  work_row, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_5_rank_COLUMNS_3X3:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3:
 
                                   /* "src/imgfilt/_rank_core.pxi":581
  *                                  work_row, out_row, out_w)
@@ -43569,7 +43639,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
  *             elif method == NETWORK:
 */
-                                  __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":580
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
@@ -43579,7 +43649,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_5_rank_NETWORK:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_NETWORK:
 
                                   /* "src/imgfilt/_rank_core.pxi":584
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
@@ -43588,7 +43658,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *             else:
  *                 for i in range(n_add):
 */
-                                  __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":583
  *                 _row_median_3x3(ring_row + row_off[0], ring_row + row_off[1],
@@ -43670,7 +43740,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)
 */
-                                  __pyx_fuse_4__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_4__pyx_f_7imgfilt_15_nonlinear_avx2__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
                                   break;
                                 }
                             }
@@ -43719,7 +43789,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_9);
   __Pyx_XDECREF(__pyx_t_10);
-  __Pyx_AddTraceback("imgfilt._rank.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
 
@@ -43762,9 +43832,9 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_16rank_rows(CYTHON_UNUSED PyObject *__
 }
 
 /* Python wrapper */
-static PyObject *__pyx_fuse_5__pyx_pw_7imgfilt_5_rank_19rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-static PyMethodDef __pyx_fuse_5__pyx_mdef_7imgfilt_5_rank_19rank_rows = {"__pyx_fuse_5rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_5__pyx_pw_7imgfilt_5_rank_19rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_5_rank_6rank_rows};
-static PyObject *__pyx_fuse_5__pyx_pw_7imgfilt_5_rank_19rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_fuse_5__pyx_pw_7imgfilt_15_nonlinear_avx2_23rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyMethodDef __pyx_fuse_5__pyx_mdef_7imgfilt_15_nonlinear_avx2_23rank_rows = {"__pyx_fuse_5rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_5__pyx_pw_7imgfilt_15_nonlinear_avx2_23rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_15_nonlinear_avx2_6rank_rows};
+static PyObject *__pyx_fuse_5__pyx_pw_7imgfilt_15_nonlinear_avx2_23rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   __Pyx_memviewslice __pyx_v_x = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_out = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_cval = { 0, 0, { 0 }, { 0 }, { 0 } };
@@ -44010,12 +44080,12 @@ static PyObject *__pyx_fuse_5__pyx_pw_7imgfilt_5_rank_19rank_rows(PyObject *__py
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_work, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_hist, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_offsets, 1);
-  __Pyx_AddTraceback("imgfilt._rank.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
   if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 460, __pyx_L1_error)
-  __pyx_r = __pyx_pf_7imgfilt_5_rank_18rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
+  __pyx_r = __pyx_pf_7imgfilt_15_nonlinear_avx2_22rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
   goto __pyx_L0;
@@ -44056,7 +44126,7 @@ static PyObject *__pyx_fuse_5__pyx_pw_7imgfilt_5_rank_19rank_rows(PyObject *__py
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_22rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
   Py_ssize_t __pyx_v_kernel_d;
   Py_ssize_t __pyx_v_kernel_h;
   Py_ssize_t __pyx_v_kernel_w;
@@ -44328,7 +44398,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
 */
-  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_5_rank_TAPS_MIN);
+  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MIN);
 
   if (!__pyx_t_12) {
 
@@ -44338,7 +44408,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L5_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_5_rank_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -44587,7 +44657,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -44605,7 +44675,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -44615,7 +44685,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L18_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -44706,7 +44776,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -44724,7 +44794,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -44734,7 +44804,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -44752,7 +44822,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -44762,7 +44832,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -44772,7 +44842,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -45093,7 +45163,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_5_rank_NETWORK);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_NETWORK);
 
   if (__pyx_t_8) {
 
@@ -45156,7 +45226,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
 
       goto __pyx_L47_bool_binop_done;
     }
-    __pyx_t_12 = (__pyx_f_7imgfilt_5_rank__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
+    __pyx_t_12 = (__pyx_f_7imgfilt_15_nonlinear_avx2__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
 
 
     __pyx_t_8 = __pyx_t_12;
@@ -45210,7 +45280,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *                                   or rank != 4 or work.shape[1] < 3 * padded_w):
  *         raise ValueError("rank engine: the sorted-columns kernel is the median of a 3 x 3 box")
 */
-  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_5_rank_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3);
 
   if (__pyx_t_12) {
 
@@ -45332,8 +45402,8 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
 */
   switch (__pyx_v_method) {
-    case __pyx_e_7imgfilt_5_rank_BOX_MIN:
-    case __pyx_e_7imgfilt_5_rank_BOX_MAX:
+    case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MIN:
+    case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX:
     __pyx_t_12 = 1;
     break;
     default:
@@ -45419,7 +45489,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *         if rank_t is u8_t:
  *             bins, shift = 256, 4
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_5_rank_HISTOGRAM);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_HISTOGRAM);
 
   if (unlikely(__pyx_t_8)) {
 
@@ -45660,7 +45730,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
 */
-                                __pyx_fuse_5__pyx_f_7imgfilt_5_rank__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
+                                __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
                                 /* "src/imgfilt/_rank_core.pxi":572
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
@@ -45711,8 +45781,8 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                 switch (__pyx_v_method) {
-                                  case __pyx_e_7imgfilt_5_rank_TAPS_MIN:
-                                  case __pyx_e_7imgfilt_5_rank_TAPS_MAX:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MIN:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":576
  *             out_row = &out[n, c, z, y, 0]
@@ -45721,7 +45791,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
 */
-                                  __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -45731,7 +45801,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                   break;
-                                  case __pyx_e_7imgfilt_5_rank_BOX_MIN:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MIN:
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -45740,7 +45810,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
 */
-                                  case __pyx_e_7imgfilt_5_rank_BOX_MAX:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":578
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
@@ -45749,7 +45819,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *                                  work_row, out_row, out_w)
  *             elif method == COLUMNS_3X3:
 */
-                                  __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_5_rank_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_15_nonlinear_avx2_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -45759,7 +45829,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *                                  work_row, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_5_rank_COLUMNS_3X3:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_COLUMNS_3X3:
 
                                   /* "src/imgfilt/_rank_core.pxi":581
  *                                  work_row, out_row, out_w)
@@ -45768,7 +45838,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
  *             elif method == NETWORK:
 */
-                                  __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":580
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
@@ -45778,7 +45848,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_5_rank_NETWORK:
+                                  case __pyx_e_7imgfilt_15_nonlinear_avx2_NETWORK:
 
                                   /* "src/imgfilt/_rank_core.pxi":584
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
@@ -45787,7 +45857,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *             else:
  *                 for i in range(n_add):
 */
-                                  __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":583
  *                 _row_median_3x3(ring_row + row_off[0], ring_row + row_off[1],
@@ -45869,7 +45939,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)
 */
-                                  __pyx_fuse_5__pyx_f_7imgfilt_5_rank__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_5__pyx_f_7imgfilt_15_nonlinear_avx2__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
                                   break;
                                 }
                             }
@@ -45918,7 +45988,7 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_9);
   __Pyx_XDECREF(__pyx_t_10);
-  __Pyx_AddTraceback("imgfilt._rank.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
 
@@ -45959,9 +46029,2425 @@ static PyObject *__pyx_pf_7imgfilt_5_rank_18rank_rows(CYTHON_UNUSED PyObject *__
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
+
+/* "src/imgfilt/_canny_core.pxi":19
+ * 
+ * 
+ * cdef inline float _magnitude_at(const float[:, :, ::1] magnitude, Py_ssize_t z, Py_ssize_t y,             # <<<<<<<<<<<<<<
+ *                                 Py_ssize_t x, float sz, float sy, float sx) noexcept nogil:
+ *     """Magnitude interpolated at ``(z + sz, y + sy, x + sx)``; one of the offsets is +-1 and the
+*/
+
+static CYTHON_INLINE float __pyx_f_7imgfilt_15_nonlinear_avx2__magnitude_at(__Pyx_memviewslice __pyx_v_magnitude, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_x, float __pyx_v_sz, float __pyx_v_sy, float __pyx_v_sx) {
+  Py_ssize_t __pyx_v_z0;
+  Py_ssize_t __pyx_v_y0;
+  Py_ssize_t __pyx_v_x0;
+  Py_ssize_t __pyx_v_dz;
+  Py_ssize_t __pyx_v_dy;
+  Py_ssize_t __pyx_v_dx;
+  float __pyx_v_fz;
+  float __pyx_v_fy;
+  float __pyx_v_fx;
+  float __pyx_v_value;
+  float __pyx_r;
+  int __pyx_t_1;
+  int __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  Py_ssize_t __pyx_t_8;
+  Py_ssize_t __pyx_t_9;
+  Py_ssize_t __pyx_t_10;
+  Py_ssize_t __pyx_t_11;
+  Py_ssize_t __pyx_t_12;
+  Py_ssize_t __pyx_t_13;
+  Py_ssize_t __pyx_t_14;
+  Py_ssize_t __pyx_t_15;
+
+  /* "src/imgfilt/_canny_core.pxi":23
+ *     """Magnitude interpolated at ``(z + sz, y + sy, x + sx)``; one of the offsets is +-1 and the
+ *     others lie in [-1, 1], so the point is on a face of the sample's neighbourhood."""
+ *     cdef Py_ssize_t z0 = z, y0 = y, x0 = x, dz = 0, dy = 0, dx = 0             # <<<<<<<<<<<<<<
+ *     cdef float fz = 0, fy = 0, fx = 0, value
+ *     # Whole offsets move the corner; fractional ones interpolate towards the next sample.
+*/
+  __pyx_v_z0 = __pyx_v_z;
+  __pyx_v_y0 = __pyx_v_y;
+  __pyx_v_x0 = __pyx_v_x;
+  __pyx_v_dz = 0;
+  __pyx_v_dy = 0;
+  __pyx_v_dx = 0;
+
+  /* "src/imgfilt/_canny_core.pxi":24
+ *     others lie in [-1, 1], so the point is on a face of the sample's neighbourhood."""
+ *     cdef Py_ssize_t z0 = z, y0 = y, x0 = x, dz = 0, dy = 0, dx = 0
+ *     cdef float fz = 0, fy = 0, fx = 0, value             # <<<<<<<<<<<<<<
+ *     # Whole offsets move the corner; fractional ones interpolate towards the next sample.
+ *     if sz >= 1 or sz <= -1:
+*/
+  __pyx_v_fz = 0.0;
+  __pyx_v_fy = 0.0;
+  __pyx_v_fx = 0.0;
+
+  /* "src/imgfilt/_canny_core.pxi":26
+ *     cdef float fz = 0, fy = 0, fx = 0, value
+ *     # Whole offsets move the corner; fractional ones interpolate towards the next sample.
+ *     if sz >= 1 or sz <= -1:             # <<<<<<<<<<<<<<
+ *         z0 = z + (1 if sz > 0 else -1)
+ *     elif sz != 0:
+*/
+  __pyx_t_2 = (__pyx_v_sz >= 1.0);
+
+  if (!__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_2 = (__pyx_v_sz <= -1.0);
+
+
+  __pyx_t_1 = __pyx_t_2;
+
+  __pyx_L4_bool_binop_done:;
+  if (__pyx_t_1) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":27
+ *     # Whole offsets move the corner; fractional ones interpolate towards the next sample.
+ *     if sz >= 1 or sz <= -1:
+ *         z0 = z + (1 if sz > 0 else -1)             # <<<<<<<<<<<<<<
+ *     elif sz != 0:
+ *         dz = 1 if sz > 0 else -1
+*/
+    __pyx_t_1 = (__pyx_v_sz > 0.0);
+
+    if (__pyx_t_1) {
+
+      __pyx_t_3 = 1;
+    } else {
+
+      __pyx_t_3 = -1L;
+    }
+
+    __pyx_v_z0 = (__pyx_v_z + __pyx_t_3);
+
+
+    /* "src/imgfilt/_canny_core.pxi":26
+ *     cdef float fz = 0, fy = 0, fx = 0, value
+ *     # Whole offsets move the corner; fractional ones interpolate towards the next sample.
+ *     if sz >= 1 or sz <= -1:             # <<<<<<<<<<<<<<
+ *         z0 = z + (1 if sz > 0 else -1)
+ *     elif sz != 0:
+*/
+    goto __pyx_L3;
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":28
+ *     if sz >= 1 or sz <= -1:
+ *         z0 = z + (1 if sz > 0 else -1)
+ *     elif sz != 0:             # <<<<<<<<<<<<<<
+ *         dz = 1 if sz > 0 else -1
+ *         fz = fabs(sz)
+*/
+  __pyx_t_1 = (__pyx_v_sz != 0.0);
+
+  if (__pyx_t_1) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":29
+ *         z0 = z + (1 if sz > 0 else -1)
+ *     elif sz != 0:
+ *         dz = 1 if sz > 0 else -1             # <<<<<<<<<<<<<<
+ *         fz = fabs(sz)
+ *     if sy >= 1 or sy <= -1:
+*/
+    __pyx_t_1 = (__pyx_v_sz > 0.0);
+
+    if (__pyx_t_1) {
+
+      __pyx_t_3 = 1;
+    } else {
+
+      __pyx_t_3 = -1L;
+    }
+
+    __pyx_v_dz = __pyx_t_3;
+
+    /* "src/imgfilt/_canny_core.pxi":30
+ *     elif sz != 0:
+ *         dz = 1 if sz > 0 else -1
+ *         fz = fabs(sz)             # <<<<<<<<<<<<<<
+ *     if sy >= 1 or sy <= -1:
+ *         y0 = y + (1 if sy > 0 else -1)
+*/
+    __pyx_v_fz = fabs(__pyx_v_sz);
+
+    /* "src/imgfilt/_canny_core.pxi":28
+ *     if sz >= 1 or sz <= -1:
+ *         z0 = z + (1 if sz > 0 else -1)
+ *     elif sz != 0:             # <<<<<<<<<<<<<<
+ *         dz = 1 if sz > 0 else -1
+ *         fz = fabs(sz)
+*/
+  }
+  __pyx_L3:;
+
+  /* "src/imgfilt/_canny_core.pxi":31
+ *         dz = 1 if sz > 0 else -1
+ *         fz = fabs(sz)
+ *     if sy >= 1 or sy <= -1:             # <<<<<<<<<<<<<<
+ *         y0 = y + (1 if sy > 0 else -1)
+ *     elif sy != 0:
+*/
+  __pyx_t_2 = (__pyx_v_sy >= 1.0);
+
+  if (!__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L7_bool_binop_done;
+  }
+  __pyx_t_2 = (__pyx_v_sy <= -1.0);
+
+
+  __pyx_t_1 = __pyx_t_2;
+
+  __pyx_L7_bool_binop_done:;
+  if (__pyx_t_1) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":32
+ *         fz = fabs(sz)
+ *     if sy >= 1 or sy <= -1:
+ *         y0 = y + (1 if sy > 0 else -1)             # <<<<<<<<<<<<<<
+ *     elif sy != 0:
+ *         dy = 1 if sy > 0 else -1
+*/
+    __pyx_t_1 = (__pyx_v_sy > 0.0);
+
+    if (__pyx_t_1) {
+
+      __pyx_t_3 = 1;
+    } else {
+
+      __pyx_t_3 = -1L;
+    }
+
+    __pyx_v_y0 = (__pyx_v_y + __pyx_t_3);
+
+
+    /* "src/imgfilt/_canny_core.pxi":31
+ *         dz = 1 if sz > 0 else -1
+ *         fz = fabs(sz)
+ *     if sy >= 1 or sy <= -1:             # <<<<<<<<<<<<<<
+ *         y0 = y + (1 if sy > 0 else -1)
+ *     elif sy != 0:
+*/
+    goto __pyx_L6;
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":33
+ *     if sy >= 1 or sy <= -1:
+ *         y0 = y + (1 if sy > 0 else -1)
+ *     elif sy != 0:             # <<<<<<<<<<<<<<
+ *         dy = 1 if sy > 0 else -1
+ *         fy = fabs(sy)
+*/
+  __pyx_t_1 = (__pyx_v_sy != 0.0);
+
+  if (__pyx_t_1) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":34
+ *         y0 = y + (1 if sy > 0 else -1)
+ *     elif sy != 0:
+ *         dy = 1 if sy > 0 else -1             # <<<<<<<<<<<<<<
+ *         fy = fabs(sy)
+ *     if sx >= 1 or sx <= -1:
+*/
+    __pyx_t_1 = (__pyx_v_sy > 0.0);
+
+    if (__pyx_t_1) {
+
+      __pyx_t_3 = 1;
+    } else {
+
+      __pyx_t_3 = -1L;
+    }
+
+    __pyx_v_dy = __pyx_t_3;
+
+    /* "src/imgfilt/_canny_core.pxi":35
+ *     elif sy != 0:
+ *         dy = 1 if sy > 0 else -1
+ *         fy = fabs(sy)             # <<<<<<<<<<<<<<
+ *     if sx >= 1 or sx <= -1:
+ *         x0 = x + (1 if sx > 0 else -1)
+*/
+    __pyx_v_fy = fabs(__pyx_v_sy);
+
+    /* "src/imgfilt/_canny_core.pxi":33
+ *     if sy >= 1 or sy <= -1:
+ *         y0 = y + (1 if sy > 0 else -1)
+ *     elif sy != 0:             # <<<<<<<<<<<<<<
+ *         dy = 1 if sy > 0 else -1
+ *         fy = fabs(sy)
+*/
+  }
+  __pyx_L6:;
+
+  /* "src/imgfilt/_canny_core.pxi":36
+ *         dy = 1 if sy > 0 else -1
+ *         fy = fabs(sy)
+ *     if sx >= 1 or sx <= -1:             # <<<<<<<<<<<<<<
+ *         x0 = x + (1 if sx > 0 else -1)
+ *     elif sx != 0:
+*/
+  __pyx_t_2 = (__pyx_v_sx >= 1.0);
+
+  if (!__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L10_bool_binop_done;
+  }
+  __pyx_t_2 = (__pyx_v_sx <= -1.0);
+
+
+  __pyx_t_1 = __pyx_t_2;
+
+  __pyx_L10_bool_binop_done:;
+  if (__pyx_t_1) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":37
+ *         fy = fabs(sy)
+ *     if sx >= 1 or sx <= -1:
+ *         x0 = x + (1 if sx > 0 else -1)             # <<<<<<<<<<<<<<
+ *     elif sx != 0:
+ *         dx = 1 if sx > 0 else -1
+*/
+    __pyx_t_1 = (__pyx_v_sx > 0.0);
+
+    if (__pyx_t_1) {
+
+      __pyx_t_3 = 1;
+    } else {
+
+      __pyx_t_3 = -1L;
+    }
+
+    __pyx_v_x0 = (__pyx_v_x + __pyx_t_3);
+
+
+    /* "src/imgfilt/_canny_core.pxi":36
+ *         dy = 1 if sy > 0 else -1
+ *         fy = fabs(sy)
+ *     if sx >= 1 or sx <= -1:             # <<<<<<<<<<<<<<
+ *         x0 = x + (1 if sx > 0 else -1)
+ *     elif sx != 0:
+*/
+    goto __pyx_L9;
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":38
+ *     if sx >= 1 or sx <= -1:
+ *         x0 = x + (1 if sx > 0 else -1)
+ *     elif sx != 0:             # <<<<<<<<<<<<<<
+ *         dx = 1 if sx > 0 else -1
+ *         fx = fabs(sx)
+*/
+  __pyx_t_1 = (__pyx_v_sx != 0.0);
+
+  if (__pyx_t_1) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":39
+ *         x0 = x + (1 if sx > 0 else -1)
+ *     elif sx != 0:
+ *         dx = 1 if sx > 0 else -1             # <<<<<<<<<<<<<<
+ *         fx = fabs(sx)
+ *     # Linear along y then x (and z), in the order scikit-image's 2-D code uses: w * far + (1-w) * near.
+*/
+    __pyx_t_1 = (__pyx_v_sx > 0.0);
+
+    if (__pyx_t_1) {
+
+      __pyx_t_3 = 1;
+    } else {
+
+      __pyx_t_3 = -1L;
+    }
+
+    __pyx_v_dx = __pyx_t_3;
+
+    /* "src/imgfilt/_canny_core.pxi":40
+ *     elif sx != 0:
+ *         dx = 1 if sx > 0 else -1
+ *         fx = fabs(sx)             # <<<<<<<<<<<<<<
+ *     # Linear along y then x (and z), in the order scikit-image's 2-D code uses: w * far + (1-w) * near.
+ *     if dz == 0:
+*/
+    __pyx_v_fx = fabs(__pyx_v_sx);
+
+    /* "src/imgfilt/_canny_core.pxi":38
+ *     if sx >= 1 or sx <= -1:
+ *         x0 = x + (1 if sx > 0 else -1)
+ *     elif sx != 0:             # <<<<<<<<<<<<<<
+ *         dx = 1 if sx > 0 else -1
+ *         fx = fabs(sx)
+*/
+  }
+  __pyx_L9:;
+
+  /* "src/imgfilt/_canny_core.pxi":42
+ *         fx = fabs(sx)
+ *     # Linear along y then x (and z), in the order scikit-image's 2-D code uses: w * far + (1-w) * near.
+ *     if dz == 0:             # <<<<<<<<<<<<<<
+ *         if dy == 0:
+ *             value = magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)
+*/
+  __pyx_t_1 = (__pyx_v_dz == 0);
+
+  if (__pyx_t_1) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":43
+ *     # Linear along y then x (and z), in the order scikit-image's 2-D code uses: w * far + (1-w) * near.
+ *     if dz == 0:
+ *         if dy == 0:             # <<<<<<<<<<<<<<
+ *             value = magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)
+ *         elif dx == 0:
+*/
+    __pyx_t_1 = (__pyx_v_dy == 0);
+
+    if (__pyx_t_1) {
+
+
+      /* "src/imgfilt/_canny_core.pxi":44
+ *     if dz == 0:
+ *         if dy == 0:
+ *             value = magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)             # <<<<<<<<<<<<<<
+ *         elif dx == 0:
+ *             value = magnitude[z0, y0 + dy, x0] * fy + magnitude[z0, y0, x0] * (1 - fy)
+*/
+      __pyx_t_4 = __pyx_v_z0;
+      __pyx_t_5 = __pyx_v_y0;
+      __pyx_t_6 = (__pyx_v_x0 + __pyx_v_dx);
+      __pyx_t_7 = __pyx_v_z0;
+      __pyx_t_8 = __pyx_v_y0;
+      __pyx_t_9 = __pyx_v_x0;
+      __pyx_v_value = (((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_4 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_5 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_6)) ))) * __pyx_v_fx) + ((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_7 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_8 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_9)) ))) * (1.0 - __pyx_v_fx)));
+
+      /* "src/imgfilt/_canny_core.pxi":43
+ *     # Linear along y then x (and z), in the order scikit-image's 2-D code uses: w * far + (1-w) * near.
+ *     if dz == 0:
+ *         if dy == 0:             # <<<<<<<<<<<<<<
+ *             value = magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)
+ *         elif dx == 0:
+*/
+      goto __pyx_L13;
+    }
+
+    /* "src/imgfilt/_canny_core.pxi":45
+ *         if dy == 0:
+ *             value = magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)
+ *         elif dx == 0:             # <<<<<<<<<<<<<<
+ *             value = magnitude[z0, y0 + dy, x0] * fy + magnitude[z0, y0, x0] * (1 - fy)
+ *         else:
+*/
+    __pyx_t_1 = (__pyx_v_dx == 0);
+
+    if (__pyx_t_1) {
+
+
+      /* "src/imgfilt/_canny_core.pxi":46
+ *             value = magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)
+ *         elif dx == 0:
+ *             value = magnitude[z0, y0 + dy, x0] * fy + magnitude[z0, y0, x0] * (1 - fy)             # <<<<<<<<<<<<<<
+ *         else:
+ *             value = ((magnitude[z0, y0 + dy, x0 + dx] * fx + magnitude[z0, y0 + dy, x0] * (1 - fx)) * fy
+*/
+      __pyx_t_9 = __pyx_v_z0;
+      __pyx_t_8 = (__pyx_v_y0 + __pyx_v_dy);
+      __pyx_t_7 = __pyx_v_x0;
+      __pyx_t_6 = __pyx_v_z0;
+      __pyx_t_5 = __pyx_v_y0;
+      __pyx_t_4 = __pyx_v_x0;
+      __pyx_v_value = (((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_9 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_8 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_7)) ))) * __pyx_v_fy) + ((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_6 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_5 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_4)) ))) * (1.0 - __pyx_v_fy)));
+
+      /* "src/imgfilt/_canny_core.pxi":45
+ *         if dy == 0:
+ *             value = magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)
+ *         elif dx == 0:             # <<<<<<<<<<<<<<
+ *             value = magnitude[z0, y0 + dy, x0] * fy + magnitude[z0, y0, x0] * (1 - fy)
+ *         else:
+*/
+      goto __pyx_L13;
+    }
+
+    /* "src/imgfilt/_canny_core.pxi":49
+ *         else:
+ *             value = ((magnitude[z0, y0 + dy, x0 + dx] * fx + magnitude[z0, y0 + dy, x0] * (1 - fx)) * fy
+ *                      + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fy))             # <<<<<<<<<<<<<<
+ *         return value
+ *     # A 3-D face: bilinear in its two fractional axes (one of fz, fy, fx is zero here).
+*/
+    /*else*/ {
+
+      /* "src/imgfilt/_canny_core.pxi":48
+ *             value = magnitude[z0, y0 + dy, x0] * fy + magnitude[z0, y0, x0] * (1 - fy)
+ *         else:
+ *             value = ((magnitude[z0, y0 + dy, x0 + dx] * fx + magnitude[z0, y0 + dy, x0] * (1 - fx)) * fy             # <<<<<<<<<<<<<<
+ *                      + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fy))
+ *         return value
+*/
+      __pyx_t_4 = __pyx_v_z0;
+      __pyx_t_5 = (__pyx_v_y0 + __pyx_v_dy);
+      __pyx_t_6 = (__pyx_v_x0 + __pyx_v_dx);
+      __pyx_t_7 = __pyx_v_z0;
+      __pyx_t_8 = (__pyx_v_y0 + __pyx_v_dy);
+      __pyx_t_9 = __pyx_v_x0;
+
+      /* "src/imgfilt/_canny_core.pxi":49
+ *         else:
+ *             value = ((magnitude[z0, y0 + dy, x0 + dx] * fx + magnitude[z0, y0 + dy, x0] * (1 - fx)) * fy
+ *                      + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fy))             # <<<<<<<<<<<<<<
+ *         return value
+ *     # A 3-D face: bilinear in its two fractional axes (one of fz, fy, fx is zero here).
+*/
+      __pyx_t_10 = __pyx_v_z0;
+      __pyx_t_11 = __pyx_v_y0;
+      __pyx_t_12 = (__pyx_v_x0 + __pyx_v_dx);
+      __pyx_t_13 = __pyx_v_z0;
+      __pyx_t_14 = __pyx_v_y0;
+      __pyx_t_15 = __pyx_v_x0;
+      __pyx_v_value = (((((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_4 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_5 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_6)) ))) * __pyx_v_fx) + ((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_7 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_8 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_9)) ))) * (1.0 - __pyx_v_fx))) * __pyx_v_fy) + ((((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_10 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_11 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_12)) ))) * __pyx_v_fx) + ((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_13 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_14 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_15)) ))) * (1.0 - __pyx_v_fx))) * (1.0 - __pyx_v_fy)));
+    }
+    __pyx_L13:;
+
+    /* "src/imgfilt/_canny_core.pxi":50
+ *             value = ((magnitude[z0, y0 + dy, x0 + dx] * fx + magnitude[z0, y0 + dy, x0] * (1 - fx)) * fy
+ *                      + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fy))
+ *         return value             # <<<<<<<<<<<<<<
+ *     # A 3-D face: bilinear in its two fractional axes (one of fz, fy, fx is zero here).
+ *     if dy == 0 and dx == 0:
+*/
+    {
+
+      __pyx_r = __pyx_v_value;
+    }
+    goto __pyx_L0;
+
+    /* "src/imgfilt/_canny_core.pxi":42
+ *         fx = fabs(sx)
+ *     # Linear along y then x (and z), in the order scikit-image's 2-D code uses: w * far + (1-w) * near.
+ *     if dz == 0:             # <<<<<<<<<<<<<<
+ *         if dy == 0:
+ *             value = magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)
+*/
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":52
+ *         return value
+ *     # A 3-D face: bilinear in its two fractional axes (one of fz, fy, fx is zero here).
+ *     if dy == 0 and dx == 0:             # <<<<<<<<<<<<<<
+ *         return magnitude[z0 + dz, y0, x0] * fz + magnitude[z0, y0, x0] * (1 - fz)
+ *     if dy == 0:
+*/
+  __pyx_t_2 = (__pyx_v_dy == 0);
+
+  if (__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L15_bool_binop_done;
+  }
+  __pyx_t_2 = (__pyx_v_dx == 0);
+
+
+  __pyx_t_1 = __pyx_t_2;
+
+  __pyx_L15_bool_binop_done:;
+  if (__pyx_t_1) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":53
+ *     # A 3-D face: bilinear in its two fractional axes (one of fz, fy, fx is zero here).
+ *     if dy == 0 and dx == 0:
+ *         return magnitude[z0 + dz, y0, x0] * fz + magnitude[z0, y0, x0] * (1 - fz)             # <<<<<<<<<<<<<<
+ *     if dy == 0:
+ *         return ((magnitude[z0 + dz, y0, x0 + dx] * fx + magnitude[z0 + dz, y0, x0] * (1 - fx)) * fz
+*/
+    __pyx_t_15 = (__pyx_v_z0 + __pyx_v_dz);
+    __pyx_t_14 = __pyx_v_y0;
+    __pyx_t_13 = __pyx_v_x0;
+    __pyx_t_12 = __pyx_v_z0;
+    __pyx_t_11 = __pyx_v_y0;
+    __pyx_t_10 = __pyx_v_x0;
+    {
+
+      __pyx_r = (((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_15 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_14 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_13)) ))) * __pyx_v_fz) + ((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_12 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_11 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_10)) ))) * (1.0 - __pyx_v_fz)));
+    }
+    goto __pyx_L0;
+
+    /* "src/imgfilt/_canny_core.pxi":52
+ *         return value
+ *     # A 3-D face: bilinear in its two fractional axes (one of fz, fy, fx is zero here).
+ *     if dy == 0 and dx == 0:             # <<<<<<<<<<<<<<
+ *         return magnitude[z0 + dz, y0, x0] * fz + magnitude[z0, y0, x0] * (1 - fz)
+ *     if dy == 0:
+*/
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":54
+ *     if dy == 0 and dx == 0:
+ *         return magnitude[z0 + dz, y0, x0] * fz + magnitude[z0, y0, x0] * (1 - fz)
+ *     if dy == 0:             # <<<<<<<<<<<<<<
+ *         return ((magnitude[z0 + dz, y0, x0 + dx] * fx + magnitude[z0 + dz, y0, x0] * (1 - fx)) * fz
+ *                 + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fz))
+*/
+  __pyx_t_1 = (__pyx_v_dy == 0);
+
+  if (__pyx_t_1) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":55
+ *         return magnitude[z0 + dz, y0, x0] * fz + magnitude[z0, y0, x0] * (1 - fz)
+ *     if dy == 0:
+ *         return ((magnitude[z0 + dz, y0, x0 + dx] * fx + magnitude[z0 + dz, y0, x0] * (1 - fx)) * fz             # <<<<<<<<<<<<<<
+ *                 + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fz))
+ *     return ((magnitude[z0 + dz, y0 + dy, x0] * fy + magnitude[z0 + dz, y0, x0] * (1 - fy)) * fz
+*/
+    __pyx_t_10 = (__pyx_v_z0 + __pyx_v_dz);
+    __pyx_t_11 = __pyx_v_y0;
+    __pyx_t_12 = (__pyx_v_x0 + __pyx_v_dx);
+    __pyx_t_13 = (__pyx_v_z0 + __pyx_v_dz);
+    __pyx_t_14 = __pyx_v_y0;
+    __pyx_t_15 = __pyx_v_x0;
+
+    /* "src/imgfilt/_canny_core.pxi":56
+ *     if dy == 0:
+ *         return ((magnitude[z0 + dz, y0, x0 + dx] * fx + magnitude[z0 + dz, y0, x0] * (1 - fx)) * fz
+ *                 + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fz))             # <<<<<<<<<<<<<<
+ *     return ((magnitude[z0 + dz, y0 + dy, x0] * fy + magnitude[z0 + dz, y0, x0] * (1 - fy)) * fz
+ *             + (magnitude[z0, y0 + dy, x0] * fy + magnitude[z0, y0, x0] * (1 - fy)) * (1 - fz))
+*/
+    __pyx_t_9 = __pyx_v_z0;
+    __pyx_t_8 = __pyx_v_y0;
+    __pyx_t_7 = (__pyx_v_x0 + __pyx_v_dx);
+    __pyx_t_6 = __pyx_v_z0;
+    __pyx_t_5 = __pyx_v_y0;
+    __pyx_t_4 = __pyx_v_x0;
+    {
+
+      __pyx_r = (((((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_10 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_11 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_12)) ))) * __pyx_v_fx) + ((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_13 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_14 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_15)) ))) * (1.0 - __pyx_v_fx))) * __pyx_v_fz) + ((((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_9 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_8 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_7)) ))) * __pyx_v_fx) + ((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_6 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_5 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_4)) ))) * (1.0 - __pyx_v_fx))) * (1.0 - __pyx_v_fz)));
+    }
+    goto __pyx_L0;
+
+    /* "src/imgfilt/_canny_core.pxi":54
+ *     if dy == 0 and dx == 0:
+ *         return magnitude[z0 + dz, y0, x0] * fz + magnitude[z0, y0, x0] * (1 - fz)
+ *     if dy == 0:             # <<<<<<<<<<<<<<
+ *         return ((magnitude[z0 + dz, y0, x0 + dx] * fx + magnitude[z0 + dz, y0, x0] * (1 - fx)) * fz
+ *                 + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fz))
+*/
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":57
+ *         return ((magnitude[z0 + dz, y0, x0 + dx] * fx + magnitude[z0 + dz, y0, x0] * (1 - fx)) * fz
+ *                 + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fz))
+ *     return ((magnitude[z0 + dz, y0 + dy, x0] * fy + magnitude[z0 + dz, y0, x0] * (1 - fy)) * fz             # <<<<<<<<<<<<<<
+ *             + (magnitude[z0, y0 + dy, x0] * fy + magnitude[z0, y0, x0] * (1 - fy)) * (1 - fz))
+ * 
+*/
+  __pyx_t_4 = (__pyx_v_z0 + __pyx_v_dz);
+  __pyx_t_5 = (__pyx_v_y0 + __pyx_v_dy);
+  __pyx_t_6 = __pyx_v_x0;
+  __pyx_t_7 = (__pyx_v_z0 + __pyx_v_dz);
+  __pyx_t_8 = __pyx_v_y0;
+  __pyx_t_9 = __pyx_v_x0;
+
+  /* "src/imgfilt/_canny_core.pxi":58
+ *                 + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fz))
+ *     return ((magnitude[z0 + dz, y0 + dy, x0] * fy + magnitude[z0 + dz, y0, x0] * (1 - fy)) * fz
+ *             + (magnitude[z0, y0 + dy, x0] * fy + magnitude[z0, y0, x0] * (1 - fy)) * (1 - fz))             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __pyx_t_15 = __pyx_v_z0;
+  __pyx_t_14 = (__pyx_v_y0 + __pyx_v_dy);
+  __pyx_t_13 = __pyx_v_x0;
+  __pyx_t_12 = __pyx_v_z0;
+  __pyx_t_11 = __pyx_v_y0;
+  __pyx_t_10 = __pyx_v_x0;
+  {
+
+    __pyx_r = (((((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_4 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_5 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_6)) ))) * __pyx_v_fy) + ((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_7 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_8 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_9)) ))) * (1.0 - __pyx_v_fy))) * __pyx_v_fz) + ((((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_15 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_14 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_13)) ))) * __pyx_v_fy) + ((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_12 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_11 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_10)) ))) * (1.0 - __pyx_v_fy))) * (1.0 - __pyx_v_fz)));
+  }
+  goto __pyx_L0;
+
+  /* "src/imgfilt/_canny_core.pxi":19
+ * 
+ * 
+ * cdef inline float _magnitude_at(const float[:, :, ::1] magnitude, Py_ssize_t z, Py_ssize_t y,             # <<<<<<<<<<<<<<
+ *                                 Py_ssize_t x, float sz, float sy, float sx) noexcept nogil:
+ *     """Magnitude interpolated at ``(z + sz, y + sy, x + sx)``; one of the offsets is +-1 and the
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+
+
+
+
+
+
+
+
+
+  return __pyx_r;
+}
+
+/* "src/imgfilt/_canny_core.pxi":61
+ * 
+ * 
+ * def canny_suppress(const float[:, :, ::1] gz, const float[:, :, ::1] gy,             # <<<<<<<<<<<<<<
+ *                    const float[:, :, ::1] gx, const float[:, :, ::1] magnitude,
+ *                    double low, double high, unsigned char[:, :, ::1] marks, int num_threads):
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_7imgfilt_15_nonlinear_avx2_9canny_suppress(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_7imgfilt_15_nonlinear_avx2_8canny_suppress, "canny_suppress(const float[:, :, ::1] gz, const float[:, :, ::1] gy, const float[:, :, ::1] gx, const float[:, :, ::1] magnitude, double low, double high, unsigned char[:, :, ::1] marks, int num_threads)\n\nMark each sample (D, H, W) that is a local maximum along its gradient.\n\n``marks`` gets STRONG (2) where the magnitude is >= ``high``, WEAK (1) where >= ``low``\n(and > 0), NOT_EDGE (0) elsewhere and on the border (the outermost samples of every axis\nlonger than one: what lies beyond is unknown). A unit depth axis is a 2-D image (``gz``\nis ignored).");
+static PyMethodDef __pyx_mdef_7imgfilt_15_nonlinear_avx2_9canny_suppress = {"canny_suppress", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7imgfilt_15_nonlinear_avx2_9canny_suppress, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7imgfilt_15_nonlinear_avx2_8canny_suppress};
+static PyObject *__pyx_pw_7imgfilt_15_nonlinear_avx2_9canny_suppress(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  __Pyx_memviewslice __pyx_v_gz = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_gy = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_gx = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_magnitude = { 0, 0, { 0 }, { 0 }, { 0 } };
+  double __pyx_v_low;
+  double __pyx_v_high;
+  __Pyx_memviewslice __pyx_v_marks = { 0, 0, { 0 }, { 0 }, { 0 } };
+  int __pyx_v_num_threads;
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[8] = {0,0,0,0,0,0,0,0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("canny_suppress (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_gz,&__pyx_mstate_global->__pyx_n_u_gy,&__pyx_mstate_global->__pyx_n_u_gx,&__pyx_mstate_global->__pyx_n_u_magnitude,&__pyx_mstate_global->__pyx_n_u_low,&__pyx_mstate_global->__pyx_n_u_high,&__pyx_mstate_global->__pyx_n_u_marks,&__pyx_mstate_global->__pyx_n_u_num_threads,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(3, 61, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  8:
+        values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(3, 61, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  7:
+        values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(3, 61, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  6:
+        values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(3, 61, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  5:
+        values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(3, 61, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  4:
+        values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(3, 61, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  3:
+        values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(3, 61, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  2:
+        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(3, 61, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(3, 61, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "canny_suppress", 0) < (0)) __PYX_ERR(3, 61, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 8; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("canny_suppress", 1, 8, 8, i); __PYX_ERR(3, 61, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 8)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(3, 61, __pyx_L3_error)
+      values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(3, 61, __pyx_L3_error)
+      values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(3, 61, __pyx_L3_error)
+      values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(3, 61, __pyx_L3_error)
+      values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(3, 61, __pyx_L3_error)
+      values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(3, 61, __pyx_L3_error)
+      values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(3, 61, __pyx_L3_error)
+      values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(3, 61, __pyx_L3_error)
+    }
+    __pyx_v_gz = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_gz.memview)) __PYX_ERR(3, 61, __pyx_L3_error)
+    __pyx_v_gy = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_float__const__(values[1], 0); if (unlikely(!__pyx_v_gy.memview)) __PYX_ERR(3, 61, __pyx_L3_error)
+    __pyx_v_gx = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_float__const__(values[2], 0); if (unlikely(!__pyx_v_gx.memview)) __PYX_ERR(3, 62, __pyx_L3_error)
+    __pyx_v_magnitude = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_float__const__(values[3], 0); if (unlikely(!__pyx_v_magnitude.memview)) __PYX_ERR(3, 62, __pyx_L3_error)
+    __pyx_v_low = __Pyx_PyFloat_AsDouble(values[4]); if (unlikely((__pyx_v_low == (double)-1) && PyErr_Occurred())) __PYX_ERR(3, 63, __pyx_L3_error)
+    __pyx_v_high = __Pyx_PyFloat_AsDouble(values[5]); if (unlikely((__pyx_v_high == (double)-1) && PyErr_Occurred())) __PYX_ERR(3, 63, __pyx_L3_error)
+    __pyx_v_marks = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_unsigned_char(values[6], PyBUF_WRITABLE); if (unlikely(!__pyx_v_marks.memview)) __PYX_ERR(3, 63, __pyx_L3_error)
+    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(3, 63, __pyx_L3_error)
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("canny_suppress", 1, 8, 8, __pyx_nargs); __PYX_ERR(3, 61, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_gz, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_gy, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_gx, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_magnitude, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_marks, 1);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.canny_suppress", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_7imgfilt_15_nonlinear_avx2_8canny_suppress(__pyx_self, __pyx_v_gz, __pyx_v_gy, __pyx_v_gx, __pyx_v_magnitude, __pyx_v_low, __pyx_v_high, __pyx_v_marks, __pyx_v_num_threads);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_gz, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_gy, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_gx, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_magnitude, 1);
+
+
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_marks, 1);
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_8canny_suppress(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_gz, __Pyx_memviewslice __pyx_v_gy, __Pyx_memviewslice __pyx_v_gx, __Pyx_memviewslice __pyx_v_magnitude, double __pyx_v_low, double __pyx_v_high, __Pyx_memviewslice __pyx_v_marks, int __pyx_v_num_threads) {
+  Py_ssize_t __pyx_v_depth;
+  Py_ssize_t __pyx_v_height;
+  Py_ssize_t __pyx_v_width;
+  Py_ssize_t __pyx_v_item;
+  Py_ssize_t __pyx_v_z;
+  Py_ssize_t __pyx_v_y;
+  Py_ssize_t __pyx_v_x;
+  Py_ssize_t __pyx_v_n_items;
+  int __pyx_v_flat;
+  float __pyx_v_m;
+  float __pyx_v_az;
+  float __pyx_v_ay;
+  float __pyx_v_ax;
+  float __pyx_v_top;
+  float __pyx_v_sz;
+  float __pyx_v_sy;
+  float __pyx_v_sx;
+  float __pyx_v_low_f;
+  float __pyx_v_high_f;
+  Py_ssize_t __pyx_v_i;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  Py_ssize_t __pyx_t_1;
+  int __pyx_t_2;
+  int __pyx_t_3;
+  PyObject *__pyx_t_4 = NULL;
+  PyObject *__pyx_t_5 = NULL;
+  size_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  Py_ssize_t __pyx_t_8;
+  Py_ssize_t __pyx_t_9;
+  Py_ssize_t __pyx_t_10;
+  Py_ssize_t __pyx_t_11;
+  Py_ssize_t __pyx_t_12;
+  Py_ssize_t __pyx_t_13;
+  Py_ssize_t __pyx_t_14;
+  double __pyx_t_15;
+  float __pyx_t_16;
+  int __pyx_t_17;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("canny_suppress", 0);
+
+  /* "src/imgfilt/_canny_core.pxi":71
+ *     is ignored).
+ *     """
+ *     cdef Py_ssize_t depth = magnitude.shape[0], height = magnitude.shape[1]             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t width = magnitude.shape[2]
+ *     cdef Py_ssize_t item, z, y, x, n_items = depth * height
+*/
+  __pyx_v_depth = (__pyx_v_magnitude.shape[0]);
+  __pyx_v_height = (__pyx_v_magnitude.shape[1]);
+
+  /* "src/imgfilt/_canny_core.pxi":72
+ *     """
+ *     cdef Py_ssize_t depth = magnitude.shape[0], height = magnitude.shape[1]
+ *     cdef Py_ssize_t width = magnitude.shape[2]             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t item, z, y, x, n_items = depth * height
+ *     cdef bint flat = depth == 1
+*/
+  __pyx_v_width = (__pyx_v_magnitude.shape[2]);
+
+  /* "src/imgfilt/_canny_core.pxi":73
+ *     cdef Py_ssize_t depth = magnitude.shape[0], height = magnitude.shape[1]
+ *     cdef Py_ssize_t width = magnitude.shape[2]
+ *     cdef Py_ssize_t item, z, y, x, n_items = depth * height             # <<<<<<<<<<<<<<
+ *     cdef bint flat = depth == 1
+ *     cdef float m, az, ay, ax, top, sz, sy, sx
+*/
+  __pyx_v_n_items = (__pyx_v_depth * __pyx_v_height);
+
+  /* "src/imgfilt/_canny_core.pxi":74
+ *     cdef Py_ssize_t width = magnitude.shape[2]
+ *     cdef Py_ssize_t item, z, y, x, n_items = depth * height
+ *     cdef bint flat = depth == 1             # <<<<<<<<<<<<<<
+ *     cdef float m, az, ay, ax, top, sz, sy, sx
+ *     cdef float low_f = <float>low, high_f = <float>high
+*/
+  __pyx_v_flat = (__pyx_v_depth == 1);
+
+  /* "src/imgfilt/_canny_core.pxi":76
+ *     cdef bint flat = depth == 1
+ *     cdef float m, az, ay, ax, top, sz, sy, sx
+ *     cdef float low_f = <float>low, high_f = <float>high             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t i
+ *     for i in range(3):
+*/
+  __pyx_v_low_f = ((float)__pyx_v_low);
+  __pyx_v_high_f = ((float)__pyx_v_high);
+
+  /* "src/imgfilt/_canny_core.pxi":78
+ *     cdef float low_f = <float>low, high_f = <float>high
+ *     cdef Py_ssize_t i
+ *     for i in range(3):             # <<<<<<<<<<<<<<
+ *         if (gz.shape[i] != magnitude.shape[i] or gy.shape[i] != magnitude.shape[i]
+ *                 or gx.shape[i] != magnitude.shape[i] or marks.shape[i] != magnitude.shape[i]):
+*/
+  for (__pyx_t_1 = 0; __pyx_t_1 < 3; __pyx_t_1+=1) {
+    __pyx_v_i = __pyx_t_1;
+
+    /* "src/imgfilt/_canny_core.pxi":79
+ *     cdef Py_ssize_t i
+ *     for i in range(3):
+ *         if (gz.shape[i] != magnitude.shape[i] or gy.shape[i] != magnitude.shape[i]             # <<<<<<<<<<<<<<
+ *                 or gx.shape[i] != magnitude.shape[i] or marks.shape[i] != magnitude.shape[i]):
+ *             raise ValueError("canny engine: gradients, magnitude and marks differ in shape")
+*/
+    __pyx_t_3 = ((__pyx_v_gz.shape[__pyx_v_i]) != (__pyx_v_magnitude.shape[__pyx_v_i]));
+
+    if (!__pyx_t_3) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_3;
+
+      goto __pyx_L6_bool_binop_done;
+    }
+
+    /* "src/imgfilt/_canny_core.pxi":80
+ *     for i in range(3):
+ *         if (gz.shape[i] != magnitude.shape[i] or gy.shape[i] != magnitude.shape[i]
+ *                 or gx.shape[i] != magnitude.shape[i] or marks.shape[i] != magnitude.shape[i]):             # <<<<<<<<<<<<<<
+ *             raise ValueError("canny engine: gradients, magnitude and marks differ in shape")
+ *     if num_threads < 1:
+*/
+    __pyx_t_3 = ((__pyx_v_gy.shape[__pyx_v_i]) != (__pyx_v_magnitude.shape[__pyx_v_i]));
+
+    if (!__pyx_t_3) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_3;
+
+      goto __pyx_L6_bool_binop_done;
+    }
+    __pyx_t_3 = ((__pyx_v_gx.shape[__pyx_v_i]) != (__pyx_v_magnitude.shape[__pyx_v_i]));
+
+    if (!__pyx_t_3) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_3;
+
+      goto __pyx_L6_bool_binop_done;
+    }
+    __pyx_t_3 = ((__pyx_v_marks.shape[__pyx_v_i]) != (__pyx_v_magnitude.shape[__pyx_v_i]));
+
+
+    __pyx_t_2 = __pyx_t_3;
+
+    __pyx_L6_bool_binop_done:;
+
+    /* "src/imgfilt/_canny_core.pxi":79
+ *     cdef Py_ssize_t i
+ *     for i in range(3):
+ *         if (gz.shape[i] != magnitude.shape[i] or gy.shape[i] != magnitude.shape[i]             # <<<<<<<<<<<<<<
+ *                 or gx.shape[i] != magnitude.shape[i] or marks.shape[i] != magnitude.shape[i]):
+ *             raise ValueError("canny engine: gradients, magnitude and marks differ in shape")
+*/
+    if (unlikely(__pyx_t_2)) {
+
+
+      /* "src/imgfilt/_canny_core.pxi":81
+ *         if (gz.shape[i] != magnitude.shape[i] or gy.shape[i] != magnitude.shape[i]
+ *                 or gx.shape[i] != magnitude.shape[i] or marks.shape[i] != magnitude.shape[i]):
+ *             raise ValueError("canny engine: gradients, magnitude and marks differ in shape")             # <<<<<<<<<<<<<<
+ *     if num_threads < 1:
+ *         raise ValueError("canny engine: threads must be >= 1")
+*/
+      __pyx_t_5 = NULL;
+      __pyx_t_6 = 1;
+      {
+        PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_canny_engine_gradients_magnitude};
+        __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(3, 81, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_4);
+      }
+      __Pyx_Raise(__pyx_t_4, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+      __PYX_ERR(3, 81, __pyx_L1_error)
+
+      /* "src/imgfilt/_canny_core.pxi":79
+ *     cdef Py_ssize_t i
+ *     for i in range(3):
+ *         if (gz.shape[i] != magnitude.shape[i] or gy.shape[i] != magnitude.shape[i]             # <<<<<<<<<<<<<<
+ *                 or gx.shape[i] != magnitude.shape[i] or marks.shape[i] != magnitude.shape[i]):
+ *             raise ValueError("canny engine: gradients, magnitude and marks differ in shape")
+*/
+    }
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":82
+ *                 or gx.shape[i] != magnitude.shape[i] or marks.shape[i] != magnitude.shape[i]):
+ *             raise ValueError("canny engine: gradients, magnitude and marks differ in shape")
+ *     if num_threads < 1:             # <<<<<<<<<<<<<<
+ *         raise ValueError("canny engine: threads must be >= 1")
+ *     if low_f <= 0:
+*/
+  __pyx_t_2 = (__pyx_v_num_threads < 1);
+
+  if (unlikely(__pyx_t_2)) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":83
+ *             raise ValueError("canny engine: gradients, magnitude and marks differ in shape")
+ *     if num_threads < 1:
+ *         raise ValueError("canny engine: threads must be >= 1")             # <<<<<<<<<<<<<<
+ *     if low_f <= 0:
+ *         # A zero magnitude is never an edge.
+*/
+    __pyx_t_5 = NULL;
+    __pyx_t_6 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_canny_engine_threads_must_be_1};
+      __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(3, 83, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+    }
+    __Pyx_Raise(__pyx_t_4, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __PYX_ERR(3, 83, __pyx_L1_error)
+
+    /* "src/imgfilt/_canny_core.pxi":82
+ *                 or gx.shape[i] != magnitude.shape[i] or marks.shape[i] != magnitude.shape[i]):
+ *             raise ValueError("canny engine: gradients, magnitude and marks differ in shape")
+ *     if num_threads < 1:             # <<<<<<<<<<<<<<
+ *         raise ValueError("canny engine: threads must be >= 1")
+ *     if low_f <= 0:
+*/
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":84
+ *     if num_threads < 1:
+ *         raise ValueError("canny engine: threads must be >= 1")
+ *     if low_f <= 0:             # <<<<<<<<<<<<<<
+ *         # A zero magnitude is never an edge.
+ *         low_f = 1e-30
+*/
+  __pyx_t_2 = (__pyx_v_low_f <= 0.0);
+
+  if (__pyx_t_2) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":86
+ *     if low_f <= 0:
+ *         # A zero magnitude is never an edge.
+ *         low_f = 1e-30             # <<<<<<<<<<<<<<
+ *     with nogil:
+ *         for item in prange(n_items, schedule="static", num_threads=num_threads):
+*/
+    __pyx_v_low_f = 1e-30;
+
+    /* "src/imgfilt/_canny_core.pxi":84
+ *     if num_threads < 1:
+ *         raise ValueError("canny engine: threads must be >= 1")
+ *     if low_f <= 0:             # <<<<<<<<<<<<<<
+ *         # A zero magnitude is never an edge.
+ *         low_f = 1e-30
+*/
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":87
+ *         # A zero magnitude is never an edge.
+ *         low_f = 1e-30
+ *     with nogil:             # <<<<<<<<<<<<<<
+ *         for item in prange(n_items, schedule="static", num_threads=num_threads):
+ *             z = item // height
+*/
+  {
+      PyThreadState * _save;
+      _save = PyEval_SaveThread();
+      __Pyx_FastGIL_Remember();
+      /*try:*/ {
+
+        /* "src/imgfilt/_canny_core.pxi":88
+ *         low_f = 1e-30
+ *     with nogil:
+ *         for item in prange(n_items, schedule="static", num_threads=num_threads):             # <<<<<<<<<<<<<<
+ *             z = item // height
+ *             y = item % height
+*/
+        __pyx_t_1 = __pyx_v_n_items;
+
+        {
+            #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
+                #undef likely
+                #undef unlikely
+                #define likely(x)   (x)
+                #define unlikely(x) (x)
+            #endif
+            __pyx_t_8 = (__pyx_t_1 - 0 + 1 - 1/abs(1)) / 1;
+            if (__pyx_t_8 > 0)
+            {
+                #ifdef _OPENMP
+                #pragma omp parallel num_threads(__pyx_v_num_threads != 0 ? __pyx_v_num_threads : omp_get_max_threads()) private(__pyx_t_10, __pyx_t_11, __pyx_t_12, __pyx_t_13, __pyx_t_14, __pyx_t_15, __pyx_t_16, __pyx_t_17, __pyx_t_2, __pyx_t_3, __pyx_t_9)
+                #endif /* _OPENMP */
+                {
+                    #ifdef _OPENMP
+                    #pragma omp for nowait firstprivate(__pyx_v_ax) lastprivate(__pyx_v_ax) firstprivate(__pyx_v_ay) lastprivate(__pyx_v_ay) firstprivate(__pyx_v_az) lastprivate(__pyx_v_az) firstprivate(__pyx_v_item) lastprivate(__pyx_v_item) firstprivate(__pyx_v_m) lastprivate(__pyx_v_m) firstprivate(__pyx_v_sx) lastprivate(__pyx_v_sx) firstprivate(__pyx_v_sy) lastprivate(__pyx_v_sy) firstprivate(__pyx_v_sz) lastprivate(__pyx_v_sz) firstprivate(__pyx_v_top) lastprivate(__pyx_v_top) firstprivate(__pyx_v_x) lastprivate(__pyx_v_x) firstprivate(__pyx_v_y) lastprivate(__pyx_v_y) firstprivate(__pyx_v_z) lastprivate(__pyx_v_z) schedule(static)
+                    #endif /* _OPENMP */
+                    for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_8; __pyx_t_7++){
+                        {
+                            __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_7);
+
+                            /* "src/imgfilt/_canny_core.pxi":89
+ *     with nogil:
+ *         for item in prange(n_items, schedule="static", num_threads=num_threads):
+ *             z = item // height             # <<<<<<<<<<<<<<
+ *             y = item % height
+ *             for x in range(width):
+*/
+                            __pyx_v_z = (__pyx_v_item / __pyx_v_height);
+
+                            /* "src/imgfilt/_canny_core.pxi":90
+ *         for item in prange(n_items, schedule="static", num_threads=num_threads):
+ *             z = item // height
+ *             y = item % height             # <<<<<<<<<<<<<<
+ *             for x in range(width):
+ *                 marks[z, y, x] = NOT_EDGE
+*/
+                            __pyx_v_y = (__pyx_v_item % __pyx_v_height);
+
+                            /* "src/imgfilt/_canny_core.pxi":91
+ *             z = item // height
+ *             y = item % height
+ *             for x in range(width):             # <<<<<<<<<<<<<<
+ *                 marks[z, y, x] = NOT_EDGE
+ *             if y == 0 or y == height - 1 or (not flat and (z == 0 or z == depth - 1)):
+*/
+
+                            __pyx_t_9 = __pyx_v_width;
+                            __pyx_t_10 = __pyx_t_9;
+
+                            for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
+                              __pyx_v_x = __pyx_t_11;
+
+                              /* "src/imgfilt/_canny_core.pxi":92
+ *             y = item % height
+ *             for x in range(width):
+ *                 marks[z, y, x] = NOT_EDGE             # <<<<<<<<<<<<<<
+ *             if y == 0 or y == height - 1 or (not flat and (z == 0 or z == depth - 1)):
+ *                 continue
+*/
+                              __pyx_t_12 = __pyx_v_z;
+                              __pyx_t_13 = __pyx_v_y;
+                              __pyx_t_14 = __pyx_v_x;
+                              *((unsigned char *) ( /* dim=2 */ ((char *) (((unsigned char *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_marks.data + __pyx_t_12 * __pyx_v_marks.strides[0]) ) + __pyx_t_13 * __pyx_v_marks.strides[1]) )) + __pyx_t_14)) )) = __pyx_e_7imgfilt_15_nonlinear_avx2_NOT_EDGE;
+                            }
+
+
+                            /* "src/imgfilt/_canny_core.pxi":93
+ *             for x in range(width):
+ *                 marks[z, y, x] = NOT_EDGE
+ *             if y == 0 or y == height - 1 or (not flat and (z == 0 or z == depth - 1)):             # <<<<<<<<<<<<<<
+ *                 continue
+ *             for x in range(1, width - 1):
+*/
+                            __pyx_t_3 = (__pyx_v_y == 0);
+
+                            if (!__pyx_t_3) {
+
+                            } else {
+
+                              __pyx_t_2 = __pyx_t_3;
+
+                              goto __pyx_L22_bool_binop_done;
+                            }
+                            __pyx_t_3 = (__pyx_v_y == (__pyx_v_height - 1));
+
+                            if (!__pyx_t_3) {
+
+                            } else {
+
+                              __pyx_t_2 = __pyx_t_3;
+
+                              goto __pyx_L22_bool_binop_done;
+                            }
+                            __pyx_t_3 = (!__pyx_v_flat);
+
+                            if (__pyx_t_3) {
+
+                            } else {
+
+                              __pyx_t_2 = __pyx_t_3;
+
+                              goto __pyx_L22_bool_binop_done;
+                            }
+                            __pyx_t_3 = (__pyx_v_z == 0);
+
+                            if (!__pyx_t_3) {
+
+                            } else {
+
+                              __pyx_t_2 = __pyx_t_3;
+
+                              goto __pyx_L22_bool_binop_done;
+                            }
+                            __pyx_t_3 = (__pyx_v_z == (__pyx_v_depth - 1));
+
+
+                            __pyx_t_2 = __pyx_t_3;
+
+                            __pyx_L22_bool_binop_done:;
+                            if (__pyx_t_2) {
+
+
+                              /* "src/imgfilt/_canny_core.pxi":94
+ *                 marks[z, y, x] = NOT_EDGE
+ *             if y == 0 or y == height - 1 or (not flat and (z == 0 or z == depth - 1)):
+ *                 continue             # <<<<<<<<<<<<<<
+ *             for x in range(1, width - 1):
+ *                 m = magnitude[z, y, x]
+*/
+                              goto __pyx_L15_continue;
+
+                              /* "src/imgfilt/_canny_core.pxi":93
+ *             for x in range(width):
+ *                 marks[z, y, x] = NOT_EDGE
+ *             if y == 0 or y == height - 1 or (not flat and (z == 0 or z == depth - 1)):             # <<<<<<<<<<<<<<
+ *                 continue
+ *             for x in range(1, width - 1):
+*/
+                            }
+
+                            /* "src/imgfilt/_canny_core.pxi":95
+ *             if y == 0 or y == height - 1 or (not flat and (z == 0 or z == depth - 1)):
+ *                 continue
+ *             for x in range(1, width - 1):             # <<<<<<<<<<<<<<
+ *                 m = magnitude[z, y, x]
+ *                 if not (m >= low_f):
+*/
+
+                            __pyx_t_9 = (__pyx_v_width - 1);
+                            __pyx_t_10 = __pyx_t_9;
+
+                            for (__pyx_t_11 = 1; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
+                              __pyx_v_x = __pyx_t_11;
+
+                              /* "src/imgfilt/_canny_core.pxi":96
+ *                 continue
+ *             for x in range(1, width - 1):
+ *                 m = magnitude[z, y, x]             # <<<<<<<<<<<<<<
+ *                 if not (m >= low_f):
+ *                     continue
+*/
+                              __pyx_t_14 = __pyx_v_z;
+                              __pyx_t_13 = __pyx_v_y;
+                              __pyx_t_12 = __pyx_v_x;
+                              __pyx_v_m = (*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_14 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_13 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_12)) )));
+
+                              /* "src/imgfilt/_canny_core.pxi":97
+ *             for x in range(1, width - 1):
+ *                 m = magnitude[z, y, x]
+ *                 if not (m >= low_f):             # <<<<<<<<<<<<<<
+ *                     continue
+ *                 az = 0 if flat else fabs(gz[z, y, x])
+*/
+                              __pyx_t_2 = (!(__pyx_v_m >= __pyx_v_low_f));
+
+                              if (__pyx_t_2) {
+
+
+                                /* "src/imgfilt/_canny_core.pxi":98
+ *                 m = magnitude[z, y, x]
+ *                 if not (m >= low_f):
+ *                     continue             # <<<<<<<<<<<<<<
+ *                 az = 0 if flat else fabs(gz[z, y, x])
+ *                 ay = fabs(gy[z, y, x])
+*/
+                                goto __pyx_L27_continue;
+
+                                /* "src/imgfilt/_canny_core.pxi":97
+ *             for x in range(1, width - 1):
+ *                 m = magnitude[z, y, x]
+ *                 if not (m >= low_f):             # <<<<<<<<<<<<<<
+ *                     continue
+ *                 az = 0 if flat else fabs(gz[z, y, x])
+*/
+                              }
+
+                              /* "src/imgfilt/_canny_core.pxi":99
+ *                 if not (m >= low_f):
+ *                     continue
+ *                 az = 0 if flat else fabs(gz[z, y, x])             # <<<<<<<<<<<<<<
+ *                 ay = fabs(gy[z, y, x])
+ *                 ax = fabs(gx[z, y, x])
+*/
+                              if (__pyx_v_flat) {
+
+                                __pyx_t_15 = 0.0;
+                              } else {
+                                __pyx_t_12 = __pyx_v_z;
+                                __pyx_t_13 = __pyx_v_y;
+                                __pyx_t_14 = __pyx_v_x;
+
+                                __pyx_t_15 = fabs((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_gz.data + __pyx_t_12 * __pyx_v_gz.strides[0]) ) + __pyx_t_13 * __pyx_v_gz.strides[1]) )) + __pyx_t_14)) ))));
+                              }
+                              __pyx_v_az = __pyx_t_15;
+
+                              /* "src/imgfilt/_canny_core.pxi":100
+ *                     continue
+ *                 az = 0 if flat else fabs(gz[z, y, x])
+ *                 ay = fabs(gy[z, y, x])             # <<<<<<<<<<<<<<
+ *                 ax = fabs(gx[z, y, x])
+ *                 top = az if az > ay else ay
+*/
+                              __pyx_t_14 = __pyx_v_z;
+                              __pyx_t_13 = __pyx_v_y;
+                              __pyx_t_12 = __pyx_v_x;
+                              __pyx_v_ay = fabs((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_gy.data + __pyx_t_14 * __pyx_v_gy.strides[0]) ) + __pyx_t_13 * __pyx_v_gy.strides[1]) )) + __pyx_t_12)) ))));
+
+                              /* "src/imgfilt/_canny_core.pxi":101
+ *                 az = 0 if flat else fabs(gz[z, y, x])
+ *                 ay = fabs(gy[z, y, x])
+ *                 ax = fabs(gx[z, y, x])             # <<<<<<<<<<<<<<
+ *                 top = az if az > ay else ay
+ *                 top = ax if ax > top else top
+*/
+                              __pyx_t_12 = __pyx_v_z;
+                              __pyx_t_13 = __pyx_v_y;
+                              __pyx_t_14 = __pyx_v_x;
+                              __pyx_v_ax = fabs((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_gx.data + __pyx_t_12 * __pyx_v_gx.strides[0]) ) + __pyx_t_13 * __pyx_v_gx.strides[1]) )) + __pyx_t_14)) ))));
+
+                              /* "src/imgfilt/_canny_core.pxi":102
+ *                 ay = fabs(gy[z, y, x])
+ *                 ax = fabs(gx[z, y, x])
+ *                 top = az if az > ay else ay             # <<<<<<<<<<<<<<
+ *                 top = ax if ax > top else top
+ *                 if not (top > 0):
+*/
+                              __pyx_t_2 = (__pyx_v_az > __pyx_v_ay);
+
+                              if (__pyx_t_2) {
+
+                                __pyx_t_16 = __pyx_v_az;
+                              } else {
+
+                                __pyx_t_16 = __pyx_v_ay;
+                              }
+
+                              __pyx_v_top = __pyx_t_16;
+
+                              /* "src/imgfilt/_canny_core.pxi":103
+ *                 ax = fabs(gx[z, y, x])
+ *                 top = az if az > ay else ay
+ *                 top = ax if ax > top else top             # <<<<<<<<<<<<<<
+ *                 if not (top > 0):
+ *                     continue
+*/
+                              __pyx_t_2 = (__pyx_v_ax > __pyx_v_top);
+
+                              if (__pyx_t_2) {
+
+                                __pyx_t_16 = __pyx_v_ax;
+                              } else {
+
+                                __pyx_t_16 = __pyx_v_top;
+                              }
+
+                              __pyx_v_top = __pyx_t_16;
+
+                              /* "src/imgfilt/_canny_core.pxi":104
+ *                 top = az if az > ay else ay
+ *                 top = ax if ax > top else top
+ *                 if not (top > 0):             # <<<<<<<<<<<<<<
+ *                     continue
+ *                 sz = 0 if flat else gz[z, y, x] / top
+*/
+                              __pyx_t_2 = (!(__pyx_v_top > 0.0));
+
+                              if (__pyx_t_2) {
+
+
+                                /* "src/imgfilt/_canny_core.pxi":105
+ *                 top = ax if ax > top else top
+ *                 if not (top > 0):
+ *                     continue             # <<<<<<<<<<<<<<
+ *                 sz = 0 if flat else gz[z, y, x] / top
+ *                 sy = gy[z, y, x] / top
+*/
+                                goto __pyx_L27_continue;
+
+                                /* "src/imgfilt/_canny_core.pxi":104
+ *                 top = az if az > ay else ay
+ *                 top = ax if ax > top else top
+ *                 if not (top > 0):             # <<<<<<<<<<<<<<
+ *                     continue
+ *                 sz = 0 if flat else gz[z, y, x] / top
+*/
+                              }
+
+                              /* "src/imgfilt/_canny_core.pxi":106
+ *                 if not (top > 0):
+ *                     continue
+ *                 sz = 0 if flat else gz[z, y, x] / top             # <<<<<<<<<<<<<<
+ *                 sy = gy[z, y, x] / top
+ *                 sx = gx[z, y, x] / top
+*/
+                              if (__pyx_v_flat) {
+
+                                __pyx_t_16 = 0.0;
+                              } else {
+                                __pyx_t_14 = __pyx_v_z;
+                                __pyx_t_13 = __pyx_v_y;
+                                __pyx_t_12 = __pyx_v_x;
+
+                                __pyx_t_16 = (((float)(*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_gz.data + __pyx_t_14 * __pyx_v_gz.strides[0]) ) + __pyx_t_13 * __pyx_v_gz.strides[1]) )) + __pyx_t_12)) )))) / __pyx_v_top);
+                              }
+                              __pyx_v_sz = __pyx_t_16;
+
+                              /* "src/imgfilt/_canny_core.pxi":107
+ *                     continue
+ *                 sz = 0 if flat else gz[z, y, x] / top
+ *                 sy = gy[z, y, x] / top             # <<<<<<<<<<<<<<
+ *                 sx = gx[z, y, x] / top
+ *                 if (_magnitude_at(magnitude, z, y, x, sz, sy, sx) <= m
+*/
+                              __pyx_t_12 = __pyx_v_z;
+                              __pyx_t_13 = __pyx_v_y;
+                              __pyx_t_14 = __pyx_v_x;
+                              __pyx_v_sy = (((float)(*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_gy.data + __pyx_t_12 * __pyx_v_gy.strides[0]) ) + __pyx_t_13 * __pyx_v_gy.strides[1]) )) + __pyx_t_14)) )))) / __pyx_v_top);
+
+                              /* "src/imgfilt/_canny_core.pxi":108
+ *                 sz = 0 if flat else gz[z, y, x] / top
+ *                 sy = gy[z, y, x] / top
+ *                 sx = gx[z, y, x] / top             # <<<<<<<<<<<<<<
+ *                 if (_magnitude_at(magnitude, z, y, x, sz, sy, sx) <= m
+ *                         and _magnitude_at(magnitude, z, y, x, -sz, -sy, -sx) <= m):
+*/
+                              __pyx_t_14 = __pyx_v_z;
+                              __pyx_t_13 = __pyx_v_y;
+                              __pyx_t_12 = __pyx_v_x;
+                              __pyx_v_sx = (((float)(*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_gx.data + __pyx_t_14 * __pyx_v_gx.strides[0]) ) + __pyx_t_13 * __pyx_v_gx.strides[1]) )) + __pyx_t_12)) )))) / __pyx_v_top);
+
+                              /* "src/imgfilt/_canny_core.pxi":109
+ *                 sy = gy[z, y, x] / top
+ *                 sx = gx[z, y, x] / top
+ *                 if (_magnitude_at(magnitude, z, y, x, sz, sy, sx) <= m             # <<<<<<<<<<<<<<
+ *                         and _magnitude_at(magnitude, z, y, x, -sz, -sy, -sx) <= m):
+ *                     marks[z, y, x] = STRONG if m >= high_f else WEAK
+*/
+                              __pyx_t_3 = (__pyx_f_7imgfilt_15_nonlinear_avx2__magnitude_at(__pyx_v_magnitude, __pyx_v_z, __pyx_v_y, __pyx_v_x, __pyx_v_sz, __pyx_v_sy, __pyx_v_sx) <= __pyx_v_m);
+
+                              if (__pyx_t_3) {
+
+                              } else {
+
+                                __pyx_t_2 = __pyx_t_3;
+
+                                goto __pyx_L32_bool_binop_done;
+                              }
+
+                              /* "src/imgfilt/_canny_core.pxi":110
+ *                 sx = gx[z, y, x] / top
+ *                 if (_magnitude_at(magnitude, z, y, x, sz, sy, sx) <= m
+ *                         and _magnitude_at(magnitude, z, y, x, -sz, -sy, -sx) <= m):             # <<<<<<<<<<<<<<
+ *                     marks[z, y, x] = STRONG if m >= high_f else WEAK
+ * 
+*/
+                              __pyx_t_3 = (__pyx_f_7imgfilt_15_nonlinear_avx2__magnitude_at(__pyx_v_magnitude, __pyx_v_z, __pyx_v_y, __pyx_v_x, (-__pyx_v_sz), (-__pyx_v_sy), (-__pyx_v_sx)) <= __pyx_v_m);
+
+
+                              __pyx_t_2 = __pyx_t_3;
+
+                              __pyx_L32_bool_binop_done:;
+
+                              /* "src/imgfilt/_canny_core.pxi":109
+ *                 sy = gy[z, y, x] / top
+ *                 sx = gx[z, y, x] / top
+ *                 if (_magnitude_at(magnitude, z, y, x, sz, sy, sx) <= m             # <<<<<<<<<<<<<<
+ *                         and _magnitude_at(magnitude, z, y, x, -sz, -sy, -sx) <= m):
+ *                     marks[z, y, x] = STRONG if m >= high_f else WEAK
+*/
+                              if (__pyx_t_2) {
+
+
+                                /* "src/imgfilt/_canny_core.pxi":111
+ *                 if (_magnitude_at(magnitude, z, y, x, sz, sy, sx) <= m
+ *                         and _magnitude_at(magnitude, z, y, x, -sz, -sy, -sx) <= m):
+ *                     marks[z, y, x] = STRONG if m >= high_f else WEAK             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+                                __pyx_t_2 = (__pyx_v_m >= __pyx_v_high_f);
+
+                                if (__pyx_t_2) {
+
+                                  __pyx_t_17 = __pyx_e_7imgfilt_15_nonlinear_avx2_STRONG;
+                                } else {
+
+                                  __pyx_t_17 = __pyx_e_7imgfilt_15_nonlinear_avx2_WEAK;
+                                }
+
+                                __pyx_t_12 = __pyx_v_z;
+                                __pyx_t_13 = __pyx_v_y;
+                                __pyx_t_14 = __pyx_v_x;
+                                *((unsigned char *) ( /* dim=2 */ ((char *) (((unsigned char *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_marks.data + __pyx_t_12 * __pyx_v_marks.strides[0]) ) + __pyx_t_13 * __pyx_v_marks.strides[1]) )) + __pyx_t_14)) )) = __pyx_t_17;
+
+
+                                /* "src/imgfilt/_canny_core.pxi":109
+ *                 sy = gy[z, y, x] / top
+ *                 sx = gx[z, y, x] / top
+ *                 if (_magnitude_at(magnitude, z, y, x, sz, sy, sx) <= m             # <<<<<<<<<<<<<<
+ *                         and _magnitude_at(magnitude, z, y, x, -sz, -sy, -sx) <= m):
+ *                     marks[z, y, x] = STRONG if m >= high_f else WEAK
+*/
+                              }
+                              __pyx_L27_continue:;
+                            }
+
+                            goto __pyx_L35;
+                            __pyx_L15_continue:;
+                            goto __pyx_L35;
+                            __pyx_L35:;
+                        }
+                    }
+                }
+            }
+        }
+        #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
+            #undef likely
+            #undef unlikely
+            #define likely(x)   __builtin_expect(!!(x), 1)
+            #define unlikely(x) __builtin_expect(!!(x), 0)
+        #endif
+
+      }
+
+      /* "src/imgfilt/_canny_core.pxi":87
+ *         # A zero magnitude is never an edge.
+ *         low_f = 1e-30
+ *     with nogil:             # <<<<<<<<<<<<<<
+ *         for item in prange(n_items, schedule="static", num_threads=num_threads):
+ *             z = item // height
+*/
+      /*finally:*/ {
+        /*normal exit:*/{
+          __Pyx_FastGIL_Forget();
+          PyEval_RestoreThread(_save);
+          goto __pyx_L14;
+        }
+        __pyx_L14:;
+      }
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":61
+ * 
+ * 
+ * def canny_suppress(const float[:, :, ::1] gz, const float[:, :, ::1] gy,             # <<<<<<<<<<<<<<
+ *                    const float[:, :, ::1] gx, const float[:, :, ::1] magnitude,
+ *                    double low, double high, unsigned char[:, :, ::1] marks, int num_threads):
+*/
+
+  /* function exit code */
+  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.canny_suppress", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "src/imgfilt/_canny_core.pxi":114
+ * 
+ * 
+ * def canny_hysteresis(unsigned char[:, :, ::1] marks, Py_ssize_t[::1] stack):             # <<<<<<<<<<<<<<
+ *     """Keep the WEAK and STRONG samples connected to a STRONG one (8-connected in 2-D, 26 in 3-D).
+ * 
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_7imgfilt_15_nonlinear_avx2_11canny_hysteresis(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_7imgfilt_15_nonlinear_avx2_10canny_hysteresis, "canny_hysteresis(unsigned char[:, :, ::1] marks, Py_ssize_t[::1] stack)\n\nKeep the WEAK and STRONG samples connected to a STRONG one (8-connected in 2-D, 26 in 3-D).\n\nThey become EDGE (3); ``stack`` is scratch of ``marks.size`` entries. Returns the edge count.");
+static PyMethodDef __pyx_mdef_7imgfilt_15_nonlinear_avx2_11canny_hysteresis = {"canny_hysteresis", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7imgfilt_15_nonlinear_avx2_11canny_hysteresis, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7imgfilt_15_nonlinear_avx2_10canny_hysteresis};
+static PyObject *__pyx_pw_7imgfilt_15_nonlinear_avx2_11canny_hysteresis(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  __Pyx_memviewslice __pyx_v_marks = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_stack = { 0, 0, { 0 }, { 0 }, { 0 } };
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[2] = {0,0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("canny_hysteresis (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_marks,&__pyx_mstate_global->__pyx_n_u_stack,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(3, 114, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  2:
+        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(3, 114, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(3, 114, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "canny_hysteresis", 0) < (0)) __PYX_ERR(3, 114, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("canny_hysteresis", 1, 2, 2, i); __PYX_ERR(3, 114, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 2)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(3, 114, __pyx_L3_error)
+      values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(3, 114, __pyx_L3_error)
+    }
+    __pyx_v_marks = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_unsigned_char(values[0], PyBUF_WRITABLE); if (unlikely(!__pyx_v_marks.memview)) __PYX_ERR(3, 114, __pyx_L3_error)
+    __pyx_v_stack = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_stack.memview)) __PYX_ERR(3, 114, __pyx_L3_error)
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("canny_hysteresis", 1, 2, 2, __pyx_nargs); __PYX_ERR(3, 114, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_marks, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_stack, 1);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.canny_hysteresis", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_7imgfilt_15_nonlinear_avx2_10canny_hysteresis(__pyx_self, __pyx_v_marks, __pyx_v_stack);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_marks, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_stack, 1);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_7imgfilt_15_nonlinear_avx2_10canny_hysteresis(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_marks, __Pyx_memviewslice __pyx_v_stack) {
+  Py_ssize_t __pyx_v_depth;
+  Py_ssize_t __pyx_v_height;
+  Py_ssize_t __pyx_v_width;
+  Py_ssize_t __pyx_v_top;
+  Py_ssize_t __pyx_v_count;
+  Py_ssize_t __pyx_v_start;
+  Py_ssize_t __pyx_v_index;
+  Py_ssize_t __pyx_v_z;
+  Py_ssize_t __pyx_v_y;
+  Py_ssize_t __pyx_v_x;
+  Py_ssize_t __pyx_v_nz;
+  Py_ssize_t __pyx_v_ny;
+  Py_ssize_t __pyx_v_nx;
+  Py_ssize_t __pyx_v_dz;
+  Py_ssize_t __pyx_v_dy;
+  Py_ssize_t __pyx_v_dx;
+  Py_ssize_t __pyx_v_reach_z;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  Py_ssize_t __pyx_t_1;
+  int __pyx_t_2;
+  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_4 = NULL;
+  size_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  Py_ssize_t __pyx_t_8;
+  Py_ssize_t __pyx_t_9;
+  Py_ssize_t __pyx_t_10;
+  Py_ssize_t __pyx_t_11;
+  Py_ssize_t __pyx_t_12;
+  Py_ssize_t __pyx_t_13;
+  int __pyx_t_14;
+  Py_ssize_t __pyx_t_15;
+  Py_ssize_t __pyx_t_16;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("canny_hysteresis", 0);
+
+  /* "src/imgfilt/_canny_core.pxi":119
+ *     They become EDGE (3); ``stack`` is scratch of ``marks.size`` entries. Returns the edge count.
+ *     """
+ *     cdef Py_ssize_t depth = marks.shape[0], height = marks.shape[1], width = marks.shape[2]             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t top = 0, count = 0, start, index, z, y, x, nz, ny, nx, dz, dy, dx
+ *     cdef Py_ssize_t reach_z = 0 if depth == 1 else 1
+*/
+  __pyx_v_depth = (__pyx_v_marks.shape[0]);
+  __pyx_v_height = (__pyx_v_marks.shape[1]);
+  __pyx_v_width = (__pyx_v_marks.shape[2]);
+
+  /* "src/imgfilt/_canny_core.pxi":120
+ *     """
+ *     cdef Py_ssize_t depth = marks.shape[0], height = marks.shape[1], width = marks.shape[2]
+ *     cdef Py_ssize_t top = 0, count = 0, start, index, z, y, x, nz, ny, nx, dz, dy, dx             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t reach_z = 0 if depth == 1 else 1
+ *     if stack.shape[0] < depth * height * width:
+*/
+  __pyx_v_top = 0;
+  __pyx_v_count = 0;
+
+  /* "src/imgfilt/_canny_core.pxi":121
+ *     cdef Py_ssize_t depth = marks.shape[0], height = marks.shape[1], width = marks.shape[2]
+ *     cdef Py_ssize_t top = 0, count = 0, start, index, z, y, x, nz, ny, nx, dz, dy, dx
+ *     cdef Py_ssize_t reach_z = 0 if depth == 1 else 1             # <<<<<<<<<<<<<<
+ *     if stack.shape[0] < depth * height * width:
+ *         raise ValueError("canny engine: the stack is smaller than the volume")
+*/
+  __pyx_t_2 = (__pyx_v_depth == 1);
+
+  if (__pyx_t_2) {
+
+    __pyx_t_1 = 0;
+  } else {
+
+    __pyx_t_1 = 1;
+  }
+
+  __pyx_v_reach_z = __pyx_t_1;
+
+  /* "src/imgfilt/_canny_core.pxi":122
+ *     cdef Py_ssize_t top = 0, count = 0, start, index, z, y, x, nz, ny, nx, dz, dy, dx
+ *     cdef Py_ssize_t reach_z = 0 if depth == 1 else 1
+ *     if stack.shape[0] < depth * height * width:             # <<<<<<<<<<<<<<
+ *         raise ValueError("canny engine: the stack is smaller than the volume")
+ *     with nogil:
+*/
+  __pyx_t_2 = ((__pyx_v_stack.shape[0]) < ((__pyx_v_depth * __pyx_v_height) * __pyx_v_width));
+
+  if (unlikely(__pyx_t_2)) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":123
+ *     cdef Py_ssize_t reach_z = 0 if depth == 1 else 1
+ *     if stack.shape[0] < depth * height * width:
+ *         raise ValueError("canny engine: the stack is smaller than the volume")             # <<<<<<<<<<<<<<
+ *     with nogil:
+ *         for start in range(depth * height * width):
+*/
+    __pyx_t_4 = NULL;
+    __pyx_t_5 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_canny_engine_the_stack_is_smalle};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(3, 123, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+    }
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __PYX_ERR(3, 123, __pyx_L1_error)
+
+    /* "src/imgfilt/_canny_core.pxi":122
+ *     cdef Py_ssize_t top = 0, count = 0, start, index, z, y, x, nz, ny, nx, dz, dy, dx
+ *     cdef Py_ssize_t reach_z = 0 if depth == 1 else 1
+ *     if stack.shape[0] < depth * height * width:             # <<<<<<<<<<<<<<
+ *         raise ValueError("canny engine: the stack is smaller than the volume")
+ *     with nogil:
+*/
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":124
+ *     if stack.shape[0] < depth * height * width:
+ *         raise ValueError("canny engine: the stack is smaller than the volume")
+ *     with nogil:             # <<<<<<<<<<<<<<
+ *         for start in range(depth * height * width):
+ *             z = start // (height * width)
+*/
+  {
+      PyThreadState * _save;
+      _save = PyEval_SaveThread();
+      __Pyx_FastGIL_Remember();
+      /*try:*/ {
+
+        /* "src/imgfilt/_canny_core.pxi":125
+ *         raise ValueError("canny engine: the stack is smaller than the volume")
+ *     with nogil:
+ *         for start in range(depth * height * width):             # <<<<<<<<<<<<<<
+ *             z = start // (height * width)
+ *             y = (start // width) % height
+*/
+
+        __pyx_t_1 = ((__pyx_v_depth * __pyx_v_height) * __pyx_v_width);
+        __pyx_t_6 = __pyx_t_1;
+
+        for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
+          __pyx_v_start = __pyx_t_7;
+
+          /* "src/imgfilt/_canny_core.pxi":126
+ *     with nogil:
+ *         for start in range(depth * height * width):
+ *             z = start // (height * width)             # <<<<<<<<<<<<<<
+ *             y = (start // width) % height
+ *             x = start % width
+*/
+          __pyx_v_z = (__pyx_v_start / (__pyx_v_height * __pyx_v_width));
+
+          /* "src/imgfilt/_canny_core.pxi":127
+ *         for start in range(depth * height * width):
+ *             z = start // (height * width)
+ *             y = (start // width) % height             # <<<<<<<<<<<<<<
+ *             x = start % width
+ *             if marks[z, y, x] != STRONG:
+*/
+          __pyx_v_y = ((__pyx_v_start / __pyx_v_width) % __pyx_v_height);
+
+          /* "src/imgfilt/_canny_core.pxi":128
+ *             z = start // (height * width)
+ *             y = (start // width) % height
+ *             x = start % width             # <<<<<<<<<<<<<<
+ *             if marks[z, y, x] != STRONG:
+ *                 continue
+*/
+          __pyx_v_x = (__pyx_v_start % __pyx_v_width);
+
+          /* "src/imgfilt/_canny_core.pxi":129
+ *             y = (start // width) % height
+ *             x = start % width
+ *             if marks[z, y, x] != STRONG:             # <<<<<<<<<<<<<<
+ *                 continue
+ *             marks[z, y, x] = EDGE
+*/
+          __pyx_t_8 = __pyx_v_z;
+          __pyx_t_9 = __pyx_v_y;
+          __pyx_t_10 = __pyx_v_x;
+          __pyx_t_2 = ((*((unsigned char *) ( /* dim=2 */ ((char *) (((unsigned char *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_marks.data + __pyx_t_8 * __pyx_v_marks.strides[0]) ) + __pyx_t_9 * __pyx_v_marks.strides[1]) )) + __pyx_t_10)) ))) != __pyx_e_7imgfilt_15_nonlinear_avx2_STRONG);
+
+          if (__pyx_t_2) {
+
+
+            /* "src/imgfilt/_canny_core.pxi":130
+ *             x = start % width
+ *             if marks[z, y, x] != STRONG:
+ *                 continue             # <<<<<<<<<<<<<<
+ *             marks[z, y, x] = EDGE
+ *             count += 1
+*/
+            goto __pyx_L7_continue;
+
+            /* "src/imgfilt/_canny_core.pxi":129
+ *             y = (start // width) % height
+ *             x = start % width
+ *             if marks[z, y, x] != STRONG:             # <<<<<<<<<<<<<<
+ *                 continue
+ *             marks[z, y, x] = EDGE
+*/
+          }
+
+          /* "src/imgfilt/_canny_core.pxi":131
+ *             if marks[z, y, x] != STRONG:
+ *                 continue
+ *             marks[z, y, x] = EDGE             # <<<<<<<<<<<<<<
+ *             count += 1
+ *             stack[0] = start
+*/
+          __pyx_t_10 = __pyx_v_z;
+          __pyx_t_9 = __pyx_v_y;
+          __pyx_t_8 = __pyx_v_x;
+          *((unsigned char *) ( /* dim=2 */ ((char *) (((unsigned char *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_marks.data + __pyx_t_10 * __pyx_v_marks.strides[0]) ) + __pyx_t_9 * __pyx_v_marks.strides[1]) )) + __pyx_t_8)) )) = __pyx_e_7imgfilt_15_nonlinear_avx2_EDGE;
+
+          /* "src/imgfilt/_canny_core.pxi":132
+ *                 continue
+ *             marks[z, y, x] = EDGE
+ *             count += 1             # <<<<<<<<<<<<<<
+ *             stack[0] = start
+ *             top = 1
+*/
+          __pyx_v_count = (__pyx_v_count + 1);
+
+          /* "src/imgfilt/_canny_core.pxi":133
+ *             marks[z, y, x] = EDGE
+ *             count += 1
+ *             stack[0] = start             # <<<<<<<<<<<<<<
+ *             top = 1
+ *             while top > 0:
+*/
+          __pyx_t_8 = 0;
+          *((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_stack.data) + __pyx_t_8)) )) = __pyx_v_start;
+
+          /* "src/imgfilt/_canny_core.pxi":134
+ *             count += 1
+ *             stack[0] = start
+ *             top = 1             # <<<<<<<<<<<<<<
+ *             while top > 0:
+ *                 top -= 1
+*/
+          __pyx_v_top = 1;
+
+          /* "src/imgfilt/_canny_core.pxi":135
+ *             stack[0] = start
+ *             top = 1
+ *             while top > 0:             # <<<<<<<<<<<<<<
+ *                 top -= 1
+ *                 index = stack[top]
+*/
+          while (1) {
+            __pyx_t_2 = (__pyx_v_top > 0);
+
+
+            if (!__pyx_t_2) break;
+
+            /* "src/imgfilt/_canny_core.pxi":136
+ *             top = 1
+ *             while top > 0:
+ *                 top -= 1             # <<<<<<<<<<<<<<
+ *                 index = stack[top]
+ *                 z = index // (height * width)
+*/
+            __pyx_v_top = (__pyx_v_top - 1);
+
+            /* "src/imgfilt/_canny_core.pxi":137
+ *             while top > 0:
+ *                 top -= 1
+ *                 index = stack[top]             # <<<<<<<<<<<<<<
+ *                 z = index // (height * width)
+ *                 y = (index // width) % height
+*/
+            __pyx_t_8 = __pyx_v_top;
+            __pyx_v_index = (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_stack.data) + __pyx_t_8)) )));
+
+            /* "src/imgfilt/_canny_core.pxi":138
+ *                 top -= 1
+ *                 index = stack[top]
+ *                 z = index // (height * width)             # <<<<<<<<<<<<<<
+ *                 y = (index // width) % height
+ *                 x = index % width
+*/
+            __pyx_v_z = (__pyx_v_index / (__pyx_v_height * __pyx_v_width));
+
+            /* "src/imgfilt/_canny_core.pxi":139
+ *                 index = stack[top]
+ *                 z = index // (height * width)
+ *                 y = (index // width) % height             # <<<<<<<<<<<<<<
+ *                 x = index % width
+ *                 for dz in range(-reach_z, reach_z + 1):
+*/
+            __pyx_v_y = ((__pyx_v_index / __pyx_v_width) % __pyx_v_height);
+
+            /* "src/imgfilt/_canny_core.pxi":140
+ *                 z = index // (height * width)
+ *                 y = (index // width) % height
+ *                 x = index % width             # <<<<<<<<<<<<<<
+ *                 for dz in range(-reach_z, reach_z + 1):
+ *                     nz = z + dz
+*/
+            __pyx_v_x = (__pyx_v_index % __pyx_v_width);
+
+            /* "src/imgfilt/_canny_core.pxi":141
+ *                 y = (index // width) % height
+ *                 x = index % width
+ *                 for dz in range(-reach_z, reach_z + 1):             # <<<<<<<<<<<<<<
+ *                     nz = z + dz
+ *                     if nz < 0 or nz >= depth:
+*/
+
+            __pyx_t_11 = (__pyx_v_reach_z + 1);
+            __pyx_t_12 = __pyx_t_11;
+
+            for (__pyx_t_13 = (-__pyx_v_reach_z); __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
+              __pyx_v_dz = __pyx_t_13;
+
+              /* "src/imgfilt/_canny_core.pxi":142
+ *                 x = index % width
+ *                 for dz in range(-reach_z, reach_z + 1):
+ *                     nz = z + dz             # <<<<<<<<<<<<<<
+ *                     if nz < 0 or nz >= depth:
+ *                         continue
+*/
+              __pyx_v_nz = (__pyx_v_z + __pyx_v_dz);
+
+              /* "src/imgfilt/_canny_core.pxi":143
+ *                 for dz in range(-reach_z, reach_z + 1):
+ *                     nz = z + dz
+ *                     if nz < 0 or nz >= depth:             # <<<<<<<<<<<<<<
+ *                         continue
+ *                     for dy in range(-1, 2):
+*/
+              __pyx_t_14 = (__pyx_v_nz < 0);
+
+              if (!__pyx_t_14) {
+
+              } else {
+
+                __pyx_t_2 = __pyx_t_14;
+
+                goto __pyx_L15_bool_binop_done;
+              }
+              __pyx_t_14 = (__pyx_v_nz >= __pyx_v_depth);
+
+
+              __pyx_t_2 = __pyx_t_14;
+
+              __pyx_L15_bool_binop_done:;
+              if (__pyx_t_2) {
+
+
+                /* "src/imgfilt/_canny_core.pxi":144
+ *                     nz = z + dz
+ *                     if nz < 0 or nz >= depth:
+ *                         continue             # <<<<<<<<<<<<<<
+ *                     for dy in range(-1, 2):
+ *                         ny = y + dy
+*/
+                goto __pyx_L12_continue;
+
+                /* "src/imgfilt/_canny_core.pxi":143
+ *                 for dz in range(-reach_z, reach_z + 1):
+ *                     nz = z + dz
+ *                     if nz < 0 or nz >= depth:             # <<<<<<<<<<<<<<
+ *                         continue
+ *                     for dy in range(-1, 2):
+*/
+              }
+
+              /* "src/imgfilt/_canny_core.pxi":145
+ *                     if nz < 0 or nz >= depth:
+ *                         continue
+ *                     for dy in range(-1, 2):             # <<<<<<<<<<<<<<
+ *                         ny = y + dy
+ *                         if ny < 0 or ny >= height:
+*/
+              for (__pyx_t_15 = -1L; __pyx_t_15 < 2; __pyx_t_15+=1) {
+                __pyx_v_dy = __pyx_t_15;
+
+                /* "src/imgfilt/_canny_core.pxi":146
+ *                         continue
+ *                     for dy in range(-1, 2):
+ *                         ny = y + dy             # <<<<<<<<<<<<<<
+ *                         if ny < 0 or ny >= height:
+ *                             continue
+*/
+                __pyx_v_ny = (__pyx_v_y + __pyx_v_dy);
+
+                /* "src/imgfilt/_canny_core.pxi":147
+ *                     for dy in range(-1, 2):
+ *                         ny = y + dy
+ *                         if ny < 0 or ny >= height:             # <<<<<<<<<<<<<<
+ *                             continue
+ *                         for dx in range(-1, 2):
+*/
+                __pyx_t_14 = (__pyx_v_ny < 0);
+
+                if (!__pyx_t_14) {
+
+                } else {
+
+                  __pyx_t_2 = __pyx_t_14;
+
+                  goto __pyx_L20_bool_binop_done;
+                }
+                __pyx_t_14 = (__pyx_v_ny >= __pyx_v_height);
+
+
+                __pyx_t_2 = __pyx_t_14;
+
+                __pyx_L20_bool_binop_done:;
+                if (__pyx_t_2) {
+
+
+                  /* "src/imgfilt/_canny_core.pxi":148
+ *                         ny = y + dy
+ *                         if ny < 0 or ny >= height:
+ *                             continue             # <<<<<<<<<<<<<<
+ *                         for dx in range(-1, 2):
+ *                             nx = x + dx
+*/
+                  goto __pyx_L17_continue;
+
+                  /* "src/imgfilt/_canny_core.pxi":147
+ *                     for dy in range(-1, 2):
+ *                         ny = y + dy
+ *                         if ny < 0 or ny >= height:             # <<<<<<<<<<<<<<
+ *                             continue
+ *                         for dx in range(-1, 2):
+*/
+                }
+
+                /* "src/imgfilt/_canny_core.pxi":149
+ *                         if ny < 0 or ny >= height:
+ *                             continue
+ *                         for dx in range(-1, 2):             # <<<<<<<<<<<<<<
+ *                             nx = x + dx
+ *                             if nx < 0 or nx >= width:
+*/
+                for (__pyx_t_16 = -1L; __pyx_t_16 < 2; __pyx_t_16+=1) {
+                  __pyx_v_dx = __pyx_t_16;
+
+                  /* "src/imgfilt/_canny_core.pxi":150
+ *                             continue
+ *                         for dx in range(-1, 2):
+ *                             nx = x + dx             # <<<<<<<<<<<<<<
+ *                             if nx < 0 or nx >= width:
+ *                                 continue
+*/
+                  __pyx_v_nx = (__pyx_v_x + __pyx_v_dx);
+
+                  /* "src/imgfilt/_canny_core.pxi":151
+ *                         for dx in range(-1, 2):
+ *                             nx = x + dx
+ *                             if nx < 0 or nx >= width:             # <<<<<<<<<<<<<<
+ *                                 continue
+ *                             if marks[nz, ny, nx] == WEAK or marks[nz, ny, nx] == STRONG:
+*/
+                  __pyx_t_14 = (__pyx_v_nx < 0);
+
+                  if (!__pyx_t_14) {
+
+                  } else {
+
+                    __pyx_t_2 = __pyx_t_14;
+
+                    goto __pyx_L25_bool_binop_done;
+                  }
+                  __pyx_t_14 = (__pyx_v_nx >= __pyx_v_width);
+
+
+                  __pyx_t_2 = __pyx_t_14;
+
+                  __pyx_L25_bool_binop_done:;
+                  if (__pyx_t_2) {
+
+
+                    /* "src/imgfilt/_canny_core.pxi":152
+ *                             nx = x + dx
+ *                             if nx < 0 or nx >= width:
+ *                                 continue             # <<<<<<<<<<<<<<
+ *                             if marks[nz, ny, nx] == WEAK or marks[nz, ny, nx] == STRONG:
+ *                                 marks[nz, ny, nx] = EDGE
+*/
+                    goto __pyx_L22_continue;
+
+                    /* "src/imgfilt/_canny_core.pxi":151
+ *                         for dx in range(-1, 2):
+ *                             nx = x + dx
+ *                             if nx < 0 or nx >= width:             # <<<<<<<<<<<<<<
+ *                                 continue
+ *                             if marks[nz, ny, nx] == WEAK or marks[nz, ny, nx] == STRONG:
+*/
+                  }
+
+                  /* "src/imgfilt/_canny_core.pxi":153
+ *                             if nx < 0 or nx >= width:
+ *                                 continue
+ *                             if marks[nz, ny, nx] == WEAK or marks[nz, ny, nx] == STRONG:             # <<<<<<<<<<<<<<
+ *                                 marks[nz, ny, nx] = EDGE
+ *                                 count += 1
+*/
+                  __pyx_t_8 = __pyx_v_nz;
+                  __pyx_t_9 = __pyx_v_ny;
+                  __pyx_t_10 = __pyx_v_nx;
+                  __pyx_t_14 = ((*((unsigned char *) ( /* dim=2 */ ((char *) (((unsigned char *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_marks.data + __pyx_t_8 * __pyx_v_marks.strides[0]) ) + __pyx_t_9 * __pyx_v_marks.strides[1]) )) + __pyx_t_10)) ))) == __pyx_e_7imgfilt_15_nonlinear_avx2_WEAK);
+
+                  if (!__pyx_t_14) {
+
+                  } else {
+
+                    __pyx_t_2 = __pyx_t_14;
+
+                    goto __pyx_L28_bool_binop_done;
+                  }
+                  __pyx_t_10 = __pyx_v_nz;
+                  __pyx_t_9 = __pyx_v_ny;
+                  __pyx_t_8 = __pyx_v_nx;
+                  __pyx_t_14 = ((*((unsigned char *) ( /* dim=2 */ ((char *) (((unsigned char *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_marks.data + __pyx_t_10 * __pyx_v_marks.strides[0]) ) + __pyx_t_9 * __pyx_v_marks.strides[1]) )) + __pyx_t_8)) ))) == __pyx_e_7imgfilt_15_nonlinear_avx2_STRONG);
+
+
+                  __pyx_t_2 = __pyx_t_14;
+
+                  __pyx_L28_bool_binop_done:;
+                  if (__pyx_t_2) {
+
+
+                    /* "src/imgfilt/_canny_core.pxi":154
+ *                                 continue
+ *                             if marks[nz, ny, nx] == WEAK or marks[nz, ny, nx] == STRONG:
+ *                                 marks[nz, ny, nx] = EDGE             # <<<<<<<<<<<<<<
+ *                                 count += 1
+ *                                 stack[top] = (nz * height + ny) * width + nx
+*/
+                    __pyx_t_8 = __pyx_v_nz;
+                    __pyx_t_9 = __pyx_v_ny;
+                    __pyx_t_10 = __pyx_v_nx;
+                    *((unsigned char *) ( /* dim=2 */ ((char *) (((unsigned char *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_marks.data + __pyx_t_8 * __pyx_v_marks.strides[0]) ) + __pyx_t_9 * __pyx_v_marks.strides[1]) )) + __pyx_t_10)) )) = __pyx_e_7imgfilt_15_nonlinear_avx2_EDGE;
+
+                    /* "src/imgfilt/_canny_core.pxi":155
+ *                             if marks[nz, ny, nx] == WEAK or marks[nz, ny, nx] == STRONG:
+ *                                 marks[nz, ny, nx] = EDGE
+ *                                 count += 1             # <<<<<<<<<<<<<<
+ *                                 stack[top] = (nz * height + ny) * width + nx
+ *                                 top += 1
+*/
+                    __pyx_v_count = (__pyx_v_count + 1);
+
+                    /* "src/imgfilt/_canny_core.pxi":156
+ *                                 marks[nz, ny, nx] = EDGE
+ *                                 count += 1
+ *                                 stack[top] = (nz * height + ny) * width + nx             # <<<<<<<<<<<<<<
+ *                                 top += 1
+ *     return count
+*/
+                    __pyx_t_10 = __pyx_v_top;
+                    *((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_stack.data) + __pyx_t_10)) )) = ((((__pyx_v_nz * __pyx_v_height) + __pyx_v_ny) * __pyx_v_width) + __pyx_v_nx);
+
+                    /* "src/imgfilt/_canny_core.pxi":157
+ *                                 count += 1
+ *                                 stack[top] = (nz * height + ny) * width + nx
+ *                                 top += 1             # <<<<<<<<<<<<<<
+ *     return count
+*/
+                    __pyx_v_top = (__pyx_v_top + 1);
+
+                    /* "src/imgfilt/_canny_core.pxi":153
+ *                             if nx < 0 or nx >= width:
+ *                                 continue
+ *                             if marks[nz, ny, nx] == WEAK or marks[nz, ny, nx] == STRONG:             # <<<<<<<<<<<<<<
+ *                                 marks[nz, ny, nx] = EDGE
+ *                                 count += 1
+*/
+                  }
+                  __pyx_L22_continue:;
+                }
+                __pyx_L17_continue:;
+              }
+              __pyx_L12_continue:;
+            }
+
+          }
+          __pyx_L7_continue:;
+        }
+
+      }
+
+      /* "src/imgfilt/_canny_core.pxi":124
+ *     if stack.shape[0] < depth * height * width:
+ *         raise ValueError("canny engine: the stack is smaller than the volume")
+ *     with nogil:             # <<<<<<<<<<<<<<
+ *         for start in range(depth * height * width):
+ *             z = start // (height * width)
+*/
+      /*finally:*/ {
+        /*normal exit:*/{
+          __Pyx_FastGIL_Forget();
+          PyEval_RestoreThread(_save);
+          goto __pyx_L6;
+        }
+        __pyx_L6:;
+      }
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":158
+ *                                 stack[top] = (nz * height + ny) * width + nx
+ *                                 top += 1
+ *     return count             # <<<<<<<<<<<<<<
+*/
+  __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_count); if (unlikely(!__pyx_t_3)) __PYX_ERR(3, 158, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_3;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_3 = 0;
+  goto __pyx_L0;
+
+  /* "src/imgfilt/_canny_core.pxi":114
+ * 
+ * 
+ * def canny_hysteresis(unsigned char[:, :, ::1] marks, Py_ssize_t[::1] stack):             # <<<<<<<<<<<<<<
+ *     """Keep the WEAK and STRONG samples connected to a STRONG one (8-connected in 2-D, 26 in 3-D).
+ * 
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_AddTraceback("imgfilt._nonlinear_avx2.canny_hysteresis", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
 /* #### Code section: module_exttypes ### */
 
-static PyObject *__pyx_tp_new__initialisation_7imgfilt_5_rank___pyx_defaults(PyObject *o, 
+static PyObject *__pyx_tp_new__initialisation_7imgfilt_15_nonlinear_avx2___pyx_defaults(PyObject *o, 
 #if CYTHON_VECTORCALL_TPNEW
     CYTHON_UNUSED PyObject *const *args, CYTHON_UNUSED Py_ssize_t nargs, CYTHON_UNUSED PyObject *kwnames
 #else
@@ -45971,7 +48457,7 @@ static PyObject *__pyx_tp_new__initialisation_7imgfilt_5_rank___pyx_defaults(PyO
   return o;
 }
 
-static PyObject *__pyx_tp_new_vectorcall_7imgfilt_5_rank___pyx_defaults(PyTypeObject *t, 
+static PyObject *__pyx_tp_new_vectorcall_7imgfilt_15_nonlinear_avx2___pyx_defaults(PyTypeObject *t, 
 #if CYTHON_VECTORCALL_TPNEW
     PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
 #else
@@ -45981,7 +48467,7 @@ static PyObject *__pyx_tp_new_vectorcall_7imgfilt_5_rank___pyx_defaults(PyTypeOb
   PyObject *o;
   o = __Pyx_AllocateExtensionType(t, 1);
   if (unlikely(!o)) return 0;
-  return __pyx_tp_new__initialisation_7imgfilt_5_rank___pyx_defaults(o, 
+  return __pyx_tp_new__initialisation_7imgfilt_15_nonlinear_avx2___pyx_defaults(o, 
 #if CYTHON_VECTORCALL_TPNEW
     args, nargs, kwnames
 #else
@@ -45991,27 +48477,27 @@ static PyObject *__pyx_tp_new_vectorcall_7imgfilt_5_rank___pyx_defaults(PyTypeOb
 }
 
 #if CYTHON_VECTORCALL_TPNEW
-static PyObject *__pyx_tp_new_7imgfilt_5_rank___pyx_defaults(PyTypeObject *t, PyObject *a, PyObject *k) {
-  return __Pyx_CallTpnewAsVectorcall(__pyx_tp_new_vectorcall_7imgfilt_5_rank___pyx_defaults, t, a, k);
+static PyObject *__pyx_tp_new_7imgfilt_15_nonlinear_avx2___pyx_defaults(PyTypeObject *t, PyObject *a, PyObject *k) {
+  return __Pyx_CallTpnewAsVectorcall(__pyx_tp_new_vectorcall_7imgfilt_15_nonlinear_avx2___pyx_defaults, t, a, k);
 }
 #endif
 
 #if CYTHON_VECTORCALL_TPNEW
-static PyObject *__pyx_tp_vectorcall_7imgfilt_5_rank___pyx_defaults(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
-  if (unlikely((PyTypeObject*)t != __pyx_mstate_global->__pyx_ptype_7imgfilt_5_rank___pyx_defaults || __Pyx_PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_IS_ABSTRACT))) {
+static PyObject *__pyx_tp_vectorcall_7imgfilt_15_nonlinear_avx2___pyx_defaults(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  if (unlikely((PyTypeObject*)t != __pyx_mstate_global->__pyx_ptype_7imgfilt_15_nonlinear_avx2___pyx_defaults || __Pyx_PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_IS_ABSTRACT))) {
     return __Pyx_CallNewInitFromVectorcall((PyTypeObject*)t, args, nargsf, kwnames);
   }
   Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-  PyObject *o = __pyx_tp_new_vectorcall_7imgfilt_5_rank___pyx_defaults((PyTypeObject*)t, args, nargs, kwnames);
+  PyObject *o = __pyx_tp_new_vectorcall_7imgfilt_15_nonlinear_avx2___pyx_defaults((PyTypeObject*)t, args, nargs, kwnames);
   return o;
 }
 #endif
 
-static void __pyx_tp_dealloc_7imgfilt_5_rank___pyx_defaults(PyObject *o) {
+static void __pyx_tp_dealloc_7imgfilt_15_nonlinear_avx2___pyx_defaults(PyObject *o) {
   struct __pyx_defaults *p = (struct __pyx_defaults *)o;
   #if CYTHON_USE_TP_FINALIZE
   if (unlikely(__Pyx_PyObject_GetSlot(o, tp_finalize, destructor)) && !__Pyx_PyObject_GC_IsFinalized(o)) {
-    if (__Pyx_PyObject_GetSlot(o, tp_dealloc, destructor) == __pyx_tp_dealloc_7imgfilt_5_rank___pyx_defaults) {
+    if (__Pyx_PyObject_GetSlot(o, tp_dealloc, destructor) == __pyx_tp_dealloc_7imgfilt_15_nonlinear_avx2___pyx_defaults) {
       if (PyObject_CallFinalizerFromDealloc(o)) return;
     }
   }
@@ -46032,7 +48518,7 @@ static void __pyx_tp_dealloc_7imgfilt_5_rank___pyx_defaults(PyObject *o) {
   #endif
 }
 
-static int __pyx_tp_traverse_7imgfilt_5_rank___pyx_defaults(PyObject *o, visitproc v, void *a) {
+static int __pyx_tp_traverse_7imgfilt_15_nonlinear_avx2___pyx_defaults(PyObject *o, visitproc v, void *a) {
   int e;
   struct __pyx_defaults *p = (struct __pyx_defaults *)o;
   {
@@ -46045,7 +48531,7 @@ static int __pyx_tp_traverse_7imgfilt_5_rank___pyx_defaults(PyObject *o, visitpr
   return 0;
 }
 
-static int __pyx_tp_clear_7imgfilt_5_rank___pyx_defaults(PyObject *o) {
+static int __pyx_tp_clear_7imgfilt_15_nonlinear_avx2___pyx_defaults(PyObject *o) {
   PyObject* tmp;
   struct __pyx_defaults *p = (struct __pyx_defaults *)o;
   tmp = ((PyObject*)p->arg0);
@@ -46054,33 +48540,33 @@ static int __pyx_tp_clear_7imgfilt_5_rank___pyx_defaults(PyObject *o) {
   return 0;
 }
 #if CYTHON_USE_TYPE_SPECS
-static PyType_Slot __pyx_type_7imgfilt_5_rank___pyx_defaults_slots[] = {
-  {Py_tp_dealloc, (void *)__pyx_tp_dealloc_7imgfilt_5_rank___pyx_defaults},
-  {Py_tp_traverse, (void *)__pyx_tp_traverse_7imgfilt_5_rank___pyx_defaults},
-  {Py_tp_clear, (void *)__pyx_tp_clear_7imgfilt_5_rank___pyx_defaults},
-  {Py_tp_new, (void *)__pyx_tp_new_7imgfilt_5_rank___pyx_defaults},
+static PyType_Slot __pyx_type_7imgfilt_15_nonlinear_avx2___pyx_defaults_slots[] = {
+  {Py_tp_dealloc, (void *)__pyx_tp_dealloc_7imgfilt_15_nonlinear_avx2___pyx_defaults},
+  {Py_tp_traverse, (void *)__pyx_tp_traverse_7imgfilt_15_nonlinear_avx2___pyx_defaults},
+  {Py_tp_clear, (void *)__pyx_tp_clear_7imgfilt_15_nonlinear_avx2___pyx_defaults},
+  {Py_tp_new, (void *)__pyx_tp_new_7imgfilt_15_nonlinear_avx2___pyx_defaults},
   #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
   #if CYTHON_VECTORCALL_TPNEW
-  {Py_tp_vectorcall, (void *)__pyx_tp_vectorcall_7imgfilt_5_rank___pyx_defaults},
+  {Py_tp_vectorcall, (void *)__pyx_tp_vectorcall_7imgfilt_15_nonlinear_avx2___pyx_defaults},
   #endif
   #endif
   {0, 0},
 };
-static PyType_Spec __pyx_type_7imgfilt_5_rank___pyx_defaults_spec = {
-  "imgfilt._rank.__pyx_defaults",
+static PyType_Spec __pyx_type_7imgfilt_15_nonlinear_avx2___pyx_defaults_spec = {
+  "imgfilt._nonlinear_avx2.__pyx_defaults",
   sizeof(struct __pyx_defaults),
   0,
   Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_HAVE_GC,
-  __pyx_type_7imgfilt_5_rank___pyx_defaults_slots,
+  __pyx_type_7imgfilt_15_nonlinear_avx2___pyx_defaults_slots,
 };
 #else
 
-static PyTypeObject __pyx_type_7imgfilt_5_rank___pyx_defaults = {
+static PyTypeObject __pyx_type_7imgfilt_15_nonlinear_avx2___pyx_defaults = {
   PyVarObject_HEAD_INIT(0, 0)
-  "imgfilt._rank.""__pyx_defaults", /*tp_name*/
+  "imgfilt._nonlinear_avx2.""__pyx_defaults", /*tp_name*/
   sizeof(struct __pyx_defaults), /*tp_basicsize*/
   0, /*tp_itemsize*/
-  __pyx_tp_dealloc_7imgfilt_5_rank___pyx_defaults, /*tp_dealloc*/
+  __pyx_tp_dealloc_7imgfilt_15_nonlinear_avx2___pyx_defaults, /*tp_dealloc*/
   0, /*tp_vectorcall_offset*/
   0, /*tp_getattr*/
   0, /*tp_setattr*/
@@ -46097,8 +48583,8 @@ static PyTypeObject __pyx_type_7imgfilt_5_rank___pyx_defaults = {
   0, /*tp_as_buffer*/
   Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_HAVE_GC, /*tp_flags*/
   0, /*tp_doc*/
-  __pyx_tp_traverse_7imgfilt_5_rank___pyx_defaults, /*tp_traverse*/
-  __pyx_tp_clear_7imgfilt_5_rank___pyx_defaults, /*tp_clear*/
+  __pyx_tp_traverse_7imgfilt_15_nonlinear_avx2___pyx_defaults, /*tp_traverse*/
+  __pyx_tp_clear_7imgfilt_15_nonlinear_avx2___pyx_defaults, /*tp_clear*/
   0, /*tp_richcompare*/
   0, /*tp_weaklistoffset*/
   0, /*tp_iter*/
@@ -46115,7 +48601,7 @@ static PyTypeObject __pyx_type_7imgfilt_5_rank___pyx_defaults = {
   #endif
   0, /*tp_init*/
   0, /*tp_alloc*/
-  __pyx_tp_new_7imgfilt_5_rank___pyx_defaults, /*tp_new*/
+  __pyx_tp_new_7imgfilt_15_nonlinear_avx2___pyx_defaults, /*tp_new*/
   0, /*tp_free*/
   0, /*tp_is_gc*/
   0, /*tp_bases*/
@@ -46132,7 +48618,7 @@ static PyTypeObject __pyx_type_7imgfilt_5_rank___pyx_defaults = {
   #endif
   #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
   #if CYTHON_VECTORCALL_TPNEW
-  __pyx_tp_vectorcall_7imgfilt_5_rank___pyx_defaults, /*tp_vectorcall*/
+  __pyx_tp_vectorcall_7imgfilt_15_nonlinear_avx2___pyx_defaults, /*tp_vectorcall*/
   #else
   NULL, /*tp_vectorcall*/
   #endif
@@ -46342,7 +48828,7 @@ static PyType_Slot __pyx_type___pyx_array_slots[] = {
   {0, 0},
 };
 static PyType_Spec __pyx_type___pyx_array_spec = {
-  "imgfilt._rank.array",
+  "imgfilt._nonlinear_avx2.array",
   sizeof(struct __pyx_array_obj),
   0,
   Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_SEQUENCE,
@@ -46376,7 +48862,7 @@ static PyBufferProcs __pyx_tp_as_buffer_array = {
 
 static PyTypeObject __pyx_type___pyx_array = {
   PyVarObject_HEAD_INIT(0, 0)
-  "imgfilt._rank.""array", /*tp_name*/
+  "imgfilt._nonlinear_avx2.""array", /*tp_name*/
   sizeof(struct __pyx_array_obj), /*tp_basicsize*/
   0, /*tp_itemsize*/
   __pyx_tp_dealloc_array, /*tp_dealloc*/
@@ -46580,7 +49066,7 @@ static PyType_Slot __pyx_type___pyx_MemviewEnum_slots[] = {
   {0, 0},
 };
 static PyType_Spec __pyx_type___pyx_MemviewEnum_spec = {
-  "imgfilt._rank.Enum",
+  "imgfilt._nonlinear_avx2.Enum",
   sizeof(struct __pyx_MemviewEnum_obj),
   0,
   Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC,
@@ -46590,7 +49076,7 @@ static PyType_Spec __pyx_type___pyx_MemviewEnum_spec = {
 
 static PyTypeObject __pyx_type___pyx_MemviewEnum = {
   PyVarObject_HEAD_INIT(0, 0)
-  "imgfilt._rank.""Enum", /*tp_name*/
+  "imgfilt._nonlinear_avx2.""Enum", /*tp_name*/
   sizeof(struct __pyx_MemviewEnum_obj), /*tp_basicsize*/
   0, /*tp_itemsize*/
   __pyx_tp_dealloc_Enum, /*tp_dealloc*/
@@ -46926,7 +49412,7 @@ static PyType_Slot __pyx_type___pyx_memoryview_slots[] = {
   {0, 0},
 };
 static PyType_Spec __pyx_type___pyx_memoryview_spec = {
-  "imgfilt._rank.memoryview",
+  "imgfilt._nonlinear_avx2.memoryview",
   sizeof(struct __pyx_memoryview_obj),
   0,
   Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC,
@@ -46960,7 +49446,7 @@ static PyBufferProcs __pyx_tp_as_buffer_memoryview = {
 
 static PyTypeObject __pyx_type___pyx_memoryview = {
   PyVarObject_HEAD_INIT(0, 0)
-  "imgfilt._rank.""memoryview", /*tp_name*/
+  "imgfilt._nonlinear_avx2.""memoryview", /*tp_name*/
   sizeof(struct __pyx_memoryview_obj), /*tp_basicsize*/
   0, /*tp_itemsize*/
   __pyx_tp_dealloc_memoryview, /*tp_dealloc*/
@@ -47157,7 +49643,7 @@ static PyType_Slot __pyx_type___pyx_memoryviewslice_slots[] = {
   {0, 0},
 };
 static PyType_Spec __pyx_type___pyx_memoryviewslice_spec = {
-  "imgfilt._rank._memoryviewslice",
+  "imgfilt._nonlinear_avx2._memoryviewslice",
   sizeof(struct __pyx_memoryviewslice_obj),
   0,
   Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC|Py_TPFLAGS_SEQUENCE,
@@ -47167,7 +49653,7 @@ static PyType_Spec __pyx_type___pyx_memoryviewslice_spec = {
 
 static PyTypeObject __pyx_type___pyx_memoryviewslice = {
   PyVarObject_HEAD_INIT(0, 0)
-  "imgfilt._rank.""_memoryviewslice", /*tp_name*/
+  "imgfilt._nonlinear_avx2.""_memoryviewslice", /*tp_name*/
   sizeof(struct __pyx_memoryviewslice_obj), /*tp_basicsize*/
   0, /*tp_itemsize*/
   __pyx_tp_dealloc__memoryviewslice, /*tp_dealloc*/
@@ -47315,21 +49801,21 @@ static int __Pyx_modinit_Exttype___pyx_defaults(__pyx_mstatetype *__pyx_mstate) 
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_defaults", 0);
   /*--- Exttype __pyx_defaults ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_7imgfilt_5_rank___pyx_defaults = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7imgfilt_5_rank___pyx_defaults_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7imgfilt_5_rank___pyx_defaults)) __PYX_ERR(2, 459, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_7imgfilt_15_nonlinear_avx2___pyx_defaults = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7imgfilt_15_nonlinear_avx2___pyx_defaults_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7imgfilt_15_nonlinear_avx2___pyx_defaults)) __PYX_ERR(2, 459, __pyx_L1_error)
   #else
-  __pyx_mstate->__pyx_ptype_7imgfilt_5_rank___pyx_defaults = &__pyx_type_7imgfilt_5_rank___pyx_defaults;
+  __pyx_mstate->__pyx_ptype_7imgfilt_15_nonlinear_avx2___pyx_defaults = &__pyx_type_7imgfilt_15_nonlinear_avx2___pyx_defaults;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7imgfilt_5_rank___pyx_defaults) < (0)) __PYX_ERR(2, 459, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7imgfilt_15_nonlinear_avx2___pyx_defaults) < (0)) __PYX_ERR(2, 459, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
-  PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7imgfilt_5_rank___pyx_defaults);
+  PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7imgfilt_15_nonlinear_avx2___pyx_defaults);
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
-  if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_7imgfilt_5_rank___pyx_defaults->tp_dictoffset && __pyx_mstate->__pyx_ptype_7imgfilt_5_rank___pyx_defaults->tp_getattro == PyObject_GenericGetAttr)) {
-    __pyx_mstate->__pyx_ptype_7imgfilt_5_rank___pyx_defaults->tp_getattro = PyObject_GenericGetAttr;
+  if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_7imgfilt_15_nonlinear_avx2___pyx_defaults->tp_dictoffset && __pyx_mstate->__pyx_ptype_7imgfilt_15_nonlinear_avx2___pyx_defaults->tp_getattro == PyObject_GenericGetAttr)) {
+    __pyx_mstate->__pyx_ptype_7imgfilt_15_nonlinear_avx2___pyx_defaults->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
   __Pyx_RefNannyFinishContext();
@@ -47552,10 +50038,10 @@ static int __Pyx_modinit_Function_import_code(__pyx_mstatetype *__pyx_mstate) {
 
 #if CYTHON_PEP489_MULTI_PHASE_INIT
 static PyObject* __pyx_pymod_create(PyObject *spec, PyModuleDef *def); /*proto*/
-static int __pyx_pymod_exec__rank(PyObject* module); /*proto*/
+static int __pyx_pymod_exec__nonlinear_avx2(PyObject* module); /*proto*/
 static PyModuleDef_Slot __pyx_moduledef_slots[] = {
   {Py_mod_create, (void*)__pyx_pymod_create},
-  {Py_mod_exec, (void*)__pyx_pymod_exec__rank},
+  {Py_mod_exec, (void*)__pyx_pymod_exec__nonlinear_avx2},
   #if CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
   {Py_mod_gil, __Pyx_FREETHREADING_COMPATIBLE},
   #endif
@@ -47574,8 +50060,8 @@ namespace {
   #endif
   {
       PyModuleDef_HEAD_INIT,
-      "_rank",
-      __pyx_k_The_compiled_rank_filters_built, /* m_doc */
+      "_nonlinear_avx2",
+      __pyx_k_The_compiled_nonlinear_filters_b, /* m_doc */
     #if CYTHON_USE_MODULE_STATE
       sizeof(__pyx_mstatetype), /* m_size */
     #else
@@ -47612,8 +50098,8 @@ namespace {
   #endif
 #endif
 
-__Pyx_PyMODINIT_FUNC PyInit__rank(void) CYTHON_SMALL_CODE; /*proto*/
-__Pyx_PyMODINIT_FUNC PyInit__rank(void)
+__Pyx_PyMODINIT_FUNC PyInit__nonlinear_avx2(void) CYTHON_SMALL_CODE; /*proto*/
+__Pyx_PyMODINIT_FUNC PyInit__nonlinear_avx2(void)
 #if CYTHON_PEP489_MULTI_PHASE_INIT
 {
   return PyModuleDef_Init(&__pyx_moduledef);
@@ -47731,7 +50217,7 @@ bad:
 }
 
 
-static CYTHON_SMALL_CODE int __pyx_pymod_exec__rank(PyObject *__pyx_pyinit_module)
+static CYTHON_SMALL_CODE int __pyx_pymod_exec__nonlinear_avx2(PyObject *__pyx_pyinit_module)
 #endif
 {
   int stringtab_initialized = 0;
@@ -47755,7 +50241,7 @@ static CYTHON_SMALL_CODE int __pyx_pymod_exec__rank(PyObject *__pyx_pyinit_modul
   #if CYTHON_PEP489_MULTI_PHASE_INIT
   if (__pyx_m) {
     if (__pyx_m == __pyx_pyinit_module) return 0;
-    PyErr_SetString(PyExc_RuntimeError, "Module '_rank' has already been imported. Re-initialisation is not supported.");
+    PyErr_SetString(PyExc_RuntimeError, "Module '_nonlinear_avx2' has already been imported. Re-initialisation is not supported.");
     return -1;
   }
   #else
@@ -47771,7 +50257,7 @@ static CYTHON_SMALL_CODE int __pyx_pymod_exec__rank(PyObject *__pyx_pyinit_modul
   #if CYTHON_USE_MODULE_STATE
   {
     int add_module_result = __Pyx_State_AddModule(__pyx_t_1, &__pyx_moduledef);
-    __pyx_t_1 = 0; /* transfer ownership from __pyx_t_1 to "_rank" pseudovariable */
+    __pyx_t_1 = 0; /* transfer ownership from __pyx_t_1 to "_nonlinear_avx2" pseudovariable */
     if (unlikely((add_module_result < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
     pystate_addmodule_run = 1;
   }
@@ -47801,7 +50287,7 @@ static CYTHON_SMALL_CODE int __pyx_pymod_exec__rank(PyObject *__pyx_pyinit_modul
   }
   #endif
   
-__Pyx_RefNannySetupContext("PyInit__rank", 0);
+__Pyx_RefNannySetupContext("PyInit__nonlinear_avx2", 0);
   __Pyx_init_runtime_version();
   if (__Pyx_check_binary_version(__PYX_LIMITED_VERSION_HEX, __Pyx_get_runtime_version(), CYTHON_COMPILING_IN_LIMITED_API) < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
   __pyx_mstate->__pyx_empty_tuple = PyTuple_New(0); if (unlikely(!__pyx_mstate->__pyx_empty_tuple)) __PYX_ERR(0, 1, __pyx_L1_error)
@@ -47812,13 +50298,13 @@ __Pyx_RefNannySetupContext("PyInit__rank", 0);
   if (__Pyx_InitConstants(__pyx_mstate) < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
   stringtab_initialized = 1;
   if (__Pyx_InitGlobals() < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
-  if (__pyx_module_is_main_imgfilt___rank) {
+  if (__pyx_module_is_main_imgfilt___nonlinear_avx2) {
     if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_name_2, __pyx_mstate_global->__pyx_n_u_main) < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
   }
   {
     PyObject *modules = PyImport_GetModuleDict(); if (unlikely(!modules)) __PYX_ERR(0, 1, __pyx_L1_error)
-    if (!PyDict_GetItemString(modules, "imgfilt._rank")) {
-      if (unlikely((PyDict_SetItemString(modules, "imgfilt._rank", __pyx_m) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
+    if (!PyDict_GetItemString(modules, "imgfilt._nonlinear_avx2")) {
+      if (unlikely((PyDict_SetItemString(modules, "imgfilt._nonlinear_avx2", __pyx_m) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
     }
   }
   /*--- Builtin init code ---*/
@@ -48341,7 +50827,7 @@ __Pyx_RefNannySetupContext("PyInit__rank", 0);
  *     """Return True when the rank kernels were compiled with OpenMP."""
  *     return bool(imgfilt_rank_has_openmp())
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_7imgfilt_5_rank_1has_openmp, 0, __pyx_mstate_global->__pyx_n_u_has_openmp, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 150, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_7imgfilt_15_nonlinear_avx2_1has_openmp, 0, __pyx_mstate_global->__pyx_n_u_has_openmp, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 150, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -48356,7 +50842,7 @@ __Pyx_RefNannySetupContext("PyInit__rank", 0);
  *     """The instruction set this module was compiled for: "baseline" or "avx2"."""
  *     return IMGFILT_ISA.decode()
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_7imgfilt_5_rank_3instruction_set, 0, __pyx_mstate_global->__pyx_n_u_instruction_set, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 155, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_7imgfilt_15_nonlinear_avx2_3instruction_set, 0, __pyx_mstate_global->__pyx_n_u_instruction_set, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 155, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -48371,7 +50857,7 @@ __Pyx_RefNannySetupContext("PyInit__rank", 0);
  *     """Outputs a selection network computes at once (and extra columns each ring row needs)."""
  *     return LANES
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_7imgfilt_5_rank_5lanes, 0, __pyx_mstate_global->__pyx_n_u_lanes, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 160, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_7imgfilt_15_nonlinear_avx2_5lanes, 0, __pyx_mstate_global->__pyx_n_u_lanes, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 160, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -48388,7 +50874,7 @@ __Pyx_RefNannySetupContext("PyInit__rank", 0);
 */
   __pyx_t_4 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_7imgfilt_5_rank_9rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u8_t_1_u8_t_1_co, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_7imgfilt_15_nonlinear_avx2_13rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u8_t_1_u8_t_1_co, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -48396,7 +50882,7 @@ __Pyx_RefNannySetupContext("PyInit__rank", 0);
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
   if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u8_t, __pyx_t_5) < (0)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_7imgfilt_5_rank_11rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u16_t_1_u16_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_7imgfilt_15_nonlinear_avx2_15rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u16_t_1_u16_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -48404,7 +50890,7 @@ __Pyx_RefNannySetupContext("PyInit__rank", 0);
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
   if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u16_t, __pyx_t_5) < (0)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_2__pyx_mdef_7imgfilt_5_rank_13rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u32_t_1_u32_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_2__pyx_mdef_7imgfilt_15_nonlinear_avx2_17rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u32_t_1_u32_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -48412,7 +50898,7 @@ __Pyx_RefNannySetupContext("PyInit__rank", 0);
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
   if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u32_t, __pyx_t_5) < (0)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_3__pyx_mdef_7imgfilt_5_rank_15rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u64_t_1_u64_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_3__pyx_mdef_7imgfilt_15_nonlinear_avx2_19rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u64_t_1_u64_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -48420,7 +50906,7 @@ __Pyx_RefNannySetupContext("PyInit__rank", 0);
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
   if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u64_t, __pyx_t_5) < (0)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_4__pyx_mdef_7imgfilt_5_rank_17rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_float_1_float_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_4__pyx_mdef_7imgfilt_15_nonlinear_avx2_21rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_float_1_float_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -48428,7 +50914,7 @@ __Pyx_RefNannySetupContext("PyInit__rank", 0);
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
   if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_5) < (0)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_5__pyx_mdef_7imgfilt_5_rank_19rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_double_1_double, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_5__pyx_mdef_7imgfilt_15_nonlinear_avx2_23rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_double_1_double, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -48436,12 +50922,12 @@ __Pyx_RefNannySetupContext("PyInit__rank", 0);
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
   if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_5) < (0)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_7imgfilt_5_rank_7rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_7imgfilt_15_nonlinear_avx2_7rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
-  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_7imgfilt_5_rank___pyx_defaults)) __PYX_ERR(2, 459, __pyx_L1_error)
+  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_7imgfilt_15_nonlinear_avx2___pyx_defaults)) __PYX_ERR(2, 459, __pyx_L1_error)
   __pyx_t_9 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_t_5)->arg0 = __pyx_t_9;
@@ -48457,8 +50943,39 @@ __Pyx_RefNannySetupContext("PyInit__rank", 0);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  /* "imgfilt/_rank.pyx":1
- * """The compiled rank filters, built for the baseline instruction set (see _rank_core.pxi)."""             # <<<<<<<<<<<<<<
+  /* "src/imgfilt/_canny_core.pxi":61
+ * 
+ * 
+ * def canny_suppress(const float[:, :, ::1] gz, const float[:, :, ::1] gy,             # <<<<<<<<<<<<<<
+ *                    const float[:, :, ::1] gx, const float[:, :, ::1] magnitude,
+ *                    double low, double high, unsigned char[:, :, ::1] marks, int num_threads):
+*/
+  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_7imgfilt_15_nonlinear_avx2_9canny_suppress, 0, __pyx_mstate_global->__pyx_n_u_canny_suppress, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10])); if (unlikely(!__pyx_t_5)) __PYX_ERR(3, 61, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
+  #endif
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_canny_suppress, __pyx_t_5) < (0)) __PYX_ERR(3, 61, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+
+  /* "src/imgfilt/_canny_core.pxi":114
+ * 
+ * 
+ * def canny_hysteresis(unsigned char[:, :, ::1] marks, Py_ssize_t[::1] stack):             # <<<<<<<<<<<<<<
+ *     """Keep the WEAK and STRONG samples connected to a STRONG one (8-connected in 2-D, 26 in 3-D).
+ * 
+*/
+  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_7imgfilt_15_nonlinear_avx2_11canny_hysteresis, 0, __pyx_mstate_global->__pyx_n_u_canny_hysteresis, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[11])); if (unlikely(!__pyx_t_5)) __PYX_ERR(3, 114, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
+  #endif
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_canny_hysteresis, __pyx_t_5) < (0)) __PYX_ERR(3, 114, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+
+  /* "imgfilt/_nonlinear_avx2.pyx":1
+ * """The compiled nonlinear filters built for AVX2 (see _nonlinear.pyx); imported only on CPUs that             # <<<<<<<<<<<<<<
+ * run it."""
  * include "_rank_core.pxi"
 */
   __pyx_t_5 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1, __pyx_L1_error)
@@ -48475,7 +50992,7 @@ __Pyx_RefNannySetupContext("PyInit__rank", 0);
   __Pyx_XDECREF(__pyx_t_9);
   if (__pyx_m) {
     if (__pyx_mstate->__pyx_d && stringtab_initialized) {
-      __Pyx_AddTraceback("init imgfilt._rank", __pyx_clineno, __pyx_lineno, __pyx_filename);
+      __Pyx_AddTraceback("init imgfilt._nonlinear_avx2", __pyx_clineno, __pyx_lineno, __pyx_filename);
     }
     #if !CYTHON_USE_MODULE_STATE
     Py_CLEAR(__pyx_m);
@@ -48489,7 +51006,7 @@ __Pyx_RefNannySetupContext("PyInit__rank", 0);
     }
     #endif
   } else if (!PyErr_Occurred()) {
-    PyErr_SetString(PyExc_ImportError, "init imgfilt._rank");
+    PyErr_SetString(PyExc_ImportError, "init imgfilt._nonlinear_avx2");
   }
   __pyx_L0:;
   __Pyx_RefNannyFinishContext();
@@ -48633,41 +51150,41 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{6},{8},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{27},{179},{8},{15},{7},{6},{2},{9},{50},{60},{46},{50},{65},{37},{44},{50},{46},{56},{38},{68},{49},{39},{45},{67},{27},{26},{30},{37},{1},{5},{8},{8},{15},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{15},{13},{3},{7},{7},{7},{15},{4},{18},{4},{5},{4},{1},{8},{18},{7},{5},{4},{8},{6},{5},{15},{6},{9},{5},{4},{5},{5},{6},{7},{3},{10},{4},{1},{2},{13},{5},{15},{4},{5},{8},{8},{8},{12},{8},{4},{6},{5},{7},{6},{4},{1},{5},{7},{5},{6},{6},{4},{4},{7},{11},{5},{3},{3},{7},{3},{5},{5},{7},{5},{4},{8},{8},{9},{3},{4},{9},{112},{107},{107},{107},{107},{102},{8},{7},{7},{7},{4},{8},{10},{7},{7},{10},{5},{5},{10},{4},{5},{4},{4},{6},{1},{4},{7},{7},{7},{3},{5},{5},{5},{4},{6},{6},{6},{4},{8},{1},{1},{1}};
-    const struct { const unsigned int length: 11; } bytes_length_index[] = {{1},{7},{14},{11},{1578},{1580},{1534}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{6},{8},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{27},{179},{8},{60},{50},{34},{15},{7},{6},{2},{9},{50},{60},{46},{50},{65},{37},{44},{50},{46},{56},{38},{68},{49},{39},{45},{67},{27},{27},{26},{30},{37},{1},{5},{8},{8},{15},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{15},{13},{3},{7},{7},{7},{15},{4},{18},{2},{2},{2},{4},{5},{4},{1},{16},{14},{8},{18},{7},{5},{4},{8},{5},{6},{5},{15},{2},{2},{2},{6},{9},{5},{4},{5},{4},{5},{6},{7},{3},{2},{2},{2},{10},{6},{4},{6},{4},{1},{2},{23},{5},{15},{4},{5},{8},{8},{8},{12},{8},{4},{6},{5},{3},{5},{1},{9},{5},{7},{6},{4},{1},{5},{7},{5},{6},{6},{4},{4},{7},{11},{5},{2},{2},{2},{3},{3},{7},{3},{5},{5},{7},{5},{4},{8},{8},{9},{3},{4},{9},{112},{107},{107},{107},{107},{102},{7},{8},{7},{7},{7},{4},{8},{10},{7},{7},{10},{5},{5},{10},{4},{5},{5},{4},{4},{6},{2},{2},{2},{1},{4},{7},{7},{7},{3},{3},{5},{5},{5},{4},{6},{6},{6},{5},{4},{8},{1},{1},{1}};
+    const struct { const unsigned int length: 11; } bytes_length_index[] = {{1},{7},{14},{11},{472},{580},{1578},{1580},{1534}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2464 bytes) */
-static const char cstring[] = "x\332\355VKw\323H\026&$40\223\006B\030\236\335C%\001\0024I\217\t\204\3000\3641\006z\340L\003\211!\341\331\232\262T\262\325\221%Y%\305q\016s\016K/\265\324RK-\265\324RK/\265\314\222\237\300O\350{K\266\023\305\241\351\365\234\344\304\252R\325}~\367%B\035\362\217ubV~c\262so\366\016\271\373\013\253\233vkYcMb\252\344\256l\032\216VuM\227\023j(D\321l$\334y\254\031\275\013\356\330\232\302\224m\304\304\264\377\360>\177\326\247\274\367S\211\032\206\351\020\312\271V5\210c\022\233Qe\3064\364\026\251\013#\327\300\310\307\306\032\3255\205\324M\205]#l\335\002^\0205-O\243\336i\325\264\035\233\032\323\327H\025D\365\210y\215Z\014T\021\272\256q\362\324$u\352\3105\315\250\022TE\035\327fD5]Cyj:\21485\000\251\324rj\246A\200\\a\272Va6u\030\030\202\246\203B\033\211\014\362\374\341\363\231\033\0137\204#6CH9\341nE\326\301\007\306\021\317\212\253\351\016(vZ\026\343\263\344\261JZ\246K\014\006&\203\203\026\320mgpj\314 \2349\270!\323\002\016\352h\246!\001;X;\335EP[c\310\375\210\352\234\315RE\221\200\216\311\246\256\343\235i\360YZ\221\025\215\323\212\316\230\201\317\252\254\361l\247\030&8\244RWw\210$\331Lqe&IDq\205D\3034f\300\3015\215\352p+k\206\346\000\0215V\t3\252\232\301\356\020Jd\263nQ@\003\3206h\035\214\246\244\tV\021\323u8DU\230\256\232\246c\331\232\341\354\340u\250Et\r\221\331F\274\312l\203\351\244b\256\347\251\r\314\r\266\016\261\262\210e\202\260<\233fXn^>H \\\2661\264\340\214Ix\235\352\3725L\213\234M\030S\221g\003*e\310\026Rw\271Cj\246\256\020\323`\004N\\\226#RY\023\302\337\323c\233M\236\345\202S\303t\3459\332\232\306\035\263j\323z\237\276FE\224I\32361\3730/w\347\340Y\222,\314\240\375\205\371\231\212\346\020\205:4G\335\205\216k\033\214_Ct\263\352\354\232\222\271Ra\344\336\277H!\307g0\247i\332\253\203h\345\250\000m\200\270[<\212\3112\330\352\031\007\370`A\3521%\013\204\320\233\231\223\223\0014\222\316Tg\213_\325\262\364\206|u\353\006F7\307 ^\276\236K}\374\261\210\277\006*\336qh\014L\231\311\264\362\036rZ\306Xg\212\006!\204z\245d\216\254\303ogj\270\306\252a6\301\\\006m\001\242,\377\250\325""\253*\324\366\217\242>$\331\264\331\254\265\256\271\242\312\260\226\000MS\206\246A\250m\323\226\210\335\354.\267\031\272\210^\326\025\371\354\207b\271\364\370\361C]\327,\256\3612k\270\314\220\0316\350\331\255^-I\317[\353\360{\000\335Hz\312\326\235%\246JR\267c@EC\365bO\331\332T\231\2439\254\216\007\n\362\300\237\352\0322\256p\305{\\Z\335\002\240pW\247\232!VSquq\207\345.VT/I\026\030 \327\230\274\312\335z\366\326\225\202[\354w\331\3165,M^\005\t\017\215\036\335\232\2030\240\214\206K\365\236\330^3\352\357d\321\202\267\035\260u|\201\376\3307\205o3\275\277\337\342s\030w\204\243\234)\022\264z\321P$\215c\270 \307 \262\320)\261\201BZ\340b\252*.P\324\275\370H\025WU!\233\354*\247\274e\310\2329\333\347\345\025\312Y\005\323\260\242\031\\\226\241\013@NqY\207;\t\300\203\214\225\341^^\005\351\000\247%\303\204q\260\307t\0330WL\027[2b%\036hY6\231!\3420\337\030 &\006\017\263m\323\206l\323U\235V\271\252\233\324\201AW\027O\254\013\210 \324\200dZ\314\250[\330B4M\351\346\347\254\310O\3418\030\351\330\256\030\021\010\026\246\003\376x\366\330`YMHJw\255uW\221\241\335}\023%\2556\021\016\235\002\0020\227q(gU\201#\3310$@\320\220\204L\003\002W7\020N\330bw\302\260\301\274\257w\373\017&D\267W\301\326j\201\357\020\001\370\307P\002\306\360/)\370\250\341\003\304\340\322\264\000\321^[\311Z\020\234\2415\210\261e\212v\"j\022\365\3667o\341\013\206c\033B\310\337\336\271F\266\376\357\024\336_\373\322y\236k\007\345\340\353\373\235\372D\254\006\305~\3418\307\223\247\033x\033P\345\026\346\245]d~\3418\307\223\247\033x\033T5w}WU\273\037\347x\362t\003o\203\252\346o\354\252j\367\343\034O\236n\340mP\325\302\256\232\026\376@\321B_\317\302v5\013\333\265\260*\024$T04_h\004\270@\206\343\002\252q|\341\257\267\227\232\232\002\025a61\227q\311\212\241\3270\260\022yMS\235\376g+\027\263\037>\013\240\3671\013\276\035\254\254\306\035\007\032\005\224\034\252\304\005\344\340\002\"\035M\021\301\025\260\013@\320\\\350\322PV\256\005c\212\211o\036\216\005\212?\344Yom<\3738\364i\344\257\355B\266\334h7\322c\323A#{\373\247W\365\027?""\016}\236\337w\200\370\037\302B\370,\276\2334:C\233#\347\305kqs\344{\177%x\024N\204w\243f\254&\305\344]\272\370*}\365k\372\253\224J\377\305\353\327A%\004\206\357\374\242\277\034\024\202gQ!z\024O\304\005<*\371k\301b\240GS\321r\\\210\377\323\031\356\314\247\213K\351R\031\0254\0035,\2463\367b-\261;c\233#?\305\033\270\234\362\034\277\340\027?\237\330w`\264}\307{\343o\204\337G\265\270\222\014m\036:\322\376\315\037\362\201\350\340\307f\273\342\035\366\307\375\237\203\353\301\342\266\233C\355\341\366\2747\346Mye\377\033_\016\306\205\365s\241\034\215m\216\036m\257\301\361\341\340d\320\010\207\303\353\341\353\250\022\357\217\247\342\345d.\251v\226\323\362\213\364\305J\272\362:}]I+J\252\260-\226\343\301\355\360~X\211\016\002\016\325d\245s\277Cs\366\264\274\375\336\244W\362Z\301\376`\"\230\017\307\302\251p)ll\267,=t\032v\347\202b\260\014\330>\210\206\323\271RRH\036w\026;j\372\342e\372r\031\324\245G\317\373\215\3400\360_\212\206\300\346\355\236\035\004[\026=Yx=\027T\303e\300\272\024\361\370R2\234\334\352\\J\237/\246\213\231\007\257\320\360\377AH^\007rx:\032\217~I\306\222+\23590\372\317\\\234\215\346\242:\230\366\244#\247\213o\3227\357\322w\357s\336\272\355\373\200\377\260w\323\037\366\013\271\033\247\213\376\222\227\363\275=\322~\344Mxs^\305\037\rJ\201\023\316Gc\220\026K\321\007\200^\331\262}9]^AK\232\236\n\266\224\021\314]\305\310\376)\270\373!,G#\"\335\346b9\031\3133N\207\307\303[\321$\\O\306\305\035\271#{\200,VC\006\350q\377V0\031\0247G\217{W\201{\021\357ny\227\200~\034r\330\016\306\323\0137\242b\364:\246[$]9\337\371/\203+\220_\225h8\272\035\227b;\031\207\210\226\323\347\220\346\020R@N\024\312\344\305\340\245\310\010\036]\210\324\270\030\227\223\375\311dr?\241;\"\314\275\313\376\024\324\\)hEC\233\243\307\274o<\352q\177\322\277\357W -\306\303\237!6\325x)n\014\272\364\t\214\273\354_\364\033\237\377\262\357\360\3506\357\356\006<\274\020\252\340B9\036\216oB\272\334\204Z,\364\235\3714r\244\255z\367=\r|=\031\330\341\330\346\341\323\376\267XW\047=0p\334+x\017@\323\337\374\235/G""\332\024\020\247\236\353\003\302\307\275\t|\\\200\030\017\341\3462X]\334\332\214\236\365\047 Y\300\245\003\";\304\246\354\013\047\261v\212\331f\312[\334\355\004\231\347D=\227\300\231\253\321\223x\265s\006;\311\271\213PNw\242w\220\307\027\022\232\270\235\007\220K\231\360\227B\341\261S^\303?\000\220\026\203\225\260\030\276\210\216G\267D\203\032=)\240\335\222\333\310\022H\366\317\004S@[\202\362=6\021\214\005W\303\307\321\253x%)%\033\242\034\336n\216\235\206\304_\020EX\2060\035#\301Pp6\274\035\375;~\002\215\244\214\026L\374\000\357\305\214\022\214\310\252\0323r\"\272\021\265 \372\323\235\261\316\304&\271\322?\334H\316vnC#\350\363`O}\003yp(>\234\234\354\351\376t\354\204\367\020\321\367\033\233\047\316A\253|\030\234\n\207\302S\320-N@=5c\n\251\361\247h\376\016\367\033\341\231\350r|\005\332\307\225\264,\\;O\202\021\200\352%$\014\r\035\3500\017\343S\311\301\244\005>\355M\212\275I\2617)\376\037&\305\347C\373\276\035\007\376\351`\354\3637{\263boV\354\315\212\275Y\2617+\366f\305n\263b\024g\2050\017\306\306\201\243{\335\177\257\373\177\255\373\377\016\213\n)\217";
-    PyObject *data = __Pyx_DecompressString(cstring, 2464, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (3235 bytes) */
+static const char cstring[] = "x\332\355VKW\333f\032\256\003$\320\241-\006\302%\227F\\\022r\203\216!%$\223i\217!\244CO\323\006\034 \267V#K\237m\025[2\272`\314\311\234\323%K-\265\324RK-\265\324\322K/\275\314O\310O\230\347\375d\033\014\264\231\365\0348X\372n\357\367\336\236\367y%H\226\360\367}A\317\376\316d\353\273\271\307\302\223\347\254\244\033\325-\225U\004=\047<\221u\315R\363\266n\233\202\244)\202\242\032t\360\344\262\252\2656L\313P\025\246\034;,\350\306_\356w\256\265O~\367\375\212\244i\272%H\246\251\3465\301\322\005\203I\312\254\256\025\253B\211\033\271\007#\327\264=\251\250*BIW\330}\201\355\227!\213\253f\344\031\322;\223\323\r\313\220\264\231\373B\036W\265\016\233\005\251\314\240J\220\366US\370Y\027J\222%\027T-/\220*\311\262\r&\344t[S~\326-&X\005\004i\245j\025tM\300q\205\025\325,3$\213\301\0202\035\n\r:\244\t/V_\314>Xz\300\0351\030\205\324\024L;+\027\341\0033)\236Y[-ZPlU\313\314\234\023\326rBU\267\005\215\301d8X\306\271\343\002V\201i\202\311,\032\0103<\034\222\245\352\232\010qX;\323\214\240\272\307H\372\231T4\331\234\244(\"\3161\031\307\253\002\323\362\252\306\036\013yCRT\246Y\346}\370\232\327T\313V\0307\263$\031;\360I\315\345\030\245)\016M\247,)7-I\336!\357\315\222T,\266\374\245\235=\275h\227NIP\252L\241d\233\226\220e\302w\377\024R\262\0169\231\2547\347\244\254\254\250\246\224-2\246\3213/\253f<R4\035\001\316Iv\321\022D\321`\212-3Q\024\024\233{\250\351\332,\002\276\247JE\354\312*\374\300!I\333ik\226\004Y/\225%d\007\331\327\244\022\202(\t\025DI\320m\313\004\312\270\3159]\267\312\206\252Y\047d-\251,\024U\312\324\261\303;\314\320XQ\310\352\373\235\2475\302*\333G\004\313BY\307e\235b\252V\266;\357\307\r\202)\033\00458\243\307\241\274O0\355\260\211\242\314q\177J\245\014\364\3061-\350EE\3205D_*\332\254\343P\216U\220\236\226\036C\257\230\255\\\361\234t\234-\250\246\245\003\032\245\366\371\202\304Q\047T\014\235\252\201\300p\266\204\031\203vi\226\354O-\316fUKP$K\3528\335\014\235\251\0360\000\017\321\215\331\342,xt\310i\314\252\350\306\316\351hu\234B\264\021\342f1+:\213\303V\212%\340C\031\245\300\2248""\021\\olN\307\0358#\026Y\316:\222\317\251q\271\311\204k\215\262\333!\300\047\237\306R;\376D*\237\n*/0\020\025Sfc\255f+rj,Xb\212\212\024\202?$aA\330\307\357$4lmG\323+0\227\201\246\220e\371\033\265\224\317\201k\276\021yi\212\262n\260\2712\350\356\370\026]\321\336\261y\001R\231!\320\272\014~\023$\303\220\252<\255sg\354\306\201\247\300\306\004n\316\275OgV\326\326V\213E\265l\252f\206\355\332L\223\031\365\222\271\243\266\"\212/\252\373\370=\005q\212?\263}k\203\345D\261In(v\0246\321\337\321 \317,\325b%ZPH\006\1779[\223\351\215-\263%\245\226\312\210!\215J\222\252\361\267\256\330E\276GL\300\337\244^\024\3130@.0y\307\264K\361\254y\013\r\211\232\343\221\255\225Uy\0077\254j\255s{\026\205\201\356\330\265\245b\353\332\026O\265G2\357\026\307\026\330>M@\345mS\314c\246\267\307Gr\0263-\356\250\311\024\021]\211s\215\250\232\224.\300\017I\007\211\022\327\0031\364\322s9z\241\336[\371\021\2636\221\272d\344M\311\254j\262\252\317\265eMi_\252J\007Y\311dY\302iV\325L9\006J\241j\242\2371\344/\236\233v\271\214\251)\203D\000IS.B^D\200\001x\031\322\362\016,@\310\3132\032\246E\024\325\344oSae\253\240\3506\321:\005\225?\310\205\370kC\331W\252\312\001\000\202\316\315\020`\336R\231a\350\006\300Y\314\025\245\274\211\207\225+\352x\350F\211?\251\312\220\364\374~\276\232?@]\211z\231i\245r\201\251\371\202U\300\203~b\216hJU\225&\320\347\320\02052[2Dio\177\236\307\022\036[\206\315\033\022\305\237\020F?3~\034\260\270\002E\245\371.4\337\034\364\315qe\0077\355T(\302E\tA-\352\025\374\213\271R\273\305\362\356\212\217\025\372R\211K\223\276S4MD\2564\221\253\322\000\221\222F\211\303\220(\222\000\202\217\240R\223\004\tzM\302\304\260\\\325\366\265\252v\200\020\"\343\370\047\350 \247\370\027\025z\024\350\201\313\350U)#;-\206\213\331\020kd*\345\253\254sf\343\034@\332\333\203\267\370\2703\211\021)so\037\337\027\216\376\037\247~\275\377g\353\235R\047N\236\236\376zR\037O\364\351k\377d\271C\246\363\334\251\331)UvjQ<\343\316?Y\356\220\351<wjvZ\325\302\374\231\252\316^\356\220\351<wjvZ\325\342\2033U\235\275\334!\323y\356""\324\354\264\252\24535-\375\205\242\245\266\236\245\343j\226\216ka\222\\\020\017\014\226W\211\203P\027\304n\364\002\320\351\005\013\250\241\322\2575\026+\252\202\362@\331Q\247\306+\256\211\026\007Q\265\232\0055g\265?\354M\3765B\237\263x\030\340]V\306\047M9&\003s\337\254\232\007\226\005\356A)\222vz\341Jz\341v\013\312\3642\3178\317\005\217\022\371\200V\201\033\3552z%\343\337d&\267\213\n\230~$\273_=\370\345\217\304\207\356\277\035\246\342\327\203\303\335\372\300\214\267\033\317\376\341\344\335\365?\022\037?\377\254\347\272\273\352\215x\273\376\027\301fx+JD\327j\233\365\215W\365W\257\353\257\3374\272\257\270\367\274\365F\367\327.\363\026\375!\377\207 \325\350\276\364\207}\370\314\231p\026\234\254{\321\315z\227<\303O6z\277<\374\335M\270\311F\337\347\215\336\376\3035g\323\235p\027\275A\357\241?\351\247\033\375\003\316EGqg\260\220j\364\047\235\021\307lMh\047\353&\032\375_\035\332N\332\311\270]\356\202+{\311\306@\222N&\235)\254\365\270\353\215\376\313\316z\274r\323\331m\364\017:\023\364\230\346\302\003\243X\032\030\243s\256\324\030\030v\236\271\323n\336\333\360\260z\331\331\302\215\315\t\355L\272\351xp\323\335\365\022\336\270\177;\230\014\322\215\341qw\320\235\207\242\341QX7\351.\303\212!o\005Rc\343\215\34118\313\274y/\343\047\032c\327\335\r\327\200\211cWqs\326\273\340Ma\275\313O5\256]o\214]s\237y7\021\224!\370}m\002N\316#\206\327n\270\2467\351-{2\326W\374\335\2060Ak\266\227\366^\372\303\376\313`(X\r\207\302\325(\031MGJm\272&\327\3277\032\302Mo\335S\374i?\007\373\204;\2103_)\370r0\030<\014\047\303\247\321\205\350V\355Bm\242! \273\2158\341\037\207)\257k\336\226\237\362\237\207\3438\220\250%\033\335\327\232K\351F\367\254\277\025\314\007\310l\034\033\351C\367\250Sq5J\360\207\356\336\303\236\303M$8E\211\\>\3145\223\362\310{\346O\370\013\\\365b\230\014\247\302L\324W\033\251\355\326_\2547\006\206\234y\\\225rW\340\346\035\1771H\006SA&\354\t\267\242T\264\022\231\265;\365\014A\252\376\346-%\355\256\233F\234\001\245\367\020[?\002\017V\366\0163N\342C\357\200\223 (\365_q\047\352WW\"""\216\223\036\330\221\210\007\033\204\000\032\020\314R\224\343uGv\207\000\346$\001\311p\206\234e,\0146\023o\360\020_\016X8\017\253/DS\321\006l\272U\177\261Q\337\310p\240\265\356ZpsH\022\207\320\032\260D\010H\223w\337\272\027\334)\302\306eR\266\351\336\365\236\372\t\177\020\341\\\361\315`\202\026_\272I\202\226\233\361\272\274\324\031\013#N\016\3411\2741\244\261=\031\367\047\342\353\273\2017\351\330\3650\3023\375)?\023\\\210\257\207\313\315\322\030\214\257?\2610\354<\367\222\336=\010t\005\013\201\022N\207\n\374\\\047<>\367\223\376=\244\243+\\\010\245\320BJ\236\002\022\303\265\014\245\016\260O\302\265\214\327\343\275\361\r\340\360\247(\001\014-~\326#\270\357\341\337/\341\223h\267\226ht\337\340S\240\347\272\273\315\261\360$\250\204\271(\035\275\253\257\2031~\253\377&\326\305\177\323\366k/\213*\001\340\322\356\226\227\362~\tR\301\263p\"L\321\322\212\273\007\004\027\001\217\2550\025\376T\353\252-\002\351\224\006(\250x9?]\237\375.T#\203 \373}x@\257Q\307\002\264\322\204\353\376\303\307\316\033\367\300\277\036\024\302l\224\350\200N\3450\353\364\001\004?\360\212;\332\351=\354:\\l\022\311E\236\322\026\2229X\366\260\334\307I\260\313\237\367_\007\331\360\002\300\275\025-D\371\332V=\363\262\376r\273\276\r\360f\353Y\245\256\260#\221A\357\221\277\354g\203K\210C>\332\256-\327\244\016{\252\316\005g\322Yq\252 \210\t\020h\022\351\334@\351\037\263\254\336;\206\321U\260\000U\346\323\240\253\276\000\260Gk\265\365Z\256\376r\263\276\271\005u\365\257n\200\250\372 \177+H\004\311\016\317.\301\226\030\372?x\013^\036u\235\nV\002\023\\\336\025=$\204\257\327\327c\017^\221\341\377AJ^\203\203\306\220\347\347\340\232;\265\005\030\375\277l\\\001\250J0\355Gb&\324\361\273\372\273_;\274\265\301\025Y\247\013P\356BE\036\337\261\232\321\247\242=n{w\273\217\364\203f\255&kl\004\357\021z\345\310\366\255\372\3266YRA\311P1!\230g^#\273\243\330\243\002\350\346p[\010\345(\331)8\203\212}\010\262\177\006\352L\237\300\216\354 \262\324)\343\200\016\272\017\301\327\351#\266\302\336C\347\026\316\017\361\302\035\252O?\010""\322\301\353P\352 4\272\347\232\273\t\016\\\0002\272\202G\341JhDC\310h\206\263\rR\212\310\361B\231\274\351mrD\230\301t\220\013\323\234\231&\243\345H:\221a\323\271\215\002\335F\214\252A\"n\230R\263Ce\001\013\352\313\013A>\334\010wO\273\364\001\306\335\246F\207f\337\327\177\314\273\047`\027\336W8/|\013\270|\213ZL\265\235\371\320\375%\250\177\331Q\341\353\010o\361}c\356\027TW#\016\014\034rR\316Sh\272\354\236\234|y(!\342\222c\243\313\366R\223\356m5\351^2e2^\216\007D\357n\352\004\2457I\236j\047\035\017\246\250\361\237^\271\302\371:n\322\246\1777\3701\334\251\215\023\223\\\275\211rz\034\274\343\315T\212\354\332S\"\272\343\375\002\237\013\370V\330F\335m\373i\264\006\352\246DP\375#<\264G\367\356\306\000\222\335q\364\370m\336\271\007&\300\263w\375\265\340U\270\215\336v\300\313\341m#9\006\340/\361\"\314 M\003\002>-\256\370\217\202\177\205?\202H8\325N\334\303<\035\237\204\021qU\023\"\047\202\007A\025\331\237\251%\251\225\337i/\036DWj\217@\004m\031\342\3247\300Ao\330\027\215\264t\177\000\371\257R\364\335\335\306\360UP\345\2527\212\3564\n\266\030F=U@\372\374\323\347\323g\276\306\376\201?\036\334\016\357\200>\320\264\271k7\004\257\033\241\332\004`$\337\002\303\254\206\243\321\245\250\n\237\316;\305y\2478\357\024\377\017\235\342c\357g_\014A~\306K~\274x\336+\316{\305y\2578\357\025\347\275\342\274W\234\325+\372\251Wp\363\3206z\276:g\377s\366\377\024\373\377\027\355GLN";
+    PyObject *data = __Pyx_DecompressString(cstring, 3235, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3261 bytes) */
-static const char cstring[] = "\377 at 0x o\377bject>.:\377 <Memory\377View of \377<contigu\377ous and gdir%\001\007\rin\021\005\177strided\"\010o or \004\031><(\t\376A\006>?Canno\377t assign\377 to read\177-only m\240\002\375v\242\000Invali\377d mode, \347exp\305\000|\000\047c\047\376t\001\047fortra\237n\047, gH\000%\005s\357hape\222\000 ax\377is No ma\177tching g\001\377ature fo\377undNote \373th\242 Cytho\373n ,\000delib\237erate\206\000\353\001c\367ter!\001n PE\337P-484\245\"re\376\317!s subcl\366\301\000es\314!buil\373ti\313\000ypes.\377 If you \223ne\257 \336\000p\351\000%\tt\177hen set\200\000\367e \047\212\"atio_n_typ\253\000\047\210D\373iv\242\000o Fal\177se.add_\264 \237ecoll\321@+\000s\377.abcdisa\337bleen\002\001gc\373is\004\003dno d\377efault _\377_reduce_\357_ duM\002non\275-\315@vial\033\000c\357init\"\000ank\377 engine:\377 a compa\334\213 \343@nam\343\000a }w\242` outs\207`\376\266\002footpri\371n\207A0\ttap l\371i\226!\"\010kerne?l boxr]\n\372 \357ndex\251@p p\365oJ\000sW\ninpu\334R\013?\000 sc\246@ch\376\273`o small\t,\213\204\001\325  \213\006\320A\343bb\016\375c\330` must \377hold one\355 \352`ue\213\nfew\274\374@`\005rows\206ct\365h\253\204\001s\267\nhist\337ogram\217\006ha>+\001e wro\372a\224\204\001\332\034\023s\237c8-\313\205\00116\377-bit dat\371a\227*\264$sizes\303, \333 \257\206\003\204\004\305\003be\337 >= 1\317*ne\037twork\234/\365*\317@\272\340  \267\205\003doe\220\000o\351t\265\205\003\234\204\002p\370`ed \340\204B\250\207\002\304C\271J!\000_le\331f\271\0008\005fi\331\204\003co\017lumn\332A\352J\377B\252\177\360\367&\301\206\001\265=\373Asort\267ed-p\003s \356di~\210Cmedian\374\210\001\237a 3 x\001\000\376mu\337nknow\254\000et\377hodsrc/i\377mgfilt/_\376\262\204\001_core.p\307xiu\353\205\002\271\210\001\371`oc\377ate arra\205y\267B.\013\020\225\210\003\347\211\001\304\211\003s\377.|ASCIIE\377llipsisS\177equence\235\212\001}.\242\212\007__Pyx\001\000\377Dict_Nex\277tRef__\253\207\004e\317____\200\210\002\000\006_g\277etitem\026\001d<0\001 \000func&\001\030\000\357st""at1\002imp\367ort<\001main\036\003\002odulM\002\353\206\001V\001\327new]\001p~\000ch\037ecksuT\000\n\001?\004~\025\001type__\037\001\277unpick?\000E\315n \005vt\227\210\001\241\001qu#alO\005\205\210\005\216\210\006c\376\211\002\310\001\366\241\210\004ex\325\001set_\216\203\005set\262\006\003\006.\007t\373es\310\001fused\337_sigi\315\207\001_i\375s\253Aoutinewabc\275\211\001col\304\211\001woff\313\211\001row\266E\377_buffera\377rgsasync\347io.\350@6\003sba\367seb\306\213\001bins\377cchannel\177scline_\272 \357trac\035\000ckc\377ol_mapco\347unt\340\207\001\372\211\004sdo\037ubled\250!\000\002\226\001<\224\216\003\357@odee\257 \364\213\002\337error\353`lf\377lagsfloa\037tform\001\002\353\214\001\332@\377has_open\273mp\361\207\001iid\231\204\004.x\233\204\002\364\002\242\000truc\314\213\002\351s\211c\217as\000\002ize\026\203\212\003_d\001\004h\t\004\270\215\002\025\004\177wkindkw\213!\377lanesmem\362\221\216\001m\221\205\002\217\216\001nn_a\357ddn_T\002n_r\373em\002\000owsn_\004\232\210\001\255\213\001n\227\000\371\207\004\215a\260\211\004\231`\037pyobj\377 \202@\323A\177outout_\241 wt_h\006\001row\r\001\237wpack\317\207\005\375\207\003_swp\212\001\340!pop\302\213\001\370\217\206\002\230\212\001\000\006[cons<\203\210\001\357![:, \000\000\000\003\037::1],\205C\006\017(\013\010\033\014*\014E\000]`\r\247B]\017\000\024\300\236\003-\004\223\0015\007\000\013W\021u1\0076_t\310\017\000\024\211#-\004\376\001\0305\007\000\013V\02232V\022\001\023d\004`.\003f\0026\006\000\013\301\02264\301\022\200\001\023\317\004.\003\321\0026\006\000\013\25428\000\2532\001\022\270$-\002\271\"4\005\000\n\215b\377egisterr\277em_col\003\001o\373ff\n\001rowri\353ng\000\001_\005\004_wi?dthrow\254\207\001\003\001\370\207\205\003\251\207\005\303\224\001shiftz\256\224\006s\367\216\002tarta\000\317psto\001\000\340\206\001tt?agstapo\001\003\001\367off\n\001rowt\253id\245bu\300Au\332!u\366\365\000un\323\205\001upda\213te\357\220\002s\235\217\001\241\217\001\227\001x\377yzO\200\001\340\004\013\373\2101\001""\0034\210q\320\020\367\047\240q\017\003;\220g\230\377Q\200\001\3606\000\005 \377\230|\2501\250O\270<\177\300q\310\001\330\004\037\n\002\377A\330\004\035\230W\240F\377\250!\250<\260w\270f\377\300A\300\\\320QX\320\377X^\320^_\320_`\336\033\001Y\240b\250.\000\034\230\377A\230V\2401\240O\260\3771\260F\270!\2701\330\377\004\034\230C\230v\240Q\377\240l\260#\260V\2701\377\270L\310\003\3106\320Q\357R\320RS]\001w\240f\377\250A\320->\270i\300\377r\310\021\330\004?\270z\376\003\001\027\220t\2301\230A\377\360\024\000\005\014\210:\220\377Z\230z\250\035\260h\270\377b\300\001\330\010\016\210j\367\230\001\230)\000\007\200w\210\377b\220\t\230\023\230G\240\3672\240Q\017\010\010\210\003\210\3776\220\021\220#\220S\230\337\006\230c\240\023\271\0023\250\377c\260\021\330\014\017\210v\376\024\000\t\240\026\240q\250\003\377\2502\250Y\260b\270\002\377\270#\270V\3003\300g\377\310V\320ST\320TW\377\320WY\320Yb\320b\357d\320de)\007\022\2409\277\250B\250b\260\007\205 g\277\300W\310B\310a\203\ny\377\220\002\220\"\220C\220y\377\240\002\240!\2406\250\021\277\250#\250R\250q\216\t\320\373\010\030\273\000\033\240A\240V\376\350 D\260\003\3203C\300\3771\300I\310Q\310f\320\337TU\320UV\237\000\320\017\337\037\230q\240\t=\000&\260\271\001\261\000\352\007\010\210\007\274\000Q\373\220c\361\0023\240g\250V\376\351 C\260s\270&\300\003\377\3007\310&\320PQ\320\325Q\274\003X\350\001}\220@Y\240\377c\250\030\260\023\260M\300\037\021\300)\3103\262\000\202 \000\026\276*\005\032\2603\260m\230\000J\377\310c\320QZ\320Z\\w\320\\]\361*u\210B\375 \177\003\2205\230\003\2301\213J\355t\367$R\220\357\n\210\004\210\377F\220!\2203\220b\230\377\014\240C\240t\2506\260]\021\224`R\260|\370 d\262\007\357V\320VW\244Aw\220f\342\316`S\311!\320J?\005c\230\027\276\346 +\250S\260\004\352b3\357\270c\300\021+\013\047\250\022\377\2507\260\"\260F\270\"\373\270A\255lc\220\021\330\010\367\013\2104\312$\022\2307\240\377\"\240A\330\014\022\220*\367\230A\230\315`\013\2107\220\375&\351`\023\230C\230r\240\377\023\320$4\260A\260Y\353\270a\031\007\004""\200\204\001c\220\034\277\230U\240)\2503\227`\003\377\2609\270C\270r\300\023~\317@S\320PR\320R\320@\274\267 \244\205\002\"%\240U\215bs\377\260$\260f\270A\270S\177\300\002\300\"\300B\300\272i\376\336As\220(\230#\230W\376\241 y\260\001\330\014\020\220\377\006\220a\220s\230\"\230wB\230b\224`\023\250G\231@_g\270R\270q\301\017\340\275\000\377(\230%\230q\360\n\000\373\t\014\323\010<\240s\250$\373\250f\300\000S\270\003\2705\276\254`5\310\003\3101\347\006\340\377\004\016\210f\220B\220i\376\351\000\026\240r\250\021\330\t\367\030\230\r\324\205\001\026\220a\330\377\010\023\2201\220D\230\001\347\230\025\230\000\n\374\204\002a\210w\366\236\000u\230\337 \022\220!\330\257\010\022\220$\341@\001\005\001(\372\263\000A\000\006\330\014\032\230!\314\252`\320\000\005\220\232a\004\002S\230\370\340\002\270\205\001\374 \020\220\002\220#\243\220Q\363\001\002\r9\0013\313\206\002C\376\312\000*\260J\270k\310\031\376\306\207\001\033%\240V\250:\260\377\\\300\021\300$\300a\300\337u\310D\320P=\002\005\220\375Ul\002\020\027\220q\230\005\377\230W\240A\240W\250A\277\250T\260\022\2607\234\210\002\014\255\026\326\"!\230P\005q\364cc\357\230\031\240#)\000C\250q\377\330\020!\240\021\240*\250\377I\260X\270W\300C\300\375z\212\205\002[\330\021\030\230\003\327\2308\240\201\206\001S\244@\020 \377\240\001\240\032\2509\260H\337\270J\300g\310\373@Q\330\353!+\r\000A$\0031\330\020|\320\206\003\216\204\001!\2604\260y\373@\377\047\310\021\310!\330 )\375\250\r\005z\300\032\3109\320\363TU+\006\320\211\001Z\240y\260\337\010\270\t\300\026t\005\340\020\367\024\220E\207A\230q\330\024\377\033\2301\230E\240\027\250\377\001\250\027\260\001\260\024\260\237R\260w\270a\230`\000!\020\377\036\230a\230z\250\031\260\377(\270)\3007\310)\320\377SZ\320Z[\330\037 \277\240\004\240A\240U\256`a\377\250t\2601\260E\270\027?\300\007\300y\320P\250\211\377\250\211\377\370\263\213\r\250\211\377\365\211\262\360\010\000\r\023\377\220(\230\047\240\021\360\006\032\252\211\377\220\252\211\377\230a\263\213\032\252\211\377\324\225\377mW\324\225\377\002""\240\344\225\357\360\014\250\213\001\276\223\231\002\360\010\000\005\017\250\225\377C\001\240\250\225\377\214\227\033";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3261, 7854);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (4319 bytes) */
+static const char cstring[] = "\377 at 0x o\377bject>.:\377 <Memory\377View of \377<contigu\377ous and gdir%\001\007\rin\021\005\177strided\"\010o or \004\031><(\t\376A\006>?Canno\377t assign\377 to read\177-only m\240\002\375v\242\000Invali\377d mode, \347exp\305\000|\000\047c\047\376t\001\047fortra\237n\047, gH\000%\005s\357hape\222\000 ax\377is No ma\177tching g\001\377ature fo\377undNote \373th\242 Cytho\373n ,\000delib\237erate\206\000\353\001c\367ter!\001n PE\337P-484\245\"re\376\317!s subcl\366\301\000es\314!buil\373ti\313\000ypes.\377 If you \223ne\257 \336\000p\351\000%\tt\177hen set\200\000\367e \047\212\"atio_n_typ\253\000\047\210D\373iv\242\000o Fal\177se.add_\264 \373ec\273 y eng\377ine: gra\177dients,\351\000\177gnitude\314B\337marks\324@ff\340\302\000\226\000\226\".\013\203\000 st\367ack\372\001smal\371l\350\005\026\001volum\366_\014th\247As mu\377st be >=\257 1co5\000c\272\001s\377.abcdisa\337bleen\002\001gc\373is\004\003dno d\377efault _\377_reduce_\357_ du\335\002non\275-\335`vial\033\000c\271i\305\000\"\000ank\337\006a? compa\233@\363`\367nam\363 a wi>\315@outsi\362\000\312\001\377footprin\374\227a0\ttap li\374\246A\"\010kernel\237 boxr]\n\212`n\367dex\271`p poxJ\000\336@Y\010inpuR\013\356?\000 sc\266`ch /too \306\",\233\205\001\207\n\230\340a\363\204\002b\016cv\365\000\317\"h\377old one \337value\213\nfe\367wer_\006rows\370\226\204\003\215D\267\nhisto\332\230`m\217\006ha+\001e Gwro\212\205\001\244\205\001\034\023s\257\204\003\3738-\333\206\00116-bi?t data\227*\264$\017size\366`\333 \277\207\003\213q\376\317*network\320\234/\365*\317@\340  \307\206\003do\315e\220\000ot\305\206\003\254\205\002pa\201d\206\210\001\204B\270\210\002\304C\271J!\000_glef\271\0008\005fi\351\205\003\005c\324\204\001n\332A\352J\377B\252\177\340E\346\342`g \265=\334\205\002ort\267ed-p\003s \356di~\210Cmedian\214\212\001\237a 3 x\001\000\376mu\337nknow\254\000et\377hodsrc/i\377mgfilt/_\376\204\207\002_core.p#xi\016\n\315\204\001\021\006u\206\206\002\344\211\001\377allocate\277 array\322B.\360\013\020\300""\211\003\222\213\001\357\212\003s.|A\377SCIIElli\377psisSequ\257ence\310\213\001.\315\213\007_\357_Pyx\001\000Dic\377t_NextRe\367f__\326\210\004e___\371_\253\211\002\000\006_geti\227tem\026\001d0\001 \000f\347unc&\001\030\000sta\375t1\002import\336<\001main\003\002od\343ulM\002\206\207\001V\001new\372]\001p~\000check\303suT\000\n\001?\004\025\001ty\357pe__\037\001unp\267ick?\000En \005vyt\262\210\001\241\001qualO\005\304\240\210\005\251\210\006c\251\213\002\310\001\274\210\004ex\336\325\001set_\203\005seqt\262\006\003\006.\007tes\310\001\377fused_si\273gi\350\207\001_is\305Ao\377utineabc\356\350\212\001col\357\212\001off\356\366\212\001row\266E_bu\376\321\212\001argsasy\237ncio.\202`6\003s\377axayazba\367seb\367\214\001bins\375c\243chysterye\275@\263csupp\014\000\377schannel\177scline_\336 \357trac;\000ckc\377ol_mapco\347unt\237\210\001\271\212\004sde\377pthdoubl\303ed\321!\000\002\277\001\350\217\003dx\357dydz\236`ode\371e\336 \316\215\002error\377fillflag\375s\002\000tfloat\217form\001\002\311\216\001\215`g\377xgygzhas\377_openmph?eighth\002\000\000\001\273_f\325\210\001iid\375\204\004.\357_non\263\001ar_\317avx2\307\"\357\000trMu\214\214\002_s\334c\342as\000\002\267ize\361\212\003_d\001\004h\370\t\004\266\217\002\025\004wkind\373kw\336!lanes\367low\000\000_fmm\271a\334\215\004\331\215\002mem\246\220\001m\374\226\206\002\244\220\001nn_add\373n_k\002n_rem>\002\000owsn_\237\211\001\262\214\001\341n\270\000\376\210\004\367a\311\215\004num\377pynxnynz\307obj\357@\362@\303aou\337tout_\350 t_\335h\006\001row\r\001wp\347ack\332\210\005\210\211\003_wp\034\247\001\254Apop\315\214\001\377\206\002\243\213\001>\000\006[cons\216\211\001\266A\317[:, \000\000\000\003::\0071],\314C\006\017(\013\033\014*\014\002E\000]`\r\344B]\017\000\024\236\003-\004\360\223\0015\007\000\013W\021u16_\001t\310\017\000\024\211#-\004\376\0015\007\000\013\006V\02232V\022\001\023d\004.\003f\002\0306\006\000\013\301\02264\301\022\001\023\317\004 .\003\321\0026\006\000\013\25428\2532\001\022\300\270$-""\002\271\"4\005\000\n\215bea\377ch_zregi\376\200\210\001rem_col\356\003\001off\n\001row\364\315\215\001\321\215\001_\005\004_wid\037throw\377\207\001\003\001\216\205\003|\374\207\005\345\226\001shift\320\226\006\371s\211\220\002\313\224\001start\177stepsto\001\000\376\211\207\001sxsyszt\177tagstapz\001\356\003\001off\n\001row\255tj\000op\272bu\325Au\332\357!u\212 un\350\205\001up/date\217\222\002s\223\002\302\220\001\374\306\220\001\252\001xyzO\200\001\337\340\004\013\2101\001\0034\210\277q\320\020\047\240q\017\003;\377\220g\230Q\200\001\360\n\377\000\005\035\230E\240\026\240\377q\250\r\260U\270&\300\377\001\300\034\310U\320RX\377\320XY\320YZ\330\004\377\032\230+\240Q\330\004\036\377\230e\2406\250\023\250G\377\2601\330\004\007\200u\210\377F\220!\2203\220b\230\377\006\230b\240\007\240r\250\377\021\330\010\016\210j\230\001\377\230\021\330\t\n\330\010\014\377\210I\220U\230!\2306\377\240\022\2407\250\"\250A\377\330\014\020\220\006\220d\230\375\047\016\0001\330\014\021\220\026\363\220s\005\005\026\001b\230\001\330\377\014\017\210u\220A\220S\377\230\003\2303\230c\240\021w\330\020\021&\001\021\220#\021\000\377\005\230Q\330\014\025\220Q\376\014\003%\220q\330\014\022\220\365!\001\001$\204\000\001\330\020\027\356\020\000\020\030\230%\000\230a\330\377\020\024\220F\230$\230g\377\240R\240q\330\020\025\220qVO\000\006\004\026\001\"\230A\035\003\377%\230q\240\001\240\031\250\377(\260\"\260A\330\024\031o\230\022\2302f\000\024\027\233\000w\"\230B\203\000\023\240C@\000\337\030\031\330\024\030\352\000e\240\3772\240S\250\001\330\030\035o\230R\230r\240\000\030\033\251\000\337b\240\002\240#\025\000\003\250\3771\330\034\035\330\030\034\230\327F\240%\222 \023\365\000\034!\372\200 2\301 \034\037\230s\240\337\"\240B\240c\305 C\250\337q\330 !\330\021\000u\240\377A\240T\250\024\250T\260\377\023\260E\270\023\270E\300\377\021\300$\300d\310$\310\377c\320QR\330 %\240\177Q\240d\250$\250f\235\000\363 )\345 \r\002h\250c\260\377\022\2607\270\"\270D\300\377\002\300&\310\002\310!\330\265 \333@\330\353C""\360\024\324AI\377\240V\2501\250M\270\031\376\036\000\001\310\021\330\004\034\230\376\r\003A\330\004-\250V\260\3632\260\327@\226#a\340\004\027\357\220w\230n\335A\340\004\010\257\210\005\210U\336@1\305AB\373\210f\216D9\240F\250!\373\2503v\0026\270\021\270#\377\270S\300\t\310\026\310q\377\320PQ\330\020\023\2202\356\344 1\230C\344\000)\2506\377\260\021\260#\260S\270\005\377\270V\3001\300C\300s\357\310)\320S\317a\320Z[N\266A*\230A\316@\310`|4\000\371Q\263g\332`v\210S\220\001\337\340\010\020\220\001\307a\014\032\277\230!\320\033C\300\262`\020#\220\005\232`\245`\005\001R\376A\016\001\372\343a1\340AQ\220c\230\023\363\230E\265`\306`r\220\023\220\325B\016\000\022\362Dr\336\"\025\260\367e\2702\263\000\002\300#\300\375R\221\000&\320PR\320R9S\344bD\0053\230f\242@\276b\347I\230Q\375B\252`\023\2205\257\230\002\230#\230a\025\315aU\377\230*\240D\250\001\250\022\276\337 C\250s\260!\342aT\367\230\021\230\330`\230S\240\003\373\2401\000\016\330\020\026\220f\276\234 r\240\030\250\021\003\007\031\351\2509\000[\001\004\355`a\330\024\376V\006B\240a\240s\250#\217\250S\260\002Y\003\360\000\224\205\004\022\374Y\003\002\014\024\220M\240\021\240\375+.\000\003\2603\260d\270\327$\270d\345\000Q\214\204\001M\250\367\021\250+\214@\003\2703\270\367a\270t\220@D\310\001\310\267\024\310S\267A\024\031\265\000#\376\263\000\005\240Z\250r\260\023\377\260L\300\001\200\001\3606\337\000\005 \230|\277`O\270\377<\300q\310\001\330\004\037\334\n\002\273`\035\230W\207b<\260\377w\270f\300A\300\\\320\377QX\320X^\320^_\377\320_`\330\004\035\230Y\327\240b\250.\000\034\343@V\240\3771\240O\2601\260F\270\367!\2701\200\204\001C\230v\240\367Q\240l\234`V\2701\270\177L\310\003\3106\320Q\202B\376^\000w\240f\250A\320-\337>\270i\300r\257\204\001?\270\375z\266\204\001\027\220t\2301\230\375A\324\204\001\014\210:\220Z\230\377z\250\035\260h\270b\300}\001\256jw\210b\220\t\202`\363G\240\356\205\001\211\210\006\004\010\210\003\227\2106\220\303\207\003\006\320\206\002\302\204\005\021\276\362\207\001v\220S\230\t\200\211\002\003\377\2502""\250Y\260b\270\002\377\270#\270V\3003\300g\377\310V\320ST\320TW\377\320WY\320Yb\320b\357d\320de)\007\022\2409\277\250B\250b\260\007\205 g\277\300W\310B\310a\276\204\ny\377\220\002\220\"\220C\220y\277\240\002\240!\2406\202@#\357\250R\250q\344\204\010\010\320\010\177\030\230\001\230\033\240A\250\206\002\377D\260\003\3203C\3001\377\300I\310Q\310f\320T\377U\320UV\330\014\017\320\277\017\037\230q\240\t\302@&\367\260\001\260\341\211\010\004\010\210\007\367\210v\220\365\204\003G\2403\240\367g\250V\351 C\260s\270\377&\300\003\3007\310&\320\257PQ\320Q\274\003X\336\211\001}\373\230A\233@c\250\030\260\023\377\260M\300\021\300)\3103N\262\000\014\017\210\000\026*\005\032\322`\337m\3001\300J\226\210\001Z\320\337Z\\\320\\]\254\206\nu\210\375B\375 \003\2205\230\003\230E1\306\206\nt\367$\261\206\001\212I\004\277\213\006\337\014\240C\240t\257\207\004R\260\365|\370 d\262\007V\320VW\376\232\213\001w\220f\230A\230S\372\311!\3303\021c\230\027\240\002\372\374\204\002\004\352b3\270c\300\021\376+\013\047\250\022\2507\260\"\277\260F\270\"\270A\255lc\177\220\021\330\010\013\2104\312$\177\022\2307\240\"\240A\244\210\007\376\031\0007\220&\230\001\230\023\376\301\206\002\023\320$4\260A\260\367Y\270a\304\210\nw\210c\220\177\034\230U\240)\2503\227`\377\003\2609\270C\270r\300\205\023\317@S\351\207\002\320@\267 \244\205\002\"\357%\240U\250\216as\260$\357\260f\270A\225\210\002\"\300B\371\300\272i\336As\220(\230#\177\230W\240C\240y\260\373\210\002\227\006\220a\233\214\004b\224`\224\216\0013\277\260g\270R\270q\301\017\340\373\014\022;\000%\230q\360\nw\000\t\014\323\010<\240s\322\213\003\372\223\207\0025\254`5\310\003\3101\376\225\212\006\340\004\016\210f\220B\277\220i\230r\240\026\336\216\002\t\377\030\230\r\240Q\330\010\026\377\220a\330\010\023\2201\220?D\230\001\230\025\230\000\n\374\204\0027a\210w\236\000u\230\337 \241\216\001\247\010\022\220\237\216\003\006\000(\236\211\001\330\244\000\006\333\212\001\230\325\212\004\312\212\006S\211\217\001\020\234\267\205\002\264\217\002\002\220#\365\216\001\000""\017\032\363\230!\246\217\002\241\216\001s\250*\260\337J\270k\310\031\315\212\001\033%\277\240V\250:\260\\\310\215\002a\257\300u\310D\240\214\001\014\245\213\010\027\377\220q\230\005\230W\240A?\240W\250A\250T\311\215\002\235\210\001\323\014\026\326\"N\007q\364cc\230\347\031\240#)\000\266\216\001\020!\240\377\021\240*\250I\260X\270\377W\300C\300z\320QZ~\323\214\001\021\030\230\003\2308\200\206\002\375S\244@\020 \240\001\240\032\377\2509\260H\270J\300g\266\345\211\003!+\r\000A\330%\0021\363\330\020\320\206\003\216\204\001!\2604\260\177y\300\002\300\047\310\021\307\216\001\373)\250\r\005z\300\032\3109\247\320TU+\006\320\211\001Z\205`\010\357\270\t\300\026t\005\340\020\024\373\220E\207A\230q\330\024\033\377\2301\230E\240\027\250\001\377\250\027\260\001\260\024\260R\317\260w\270a\230`\000!\020\036\377\230a\230z\250\031\260(\317\270)\3007\261\216\001\326\002\037 \377\240\004\240A\240U\250$\377\250a\250t\2601\260E\377\270\027\300\007\300y\320PaQ\250\211\377\250\211\377\264\213\014\250\211\377\013\210\367\211\260\377\360\010\000\r\023\220(\230\337\047\240\021\360\006\252\211\377\220\005A\220\325\227\004\252\211\377\272\213\023\252\211\377\324\225\377W\324\225\377\233\002\240\344\225\357\360\014\250\213\001\301\242\002\360\317\010\000\005\017\250\225\377\243\247\001\014\017\007\210w\220\250\225\377\223\227\024";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 4319, 9215);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (7854 bytes) */
-static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis No matching signature foundNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecollections.abcdisableenablegcisenabledno default __reduce__ due to non-trivial __cinit__rank engine: a comparator names a wire outside the footprintrank engine: a tap lies outside the kernel boxrank engine: an index map points outside the inputrank engine: box scratch too small, or the footprint is not a boxrank engine: cval must hold one valuerank engine: fewer scratch rows than threadsrank engine: histogram scratch has the wrong shaperank engine: histograms need 8- or 16-bit datarank engine: kernel sizes, taps and threads must be >= 1rank engine: network scratch too smallrank engine: output shape does not match the padded input and kernelrank engine: pad_left does not fit the column maprank engine: rank outside the footprintrank engine: scratch ring has the wrong shaperank engine: the sorted-columns kernel is the median of a 3 x 3 boxrank engine: unknown methodsrc/imgfilt/_rank_core.pxiunable to allocate array data.unable to allocate shape and strides.|ASCIIEllipsisSequenceView.MemoryView__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___fused_sigindex_is_coroutineabcadd_coladd_offadd_rowallocate_bufferargsasyncio.coroutinesbasebatchbinscchannelscline_in_tracebackcol_mapcountcvaldefaultsdoubledtypedtype_is_objectencodeenumerateerrorfil""lflagsfloatformatfortrangethas_openmphistiidimgfilt._rankindexinstruction_setitemitemsitemsizekernel_dkernel_hkernel_shapekernel_wkindkwargslanesmemviewmethodmodenn_addn_itemsn_remn_rowsn_tapsnamendimnetworknum_threadsnumpyobjoffoffsetsoutout_dout_hout_rowout_wpackpad_leftpadded_wplane_mappoprankrank_rowsrank_rows[const double[:, :, :, :, ::1],double[:, :, :, :, ::1],const double[::1],double[:, ::1],double[:, ::1]]rank_rows[const float[:, :, :, :, ::1],float[:, :, :, :, ::1],const float[::1],float[:, ::1],float[:, ::1]]rank_rows[const u16_t[:, :, :, :, ::1],u16_t[:, :, :, :, ::1],const u16_t[::1],u16_t[:, ::1],u16_t[:, ::1]]rank_rows[const u32_t[:, :, :, :, ::1],u32_t[:, :, :, :, ::1],const u32_t[::1],u32_t[:, ::1],u32_t[:, ::1]]rank_rows[const u64_t[:, :, :, :, ::1],u64_t[:, :, :, :, ::1],const u64_t[::1],u64_t[:, ::1],u64_t[:, ::1]]rank_rows[const u8_t[:, :, :, :, ::1],u8_t[:, :, :, :, ::1],const u8_t[::1],u8_t[:, ::1],u8_t[:, ::1]]registerrem_colrem_offrem_rowringring_rowring_widthrow_maprow_offsetdefaultshapeshiftsignaturessizestartstepstopstructttagstap_coltap_offtap_rowtidu16_tu32_tu64_tu8_tunpackupdatevaluesworkwork_rowxyzO\200\001\340\004\013\2101\200\001\340\004\013\2104\210q\320\020\047\240q\200\001\340\004\013\210;\220g\230Q\200\001\3606\000\005 \230|\2501\250O\270<\300q\310\001\330\004\037\230|\2501\250A\330\004\035\230W\240F\250!\250<\260w\270f\300A\300\\\320QX\320X^\320^_\320_`\330\004\035\230Y\240b\250\001\330\004\034\230A\230V\2401\240O\2601\260F\270!\2701\330\004\034\230C\230v\240Q\240l\260#\260V\2701\270L\310\003\3106\320QR\320RS\330\004\037\230w\240f\250A\320->\270i\300r\310\021\330\004?\270z\310\021\330\004\027\220t\2301\230A\360\024\000\005\014\210:\220Z\230z\250\035\260h\270b\300\001\330\010\016\210j\230\001\230\021\330\004\007\200w\210b\220\t\230\023\230G\2402\240Q\330\010\016\210j\230\001\230\021\330\004\010\210\003\2106\220\021\220#\220S\230\006\230c\240\023\240F\250!\2503\250c\260\021\330\014\017\210v\220S\230\t\240\026\240q\250\003\2502""\250Y\260b\270\002\270#\270V\3003\300g\310V\320ST\320TW\320WY\320Yb\320bd\320de\330\014\017\210v\220S\230\t\240\022\2409\250B\250b\260\007\260w\270g\300W\310B\310a\330\010\016\210j\230\001\230\021\330\004\007\200y\220\002\220\"\220C\220y\240\002\240!\2406\250\021\250#\250R\250q\330\010\016\210j\230\001\230\021\330\004\010\320\010\030\230\001\230\033\240A\240V\2501\250D\260\003\3203C\3001\300I\310Q\310f\320TU\320UV\330\014\017\320\017\037\230q\240\t\250\021\250&\260\001\260\021\330\010\016\210j\230\001\230\021\330\004\010\210\007\210v\220Q\220c\230\023\230G\2403\240g\250V\2601\260C\260s\270&\300\003\3007\310&\320PQ\320QT\320TW\320WX\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\032\2603\260m\3001\300J\310c\320QZ\320Z\\\320\\]\330\010\016\210j\230\001\230\021\330\004\007\200u\210B\210b\220\003\2205\230\003\2301\330\010\016\210j\230\001\230\021\330\004\007\200t\2106\220\021\220#\220R\220q\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220b\230\014\240C\240t\2506\260\021\260#\260R\260|\3003\300d\310&\320PQ\320QT\320TV\320VW\330\014\017\210w\220f\230A\230S\240\002\240!\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220c\230\027\240\002\240+\250S\260\004\260F\270!\2703\270c\300\021\330\014\017\210w\220f\230A\230S\240\002\240\047\250\022\2507\260\"\260F\270\"\270A\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\330\010\013\2104\210v\220Q\220c\230\022\2307\240\"\240A\330\014\022\220*\230A\230Q\330\010\013\2107\220&\230\001\230\023\230C\230r\240\023\320$4\260A\260Y\270a\330\014\022\220*\230A\230Q\330\004\007\200w\210c\220\034\230U\240)\2503\250b\260\003\2609\270C\270r\300\023\300I\310S\320PR\320RU\320U\\\320\\_\320_`\330\"%\240U\250#\250R\250s\260$\260f\270A\270S\300\002\300\"\300B\300a\330\010\016\210j\230\001\230\021\330\004\010\210\007\210s\220(\230#\230W\240C\240y\260\001""\330\014\020\220\006\220a\220s\230\"\230B\230b\240\t\250\023\250G\2603\260g\270R\270q\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\340\014\022\220(\230%\230q\360\n\000\t\014\2104\210v\220Q\220c\230\022\230<\240s\250$\250f\260A\260S\270\003\2705\300\003\3005\310\003\3101\330\014\022\220*\230A\230Q\340\004\016\210f\220B\220i\230r\240\026\240r\250\021\330\t\030\230\r\240Q\330\010\026\220a\330\010\023\2201\220D\230\001\230\025\230a\330\010\023\2201\220D\230\001\230\025\230a\330\010\016\210a\210w\220a\220u\230A\330\010\022\220!\330\010\022\220$\220b\230\001\330\010\022\220(\230\"\230A\330\010\022\220(\230\"\230A\330\014\032\230!\2301\330\014\020\220\005\220R\220q\330\014\020\220\005\220S\230\001\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\032\230!\2303\230c\240\023\240C\240s\250*\260J\270k\310\031\320RS\330\033%\240V\250:\260\\\300\021\300$\300a\300u\310D\320PQ\330\014\020\220\005\220U\230!\2301\330\020\027\220q\230\005\230W\240A\240W\250A\250T\260\022\2607\270!\2701\330\014\026\220a\220s\230!\2303\230c\240\023\240C\240q\330\014\017\210w\220c\230\031\240#\240W\250C\250q\330\020!\240\021\240*\250I\260X\270W\300C\300z\320QZ\320Z[\330\021\030\230\003\2308\2403\240g\250S\260\001\330\020 \240\001\240\032\2509\260H\270J\300g\310S\320PQ\330!+\2509\260A\330\021\030\230\003\2301\330\020\037\230q\240\t\250\022\2507\260!\2604\260y\300\002\300\047\310\021\310!\330 )\250\022\2507\260!\2604\260z\300\032\3109\320TU\330\021\030\230\003\2301\330\020\034\230A\230Z\240y\260\010\270\t\300\026\300z\320QZ\320Z[\340\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\036\230a\230z\250\031\260(\270)\3007\310)\320SZ\320Z[\330\037 \240\004\240A\240U\250$\250a\250t\2601\260E\270\027\300\007\300y\320PQ\200\001""\3606\000\005 \230|\2501\250O\270<\300q\310\001\330\004\037\230|\2501\250A\330\004\035\230W\240F\250!\250<\260w\270f\300A\300\\\320QX\320X^\320^_\320_`\330\004\035\230Y\240b\250\001\330\004\034\230A\230V\2401\240O\2601\260F\270!\2701\330\004\034\230C\230v\240Q\240l\260#\260V\2701\270L\310\003\3106\320QR\320RS\330\004\037\230w\240f\250A\320->\270i\300r\310\021\330\004?\270z\310\021\330\004\027\220t\2301\230A\360\024\000\005\014\210:\220Z\230z\250\035\260h\270b\300\001\330\010\016\210j\230\001\230\021\330\004\007\200w\210b\220\t\230\023\230G\2402\240Q\330\010\016\210j\230\001\230\021\330\004\010\210\003\2106\220\021\220#\220S\230\006\230c\240\023\240F\250!\2503\250c\260\021\330\014\017\210v\220S\230\t\240\026\240q\250\003\2502\250Y\260b\270\002\270#\270V\3003\300g\310V\320ST\320TW\320WY\320Yb\320bd\320de\330\014\017\210v\220S\230\t\240\022\2409\250B\250b\260\007\260w\270g\300W\310B\310a\330\010\016\210j\230\001\230\021\330\004\007\200y\220\002\220\"\220C\220y\240\002\240!\2406\250\021\250#\250R\250q\330\010\016\210j\230\001\230\021\330\004\010\320\010\030\230\001\230\033\240A\240V\2501\250D\260\003\3203C\3001\300I\310Q\310f\320TU\320UV\330\014\017\320\017\037\230q\240\t\250\021\250&\260\001\260\021\330\010\016\210j\230\001\230\021\330\004\010\210\007\210v\220Q\220c\230\023\230G\2403\240g\250V\2601\260C\260s\270&\300\003\3007\310&\320PQ\320QT\320TW\320WX\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\032\2603\260m\3001\300J\310c\320QZ\320Z\\\320\\]\330\010\016\210j\230\001\230\021\330\004\007\200u\210B\210b\220\003\2205\230\003\2301\330\010\016\210j\230\001\230\021\330\004\007\200t\2106\220\021\220#\220R\220q\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220b\230\014\240C\240t\2506\260\021\260#\260R\260|\3003\300d\310&\320PQ\320QT\320TV\320VW\330\014\017\210w\220f\230A\230S\240\002\240!\330\010\016\210j\230""\001\230\021\330\004\010\210\004\210F\220!\2203\220c\230\027\240\002\240+\250S\260\004\260F\270!\2703\270c\300\021\330\014\017\210w\220f\230A\230S\240\002\240\047\250\022\2507\260\"\260F\270\"\270A\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\330\010\013\2104\210v\220Q\220c\230\022\2307\240\"\240A\330\014\022\220*\230A\230Q\330\010\013\2107\220&\230\001\230\023\230C\230r\240\023\320$4\260A\260Y\270a\330\014\022\220*\230A\230Q\330\004\007\200w\210c\220\034\230U\240)\2503\250b\260\003\2609\270C\270r\300\023\300I\310S\320PR\320RU\320U\\\320\\_\320_`\330\"%\240U\250#\250R\250s\260$\260f\270A\270S\300\002\300\"\300B\300a\330\010\016\210j\230\001\230\021\330\004\010\210\007\210s\220(\230#\230W\240C\240y\260\001\330\014\020\220\006\220a\220s\230\"\230B\230b\240\t\250\023\250G\2603\260g\270R\270q\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\360\010\000\r\023\220(\230\047\240\021\360\006\000\t\014\2104\210v\220Q\220c\230\022\230<\240s\250$\250f\260A\260S\270\003\2705\300\003\3005\310\003\3101\330\014\022\220*\230A\230Q\340\004\016\210f\220B\220i\230r\240\026\240r\250\021\330\t\030\230\r\240Q\330\010\026\220a\330\010\023\2201\220D\230\001\230\025\230a\330\010\023\2201\220D\230\001\230\025\230a\330\010\016\210a\210w\220a\220u\230A\330\010\022\220!\330\010\022\220$\220b\230\001\330\010\022\220(\230\"\230A\330\010\022\220(\230\"\230A\330\014\032\230!\2301\330\014\020\220\005\220R\220q\330\014\020\220\005\220S\230\001\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\032\230!\2303\230c\240\023\240C\240s\250*\260J\270k\310\031\320RS\330\033%\240V\250:\260\\\300\021\300$\300a\300u\310D\320PQ\330\014\020\220\005\220U\230!\2301\330\020\027\220q\230\005\230W\240A\240W\250A\250T\260\022\2607\270!\2701\330\014\026\220a\220s\230!\2303\230c\240\023\240C\240q\330\014\017\210w\220c\230\031\240#\240W\250C\250q\330\020!\240\021\240*\250I\260X\270W\300C\300z\320QZ\320Z[\330\021""\030\230\003\2308\2403\240g\250S\260\001\330\020 \240\001\240\032\2509\260H\270J\300g\310S\320PQ\330!+\2509\260A\330\021\030\230\003\2301\330\020\037\230q\240\t\250\022\2507\260!\2604\260y\300\002\300\047\310\021\310!\330 )\250\022\2507\260!\2604\260z\300\032\3109\320TU\330\021\030\230\003\2301\330\020\034\230A\230Z\240y\260\010\270\t\300\026\300z\320QZ\320Z[\340\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\036\230a\230z\250\031\260(\270)\3007\310)\320SZ\320Z[\330\037 \240\004\240A\240U\250$\250a\250t\2601\260E\270\027\300\007\300y\320PQ\200\001\3606\000\005 \230|\2501\250O\270<\300q\310\001\330\004\037\230|\2501\250A\330\004\035\230W\240F\250!\250<\260w\270f\300A\300\\\320QX\320X^\320^_\320_`\330\004\035\230Y\240b\250\001\330\004\034\230A\230V\2401\240O\2601\260F\270!\2701\330\004\034\230C\230v\240Q\240l\260#\260V\2701\270L\310\003\3106\320QR\320RS\330\004\037\230w\240f\250A\320->\270i\300r\310\021\330\004?\270z\310\021\330\004\027\220t\2301\230A\360\024\000\005\014\210:\220Z\230z\250\035\260h\270b\300\001\330\010\016\210j\230\001\230\021\330\004\007\200w\210b\220\t\230\023\230G\2402\240Q\330\010\016\210j\230\001\230\021\330\004\010\210\003\2106\220\021\220#\220S\230\006\230c\240\023\240F\250!\2503\250c\260\021\330\014\017\210v\220S\230\t\240\026\240q\250\003\2502\250Y\260b\270\002\270#\270V\3003\300g\310V\320ST\320TW\320WY\320Yb\320bd\320de\330\014\017\210v\220S\230\t\240\022\2409\250B\250b\260\007\260w\270g\300W\310B\310a\330\010\016\210j\230\001\230\021\330\004\007\200y\220\002\220\"\220C\220y\240\002\240!\2406\250\021\250#\250R\250q\330\010\016\210j\230\001\230\021\330\004\010\320\010\030\230\001\230\033\240A\240V\2501\250D\260\003\3203C\3001\300I\310Q\310f\320TU\320UV\330\014\017\320\017\037\230q\240\t\250\021\250&\260\001\260\021\330\010\016\210j\230\001\230\021\330""\004\010\210\007\210v\220Q\220c\230\023\230G\2403\240g\250V\2601\260C\260s\270&\300\003\3007\310&\320PQ\320QT\320TW\320WX\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\032\2603\260m\3001\300J\310c\320QZ\320Z\\\320\\]\330\010\016\210j\230\001\230\021\330\004\007\200u\210B\210b\220\003\2205\230\003\2301\330\010\016\210j\230\001\230\021\330\004\007\200t\2106\220\021\220#\220R\220q\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220b\230\014\240C\240t\2506\260\021\260#\260R\260|\3003\300d\310&\320PQ\320QT\320TV\320VW\330\014\017\210w\220f\230A\230S\240\002\240!\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220c\230\027\240\002\240+\250S\260\004\260F\270!\2703\270c\300\021\330\014\017\210w\220f\230A\230S\240\002\240\047\250\022\2507\260\"\260F\270\"\270A\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\330\010\013\2104\210v\220Q\220c\230\022\2307\240\"\240A\330\014\022\220*\230A\230Q\330\010\013\2107\220&\230\001\230\023\230C\230r\240\023\320$4\260A\260Y\270a\330\014\022\220*\230A\230Q\330\004\007\200w\210c\220\034\230U\240)\2503\250b\260\003\2609\270C\270r\300\023\300I\310S\320PR\320RU\320U\\\320\\_\320_`\330\"%\240U\250#\250R\250s\260$\260f\270A\270S\300\002\300\"\300B\300a\330\010\016\210j\230\001\230\021\330\004\010\210\007\210s\220(\230#\230W\240C\240y\260\001\330\014\020\220\006\220a\220s\230\"\230B\230b\240\t\250\023\250G\2603\260g\270R\270q\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\360\014\000\r\023\220*\230A\230Q\360\010\000\005\017\210f\220B\220i\230r\240\026\240r\250\021\330\t\030\230\r\240Q\330\010\026\220a\330\010\023\2201\220D\230\001\230\025\230a\330\010\023\2201\220D\230\001\230\025\230a\330\010\016\210a\210w\220a\220u\230A\330\010\022\220!\330\010\022\220$\220b\230\001\330\010\022\220(\230\"\230A\330\010\022\220(\230\"\230A\330\014\032""\230!\2301\330\014\020\220\005\220R\220q\330\014\020\220\005\220S\230\001\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\032\230!\2303\230c\240\023\240C\240s\250*\260J\270k\310\031\320RS\330\033%\240V\250:\260\\\300\021\300$\300a\300u\310D\320PQ\330\014\020\220\005\220U\230!\2301\330\020\027\220q\230\005\230W\240A\240W\250A\250T\260\022\2607\270!\2701\330\014\026\220a\220s\230!\2303\230c\240\023\240C\240q\330\014\017\210w\220c\230\031\240#\240W\250C\250q\330\020!\240\021\240*\250I\260X\270W\300C\300z\320QZ\320Z[\330\021\030\230\003\2308\2403\240g\250S\260\001\330\020 \240\001\240\032\2509\260H\270J\300g\310S\320PQ\330!+\2509\260A\330\021\030\230\003\2301\330\020\037\230q\240\t\250\022\2507\260!\2604\260y\300\002\300\047\310\021\310!\330 )\250\022\2507\260!\2604\260z\300\032\3109\320TU\330\021\030\230\003\2301\330\020\034\230A\230Z\240y\260\010\270\t\300\026\300z\320QZ\320Z[\340\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\036\230a\230z\250\031\260(\270)\3007\310)\320SZ\320Z[\330\037 \240\004\240A\240U\250$\250a\250t\2601\260E\270\027\300\007\300y\320PQ";
+    #else /* compression: none (9215 bytes) */
+static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis No matching signature foundNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecanny engine: gradients, magnitude and marks differ in shapecanny engine: the stack is smaller than the volumecanny engine: threads must be >= 1collections.abcdisableenablegcisenabledno default __reduce__ due to non-trivial __cinit__rank engine: a comparator names a wire outside the footprintrank engine: a tap lies outside the kernel boxrank engine: an index map points outside the inputrank engine: box scratch too small, or the footprint is not a boxrank engine: cval must hold one valuerank engine: fewer scratch rows than threadsrank engine: histogram scratch has the wrong shaperank engine: histograms need 8- or 16-bit datarank engine: kernel sizes, taps and threads must be >= 1rank engine: network scratch too smallrank engine: output shape does not match the padded input and kernelrank engine: pad_left does not fit the column maprank engine: rank outside the footprintrank engine: scratch ring has the wrong shaperank engine: the sorted-columns kernel is the median of a 3 x 3 boxrank engine: unknown methodsrc/imgfilt/_canny_core.pxisrc/imgfilt/_rank_core.pxiunable to allocate array data.unable to allocate shape and strides.|ASCIIEllipsisSequenceView.MemoryView__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___fused_sigindex_is_coroutineabc""add_coladd_offadd_rowallocate_bufferargsasyncio.coroutinesaxayazbasebatchbinsccanny_hysteresiscanny_suppresschannelscline_in_tracebackcol_mapcountcvaldefaultsdepthdoubledtypedtype_is_objectdxdydzencodeenumerateerrorfillflagsflatfloatformatfortrangetgxgygzhas_openmpheighthighhigh_fhistiidimgfilt._nonlinear_avx2indexinstruction_setitemitemsitemsizekernel_dkernel_hkernel_shapekernel_wkindkwargslaneslowlow_fmmagnitudemarksmemviewmethodmodenn_addn_itemsn_remn_rowsn_tapsnamendimnetworknum_threadsnumpynxnynzobjoffoffsetsoutout_dout_hout_rowout_wpackpad_leftpadded_wplane_mappoprankrank_rowsrank_rows[const double[:, :, :, :, ::1],double[:, :, :, :, ::1],const double[::1],double[:, ::1],double[:, ::1]]rank_rows[const float[:, :, :, :, ::1],float[:, :, :, :, ::1],const float[::1],float[:, ::1],float[:, ::1]]rank_rows[const u16_t[:, :, :, :, ::1],u16_t[:, :, :, :, ::1],const u16_t[::1],u16_t[:, ::1],u16_t[:, ::1]]rank_rows[const u32_t[:, :, :, :, ::1],u32_t[:, :, :, :, ::1],const u32_t[::1],u32_t[:, ::1],u32_t[:, ::1]]rank_rows[const u64_t[:, :, :, :, ::1],u64_t[:, :, :, :, ::1],const u64_t[::1],u64_t[:, ::1],u64_t[:, ::1]]rank_rows[const u8_t[:, :, :, :, ::1],u8_t[:, :, :, :, ::1],const u8_t[::1],u8_t[:, ::1],u8_t[:, ::1]]reach_zregisterrem_colrem_offrem_rowringring_rowring_widthrow_maprow_offsetdefaultshapeshiftsignaturessizestackstartstepstopstructsxsyszttagstap_coltap_offtap_rowtidtopu16_tu32_tu64_tu8_tunpackupdatevalueswidthworkwork_rowxyzO\200\001\340\004\013\2101\200\001\340\004\013\2104\210q\320\020\047\240q\200\001\340\004\013\210;\220g\230Q\200\001\360\n\000\005\035\230E\240\026\240q\250\r\260U\270&\300\001\300\034\310U\320RX\320XY\320YZ\330\004\032\230+\240Q\330\004\036\230e\2406\250\023\250G\2601\330\004\007\200u\210F\220!\2203\220b\230\006\230b\240\007\240r\250\021\330\010\016\210j\230\001\230\021\330\t\n\330\010\014\210I\220U\230!\2306\240\022\2407\250\"\250A\330\014\020\220\006\220d\230\047\240\022\2401\330\014\021\220\026\220s\230\047\240\022\2401\330\014\020""\220\006\220b\230\001\330\014\017\210u\220A\220S\230\003\2303\230c\240\021\330\020\021\330\014\021\220\021\220#\220S\230\005\230Q\330\014\025\220Q\330\014\021\220\021\220%\220q\330\014\022\220!\330\014\022\220$\220b\230\001\330\020\027\220q\330\020\030\230\005\230Q\230a\330\020\024\220F\230$\230g\240R\240q\330\020\025\220V\2303\230g\240R\240q\330\020\024\220F\230\"\230A\330\020\024\220F\230%\230q\240\001\240\031\250(\260\"\260A\330\024\031\230\022\2302\230Q\330\024\027\220s\230\"\230B\230c\240\023\240C\240q\330\030\031\330\024\030\230\006\230e\2402\240S\250\001\330\030\035\230R\230r\240\021\330\030\033\2303\230b\240\002\240#\240S\250\003\2501\330\034\035\330\030\034\230F\240%\240r\250\023\250A\330\034!\240\022\2402\240Q\330\034\037\230s\240\"\240B\240c\250\023\250C\250q\330 !\330\034\037\230u\240A\240T\250\024\250T\260\023\260E\270\023\270E\300\021\300$\300d\310$\310c\320QR\330 %\240Q\240d\250$\250f\260A\330 )\250\021\330 %\240Q\240h\250c\260\022\2607\270\"\270D\300\002\300&\310\002\310!\330 \047\240q\330\004\013\2101\200\001\360\024\000\005\035\230I\240V\2501\250M\270\031\300&\310\001\310\021\330\004\034\230I\240V\2501\250A\330\004-\250V\2602\260Q\330\004\025\220V\2303\230a\340\004\027\220w\230n\250G\2601\340\004\010\210\005\210U\220!\2201\330\010\014\210B\210f\220A\220S\230\003\2309\240F\250!\2503\250c\260\022\2606\270\021\270#\270S\300\t\310\026\310q\320PQ\330\020\023\2202\220V\2301\230C\230s\240)\2506\260\021\260#\260S\270\005\270V\3001\300C\300s\310)\320SY\320YZ\320Z[\330\014\022\220*\230A\230Q\330\004\007\200|\2202\220Q\330\010\016\210j\230\001\230\021\330\004\007\200v\210S\220\001\340\010\020\220\001\330\t\n\330\014\032\230!\320\033C\3001\330\014\020\220\005\220S\230\001\330\014\020\220\005\220R\220q\330\014\020\220\005\220U\230!\2301\330\020\025\220Q\220c\230\023\230E\240\021\330\014\017\210r\220\023\220B\220c\230\022\2303\230g\240R\240r\250\024\250T\260\025\260e\2702\270S\300\002\300#\300R\300s\310&\320PR\320RS\330\020\021\330\014\020\220\005\220U\230!\2303""\230f\240B\240a\330\020\024\220I\230Q\230c\240\023\240A\330\020\023\2205\230\002\230#\230Q\330\024\025\330\020\025\220U\230*\240D\250\001\250\022\2501\250C\250s\260!\330\020\025\220T\230\021\230\"\230A\230S\240\003\2401\330\020\025\220T\230\021\230\"\230A\230S\240\003\2401\330\020\026\220f\230C\230r\240\030\250\021\330\020\026\220f\230C\230r\240\031\250!\330\020\023\2205\230\004\230B\230a\330\024\025\330\020\025\220U\230*\240B\240a\240s\250#\250S\260\002\260!\330\020\025\220R\220q\230\003\2303\230c\240\022\2401\330\020\025\220R\220q\230\003\2303\230c\240\022\2401\330\020\024\220M\240\021\240+\250S\260\003\2603\260d\270$\270d\300#\300Q\330\030\034\230M\250\021\250+\260S\270\003\2703\270a\270t\3001\300D\310\001\310\024\310S\320PQ\330\024\031\230\021\230#\230S\240\005\240Z\250r\260\023\260L\300\001\200\001\3606\000\005 \230|\2501\250O\270<\300q\310\001\330\004\037\230|\2501\250A\330\004\035\230W\240F\250!\250<\260w\270f\300A\300\\\320QX\320X^\320^_\320_`\330\004\035\230Y\240b\250\001\330\004\034\230A\230V\2401\240O\2601\260F\270!\2701\330\004\034\230C\230v\240Q\240l\260#\260V\2701\270L\310\003\3106\320QR\320RS\330\004\037\230w\240f\250A\320->\270i\300r\310\021\330\004?\270z\310\021\330\004\027\220t\2301\230A\360\024\000\005\014\210:\220Z\230z\250\035\260h\270b\300\001\330\010\016\210j\230\001\230\021\330\004\007\200w\210b\220\t\230\023\230G\2402\240Q\330\010\016\210j\230\001\230\021\330\004\010\210\003\2106\220\021\220#\220S\230\006\230c\240\023\240F\250!\2503\250c\260\021\330\014\017\210v\220S\230\t\240\026\240q\250\003\2502\250Y\260b\270\002\270#\270V\3003\300g\310V\320ST\320TW\320WY\320Yb\320bd\320de\330\014\017\210v\220S\230\t\240\022\2409\250B\250b\260\007\260w\270g\300W\310B\310a\330\010\016\210j\230\001\230\021\330\004\007\200y\220\002\220\"\220C\220y\240\002\240!\2406\250\021\250#\250R\250q\330\010\016\210j\230\001\230\021\330\004\010\320\010\030\230\001\230\033\240A\240V\2501\250D\260\003\3203C\3001\300I\310Q\310f\320TU\320UV\330\014\017\320\017\037\230q\240""\t\250\021\250&\260\001\260\021\330\010\016\210j\230\001\230\021\330\004\010\210\007\210v\220Q\220c\230\023\230G\2403\240g\250V\2601\260C\260s\270&\300\003\3007\310&\320PQ\320QT\320TW\320WX\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\032\2603\260m\3001\300J\310c\320QZ\320Z\\\320\\]\330\010\016\210j\230\001\230\021\330\004\007\200u\210B\210b\220\003\2205\230\003\2301\330\010\016\210j\230\001\230\021\330\004\007\200t\2106\220\021\220#\220R\220q\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220b\230\014\240C\240t\2506\260\021\260#\260R\260|\3003\300d\310&\320PQ\320QT\320TV\320VW\330\014\017\210w\220f\230A\230S\240\002\240!\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220c\230\027\240\002\240+\250S\260\004\260F\270!\2703\270c\300\021\330\014\017\210w\220f\230A\230S\240\002\240\047\250\022\2507\260\"\260F\270\"\270A\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\330\010\013\2104\210v\220Q\220c\230\022\2307\240\"\240A\330\014\022\220*\230A\230Q\330\010\013\2107\220&\230\001\230\023\230C\230r\240\023\320$4\260A\260Y\270a\330\014\022\220*\230A\230Q\330\004\007\200w\210c\220\034\230U\240)\2503\250b\260\003\2609\270C\270r\300\023\300I\310S\320PR\320RU\320U\\\320\\_\320_`\330\"%\240U\250#\250R\250s\260$\260f\270A\270S\300\002\300\"\300B\300a\330\010\016\210j\230\001\230\021\330\004\010\210\007\210s\220(\230#\230W\240C\240y\260\001\330\014\020\220\006\220a\220s\230\"\230B\230b\240\t\250\023\250G\2603\260g\270R\270q\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\340\014\022\220(\230%\230q\360\n\000\t\014\2104\210v\220Q\220c\230\022\230<\240s\250$\250f\260A\260S\270\003\2705\300\003\3005\310\003\3101\330\014\022\220*\230A\230Q\340\004\016\210f\220B\220i\230r\240\026\240r\250\021\330\t\030\230\r\240Q\330\010\026\220a\330\010\023\2201\220D\230\001\230\025\230a\330""\010\023\2201\220D\230\001\230\025\230a\330\010\016\210a\210w\220a\220u\230A\330\010\022\220!\330\010\022\220$\220b\230\001\330\010\022\220(\230\"\230A\330\010\022\220(\230\"\230A\330\014\032\230!\2301\330\014\020\220\005\220R\220q\330\014\020\220\005\220S\230\001\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\032\230!\2303\230c\240\023\240C\240s\250*\260J\270k\310\031\320RS\330\033%\240V\250:\260\\\300\021\300$\300a\300u\310D\320PQ\330\014\020\220\005\220U\230!\2301\330\020\027\220q\230\005\230W\240A\240W\250A\250T\260\022\2607\270!\2701\330\014\026\220a\220s\230!\2303\230c\240\023\240C\240q\330\014\017\210w\220c\230\031\240#\240W\250C\250q\330\020!\240\021\240*\250I\260X\270W\300C\300z\320QZ\320Z[\330\021\030\230\003\2308\2403\240g\250S\260\001\330\020 \240\001\240\032\2509\260H\270J\300g\310S\320PQ\330!+\2509\260A\330\021\030\230\003\2301\330\020\037\230q\240\t\250\022\2507\260!\2604\260y\300\002\300\047\310\021\310!\330 )\250\022\2507\260!\2604\260z\300\032\3109\320TU\330\021\030\230\003\2301\330\020\034\230A\230Z\240y\260\010\270\t\300\026\300z\320QZ\320Z[\340\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\036\230a\230z\250\031\260(\270)\3007\310)\320SZ\320Z[\330\037 \240\004\240A\240U\250$\250a\250t\2601\260E\270\027\300\007\300y\320PQ\200\001\3606\000\005 \230|\2501\250O\270<\300q\310\001\330\004\037\230|\2501\250A\330\004\035\230W\240F\250!\250<\260w\270f\300A\300\\\320QX\320X^\320^_\320_`\330\004\035\230Y\240b\250\001\330\004\034\230A\230V\2401\240O\2601\260F\270!\2701\330\004\034\230C\230v\240Q\240l\260#\260V\2701\270L\310\003\3106\320QR\320RS\330\004\037\230w\240f\250A\320->\270i\300r\310\021\330\004?\270z\310\021\330\004\027\220t\2301\230A\360\024\000\005\014\210:\220Z\230z\250\035""\260h\270b\300\001\330\010\016\210j\230\001\230\021\330\004\007\200w\210b\220\t\230\023\230G\2402\240Q\330\010\016\210j\230\001\230\021\330\004\010\210\003\2106\220\021\220#\220S\230\006\230c\240\023\240F\250!\2503\250c\260\021\330\014\017\210v\220S\230\t\240\026\240q\250\003\2502\250Y\260b\270\002\270#\270V\3003\300g\310V\320ST\320TW\320WY\320Yb\320bd\320de\330\014\017\210v\220S\230\t\240\022\2409\250B\250b\260\007\260w\270g\300W\310B\310a\330\010\016\210j\230\001\230\021\330\004\007\200y\220\002\220\"\220C\220y\240\002\240!\2406\250\021\250#\250R\250q\330\010\016\210j\230\001\230\021\330\004\010\320\010\030\230\001\230\033\240A\240V\2501\250D\260\003\3203C\3001\300I\310Q\310f\320TU\320UV\330\014\017\320\017\037\230q\240\t\250\021\250&\260\001\260\021\330\010\016\210j\230\001\230\021\330\004\010\210\007\210v\220Q\220c\230\023\230G\2403\240g\250V\2601\260C\260s\270&\300\003\3007\310&\320PQ\320QT\320TW\320WX\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\032\2603\260m\3001\300J\310c\320QZ\320Z\\\320\\]\330\010\016\210j\230\001\230\021\330\004\007\200u\210B\210b\220\003\2205\230\003\2301\330\010\016\210j\230\001\230\021\330\004\007\200t\2106\220\021\220#\220R\220q\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220b\230\014\240C\240t\2506\260\021\260#\260R\260|\3003\300d\310&\320PQ\320QT\320TV\320VW\330\014\017\210w\220f\230A\230S\240\002\240!\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220c\230\027\240\002\240+\250S\260\004\260F\270!\2703\270c\300\021\330\014\017\210w\220f\230A\230S\240\002\240\047\250\022\2507\260\"\260F\270\"\270A\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\330\010\013\2104\210v\220Q\220c\230\022\2307\240\"\240A\330\014\022\220*\230A\230Q\330\010\013\2107\220&\230\001\230\023\230C\230r\240\023\320$4\260A\260Y\270a\330\014\022\220*\230A\230Q\330""\004\007\200w\210c\220\034\230U\240)\2503\250b\260\003\2609\270C\270r\300\023\300I\310S\320PR\320RU\320U\\\320\\_\320_`\330\"%\240U\250#\250R\250s\260$\260f\270A\270S\300\002\300\"\300B\300a\330\010\016\210j\230\001\230\021\330\004\010\210\007\210s\220(\230#\230W\240C\240y\260\001\330\014\020\220\006\220a\220s\230\"\230B\230b\240\t\250\023\250G\2603\260g\270R\270q\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\360\010\000\r\023\220(\230\047\240\021\360\006\000\t\014\2104\210v\220Q\220c\230\022\230<\240s\250$\250f\260A\260S\270\003\2705\300\003\3005\310\003\3101\330\014\022\220*\230A\230Q\340\004\016\210f\220B\220i\230r\240\026\240r\250\021\330\t\030\230\r\240Q\330\010\026\220a\330\010\023\2201\220D\230\001\230\025\230a\330\010\023\2201\220D\230\001\230\025\230a\330\010\016\210a\210w\220a\220u\230A\330\010\022\220!\330\010\022\220$\220b\230\001\330\010\022\220(\230\"\230A\330\010\022\220(\230\"\230A\330\014\032\230!\2301\330\014\020\220\005\220R\220q\330\014\020\220\005\220S\230\001\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\032\230!\2303\230c\240\023\240C\240s\250*\260J\270k\310\031\320RS\330\033%\240V\250:\260\\\300\021\300$\300a\300u\310D\320PQ\330\014\020\220\005\220U\230!\2301\330\020\027\220q\230\005\230W\240A\240W\250A\250T\260\022\2607\270!\2701\330\014\026\220a\220s\230!\2303\230c\240\023\240C\240q\330\014\017\210w\220c\230\031\240#\240W\250C\250q\330\020!\240\021\240*\250I\260X\270W\300C\300z\320QZ\320Z[\330\021\030\230\003\2308\2403\240g\250S\260\001\330\020 \240\001\240\032\2509\260H\270J\300g\310S\320PQ\330!+\2509\260A\330\021\030\230\003\2301\330\020\037\230q\240\t\250\022\2507\260!\2604\260y\300\002\300\047\310\021\310!\330 )\250\022\2507\260!\2604\260z\300\032\3109\320TU\330\021\030\230\003\2301\330\020\034\230A\230Z\240y\260\010\270\t\300\026\300z\320QZ\320Z[\340\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001""\260\024\260R\260w\270a\270q\330\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\036\230a\230z\250\031\260(\270)\3007\310)\320SZ\320Z[\330\037 \240\004\240A\240U\250$\250a\250t\2601\260E\270\027\300\007\300y\320PQ\200\001\3606\000\005 \230|\2501\250O\270<\300q\310\001\330\004\037\230|\2501\250A\330\004\035\230W\240F\250!\250<\260w\270f\300A\300\\\320QX\320X^\320^_\320_`\330\004\035\230Y\240b\250\001\330\004\034\230A\230V\2401\240O\2601\260F\270!\2701\330\004\034\230C\230v\240Q\240l\260#\260V\2701\270L\310\003\3106\320QR\320RS\330\004\037\230w\240f\250A\320->\270i\300r\310\021\330\004?\270z\310\021\330\004\027\220t\2301\230A\360\024\000\005\014\210:\220Z\230z\250\035\260h\270b\300\001\330\010\016\210j\230\001\230\021\330\004\007\200w\210b\220\t\230\023\230G\2402\240Q\330\010\016\210j\230\001\230\021\330\004\010\210\003\2106\220\021\220#\220S\230\006\230c\240\023\240F\250!\2503\250c\260\021\330\014\017\210v\220S\230\t\240\026\240q\250\003\2502\250Y\260b\270\002\270#\270V\3003\300g\310V\320ST\320TW\320WY\320Yb\320bd\320de\330\014\017\210v\220S\230\t\240\022\2409\250B\250b\260\007\260w\270g\300W\310B\310a\330\010\016\210j\230\001\230\021\330\004\007\200y\220\002\220\"\220C\220y\240\002\240!\2406\250\021\250#\250R\250q\330\010\016\210j\230\001\230\021\330\004\010\320\010\030\230\001\230\033\240A\240V\2501\250D\260\003\3203C\3001\300I\310Q\310f\320TU\320UV\330\014\017\320\017\037\230q\240\t\250\021\250&\260\001\260\021\330\010\016\210j\230\001\230\021\330\004\010\210\007\210v\220Q\220c\230\023\230G\2403\240g\250V\2601\260C\260s\270&\300\003\3007\310&\320PQ\320QT\320TW\320WX\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\032\2603\260m\3001\300J\310c\320QZ\320Z\\\320\\]\330\010\016\210j\230\001\230\021\330\004\007\200u\210B\210b\220\003\2205\230\003\2301\330\010""\016\210j\230\001\230\021\330\004\007\200t\2106\220\021\220#\220R\220q\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220b\230\014\240C\240t\2506\260\021\260#\260R\260|\3003\300d\310&\320PQ\320QT\320TV\320VW\330\014\017\210w\220f\230A\230S\240\002\240!\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220c\230\027\240\002\240+\250S\260\004\260F\270!\2703\270c\300\021\330\014\017\210w\220f\230A\230S\240\002\240\047\250\022\2507\260\"\260F\270\"\270A\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\330\010\013\2104\210v\220Q\220c\230\022\2307\240\"\240A\330\014\022\220*\230A\230Q\330\010\013\2107\220&\230\001\230\023\230C\230r\240\023\320$4\260A\260Y\270a\330\014\022\220*\230A\230Q\330\004\007\200w\210c\220\034\230U\240)\2503\250b\260\003\2609\270C\270r\300\023\300I\310S\320PR\320RU\320U\\\320\\_\320_`\330\"%\240U\250#\250R\250s\260$\260f\270A\270S\300\002\300\"\300B\300a\330\010\016\210j\230\001\230\021\330\004\010\210\007\210s\220(\230#\230W\240C\240y\260\001\330\014\020\220\006\220a\220s\230\"\230B\230b\240\t\250\023\250G\2603\260g\270R\270q\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\360\014\000\r\023\220*\230A\230Q\360\010\000\005\017\210f\220B\220i\230r\240\026\240r\250\021\330\t\030\230\r\240Q\330\010\026\220a\330\010\023\2201\220D\230\001\230\025\230a\330\010\023\2201\220D\230\001\230\025\230a\330\010\016\210a\210w\220a\220u\230A\330\010\022\220!\330\010\022\220$\220b\230\001\330\010\022\220(\230\"\230A\330\010\022\220(\230\"\230A\330\014\032\230!\2301\330\014\020\220\005\220R\220q\330\014\020\220\005\220S\230\001\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\032\230!\2303\230c\240\023\240C\240s\250*\260J\270k\310\031\320RS\330\033%\240V\250:\260\\\300\021\300$\300a\300u\310D\320PQ\330\014\020\220\005\220U\230!\2301\330\020\027\220q\230\005\230W\240A\240W\250A\250T\260\022\2607\270!\2701\330\014\026\220a""\220s\230!\2303\230c\240\023\240C\240q\330\014\017\210w\220c\230\031\240#\240W\250C\250q\330\020!\240\021\240*\250I\260X\270W\300C\300z\320QZ\320Z[\330\021\030\230\003\2308\2403\240g\250S\260\001\330\020 \240\001\240\032\2509\260H\270J\300g\310S\320PQ\330!+\2509\260A\330\021\030\230\003\2301\330\020\037\230q\240\t\250\022\2507\260!\2604\260y\300\002\300\047\310\021\310!\330 )\250\022\2507\260!\2604\260z\300\032\3109\320TU\330\021\030\230\003\2301\330\020\034\230A\230Z\240y\260\010\270\t\300\026\300z\320QZ\320Z[\340\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\036\230a\230z\250\031\260(\270)\3007\310)\320SZ\320Z[\330\037 \240\004\240A\240U\250$\250a\250t\2601\260E\270\027\300\007\300y\320PQ";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 192; i++) {
+    for (int i = 0; i < 227; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
-      if (likely(string) && i >= 44) PyUnicode_InternInPlace(&string);
+      if (likely(string) && i >= 48) PyUnicode_InternInPlace(&string);
       if (unlikely(!string)) {
         Py_XDECREF(data);
         __PYX_ERR(0, 1, __pyx_L1_error)
@@ -48675,8 +51192,8 @@ static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and dir
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 192; i < 199; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-192].length;
+    for (int i = 227; i < 236; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-227].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -48686,15 +51203,15 @@ static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and dir
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 199; i++) {
+    for (Py_ssize_t i = 0; i < 236; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 192;
-      for (Py_ssize_t i=0; i<7; ++i) {
+      PyObject **table = stringtab + 227;
+      for (Py_ssize_t i=0; i<9; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
         #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -48829,6 +51346,16 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 57, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 459};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cval, __pyx_mstate->__pyx_n_u_kernel_shape, __pyx_mstate->__pyx_n_u_tap_row, __pyx_mstate->__pyx_n_u_tap_col, __pyx_mstate->__pyx_n_u_method, __pyx_mstate->__pyx_n_u_rank, __pyx_mstate->__pyx_n_u_network, __pyx_mstate->__pyx_n_u_add_row, __pyx_mstate->__pyx_n_u_add_col, __pyx_mstate->__pyx_n_u_rem_row, __pyx_mstate->__pyx_n_u_rem_col, __pyx_mstate->__pyx_n_u_plane_map, __pyx_mstate->__pyx_n_u_row_map, __pyx_mstate->__pyx_n_u_col_map, __pyx_mstate->__pyx_n_u_pad_left, __pyx_mstate->__pyx_n_u_ring, __pyx_mstate->__pyx_n_u_tags, __pyx_mstate->__pyx_n_u_work, __pyx_mstate->__pyx_n_u_hist, __pyx_mstate->__pyx_n_u_offsets, __pyx_mstate->__pyx_n_u_num_threads, __pyx_mstate->__pyx_n_u_kernel_d, __pyx_mstate->__pyx_n_u_kernel_h, __pyx_mstate->__pyx_n_u_kernel_w, __pyx_mstate->__pyx_n_u_n_taps, __pyx_mstate->__pyx_n_u_n_add, __pyx_mstate->__pyx_n_u_n_rem, __pyx_mstate->__pyx_n_u_n_rows, __pyx_mstate->__pyx_n_u_batch, __pyx_mstate->__pyx_n_u_channels, __pyx_mstate->__pyx_n_u_out_d, __pyx_mstate->__pyx_n_u_out_h, __pyx_mstate->__pyx_n_u_out_w, __pyx_mstate->__pyx_n_u_padded_w, __pyx_mstate->__pyx_n_u_ring_width, __pyx_mstate->__pyx_n_u_n_items, __pyx_mstate->__pyx_n_u_item, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_z, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_tid, __pyx_mstate->__pyx_n_u_shift, __pyx_mstate->__pyx_n_u_bins, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_fill, __pyx_mstate->__pyx_n_u_ring_row, __pyx_mstate->__pyx_n_u_work_row, __pyx_mstate->__pyx_n_u_out_row, __pyx_mstate->__pyx_n_u_off, __pyx_mstate->__pyx_n_u_row_off, __pyx_mstate->__pyx_n_u_tap_off, __pyx_mstate->__pyx_n_u_add_off, __pyx_mstate->__pyx_n_u_rem_off};
     __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__rank_core_pxi, __pyx_mstate->__pyx_n_u_rank_rows_const_u8_t_1_u8_t_1_co, __pyx_mstate->__pyx_kp_b_iso88591_6_1O_q_1A_WF_wfA_QXX____Yb_AV1O, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {8, 0, 0, 28, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 61};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_gz, __pyx_mstate->__pyx_n_u_gy, __pyx_mstate->__pyx_n_u_gx, __pyx_mstate->__pyx_n_u_magnitude, __pyx_mstate->__pyx_n_u_low, __pyx_mstate->__pyx_n_u_high, __pyx_mstate->__pyx_n_u_marks, __pyx_mstate->__pyx_n_u_num_threads, __pyx_mstate->__pyx_n_u_depth, __pyx_mstate->__pyx_n_u_height, __pyx_mstate->__pyx_n_u_width, __pyx_mstate->__pyx_n_u_item, __pyx_mstate->__pyx_n_u_z, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_n_items, __pyx_mstate->__pyx_n_u_flat, __pyx_mstate->__pyx_n_u_m, __pyx_mstate->__pyx_n_u_az, __pyx_mstate->__pyx_n_u_ay, __pyx_mstate->__pyx_n_u_ax, __pyx_mstate->__pyx_n_u_top, __pyx_mstate->__pyx_n_u_sz, __pyx_mstate->__pyx_n_u_sy, __pyx_mstate->__pyx_n_u_sx, __pyx_mstate->__pyx_n_u_low_f, __pyx_mstate->__pyx_n_u_high_f, __pyx_mstate->__pyx_n_u_i};
+    __pyx_mstate_global->__pyx_codeobj_tab[10] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__canny_core_pxi, __pyx_mstate->__pyx_n_u_canny_suppress, __pyx_mstate->__pyx_kp_b_iso88591_IV1M_IV1A_V2Q_V3a_wnG1_U_1_BfAS, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[10])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 19, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 114};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_marks, __pyx_mstate->__pyx_n_u_stack, __pyx_mstate->__pyx_n_u_depth, __pyx_mstate->__pyx_n_u_height, __pyx_mstate->__pyx_n_u_width, __pyx_mstate->__pyx_n_u_top, __pyx_mstate->__pyx_n_u_count, __pyx_mstate->__pyx_n_u_start, __pyx_mstate->__pyx_n_u_index, __pyx_mstate->__pyx_n_u_z, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_nz, __pyx_mstate->__pyx_n_u_ny, __pyx_mstate->__pyx_n_u_nx, __pyx_mstate->__pyx_n_u_dz, __pyx_mstate->__pyx_n_u_dy, __pyx_mstate->__pyx_n_u_dx, __pyx_mstate->__pyx_n_u_reach_z};
+    __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__canny_core_pxi, __pyx_mstate->__pyx_n_u_canny_hysteresis, __pyx_mstate->__pyx_kp_b_iso88591_E_q_U_URXXYYZ_Q_e6_G1_uF_3b_b_r, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
   }
   Py_DECREF(tuple_dedup_map);
   return 0;
@@ -56316,7 +58843,7 @@ no_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t__const__(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t__const__(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56327,7 +58854,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 5,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u8_t__const__, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t__const__, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56339,7 +58866,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t__const__(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t__const__(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56350,7 +58877,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 5,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u16_t__const__, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t__const__, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56362,7 +58889,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t__const__(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t__const__(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56373,7 +58900,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 5,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u32_t__const__, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t__const__, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56385,7 +58912,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t__const__(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t__const__(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56396,7 +58923,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 5,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u64_t__const__, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t__const__, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56454,7 +58981,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56465,7 +58992,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 5,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u8_t, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56477,7 +59004,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u8_t__const__(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t__const__(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56488,7 +59015,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 1,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u8_t__const__, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t__const__, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56568,7 +59095,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u8_t(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56579,7 +59106,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_n
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 2,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u8_t, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u8_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56637,7 +59164,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56648,7 +59175,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 5,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u16_t, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56660,7 +59187,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u16_t__const__(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t__const__(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56671,7 +59198,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 1,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u16_t__const__, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t__const__, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56683,7 +59210,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u16_t(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56694,7 +59221,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_n
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 2,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u16_t, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u16_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56706,7 +59233,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56717,7 +59244,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 5,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u32_t, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56729,7 +59256,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u32_t__const__(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t__const__(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56740,7 +59267,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 1,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u32_t__const__, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t__const__, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56752,7 +59279,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u32_t(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56763,7 +59290,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_n
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 2,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u32_t, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u32_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56775,7 +59302,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56786,7 +59313,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 5,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u64_t, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56798,7 +59325,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_5_rank_u64_t__const__(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t__const__(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56809,7 +59336,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 1,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u64_t__const__, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t__const__, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56821,7 +59348,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_5_rank_u64_t(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56832,7 +59359,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_n
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 2,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_5_rank_u64_t, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_15_nonlinear_avx2_u64_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56971,6 +59498,75 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_d
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 2,
                                                  &__Pyx_TypeInfo_double, stack,
+                                                 &result, obj);
+    if (unlikely(retcode == -1))
+        goto __pyx_fail;
+    return result;
+__pyx_fail:
+    result.memview = NULL;
+    result.data = NULL;
+    return result;
+}
+
+/* ObjectToMemviewSlice */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_float__const__(PyObject *obj, int writable_flag) {
+    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
+    __Pyx_BufFmt_StackElem stack[1];
+    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
+    int retcode;
+    if (obj == Py_None) {
+        result.memview = (struct __pyx_memoryview_obj *) Py_None;
+        return result;
+    }
+    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
+                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 3,
+                                                 &__Pyx_TypeInfo_float__const__, stack,
+                                                 &result, obj);
+    if (unlikely(retcode == -1))
+        goto __pyx_fail;
+    return result;
+__pyx_fail:
+    result.memview = NULL;
+    result.data = NULL;
+    return result;
+}
+
+/* ObjectToMemviewSlice */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_unsigned_char(PyObject *obj, int writable_flag) {
+    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
+    __Pyx_BufFmt_StackElem stack[1];
+    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
+    int retcode;
+    if (obj == Py_None) {
+        result.memview = (struct __pyx_memoryview_obj *) Py_None;
+        return result;
+    }
+    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
+                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 3,
+                                                 &__Pyx_TypeInfo_unsigned_char, stack,
+                                                 &result, obj);
+    if (unlikely(retcode == -1))
+        goto __pyx_fail;
+    return result;
+__pyx_fail:
+    result.memview = NULL;
+    result.data = NULL;
+    return result;
+}
+
+/* ObjectToMemviewSlice */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t(PyObject *obj, int writable_flag) {
+    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
+    __Pyx_BufFmt_StackElem stack[1];
+    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
+    int retcode;
+    if (obj == Py_None) {
+        result.memview = (struct __pyx_memoryview_obj *) Py_None;
+        return result;
+    }
+    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
+                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 1,
+                                                 &__Pyx_TypeInfo_Py_ssize_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;

@@ -6,29 +6,29 @@
         "define_macros": [
             [
                 "IMGFILT_ISA",
-                "\"avx2\""
+                "\"baseline\""
             ]
         ],
         "depends": [
+            "src/imgfilt/_canny_core.pxi",
             "src/imgfilt/_rank_core.pxi"
         ],
         "extra_compile_args": [
             "-fopenmp",
             "-O3",
-            "-fno-loop-unroll-and-jam",
-            "-march=x86-64-v3"
+            "-fno-loop-unroll-and-jam"
         ],
         "extra_link_args": [
             "-fopenmp",
             "-O3",
             "-fno-loop-unroll-and-jam"
         ],
-        "name": "imgfilt._rank_avx2",
+        "name": "imgfilt._nonlinear",
         "sources": [
-            "src/imgfilt/_rank_avx2.pyx"
+            "src/imgfilt/_nonlinear.pyx"
         ]
     },
-    "module_name": "imgfilt._rank_avx2"
+    "module_name": "imgfilt._nonlinear"
 }
 END: Cython Metadata */
 
@@ -1281,8 +1281,8 @@ static int __Pyx_init_tpflags_variables(void) {
   #endif
 #endif
 
-#define __PYX_HAVE__imgfilt___rank_avx2
-#define __PYX_HAVE_API__imgfilt___rank_avx2
+#define __PYX_HAVE__imgfilt___nonlinear
+#define __PYX_HAVE_API__imgfilt___nonlinear
 /* Early includes */
 #include <string.h>
 
@@ -1347,6 +1347,7 @@ static int __Pyx_init_tpflags_variables(void) {
     IMGFILT_CMPX(imgfilt_cmpx_f32, float)
     IMGFILT_CMPX(imgfilt_cmpx_f64, double)
     
+#include <math.h>
 #include "pythread.h"
 
     typedef int (*__pyx_memoryview_to_dtype_func_type)(char*, PyObject*);
@@ -1569,9 +1570,10 @@ static const char * const __pyx_cfilenm = __FILE__;
 /* #### Code section: filename_table ### */
 
 static const char* const __pyx_f[] = {
-  "src/imgfilt/_rank_avx2.pyx",
-  "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc",
+  "src/imgfilt/_nonlinear.pyx",
+  "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc",
   "src/imgfilt/_rank_core.pxi",
+  "src/imgfilt/_canny_core.pxi",
 };
 /* #### Code section: utility_code_proto_before_types ### */
 /* Atomics.proto (used by UnpackUnboundCMethod) */
@@ -1830,7 +1832,7 @@ typedef struct {
  * ctypedef unsigned short u16_t
  * ctypedef unsigned int u32_t
 */
-typedef unsigned char __pyx_t_7imgfilt_10_rank_avx2_u8_t;
+typedef unsigned char __pyx_t_7imgfilt_10_nonlinear_u8_t;
 
 /* "src/imgfilt/_rank_core.pxi":124
  * 
@@ -1839,7 +1841,7 @@ typedef unsigned char __pyx_t_7imgfilt_10_rank_avx2_u8_t;
  * ctypedef unsigned int u32_t
  * ctypedef unsigned long long u64_t
 */
-typedef unsigned short __pyx_t_7imgfilt_10_rank_avx2_u16_t;
+typedef unsigned short __pyx_t_7imgfilt_10_nonlinear_u16_t;
 
 /* "src/imgfilt/_rank_core.pxi":125
  * ctypedef unsigned char u8_t
@@ -1848,7 +1850,7 @@ typedef unsigned short __pyx_t_7imgfilt_10_rank_avx2_u16_t;
  * ctypedef unsigned long long u64_t
  * 
 */
-typedef unsigned int __pyx_t_7imgfilt_10_rank_avx2_u32_t;
+typedef unsigned int __pyx_t_7imgfilt_10_nonlinear_u32_t;
 
 /* "src/imgfilt/_rank_core.pxi":126
  * ctypedef unsigned short u16_t
@@ -1857,7 +1859,7 @@ typedef unsigned int __pyx_t_7imgfilt_10_rank_avx2_u32_t;
  * 
  * ctypedef fused rank_t:
 */
-typedef unsigned PY_LONG_LONG __pyx_t_7imgfilt_10_rank_avx2_u64_t;
+typedef unsigned PY_LONG_LONG __pyx_t_7imgfilt_10_nonlinear_u64_t;
 /* #### Code section: complex_type_declarations ### */
 /* #### Code section: type_declarations ### */
 
@@ -1876,14 +1878,28 @@ struct __pyx_memoryviewslice_obj;
  *     TAPS_MAX = 1
 */
 enum  {
-  __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN = 0,
-  __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX = 1,
-  __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN = 2,
-  __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX = 3,
-  __pyx_e_7imgfilt_10_rank_avx2_NETWORK = 4,
-  __pyx_e_7imgfilt_10_rank_avx2_HISTOGRAM = 5,
-  __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3 = 6,
-  __pyx_e_7imgfilt_10_rank_avx2_DIRECT_BOX_WIDTH = 6
+  __pyx_e_7imgfilt_10_nonlinear_TAPS_MIN = 0,
+  __pyx_e_7imgfilt_10_nonlinear_TAPS_MAX = 1,
+  __pyx_e_7imgfilt_10_nonlinear_BOX_MIN = 2,
+  __pyx_e_7imgfilt_10_nonlinear_BOX_MAX = 3,
+  __pyx_e_7imgfilt_10_nonlinear_NETWORK = 4,
+  __pyx_e_7imgfilt_10_nonlinear_HISTOGRAM = 5,
+  __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3 = 6,
+  __pyx_e_7imgfilt_10_nonlinear_DIRECT_BOX_WIDTH = 6
+};
+
+/* "src/imgfilt/_canny_core.pxi":11
+ * from libc.math cimport fabs
+ * 
+ * cdef enum:             # <<<<<<<<<<<<<<
+ *     # Marks of canny_suppress / canny_hysteresis.
+ *     NOT_EDGE = 0
+*/
+enum  {
+  __pyx_e_7imgfilt_10_nonlinear_NOT_EDGE = 0,
+  __pyx_e_7imgfilt_10_nonlinear_WEAK = 1,
+  __pyx_e_7imgfilt_10_nonlinear_STRONG = 2,
+  __pyx_e_7imgfilt_10_nonlinear_EDGE = 3
 };
 
 /* "src/imgfilt/_rank_core.pxi":459
@@ -3318,16 +3334,16 @@ static int __Pyx_ValidateAndInit_memviewslice(
                 PyObject *original_obj);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float__const__(PyObject *, int writable_flag);
@@ -3336,10 +3352,10 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(PyObject *, int writable_flag);
@@ -3348,7 +3364,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_Py_
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(PyObject *, int writable_flag);
@@ -3357,31 +3373,31 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_P
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t__const__(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t(PyObject *, int writable_flag);
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float(PyObject *, int writable_flag);
@@ -3400,6 +3416,15 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_dou
 
 /* ObjectToMemviewSlice.proto */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(PyObject *, int writable_flag);
+
+/* ObjectToMemviewSlice.proto */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_float__const__(PyObject *, int writable_flag);
+
+/* ObjectToMemviewSlice.proto */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_unsigned_char(PyObject *, int writable_flag);
+
+/* ObjectToMemviewSlice.proto */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t(PyObject *, int writable_flag);
 
 /* MemviewSliceCopy.proto */
 static __Pyx_memviewslice
@@ -3564,7 +3589,9 @@ static PyObject *__pyx_memoryviewslice__get_base(struct __pyx_memoryviewslice_ob
 
 /* Module declarations from "libc.string" */
 
-/* Module declarations from "imgfilt._rank_avx2" */
+/* Module declarations from "libc.math" */
+
+/* Module declarations from "imgfilt._nonlinear" */
 static PyObject *__pyx_collections_abc_Sequence = 0;
 static PyObject *generic = 0;
 static PyObject *strided = 0;
@@ -3573,58 +3600,59 @@ static PyObject *contiguous = 0;
 static PyObject *indirect_contiguous = 0;
 static int __pyx_memoryview_thread_locks_used;
 static PyThread_type_lock __pyx_memoryview_thread_locks[8];
-static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__Pyx_memviewslice, Py_ssize_t); /*proto*/
-static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__out_of_range(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t); /*proto*/
-static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_comparators(__Pyx_memviewslice, Py_ssize_t); /*proto*/
-static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__cmpx(__pyx_t_7imgfilt_10_rank_avx2_u8_t *, __pyx_t_7imgfilt_10_rank_avx2_u8_t *); /*proto*/
-static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__cmpx(__pyx_t_7imgfilt_10_rank_avx2_u16_t *, __pyx_t_7imgfilt_10_rank_avx2_u16_t *); /*proto*/
-static CYTHON_INLINE void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__cmpx(__pyx_t_7imgfilt_10_rank_avx2_u32_t *, __pyx_t_7imgfilt_10_rank_avx2_u32_t *); /*proto*/
-static CYTHON_INLINE void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__cmpx(__pyx_t_7imgfilt_10_rank_avx2_u64_t *, __pyx_t_7imgfilt_10_rank_avx2_u64_t *); /*proto*/
-static CYTHON_INLINE void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__cmpx(float *, float *); /*proto*/
-static CYTHON_INLINE void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__cmpx(double *, double *); /*proto*/
-static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_rank_avx2_u8_t, __pyx_t_7imgfilt_10_rank_avx2_u8_t *); /*proto*/
-static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_rank_avx2_u16_t, __pyx_t_7imgfilt_10_rank_avx2_u16_t *); /*proto*/
-static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_rank_avx2_u32_t, __pyx_t_7imgfilt_10_rank_avx2_u32_t *); /*proto*/
-static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_rank_avx2_u64_t, __pyx_t_7imgfilt_10_rank_avx2_u64_t *); /*proto*/
-static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, float, float *); /*proto*/
-static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, double, double *); /*proto*/
-static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_rank_avx2_u8_t, __pyx_t_7imgfilt_10_rank_avx2_u8_t *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
-static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_rank_avx2_u16_t, __pyx_t_7imgfilt_10_rank_avx2_u16_t *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
-static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_rank_avx2_u32_t, __pyx_t_7imgfilt_10_rank_avx2_u32_t *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
-static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_rank_avx2_u64_t, __pyx_t_7imgfilt_10_rank_avx2_u64_t *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
-static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, float, float *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
-static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, double, double *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
-static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_7imgfilt_10_rank_avx2_u8_t const *, Py_ssize_t const *, Py_ssize_t, int, __pyx_t_7imgfilt_10_rank_avx2_u8_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_7imgfilt_10_rank_avx2_u16_t const *, Py_ssize_t const *, Py_ssize_t, int, __pyx_t_7imgfilt_10_rank_avx2_u16_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_7imgfilt_10_rank_avx2_u32_t const *, Py_ssize_t const *, Py_ssize_t, int, __pyx_t_7imgfilt_10_rank_avx2_u32_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_7imgfilt_10_rank_avx2_u64_t const *, Py_ssize_t const *, Py_ssize_t, int, __pyx_t_7imgfilt_10_rank_avx2_u64_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(float const *, Py_ssize_t const *, Py_ssize_t, int, float *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(double const *, Py_ssize_t const *, Py_ssize_t, int, double *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7imgfilt_10_rank_avx2_u8_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, __pyx_t_7imgfilt_10_rank_avx2_u8_t *, __pyx_t_7imgfilt_10_rank_avx2_u8_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7imgfilt_10_rank_avx2_u16_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, __pyx_t_7imgfilt_10_rank_avx2_u16_t *, __pyx_t_7imgfilt_10_rank_avx2_u16_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7imgfilt_10_rank_avx2_u32_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, __pyx_t_7imgfilt_10_rank_avx2_u32_t *, __pyx_t_7imgfilt_10_rank_avx2_u32_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7imgfilt_10_rank_avx2_u64_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, __pyx_t_7imgfilt_10_rank_avx2_u64_t *, __pyx_t_7imgfilt_10_rank_avx2_u64_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(float const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, float *, float *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(double const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, double *, double *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3(__pyx_t_7imgfilt_10_rank_avx2_u8_t const *, __pyx_t_7imgfilt_10_rank_avx2_u8_t const *, __pyx_t_7imgfilt_10_rank_avx2_u8_t const *, __pyx_t_7imgfilt_10_rank_avx2_u8_t *, Py_ssize_t, __pyx_t_7imgfilt_10_rank_avx2_u8_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3(__pyx_t_7imgfilt_10_rank_avx2_u16_t const *, __pyx_t_7imgfilt_10_rank_avx2_u16_t const *, __pyx_t_7imgfilt_10_rank_avx2_u16_t const *, __pyx_t_7imgfilt_10_rank_avx2_u16_t *, Py_ssize_t, __pyx_t_7imgfilt_10_rank_avx2_u16_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3(__pyx_t_7imgfilt_10_rank_avx2_u32_t const *, __pyx_t_7imgfilt_10_rank_avx2_u32_t const *, __pyx_t_7imgfilt_10_rank_avx2_u32_t const *, __pyx_t_7imgfilt_10_rank_avx2_u32_t *, Py_ssize_t, __pyx_t_7imgfilt_10_rank_avx2_u32_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3(__pyx_t_7imgfilt_10_rank_avx2_u64_t const *, __pyx_t_7imgfilt_10_rank_avx2_u64_t const *, __pyx_t_7imgfilt_10_rank_avx2_u64_t const *, __pyx_t_7imgfilt_10_rank_avx2_u64_t *, Py_ssize_t, __pyx_t_7imgfilt_10_rank_avx2_u64_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3(float const *, float const *, float const *, float *, Py_ssize_t, float *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3(double const *, double const *, double const *, double *, Py_ssize_t, double *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgfilt_10_rank_avx2_u8_t const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_rank_avx2_u8_t *, __pyx_t_7imgfilt_10_rank_avx2_u8_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgfilt_10_rank_avx2_u16_t const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_rank_avx2_u16_t *, __pyx_t_7imgfilt_10_rank_avx2_u16_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgfilt_10_rank_avx2_u32_t const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_rank_avx2_u32_t *, __pyx_t_7imgfilt_10_rank_avx2_u32_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgfilt_10_rank_avx2_u64_t const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_rank_avx2_u64_t *, __pyx_t_7imgfilt_10_rank_avx2_u64_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_network(float const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, float *, float *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_network(double const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, double *, double *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7imgfilt_10_rank_avx2_u8_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, __pyx_t_7imgfilt_10_rank_avx2_u8_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7imgfilt_10_rank_avx2_u16_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, __pyx_t_7imgfilt_10_rank_avx2_u16_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7imgfilt_10_rank_avx2_u32_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, __pyx_t_7imgfilt_10_rank_avx2_u32_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7imgfilt_10_rank_avx2_u64_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, __pyx_t_7imgfilt_10_rank_avx2_u64_t *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_histogram(float const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, float *, Py_ssize_t); /*proto*/
-static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_histogram(double const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, double *, Py_ssize_t); /*proto*/
-static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc(PyObject *, PyTypeObject *); /*proto*/
+static Py_ssize_t __pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__Pyx_memviewslice, Py_ssize_t); /*proto*/
+static Py_ssize_t __pyx_f_7imgfilt_10_nonlinear__out_of_range(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t); /*proto*/
+static Py_ssize_t __pyx_f_7imgfilt_10_nonlinear__bad_comparators(__Pyx_memviewslice, Py_ssize_t); /*proto*/
+static CYTHON_INLINE float __pyx_f_7imgfilt_10_nonlinear__magnitude_at(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, float, float, float); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__cmpx(__pyx_t_7imgfilt_10_nonlinear_u8_t *, __pyx_t_7imgfilt_10_nonlinear_u8_t *); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__cmpx(__pyx_t_7imgfilt_10_nonlinear_u16_t *, __pyx_t_7imgfilt_10_nonlinear_u16_t *); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__cmpx(__pyx_t_7imgfilt_10_nonlinear_u32_t *, __pyx_t_7imgfilt_10_nonlinear_u32_t *); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__cmpx(__pyx_t_7imgfilt_10_nonlinear_u64_t *, __pyx_t_7imgfilt_10_nonlinear_u64_t *); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__cmpx(float *, float *); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__cmpx(double *, double *); /*proto*/
+static void __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_nonlinear_u8_t, __pyx_t_7imgfilt_10_nonlinear_u8_t *); /*proto*/
+static void __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_nonlinear_u16_t, __pyx_t_7imgfilt_10_nonlinear_u16_t *); /*proto*/
+static void __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_nonlinear_u32_t, __pyx_t_7imgfilt_10_nonlinear_u32_t *); /*proto*/
+static void __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_nonlinear_u64_t, __pyx_t_7imgfilt_10_nonlinear_u64_t *); /*proto*/
+static void __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, float, float *); /*proto*/
+static void __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__fill_rank_row(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, double, double *); /*proto*/
+static void __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_nonlinear_u8_t, __pyx_t_7imgfilt_10_nonlinear_u8_t *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
+static void __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_nonlinear_u16_t, __pyx_t_7imgfilt_10_nonlinear_u16_t *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
+static void __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_nonlinear_u32_t, __pyx_t_7imgfilt_10_nonlinear_u32_t *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
+static void __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_nonlinear_u64_t, __pyx_t_7imgfilt_10_nonlinear_u64_t *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
+static void __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, float, float *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
+static void __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__resident_rows(__Pyx_memviewslice, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, __Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, double, double *, Py_ssize_t, Py_ssize_t *, Py_ssize_t *); /*proto*/
+static void __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__row_taps_extreme(__pyx_t_7imgfilt_10_nonlinear_u8_t const *, Py_ssize_t const *, Py_ssize_t, int, __pyx_t_7imgfilt_10_nonlinear_u8_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__row_taps_extreme(__pyx_t_7imgfilt_10_nonlinear_u16_t const *, Py_ssize_t const *, Py_ssize_t, int, __pyx_t_7imgfilt_10_nonlinear_u16_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__row_taps_extreme(__pyx_t_7imgfilt_10_nonlinear_u32_t const *, Py_ssize_t const *, Py_ssize_t, int, __pyx_t_7imgfilt_10_nonlinear_u32_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__row_taps_extreme(__pyx_t_7imgfilt_10_nonlinear_u64_t const *, Py_ssize_t const *, Py_ssize_t, int, __pyx_t_7imgfilt_10_nonlinear_u64_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__row_taps_extreme(float const *, Py_ssize_t const *, Py_ssize_t, int, float *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__row_taps_extreme(double const *, Py_ssize_t const *, Py_ssize_t, int, double *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__row_box_extreme(__pyx_t_7imgfilt_10_nonlinear_u8_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, __pyx_t_7imgfilt_10_nonlinear_u8_t *, __pyx_t_7imgfilt_10_nonlinear_u8_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__row_box_extreme(__pyx_t_7imgfilt_10_nonlinear_u16_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, __pyx_t_7imgfilt_10_nonlinear_u16_t *, __pyx_t_7imgfilt_10_nonlinear_u16_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__row_box_extreme(__pyx_t_7imgfilt_10_nonlinear_u32_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, __pyx_t_7imgfilt_10_nonlinear_u32_t *, __pyx_t_7imgfilt_10_nonlinear_u32_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__row_box_extreme(__pyx_t_7imgfilt_10_nonlinear_u64_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, __pyx_t_7imgfilt_10_nonlinear_u64_t *, __pyx_t_7imgfilt_10_nonlinear_u64_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__row_box_extreme(float const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, float *, float *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__row_box_extreme(double const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int, double *, double *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__row_median_3x3(__pyx_t_7imgfilt_10_nonlinear_u8_t const *, __pyx_t_7imgfilt_10_nonlinear_u8_t const *, __pyx_t_7imgfilt_10_nonlinear_u8_t const *, __pyx_t_7imgfilt_10_nonlinear_u8_t *, Py_ssize_t, __pyx_t_7imgfilt_10_nonlinear_u8_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__row_median_3x3(__pyx_t_7imgfilt_10_nonlinear_u16_t const *, __pyx_t_7imgfilt_10_nonlinear_u16_t const *, __pyx_t_7imgfilt_10_nonlinear_u16_t const *, __pyx_t_7imgfilt_10_nonlinear_u16_t *, Py_ssize_t, __pyx_t_7imgfilt_10_nonlinear_u16_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__row_median_3x3(__pyx_t_7imgfilt_10_nonlinear_u32_t const *, __pyx_t_7imgfilt_10_nonlinear_u32_t const *, __pyx_t_7imgfilt_10_nonlinear_u32_t const *, __pyx_t_7imgfilt_10_nonlinear_u32_t *, Py_ssize_t, __pyx_t_7imgfilt_10_nonlinear_u32_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__row_median_3x3(__pyx_t_7imgfilt_10_nonlinear_u64_t const *, __pyx_t_7imgfilt_10_nonlinear_u64_t const *, __pyx_t_7imgfilt_10_nonlinear_u64_t const *, __pyx_t_7imgfilt_10_nonlinear_u64_t *, Py_ssize_t, __pyx_t_7imgfilt_10_nonlinear_u64_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__row_median_3x3(float const *, float const *, float const *, float *, Py_ssize_t, float *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__row_median_3x3(double const *, double const *, double const *, double *, Py_ssize_t, double *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__row_network(__pyx_t_7imgfilt_10_nonlinear_u8_t const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_nonlinear_u8_t *, __pyx_t_7imgfilt_10_nonlinear_u8_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__row_network(__pyx_t_7imgfilt_10_nonlinear_u16_t const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_nonlinear_u16_t *, __pyx_t_7imgfilt_10_nonlinear_u16_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__row_network(__pyx_t_7imgfilt_10_nonlinear_u32_t const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_nonlinear_u32_t *, __pyx_t_7imgfilt_10_nonlinear_u32_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__row_network(__pyx_t_7imgfilt_10_nonlinear_u64_t const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, __pyx_t_7imgfilt_10_nonlinear_u64_t *, __pyx_t_7imgfilt_10_nonlinear_u64_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__row_network(float const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, float *, float *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__row_network(double const *, Py_ssize_t const *, Py_ssize_t, __Pyx_memviewslice, Py_ssize_t, double *, double *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__row_histogram(__pyx_t_7imgfilt_10_nonlinear_u8_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, __pyx_t_7imgfilt_10_nonlinear_u8_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__row_histogram(__pyx_t_7imgfilt_10_nonlinear_u16_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, __pyx_t_7imgfilt_10_nonlinear_u16_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__row_histogram(__pyx_t_7imgfilt_10_nonlinear_u32_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, __pyx_t_7imgfilt_10_nonlinear_u32_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__row_histogram(__pyx_t_7imgfilt_10_nonlinear_u64_t const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, __pyx_t_7imgfilt_10_nonlinear_u64_t *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__row_histogram(float const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, float *, Py_ssize_t); /*proto*/
+static void __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__row_histogram(double const *, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t const *, Py_ssize_t, Py_ssize_t, int *, int *, int, double *, Py_ssize_t); /*proto*/
+static PyObject *__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc(PyObject *, PyTypeObject *); /*proto*/
 static PyObject *__pyx_ff_match_signatures_single(PyObject *, PyObject *); /*proto*/
 static int __pyx_array_allocate_buffer(struct __pyx_array_obj *); /*proto*/
 static struct __pyx_array_obj *__pyx_array_new(PyObject *, Py_ssize_t, char *, char const *, char *); /*proto*/
@@ -3664,27 +3692,28 @@ static void __pyx_memoryview_slice_assign_scalar(__Pyx_memviewslice *, int, size
 static void __pyx_memoryview__slice_assign_scalar(char *, Py_ssize_t *, Py_ssize_t *, int, size_t, void *); /*proto*/
 static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *, PyObject *); /*proto*/
 /* #### Code section: typeinfo ### */
-static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__ = { "const u8_t", NULL, sizeof(__pyx_t_7imgfilt_10_rank_avx2_u8_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_rank_avx2_u8_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_rank_avx2_u8_t const ), 0 };
-static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__ = { "const u16_t", NULL, sizeof(__pyx_t_7imgfilt_10_rank_avx2_u16_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_rank_avx2_u16_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_rank_avx2_u16_t const ), 0 };
-static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__ = { "const u32_t", NULL, sizeof(__pyx_t_7imgfilt_10_rank_avx2_u32_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_rank_avx2_u32_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_rank_avx2_u32_t const ), 0 };
-static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__ = { "const u64_t", NULL, sizeof(__pyx_t_7imgfilt_10_rank_avx2_u64_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_rank_avx2_u64_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_rank_avx2_u64_t const ), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u8_t__const__ = { "const u8_t", NULL, sizeof(__pyx_t_7imgfilt_10_nonlinear_u8_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_nonlinear_u8_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_nonlinear_u8_t const ), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u16_t__const__ = { "const u16_t", NULL, sizeof(__pyx_t_7imgfilt_10_nonlinear_u16_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_nonlinear_u16_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_nonlinear_u16_t const ), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u32_t__const__ = { "const u32_t", NULL, sizeof(__pyx_t_7imgfilt_10_nonlinear_u32_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_nonlinear_u32_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_nonlinear_u32_t const ), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u64_t__const__ = { "const u64_t", NULL, sizeof(__pyx_t_7imgfilt_10_nonlinear_u64_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_nonlinear_u64_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_nonlinear_u64_t const ), 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_float__const__ = { "const float", NULL, sizeof(float const ), { 0 }, 0, 'R', 0, 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_double__const__ = { "const double", NULL, sizeof(double const ), { 0 }, 0, 'R', 0, 0 };
-static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t = { "u8_t", NULL, sizeof(__pyx_t_7imgfilt_10_rank_avx2_u8_t), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_rank_avx2_u8_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_rank_avx2_u8_t), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u8_t = { "u8_t", NULL, sizeof(__pyx_t_7imgfilt_10_nonlinear_u8_t), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_nonlinear_u8_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_nonlinear_u8_t), 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_Py_ssize_t__const__ = { "const Py_ssize_t", NULL, sizeof(Py_ssize_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(Py_ssize_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(Py_ssize_t const ), 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_Py_ssize_t = { "Py_ssize_t", NULL, sizeof(Py_ssize_t), { 0 }, 0, __PYX_IS_UNSIGNED(Py_ssize_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(Py_ssize_t), 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_int = { "int", NULL, sizeof(int), { 0 }, 0, __PYX_IS_UNSIGNED(int) ? 'U' : 'I', __PYX_IS_UNSIGNED(int), 0 };
-static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t = { "u16_t", NULL, sizeof(__pyx_t_7imgfilt_10_rank_avx2_u16_t), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_rank_avx2_u16_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_rank_avx2_u16_t), 0 };
-static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t = { "u32_t", NULL, sizeof(__pyx_t_7imgfilt_10_rank_avx2_u32_t), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_rank_avx2_u32_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_rank_avx2_u32_t), 0 };
-static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t = { "u64_t", NULL, sizeof(__pyx_t_7imgfilt_10_rank_avx2_u64_t), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_rank_avx2_u64_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_rank_avx2_u64_t), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u16_t = { "u16_t", NULL, sizeof(__pyx_t_7imgfilt_10_nonlinear_u16_t), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_nonlinear_u16_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_nonlinear_u16_t), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u32_t = { "u32_t", NULL, sizeof(__pyx_t_7imgfilt_10_nonlinear_u32_t), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_nonlinear_u32_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_nonlinear_u32_t), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u64_t = { "u64_t", NULL, sizeof(__pyx_t_7imgfilt_10_nonlinear_u64_t), { 0 }, 0, __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_nonlinear_u64_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(__pyx_t_7imgfilt_10_nonlinear_u64_t), 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_float = { "float", NULL, sizeof(float), { 0 }, 0, 'R', 0, 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_double = { "double", NULL, sizeof(double), { 0 }, 0, 'R', 0, 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_unsigned_char = { "unsigned char", NULL, sizeof(unsigned char), { 0 }, 0, __PYX_IS_UNSIGNED(unsigned char) ? 'U' : 'I', __PYX_IS_UNSIGNED(unsigned char), 0 };
 /* #### Code section: before_global_var ### */
-#define __Pyx_MODULE_NAME "imgfilt._rank_avx2"
-extern int __pyx_module_is_main_imgfilt___rank_avx2;
-int __pyx_module_is_main_imgfilt___rank_avx2 = 0;
+#define __Pyx_MODULE_NAME "imgfilt._nonlinear"
+extern int __pyx_module_is_main_imgfilt___nonlinear;
+int __pyx_module_is_main_imgfilt___nonlinear = 0;
 
-/* Implementation of "imgfilt._rank_avx2" */
+/* Implementation of "imgfilt._nonlinear" */
 /* #### Code section: global_var ### */
 static PyObject *__pyx_builtin___import__;
 static PyObject *__pyx_builtin_enumerate;
@@ -3697,7 +3726,6 @@ static const char __pyx_k_fortran[] = "fortran";
 static const char __pyx_k_Dimension_d_is_not_direct[] = "Dimension %d is not direct";
 static const char __pyx_k_Cannot_index_with_type_200U[] = "Cannot index with type \047%.200U\047";
 static const char __pyx_k_itemsize_0_for_cython_array[] = "itemsize <= 0 for cython.array";
-static const char __pyx_k_The_compiled_rank_filters_built[] = "The compiled rank filters built for AVX2 (see _rank_core.pxi); imported only on CPUs that run it.";
 static const char __pyx_k_Buffer_view_does_not_expose_stri[] = "Buffer view does not expose strides";
 static const char __pyx_k_Can_only_create_a_buffer_that_is[] = "Can only create a buffer that is contiguous in memory.";
 static const char __pyx_k_Cannot_create_writable_memory_vi[] = "Cannot create writable memory view from read-only memoryview";
@@ -3705,6 +3733,7 @@ static const char __pyx_k_Cannot_transpose_memoryview_with[] = "Cannot transpose
 static const char __pyx_k_Empty_shape_tuple_for_cython_arr[] = "Empty shape tuple for cython.array";
 static const char __pyx_k_Indirect_dimensions_not_supporte[] = "Indirect dimensions not supported";
 static const char __pyx_k_Out_of_bounds_on_buffer_access_a[] = "Out of bounds on buffer access (axis %zd)";
+static const char __pyx_k_The_compiled_nonlinear_filters_r[] = "The compiled nonlinear filters (rank filters, Canny\047s suppression and hysteresis), built for the\nbaseline instruction set. The kernels are in _rank_core.pxi and _canny_core.pxi.";
 static const char __pyx_k_Unable_to_convert_item_to_object[] = "Unable to convert item to object";
 static const char __pyx_k_got_differing_extents_in_dimensi[] = "got differing extents in dimension %d (got %zd and %zd)";
 /* #### Code section: decls ### */
@@ -3749,24 +3778,26 @@ static void __pyx_memoryviewslice___pyx_pf_15View_dot_MemoryView_16_memoryviewsl
 static PyObject *__pyx_pf___pyx_memoryviewslice___reduce_cython__(CYTHON_UNUSED struct __pyx_memoryviewslice_obj *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf___pyx_memoryviewslice_2__setstate_cython__(CYTHON_UNUSED struct __pyx_memoryviewslice_obj *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
 static PyObject *__pyx_pf_15View_dot_MemoryView___pyx_unpickle_Enum(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state); /* proto */
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_has_openmp(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_2instruction_set(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_4lanes(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_6rank_rows(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_signatures, PyObject *__pyx_v_args, PyObject *__pyx_v_kwargs, CYTHON_UNUSED PyObject *__pyx_v_defaults, CYTHON_UNUSED PyObject *__pyx_v__fused_sigindex); /* proto */
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
-static PyObject *__pyx_tp_new__initialisation_7imgfilt_10_rank_avx2___pyx_defaults(PyObject *o, 
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_has_openmp(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_2instruction_set(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_4lanes(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_6rank_rows(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_signatures, PyObject *__pyx_v_args, PyObject *__pyx_v_kwargs, CYTHON_UNUSED PyObject *__pyx_v_defaults, CYTHON_UNUSED PyObject *__pyx_v__fused_sigindex); /* proto */
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_12rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_14rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_16rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_18rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_20rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_22rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads); /* proto */
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_8canny_suppress(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_gz, __Pyx_memviewslice __pyx_v_gy, __Pyx_memviewslice __pyx_v_gx, __Pyx_memviewslice __pyx_v_magnitude, double __pyx_v_low, double __pyx_v_high, __Pyx_memviewslice __pyx_v_marks, int __pyx_v_num_threads); /* proto */
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_10canny_hysteresis(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_marks, __Pyx_memviewslice __pyx_v_stack); /* proto */
+static PyObject *__pyx_tp_new__initialisation_7imgfilt_10_nonlinear___pyx_defaults(PyObject *o, 
 #if CYTHON_VECTORCALL_TPNEW
     PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
 #else
     PyObject *a, PyObject *k
 #endif
 ); /*proto*/
-static PyObject *__pyx_tp_new_vectorcall_7imgfilt_10_rank_avx2___pyx_defaults(PyTypeObject *t, 
+static PyObject *__pyx_tp_new_vectorcall_7imgfilt_10_nonlinear___pyx_defaults(PyTypeObject *t, 
 #if CYTHON_VECTORCALL_TPNEW
     PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
 #else
@@ -3774,13 +3805,13 @@ static PyObject *__pyx_tp_new_vectorcall_7imgfilt_10_rank_avx2___pyx_defaults(Py
 #endif
 ); /*proto*/
 #if CYTHON_VECTORCALL_TPNEW
-static PyObject *__pyx_tp_new_7imgfilt_10_rank_avx2___pyx_defaults(PyTypeObject *t, PyObject *a, PyObject *k); /*proto*/
+static PyObject *__pyx_tp_new_7imgfilt_10_nonlinear___pyx_defaults(PyTypeObject *t, PyObject *a, PyObject *k); /*proto*/
 #endif
 #if !CYTHON_VECTORCALL_TPNEW
-#define __pyx_tp_new_7imgfilt_10_rank_avx2___pyx_defaults __pyx_tp_new_vectorcall_7imgfilt_10_rank_avx2___pyx_defaults
+#define __pyx_tp_new_7imgfilt_10_nonlinear___pyx_defaults __pyx_tp_new_vectorcall_7imgfilt_10_nonlinear___pyx_defaults
 #endif
 #if CYTHON_VECTORCALL_TPNEW
-static PyObject *__pyx_tp_vectorcall_7imgfilt_10_rank_avx2___pyx_defaults(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames); /*proto*/
+static PyObject *__pyx_tp_vectorcall_7imgfilt_10_nonlinear___pyx_defaults(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames); /*proto*/
 #endif
 static PyObject *__pyx_tp_new__initialisation_array(PyObject *o, 
 #if CYTHON_VECTORCALL_TPNEW
@@ -3903,12 +3934,12 @@ namespace {
     PyObject *__pyx_empty_tuple;
     PyObject *__pyx_empty_bytes;
     PyObject *__pyx_empty_unicode;
-    PyObject *__pyx_type_7imgfilt_10_rank_avx2___pyx_defaults;
+    PyObject *__pyx_type_7imgfilt_10_nonlinear___pyx_defaults;
     PyObject *__pyx_type___pyx_array;
     PyObject *__pyx_type___pyx_MemviewEnum;
     PyObject *__pyx_type___pyx_memoryview;
     PyObject *__pyx_type___pyx_memoryviewslice;
-    PyTypeObject *__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults;
+    PyTypeObject *__pyx_ptype_7imgfilt_10_nonlinear___pyx_defaults;
     PyTypeObject *__pyx_array_type;
     PyTypeObject *__pyx_MemviewEnum_type;
     PyTypeObject *__pyx_memoryview_type;
@@ -3919,8 +3950,8 @@ namespace {
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_values;
     PyObject *__pyx_slice[1];
     PyObject *__pyx_tuple[2];
-    PyObject *__pyx_codeobj_tab[10];
-    PyObject *__pyx_string_tab[199];
+    PyObject *__pyx_codeobj_tab[12];
+    PyObject *__pyx_string_tab[236];
     PyObject *__pyx_number_tab[3];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -3998,187 +4029,224 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_kp_u_No_matching_signature_found __pyx_string_tab[15]
 #define __pyx_kp_u_Note_that_Cython_is_deliberately __pyx_string_tab[16]
 #define __pyx_kp_u_add_note __pyx_string_tab[17]
-#define __pyx_kp_u_collections_abc __pyx_string_tab[18]
-#define __pyx_kp_u_disable __pyx_string_tab[19]
-#define __pyx_kp_u_enable __pyx_string_tab[20]
-#define __pyx_kp_u_gc __pyx_string_tab[21]
-#define __pyx_kp_u_isenabled __pyx_string_tab[22]
-#define __pyx_kp_u_no_default___reduce___due_to_non __pyx_string_tab[23]
-#define __pyx_kp_u_rank_engine_a_comparator_names_a __pyx_string_tab[24]
-#define __pyx_kp_u_rank_engine_a_tap_lies_outside_t __pyx_string_tab[25]
-#define __pyx_kp_u_rank_engine_an_index_map_points __pyx_string_tab[26]
-#define __pyx_kp_u_rank_engine_box_scratch_too_smal __pyx_string_tab[27]
-#define __pyx_kp_u_rank_engine_cval_must_hold_one_v __pyx_string_tab[28]
-#define __pyx_kp_u_rank_engine_fewer_scratch_rows_t __pyx_string_tab[29]
-#define __pyx_kp_u_rank_engine_histogram_scratch_ha __pyx_string_tab[30]
-#define __pyx_kp_u_rank_engine_histograms_need_8_or __pyx_string_tab[31]
-#define __pyx_kp_u_rank_engine_kernel_sizes_taps_an __pyx_string_tab[32]
-#define __pyx_kp_u_rank_engine_network_scratch_too __pyx_string_tab[33]
-#define __pyx_kp_u_rank_engine_output_shape_does_no __pyx_string_tab[34]
-#define __pyx_kp_u_rank_engine_pad_left_does_not_fi __pyx_string_tab[35]
-#define __pyx_kp_u_rank_engine_rank_outside_the_foo __pyx_string_tab[36]
-#define __pyx_kp_u_rank_engine_scratch_ring_has_the __pyx_string_tab[37]
-#define __pyx_kp_u_rank_engine_the_sorted_columns_k __pyx_string_tab[38]
-#define __pyx_kp_u_rank_engine_unknown_method __pyx_string_tab[39]
-#define __pyx_kp_u_src_imgfilt__rank_core_pxi __pyx_string_tab[40]
-#define __pyx_kp_u_unable_to_allocate_array_data __pyx_string_tab[41]
-#define __pyx_kp_u_unable_to_allocate_shape_and_str __pyx_string_tab[42]
-#define __pyx_kp_u__5 __pyx_string_tab[43]
-#define __pyx_n_u_ASCII __pyx_string_tab[44]
-#define __pyx_n_u_Ellipsis __pyx_string_tab[45]
-#define __pyx_n_u_Sequence __pyx_string_tab[46]
-#define __pyx_n_u_View_MemoryView __pyx_string_tab[47]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[48]
-#define __pyx_n_u_annotate __pyx_string_tab[49]
-#define __pyx_n_u_class __pyx_string_tab[50]
-#define __pyx_n_u_class_getitem __pyx_string_tab[51]
-#define __pyx_n_u_dict __pyx_string_tab[52]
-#define __pyx_n_u_func __pyx_string_tab[53]
-#define __pyx_n_u_getstate __pyx_string_tab[54]
-#define __pyx_n_u_import __pyx_string_tab[55]
-#define __pyx_n_u_main __pyx_string_tab[56]
-#define __pyx_n_u_module __pyx_string_tab[57]
-#define __pyx_n_u_name_2 __pyx_string_tab[58]
-#define __pyx_n_u_new __pyx_string_tab[59]
-#define __pyx_n_u_pyx_checksum __pyx_string_tab[60]
-#define __pyx_n_u_pyx_state __pyx_string_tab[61]
-#define __pyx_n_u_pyx_type __pyx_string_tab[62]
-#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[63]
-#define __pyx_n_u_pyx_vtable __pyx_string_tab[64]
-#define __pyx_n_u_qualname __pyx_string_tab[65]
-#define __pyx_n_u_reduce __pyx_string_tab[66]
-#define __pyx_n_u_reduce_cython __pyx_string_tab[67]
-#define __pyx_n_u_reduce_ex __pyx_string_tab[68]
-#define __pyx_n_u_set_name __pyx_string_tab[69]
-#define __pyx_n_u_setstate __pyx_string_tab[70]
-#define __pyx_n_u_setstate_cython __pyx_string_tab[71]
-#define __pyx_n_u_test __pyx_string_tab[72]
-#define __pyx_n_u_fused_sigindex __pyx_string_tab[73]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[74]
-#define __pyx_n_u_abc __pyx_string_tab[75]
-#define __pyx_n_u_add_col __pyx_string_tab[76]
-#define __pyx_n_u_add_off __pyx_string_tab[77]
-#define __pyx_n_u_add_row __pyx_string_tab[78]
-#define __pyx_n_u_allocate_buffer __pyx_string_tab[79]
-#define __pyx_n_u_args __pyx_string_tab[80]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[81]
-#define __pyx_n_u_base __pyx_string_tab[82]
-#define __pyx_n_u_batch __pyx_string_tab[83]
-#define __pyx_n_u_bins __pyx_string_tab[84]
-#define __pyx_n_u_c __pyx_string_tab[85]
-#define __pyx_n_u_channels __pyx_string_tab[86]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[87]
-#define __pyx_n_u_col_map __pyx_string_tab[88]
-#define __pyx_n_u_count __pyx_string_tab[89]
-#define __pyx_n_u_cval __pyx_string_tab[90]
-#define __pyx_n_u_defaults __pyx_string_tab[91]
-#define __pyx_n_u_double __pyx_string_tab[92]
-#define __pyx_n_u_dtype __pyx_string_tab[93]
-#define __pyx_n_u_dtype_is_object __pyx_string_tab[94]
-#define __pyx_n_u_encode __pyx_string_tab[95]
-#define __pyx_n_u_enumerate __pyx_string_tab[96]
-#define __pyx_n_u_error __pyx_string_tab[97]
-#define __pyx_n_u_fill __pyx_string_tab[98]
-#define __pyx_n_u_flags __pyx_string_tab[99]
-#define __pyx_n_u_float __pyx_string_tab[100]
-#define __pyx_n_u_format __pyx_string_tab[101]
-#define __pyx_n_u_fortran __pyx_string_tab[102]
-#define __pyx_n_u_get __pyx_string_tab[103]
-#define __pyx_n_u_has_openmp __pyx_string_tab[104]
-#define __pyx_n_u_hist __pyx_string_tab[105]
-#define __pyx_n_u_i __pyx_string_tab[106]
-#define __pyx_n_u_id __pyx_string_tab[107]
-#define __pyx_n_u_imgfilt__rank_avx2 __pyx_string_tab[108]
-#define __pyx_n_u_index __pyx_string_tab[109]
-#define __pyx_n_u_instruction_set __pyx_string_tab[110]
-#define __pyx_n_u_item __pyx_string_tab[111]
-#define __pyx_n_u_items __pyx_string_tab[112]
-#define __pyx_n_u_itemsize __pyx_string_tab[113]
-#define __pyx_n_u_kernel_d __pyx_string_tab[114]
-#define __pyx_n_u_kernel_h __pyx_string_tab[115]
-#define __pyx_n_u_kernel_shape __pyx_string_tab[116]
-#define __pyx_n_u_kernel_w __pyx_string_tab[117]
-#define __pyx_n_u_kind __pyx_string_tab[118]
-#define __pyx_n_u_kwargs __pyx_string_tab[119]
-#define __pyx_n_u_lanes __pyx_string_tab[120]
-#define __pyx_n_u_memview __pyx_string_tab[121]
-#define __pyx_n_u_method __pyx_string_tab[122]
-#define __pyx_n_u_mode __pyx_string_tab[123]
-#define __pyx_n_u_n __pyx_string_tab[124]
-#define __pyx_n_u_n_add __pyx_string_tab[125]
-#define __pyx_n_u_n_items __pyx_string_tab[126]
-#define __pyx_n_u_n_rem __pyx_string_tab[127]
-#define __pyx_n_u_n_rows __pyx_string_tab[128]
-#define __pyx_n_u_n_taps __pyx_string_tab[129]
-#define __pyx_n_u_name __pyx_string_tab[130]
-#define __pyx_n_u_ndim __pyx_string_tab[131]
-#define __pyx_n_u_network __pyx_string_tab[132]
-#define __pyx_n_u_num_threads __pyx_string_tab[133]
-#define __pyx_n_u_numpy __pyx_string_tab[134]
-#define __pyx_n_u_obj __pyx_string_tab[135]
-#define __pyx_n_u_off __pyx_string_tab[136]
-#define __pyx_n_u_offsets __pyx_string_tab[137]
-#define __pyx_n_u_out __pyx_string_tab[138]
-#define __pyx_n_u_out_d __pyx_string_tab[139]
-#define __pyx_n_u_out_h __pyx_string_tab[140]
-#define __pyx_n_u_out_row __pyx_string_tab[141]
-#define __pyx_n_u_out_w __pyx_string_tab[142]
-#define __pyx_n_u_pack __pyx_string_tab[143]
-#define __pyx_n_u_pad_left __pyx_string_tab[144]
-#define __pyx_n_u_padded_w __pyx_string_tab[145]
-#define __pyx_n_u_plane_map __pyx_string_tab[146]
-#define __pyx_n_u_pop __pyx_string_tab[147]
-#define __pyx_n_u_rank __pyx_string_tab[148]
-#define __pyx_n_u_rank_rows __pyx_string_tab[149]
-#define __pyx_n_u_rank_rows_const_double_1_double __pyx_string_tab[150]
-#define __pyx_n_u_rank_rows_const_float_1_float_1 __pyx_string_tab[151]
-#define __pyx_n_u_rank_rows_const_u16_t_1_u16_t_1 __pyx_string_tab[152]
-#define __pyx_n_u_rank_rows_const_u32_t_1_u32_t_1 __pyx_string_tab[153]
-#define __pyx_n_u_rank_rows_const_u64_t_1_u64_t_1 __pyx_string_tab[154]
-#define __pyx_n_u_rank_rows_const_u8_t_1_u8_t_1_co __pyx_string_tab[155]
-#define __pyx_n_u_register __pyx_string_tab[156]
-#define __pyx_n_u_rem_col __pyx_string_tab[157]
-#define __pyx_n_u_rem_off __pyx_string_tab[158]
-#define __pyx_n_u_rem_row __pyx_string_tab[159]
-#define __pyx_n_u_ring __pyx_string_tab[160]
-#define __pyx_n_u_ring_row __pyx_string_tab[161]
-#define __pyx_n_u_ring_width __pyx_string_tab[162]
-#define __pyx_n_u_row_map __pyx_string_tab[163]
-#define __pyx_n_u_row_off __pyx_string_tab[164]
-#define __pyx_n_u_setdefault __pyx_string_tab[165]
-#define __pyx_n_u_shape __pyx_string_tab[166]
-#define __pyx_n_u_shift __pyx_string_tab[167]
-#define __pyx_n_u_signatures __pyx_string_tab[168]
-#define __pyx_n_u_size __pyx_string_tab[169]
-#define __pyx_n_u_start __pyx_string_tab[170]
-#define __pyx_n_u_step __pyx_string_tab[171]
-#define __pyx_n_u_stop __pyx_string_tab[172]
-#define __pyx_n_u_struct __pyx_string_tab[173]
-#define __pyx_n_u_t __pyx_string_tab[174]
-#define __pyx_n_u_tags __pyx_string_tab[175]
-#define __pyx_n_u_tap_col __pyx_string_tab[176]
-#define __pyx_n_u_tap_off __pyx_string_tab[177]
-#define __pyx_n_u_tap_row __pyx_string_tab[178]
-#define __pyx_n_u_tid __pyx_string_tab[179]
-#define __pyx_n_u_u16_t __pyx_string_tab[180]
-#define __pyx_n_u_u32_t __pyx_string_tab[181]
-#define __pyx_n_u_u64_t __pyx_string_tab[182]
-#define __pyx_n_u_u8_t __pyx_string_tab[183]
-#define __pyx_n_u_unpack __pyx_string_tab[184]
-#define __pyx_n_u_update __pyx_string_tab[185]
-#define __pyx_n_u_values __pyx_string_tab[186]
-#define __pyx_n_u_work __pyx_string_tab[187]
-#define __pyx_n_u_work_row __pyx_string_tab[188]
-#define __pyx_n_u_x __pyx_string_tab[189]
-#define __pyx_n_u_y __pyx_string_tab[190]
-#define __pyx_n_u_z __pyx_string_tab[191]
-#define __pyx_n_b_O __pyx_string_tab[192]
-#define __pyx_kp_b_iso88591_1 __pyx_string_tab[193]
-#define __pyx_kp_b_iso88591_4q_q __pyx_string_tab[194]
-#define __pyx_kp_b_iso88591_gQ __pyx_string_tab[195]
-#define __pyx_kp_b_iso88591_6_1O_q_1A_WF_wfA_QXX____Yb_AV1O __pyx_string_tab[196]
-#define __pyx_kp_b_iso88591_6_1O_q_1A_WF_wfA_QXX____Yb_AV1O_2 __pyx_string_tab[197]
-#define __pyx_kp_b_iso88591_6_1O_q_1A_WF_wfA_QXX____Yb_AV1O_3 __pyx_string_tab[198]
+#define __pyx_kp_u_canny_engine_gradients_magnitude __pyx_string_tab[18]
+#define __pyx_kp_u_canny_engine_the_stack_is_smalle __pyx_string_tab[19]
+#define __pyx_kp_u_canny_engine_threads_must_be_1 __pyx_string_tab[20]
+#define __pyx_kp_u_collections_abc __pyx_string_tab[21]
+#define __pyx_kp_u_disable __pyx_string_tab[22]
+#define __pyx_kp_u_enable __pyx_string_tab[23]
+#define __pyx_kp_u_gc __pyx_string_tab[24]
+#define __pyx_kp_u_isenabled __pyx_string_tab[25]
+#define __pyx_kp_u_no_default___reduce___due_to_non __pyx_string_tab[26]
+#define __pyx_kp_u_rank_engine_a_comparator_names_a __pyx_string_tab[27]
+#define __pyx_kp_u_rank_engine_a_tap_lies_outside_t __pyx_string_tab[28]
+#define __pyx_kp_u_rank_engine_an_index_map_points __pyx_string_tab[29]
+#define __pyx_kp_u_rank_engine_box_scratch_too_smal __pyx_string_tab[30]
+#define __pyx_kp_u_rank_engine_cval_must_hold_one_v __pyx_string_tab[31]
+#define __pyx_kp_u_rank_engine_fewer_scratch_rows_t __pyx_string_tab[32]
+#define __pyx_kp_u_rank_engine_histogram_scratch_ha __pyx_string_tab[33]
+#define __pyx_kp_u_rank_engine_histograms_need_8_or __pyx_string_tab[34]
+#define __pyx_kp_u_rank_engine_kernel_sizes_taps_an __pyx_string_tab[35]
+#define __pyx_kp_u_rank_engine_network_scratch_too __pyx_string_tab[36]
+#define __pyx_kp_u_rank_engine_output_shape_does_no __pyx_string_tab[37]
+#define __pyx_kp_u_rank_engine_pad_left_does_not_fi __pyx_string_tab[38]
+#define __pyx_kp_u_rank_engine_rank_outside_the_foo __pyx_string_tab[39]
+#define __pyx_kp_u_rank_engine_scratch_ring_has_the __pyx_string_tab[40]
+#define __pyx_kp_u_rank_engine_the_sorted_columns_k __pyx_string_tab[41]
+#define __pyx_kp_u_rank_engine_unknown_method __pyx_string_tab[42]
+#define __pyx_kp_u_src_imgfilt__canny_core_pxi __pyx_string_tab[43]
+#define __pyx_kp_u_src_imgfilt__rank_core_pxi __pyx_string_tab[44]
+#define __pyx_kp_u_unable_to_allocate_array_data __pyx_string_tab[45]
+#define __pyx_kp_u_unable_to_allocate_shape_and_str __pyx_string_tab[46]
+#define __pyx_kp_u__5 __pyx_string_tab[47]
+#define __pyx_n_u_ASCII __pyx_string_tab[48]
+#define __pyx_n_u_Ellipsis __pyx_string_tab[49]
+#define __pyx_n_u_Sequence __pyx_string_tab[50]
+#define __pyx_n_u_View_MemoryView __pyx_string_tab[51]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[52]
+#define __pyx_n_u_annotate __pyx_string_tab[53]
+#define __pyx_n_u_class __pyx_string_tab[54]
+#define __pyx_n_u_class_getitem __pyx_string_tab[55]
+#define __pyx_n_u_dict __pyx_string_tab[56]
+#define __pyx_n_u_func __pyx_string_tab[57]
+#define __pyx_n_u_getstate __pyx_string_tab[58]
+#define __pyx_n_u_import __pyx_string_tab[59]
+#define __pyx_n_u_main __pyx_string_tab[60]
+#define __pyx_n_u_module __pyx_string_tab[61]
+#define __pyx_n_u_name_2 __pyx_string_tab[62]
+#define __pyx_n_u_new __pyx_string_tab[63]
+#define __pyx_n_u_pyx_checksum __pyx_string_tab[64]
+#define __pyx_n_u_pyx_state __pyx_string_tab[65]
+#define __pyx_n_u_pyx_type __pyx_string_tab[66]
+#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[67]
+#define __pyx_n_u_pyx_vtable __pyx_string_tab[68]
+#define __pyx_n_u_qualname __pyx_string_tab[69]
+#define __pyx_n_u_reduce __pyx_string_tab[70]
+#define __pyx_n_u_reduce_cython __pyx_string_tab[71]
+#define __pyx_n_u_reduce_ex __pyx_string_tab[72]
+#define __pyx_n_u_set_name __pyx_string_tab[73]
+#define __pyx_n_u_setstate __pyx_string_tab[74]
+#define __pyx_n_u_setstate_cython __pyx_string_tab[75]
+#define __pyx_n_u_test __pyx_string_tab[76]
+#define __pyx_n_u_fused_sigindex __pyx_string_tab[77]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[78]
+#define __pyx_n_u_abc __pyx_string_tab[79]
+#define __pyx_n_u_add_col __pyx_string_tab[80]
+#define __pyx_n_u_add_off __pyx_string_tab[81]
+#define __pyx_n_u_add_row __pyx_string_tab[82]
+#define __pyx_n_u_allocate_buffer __pyx_string_tab[83]
+#define __pyx_n_u_args __pyx_string_tab[84]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[85]
+#define __pyx_n_u_ax __pyx_string_tab[86]
+#define __pyx_n_u_ay __pyx_string_tab[87]
+#define __pyx_n_u_az __pyx_string_tab[88]
+#define __pyx_n_u_base __pyx_string_tab[89]
+#define __pyx_n_u_batch __pyx_string_tab[90]
+#define __pyx_n_u_bins __pyx_string_tab[91]
+#define __pyx_n_u_c __pyx_string_tab[92]
+#define __pyx_n_u_canny_hysteresis __pyx_string_tab[93]
+#define __pyx_n_u_canny_suppress __pyx_string_tab[94]
+#define __pyx_n_u_channels __pyx_string_tab[95]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[96]
+#define __pyx_n_u_col_map __pyx_string_tab[97]
+#define __pyx_n_u_count __pyx_string_tab[98]
+#define __pyx_n_u_cval __pyx_string_tab[99]
+#define __pyx_n_u_defaults __pyx_string_tab[100]
+#define __pyx_n_u_depth __pyx_string_tab[101]
+#define __pyx_n_u_double __pyx_string_tab[102]
+#define __pyx_n_u_dtype __pyx_string_tab[103]
+#define __pyx_n_u_dtype_is_object __pyx_string_tab[104]
+#define __pyx_n_u_dx __pyx_string_tab[105]
+#define __pyx_n_u_dy __pyx_string_tab[106]
+#define __pyx_n_u_dz __pyx_string_tab[107]
+#define __pyx_n_u_encode __pyx_string_tab[108]
+#define __pyx_n_u_enumerate __pyx_string_tab[109]
+#define __pyx_n_u_error __pyx_string_tab[110]
+#define __pyx_n_u_fill __pyx_string_tab[111]
+#define __pyx_n_u_flags __pyx_string_tab[112]
+#define __pyx_n_u_flat __pyx_string_tab[113]
+#define __pyx_n_u_float __pyx_string_tab[114]
+#define __pyx_n_u_format __pyx_string_tab[115]
+#define __pyx_n_u_fortran __pyx_string_tab[116]
+#define __pyx_n_u_get __pyx_string_tab[117]
+#define __pyx_n_u_gx __pyx_string_tab[118]
+#define __pyx_n_u_gy __pyx_string_tab[119]
+#define __pyx_n_u_gz __pyx_string_tab[120]
+#define __pyx_n_u_has_openmp __pyx_string_tab[121]
+#define __pyx_n_u_height __pyx_string_tab[122]
+#define __pyx_n_u_high __pyx_string_tab[123]
+#define __pyx_n_u_high_f __pyx_string_tab[124]
+#define __pyx_n_u_hist __pyx_string_tab[125]
+#define __pyx_n_u_i __pyx_string_tab[126]
+#define __pyx_n_u_id __pyx_string_tab[127]
+#define __pyx_n_u_imgfilt__nonlinear __pyx_string_tab[128]
+#define __pyx_n_u_index __pyx_string_tab[129]
+#define __pyx_n_u_instruction_set __pyx_string_tab[130]
+#define __pyx_n_u_item __pyx_string_tab[131]
+#define __pyx_n_u_items __pyx_string_tab[132]
+#define __pyx_n_u_itemsize __pyx_string_tab[133]
+#define __pyx_n_u_kernel_d __pyx_string_tab[134]
+#define __pyx_n_u_kernel_h __pyx_string_tab[135]
+#define __pyx_n_u_kernel_shape __pyx_string_tab[136]
+#define __pyx_n_u_kernel_w __pyx_string_tab[137]
+#define __pyx_n_u_kind __pyx_string_tab[138]
+#define __pyx_n_u_kwargs __pyx_string_tab[139]
+#define __pyx_n_u_lanes __pyx_string_tab[140]
+#define __pyx_n_u_low __pyx_string_tab[141]
+#define __pyx_n_u_low_f __pyx_string_tab[142]
+#define __pyx_n_u_m __pyx_string_tab[143]
+#define __pyx_n_u_magnitude __pyx_string_tab[144]
+#define __pyx_n_u_marks __pyx_string_tab[145]
+#define __pyx_n_u_memview __pyx_string_tab[146]
+#define __pyx_n_u_method __pyx_string_tab[147]
+#define __pyx_n_u_mode __pyx_string_tab[148]
+#define __pyx_n_u_n __pyx_string_tab[149]
+#define __pyx_n_u_n_add __pyx_string_tab[150]
+#define __pyx_n_u_n_items __pyx_string_tab[151]
+#define __pyx_n_u_n_rem __pyx_string_tab[152]
+#define __pyx_n_u_n_rows __pyx_string_tab[153]
+#define __pyx_n_u_n_taps __pyx_string_tab[154]
+#define __pyx_n_u_name __pyx_string_tab[155]
+#define __pyx_n_u_ndim __pyx_string_tab[156]
+#define __pyx_n_u_network __pyx_string_tab[157]
+#define __pyx_n_u_num_threads __pyx_string_tab[158]
+#define __pyx_n_u_numpy __pyx_string_tab[159]
+#define __pyx_n_u_nx __pyx_string_tab[160]
+#define __pyx_n_u_ny __pyx_string_tab[161]
+#define __pyx_n_u_nz __pyx_string_tab[162]
+#define __pyx_n_u_obj __pyx_string_tab[163]
+#define __pyx_n_u_off __pyx_string_tab[164]
+#define __pyx_n_u_offsets __pyx_string_tab[165]
+#define __pyx_n_u_out __pyx_string_tab[166]
+#define __pyx_n_u_out_d __pyx_string_tab[167]
+#define __pyx_n_u_out_h __pyx_string_tab[168]
+#define __pyx_n_u_out_row __pyx_string_tab[169]
+#define __pyx_n_u_out_w __pyx_string_tab[170]
+#define __pyx_n_u_pack __pyx_string_tab[171]
+#define __pyx_n_u_pad_left __pyx_string_tab[172]
+#define __pyx_n_u_padded_w __pyx_string_tab[173]
+#define __pyx_n_u_plane_map __pyx_string_tab[174]
+#define __pyx_n_u_pop __pyx_string_tab[175]
+#define __pyx_n_u_rank __pyx_string_tab[176]
+#define __pyx_n_u_rank_rows __pyx_string_tab[177]
+#define __pyx_n_u_rank_rows_const_double_1_double __pyx_string_tab[178]
+#define __pyx_n_u_rank_rows_const_float_1_float_1 __pyx_string_tab[179]
+#define __pyx_n_u_rank_rows_const_u16_t_1_u16_t_1 __pyx_string_tab[180]
+#define __pyx_n_u_rank_rows_const_u32_t_1_u32_t_1 __pyx_string_tab[181]
+#define __pyx_n_u_rank_rows_const_u64_t_1_u64_t_1 __pyx_string_tab[182]
+#define __pyx_n_u_rank_rows_const_u8_t_1_u8_t_1_co __pyx_string_tab[183]
+#define __pyx_n_u_reach_z __pyx_string_tab[184]
+#define __pyx_n_u_register __pyx_string_tab[185]
+#define __pyx_n_u_rem_col __pyx_string_tab[186]
+#define __pyx_n_u_rem_off __pyx_string_tab[187]
+#define __pyx_n_u_rem_row __pyx_string_tab[188]
+#define __pyx_n_u_ring __pyx_string_tab[189]
+#define __pyx_n_u_ring_row __pyx_string_tab[190]
+#define __pyx_n_u_ring_width __pyx_string_tab[191]
+#define __pyx_n_u_row_map __pyx_string_tab[192]
+#define __pyx_n_u_row_off __pyx_string_tab[193]
+#define __pyx_n_u_setdefault __pyx_string_tab[194]
+#define __pyx_n_u_shape __pyx_string_tab[195]
+#define __pyx_n_u_shift __pyx_string_tab[196]
+#define __pyx_n_u_signatures __pyx_string_tab[197]
+#define __pyx_n_u_size __pyx_string_tab[198]
+#define __pyx_n_u_stack __pyx_string_tab[199]
+#define __pyx_n_u_start __pyx_string_tab[200]
+#define __pyx_n_u_step __pyx_string_tab[201]
+#define __pyx_n_u_stop __pyx_string_tab[202]
+#define __pyx_n_u_struct __pyx_string_tab[203]
+#define __pyx_n_u_sx __pyx_string_tab[204]
+#define __pyx_n_u_sy __pyx_string_tab[205]
+#define __pyx_n_u_sz __pyx_string_tab[206]
+#define __pyx_n_u_t __pyx_string_tab[207]
+#define __pyx_n_u_tags __pyx_string_tab[208]
+#define __pyx_n_u_tap_col __pyx_string_tab[209]
+#define __pyx_n_u_tap_off __pyx_string_tab[210]
+#define __pyx_n_u_tap_row __pyx_string_tab[211]
+#define __pyx_n_u_tid __pyx_string_tab[212]
+#define __pyx_n_u_top __pyx_string_tab[213]
+#define __pyx_n_u_u16_t __pyx_string_tab[214]
+#define __pyx_n_u_u32_t __pyx_string_tab[215]
+#define __pyx_n_u_u64_t __pyx_string_tab[216]
+#define __pyx_n_u_u8_t __pyx_string_tab[217]
+#define __pyx_n_u_unpack __pyx_string_tab[218]
+#define __pyx_n_u_update __pyx_string_tab[219]
+#define __pyx_n_u_values __pyx_string_tab[220]
+#define __pyx_n_u_width __pyx_string_tab[221]
+#define __pyx_n_u_work __pyx_string_tab[222]
+#define __pyx_n_u_work_row __pyx_string_tab[223]
+#define __pyx_n_u_x __pyx_string_tab[224]
+#define __pyx_n_u_y __pyx_string_tab[225]
+#define __pyx_n_u_z __pyx_string_tab[226]
+#define __pyx_n_b_O __pyx_string_tab[227]
+#define __pyx_kp_b_iso88591_1 __pyx_string_tab[228]
+#define __pyx_kp_b_iso88591_4q_q __pyx_string_tab[229]
+#define __pyx_kp_b_iso88591_gQ __pyx_string_tab[230]
+#define __pyx_kp_b_iso88591_E_q_U_URXXYYZ_Q_e6_G1_uF_3b_b_r __pyx_string_tab[231]
+#define __pyx_kp_b_iso88591_IV1M_IV1A_V2Q_V3a_wnG1_U_1_BfAS __pyx_string_tab[232]
+#define __pyx_kp_b_iso88591_6_1O_q_1A_WF_wfA_QXX____Yb_AV1O __pyx_string_tab[233]
+#define __pyx_kp_b_iso88591_6_1O_q_1A_WF_wfA_QXX____Yb_AV1O_2 __pyx_string_tab[234]
+#define __pyx_kp_b_iso88591_6_1O_q_1A_WF_wfA_QXX____Yb_AV1O_3 __pyx_string_tab[235]
 #define __pyx_int_0 __pyx_number_tab[0]
 #define __pyx_int_neg_1 __pyx_number_tab[1]
 #define __pyx_int_136983863 __pyx_number_tab[2]
@@ -4196,8 +4264,8 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   #if CYTHON_PEP489_MULTI_PHASE_INIT
   __Pyx_State_RemoveModule(NULL);
   #endif
-  Py_CLEAR(clear_module_state->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults);
-  Py_CLEAR(clear_module_state->__pyx_type_7imgfilt_10_rank_avx2___pyx_defaults);
+  Py_CLEAR(clear_module_state->__pyx_ptype_7imgfilt_10_nonlinear___pyx_defaults);
+  Py_CLEAR(clear_module_state->__pyx_type_7imgfilt_10_nonlinear___pyx_defaults);
   Py_CLEAR(clear_module_state->__pyx_array_type);
   Py_CLEAR(clear_module_state->__pyx_type___pyx_array);
   Py_CLEAR(clear_module_state->__pyx_MemviewEnum_type);
@@ -4212,8 +4280,8 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<2; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<10; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<199; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<12; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<236; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -4240,8 +4308,8 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_empty_tuple);
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_empty_bytes);
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_empty_unicode);
-  Py_VISIT(traverse_module_state->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults);
-  Py_VISIT(traverse_module_state->__pyx_type_7imgfilt_10_rank_avx2___pyx_defaults);
+  Py_VISIT(traverse_module_state->__pyx_ptype_7imgfilt_10_nonlinear___pyx_defaults);
+  Py_VISIT(traverse_module_state->__pyx_type_7imgfilt_10_nonlinear___pyx_defaults);
   Py_VISIT(traverse_module_state->__pyx_array_type);
   Py_VISIT(traverse_module_state->__pyx_type___pyx_array);
   Py_VISIT(traverse_module_state->__pyx_MemviewEnum_type);
@@ -4256,8 +4324,8 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<2; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<10; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<199; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<12; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<236; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -4275,15 +4343,15 @@ return 0;
 #endif
 /* #### Code section: module_code ### */
 
-/* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":22
+/* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":22
  *     __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(object, int)
  * 
- * @cname('__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc')             # <<<<<<<<<<<<<<
+ * @cname('__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc')             # <<<<<<<<<<<<<<
  * cdef str map_fused_type(object arg, type ndarray):
  * 
 */
 
-static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc(PyObject *__pyx_v_arg, PyTypeObject *__pyx_v_ndarray) {
+static PyObject *__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc(PyObject *__pyx_v_arg, PyTypeObject *__pyx_v_ndarray) {
   __Pyx_memviewslice __pyx_v_memslice;
   Py_ssize_t __pyx_v_itemsize;
   int __pyx_v_dtype_signed;
@@ -4311,7 +4379,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("map_fused_type", 0);
 
-  /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":30
+  /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":30
  *     cdef Py_UCS4 kind
  * 
  *     itemsize = -1             # <<<<<<<<<<<<<<
@@ -4320,43 +4388,43 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
   __pyx_v_itemsize = -1L;
 
-  /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":35
+  /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":35
  * 
  *     cdef bint __pyx_fused_dtype_const_u8__t_is_signed
  *     __pyx_fused_dtype_const_u8__t_is_signed = not (<__pyx_fused_dtype_const_u8__t> -1 > 0)             # <<<<<<<<<<<<<<
  * 
  *     cdef bint __pyx_fused_dtype_const_u16__t_is_signed
 */
-  __pyx_v___pyx_fused_dtype_const_u8__t_is_signed = (!(((__pyx_t_7imgfilt_10_rank_avx2_u8_t const )-1L) > 0));
+  __pyx_v___pyx_fused_dtype_const_u8__t_is_signed = (!(((__pyx_t_7imgfilt_10_nonlinear_u8_t const )-1L) > 0));
 
-  /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":38
+  /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":38
  * 
  *     cdef bint __pyx_fused_dtype_const_u16__t_is_signed
  *     __pyx_fused_dtype_const_u16__t_is_signed = not (<__pyx_fused_dtype_const_u16__t> -1 > 0)             # <<<<<<<<<<<<<<
  * 
  *     cdef bint __pyx_fused_dtype_const_u32__t_is_signed
 */
-  __pyx_v___pyx_fused_dtype_const_u16__t_is_signed = (!(((__pyx_t_7imgfilt_10_rank_avx2_u16_t const )-1L) > 0));
+  __pyx_v___pyx_fused_dtype_const_u16__t_is_signed = (!(((__pyx_t_7imgfilt_10_nonlinear_u16_t const )-1L) > 0));
 
-  /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":41
+  /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":41
  * 
  *     cdef bint __pyx_fused_dtype_const_u32__t_is_signed
  *     __pyx_fused_dtype_const_u32__t_is_signed = not (<__pyx_fused_dtype_const_u32__t> -1 > 0)             # <<<<<<<<<<<<<<
  * 
  *     cdef bint __pyx_fused_dtype_const_u64__t_is_signed
 */
-  __pyx_v___pyx_fused_dtype_const_u32__t_is_signed = (!(((__pyx_t_7imgfilt_10_rank_avx2_u32_t const )-1L) > 0));
+  __pyx_v___pyx_fused_dtype_const_u32__t_is_signed = (!(((__pyx_t_7imgfilt_10_nonlinear_u32_t const )-1L) > 0));
 
-  /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":44
+  /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":44
  * 
  *     cdef bint __pyx_fused_dtype_const_u64__t_is_signed
  *     __pyx_fused_dtype_const_u64__t_is_signed = not (<__pyx_fused_dtype_const_u64__t> -1 > 0)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_v___pyx_fused_dtype_const_u64__t_is_signed = (!(((__pyx_t_7imgfilt_10_rank_avx2_u64_t const )-1L) > 0));
+  __pyx_v___pyx_fused_dtype_const_u64__t_is_signed = (!(((__pyx_t_7imgfilt_10_nonlinear_u64_t const )-1L) > 0));
 
-  /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":47
+  /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":47
  * 
  * 
  *     if ndarray is not None:             # <<<<<<<<<<<<<<
@@ -4367,7 +4435,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
   if (__pyx_t_1) {
 
 
-    /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":48
+    /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":48
  * 
  *     if ndarray is not None:
  *         if isinstance(arg, ndarray):             # <<<<<<<<<<<<<<
@@ -4378,7 +4446,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
     if (__pyx_t_1) {
 
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":49
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":49
  *     if ndarray is not None:
  *         if isinstance(arg, ndarray):
  *             dtype = arg.dtype             # <<<<<<<<<<<<<<
@@ -4390,7 +4458,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       __pyx_v_dtype = __pyx_t_2;
       __pyx_t_2 = 0;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":48
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":48
  * 
  *     if ndarray is not None:
  *         if isinstance(arg, ndarray):             # <<<<<<<<<<<<<<
@@ -4400,7 +4468,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       goto __pyx_L4;
     }
 
-    /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":51
+    /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":51
  *             dtype = arg.dtype
  * 
  *         elif __pyx_memoryview_check(arg):             # <<<<<<<<<<<<<<
@@ -4412,7 +4480,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
     if (__pyx_t_1) {
 
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":52
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":52
  * 
  *         elif __pyx_memoryview_check(arg):
  *             arg_base = arg.base             # <<<<<<<<<<<<<<
@@ -4424,7 +4492,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       __pyx_v_arg_base = __pyx_t_2;
       __pyx_t_2 = 0;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":53
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":53
  *         elif __pyx_memoryview_check(arg):
  *             arg_base = arg.base
  *             if isinstance(arg_base, ndarray):             # <<<<<<<<<<<<<<
@@ -4435,7 +4503,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       if (__pyx_t_1) {
 
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":54
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":54
  *             arg_base = arg.base
  *             if isinstance(arg_base, ndarray):
  *                 dtype = arg_base.dtype             # <<<<<<<<<<<<<<
@@ -4447,7 +4515,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
         __pyx_v_dtype = __pyx_t_2;
         __pyx_t_2 = 0;
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":53
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":53
  *         elif __pyx_memoryview_check(arg):
  *             arg_base = arg.base
  *             if isinstance(arg_base, ndarray):             # <<<<<<<<<<<<<<
@@ -4457,7 +4525,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
         goto __pyx_L5;
       }
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":56
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":56
  *                 dtype = arg_base.dtype
  *             else:
  *                 dtype = None             # <<<<<<<<<<<<<<
@@ -4470,7 +4538,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       }
       __pyx_L5:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":51
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":51
  *             dtype = arg.dtype
  * 
  *         elif __pyx_memoryview_check(arg):             # <<<<<<<<<<<<<<
@@ -4480,7 +4548,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       goto __pyx_L4;
     }
 
-    /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":58
+    /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":58
  *                 dtype = None
  *         else:
  *             dtype = None             # <<<<<<<<<<<<<<
@@ -4493,7 +4561,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
     }
     __pyx_L4:;
 
-    /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":60
+    /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":60
  *             dtype = None
  * 
  *         itemsize = -1             # <<<<<<<<<<<<<<
@@ -4502,7 +4570,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
     __pyx_v_itemsize = -1L;
 
-    /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":61
+    /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":61
  * 
  *         itemsize = -1
  *         if dtype is not None:             # <<<<<<<<<<<<<<
@@ -4513,7 +4581,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
     if (__pyx_t_1) {
 
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":62
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":62
  *         itemsize = -1
  *         if dtype is not None:
  *             itemsize = dtype.itemsize             # <<<<<<<<<<<<<<
@@ -4526,7 +4594,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       __pyx_v_itemsize = __pyx_t_3;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":63
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":63
  *         if dtype is not None:
  *             itemsize = dtype.itemsize
  *             kind = ord(dtype.kind)             # <<<<<<<<<<<<<<
@@ -4539,7 +4607,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       __pyx_v_kind = __pyx_t_4;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":64
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":64
  *             itemsize = dtype.itemsize
  *             kind = ord(dtype.kind)
  *             dtype_signed = kind == u'i'             # <<<<<<<<<<<<<<
@@ -4548,7 +4616,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
       __pyx_v_dtype_signed = (__pyx_v_kind == 0x69);
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":65
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":65
  *             kind = ord(dtype.kind)
  *             dtype_signed = kind == u'i'
  *             if kind in u'iu':             # <<<<<<<<<<<<<<
@@ -4559,14 +4627,14 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
         case 0x69:
         case 0x75:
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":67
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":67
  *             if kind in u'iu':
  *                 pass
  *                 if sizeof(__pyx_fused_dtype_const_u8__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u8__t_is_signed ^ dtype_signed):             # <<<<<<<<<<<<<<
  *                     return 'u8_t'
  *                 if sizeof(__pyx_fused_dtype_const_u16__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u16__t_is_signed ^ dtype_signed):
 */
-        __pyx_t_5 = ((sizeof(__pyx_t_7imgfilt_10_rank_avx2_u8_t const )) == __pyx_v_itemsize);
+        __pyx_t_5 = ((sizeof(__pyx_t_7imgfilt_10_nonlinear_u8_t const )) == __pyx_v_itemsize);
 
         if (__pyx_t_5) {
 
@@ -4600,7 +4668,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":68
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":68
  *                 pass
  *                 if sizeof(__pyx_fused_dtype_const_u8__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u8__t_is_signed ^ dtype_signed):
  *                     return 'u8_t'             # <<<<<<<<<<<<<<
@@ -4618,7 +4686,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
           }
           goto __pyx_L0;
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":67
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":67
  *             if kind in u'iu':
  *                 pass
  *                 if sizeof(__pyx_fused_dtype_const_u8__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u8__t_is_signed ^ dtype_signed):             # <<<<<<<<<<<<<<
@@ -4627,14 +4695,14 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
         }
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":69
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":69
  *                 if sizeof(__pyx_fused_dtype_const_u8__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u8__t_is_signed ^ dtype_signed):
  *                     return 'u8_t'
  *                 if sizeof(__pyx_fused_dtype_const_u16__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u16__t_is_signed ^ dtype_signed):             # <<<<<<<<<<<<<<
  *                     return 'u16_t'
  *                 if sizeof(__pyx_fused_dtype_const_u32__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u32__t_is_signed ^ dtype_signed):
 */
-        __pyx_t_5 = ((sizeof(__pyx_t_7imgfilt_10_rank_avx2_u16_t const )) == __pyx_v_itemsize);
+        __pyx_t_5 = ((sizeof(__pyx_t_7imgfilt_10_nonlinear_u16_t const )) == __pyx_v_itemsize);
 
         if (__pyx_t_5) {
 
@@ -4668,7 +4736,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":70
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":70
  *                     return 'u8_t'
  *                 if sizeof(__pyx_fused_dtype_const_u16__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u16__t_is_signed ^ dtype_signed):
  *                     return 'u16_t'             # <<<<<<<<<<<<<<
@@ -4686,7 +4754,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
           }
           goto __pyx_L0;
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":69
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":69
  *                 if sizeof(__pyx_fused_dtype_const_u8__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u8__t_is_signed ^ dtype_signed):
  *                     return 'u8_t'
  *                 if sizeof(__pyx_fused_dtype_const_u16__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u16__t_is_signed ^ dtype_signed):             # <<<<<<<<<<<<<<
@@ -4695,14 +4763,14 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
         }
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":71
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":71
  *                 if sizeof(__pyx_fused_dtype_const_u16__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u16__t_is_signed ^ dtype_signed):
  *                     return 'u16_t'
  *                 if sizeof(__pyx_fused_dtype_const_u32__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u32__t_is_signed ^ dtype_signed):             # <<<<<<<<<<<<<<
  *                     return 'u32_t'
  *                 if sizeof(__pyx_fused_dtype_const_u64__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u64__t_is_signed ^ dtype_signed):
 */
-        __pyx_t_5 = ((sizeof(__pyx_t_7imgfilt_10_rank_avx2_u32_t const )) == __pyx_v_itemsize);
+        __pyx_t_5 = ((sizeof(__pyx_t_7imgfilt_10_nonlinear_u32_t const )) == __pyx_v_itemsize);
 
         if (__pyx_t_5) {
 
@@ -4736,7 +4804,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":72
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":72
  *                     return 'u16_t'
  *                 if sizeof(__pyx_fused_dtype_const_u32__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u32__t_is_signed ^ dtype_signed):
  *                     return 'u32_t'             # <<<<<<<<<<<<<<
@@ -4754,7 +4822,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
           }
           goto __pyx_L0;
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":71
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":71
  *                 if sizeof(__pyx_fused_dtype_const_u16__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u16__t_is_signed ^ dtype_signed):
  *                     return 'u16_t'
  *                 if sizeof(__pyx_fused_dtype_const_u32__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u32__t_is_signed ^ dtype_signed):             # <<<<<<<<<<<<<<
@@ -4763,14 +4831,14 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
         }
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":73
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":73
  *                 if sizeof(__pyx_fused_dtype_const_u32__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u32__t_is_signed ^ dtype_signed):
  *                     return 'u32_t'
  *                 if sizeof(__pyx_fused_dtype_const_u64__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u64__t_is_signed ^ dtype_signed):             # <<<<<<<<<<<<<<
  *                     return 'u64_t'
  *             elif kind == u'f':
 */
-        __pyx_t_5 = ((sizeof(__pyx_t_7imgfilt_10_rank_avx2_u64_t const )) == __pyx_v_itemsize);
+        __pyx_t_5 = ((sizeof(__pyx_t_7imgfilt_10_nonlinear_u64_t const )) == __pyx_v_itemsize);
 
         if (__pyx_t_5) {
 
@@ -4804,7 +4872,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":74
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":74
  *                     return 'u32_t'
  *                 if sizeof(__pyx_fused_dtype_const_u64__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u64__t_is_signed ^ dtype_signed):
  *                     return 'u64_t'             # <<<<<<<<<<<<<<
@@ -4822,7 +4890,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
           }
           goto __pyx_L0;
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":73
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":73
  *                 if sizeof(__pyx_fused_dtype_const_u32__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u32__t_is_signed ^ dtype_signed):
  *                     return 'u32_t'
  *                 if sizeof(__pyx_fused_dtype_const_u64__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u64__t_is_signed ^ dtype_signed):             # <<<<<<<<<<<<<<
@@ -4831,7 +4899,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
         }
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":65
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":65
  *             kind = ord(dtype.kind)
  *             dtype_signed = kind == u'i'
  *             if kind in u'iu':             # <<<<<<<<<<<<<<
@@ -4841,7 +4909,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
         break;
         case 0x66:
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":77
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":77
  *             elif kind == u'f':
  *                 pass
  *                 if sizeof(const float) == itemsize and (<Py_ssize_t>arg.ndim) == 5:             # <<<<<<<<<<<<<<
@@ -4872,7 +4940,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":78
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":78
  *                 pass
  *                 if sizeof(const float) == itemsize and (<Py_ssize_t>arg.ndim) == 5:
  *                     return 'float'             # <<<<<<<<<<<<<<
@@ -4890,7 +4958,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
           }
           goto __pyx_L0;
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":77
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":77
  *             elif kind == u'f':
  *                 pass
  *                 if sizeof(const float) == itemsize and (<Py_ssize_t>arg.ndim) == 5:             # <<<<<<<<<<<<<<
@@ -4899,7 +4967,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
         }
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":79
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":79
  *                 if sizeof(const float) == itemsize and (<Py_ssize_t>arg.ndim) == 5:
  *                     return 'float'
  *                 if sizeof(const double) == itemsize and (<Py_ssize_t>arg.ndim) == 5:             # <<<<<<<<<<<<<<
@@ -4930,7 +4998,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":80
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":80
  *                     return 'float'
  *                 if sizeof(const double) == itemsize and (<Py_ssize_t>arg.ndim) == 5:
  *                     return 'double'             # <<<<<<<<<<<<<<
@@ -4948,7 +5016,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
           }
           goto __pyx_L0;
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":79
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":79
  *                 if sizeof(const float) == itemsize and (<Py_ssize_t>arg.ndim) == 5:
  *                     return 'float'
  *                 if sizeof(const double) == itemsize and (<Py_ssize_t>arg.ndim) == 5:             # <<<<<<<<<<<<<<
@@ -4957,7 +5025,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
         }
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":75
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":75
  *                 if sizeof(__pyx_fused_dtype_const_u64__t) == itemsize and (<Py_ssize_t>arg.ndim) == 5 and not (__pyx_fused_dtype_const_u64__t_is_signed ^ dtype_signed):
  *                     return 'u64_t'
  *             elif kind == u'f':             # <<<<<<<<<<<<<<
@@ -4967,7 +5035,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
         break;
         case 99:
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":81
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":81
  *                 if sizeof(const double) == itemsize and (<Py_ssize_t>arg.ndim) == 5:
  *                     return 'double'
  *             elif kind == u'c':             # <<<<<<<<<<<<<<
@@ -4978,7 +5046,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
         default: break;
       }
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":61
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":61
  * 
  *         itemsize = -1
  *         if dtype is not None:             # <<<<<<<<<<<<<<
@@ -4987,7 +5055,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
     }
 
-    /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":47
+    /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":47
  * 
  * 
  *     if ndarray is not None:             # <<<<<<<<<<<<<<
@@ -4996,7 +5064,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
   }
 
-  /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":84
+  /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":84
  *                 pass
  * 
  *     if arg is None:             # <<<<<<<<<<<<<<
@@ -5007,7 +5075,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
   if (__pyx_t_1) {
 
 
-    /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":85
+    /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":85
  * 
  *     if arg is None:
  *         return 'u8_t'             # <<<<<<<<<<<<<<
@@ -5025,7 +5093,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
     }
     goto __pyx_L0;
 
-    /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":84
+    /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":84
  *                 pass
  * 
  *     if arg is None:             # <<<<<<<<<<<<<<
@@ -5034,7 +5102,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
   }
 
-  /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":87
+  /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":87
  *         return 'u8_t'
  * 
  *     try:             # <<<<<<<<<<<<<<
@@ -5050,7 +5118,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
     __Pyx_XGOTREF(__pyx_t_8);
     /*try:*/ {
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":88
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":88
  * 
  *     try:
  *         arg_as_memoryview = memoryview(arg)             # <<<<<<<<<<<<<<
@@ -5062,7 +5130,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       __pyx_v_arg_as_memoryview = ((PyObject*)__pyx_t_2);
       __pyx_t_2 = 0;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":87
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":87
  *         return 'u8_t'
  * 
  *     try:             # <<<<<<<<<<<<<<
@@ -5071,7 +5139,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
     }
 
-    /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":94
+    /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":94
  * 
  *         # try const u8_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u8__t))             # <<<<<<<<<<<<<<
@@ -5080,12 +5148,12 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
     /*else:*/ {
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":95
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":95
  *         # try const u8_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u8__t))
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u8__t))             # <<<<<<<<<<<<<<
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t__const__(arg_as_memoryview, 0)
 */
       __pyx_t_5 = (__pyx_v_itemsize == -1L);
 
@@ -5096,7 +5164,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 
       }
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":94
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":94
  * 
  *         # try const u8_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u8__t))             # <<<<<<<<<<<<<<
@@ -5104,7 +5172,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
  *                 and arg_as_memoryview.ndim == 5):
 */
       __pyx_t_3 = __Pyx_PyMemoryView_Get_itemsize(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 94, __pyx_L32_except_error)
-      __pyx_t_5 = (__pyx_t_3 == (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u8_t const )));
+      __pyx_t_5 = (__pyx_t_3 == (sizeof(__pyx_t_7imgfilt_10_nonlinear_u8_t const )));
 
 
       if (!__pyx_t_5) {
@@ -5115,14 +5183,14 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       }
       __pyx_L39_next_or:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":95
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":95
  *         # try const u8_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u8__t))
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u8__t))             # <<<<<<<<<<<<<<
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t__const__(arg_as_memoryview, 0)
 */
-      __pyx_t_5 = (__pyx_v_itemsize == (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u8_t const )));
+      __pyx_t_5 = (__pyx_v_itemsize == (sizeof(__pyx_t_7imgfilt_10_nonlinear_u8_t const )));
 
       if (__pyx_t_5) {
 
@@ -5134,11 +5202,11 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       }
       __pyx_L38_next_and:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":96
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":96
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u8__t))
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u8__t))
  *                 and arg_as_memoryview.ndim == 5):             # <<<<<<<<<<<<<<
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
 */
       __pyx_t_9 = __Pyx_PyMemoryView_Get_ndim(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_9 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(1, 96, __pyx_L32_except_error)
@@ -5150,7 +5218,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 
       __pyx_L37_bool_binop_done:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":94
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":94
  * 
  *         # try const u8_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u8__t))             # <<<<<<<<<<<<<<
@@ -5160,18 +5228,18 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       if (__pyx_t_1) {
 
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":97
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":97
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u8__t))
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
 */
-        __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__(__pyx_v_arg_as_memoryview, 0);
+        __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t__const__(__pyx_v_arg_as_memoryview, 0);
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":98
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":98
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
@@ -5181,8 +5249,8 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":99
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__(arg_as_memoryview, 0)
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":99
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)             # <<<<<<<<<<<<<<
  *                 # print 'found a match for the buffer through format parsing'
@@ -5190,7 +5258,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
           __PYX_XCLEAR_MEMVIEW((&__pyx_v_memslice), 1);
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":101
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":101
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
  *                 return 'u8_t'             # <<<<<<<<<<<<<<
@@ -5208,16 +5276,16 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
           }
           goto __pyx_L33_except_return;
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":98
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":98
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
 */
         }
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":103
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":103
  *                 return 'u8_t'
  *             else:
  *                 __pyx_PyErr_Clear()             # <<<<<<<<<<<<<<
@@ -5228,7 +5296,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
           PyErr_Clear();
         }
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":94
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":94
  * 
  *         # try const u8_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u8__t))             # <<<<<<<<<<<<<<
@@ -5237,7 +5305,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
       }
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":106
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":106
  * 
  *         # try const u16_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u16__t))             # <<<<<<<<<<<<<<
@@ -5253,7 +5321,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 
       }
       __pyx_t_3 = __Pyx_PyMemoryView_Get_itemsize(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 106, __pyx_L32_except_error)
-      __pyx_t_5 = (__pyx_t_3 == (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u16_t const )));
+      __pyx_t_5 = (__pyx_t_3 == (sizeof(__pyx_t_7imgfilt_10_nonlinear_u16_t const )));
 
 
       if (!__pyx_t_5) {
@@ -5264,14 +5332,14 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       }
       __pyx_L45_next_or:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":107
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":107
  *         # try const u16_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u16__t))
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u16__t))             # <<<<<<<<<<<<<<
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t__const__(arg_as_memoryview, 0)
 */
-      __pyx_t_5 = (__pyx_v_itemsize == (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u16_t const )));
+      __pyx_t_5 = (__pyx_v_itemsize == (sizeof(__pyx_t_7imgfilt_10_nonlinear_u16_t const )));
 
       if (__pyx_t_5) {
 
@@ -5283,11 +5351,11 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       }
       __pyx_L44_next_and:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":108
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":108
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u16__t))
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u16__t))
  *                 and arg_as_memoryview.ndim == 5):             # <<<<<<<<<<<<<<
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
 */
       __pyx_t_9 = __Pyx_PyMemoryView_Get_ndim(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_9 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(1, 108, __pyx_L32_except_error)
@@ -5299,7 +5367,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 
       __pyx_L43_bool_binop_done:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":106
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":106
  * 
  *         # try const u16_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u16__t))             # <<<<<<<<<<<<<<
@@ -5309,18 +5377,18 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       if (__pyx_t_1) {
 
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":109
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":109
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u16__t))
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
 */
-        __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__(__pyx_v_arg_as_memoryview, 0);
+        __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t__const__(__pyx_v_arg_as_memoryview, 0);
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":110
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":110
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
@@ -5330,8 +5398,8 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":111
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__(arg_as_memoryview, 0)
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":111
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)             # <<<<<<<<<<<<<<
  *                 # print 'found a match for the buffer through format parsing'
@@ -5339,7 +5407,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
           __PYX_XCLEAR_MEMVIEW((&__pyx_v_memslice), 1);
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":113
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":113
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
  *                 return 'u16_t'             # <<<<<<<<<<<<<<
@@ -5357,16 +5425,16 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
           }
           goto __pyx_L33_except_return;
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":110
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":110
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
 */
         }
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":115
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":115
  *                 return 'u16_t'
  *             else:
  *                 __pyx_PyErr_Clear()             # <<<<<<<<<<<<<<
@@ -5377,7 +5445,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
           PyErr_Clear();
         }
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":106
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":106
  * 
  *         # try const u16_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u16__t))             # <<<<<<<<<<<<<<
@@ -5386,7 +5454,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
       }
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":118
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":118
  * 
  *         # try const u32_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u32__t))             # <<<<<<<<<<<<<<
@@ -5402,7 +5470,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 
       }
       __pyx_t_3 = __Pyx_PyMemoryView_Get_itemsize(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 118, __pyx_L32_except_error)
-      __pyx_t_5 = (__pyx_t_3 == (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u32_t const )));
+      __pyx_t_5 = (__pyx_t_3 == (sizeof(__pyx_t_7imgfilt_10_nonlinear_u32_t const )));
 
 
       if (!__pyx_t_5) {
@@ -5413,14 +5481,14 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       }
       __pyx_L51_next_or:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":119
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":119
  *         # try const u32_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u32__t))
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u32__t))             # <<<<<<<<<<<<<<
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t__const__(arg_as_memoryview, 0)
 */
-      __pyx_t_5 = (__pyx_v_itemsize == (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u32_t const )));
+      __pyx_t_5 = (__pyx_v_itemsize == (sizeof(__pyx_t_7imgfilt_10_nonlinear_u32_t const )));
 
       if (__pyx_t_5) {
 
@@ -5432,11 +5500,11 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       }
       __pyx_L50_next_and:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":120
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":120
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u32__t))
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u32__t))
  *                 and arg_as_memoryview.ndim == 5):             # <<<<<<<<<<<<<<
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
 */
       __pyx_t_9 = __Pyx_PyMemoryView_Get_ndim(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_9 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(1, 120, __pyx_L32_except_error)
@@ -5448,7 +5516,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 
       __pyx_L49_bool_binop_done:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":118
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":118
  * 
  *         # try const u32_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u32__t))             # <<<<<<<<<<<<<<
@@ -5458,18 +5526,18 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       if (__pyx_t_1) {
 
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":121
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":121
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u32__t))
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
 */
-        __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__(__pyx_v_arg_as_memoryview, 0);
+        __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t__const__(__pyx_v_arg_as_memoryview, 0);
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":122
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":122
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
@@ -5479,8 +5547,8 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":123
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__(arg_as_memoryview, 0)
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":123
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)             # <<<<<<<<<<<<<<
  *                 # print 'found a match for the buffer through format parsing'
@@ -5488,7 +5556,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
           __PYX_XCLEAR_MEMVIEW((&__pyx_v_memslice), 1);
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":125
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":125
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
  *                 return 'u32_t'             # <<<<<<<<<<<<<<
@@ -5506,16 +5574,16 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
           }
           goto __pyx_L33_except_return;
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":122
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":122
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
 */
         }
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":127
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":127
  *                 return 'u32_t'
  *             else:
  *                 __pyx_PyErr_Clear()             # <<<<<<<<<<<<<<
@@ -5526,7 +5594,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
           PyErr_Clear();
         }
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":118
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":118
  * 
  *         # try const u32_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u32__t))             # <<<<<<<<<<<<<<
@@ -5535,7 +5603,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
       }
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":130
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":130
  * 
  *         # try const u64_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u64__t))             # <<<<<<<<<<<<<<
@@ -5551,7 +5619,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 
       }
       __pyx_t_3 = __Pyx_PyMemoryView_Get_itemsize(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 130, __pyx_L32_except_error)
-      __pyx_t_5 = (__pyx_t_3 == (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u64_t const )));
+      __pyx_t_5 = (__pyx_t_3 == (sizeof(__pyx_t_7imgfilt_10_nonlinear_u64_t const )));
 
 
       if (!__pyx_t_5) {
@@ -5562,14 +5630,14 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       }
       __pyx_L57_next_or:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":131
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":131
  *         # try const u64_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u64__t))
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u64__t))             # <<<<<<<<<<<<<<
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t__const__(arg_as_memoryview, 0)
 */
-      __pyx_t_5 = (__pyx_v_itemsize == (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u64_t const )));
+      __pyx_t_5 = (__pyx_v_itemsize == (sizeof(__pyx_t_7imgfilt_10_nonlinear_u64_t const )));
 
       if (__pyx_t_5) {
 
@@ -5581,11 +5649,11 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       }
       __pyx_L56_next_and:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":132
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":132
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u64__t))
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u64__t))
  *                 and arg_as_memoryview.ndim == 5):             # <<<<<<<<<<<<<<
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
 */
       __pyx_t_9 = __Pyx_PyMemoryView_Get_ndim(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_9 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(1, 132, __pyx_L32_except_error)
@@ -5597,7 +5665,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 
       __pyx_L55_bool_binop_done:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":130
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":130
  * 
  *         # try const u64_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u64__t))             # <<<<<<<<<<<<<<
@@ -5607,18 +5675,18 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       if (__pyx_t_1) {
 
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":133
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":133
  *                 or itemsize == sizeof(__pyx_fused_dtype_const_u64__t))
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
 */
-        __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__(__pyx_v_arg_as_memoryview, 0);
+        __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t__const__(__pyx_v_arg_as_memoryview, 0);
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":134
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":134
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
@@ -5628,8 +5696,8 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":135
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__(arg_as_memoryview, 0)
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":135
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)             # <<<<<<<<<<<<<<
  *                 # print 'found a match for the buffer through format parsing'
@@ -5637,7 +5705,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
           __PYX_XCLEAR_MEMVIEW((&__pyx_v_memslice), 1);
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":137
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":137
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
  *                 return 'u64_t'             # <<<<<<<<<<<<<<
@@ -5655,16 +5723,16 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
           }
           goto __pyx_L33_except_return;
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":134
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":134
  *                 and arg_as_memoryview.ndim == 5):
- *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__(arg_as_memoryview, 0)
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
 */
         }
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":139
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":139
  *                 return 'u64_t'
  *             else:
  *                 __pyx_PyErr_Clear()             # <<<<<<<<<<<<<<
@@ -5675,7 +5743,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
           PyErr_Clear();
         }
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":130
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":130
  * 
  *         # try const u64_t
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(__pyx_fused_dtype_const_u64__t))             # <<<<<<<<<<<<<<
@@ -5684,7 +5752,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
       }
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":142
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":142
  * 
  *         # try const float
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const float))             # <<<<<<<<<<<<<<
@@ -5711,7 +5779,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       }
       __pyx_L63_next_or:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":143
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":143
  *         # try const float
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const float))
  *                 or itemsize == sizeof(const float))             # <<<<<<<<<<<<<<
@@ -5730,7 +5798,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       }
       __pyx_L62_next_and:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":144
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":144
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const float))
  *                 or itemsize == sizeof(const float))
  *                 and arg_as_memoryview.ndim == 5):             # <<<<<<<<<<<<<<
@@ -5746,7 +5814,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 
       __pyx_L61_bool_binop_done:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":142
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":142
  * 
  *         # try const float
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const float))             # <<<<<<<<<<<<<<
@@ -5756,7 +5824,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       if (__pyx_t_1) {
 
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":145
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":145
  *                 or itemsize == sizeof(const float))
  *                 and arg_as_memoryview.ndim == 5):
  *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
@@ -5765,7 +5833,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
         __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float__const__(__pyx_v_arg_as_memoryview, 0);
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":146
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":146
  *                 and arg_as_memoryview.ndim == 5):
  *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
@@ -5777,7 +5845,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":147
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":147
  *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)             # <<<<<<<<<<<<<<
@@ -5786,7 +5854,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
           __PYX_XCLEAR_MEMVIEW((&__pyx_v_memslice), 1);
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":149
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":149
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
  *                 return 'float'             # <<<<<<<<<<<<<<
@@ -5804,7 +5872,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
           }
           goto __pyx_L33_except_return;
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":146
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":146
  *                 and arg_as_memoryview.ndim == 5):
  *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_float__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
@@ -5813,7 +5881,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
         }
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":151
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":151
  *                 return 'float'
  *             else:
  *                 __pyx_PyErr_Clear()             # <<<<<<<<<<<<<<
@@ -5824,7 +5892,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
           PyErr_Clear();
         }
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":142
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":142
  * 
  *         # try const float
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const float))             # <<<<<<<<<<<<<<
@@ -5833,7 +5901,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
       }
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":154
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":154
  * 
  *         # try const double
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const double))             # <<<<<<<<<<<<<<
@@ -5860,7 +5928,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       }
       __pyx_L69_next_or:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":155
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":155
  *         # try const double
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const double))
  *                 or itemsize == sizeof(const double))             # <<<<<<<<<<<<<<
@@ -5879,7 +5947,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       }
       __pyx_L68_next_and:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":156
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":156
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const double))
  *                 or itemsize == sizeof(const double))
  *                 and arg_as_memoryview.ndim == 5):             # <<<<<<<<<<<<<<
@@ -5895,7 +5963,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 
       __pyx_L67_bool_binop_done:;
 
-      /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":154
+      /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":154
  * 
  *         # try const double
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const double))             # <<<<<<<<<<<<<<
@@ -5905,7 +5973,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
       if (__pyx_t_1) {
 
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":157
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":157
  *                 or itemsize == sizeof(const double))
  *                 and arg_as_memoryview.ndim == 5):
  *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
@@ -5914,7 +5982,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
         __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(__pyx_v_arg_as_memoryview, 0);
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":158
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":158
  *                 and arg_as_memoryview.ndim == 5):
  *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
@@ -5926,7 +5994,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
         if (__pyx_t_1) {
 
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":159
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":159
  *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(arg_as_memoryview, 0)
  *             if memslice.memview:
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)             # <<<<<<<<<<<<<<
@@ -5935,7 +6003,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
           __PYX_XCLEAR_MEMVIEW((&__pyx_v_memslice), 1);
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":161
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":161
  *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
  *                 # print 'found a match for the buffer through format parsing'
  *                 return 'double'             # <<<<<<<<<<<<<<
@@ -5953,7 +6021,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
           }
           goto __pyx_L33_except_return;
 
-          /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":158
+          /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":158
  *                 and arg_as_memoryview.ndim == 5):
  *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(arg_as_memoryview, 0)
  *             if memslice.memview:             # <<<<<<<<<<<<<<
@@ -5962,7 +6030,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
 */
         }
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":163
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":163
  *                 return 'double'
  *             else:
  *                 __pyx_PyErr_Clear()             # <<<<<<<<<<<<<<
@@ -5972,7 +6040,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
           PyErr_Clear();
         }
 
-        /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":154
+        /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":154
  * 
  *         # try const double
  *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const double))             # <<<<<<<<<<<<<<
@@ -5988,7 +6056,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
     __pyx_L30_error:;
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-    /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":89
+    /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":89
  *     try:
  *         arg_as_memoryview = memoryview(arg)
  *     except (ValueError, TypeError):             # <<<<<<<<<<<<<<
@@ -6002,7 +6070,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
     }
     goto __pyx_L32_except_error;
 
-    /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":87
+    /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":87
  *         return 'u8_t'
  * 
  *     try:             # <<<<<<<<<<<<<<
@@ -6029,7 +6097,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
     __pyx_L35_try_end:;
   }
 
-  /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":164
+  /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":164
  *             else:
  *                 __pyx_PyErr_Clear()
  *     return None             # <<<<<<<<<<<<<<
@@ -6044,10 +6112,10 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
   }
   goto __pyx_L0;
 
-  /* "__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc":22
+  /* "__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc":22
  *     __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_double__const__(object, int)
  * 
- * @cname('__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc')             # <<<<<<<<<<<<<<
+ * @cname('__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc')             # <<<<<<<<<<<<<<
  * cdef str map_fused_type(object arg, type ndarray):
  * 
 */
@@ -6055,7 +6123,7 @@ static PyObject *__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__du
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_AddTraceback("__pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc.map_fused_type", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("__pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc.map_fused_type", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = 0;
   __pyx_L0:;
 
@@ -20366,23 +20434,23 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *__
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7imgfilt_10_rank_avx2_1has_openmp(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
-PyDoc_STRVAR(__pyx_doc_7imgfilt_10_rank_avx2_has_openmp, "has_openmp()\n\nReturn True when the rank kernels were compiled with OpenMP.");
-static PyMethodDef __pyx_mdef_7imgfilt_10_rank_avx2_1has_openmp = {"has_openmp", (PyCFunction)__pyx_pw_7imgfilt_10_rank_avx2_1has_openmp, METH_NOARGS, __pyx_doc_7imgfilt_10_rank_avx2_has_openmp};
-static PyObject *__pyx_pw_7imgfilt_10_rank_avx2_1has_openmp(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
+static PyObject *__pyx_pw_7imgfilt_10_nonlinear_1has_openmp(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
+PyDoc_STRVAR(__pyx_doc_7imgfilt_10_nonlinear_has_openmp, "has_openmp()\n\nReturn True when the rank kernels were compiled with OpenMP.");
+static PyMethodDef __pyx_mdef_7imgfilt_10_nonlinear_1has_openmp = {"has_openmp", (PyCFunction)__pyx_pw_7imgfilt_10_nonlinear_1has_openmp, METH_NOARGS, __pyx_doc_7imgfilt_10_nonlinear_has_openmp};
+static PyObject *__pyx_pw_7imgfilt_10_nonlinear_1has_openmp(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
   PyObject *__pyx_r = 0;
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("has_openmp (wrapper)", 0);
   __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
-  __pyx_r = __pyx_pf_7imgfilt_10_rank_avx2_has_openmp(__pyx_self);
+  __pyx_r = __pyx_pf_7imgfilt_10_nonlinear_has_openmp(__pyx_self);
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_has_openmp(CYTHON_UNUSED PyObject *__pyx_self) {
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_has_openmp(CYTHON_UNUSED PyObject *__pyx_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -20422,7 +20490,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_has_openmp(CYTHON_UNUSED PyObjec
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_AddTraceback("imgfilt._rank_avx2.has_openmp", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear.has_openmp", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
   __Pyx_XGIVEREF(__pyx_r);
@@ -20439,23 +20507,23 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_has_openmp(CYTHON_UNUSED PyObjec
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7imgfilt_10_rank_avx2_3instruction_set(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
-PyDoc_STRVAR(__pyx_doc_7imgfilt_10_rank_avx2_2instruction_set, "instruction_set()\n\nThe instruction set this module was compiled for: \"baseline\" or \"avx2\".");
-static PyMethodDef __pyx_mdef_7imgfilt_10_rank_avx2_3instruction_set = {"instruction_set", (PyCFunction)__pyx_pw_7imgfilt_10_rank_avx2_3instruction_set, METH_NOARGS, __pyx_doc_7imgfilt_10_rank_avx2_2instruction_set};
-static PyObject *__pyx_pw_7imgfilt_10_rank_avx2_3instruction_set(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
+static PyObject *__pyx_pw_7imgfilt_10_nonlinear_3instruction_set(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
+PyDoc_STRVAR(__pyx_doc_7imgfilt_10_nonlinear_2instruction_set, "instruction_set()\n\nThe instruction set this module was compiled for: \"baseline\" or \"avx2\".");
+static PyMethodDef __pyx_mdef_7imgfilt_10_nonlinear_3instruction_set = {"instruction_set", (PyCFunction)__pyx_pw_7imgfilt_10_nonlinear_3instruction_set, METH_NOARGS, __pyx_doc_7imgfilt_10_nonlinear_2instruction_set};
+static PyObject *__pyx_pw_7imgfilt_10_nonlinear_3instruction_set(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
   PyObject *__pyx_r = 0;
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("instruction_set (wrapper)", 0);
   __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
-  __pyx_r = __pyx_pf_7imgfilt_10_rank_avx2_2instruction_set(__pyx_self);
+  __pyx_r = __pyx_pf_7imgfilt_10_nonlinear_2instruction_set(__pyx_self);
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_2instruction_set(CYTHON_UNUSED PyObject *__pyx_self) {
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_2instruction_set(CYTHON_UNUSED PyObject *__pyx_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   Py_ssize_t __pyx_t_1;
@@ -20498,7 +20566,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_2instruction_set(CYTHON_UNUSED P
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_AddTraceback("imgfilt._rank_avx2.instruction_set", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear.instruction_set", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
   __Pyx_XGIVEREF(__pyx_r);
@@ -20515,23 +20583,23 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_2instruction_set(CYTHON_UNUSED P
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7imgfilt_10_rank_avx2_5lanes(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
-PyDoc_STRVAR(__pyx_doc_7imgfilt_10_rank_avx2_4lanes, "lanes()\n\nOutputs a selection network computes at once (and extra columns each ring row needs).");
-static PyMethodDef __pyx_mdef_7imgfilt_10_rank_avx2_5lanes = {"lanes", (PyCFunction)__pyx_pw_7imgfilt_10_rank_avx2_5lanes, METH_NOARGS, __pyx_doc_7imgfilt_10_rank_avx2_4lanes};
-static PyObject *__pyx_pw_7imgfilt_10_rank_avx2_5lanes(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
+static PyObject *__pyx_pw_7imgfilt_10_nonlinear_5lanes(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
+PyDoc_STRVAR(__pyx_doc_7imgfilt_10_nonlinear_4lanes, "lanes()\n\nOutputs a selection network computes at once (and extra columns each ring row needs).");
+static PyMethodDef __pyx_mdef_7imgfilt_10_nonlinear_5lanes = {"lanes", (PyCFunction)__pyx_pw_7imgfilt_10_nonlinear_5lanes, METH_NOARGS, __pyx_doc_7imgfilt_10_nonlinear_4lanes};
+static PyObject *__pyx_pw_7imgfilt_10_nonlinear_5lanes(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
   PyObject *__pyx_r = 0;
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("lanes (wrapper)", 0);
   __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
-  __pyx_r = __pyx_pf_7imgfilt_10_rank_avx2_4lanes(__pyx_self);
+  __pyx_r = __pyx_pf_7imgfilt_10_nonlinear_4lanes(__pyx_self);
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_4lanes(CYTHON_UNUSED PyObject *__pyx_self) {
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_4lanes(CYTHON_UNUSED PyObject *__pyx_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -20571,7 +20639,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_4lanes(CYTHON_UNUSED PyObject *_
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_AddTraceback("imgfilt._rank_avx2.lanes", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear.lanes", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
   __Pyx_XGIVEREF(__pyx_r);
@@ -20587,7 +20655,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_4lanes(CYTHON_UNUSED PyObject *_
  *     if rank_t is u8_t:
 */
 
-static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__cmpx(__pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_a, __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_b) {
+static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__cmpx(__pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_a, __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_b) {
 
   /* "src/imgfilt/_rank_core.pxi":168
  *     """One comparator over LANES outputs: ``a`` gets the smaller, ``b`` the larger of each pair."""
@@ -20609,7 +20677,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__cmpx(__pyx_
   /* function exit code */
 }
 
-static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__cmpx(__pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_a, __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_b) {
+static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__cmpx(__pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_a, __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_b) {
 
   /* "src/imgfilt/_rank_core.pxi":170
  *         imgfilt_cmpx_u8(a, b)
@@ -20631,7 +20699,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__cmpx(__pyx_
   /* function exit code */
 }
 
-static CYTHON_INLINE void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__cmpx(__pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_a, __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_b) {
+static CYTHON_INLINE void __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__cmpx(__pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_a, __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_b) {
 
   /* "src/imgfilt/_rank_core.pxi":172
  *         imgfilt_cmpx_u16(a, b)
@@ -20653,7 +20721,7 @@ static CYTHON_INLINE void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__cmpx(__pyx_
   /* function exit code */
 }
 
-static CYTHON_INLINE void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__cmpx(__pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_a, __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_b) {
+static CYTHON_INLINE void __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__cmpx(__pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_a, __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_b) {
 
   /* "src/imgfilt/_rank_core.pxi":174
  *         imgfilt_cmpx_u32(a, b)
@@ -20675,7 +20743,7 @@ static CYTHON_INLINE void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__cmpx(__pyx_
   /* function exit code */
 }
 
-static CYTHON_INLINE void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__cmpx(float *__pyx_v_a, float *__pyx_v_b) {
+static CYTHON_INLINE void __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__cmpx(float *__pyx_v_a, float *__pyx_v_b) {
 
   /* "src/imgfilt/_rank_core.pxi":176
  *         imgfilt_cmpx_u64(a, b)
@@ -20697,7 +20765,7 @@ static CYTHON_INLINE void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__cmpx(float 
   /* function exit code */
 }
 
-static CYTHON_INLINE void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__cmpx(double *__pyx_v_a, double *__pyx_v_b) {
+static CYTHON_INLINE void __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__cmpx(double *__pyx_v_a, double *__pyx_v_b) {
 
   /* "src/imgfilt/_rank_core.pxi":178
  *         imgfilt_cmpx_f32(a, b)
@@ -20727,7 +20795,7 @@ static CYTHON_INLINE void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__cmpx(double
  *                          Py_ssize_t pad_left, rank_t cval, rank_t *row) noexcept nogil:
 */
 
-static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_10_rank_avx2_u8_t __pyx_v_cval, __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_row) {
+static void __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_10_nonlinear_u8_t __pyx_v_cval, __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_row) {
   Py_ssize_t __pyx_v_width;
   Py_ssize_t __pyx_v_padded_width;
   Py_ssize_t __pyx_v_j;
@@ -20738,7 +20806,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  __pyx_t_7imgfilt_10_rank_avx2_u8_t __pyx_t_7;
+  __pyx_t_7imgfilt_10_nonlinear_u8_t __pyx_t_7;
   Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
   Py_ssize_t __pyx_t_10;
@@ -20873,7 +20941,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
       __pyx_t_10 = __pyx_v_src_y;
       __pyx_t_11 = __pyx_v_src;
 
-      __pyx_t_7 = (*((__pyx_t_7imgfilt_10_rank_avx2_u8_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u8_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
+      __pyx_t_7 = (*((__pyx_t_7imgfilt_10_nonlinear_u8_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u8_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
     } else {
 
       __pyx_t_7 = __pyx_v_cval;
@@ -20896,7 +20964,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
   __pyx_t_9 = __pyx_v_src_z;
   __pyx_t_8 = __pyx_v_src_y;
   __pyx_t_6 = 0;
-  (void)(memcpy((__pyx_v_row + __pyx_v_pad_left), (&(*((__pyx_t_7imgfilt_10_rank_avx2_u8_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u8_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_11 * __pyx_v_x.strides[0]) ) + __pyx_t_10 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_8 * __pyx_v_x.strides[3]) )) + __pyx_t_6)) )))), (__pyx_v_width * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u8_t)))));
+  (void)(memcpy((__pyx_v_row + __pyx_v_pad_left), (&(*((__pyx_t_7imgfilt_10_nonlinear_u8_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u8_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_11 * __pyx_v_x.strides[0]) ) + __pyx_t_10 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_8 * __pyx_v_x.strides[3]) )) + __pyx_t_6)) )))), (__pyx_v_width * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u8_t)))));
 
   /* "src/imgfilt/_rank_core.pxi":197
  *         row[j] = x[n, c, src_z, src_y, src] if src >= 0 else cval
@@ -20938,7 +21006,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
       __pyx_t_10 = __pyx_v_src_y;
       __pyx_t_11 = __pyx_v_src;
 
-      __pyx_t_7 = (*((__pyx_t_7imgfilt_10_rank_avx2_u8_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u8_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
+      __pyx_t_7 = (*((__pyx_t_7imgfilt_10_nonlinear_u8_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u8_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
     } else {
 
       __pyx_t_7 = __pyx_v_cval;
@@ -20965,7 +21033,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
 
 }
 
-static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_10_rank_avx2_u16_t __pyx_v_cval, __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_row) {
+static void __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_10_nonlinear_u16_t __pyx_v_cval, __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_row) {
   Py_ssize_t __pyx_v_width;
   Py_ssize_t __pyx_v_padded_width;
   Py_ssize_t __pyx_v_j;
@@ -20976,7 +21044,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  __pyx_t_7imgfilt_10_rank_avx2_u16_t __pyx_t_7;
+  __pyx_t_7imgfilt_10_nonlinear_u16_t __pyx_t_7;
   Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
   Py_ssize_t __pyx_t_10;
@@ -21111,7 +21179,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
       __pyx_t_10 = __pyx_v_src_y;
       __pyx_t_11 = __pyx_v_src;
 
-      __pyx_t_7 = (*((__pyx_t_7imgfilt_10_rank_avx2_u16_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u16_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
+      __pyx_t_7 = (*((__pyx_t_7imgfilt_10_nonlinear_u16_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u16_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
     } else {
 
       __pyx_t_7 = __pyx_v_cval;
@@ -21134,7 +21202,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
   __pyx_t_9 = __pyx_v_src_z;
   __pyx_t_8 = __pyx_v_src_y;
   __pyx_t_6 = 0;
-  (void)(memcpy((__pyx_v_row + __pyx_v_pad_left), (&(*((__pyx_t_7imgfilt_10_rank_avx2_u16_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u16_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_11 * __pyx_v_x.strides[0]) ) + __pyx_t_10 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_8 * __pyx_v_x.strides[3]) )) + __pyx_t_6)) )))), (__pyx_v_width * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u16_t)))));
+  (void)(memcpy((__pyx_v_row + __pyx_v_pad_left), (&(*((__pyx_t_7imgfilt_10_nonlinear_u16_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u16_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_11 * __pyx_v_x.strides[0]) ) + __pyx_t_10 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_8 * __pyx_v_x.strides[3]) )) + __pyx_t_6)) )))), (__pyx_v_width * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u16_t)))));
 
   /* "src/imgfilt/_rank_core.pxi":197
  *         row[j] = x[n, c, src_z, src_y, src] if src >= 0 else cval
@@ -21176,7 +21244,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
       __pyx_t_10 = __pyx_v_src_y;
       __pyx_t_11 = __pyx_v_src;
 
-      __pyx_t_7 = (*((__pyx_t_7imgfilt_10_rank_avx2_u16_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u16_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
+      __pyx_t_7 = (*((__pyx_t_7imgfilt_10_nonlinear_u16_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u16_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
     } else {
 
       __pyx_t_7 = __pyx_v_cval;
@@ -21203,7 +21271,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
 
 }
 
-static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_10_rank_avx2_u32_t __pyx_v_cval, __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_row) {
+static void __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_10_nonlinear_u32_t __pyx_v_cval, __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_row) {
   Py_ssize_t __pyx_v_width;
   Py_ssize_t __pyx_v_padded_width;
   Py_ssize_t __pyx_v_j;
@@ -21214,7 +21282,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  __pyx_t_7imgfilt_10_rank_avx2_u32_t __pyx_t_7;
+  __pyx_t_7imgfilt_10_nonlinear_u32_t __pyx_t_7;
   Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
   Py_ssize_t __pyx_t_10;
@@ -21349,7 +21417,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
       __pyx_t_10 = __pyx_v_src_y;
       __pyx_t_11 = __pyx_v_src;
 
-      __pyx_t_7 = (*((__pyx_t_7imgfilt_10_rank_avx2_u32_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u32_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
+      __pyx_t_7 = (*((__pyx_t_7imgfilt_10_nonlinear_u32_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u32_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
     } else {
 
       __pyx_t_7 = __pyx_v_cval;
@@ -21372,7 +21440,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
   __pyx_t_9 = __pyx_v_src_z;
   __pyx_t_8 = __pyx_v_src_y;
   __pyx_t_6 = 0;
-  (void)(memcpy((__pyx_v_row + __pyx_v_pad_left), (&(*((__pyx_t_7imgfilt_10_rank_avx2_u32_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u32_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_11 * __pyx_v_x.strides[0]) ) + __pyx_t_10 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_8 * __pyx_v_x.strides[3]) )) + __pyx_t_6)) )))), (__pyx_v_width * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u32_t)))));
+  (void)(memcpy((__pyx_v_row + __pyx_v_pad_left), (&(*((__pyx_t_7imgfilt_10_nonlinear_u32_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u32_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_11 * __pyx_v_x.strides[0]) ) + __pyx_t_10 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_8 * __pyx_v_x.strides[3]) )) + __pyx_t_6)) )))), (__pyx_v_width * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u32_t)))));
 
   /* "src/imgfilt/_rank_core.pxi":197
  *         row[j] = x[n, c, src_z, src_y, src] if src >= 0 else cval
@@ -21414,7 +21482,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
       __pyx_t_10 = __pyx_v_src_y;
       __pyx_t_11 = __pyx_v_src;
 
-      __pyx_t_7 = (*((__pyx_t_7imgfilt_10_rank_avx2_u32_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u32_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
+      __pyx_t_7 = (*((__pyx_t_7imgfilt_10_nonlinear_u32_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u32_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
     } else {
 
       __pyx_t_7 = __pyx_v_cval;
@@ -21441,7 +21509,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
 
 }
 
-static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_10_rank_avx2_u64_t __pyx_v_cval, __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_row) {
+static void __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_10_nonlinear_u64_t __pyx_v_cval, __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_row) {
   Py_ssize_t __pyx_v_width;
   Py_ssize_t __pyx_v_padded_width;
   Py_ssize_t __pyx_v_j;
@@ -21452,7 +21520,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  __pyx_t_7imgfilt_10_rank_avx2_u64_t __pyx_t_7;
+  __pyx_t_7imgfilt_10_nonlinear_u64_t __pyx_t_7;
   Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
   Py_ssize_t __pyx_t_10;
@@ -21587,7 +21655,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
       __pyx_t_10 = __pyx_v_src_y;
       __pyx_t_11 = __pyx_v_src;
 
-      __pyx_t_7 = (*((__pyx_t_7imgfilt_10_rank_avx2_u64_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u64_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
+      __pyx_t_7 = (*((__pyx_t_7imgfilt_10_nonlinear_u64_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u64_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
     } else {
 
       __pyx_t_7 = __pyx_v_cval;
@@ -21610,7 +21678,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
   __pyx_t_9 = __pyx_v_src_z;
   __pyx_t_8 = __pyx_v_src_y;
   __pyx_t_6 = 0;
-  (void)(memcpy((__pyx_v_row + __pyx_v_pad_left), (&(*((__pyx_t_7imgfilt_10_rank_avx2_u64_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u64_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_11 * __pyx_v_x.strides[0]) ) + __pyx_t_10 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_8 * __pyx_v_x.strides[3]) )) + __pyx_t_6)) )))), (__pyx_v_width * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u64_t)))));
+  (void)(memcpy((__pyx_v_row + __pyx_v_pad_left), (&(*((__pyx_t_7imgfilt_10_nonlinear_u64_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u64_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_11 * __pyx_v_x.strides[0]) ) + __pyx_t_10 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_8 * __pyx_v_x.strides[3]) )) + __pyx_t_6)) )))), (__pyx_v_width * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u64_t)))));
 
   /* "src/imgfilt/_rank_core.pxi":197
  *         row[j] = x[n, c, src_z, src_y, src] if src >= 0 else cval
@@ -21652,7 +21720,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
       __pyx_t_10 = __pyx_v_src_y;
       __pyx_t_11 = __pyx_v_src;
 
-      __pyx_t_7 = (*((__pyx_t_7imgfilt_10_rank_avx2_u64_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u64_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
+      __pyx_t_7 = (*((__pyx_t_7imgfilt_10_nonlinear_u64_t const  *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u64_t const  *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_6 * __pyx_v_x.strides[0]) ) + __pyx_t_8 * __pyx_v_x.strides[1]) ) + __pyx_t_9 * __pyx_v_x.strides[2]) ) + __pyx_t_10 * __pyx_v_x.strides[3]) )) + __pyx_t_11)) )));
     } else {
 
       __pyx_t_7 = __pyx_v_cval;
@@ -21679,7 +21747,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
 
 }
 
-static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, float __pyx_v_cval, float *__pyx_v_row) {
+static void __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, float __pyx_v_cval, float *__pyx_v_row) {
   Py_ssize_t __pyx_v_width;
   Py_ssize_t __pyx_v_padded_width;
   Py_ssize_t __pyx_v_j;
@@ -21917,7 +21985,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
 
 }
 
-static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, double __pyx_v_cval, double *__pyx_v_row) {
+static void __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__fill_rank_row(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_src_z, Py_ssize_t __pyx_v_src_y, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, double __pyx_v_cval, double *__pyx_v_row) {
   Py_ssize_t __pyx_v_width;
   Py_ssize_t __pyx_v_padded_width;
   Py_ssize_t __pyx_v_j;
@@ -22163,7 +22231,7 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__Pyx_memvi
  *                          const Py_ssize_t[::1] plane_map, const Py_ssize_t[::1] row_map,
 */
 
-static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_10_rank_avx2_u8_t __pyx_v_cval, __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
+static void __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_10_nonlinear_u8_t __pyx_v_cval, __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
   Py_ssize_t __pyx_v_padded_d;
   Py_ssize_t __pyx_v_padded_h;
   Py_ssize_t __pyx_v_kd;
@@ -22285,7 +22353,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memvi
  *                 tags[slot] = key
  *             row_off[kd * kernel_h + kh] = slot * ring_width
 */
-        __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
+        __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
 
         /* "src/imgfilt/_rank_core.pxi":225
  *                 _fill_rank_row(x, n, c, plane_map[pz], row_map[pr], col_map, pad_left, cval,
@@ -22337,7 +22405,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memvi
 
 }
 
-static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_10_rank_avx2_u16_t __pyx_v_cval, __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
+static void __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_10_nonlinear_u16_t __pyx_v_cval, __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
   Py_ssize_t __pyx_v_padded_d;
   Py_ssize_t __pyx_v_padded_h;
   Py_ssize_t __pyx_v_kd;
@@ -22459,7 +22527,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memvi
  *                 tags[slot] = key
  *             row_off[kd * kernel_h + kh] = slot * ring_width
 */
-        __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
+        __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
 
         /* "src/imgfilt/_rank_core.pxi":225
  *                 _fill_rank_row(x, n, c, plane_map[pz], row_map[pr], col_map, pad_left, cval,
@@ -22511,7 +22579,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memvi
 
 }
 
-static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_10_rank_avx2_u32_t __pyx_v_cval, __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
+static void __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_10_nonlinear_u32_t __pyx_v_cval, __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
   Py_ssize_t __pyx_v_padded_d;
   Py_ssize_t __pyx_v_padded_h;
   Py_ssize_t __pyx_v_kd;
@@ -22633,7 +22701,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memvi
  *                 tags[slot] = key
  *             row_off[kd * kernel_h + kh] = slot * ring_width
 */
-        __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
+        __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
 
         /* "src/imgfilt/_rank_core.pxi":225
  *                 _fill_rank_row(x, n, c, plane_map[pz], row_map[pr], col_map, pad_left, cval,
@@ -22685,7 +22753,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memvi
 
 }
 
-static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_10_rank_avx2_u64_t __pyx_v_cval, __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
+static void __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __pyx_t_7imgfilt_10_nonlinear_u64_t __pyx_v_cval, __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
   Py_ssize_t __pyx_v_padded_d;
   Py_ssize_t __pyx_v_padded_h;
   Py_ssize_t __pyx_v_kd;
@@ -22807,7 +22875,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memvi
  *                 tags[slot] = key
  *             row_off[kd * kernel_h + kh] = slot * ring_width
 */
-        __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
+        __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
 
         /* "src/imgfilt/_rank_core.pxi":225
  *                 _fill_rank_row(x, n, c, plane_map[pz], row_map[pr], col_map, pad_left, cval,
@@ -22859,7 +22927,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memvi
 
 }
 
-static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, float __pyx_v_cval, float *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
+static void __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, float __pyx_v_cval, float *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
   Py_ssize_t __pyx_v_padded_d;
   Py_ssize_t __pyx_v_padded_h;
   Py_ssize_t __pyx_v_kd;
@@ -22981,7 +23049,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memvi
  *                 tags[slot] = key
  *             row_off[kd * kernel_h + kh] = slot * ring_width
 */
-        __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
+        __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
 
         /* "src/imgfilt/_rank_core.pxi":225
  *                 _fill_rank_row(x, n, c, plane_map[pz], row_map[pr], col_map, pad_left, cval,
@@ -23033,7 +23101,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memvi
 
 }
 
-static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, double __pyx_v_cval, double *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
+static void __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__resident_rows(__Pyx_memviewslice __pyx_v_x, Py_ssize_t __pyx_v_n, Py_ssize_t __pyx_v_c, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_kernel_d, Py_ssize_t __pyx_v_kernel_h, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, double __pyx_v_cval, double *__pyx_v_ring, Py_ssize_t __pyx_v_ring_width, Py_ssize_t *__pyx_v_tags, Py_ssize_t *__pyx_v_row_off) {
   Py_ssize_t __pyx_v_padded_d;
   Py_ssize_t __pyx_v_padded_h;
   Py_ssize_t __pyx_v_kd;
@@ -23155,7 +23223,7 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memvi
  *                 tags[slot] = key
  *             row_off[kd * kernel_h + kh] = slot * ring_width
 */
-        __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
+        __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__fill_rank_row(__pyx_v_x, __pyx_v_n, __pyx_v_c, (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_plane_map.data) + __pyx_t_8)) ))), (*((Py_ssize_t const  *) ( /* dim=0 */ ((char *) (((Py_ssize_t const  *) __pyx_v_row_map.data) + __pyx_t_9)) ))), __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_cval, (__pyx_v_ring + (__pyx_v_slot * __pyx_v_ring_width)));
 
         /* "src/imgfilt/_rank_core.pxi":225
  *                 _fill_rank_row(x, n, c, plane_map[pz], row_map[pr], col_map, pad_left, cval,
@@ -23215,14 +23283,14 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__Pyx_memvi
  *     """Minimum (or maximum) over any footprint: LANES accumulators, one pass per tap."""
 */
 
-static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_7imgfilt_10_rank_avx2_u8_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__row_taps_extreme(__pyx_t_7imgfilt_10_nonlinear_u8_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_t;
   Py_ssize_t __pyx_v_base;
   Py_ssize_t __pyx_v_count;
-  __pyx_t_7imgfilt_10_rank_avx2_u8_t __pyx_v_acc[IMGFILT_LANES];
-  __pyx_t_7imgfilt_10_rank_avx2_u8_t __pyx_v_v;
+  __pyx_t_7imgfilt_10_nonlinear_u8_t __pyx_v_acc[IMGFILT_LANES];
+  __pyx_t_7imgfilt_10_nonlinear_u8_t __pyx_v_v;
   int __pyx_t_1;
   int __pyx_t_2;
   int __pyx_t_3;
@@ -23230,7 +23298,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
   Py_ssize_t __pyx_t_7;
-  __pyx_t_7imgfilt_10_rank_avx2_u8_t __pyx_t_8;
+  __pyx_t_7imgfilt_10_nonlinear_u8_t __pyx_t_8;
 
   /* "src/imgfilt/_rank_core.pxi":232
  *                             bint maximum, rank_t *out, Py_ssize_t out_w) noexcept nogil:
@@ -23451,7 +23519,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_
  *         x0 += LANES
  * 
 */
-    (void)(memcpy((__pyx_v_out + __pyx_v_x0), __pyx_v_acc, (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u8_t)))));
+    (void)(memcpy((__pyx_v_out + __pyx_v_x0), __pyx_v_acc, (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u8_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":251
  *         count = LANES if x0 + LANES <= out_w else out_w - x0
@@ -23481,14 +23549,14 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_
 
 }
 
-static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_7imgfilt_10_rank_avx2_u16_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__row_taps_extreme(__pyx_t_7imgfilt_10_nonlinear_u16_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_t;
   Py_ssize_t __pyx_v_base;
   Py_ssize_t __pyx_v_count;
-  __pyx_t_7imgfilt_10_rank_avx2_u16_t __pyx_v_acc[IMGFILT_LANES];
-  __pyx_t_7imgfilt_10_rank_avx2_u16_t __pyx_v_v;
+  __pyx_t_7imgfilt_10_nonlinear_u16_t __pyx_v_acc[IMGFILT_LANES];
+  __pyx_t_7imgfilt_10_nonlinear_u16_t __pyx_v_v;
   int __pyx_t_1;
   int __pyx_t_2;
   int __pyx_t_3;
@@ -23496,7 +23564,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
   Py_ssize_t __pyx_t_7;
-  __pyx_t_7imgfilt_10_rank_avx2_u16_t __pyx_t_8;
+  __pyx_t_7imgfilt_10_nonlinear_u16_t __pyx_t_8;
 
   /* "src/imgfilt/_rank_core.pxi":232
  *                             bint maximum, rank_t *out, Py_ssize_t out_w) noexcept nogil:
@@ -23717,7 +23785,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_
  *         x0 += LANES
  * 
 */
-    (void)(memcpy((__pyx_v_out + __pyx_v_x0), __pyx_v_acc, (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u16_t)))));
+    (void)(memcpy((__pyx_v_out + __pyx_v_x0), __pyx_v_acc, (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u16_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":251
  *         count = LANES if x0 + LANES <= out_w else out_w - x0
@@ -23747,14 +23815,14 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_
 
 }
 
-static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_7imgfilt_10_rank_avx2_u32_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__row_taps_extreme(__pyx_t_7imgfilt_10_nonlinear_u32_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_t;
   Py_ssize_t __pyx_v_base;
   Py_ssize_t __pyx_v_count;
-  __pyx_t_7imgfilt_10_rank_avx2_u32_t __pyx_v_acc[IMGFILT_LANES];
-  __pyx_t_7imgfilt_10_rank_avx2_u32_t __pyx_v_v;
+  __pyx_t_7imgfilt_10_nonlinear_u32_t __pyx_v_acc[IMGFILT_LANES];
+  __pyx_t_7imgfilt_10_nonlinear_u32_t __pyx_v_v;
   int __pyx_t_1;
   int __pyx_t_2;
   int __pyx_t_3;
@@ -23762,7 +23830,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
   Py_ssize_t __pyx_t_7;
-  __pyx_t_7imgfilt_10_rank_avx2_u32_t __pyx_t_8;
+  __pyx_t_7imgfilt_10_nonlinear_u32_t __pyx_t_8;
 
   /* "src/imgfilt/_rank_core.pxi":232
  *                             bint maximum, rank_t *out, Py_ssize_t out_w) noexcept nogil:
@@ -23983,7 +24051,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_
  *         x0 += LANES
  * 
 */
-    (void)(memcpy((__pyx_v_out + __pyx_v_x0), __pyx_v_acc, (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u32_t)))));
+    (void)(memcpy((__pyx_v_out + __pyx_v_x0), __pyx_v_acc, (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u32_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":251
  *         count = LANES if x0 + LANES <= out_w else out_w - x0
@@ -24013,14 +24081,14 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_
 
 }
 
-static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_7imgfilt_10_rank_avx2_u64_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__row_taps_extreme(__pyx_t_7imgfilt_10_nonlinear_u64_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_t;
   Py_ssize_t __pyx_v_base;
   Py_ssize_t __pyx_v_count;
-  __pyx_t_7imgfilt_10_rank_avx2_u64_t __pyx_v_acc[IMGFILT_LANES];
-  __pyx_t_7imgfilt_10_rank_avx2_u64_t __pyx_v_v;
+  __pyx_t_7imgfilt_10_nonlinear_u64_t __pyx_v_acc[IMGFILT_LANES];
+  __pyx_t_7imgfilt_10_nonlinear_u64_t __pyx_v_v;
   int __pyx_t_1;
   int __pyx_t_2;
   int __pyx_t_3;
@@ -24028,7 +24096,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
   Py_ssize_t __pyx_t_7;
-  __pyx_t_7imgfilt_10_rank_avx2_u64_t __pyx_t_8;
+  __pyx_t_7imgfilt_10_nonlinear_u64_t __pyx_t_8;
 
   /* "src/imgfilt/_rank_core.pxi":232
  *                             bint maximum, rank_t *out, Py_ssize_t out_w) noexcept nogil:
@@ -24249,7 +24317,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_
  *         x0 += LANES
  * 
 */
-    (void)(memcpy((__pyx_v_out + __pyx_v_x0), __pyx_v_acc, (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u64_t)))));
+    (void)(memcpy((__pyx_v_out + __pyx_v_x0), __pyx_v_acc, (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u64_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":251
  *         count = LANES if x0 + LANES <= out_w else out_w - x0
@@ -24279,7 +24347,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_t_
 
 }
 
-static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(float const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, float *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__row_taps_extreme(float const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, float *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_t;
@@ -24545,7 +24613,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(float co
 
 }
 
-static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(double const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, double *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__row_taps_extreme(double const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, int __pyx_v_maximum, double *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_t;
@@ -24819,26 +24887,26 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(double c
  *                            Py_ssize_t out_w) noexcept nogil:
 */
 
-static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7imgfilt_10_rank_avx2_u8_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_work, __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__row_box_extreme(__pyx_t_7imgfilt_10_nonlinear_u8_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_work, __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_span;
-  __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_rows;
-  __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_g;
-  __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_h;
+  __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_rows;
+  __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_g;
+  __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_h;
   Py_ssize_t __pyx_v_r;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_k;
   Py_ssize_t __pyx_v_start;
   Py_ssize_t __pyx_v_stop;
-  __pyx_t_7imgfilt_10_rank_avx2_u8_t const *__pyx_v_src;
-  __pyx_t_7imgfilt_10_rank_avx2_u8_t __pyx_v_v;
-  __pyx_t_7imgfilt_10_rank_avx2_u8_t __pyx_v_a;
+  __pyx_t_7imgfilt_10_nonlinear_u8_t const *__pyx_v_src;
+  __pyx_t_7imgfilt_10_nonlinear_u8_t __pyx_v_v;
+  __pyx_t_7imgfilt_10_nonlinear_u8_t __pyx_v_a;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  __pyx_t_7imgfilt_10_rank_avx2_u8_t __pyx_t_7;
+  __pyx_t_7imgfilt_10_nonlinear_u8_t __pyx_t_7;
   int __pyx_t_8;
 
   /* "src/imgfilt/_rank_core.pxi":263
@@ -24884,7 +24952,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7
  *     for r in range(1, n_rows):
  *         src = ring + row_off[r]
 */
-  (void)(memcpy(__pyx_v_rows, (__pyx_v_ring + (__pyx_v_row_off[0])), (__pyx_v_span * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u8_t)))));
+  (void)(memcpy(__pyx_v_rows, (__pyx_v_ring + (__pyx_v_row_off[0])), (__pyx_v_span * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u8_t)))));
 
   /* "src/imgfilt/_rank_core.pxi":271
  *     cdef rank_t v, a
@@ -25030,7 +25098,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7
  *         memcpy(out, rows, out_w * sizeof(rank_t))
  *         for k in range(1, kernel_w):
 */
-  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_10_rank_avx2_DIRECT_BOX_WIDTH);
+  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_10_nonlinear_DIRECT_BOX_WIDTH);
 
   if (__pyx_t_8) {
 
@@ -25042,7 +25110,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7
  *         for k in range(1, kernel_w):
  *             if maximum:
 */
-    (void)(memcpy(__pyx_v_out, __pyx_v_rows, (__pyx_v_out_w * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u8_t)))));
+    (void)(memcpy(__pyx_v_out, __pyx_v_rows, (__pyx_v_out_w * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u8_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":283
  *     if kernel_w <= DIRECT_BOX_WIDTH:
@@ -25583,26 +25651,26 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7
 
 }
 
-static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7imgfilt_10_rank_avx2_u16_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_work, __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__row_box_extreme(__pyx_t_7imgfilt_10_nonlinear_u16_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_work, __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_span;
-  __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_rows;
-  __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_g;
-  __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_h;
+  __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_rows;
+  __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_g;
+  __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_h;
   Py_ssize_t __pyx_v_r;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_k;
   Py_ssize_t __pyx_v_start;
   Py_ssize_t __pyx_v_stop;
-  __pyx_t_7imgfilt_10_rank_avx2_u16_t const *__pyx_v_src;
-  __pyx_t_7imgfilt_10_rank_avx2_u16_t __pyx_v_v;
-  __pyx_t_7imgfilt_10_rank_avx2_u16_t __pyx_v_a;
+  __pyx_t_7imgfilt_10_nonlinear_u16_t const *__pyx_v_src;
+  __pyx_t_7imgfilt_10_nonlinear_u16_t __pyx_v_v;
+  __pyx_t_7imgfilt_10_nonlinear_u16_t __pyx_v_a;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  __pyx_t_7imgfilt_10_rank_avx2_u16_t __pyx_t_7;
+  __pyx_t_7imgfilt_10_nonlinear_u16_t __pyx_t_7;
   int __pyx_t_8;
 
   /* "src/imgfilt/_rank_core.pxi":263
@@ -25648,7 +25716,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7
  *     for r in range(1, n_rows):
  *         src = ring + row_off[r]
 */
-  (void)(memcpy(__pyx_v_rows, (__pyx_v_ring + (__pyx_v_row_off[0])), (__pyx_v_span * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u16_t)))));
+  (void)(memcpy(__pyx_v_rows, (__pyx_v_ring + (__pyx_v_row_off[0])), (__pyx_v_span * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u16_t)))));
 
   /* "src/imgfilt/_rank_core.pxi":271
  *     cdef rank_t v, a
@@ -25794,7 +25862,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7
  *         memcpy(out, rows, out_w * sizeof(rank_t))
  *         for k in range(1, kernel_w):
 */
-  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_10_rank_avx2_DIRECT_BOX_WIDTH);
+  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_10_nonlinear_DIRECT_BOX_WIDTH);
 
   if (__pyx_t_8) {
 
@@ -25806,7 +25874,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7
  *         for k in range(1, kernel_w):
  *             if maximum:
 */
-    (void)(memcpy(__pyx_v_out, __pyx_v_rows, (__pyx_v_out_w * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u16_t)))));
+    (void)(memcpy(__pyx_v_out, __pyx_v_rows, (__pyx_v_out_w * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u16_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":283
  *     if kernel_w <= DIRECT_BOX_WIDTH:
@@ -26347,26 +26415,26 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7
 
 }
 
-static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7imgfilt_10_rank_avx2_u32_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_work, __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__row_box_extreme(__pyx_t_7imgfilt_10_nonlinear_u32_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_work, __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_span;
-  __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_rows;
-  __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_g;
-  __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_h;
+  __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_rows;
+  __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_g;
+  __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_h;
   Py_ssize_t __pyx_v_r;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_k;
   Py_ssize_t __pyx_v_start;
   Py_ssize_t __pyx_v_stop;
-  __pyx_t_7imgfilt_10_rank_avx2_u32_t const *__pyx_v_src;
-  __pyx_t_7imgfilt_10_rank_avx2_u32_t __pyx_v_v;
-  __pyx_t_7imgfilt_10_rank_avx2_u32_t __pyx_v_a;
+  __pyx_t_7imgfilt_10_nonlinear_u32_t const *__pyx_v_src;
+  __pyx_t_7imgfilt_10_nonlinear_u32_t __pyx_v_v;
+  __pyx_t_7imgfilt_10_nonlinear_u32_t __pyx_v_a;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  __pyx_t_7imgfilt_10_rank_avx2_u32_t __pyx_t_7;
+  __pyx_t_7imgfilt_10_nonlinear_u32_t __pyx_t_7;
   int __pyx_t_8;
 
   /* "src/imgfilt/_rank_core.pxi":263
@@ -26412,7 +26480,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7
  *     for r in range(1, n_rows):
  *         src = ring + row_off[r]
 */
-  (void)(memcpy(__pyx_v_rows, (__pyx_v_ring + (__pyx_v_row_off[0])), (__pyx_v_span * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u32_t)))));
+  (void)(memcpy(__pyx_v_rows, (__pyx_v_ring + (__pyx_v_row_off[0])), (__pyx_v_span * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u32_t)))));
 
   /* "src/imgfilt/_rank_core.pxi":271
  *     cdef rank_t v, a
@@ -26558,7 +26626,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7
  *         memcpy(out, rows, out_w * sizeof(rank_t))
  *         for k in range(1, kernel_w):
 */
-  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_10_rank_avx2_DIRECT_BOX_WIDTH);
+  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_10_nonlinear_DIRECT_BOX_WIDTH);
 
   if (__pyx_t_8) {
 
@@ -26570,7 +26638,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7
  *         for k in range(1, kernel_w):
  *             if maximum:
 */
-    (void)(memcpy(__pyx_v_out, __pyx_v_rows, (__pyx_v_out_w * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u32_t)))));
+    (void)(memcpy(__pyx_v_out, __pyx_v_rows, (__pyx_v_out_w * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u32_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":283
  *     if kernel_w <= DIRECT_BOX_WIDTH:
@@ -27111,26 +27179,26 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7
 
 }
 
-static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7imgfilt_10_rank_avx2_u64_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_work, __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__row_box_extreme(__pyx_t_7imgfilt_10_nonlinear_u64_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_work, __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_span;
-  __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_rows;
-  __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_g;
-  __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_h;
+  __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_rows;
+  __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_g;
+  __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_h;
   Py_ssize_t __pyx_v_r;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_k;
   Py_ssize_t __pyx_v_start;
   Py_ssize_t __pyx_v_stop;
-  __pyx_t_7imgfilt_10_rank_avx2_u64_t const *__pyx_v_src;
-  __pyx_t_7imgfilt_10_rank_avx2_u64_t __pyx_v_v;
-  __pyx_t_7imgfilt_10_rank_avx2_u64_t __pyx_v_a;
+  __pyx_t_7imgfilt_10_nonlinear_u64_t const *__pyx_v_src;
+  __pyx_t_7imgfilt_10_nonlinear_u64_t __pyx_v_v;
+  __pyx_t_7imgfilt_10_nonlinear_u64_t __pyx_v_a;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
   Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  __pyx_t_7imgfilt_10_rank_avx2_u64_t __pyx_t_7;
+  __pyx_t_7imgfilt_10_nonlinear_u64_t __pyx_t_7;
   int __pyx_t_8;
 
   /* "src/imgfilt/_rank_core.pxi":263
@@ -27176,7 +27244,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7
  *     for r in range(1, n_rows):
  *         src = ring + row_off[r]
 */
-  (void)(memcpy(__pyx_v_rows, (__pyx_v_ring + (__pyx_v_row_off[0])), (__pyx_v_span * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u64_t)))));
+  (void)(memcpy(__pyx_v_rows, (__pyx_v_ring + (__pyx_v_row_off[0])), (__pyx_v_span * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u64_t)))));
 
   /* "src/imgfilt/_rank_core.pxi":271
  *     cdef rank_t v, a
@@ -27322,7 +27390,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7
  *         memcpy(out, rows, out_w * sizeof(rank_t))
  *         for k in range(1, kernel_w):
 */
-  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_10_rank_avx2_DIRECT_BOX_WIDTH);
+  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_10_nonlinear_DIRECT_BOX_WIDTH);
 
   if (__pyx_t_8) {
 
@@ -27334,7 +27402,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7
  *         for k in range(1, kernel_w):
  *             if maximum:
 */
-    (void)(memcpy(__pyx_v_out, __pyx_v_rows, (__pyx_v_out_w * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u64_t)))));
+    (void)(memcpy(__pyx_v_out, __pyx_v_rows, (__pyx_v_out_w * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u64_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":283
  *     if kernel_w <= DIRECT_BOX_WIDTH:
@@ -27875,7 +27943,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_t_7
 
 }
 
-static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(float const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, float *__pyx_v_work, float *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__row_box_extreme(float const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, float *__pyx_v_work, float *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_span;
   float *__pyx_v_rows;
   float *__pyx_v_g;
@@ -28086,7 +28154,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(float con
  *         memcpy(out, rows, out_w * sizeof(rank_t))
  *         for k in range(1, kernel_w):
 */
-  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_10_rank_avx2_DIRECT_BOX_WIDTH);
+  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_10_nonlinear_DIRECT_BOX_WIDTH);
 
   if (__pyx_t_8) {
 
@@ -28639,7 +28707,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(float con
 
 }
 
-static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(double const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, double *__pyx_v_work, double *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__row_box_extreme(double const *__pyx_v_ring, Py_ssize_t const *__pyx_v_row_off, Py_ssize_t __pyx_v_n_rows, Py_ssize_t __pyx_v_kernel_w, int __pyx_v_maximum, double *__pyx_v_work, double *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_span;
   double *__pyx_v_rows;
   double *__pyx_v_g;
@@ -28850,7 +28918,7 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(double co
  *         memcpy(out, rows, out_w * sizeof(rank_t))
  *         for k in range(1, kernel_w):
 */
-  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_10_rank_avx2_DIRECT_BOX_WIDTH);
+  __pyx_t_8 = (__pyx_v_kernel_w <= __pyx_e_7imgfilt_10_nonlinear_DIRECT_BOX_WIDTH);
 
   if (__pyx_t_8) {
 
@@ -29411,10 +29479,10 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(double co
  *     """Median of a 3 x 3 box by sorted columns: each column of three is sorted once (and shared
 */
 
-static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3(__pyx_t_7imgfilt_10_rank_avx2_u8_t const *__pyx_v_r0, __pyx_t_7imgfilt_10_rank_avx2_u8_t const *__pyx_v_r1, __pyx_t_7imgfilt_10_rank_avx2_u8_t const *__pyx_v_r2, __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
-  __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_lo;
-  __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_mid;
-  __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_hi;
+static void __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__row_median_3x3(__pyx_t_7imgfilt_10_nonlinear_u8_t const *__pyx_v_r0, __pyx_t_7imgfilt_10_nonlinear_u8_t const *__pyx_v_r1, __pyx_t_7imgfilt_10_nonlinear_u8_t const *__pyx_v_r2, __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+  __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_lo;
+  __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_mid;
+  __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_hi;
 
   /* "src/imgfilt/_rank_core.pxi":328
  *     its column minima, the median of its column medians and the smallest of its column maxima.
@@ -29466,10 +29534,10 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3(__pyx_t_7i
 
 }
 
-static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3(__pyx_t_7imgfilt_10_rank_avx2_u16_t const *__pyx_v_r0, __pyx_t_7imgfilt_10_rank_avx2_u16_t const *__pyx_v_r1, __pyx_t_7imgfilt_10_rank_avx2_u16_t const *__pyx_v_r2, __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
-  __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_lo;
-  __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_mid;
-  __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_hi;
+static void __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__row_median_3x3(__pyx_t_7imgfilt_10_nonlinear_u16_t const *__pyx_v_r0, __pyx_t_7imgfilt_10_nonlinear_u16_t const *__pyx_v_r1, __pyx_t_7imgfilt_10_nonlinear_u16_t const *__pyx_v_r2, __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+  __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_lo;
+  __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_mid;
+  __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_hi;
 
   /* "src/imgfilt/_rank_core.pxi":328
  *     its column minima, the median of its column medians and the smallest of its column maxima.
@@ -29521,10 +29589,10 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3(__pyx_t_7i
 
 }
 
-static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3(__pyx_t_7imgfilt_10_rank_avx2_u32_t const *__pyx_v_r0, __pyx_t_7imgfilt_10_rank_avx2_u32_t const *__pyx_v_r1, __pyx_t_7imgfilt_10_rank_avx2_u32_t const *__pyx_v_r2, __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
-  __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_lo;
-  __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_mid;
-  __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_hi;
+static void __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__row_median_3x3(__pyx_t_7imgfilt_10_nonlinear_u32_t const *__pyx_v_r0, __pyx_t_7imgfilt_10_nonlinear_u32_t const *__pyx_v_r1, __pyx_t_7imgfilt_10_nonlinear_u32_t const *__pyx_v_r2, __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+  __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_lo;
+  __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_mid;
+  __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_hi;
 
   /* "src/imgfilt/_rank_core.pxi":328
  *     its column minima, the median of its column medians and the smallest of its column maxima.
@@ -29576,10 +29644,10 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3(__pyx_t_7i
 
 }
 
-static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3(__pyx_t_7imgfilt_10_rank_avx2_u64_t const *__pyx_v_r0, __pyx_t_7imgfilt_10_rank_avx2_u64_t const *__pyx_v_r1, __pyx_t_7imgfilt_10_rank_avx2_u64_t const *__pyx_v_r2, __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
-  __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_lo;
-  __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_mid;
-  __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_hi;
+static void __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__row_median_3x3(__pyx_t_7imgfilt_10_nonlinear_u64_t const *__pyx_v_r0, __pyx_t_7imgfilt_10_nonlinear_u64_t const *__pyx_v_r1, __pyx_t_7imgfilt_10_nonlinear_u64_t const *__pyx_v_r2, __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+  __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_lo;
+  __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_mid;
+  __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_hi;
 
   /* "src/imgfilt/_rank_core.pxi":328
  *     its column minima, the median of its column medians and the smallest of its column maxima.
@@ -29631,7 +29699,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3(__pyx_t_7i
 
 }
 
-static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3(float const *__pyx_v_r0, float const *__pyx_v_r1, float const *__pyx_v_r2, float *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, float *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__row_median_3x3(float const *__pyx_v_r0, float const *__pyx_v_r1, float const *__pyx_v_r2, float *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, float *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   float *__pyx_v_lo;
   float *__pyx_v_mid;
   float *__pyx_v_hi;
@@ -29686,7 +29754,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3(float cons
 
 }
 
-static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3(double const *__pyx_v_r0, double const *__pyx_v_r1, double const *__pyx_v_r2, double *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, double *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__row_median_3x3(double const *__pyx_v_r0, double const *__pyx_v_r1, double const *__pyx_v_r2, double *__pyx_v_work, Py_ssize_t __pyx_v_padded_w, double *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   double *__pyx_v_lo;
   double *__pyx_v_mid;
   double *__pyx_v_hi;
@@ -29749,7 +29817,7 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3(double con
  *                        rank_t *out, Py_ssize_t out_w) noexcept nogil:
 */
 
-static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgfilt_10_rank_avx2_u8_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_buf, __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__row_network(__pyx_t_7imgfilt_10_nonlinear_u8_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_buf, __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_n_comparators;
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_t;
@@ -29816,7 +29884,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgf
  *         for i in range(n_comparators):
  *             _cmpx(buf + network[i, 0] * LANES, buf + network[i, 1] * LANES)
 */
-      (void)(memcpy((__pyx_v_buf + (__pyx_v_t * IMGFILT_LANES)), ((__pyx_v_ring + (__pyx_v_tap_off[__pyx_v_t])) + __pyx_v_x0), (IMGFILT_LANES * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u8_t)))));
+      (void)(memcpy((__pyx_v_buf + (__pyx_v_t * IMGFILT_LANES)), ((__pyx_v_ring + (__pyx_v_tap_off[__pyx_v_t])) + __pyx_v_x0), (IMGFILT_LANES * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u8_t)))));
     }
 
 
@@ -29845,7 +29913,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgf
       __pyx_t_6 = 0;
       __pyx_t_7 = __pyx_v_i;
       __pyx_t_8 = 1;
-      __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
+      __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
     }
 
 
@@ -29875,7 +29943,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgf
  *         x0 += LANES
  * 
 */
-    (void)(memcpy((__pyx_v_out + __pyx_v_x0), (__pyx_v_buf + (__pyx_v_rank * IMGFILT_LANES)), (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u8_t)))));
+    (void)(memcpy((__pyx_v_out + __pyx_v_x0), (__pyx_v_buf + (__pyx_v_rank * IMGFILT_LANES)), (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u8_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":362
  *         count = LANES if x0 + LANES <= out_w else out_w - x0
@@ -29903,7 +29971,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgf
 
 }
 
-static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgfilt_10_rank_avx2_u16_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_buf, __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__row_network(__pyx_t_7imgfilt_10_nonlinear_u16_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_buf, __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_n_comparators;
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_t;
@@ -29970,7 +30038,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgf
  *         for i in range(n_comparators):
  *             _cmpx(buf + network[i, 0] * LANES, buf + network[i, 1] * LANES)
 */
-      (void)(memcpy((__pyx_v_buf + (__pyx_v_t * IMGFILT_LANES)), ((__pyx_v_ring + (__pyx_v_tap_off[__pyx_v_t])) + __pyx_v_x0), (IMGFILT_LANES * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u16_t)))));
+      (void)(memcpy((__pyx_v_buf + (__pyx_v_t * IMGFILT_LANES)), ((__pyx_v_ring + (__pyx_v_tap_off[__pyx_v_t])) + __pyx_v_x0), (IMGFILT_LANES * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u16_t)))));
     }
 
 
@@ -29999,7 +30067,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgf
       __pyx_t_6 = 0;
       __pyx_t_7 = __pyx_v_i;
       __pyx_t_8 = 1;
-      __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
+      __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
     }
 
 
@@ -30029,7 +30097,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgf
  *         x0 += LANES
  * 
 */
-    (void)(memcpy((__pyx_v_out + __pyx_v_x0), (__pyx_v_buf + (__pyx_v_rank * IMGFILT_LANES)), (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u16_t)))));
+    (void)(memcpy((__pyx_v_out + __pyx_v_x0), (__pyx_v_buf + (__pyx_v_rank * IMGFILT_LANES)), (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u16_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":362
  *         count = LANES if x0 + LANES <= out_w else out_w - x0
@@ -30057,7 +30125,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgf
 
 }
 
-static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgfilt_10_rank_avx2_u32_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_buf, __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__row_network(__pyx_t_7imgfilt_10_nonlinear_u32_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_buf, __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_n_comparators;
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_t;
@@ -30124,7 +30192,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgf
  *         for i in range(n_comparators):
  *             _cmpx(buf + network[i, 0] * LANES, buf + network[i, 1] * LANES)
 */
-      (void)(memcpy((__pyx_v_buf + (__pyx_v_t * IMGFILT_LANES)), ((__pyx_v_ring + (__pyx_v_tap_off[__pyx_v_t])) + __pyx_v_x0), (IMGFILT_LANES * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u32_t)))));
+      (void)(memcpy((__pyx_v_buf + (__pyx_v_t * IMGFILT_LANES)), ((__pyx_v_ring + (__pyx_v_tap_off[__pyx_v_t])) + __pyx_v_x0), (IMGFILT_LANES * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u32_t)))));
     }
 
 
@@ -30153,7 +30221,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgf
       __pyx_t_6 = 0;
       __pyx_t_7 = __pyx_v_i;
       __pyx_t_8 = 1;
-      __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
+      __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
     }
 
 
@@ -30183,7 +30251,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgf
  *         x0 += LANES
  * 
 */
-    (void)(memcpy((__pyx_v_out + __pyx_v_x0), (__pyx_v_buf + (__pyx_v_rank * IMGFILT_LANES)), (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u32_t)))));
+    (void)(memcpy((__pyx_v_out + __pyx_v_x0), (__pyx_v_buf + (__pyx_v_rank * IMGFILT_LANES)), (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u32_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":362
  *         count = LANES if x0 + LANES <= out_w else out_w - x0
@@ -30211,7 +30279,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgf
 
 }
 
-static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgfilt_10_rank_avx2_u64_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_buf, __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__row_network(__pyx_t_7imgfilt_10_nonlinear_u64_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_buf, __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_n_comparators;
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_t;
@@ -30278,7 +30346,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgf
  *         for i in range(n_comparators):
  *             _cmpx(buf + network[i, 0] * LANES, buf + network[i, 1] * LANES)
 */
-      (void)(memcpy((__pyx_v_buf + (__pyx_v_t * IMGFILT_LANES)), ((__pyx_v_ring + (__pyx_v_tap_off[__pyx_v_t])) + __pyx_v_x0), (IMGFILT_LANES * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u64_t)))));
+      (void)(memcpy((__pyx_v_buf + (__pyx_v_t * IMGFILT_LANES)), ((__pyx_v_ring + (__pyx_v_tap_off[__pyx_v_t])) + __pyx_v_x0), (IMGFILT_LANES * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u64_t)))));
     }
 
 
@@ -30307,7 +30375,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgf
       __pyx_t_6 = 0;
       __pyx_t_7 = __pyx_v_i;
       __pyx_t_8 = 1;
-      __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
+      __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
     }
 
 
@@ -30337,7 +30405,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgf
  *         x0 += LANES
  * 
 */
-    (void)(memcpy((__pyx_v_out + __pyx_v_x0), (__pyx_v_buf + (__pyx_v_rank * IMGFILT_LANES)), (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_10_rank_avx2_u64_t)))));
+    (void)(memcpy((__pyx_v_out + __pyx_v_x0), (__pyx_v_buf + (__pyx_v_rank * IMGFILT_LANES)), (__pyx_v_count * (sizeof(__pyx_t_7imgfilt_10_nonlinear_u64_t)))));
 
     /* "src/imgfilt/_rank_core.pxi":362
  *         count = LANES if x0 + LANES <= out_w else out_w - x0
@@ -30365,7 +30433,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_t_7imgf
 
 }
 
-static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_network(float const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, float *__pyx_v_buf, float *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__row_network(float const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, float *__pyx_v_buf, float *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_n_comparators;
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_t;
@@ -30461,7 +30529,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_network(float const *
       __pyx_t_6 = 0;
       __pyx_t_7 = __pyx_v_i;
       __pyx_t_8 = 1;
-      __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
+      __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
     }
 
 
@@ -30519,7 +30587,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_network(float const *
 
 }
 
-static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_network(double const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, double *__pyx_v_buf, double *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__row_network(double const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, __Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_rank, double *__pyx_v_buf, double *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_n_comparators;
   Py_ssize_t __pyx_v_x0;
   Py_ssize_t __pyx_v_t;
@@ -30615,7 +30683,7 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_network(double const 
       __pyx_t_6 = 0;
       __pyx_t_7 = __pyx_v_i;
       __pyx_t_8 = 1;
-      __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
+      __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__cmpx((__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_5 * __pyx_v_network.strides[0]) )) + __pyx_t_6)) ))) * IMGFILT_LANES)), (__pyx_v_buf + ((*((Py_ssize_t const  *) ( /* dim=1 */ ((char *) (((Py_ssize_t const  *) ( /* dim=0 */ (__pyx_v_network.data + __pyx_t_7 * __pyx_v_network.strides[0]) )) + __pyx_t_8)) ))) * IMGFILT_LANES)));
     }
 
 
@@ -30681,7 +30749,7 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_network(double const 
  *                          const Py_ssize_t *rem_off, Py_ssize_t n_rem, Py_ssize_t rank,
 */
 
-static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7imgfilt_10_rank_avx2_u8_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, Py_ssize_t const *__pyx_v_add_off, Py_ssize_t __pyx_v_n_add, Py_ssize_t const *__pyx_v_rem_off, Py_ssize_t __pyx_v_n_rem, Py_ssize_t __pyx_v_rank, int *__pyx_v_hist, int *__pyx_v_coarse, int __pyx_v_shift, __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__row_histogram(__pyx_t_7imgfilt_10_nonlinear_u8_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, Py_ssize_t const *__pyx_v_add_off, Py_ssize_t __pyx_v_n_add, Py_ssize_t const *__pyx_v_rem_off, Py_ssize_t __pyx_v_n_rem, Py_ssize_t __pyx_v_rank, int *__pyx_v_hist, int *__pyx_v_coarse, int __pyx_v_shift, __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x;
   Py_ssize_t __pyx_v_t;
   CYTHON_UNUSED Py_ssize_t __pyx_v_block;
@@ -31174,7 +31242,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
  *     # Leave the histogram empty for the next row: remove the last window's samples.
  *     for t in range(n_taps):
 */
-    (__pyx_v_out[__pyx_v_x]) = ((__pyx_t_7imgfilt_10_rank_avx2_u8_t)__pyx_v_m);
+    (__pyx_v_out[__pyx_v_x]) = ((__pyx_t_7imgfilt_10_nonlinear_u8_t)__pyx_v_m);
   }
 
 
@@ -31245,7 +31313,7 @@ static void __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 
 }
 
-static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7imgfilt_10_rank_avx2_u16_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, Py_ssize_t const *__pyx_v_add_off, Py_ssize_t __pyx_v_n_add, Py_ssize_t const *__pyx_v_rem_off, Py_ssize_t __pyx_v_n_rem, Py_ssize_t __pyx_v_rank, int *__pyx_v_hist, int *__pyx_v_coarse, int __pyx_v_shift, __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__row_histogram(__pyx_t_7imgfilt_10_nonlinear_u16_t const *__pyx_v_ring, Py_ssize_t const *__pyx_v_tap_off, Py_ssize_t __pyx_v_n_taps, Py_ssize_t const *__pyx_v_add_off, Py_ssize_t __pyx_v_n_add, Py_ssize_t const *__pyx_v_rem_off, Py_ssize_t __pyx_v_n_rem, Py_ssize_t __pyx_v_rank, int *__pyx_v_hist, int *__pyx_v_coarse, int __pyx_v_shift, __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_out, Py_ssize_t __pyx_v_out_w) {
   Py_ssize_t __pyx_v_x;
   Py_ssize_t __pyx_v_t;
   CYTHON_UNUSED Py_ssize_t __pyx_v_block;
@@ -31738,7 +31806,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
  *     # Leave the histogram empty for the next row: remove the last window's samples.
  *     for t in range(n_taps):
 */
-    (__pyx_v_out[__pyx_v_x]) = ((__pyx_t_7imgfilt_10_rank_avx2_u16_t)__pyx_v_m);
+    (__pyx_v_out[__pyx_v_x]) = ((__pyx_t_7imgfilt_10_nonlinear_u16_t)__pyx_v_m);
   }
 
 
@@ -31809,7 +31877,7 @@ static void __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_t_7im
 
 }
 
-static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUSED __pyx_t_7imgfilt_10_rank_avx2_u32_t const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__row_histogram(CYTHON_UNUSED __pyx_t_7imgfilt_10_nonlinear_u32_t const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
   CYTHON_UNUSED Py_ssize_t __pyx_v_block;
   CYTHON_UNUSED Py_ssize_t __pyx_v_cm;
   CYTHON_UNUSED Py_ssize_t __pyx_v_below_c;
@@ -31865,7 +31933,7 @@ static void __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUS
 
 }
 
-static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUSED __pyx_t_7imgfilt_10_rank_avx2_u64_t const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__row_histogram(CYTHON_UNUSED __pyx_t_7imgfilt_10_nonlinear_u64_t const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
   CYTHON_UNUSED Py_ssize_t __pyx_v_block;
   CYTHON_UNUSED Py_ssize_t __pyx_v_cm;
   CYTHON_UNUSED Py_ssize_t __pyx_v_below_c;
@@ -31921,7 +31989,7 @@ static void __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUS
 
 }
 
-static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUSED float const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED float *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__row_histogram(CYTHON_UNUSED float const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED float *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
   CYTHON_UNUSED Py_ssize_t __pyx_v_block;
   CYTHON_UNUSED Py_ssize_t __pyx_v_cm;
   CYTHON_UNUSED Py_ssize_t __pyx_v_below_c;
@@ -31977,7 +32045,7 @@ static void __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUS
 
 }
 
-static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUSED double const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED double *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
+static void __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__row_histogram(CYTHON_UNUSED double const *__pyx_v_ring, CYTHON_UNUSED Py_ssize_t const *__pyx_v_tap_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_taps, CYTHON_UNUSED Py_ssize_t const *__pyx_v_add_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_add, CYTHON_UNUSED Py_ssize_t const *__pyx_v_rem_off, CYTHON_UNUSED Py_ssize_t __pyx_v_n_rem, CYTHON_UNUSED Py_ssize_t __pyx_v_rank, CYTHON_UNUSED int *__pyx_v_hist, CYTHON_UNUSED int *__pyx_v_coarse, int __pyx_v_shift, CYTHON_UNUSED double *__pyx_v_out, CYTHON_UNUSED Py_ssize_t __pyx_v_out_w) {
   CYTHON_UNUSED Py_ssize_t __pyx_v_block;
   CYTHON_UNUSED Py_ssize_t __pyx_v_cm;
   CYTHON_UNUSED Py_ssize_t __pyx_v_below_c;
@@ -32041,7 +32109,7 @@ static void __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_histogram(CYTHON_UNUS
  *     cdef Py_ssize_t j, bad = 0
 */
 
-static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__Pyx_memviewslice __pyx_v_index_map, Py_ssize_t __pyx_v_length) {
+static Py_ssize_t __pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__Pyx_memviewslice __pyx_v_index_map, Py_ssize_t __pyx_v_length) {
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_bad;
   Py_ssize_t __pyx_r;
@@ -32159,7 +32227,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__Pyx_memviewsl
  *     """Number of entries outside ``low .. high - 1``."""
 */
 
-static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__out_of_range(__Pyx_memviewslice __pyx_v_values, Py_ssize_t __pyx_v_low, Py_ssize_t __pyx_v_high) {
+static Py_ssize_t __pyx_f_7imgfilt_10_nonlinear__out_of_range(__Pyx_memviewslice __pyx_v_values, Py_ssize_t __pyx_v_low, Py_ssize_t __pyx_v_high) {
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_bad;
   Py_ssize_t __pyx_r;
@@ -32277,7 +32345,7 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__out_of_range(__Pyx_memviewslice
  *     cdef Py_ssize_t i, j, bad = 0
 */
 
-static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_comparators(__Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_wires) {
+static Py_ssize_t __pyx_f_7imgfilt_10_nonlinear__bad_comparators(__Pyx_memviewslice __pyx_v_network, Py_ssize_t __pyx_v_wires) {
   Py_ssize_t __pyx_v_i;
   Py_ssize_t __pyx_v_j;
   Py_ssize_t __pyx_v_bad;
@@ -32420,10 +32488,10 @@ static Py_ssize_t __pyx_f_7imgfilt_10_rank_avx2__bad_comparators(__Pyx_memviewsl
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7imgfilt_10_rank_avx2_7rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-PyDoc_STRVAR(__pyx_doc_7imgfilt_10_rank_avx2_6rank_rows, "rank_rows(signatures, args, kwargs, defaults, _fused_sigindex={})\n\nRank-filter ``x (N, C, D, H, W)`` into ``out (N, C, Do, Ho, Wo)``, stride 1.\n\nThe footprint lies in a ``kernel_shape (KD, KH, KW)`` box; tap ``t`` reads padded row\n``tap_row[t] = kd * KH + kh`` at column offset ``tap_col[t] = kw``. ``method`` is the window\nkernel (TAPS_MIN 0, TAPS_MAX 1, BOX_MIN 2, BOX_MAX 3, NETWORK 4, HISTOGRAM 5,\nCOLUMNS_3X3 6: the median of a 3 x 3 box). NETWORK applies\nthe comparators ``network (M, 2)`` and takes sample ``rank``; HISTOGRAM takes the ``rank``-th\nsmallest and slides with the entering taps (``add_row``, ``add_col``: column offsets at the new\nposition) and leaving ones (``rem_row``, ``rem_col``: offsets minus one at the new position).\n``plane_map``/``row_map``/``col_map`` give each padded position\047s input index (-1:\n``cval[0]``). Scratch, per thread: ``ring (T, KD*KH*(len(col_map) + lanes()))`` (zeroed),\n``tags (T, KD*KH)`` (-1), ``work (T, >= max(3 * len(col_map), n_taps * lanes()))``,\n``hist (T, bins + bins >> shift)`` (zeroed; HISTOGRAM only, bins 256 or 65536),\n``offsets (T, KD*KH + n_taps + n_add + n_rem)``.\n\nThe shapes are checked here (cheaply, once) so that no call can index out of bounds.");
-static PyMethodDef __pyx_mdef_7imgfilt_10_rank_avx2_7rank_rows = {"rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_pw_7imgfilt_10_rank_avx2_7rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_10_rank_avx2_6rank_rows};
-static PyObject *__pyx_pw_7imgfilt_10_rank_avx2_7rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_pw_7imgfilt_10_nonlinear_7rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+PyDoc_STRVAR(__pyx_doc_7imgfilt_10_nonlinear_6rank_rows, "rank_rows(signatures, args, kwargs, defaults, _fused_sigindex={})\n\nRank-filter ``x (N, C, D, H, W)`` into ``out (N, C, Do, Ho, Wo)``, stride 1.\n\nThe footprint lies in a ``kernel_shape (KD, KH, KW)`` box; tap ``t`` reads padded row\n``tap_row[t] = kd * KH + kh`` at column offset ``tap_col[t] = kw``. ``method`` is the window\nkernel (TAPS_MIN 0, TAPS_MAX 1, BOX_MIN 2, BOX_MAX 3, NETWORK 4, HISTOGRAM 5,\nCOLUMNS_3X3 6: the median of a 3 x 3 box). NETWORK applies\nthe comparators ``network (M, 2)`` and takes sample ``rank``; HISTOGRAM takes the ``rank``-th\nsmallest and slides with the entering taps (``add_row``, ``add_col``: column offsets at the new\nposition) and leaving ones (``rem_row``, ``rem_col``: offsets minus one at the new position).\n``plane_map``/``row_map``/``col_map`` give each padded position\047s input index (-1:\n``cval[0]``). Scratch, per thread: ``ring (T, KD*KH*(len(col_map) + lanes()))`` (zeroed),\n``tags (T, KD*KH)`` (-1), ``work (T, >= max(3 * len(col_map), n_taps * lanes()))``,\n``hist (T, bins + bins >> shift)`` (zeroed; HISTOGRAM only, bins 256 or 65536),\n``offsets (T, KD*KH + n_taps + n_add + n_rem)``.\n\nThe shapes are checked here (cheaply, once) so that no call can index out of bounds.");
+static PyMethodDef __pyx_mdef_7imgfilt_10_nonlinear_7rank_rows = {"rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_pw_7imgfilt_10_nonlinear_7rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_10_nonlinear_6rank_rows};
+static PyObject *__pyx_pw_7imgfilt_10_nonlinear_7rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   PyObject *__pyx_v_signatures = 0;
   PyObject *__pyx_v_args = 0;
   PyObject *__pyx_v_kwargs = 0;
@@ -32515,11 +32583,11 @@ static PyObject *__pyx_pw_7imgfilt_10_rank_avx2_7rank_rows(PyObject *__pyx_self,
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
     Py_XDECREF(values[__pyx_temp]);
   }
-  __Pyx_AddTraceback("imgfilt._rank_avx2.__pyx_fused_cpdef", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear.__pyx_fused_cpdef", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_7imgfilt_10_rank_avx2_6rank_rows(__pyx_self, __pyx_v_signatures, __pyx_v_args, __pyx_v_kwargs, __pyx_v_defaults, __pyx_v__fused_sigindex);
+  __pyx_r = __pyx_pf_7imgfilt_10_nonlinear_6rank_rows(__pyx_self, __pyx_v_signatures, __pyx_v_args, __pyx_v_kwargs, __pyx_v_defaults, __pyx_v__fused_sigindex);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -32529,7 +32597,7 @@ static PyObject *__pyx_pw_7imgfilt_10_rank_avx2_7rank_rows(PyObject *__pyx_self,
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_6rank_rows(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_signatures, PyObject *__pyx_v_args, PyObject *__pyx_v_kwargs, CYTHON_UNUSED PyObject *__pyx_v_defaults, CYTHON_UNUSED PyObject *__pyx_v__fused_sigindex) {
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_6rank_rows(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_signatures, PyObject *__pyx_v_args, PyObject *__pyx_v_kwargs, CYTHON_UNUSED PyObject *__pyx_v_defaults, CYTHON_UNUSED PyObject *__pyx_v__fused_sigindex) {
   Py_ssize_t __pyx_v_arg_count;
   PyTypeObject *__pyx_v_ndarray = 0;
   PyObject *__pyx_v_arg = NULL;
@@ -32636,7 +32704,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_6rank_rows(CYTHON_UNUSED PyObjec
   }
   __pyx_L6:;
   if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(2, 459, __pyx_L1_error) }
-  __pyx_t_5 = __pyx_ff_map_fused_ef60b7_2_6_1c4f8d__7imgfilt_10_rank_avx2__dunder_pyx_t_7imgfilt_1__etc(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
+  __pyx_t_5 = __pyx_ff_map_fused_0a6bf5_2_6_e3a36e__7imgfilt_10_nonlinear__dunder_pyx_t_7imgfilt_1__etc(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_dest_sig0 = ((PyObject*)__pyx_t_5);
   __pyx_t_5 = 0;
@@ -32656,7 +32724,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_6rank_rows(CYTHON_UNUSED PyObjec
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_5);
-  __Pyx_AddTraceback("imgfilt._rank_avx2.__pyx_fused_cpdef", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear.__pyx_fused_cpdef", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
 
@@ -32670,9 +32738,9 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_6rank_rows(CYTHON_UNUSED PyObjec
 }
 
 /* Python wrapper */
-static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_10_rank_avx2_9rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-static PyMethodDef __pyx_fuse_0__pyx_mdef_7imgfilt_10_rank_avx2_9rank_rows = {"__pyx_fuse_0rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_0__pyx_pw_7imgfilt_10_rank_avx2_9rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_10_rank_avx2_6rank_rows};
-static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_10_rank_avx2_9rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_10_nonlinear_13rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyMethodDef __pyx_fuse_0__pyx_mdef_7imgfilt_10_nonlinear_13rank_rows = {"__pyx_fuse_0rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_0__pyx_pw_7imgfilt_10_nonlinear_13rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_10_nonlinear_6rank_rows};
+static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_10_nonlinear_13rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   __Pyx_memviewslice __pyx_v_x = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_out = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_cval = { 0, 0, { 0 }, { 0 }, { 0 } };
@@ -32867,9 +32935,9 @@ static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_10_rank_avx2_9rank_rows(PyObject 
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
       if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 459, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 460, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 460, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
     __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 461, __pyx_L3_error)
     __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 461, __pyx_L3_error)
@@ -32884,9 +32952,9 @@ static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_10_rank_avx2_9rank_rows(PyObject 
     __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 465, __pyx_L3_error)
     __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 466, __pyx_L3_error)
     __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 466, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
     __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
     __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 468, __pyx_L3_error)
     __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 468, __pyx_L3_error)
     __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 468, __pyx_L3_error)
@@ -32918,12 +32986,12 @@ static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_10_rank_avx2_9rank_rows(PyObject 
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_work, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_hist, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_offsets, 1);
-  __Pyx_AddTraceback("imgfilt._rank_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
   if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 460, __pyx_L1_error)
-  __pyx_r = __pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
+  __pyx_r = __pyx_pf_7imgfilt_10_nonlinear_12rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
   goto __pyx_L0;
@@ -32964,7 +33032,7 @@ static PyObject *__pyx_fuse_0__pyx_pw_7imgfilt_10_rank_avx2_9rank_rows(PyObject 
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_12rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
   Py_ssize_t __pyx_v_kernel_d;
   Py_ssize_t __pyx_v_kernel_h;
   Py_ssize_t __pyx_v_kernel_w;
@@ -32990,10 +33058,10 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   Py_ssize_t __pyx_v_shift;
   Py_ssize_t __pyx_v_bins;
   Py_ssize_t __pyx_v_i;
-  __pyx_t_7imgfilt_10_rank_avx2_u8_t __pyx_v_fill;
-  __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_ring_row;
-  __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_work_row;
-  __pyx_t_7imgfilt_10_rank_avx2_u8_t *__pyx_v_out_row;
+  __pyx_t_7imgfilt_10_nonlinear_u8_t __pyx_v_fill;
+  __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_ring_row;
+  __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_work_row;
+  __pyx_t_7imgfilt_10_nonlinear_u8_t *__pyx_v_out_row;
   Py_ssize_t *__pyx_v_off;
   Py_ssize_t *__pyx_v_row_off;
   Py_ssize_t *__pyx_v_tap_off;
@@ -33126,7 +33194,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *     cdef rank_t *work_row
 */
   __pyx_t_2 = 0;
-  __pyx_v_fill = (*((__pyx_t_7imgfilt_10_rank_avx2_u8_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u8_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
+  __pyx_v_fill = (*((__pyx_t_7imgfilt_10_nonlinear_u8_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u8_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
   /* "src/imgfilt/_rank_core.pxi":504
  *     cdef Py_ssize_t *rem_off
@@ -33236,7 +33304,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
 */
-  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN);
+  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_10_nonlinear_TAPS_MIN);
 
   if (!__pyx_t_12) {
 
@@ -33246,7 +33314,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 
     goto __pyx_L5_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -33495,7 +33563,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -33513,7 +33581,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -33523,7 +33591,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 
     goto __pyx_L18_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -33614,7 +33682,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -33632,7 +33700,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -33642,7 +33710,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -33660,7 +33728,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -33670,7 +33738,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -33680,7 +33748,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -34001,7 +34069,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_NETWORK);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_NETWORK);
 
   if (__pyx_t_8) {
 
@@ -34064,7 +34132,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 
       goto __pyx_L47_bool_binop_done;
     }
-    __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
+    __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
 
 
     __pyx_t_8 = __pyx_t_12;
@@ -34118,7 +34186,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *                                   or rank != 4 or work.shape[1] < 3 * padded_w):
  *         raise ValueError("rank engine: the sorted-columns kernel is the median of a 3 x 3 box")
 */
-  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3);
 
   if (__pyx_t_12) {
 
@@ -34240,8 +34308,8 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
 */
   switch (__pyx_v_method) {
-    case __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN:
-    case __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX:
+    case __pyx_e_7imgfilt_10_nonlinear_BOX_MIN:
+    case __pyx_e_7imgfilt_10_nonlinear_BOX_MAX:
     __pyx_t_12 = 1;
     break;
     default:
@@ -34327,7 +34395,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *         if rank_t is u8_t:
  *             bins, shift = 256, 4
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_HISTOGRAM);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_HISTOGRAM);
 
   if (__pyx_t_8) {
 
@@ -34466,7 +34534,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
                 __pyx_t_2 = __pyx_v_tid;
                 __pyx_t_13 = 0;
-                __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u8_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u8_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
+                __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_10_nonlinear_u8_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u8_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
                 /* "src/imgfilt/_rank_core.pxi":557
  *         tid = threadid()
@@ -34477,7 +34545,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 */
                 __pyx_t_13 = __pyx_v_tid;
                 __pyx_t_2 = 0;
-                __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u8_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u8_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
+                __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_10_nonlinear_u8_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u8_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
                 /* "src/imgfilt/_rank_core.pxi":558
  *         ring_row = &ring[tid, 0]
@@ -34617,7 +34685,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
 */
-                                __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
+                                __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
                                 /* "src/imgfilt/_rank_core.pxi":572
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
@@ -34658,7 +34726,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
                                 __pyx_t_15 = __pyx_v_z;
                                 __pyx_t_16 = __pyx_v_y;
                                 __pyx_t_17 = 0;
-                                __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u8_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u8_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
+                                __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_10_nonlinear_u8_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u8_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
                                 /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -34668,8 +34736,8 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                 switch (__pyx_v_method) {
-                                  case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN:
-                                  case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX:
+                                  case __pyx_e_7imgfilt_10_nonlinear_TAPS_MIN:
+                                  case __pyx_e_7imgfilt_10_nonlinear_TAPS_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":576
  *             out_row = &out[n, c, z, y, 0]
@@ -34678,7 +34746,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
 */
-                                  __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -34688,7 +34756,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                   break;
-                                  case __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN:
+                                  case __pyx_e_7imgfilt_10_nonlinear_BOX_MIN:
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -34697,7 +34765,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
 */
-                                  case __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX:
+                                  case __pyx_e_7imgfilt_10_nonlinear_BOX_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":578
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
@@ -34706,7 +34774,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *                                  work_row, out_row, out_w)
  *             elif method == COLUMNS_3X3:
 */
-                                  __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -34716,7 +34784,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *                                  work_row, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3:
+                                  case __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3:
 
                                   /* "src/imgfilt/_rank_core.pxi":581
  *                                  work_row, out_row, out_w)
@@ -34725,7 +34793,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
  *             elif method == NETWORK:
 */
-                                  __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":580
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
@@ -34735,7 +34803,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_10_rank_avx2_NETWORK:
+                                  case __pyx_e_7imgfilt_10_nonlinear_NETWORK:
 
                                   /* "src/imgfilt/_rank_core.pxi":584
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
@@ -34744,7 +34812,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *             else:
  *                 for i in range(n_add):
 */
-                                  __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":583
  *                 _row_median_3x3(ring_row + row_off[0], ring_row + row_off[1],
@@ -34826,7 +34894,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)
 */
-                                  __pyx_fuse_0__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_0__pyx_f_7imgfilt_10_nonlinear__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
                                   break;
                                 }
                             }
@@ -34875,7 +34943,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_9);
   __Pyx_XDECREF(__pyx_t_10);
-  __Pyx_AddTraceback("imgfilt._rank_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
 
@@ -34918,9 +34986,9 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_8rank_rows(CYTHON_UNUSED PyObjec
 }
 
 /* Python wrapper */
-static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_10_rank_avx2_11rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-static PyMethodDef __pyx_fuse_1__pyx_mdef_7imgfilt_10_rank_avx2_11rank_rows = {"__pyx_fuse_1rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_1__pyx_pw_7imgfilt_10_rank_avx2_11rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_10_rank_avx2_6rank_rows};
-static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_10_rank_avx2_11rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_10_nonlinear_15rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyMethodDef __pyx_fuse_1__pyx_mdef_7imgfilt_10_nonlinear_15rank_rows = {"__pyx_fuse_1rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_1__pyx_pw_7imgfilt_10_nonlinear_15rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_10_nonlinear_6rank_rows};
+static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_10_nonlinear_15rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   __Pyx_memviewslice __pyx_v_x = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_out = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_cval = { 0, 0, { 0 }, { 0 }, { 0 } };
@@ -35115,9 +35183,9 @@ static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_10_rank_avx2_11rank_rows(PyObject
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
       if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 459, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 460, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 460, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
     __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 461, __pyx_L3_error)
     __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 461, __pyx_L3_error)
@@ -35132,9 +35200,9 @@ static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_10_rank_avx2_11rank_rows(PyObject
     __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 465, __pyx_L3_error)
     __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 466, __pyx_L3_error)
     __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 466, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
     __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
     __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 468, __pyx_L3_error)
     __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 468, __pyx_L3_error)
     __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 468, __pyx_L3_error)
@@ -35166,12 +35234,12 @@ static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_10_rank_avx2_11rank_rows(PyObject
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_work, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_hist, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_offsets, 1);
-  __Pyx_AddTraceback("imgfilt._rank_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
   if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 460, __pyx_L1_error)
-  __pyx_r = __pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
+  __pyx_r = __pyx_pf_7imgfilt_10_nonlinear_14rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
   goto __pyx_L0;
@@ -35212,7 +35280,7 @@ static PyObject *__pyx_fuse_1__pyx_pw_7imgfilt_10_rank_avx2_11rank_rows(PyObject
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_14rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
   Py_ssize_t __pyx_v_kernel_d;
   Py_ssize_t __pyx_v_kernel_h;
   Py_ssize_t __pyx_v_kernel_w;
@@ -35238,10 +35306,10 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   Py_ssize_t __pyx_v_shift;
   Py_ssize_t __pyx_v_bins;
   Py_ssize_t __pyx_v_i;
-  __pyx_t_7imgfilt_10_rank_avx2_u16_t __pyx_v_fill;
-  __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_ring_row;
-  __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_work_row;
-  __pyx_t_7imgfilt_10_rank_avx2_u16_t *__pyx_v_out_row;
+  __pyx_t_7imgfilt_10_nonlinear_u16_t __pyx_v_fill;
+  __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_ring_row;
+  __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_work_row;
+  __pyx_t_7imgfilt_10_nonlinear_u16_t *__pyx_v_out_row;
   Py_ssize_t *__pyx_v_off;
   Py_ssize_t *__pyx_v_row_off;
   Py_ssize_t *__pyx_v_tap_off;
@@ -35374,7 +35442,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *     cdef rank_t *work_row
 */
   __pyx_t_2 = 0;
-  __pyx_v_fill = (*((__pyx_t_7imgfilt_10_rank_avx2_u16_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u16_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
+  __pyx_v_fill = (*((__pyx_t_7imgfilt_10_nonlinear_u16_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u16_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
   /* "src/imgfilt/_rank_core.pxi":504
  *     cdef Py_ssize_t *rem_off
@@ -35484,7 +35552,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
 */
-  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN);
+  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_10_nonlinear_TAPS_MIN);
 
   if (!__pyx_t_12) {
 
@@ -35494,7 +35562,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L5_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -35743,7 +35811,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -35761,7 +35829,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -35771,7 +35839,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L18_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -35862,7 +35930,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -35880,7 +35948,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -35890,7 +35958,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -35908,7 +35976,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -35918,7 +35986,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -35928,7 +35996,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -36249,7 +36317,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_NETWORK);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_NETWORK);
 
   if (__pyx_t_8) {
 
@@ -36312,7 +36380,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 
       goto __pyx_L47_bool_binop_done;
     }
-    __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
+    __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
 
 
     __pyx_t_8 = __pyx_t_12;
@@ -36366,7 +36434,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *                                   or rank != 4 or work.shape[1] < 3 * padded_w):
  *         raise ValueError("rank engine: the sorted-columns kernel is the median of a 3 x 3 box")
 */
-  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3);
 
   if (__pyx_t_12) {
 
@@ -36488,8 +36556,8 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
 */
   switch (__pyx_v_method) {
-    case __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN:
-    case __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX:
+    case __pyx_e_7imgfilt_10_nonlinear_BOX_MIN:
+    case __pyx_e_7imgfilt_10_nonlinear_BOX_MAX:
     __pyx_t_12 = 1;
     break;
     default:
@@ -36575,7 +36643,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *         if rank_t is u8_t:
  *             bins, shift = 256, 4
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_HISTOGRAM);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_HISTOGRAM);
 
   if (__pyx_t_8) {
 
@@ -36714,7 +36782,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_t_2 = __pyx_v_tid;
                 __pyx_t_13 = 0;
-                __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u16_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u16_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
+                __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_10_nonlinear_u16_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u16_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
                 /* "src/imgfilt/_rank_core.pxi":557
  *         tid = threadid()
@@ -36725,7 +36793,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_t_13 = __pyx_v_tid;
                 __pyx_t_2 = 0;
-                __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u16_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u16_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
+                __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_10_nonlinear_u16_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u16_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
                 /* "src/imgfilt/_rank_core.pxi":558
  *         ring_row = &ring[tid, 0]
@@ -36865,7 +36933,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
 */
-                                __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
+                                __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
                                 /* "src/imgfilt/_rank_core.pxi":572
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
@@ -36906,7 +36974,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
                                 __pyx_t_15 = __pyx_v_z;
                                 __pyx_t_16 = __pyx_v_y;
                                 __pyx_t_17 = 0;
-                                __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u16_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u16_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
+                                __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_10_nonlinear_u16_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u16_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
                                 /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -36916,8 +36984,8 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                 switch (__pyx_v_method) {
-                                  case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN:
-                                  case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX:
+                                  case __pyx_e_7imgfilt_10_nonlinear_TAPS_MIN:
+                                  case __pyx_e_7imgfilt_10_nonlinear_TAPS_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":576
  *             out_row = &out[n, c, z, y, 0]
@@ -36926,7 +36994,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
 */
-                                  __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -36936,7 +37004,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                   break;
-                                  case __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN:
+                                  case __pyx_e_7imgfilt_10_nonlinear_BOX_MIN:
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -36945,7 +37013,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
 */
-                                  case __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX:
+                                  case __pyx_e_7imgfilt_10_nonlinear_BOX_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":578
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
@@ -36954,7 +37022,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *                                  work_row, out_row, out_w)
  *             elif method == COLUMNS_3X3:
 */
-                                  __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -36964,7 +37032,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *                                  work_row, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3:
+                                  case __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3:
 
                                   /* "src/imgfilt/_rank_core.pxi":581
  *                                  work_row, out_row, out_w)
@@ -36973,7 +37041,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
  *             elif method == NETWORK:
 */
-                                  __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":580
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
@@ -36983,7 +37051,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_10_rank_avx2_NETWORK:
+                                  case __pyx_e_7imgfilt_10_nonlinear_NETWORK:
 
                                   /* "src/imgfilt/_rank_core.pxi":584
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
@@ -36992,7 +37060,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *             else:
  *                 for i in range(n_add):
 */
-                                  __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":583
  *                 _row_median_3x3(ring_row + row_off[0], ring_row + row_off[1],
@@ -37074,7 +37142,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)
 */
-                                  __pyx_fuse_1__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_1__pyx_f_7imgfilt_10_nonlinear__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
                                   break;
                                 }
                             }
@@ -37123,7 +37191,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_9);
   __Pyx_XDECREF(__pyx_t_10);
-  __Pyx_AddTraceback("imgfilt._rank_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
 
@@ -37166,9 +37234,9 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_10rank_rows(CYTHON_UNUSED PyObje
 }
 
 /* Python wrapper */
-static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_10_rank_avx2_13rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-static PyMethodDef __pyx_fuse_2__pyx_mdef_7imgfilt_10_rank_avx2_13rank_rows = {"__pyx_fuse_2rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_2__pyx_pw_7imgfilt_10_rank_avx2_13rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_10_rank_avx2_6rank_rows};
-static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_10_rank_avx2_13rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_10_nonlinear_17rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyMethodDef __pyx_fuse_2__pyx_mdef_7imgfilt_10_nonlinear_17rank_rows = {"__pyx_fuse_2rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_2__pyx_pw_7imgfilt_10_nonlinear_17rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_10_nonlinear_6rank_rows};
+static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_10_nonlinear_17rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   __Pyx_memviewslice __pyx_v_x = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_out = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_cval = { 0, 0, { 0 }, { 0 }, { 0 } };
@@ -37363,9 +37431,9 @@ static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_10_rank_avx2_13rank_rows(PyObject
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
       if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 459, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 460, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 460, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
     __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 461, __pyx_L3_error)
     __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 461, __pyx_L3_error)
@@ -37380,9 +37448,9 @@ static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_10_rank_avx2_13rank_rows(PyObject
     __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 465, __pyx_L3_error)
     __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 466, __pyx_L3_error)
     __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 466, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
     __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
     __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 468, __pyx_L3_error)
     __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 468, __pyx_L3_error)
     __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 468, __pyx_L3_error)
@@ -37414,12 +37482,12 @@ static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_10_rank_avx2_13rank_rows(PyObject
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_work, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_hist, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_offsets, 1);
-  __Pyx_AddTraceback("imgfilt._rank_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
   if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 460, __pyx_L1_error)
-  __pyx_r = __pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
+  __pyx_r = __pyx_pf_7imgfilt_10_nonlinear_16rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
   goto __pyx_L0;
@@ -37460,7 +37528,7 @@ static PyObject *__pyx_fuse_2__pyx_pw_7imgfilt_10_rank_avx2_13rank_rows(PyObject
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_16rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
   Py_ssize_t __pyx_v_kernel_d;
   Py_ssize_t __pyx_v_kernel_h;
   Py_ssize_t __pyx_v_kernel_w;
@@ -37486,10 +37554,10 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   Py_ssize_t __pyx_v_shift;
   Py_ssize_t __pyx_v_bins;
   Py_ssize_t __pyx_v_i;
-  __pyx_t_7imgfilt_10_rank_avx2_u32_t __pyx_v_fill;
-  __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_ring_row;
-  __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_work_row;
-  __pyx_t_7imgfilt_10_rank_avx2_u32_t *__pyx_v_out_row;
+  __pyx_t_7imgfilt_10_nonlinear_u32_t __pyx_v_fill;
+  __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_ring_row;
+  __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_work_row;
+  __pyx_t_7imgfilt_10_nonlinear_u32_t *__pyx_v_out_row;
   Py_ssize_t *__pyx_v_off;
   Py_ssize_t *__pyx_v_row_off;
   Py_ssize_t *__pyx_v_tap_off;
@@ -37622,7 +37690,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *     cdef rank_t *work_row
 */
   __pyx_t_2 = 0;
-  __pyx_v_fill = (*((__pyx_t_7imgfilt_10_rank_avx2_u32_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u32_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
+  __pyx_v_fill = (*((__pyx_t_7imgfilt_10_nonlinear_u32_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u32_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
   /* "src/imgfilt/_rank_core.pxi":504
  *     cdef Py_ssize_t *rem_off
@@ -37732,7 +37800,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
 */
-  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN);
+  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_10_nonlinear_TAPS_MIN);
 
   if (!__pyx_t_12) {
 
@@ -37742,7 +37810,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L5_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -37991,7 +38059,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -38009,7 +38077,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -38019,7 +38087,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L18_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -38110,7 +38178,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -38128,7 +38196,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -38138,7 +38206,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -38156,7 +38224,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -38166,7 +38234,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -38176,7 +38244,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -38497,7 +38565,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_NETWORK);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_NETWORK);
 
   if (__pyx_t_8) {
 
@@ -38560,7 +38628,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 
       goto __pyx_L47_bool_binop_done;
     }
-    __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
+    __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
 
 
     __pyx_t_8 = __pyx_t_12;
@@ -38614,7 +38682,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *                                   or rank != 4 or work.shape[1] < 3 * padded_w):
  *         raise ValueError("rank engine: the sorted-columns kernel is the median of a 3 x 3 box")
 */
-  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3);
 
   if (__pyx_t_12) {
 
@@ -38736,8 +38804,8 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
 */
   switch (__pyx_v_method) {
-    case __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN:
-    case __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX:
+    case __pyx_e_7imgfilt_10_nonlinear_BOX_MIN:
+    case __pyx_e_7imgfilt_10_nonlinear_BOX_MAX:
     __pyx_t_12 = 1;
     break;
     default:
@@ -38823,7 +38891,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *         if rank_t is u8_t:
  *             bins, shift = 256, 4
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_HISTOGRAM);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_HISTOGRAM);
 
   if (unlikely(__pyx_t_8)) {
 
@@ -38913,7 +38981,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_t_2 = __pyx_v_tid;
                 __pyx_t_13 = 0;
-                __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u32_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u32_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
+                __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_10_nonlinear_u32_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u32_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
                 /* "src/imgfilt/_rank_core.pxi":557
  *         tid = threadid()
@@ -38924,7 +38992,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_t_13 = __pyx_v_tid;
                 __pyx_t_2 = 0;
-                __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u32_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u32_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
+                __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_10_nonlinear_u32_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u32_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
                 /* "src/imgfilt/_rank_core.pxi":558
  *         ring_row = &ring[tid, 0]
@@ -39064,7 +39132,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
 */
-                                __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
+                                __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
                                 /* "src/imgfilt/_rank_core.pxi":572
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
@@ -39105,7 +39173,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
                                 __pyx_t_15 = __pyx_v_z;
                                 __pyx_t_16 = __pyx_v_y;
                                 __pyx_t_17 = 0;
-                                __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u32_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u32_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
+                                __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_10_nonlinear_u32_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u32_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
                                 /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -39115,8 +39183,8 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                 switch (__pyx_v_method) {
-                                  case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN:
-                                  case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX:
+                                  case __pyx_e_7imgfilt_10_nonlinear_TAPS_MIN:
+                                  case __pyx_e_7imgfilt_10_nonlinear_TAPS_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":576
  *             out_row = &out[n, c, z, y, 0]
@@ -39125,7 +39193,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
 */
-                                  __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -39135,7 +39203,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                   break;
-                                  case __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN:
+                                  case __pyx_e_7imgfilt_10_nonlinear_BOX_MIN:
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -39144,7 +39212,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
 */
-                                  case __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX:
+                                  case __pyx_e_7imgfilt_10_nonlinear_BOX_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":578
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
@@ -39153,7 +39221,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *                                  work_row, out_row, out_w)
  *             elif method == COLUMNS_3X3:
 */
-                                  __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -39163,7 +39231,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *                                  work_row, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3:
+                                  case __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3:
 
                                   /* "src/imgfilt/_rank_core.pxi":581
  *                                  work_row, out_row, out_w)
@@ -39172,7 +39240,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
  *             elif method == NETWORK:
 */
-                                  __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":580
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
@@ -39182,7 +39250,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_10_rank_avx2_NETWORK:
+                                  case __pyx_e_7imgfilt_10_nonlinear_NETWORK:
 
                                   /* "src/imgfilt/_rank_core.pxi":584
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
@@ -39191,7 +39259,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *             else:
  *                 for i in range(n_add):
 */
-                                  __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":583
  *                 _row_median_3x3(ring_row + row_off[0], ring_row + row_off[1],
@@ -39273,7 +39341,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)
 */
-                                  __pyx_fuse_2__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_2__pyx_f_7imgfilt_10_nonlinear__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
                                   break;
                                 }
                             }
@@ -39322,7 +39390,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_9);
   __Pyx_XDECREF(__pyx_t_10);
-  __Pyx_AddTraceback("imgfilt._rank_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
 
@@ -39365,9 +39433,9 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_12rank_rows(CYTHON_UNUSED PyObje
 }
 
 /* Python wrapper */
-static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_10_rank_avx2_15rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-static PyMethodDef __pyx_fuse_3__pyx_mdef_7imgfilt_10_rank_avx2_15rank_rows = {"__pyx_fuse_3rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_3__pyx_pw_7imgfilt_10_rank_avx2_15rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_10_rank_avx2_6rank_rows};
-static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_10_rank_avx2_15rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_10_nonlinear_19rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyMethodDef __pyx_fuse_3__pyx_mdef_7imgfilt_10_nonlinear_19rank_rows = {"__pyx_fuse_3rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_3__pyx_pw_7imgfilt_10_nonlinear_19rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_10_nonlinear_6rank_rows};
+static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_10_nonlinear_19rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   __Pyx_memviewslice __pyx_v_x = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_out = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_cval = { 0, 0, { 0 }, { 0 }, { 0 } };
@@ -39562,9 +39630,9 @@ static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_10_rank_avx2_15rank_rows(PyObject
       values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
       if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(2, 459, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
-    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
-    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 460, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(2, 459, __pyx_L3_error)
+    __pyx_v_cval = __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t__const__(values[2], 0); if (unlikely(!__pyx_v_cval.memview)) __PYX_ERR(2, 460, __pyx_L3_error)
     __pyx_v_kernel_shape = ((PyObject*)values[3]);
     __pyx_v_tap_row = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[4], 0); if (unlikely(!__pyx_v_tap_row.memview)) __PYX_ERR(2, 461, __pyx_L3_error)
     __pyx_v_tap_col = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[5], 0); if (unlikely(!__pyx_v_tap_col.memview)) __PYX_ERR(2, 461, __pyx_L3_error)
@@ -39579,9 +39647,9 @@ static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_10_rank_avx2_15rank_rows(PyObject
     __pyx_v_row_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[14], 0); if (unlikely(!__pyx_v_row_map.memview)) __PYX_ERR(2, 465, __pyx_L3_error)
     __pyx_v_col_map = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t__const__(values[15], 0); if (unlikely(!__pyx_v_col_map.memview)) __PYX_ERR(2, 466, __pyx_L3_error)
     __pyx_v_pad_left = __Pyx_PyIndex_AsSsize_t(values[16]); if (unlikely((__pyx_v_pad_left == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 466, __pyx_L3_error)
-    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
+    __pyx_v_ring = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t(values[17], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ring.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
     __pyx_v_tags = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[18], PyBUF_WRITABLE); if (unlikely(!__pyx_v_tags.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
-    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
+    __pyx_v_work = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t(values[19], PyBUF_WRITABLE); if (unlikely(!__pyx_v_work.memview)) __PYX_ERR(2, 467, __pyx_L3_error)
     __pyx_v_hist = __Pyx_PyObject_to_MemoryviewSlice_d_dc_int(values[20], PyBUF_WRITABLE); if (unlikely(!__pyx_v_hist.memview)) __PYX_ERR(2, 468, __pyx_L3_error)
     __pyx_v_offsets = __Pyx_PyObject_to_MemoryviewSlice_d_dc_Py_ssize_t(values[21], PyBUF_WRITABLE); if (unlikely(!__pyx_v_offsets.memview)) __PYX_ERR(2, 468, __pyx_L3_error)
     __pyx_v_num_threads = __Pyx_PyLong_As_int(values[22]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 468, __pyx_L3_error)
@@ -39613,12 +39681,12 @@ static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_10_rank_avx2_15rank_rows(PyObject
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_work, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_hist, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_offsets, 1);
-  __Pyx_AddTraceback("imgfilt._rank_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
   if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 460, __pyx_L1_error)
-  __pyx_r = __pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
+  __pyx_r = __pyx_pf_7imgfilt_10_nonlinear_18rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
   goto __pyx_L0;
@@ -39659,7 +39727,7 @@ static PyObject *__pyx_fuse_3__pyx_pw_7imgfilt_10_rank_avx2_15rank_rows(PyObject
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_18rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
   Py_ssize_t __pyx_v_kernel_d;
   Py_ssize_t __pyx_v_kernel_h;
   Py_ssize_t __pyx_v_kernel_w;
@@ -39685,10 +39753,10 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   Py_ssize_t __pyx_v_shift;
   Py_ssize_t __pyx_v_bins;
   Py_ssize_t __pyx_v_i;
-  __pyx_t_7imgfilt_10_rank_avx2_u64_t __pyx_v_fill;
-  __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_ring_row;
-  __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_work_row;
-  __pyx_t_7imgfilt_10_rank_avx2_u64_t *__pyx_v_out_row;
+  __pyx_t_7imgfilt_10_nonlinear_u64_t __pyx_v_fill;
+  __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_ring_row;
+  __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_work_row;
+  __pyx_t_7imgfilt_10_nonlinear_u64_t *__pyx_v_out_row;
   Py_ssize_t *__pyx_v_off;
   Py_ssize_t *__pyx_v_row_off;
   Py_ssize_t *__pyx_v_tap_off;
@@ -39821,7 +39889,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *     cdef rank_t *work_row
 */
   __pyx_t_2 = 0;
-  __pyx_v_fill = (*((__pyx_t_7imgfilt_10_rank_avx2_u64_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u64_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
+  __pyx_v_fill = (*((__pyx_t_7imgfilt_10_nonlinear_u64_t const  *) ( /* dim=0 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u64_t const  *) __pyx_v_cval.data) + __pyx_t_2)) )));
 
   /* "src/imgfilt/_rank_core.pxi":504
  *     cdef Py_ssize_t *rem_off
@@ -39931,7 +39999,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
 */
-  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN);
+  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_10_nonlinear_TAPS_MIN);
 
   if (!__pyx_t_12) {
 
@@ -39941,7 +40009,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L5_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -40190,7 +40258,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -40208,7 +40276,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -40218,7 +40286,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L18_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -40309,7 +40377,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -40327,7 +40395,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -40337,7 +40405,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -40355,7 +40423,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -40365,7 +40433,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -40375,7 +40443,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -40696,7 +40764,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_NETWORK);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_NETWORK);
 
   if (__pyx_t_8) {
 
@@ -40759,7 +40827,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 
       goto __pyx_L47_bool_binop_done;
     }
-    __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
+    __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
 
 
     __pyx_t_8 = __pyx_t_12;
@@ -40813,7 +40881,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *                                   or rank != 4 or work.shape[1] < 3 * padded_w):
  *         raise ValueError("rank engine: the sorted-columns kernel is the median of a 3 x 3 box")
 */
-  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3);
 
   if (__pyx_t_12) {
 
@@ -40935,8 +41003,8 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
 */
   switch (__pyx_v_method) {
-    case __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN:
-    case __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX:
+    case __pyx_e_7imgfilt_10_nonlinear_BOX_MIN:
+    case __pyx_e_7imgfilt_10_nonlinear_BOX_MAX:
     __pyx_t_12 = 1;
     break;
     default:
@@ -41022,7 +41090,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *         if rank_t is u8_t:
  *             bins, shift = 256, 4
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_HISTOGRAM);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_HISTOGRAM);
 
   if (unlikely(__pyx_t_8)) {
 
@@ -41112,7 +41180,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_t_2 = __pyx_v_tid;
                 __pyx_t_13 = 0;
-                __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u64_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u64_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
+                __pyx_v_ring_row = (&(*((__pyx_t_7imgfilt_10_nonlinear_u64_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u64_t *) ( /* dim=0 */ (__pyx_v_ring.data + __pyx_t_2 * __pyx_v_ring.strides[0]) )) + __pyx_t_13)) ))));
 
                 /* "src/imgfilt/_rank_core.pxi":557
  *         tid = threadid()
@@ -41123,7 +41191,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 */
                 __pyx_t_13 = __pyx_v_tid;
                 __pyx_t_2 = 0;
-                __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u64_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u64_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
+                __pyx_v_work_row = (&(*((__pyx_t_7imgfilt_10_nonlinear_u64_t *) ( /* dim=1 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u64_t *) ( /* dim=0 */ (__pyx_v_work.data + __pyx_t_13 * __pyx_v_work.strides[0]) )) + __pyx_t_2)) ))));
 
                 /* "src/imgfilt/_rank_core.pxi":558
  *         ring_row = &ring[tid, 0]
@@ -41263,7 +41331,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
 */
-                                __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
+                                __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
                                 /* "src/imgfilt/_rank_core.pxi":572
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
@@ -41304,7 +41372,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
                                 __pyx_t_15 = __pyx_v_z;
                                 __pyx_t_16 = __pyx_v_y;
                                 __pyx_t_17 = 0;
-                                __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_10_rank_avx2_u64_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_rank_avx2_u64_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
+                                __pyx_v_out_row = (&(*((__pyx_t_7imgfilt_10_nonlinear_u64_t *) ( /* dim=4 */ ((char *) (((__pyx_t_7imgfilt_10_nonlinear_u64_t *) ( /* dim=3 */ (( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_out.data + __pyx_t_13 * __pyx_v_out.strides[0]) ) + __pyx_t_2 * __pyx_v_out.strides[1]) ) + __pyx_t_15 * __pyx_v_out.strides[2]) ) + __pyx_t_16 * __pyx_v_out.strides[3]) )) + __pyx_t_17)) ))));
 
                                 /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -41314,8 +41382,8 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                 switch (__pyx_v_method) {
-                                  case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN:
-                                  case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX:
+                                  case __pyx_e_7imgfilt_10_nonlinear_TAPS_MIN:
+                                  case __pyx_e_7imgfilt_10_nonlinear_TAPS_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":576
  *             out_row = &out[n, c, z, y, 0]
@@ -41324,7 +41392,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
 */
-                                  __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -41334,7 +41402,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                   break;
-                                  case __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN:
+                                  case __pyx_e_7imgfilt_10_nonlinear_BOX_MIN:
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -41343,7 +41411,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
 */
-                                  case __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX:
+                                  case __pyx_e_7imgfilt_10_nonlinear_BOX_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":578
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
@@ -41352,7 +41420,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *                                  work_row, out_row, out_w)
  *             elif method == COLUMNS_3X3:
 */
-                                  __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -41362,7 +41430,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *                                  work_row, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3:
+                                  case __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3:
 
                                   /* "src/imgfilt/_rank_core.pxi":581
  *                                  work_row, out_row, out_w)
@@ -41371,7 +41439,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
  *             elif method == NETWORK:
 */
-                                  __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":580
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
@@ -41381,7 +41449,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_10_rank_avx2_NETWORK:
+                                  case __pyx_e_7imgfilt_10_nonlinear_NETWORK:
 
                                   /* "src/imgfilt/_rank_core.pxi":584
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
@@ -41390,7 +41458,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *             else:
  *                 for i in range(n_add):
 */
-                                  __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":583
  *                 _row_median_3x3(ring_row + row_off[0], ring_row + row_off[1],
@@ -41472,7 +41540,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)
 */
-                                  __pyx_fuse_3__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_3__pyx_f_7imgfilt_10_nonlinear__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
                                   break;
                                 }
                             }
@@ -41521,7 +41589,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_9);
   __Pyx_XDECREF(__pyx_t_10);
-  __Pyx_AddTraceback("imgfilt._rank_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
 
@@ -41564,9 +41632,9 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_14rank_rows(CYTHON_UNUSED PyObje
 }
 
 /* Python wrapper */
-static PyObject *__pyx_fuse_4__pyx_pw_7imgfilt_10_rank_avx2_17rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-static PyMethodDef __pyx_fuse_4__pyx_mdef_7imgfilt_10_rank_avx2_17rank_rows = {"__pyx_fuse_4rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_4__pyx_pw_7imgfilt_10_rank_avx2_17rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_10_rank_avx2_6rank_rows};
-static PyObject *__pyx_fuse_4__pyx_pw_7imgfilt_10_rank_avx2_17rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_fuse_4__pyx_pw_7imgfilt_10_nonlinear_21rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyMethodDef __pyx_fuse_4__pyx_mdef_7imgfilt_10_nonlinear_21rank_rows = {"__pyx_fuse_4rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_4__pyx_pw_7imgfilt_10_nonlinear_21rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_10_nonlinear_6rank_rows};
+static PyObject *__pyx_fuse_4__pyx_pw_7imgfilt_10_nonlinear_21rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   __Pyx_memviewslice __pyx_v_x = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_out = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_cval = { 0, 0, { 0 }, { 0 }, { 0 } };
@@ -41812,12 +41880,12 @@ static PyObject *__pyx_fuse_4__pyx_pw_7imgfilt_10_rank_avx2_17rank_rows(PyObject
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_work, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_hist, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_offsets, 1);
-  __Pyx_AddTraceback("imgfilt._rank_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
   if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 460, __pyx_L1_error)
-  __pyx_r = __pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
+  __pyx_r = __pyx_pf_7imgfilt_10_nonlinear_20rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
   goto __pyx_L0;
@@ -41858,7 +41926,7 @@ static PyObject *__pyx_fuse_4__pyx_pw_7imgfilt_10_rank_avx2_17rank_rows(PyObject
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_20rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
   Py_ssize_t __pyx_v_kernel_d;
   Py_ssize_t __pyx_v_kernel_h;
   Py_ssize_t __pyx_v_kernel_w;
@@ -42130,7 +42198,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
 */
-  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN);
+  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_10_nonlinear_TAPS_MIN);
 
   if (!__pyx_t_12) {
 
@@ -42140,7 +42208,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L5_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -42389,7 +42457,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -42407,7 +42475,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -42417,7 +42485,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L18_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -42508,7 +42576,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -42526,7 +42594,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -42536,7 +42604,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -42554,7 +42622,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -42564,7 +42632,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -42574,7 +42642,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -42895,7 +42963,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_NETWORK);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_NETWORK);
 
   if (__pyx_t_8) {
 
@@ -42958,7 +43026,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 
       goto __pyx_L47_bool_binop_done;
     }
-    __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
+    __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
 
 
     __pyx_t_8 = __pyx_t_12;
@@ -43012,7 +43080,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *                                   or rank != 4 or work.shape[1] < 3 * padded_w):
  *         raise ValueError("rank engine: the sorted-columns kernel is the median of a 3 x 3 box")
 */
-  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3);
 
   if (__pyx_t_12) {
 
@@ -43134,8 +43202,8 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
 */
   switch (__pyx_v_method) {
-    case __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN:
-    case __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX:
+    case __pyx_e_7imgfilt_10_nonlinear_BOX_MIN:
+    case __pyx_e_7imgfilt_10_nonlinear_BOX_MAX:
     __pyx_t_12 = 1;
     break;
     default:
@@ -43221,7 +43289,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *         if rank_t is u8_t:
  *             bins, shift = 256, 4
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_HISTOGRAM);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_HISTOGRAM);
 
   if (unlikely(__pyx_t_8)) {
 
@@ -43462,7 +43530,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
 */
-                                __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
+                                __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
                                 /* "src/imgfilt/_rank_core.pxi":572
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
@@ -43513,8 +43581,8 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                 switch (__pyx_v_method) {
-                                  case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN:
-                                  case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX:
+                                  case __pyx_e_7imgfilt_10_nonlinear_TAPS_MIN:
+                                  case __pyx_e_7imgfilt_10_nonlinear_TAPS_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":576
  *             out_row = &out[n, c, z, y, 0]
@@ -43523,7 +43591,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
 */
-                                  __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -43533,7 +43601,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                   break;
-                                  case __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN:
+                                  case __pyx_e_7imgfilt_10_nonlinear_BOX_MIN:
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -43542,7 +43610,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
 */
-                                  case __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX:
+                                  case __pyx_e_7imgfilt_10_nonlinear_BOX_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":578
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
@@ -43551,7 +43619,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *                                  work_row, out_row, out_w)
  *             elif method == COLUMNS_3X3:
 */
-                                  __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -43561,7 +43629,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *                                  work_row, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3:
+                                  case __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3:
 
                                   /* "src/imgfilt/_rank_core.pxi":581
  *                                  work_row, out_row, out_w)
@@ -43570,7 +43638,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
  *             elif method == NETWORK:
 */
-                                  __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":580
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
@@ -43580,7 +43648,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_10_rank_avx2_NETWORK:
+                                  case __pyx_e_7imgfilt_10_nonlinear_NETWORK:
 
                                   /* "src/imgfilt/_rank_core.pxi":584
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
@@ -43589,7 +43657,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *             else:
  *                 for i in range(n_add):
 */
-                                  __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":583
  *                 _row_median_3x3(ring_row + row_off[0], ring_row + row_off[1],
@@ -43671,7 +43739,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)
 */
-                                  __pyx_fuse_4__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_4__pyx_f_7imgfilt_10_nonlinear__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
                                   break;
                                 }
                             }
@@ -43720,7 +43788,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_9);
   __Pyx_XDECREF(__pyx_t_10);
-  __Pyx_AddTraceback("imgfilt._rank_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
 
@@ -43763,9 +43831,9 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_16rank_rows(CYTHON_UNUSED PyObje
 }
 
 /* Python wrapper */
-static PyObject *__pyx_fuse_5__pyx_pw_7imgfilt_10_rank_avx2_19rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-static PyMethodDef __pyx_fuse_5__pyx_mdef_7imgfilt_10_rank_avx2_19rank_rows = {"__pyx_fuse_5rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_5__pyx_pw_7imgfilt_10_rank_avx2_19rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_10_rank_avx2_6rank_rows};
-static PyObject *__pyx_fuse_5__pyx_pw_7imgfilt_10_rank_avx2_19rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_fuse_5__pyx_pw_7imgfilt_10_nonlinear_23rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyMethodDef __pyx_fuse_5__pyx_mdef_7imgfilt_10_nonlinear_23rank_rows = {"__pyx_fuse_5rank_rows", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_5__pyx_pw_7imgfilt_10_nonlinear_23rank_rows, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7imgfilt_10_nonlinear_6rank_rows};
+static PyObject *__pyx_fuse_5__pyx_pw_7imgfilt_10_nonlinear_23rank_rows(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   __Pyx_memviewslice __pyx_v_x = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_out = { 0, 0, { 0 }, { 0 }, { 0 } };
   __Pyx_memviewslice __pyx_v_cval = { 0, 0, { 0 }, { 0 }, { 0 } };
@@ -44011,12 +44079,12 @@ static PyObject *__pyx_fuse_5__pyx_pw_7imgfilt_10_rank_avx2_19rank_rows(PyObject
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_work, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_hist, 1);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_offsets, 1);
-  __Pyx_AddTraceback("imgfilt._rank_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
   if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_kernel_shape), (&PyTuple_Type), 1, "kernel_shape", 1))) __PYX_ERR(2, 460, __pyx_L1_error)
-  __pyx_r = __pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
+  __pyx_r = __pyx_pf_7imgfilt_10_nonlinear_22rank_rows(__pyx_self, __pyx_v_x, __pyx_v_out, __pyx_v_cval, __pyx_v_kernel_shape, __pyx_v_tap_row, __pyx_v_tap_col, __pyx_v_method, __pyx_v_rank, __pyx_v_network, __pyx_v_add_row, __pyx_v_add_col, __pyx_v_rem_row, __pyx_v_rem_col, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_ring, __pyx_v_tags, __pyx_v_work, __pyx_v_hist, __pyx_v_offsets, __pyx_v_num_threads);
 
   /* function exit code */
   goto __pyx_L0;
@@ -44057,7 +44125,7 @@ static PyObject *__pyx_fuse_5__pyx_pw_7imgfilt_10_rank_avx2_19rank_rows(PyObject
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_22rank_rows(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_out, __Pyx_memviewslice __pyx_v_cval, PyObject *__pyx_v_kernel_shape, __Pyx_memviewslice __pyx_v_tap_row, __Pyx_memviewslice __pyx_v_tap_col, int __pyx_v_method, Py_ssize_t __pyx_v_rank, __Pyx_memviewslice __pyx_v_network, __Pyx_memviewslice __pyx_v_add_row, __Pyx_memviewslice __pyx_v_add_col, __Pyx_memviewslice __pyx_v_rem_row, __Pyx_memviewslice __pyx_v_rem_col, __Pyx_memviewslice __pyx_v_plane_map, __Pyx_memviewslice __pyx_v_row_map, __Pyx_memviewslice __pyx_v_col_map, Py_ssize_t __pyx_v_pad_left, __Pyx_memviewslice __pyx_v_ring, __Pyx_memviewslice __pyx_v_tags, __Pyx_memviewslice __pyx_v_work, __Pyx_memviewslice __pyx_v_hist, __Pyx_memviewslice __pyx_v_offsets, int __pyx_v_num_threads) {
   Py_ssize_t __pyx_v_kernel_d;
   Py_ssize_t __pyx_v_kernel_h;
   Py_ssize_t __pyx_v_kernel_w;
@@ -44329,7 +44397,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: unknown method")
  *     if (out.shape[0] != batch or out.shape[1] != channels
 */
-  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN);
+  __pyx_t_12 = (__pyx_v_method < __pyx_e_7imgfilt_10_nonlinear_TAPS_MIN);
 
   if (!__pyx_t_12) {
 
@@ -44339,7 +44407,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L5_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method > __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -44588,7 +44656,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *             or _bad_map_entries(col_map, x.shape[4])):
  *         raise ValueError("rank engine: an index map points outside the input")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__pyx_v_plane_map, (__pyx_v_x.shape[2])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -44606,7 +44674,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: an index map points outside the input")
  *     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__pyx_v_row_map, (__pyx_v_x.shape[3])) != 0);
 
   if (!__pyx_t_12) {
 
@@ -44616,7 +44684,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L18_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_map_entries(__pyx_v_col_map, (__pyx_v_x.shape[4])) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -44707,7 +44775,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_tap_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -44725,7 +44793,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *             or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_add_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -44735,7 +44803,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_rem_row, 0, __pyx_v_n_rows) != 0);
 
   if (!__pyx_t_12) {
 
@@ -44753,7 +44821,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: a tap lies outside the kernel box")
  *     if rank < 0 or rank >= n_taps:
 */
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_tap_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -44763,7 +44831,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_add_col, 0, __pyx_v_kernel_w) != 0);
 
   if (!__pyx_t_12) {
 
@@ -44773,7 +44841,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 
     goto __pyx_L22_bool_binop_done;
   }
-  __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
+  __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__out_of_range(__pyx_v_rem_col, -1L, (__pyx_v_kernel_w - 1)) != 0);
 
 
   __pyx_t_8 = __pyx_t_12;
@@ -45094,7 +45162,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *         if work.shape[1] < n_taps * LANES:
  *             raise ValueError("rank engine: network scratch too small")
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_NETWORK);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_NETWORK);
 
   if (__pyx_t_8) {
 
@@ -45157,7 +45225,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
 
       goto __pyx_L47_bool_binop_done;
     }
-    __pyx_t_12 = (__pyx_f_7imgfilt_10_rank_avx2__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
+    __pyx_t_12 = (__pyx_f_7imgfilt_10_nonlinear__bad_comparators(__pyx_v_network, __pyx_v_n_taps) != 0);
 
 
     __pyx_t_8 = __pyx_t_12;
@@ -45211,7 +45279,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *                                   or rank != 4 or work.shape[1] < 3 * padded_w):
  *         raise ValueError("rank engine: the sorted-columns kernel is the median of a 3 x 3 box")
 */
-  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3);
+  __pyx_t_12 = (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3);
 
   if (__pyx_t_12) {
 
@@ -45333,8 +45401,8 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *         raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
 */
   switch (__pyx_v_method) {
-    case __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN:
-    case __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX:
+    case __pyx_e_7imgfilt_10_nonlinear_BOX_MIN:
+    case __pyx_e_7imgfilt_10_nonlinear_BOX_MAX:
     __pyx_t_12 = 1;
     break;
     default:
@@ -45420,7 +45488,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *         if rank_t is u8_t:
  *             bins, shift = 256, 4
 */
-  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_HISTOGRAM);
+  __pyx_t_8 = (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_HISTOGRAM);
 
   if (unlikely(__pyx_t_8)) {
 
@@ -45661,7 +45729,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *                            pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
  *             for i in range(n_taps):
 */
-                                __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
+                                __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__resident_rows(__pyx_v_x, __pyx_v_n, __pyx_v_c, __pyx_v_z, __pyx_v_y, __pyx_v_kernel_d, __pyx_v_kernel_h, __pyx_v_plane_map, __pyx_v_row_map, __pyx_v_col_map, __pyx_v_pad_left, __pyx_v_fill, __pyx_v_ring_row, __pyx_v_ring_width, (&(*((Py_ssize_t *) ( /* dim=1 */ ((char *) (((Py_ssize_t *) ( /* dim=0 */ (__pyx_v_tags.data + __pyx_t_13 * __pyx_v_tags.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_row_off);
 
                                 /* "src/imgfilt/_rank_core.pxi":572
  *             _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
@@ -45712,8 +45780,8 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                 switch (__pyx_v_method) {
-                                  case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MIN:
-                                  case __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX:
+                                  case __pyx_e_7imgfilt_10_nonlinear_TAPS_MIN:
+                                  case __pyx_e_7imgfilt_10_nonlinear_TAPS_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":576
  *             out_row = &out[n, c, z, y, 0]
@@ -45722,7 +45790,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *             elif method == BOX_MIN or method == BOX_MAX:
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
 */
-                                  __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__row_taps_extreme(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_TAPS_MAX), __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":575
  *                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
@@ -45732,7 +45800,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *             elif method == BOX_MIN or method == BOX_MAX:
 */
                                   break;
-                                  case __pyx_e_7imgfilt_10_rank_avx2_BOX_MIN:
+                                  case __pyx_e_7imgfilt_10_nonlinear_BOX_MIN:
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -45741,7 +45809,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
  *                                  work_row, out_row, out_w)
 */
-                                  case __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX:
+                                  case __pyx_e_7imgfilt_10_nonlinear_BOX_MAX:
 
                                   /* "src/imgfilt/_rank_core.pxi":578
  *                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
@@ -45750,7 +45818,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *                                  work_row, out_row, out_w)
  *             elif method == COLUMNS_3X3:
 */
-                                  __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_10_rank_avx2_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__row_box_extreme(__pyx_v_ring_row, __pyx_v_row_off, __pyx_v_n_rows, __pyx_v_kernel_w, (__pyx_v_method == __pyx_e_7imgfilt_10_nonlinear_BOX_MAX), __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":577
  *             if method == TAPS_MIN or method == TAPS_MAX:
@@ -45760,7 +45828,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *                                  work_row, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_10_rank_avx2_COLUMNS_3X3:
+                                  case __pyx_e_7imgfilt_10_nonlinear_COLUMNS_3X3:
 
                                   /* "src/imgfilt/_rank_core.pxi":581
  *                                  work_row, out_row, out_w)
@@ -45769,7 +45837,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
  *             elif method == NETWORK:
 */
-                                  __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__row_median_3x3((__pyx_v_ring_row + (__pyx_v_row_off[0])), (__pyx_v_ring_row + (__pyx_v_row_off[1])), (__pyx_v_ring_row + (__pyx_v_row_off[2])), __pyx_v_work_row, __pyx_v_padded_w, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":580
  *                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
@@ -45779,7 +45847,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
 */
                                   break;
-                                  case __pyx_e_7imgfilt_10_rank_avx2_NETWORK:
+                                  case __pyx_e_7imgfilt_10_nonlinear_NETWORK:
 
                                   /* "src/imgfilt/_rank_core.pxi":584
  *                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w)
@@ -45788,7 +45856,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *             else:
  *                 for i in range(n_add):
 */
-                                  __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__row_network(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_network, __pyx_v_rank, __pyx_v_work_row, __pyx_v_out_row, __pyx_v_out_w);
 
                                   /* "src/imgfilt/_rank_core.pxi":583
  *                 _row_median_3x3(ring_row + row_off[0], ring_row + row_off[1],
@@ -45870,7 +45938,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
  *                 _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,             # <<<<<<<<<<<<<<
  *                                &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)
 */
-                                  __pyx_fuse_5__pyx_f_7imgfilt_10_rank_avx2__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
+                                  __pyx_fuse_5__pyx_f_7imgfilt_10_nonlinear__row_histogram(__pyx_v_ring_row, __pyx_v_tap_off, __pyx_v_n_taps, __pyx_v_add_off, __pyx_v_n_add, __pyx_v_rem_off, __pyx_v_n_rem, __pyx_v_rank, (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_17 * __pyx_v_hist.strides[0]) )) + __pyx_t_16)) )))), (&(*((int *) ( /* dim=1 */ ((char *) (((int *) ( /* dim=0 */ (__pyx_v_hist.data + __pyx_t_15 * __pyx_v_hist.strides[0]) )) + __pyx_t_2)) )))), __pyx_v_shift, __pyx_v_out_row, __pyx_v_out_w);
                                   break;
                                 }
                             }
@@ -45919,7 +45987,7 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_9);
   __Pyx_XDECREF(__pyx_t_10);
-  __Pyx_AddTraceback("imgfilt._rank_avx2.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("imgfilt._nonlinear.rank_rows", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
 
@@ -45960,9 +46028,2425 @@ static PyObject *__pyx_pf_7imgfilt_10_rank_avx2_18rank_rows(CYTHON_UNUSED PyObje
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
+
+/* "src/imgfilt/_canny_core.pxi":19
+ * 
+ * 
+ * cdef inline float _magnitude_at(const float[:, :, ::1] magnitude, Py_ssize_t z, Py_ssize_t y,             # <<<<<<<<<<<<<<
+ *                                 Py_ssize_t x, float sz, float sy, float sx) noexcept nogil:
+ *     """Magnitude interpolated at ``(z + sz, y + sy, x + sx)``; one of the offsets is +-1 and the
+*/
+
+static CYTHON_INLINE float __pyx_f_7imgfilt_10_nonlinear__magnitude_at(__Pyx_memviewslice __pyx_v_magnitude, Py_ssize_t __pyx_v_z, Py_ssize_t __pyx_v_y, Py_ssize_t __pyx_v_x, float __pyx_v_sz, float __pyx_v_sy, float __pyx_v_sx) {
+  Py_ssize_t __pyx_v_z0;
+  Py_ssize_t __pyx_v_y0;
+  Py_ssize_t __pyx_v_x0;
+  Py_ssize_t __pyx_v_dz;
+  Py_ssize_t __pyx_v_dy;
+  Py_ssize_t __pyx_v_dx;
+  float __pyx_v_fz;
+  float __pyx_v_fy;
+  float __pyx_v_fx;
+  float __pyx_v_value;
+  float __pyx_r;
+  int __pyx_t_1;
+  int __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  Py_ssize_t __pyx_t_8;
+  Py_ssize_t __pyx_t_9;
+  Py_ssize_t __pyx_t_10;
+  Py_ssize_t __pyx_t_11;
+  Py_ssize_t __pyx_t_12;
+  Py_ssize_t __pyx_t_13;
+  Py_ssize_t __pyx_t_14;
+  Py_ssize_t __pyx_t_15;
+
+  /* "src/imgfilt/_canny_core.pxi":23
+ *     """Magnitude interpolated at ``(z + sz, y + sy, x + sx)``; one of the offsets is +-1 and the
+ *     others lie in [-1, 1], so the point is on a face of the sample's neighbourhood."""
+ *     cdef Py_ssize_t z0 = z, y0 = y, x0 = x, dz = 0, dy = 0, dx = 0             # <<<<<<<<<<<<<<
+ *     cdef float fz = 0, fy = 0, fx = 0, value
+ *     # Whole offsets move the corner; fractional ones interpolate towards the next sample.
+*/
+  __pyx_v_z0 = __pyx_v_z;
+  __pyx_v_y0 = __pyx_v_y;
+  __pyx_v_x0 = __pyx_v_x;
+  __pyx_v_dz = 0;
+  __pyx_v_dy = 0;
+  __pyx_v_dx = 0;
+
+  /* "src/imgfilt/_canny_core.pxi":24
+ *     others lie in [-1, 1], so the point is on a face of the sample's neighbourhood."""
+ *     cdef Py_ssize_t z0 = z, y0 = y, x0 = x, dz = 0, dy = 0, dx = 0
+ *     cdef float fz = 0, fy = 0, fx = 0, value             # <<<<<<<<<<<<<<
+ *     # Whole offsets move the corner; fractional ones interpolate towards the next sample.
+ *     if sz >= 1 or sz <= -1:
+*/
+  __pyx_v_fz = 0.0;
+  __pyx_v_fy = 0.0;
+  __pyx_v_fx = 0.0;
+
+  /* "src/imgfilt/_canny_core.pxi":26
+ *     cdef float fz = 0, fy = 0, fx = 0, value
+ *     # Whole offsets move the corner; fractional ones interpolate towards the next sample.
+ *     if sz >= 1 or sz <= -1:             # <<<<<<<<<<<<<<
+ *         z0 = z + (1 if sz > 0 else -1)
+ *     elif sz != 0:
+*/
+  __pyx_t_2 = (__pyx_v_sz >= 1.0);
+
+  if (!__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_2 = (__pyx_v_sz <= -1.0);
+
+
+  __pyx_t_1 = __pyx_t_2;
+
+  __pyx_L4_bool_binop_done:;
+  if (__pyx_t_1) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":27
+ *     # Whole offsets move the corner; fractional ones interpolate towards the next sample.
+ *     if sz >= 1 or sz <= -1:
+ *         z0 = z + (1 if sz > 0 else -1)             # <<<<<<<<<<<<<<
+ *     elif sz != 0:
+ *         dz = 1 if sz > 0 else -1
+*/
+    __pyx_t_1 = (__pyx_v_sz > 0.0);
+
+    if (__pyx_t_1) {
+
+      __pyx_t_3 = 1;
+    } else {
+
+      __pyx_t_3 = -1L;
+    }
+
+    __pyx_v_z0 = (__pyx_v_z + __pyx_t_3);
+
+
+    /* "src/imgfilt/_canny_core.pxi":26
+ *     cdef float fz = 0, fy = 0, fx = 0, value
+ *     # Whole offsets move the corner; fractional ones interpolate towards the next sample.
+ *     if sz >= 1 or sz <= -1:             # <<<<<<<<<<<<<<
+ *         z0 = z + (1 if sz > 0 else -1)
+ *     elif sz != 0:
+*/
+    goto __pyx_L3;
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":28
+ *     if sz >= 1 or sz <= -1:
+ *         z0 = z + (1 if sz > 0 else -1)
+ *     elif sz != 0:             # <<<<<<<<<<<<<<
+ *         dz = 1 if sz > 0 else -1
+ *         fz = fabs(sz)
+*/
+  __pyx_t_1 = (__pyx_v_sz != 0.0);
+
+  if (__pyx_t_1) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":29
+ *         z0 = z + (1 if sz > 0 else -1)
+ *     elif sz != 0:
+ *         dz = 1 if sz > 0 else -1             # <<<<<<<<<<<<<<
+ *         fz = fabs(sz)
+ *     if sy >= 1 or sy <= -1:
+*/
+    __pyx_t_1 = (__pyx_v_sz > 0.0);
+
+    if (__pyx_t_1) {
+
+      __pyx_t_3 = 1;
+    } else {
+
+      __pyx_t_3 = -1L;
+    }
+
+    __pyx_v_dz = __pyx_t_3;
+
+    /* "src/imgfilt/_canny_core.pxi":30
+ *     elif sz != 0:
+ *         dz = 1 if sz > 0 else -1
+ *         fz = fabs(sz)             # <<<<<<<<<<<<<<
+ *     if sy >= 1 or sy <= -1:
+ *         y0 = y + (1 if sy > 0 else -1)
+*/
+    __pyx_v_fz = fabs(__pyx_v_sz);
+
+    /* "src/imgfilt/_canny_core.pxi":28
+ *     if sz >= 1 or sz <= -1:
+ *         z0 = z + (1 if sz > 0 else -1)
+ *     elif sz != 0:             # <<<<<<<<<<<<<<
+ *         dz = 1 if sz > 0 else -1
+ *         fz = fabs(sz)
+*/
+  }
+  __pyx_L3:;
+
+  /* "src/imgfilt/_canny_core.pxi":31
+ *         dz = 1 if sz > 0 else -1
+ *         fz = fabs(sz)
+ *     if sy >= 1 or sy <= -1:             # <<<<<<<<<<<<<<
+ *         y0 = y + (1 if sy > 0 else -1)
+ *     elif sy != 0:
+*/
+  __pyx_t_2 = (__pyx_v_sy >= 1.0);
+
+  if (!__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L7_bool_binop_done;
+  }
+  __pyx_t_2 = (__pyx_v_sy <= -1.0);
+
+
+  __pyx_t_1 = __pyx_t_2;
+
+  __pyx_L7_bool_binop_done:;
+  if (__pyx_t_1) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":32
+ *         fz = fabs(sz)
+ *     if sy >= 1 or sy <= -1:
+ *         y0 = y + (1 if sy > 0 else -1)             # <<<<<<<<<<<<<<
+ *     elif sy != 0:
+ *         dy = 1 if sy > 0 else -1
+*/
+    __pyx_t_1 = (__pyx_v_sy > 0.0);
+
+    if (__pyx_t_1) {
+
+      __pyx_t_3 = 1;
+    } else {
+
+      __pyx_t_3 = -1L;
+    }
+
+    __pyx_v_y0 = (__pyx_v_y + __pyx_t_3);
+
+
+    /* "src/imgfilt/_canny_core.pxi":31
+ *         dz = 1 if sz > 0 else -1
+ *         fz = fabs(sz)
+ *     if sy >= 1 or sy <= -1:             # <<<<<<<<<<<<<<
+ *         y0 = y + (1 if sy > 0 else -1)
+ *     elif sy != 0:
+*/
+    goto __pyx_L6;
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":33
+ *     if sy >= 1 or sy <= -1:
+ *         y0 = y + (1 if sy > 0 else -1)
+ *     elif sy != 0:             # <<<<<<<<<<<<<<
+ *         dy = 1 if sy > 0 else -1
+ *         fy = fabs(sy)
+*/
+  __pyx_t_1 = (__pyx_v_sy != 0.0);
+
+  if (__pyx_t_1) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":34
+ *         y0 = y + (1 if sy > 0 else -1)
+ *     elif sy != 0:
+ *         dy = 1 if sy > 0 else -1             # <<<<<<<<<<<<<<
+ *         fy = fabs(sy)
+ *     if sx >= 1 or sx <= -1:
+*/
+    __pyx_t_1 = (__pyx_v_sy > 0.0);
+
+    if (__pyx_t_1) {
+
+      __pyx_t_3 = 1;
+    } else {
+
+      __pyx_t_3 = -1L;
+    }
+
+    __pyx_v_dy = __pyx_t_3;
+
+    /* "src/imgfilt/_canny_core.pxi":35
+ *     elif sy != 0:
+ *         dy = 1 if sy > 0 else -1
+ *         fy = fabs(sy)             # <<<<<<<<<<<<<<
+ *     if sx >= 1 or sx <= -1:
+ *         x0 = x + (1 if sx > 0 else -1)
+*/
+    __pyx_v_fy = fabs(__pyx_v_sy);
+
+    /* "src/imgfilt/_canny_core.pxi":33
+ *     if sy >= 1 or sy <= -1:
+ *         y0 = y + (1 if sy > 0 else -1)
+ *     elif sy != 0:             # <<<<<<<<<<<<<<
+ *         dy = 1 if sy > 0 else -1
+ *         fy = fabs(sy)
+*/
+  }
+  __pyx_L6:;
+
+  /* "src/imgfilt/_canny_core.pxi":36
+ *         dy = 1 if sy > 0 else -1
+ *         fy = fabs(sy)
+ *     if sx >= 1 or sx <= -1:             # <<<<<<<<<<<<<<
+ *         x0 = x + (1 if sx > 0 else -1)
+ *     elif sx != 0:
+*/
+  __pyx_t_2 = (__pyx_v_sx >= 1.0);
+
+  if (!__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L10_bool_binop_done;
+  }
+  __pyx_t_2 = (__pyx_v_sx <= -1.0);
+
+
+  __pyx_t_1 = __pyx_t_2;
+
+  __pyx_L10_bool_binop_done:;
+  if (__pyx_t_1) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":37
+ *         fy = fabs(sy)
+ *     if sx >= 1 or sx <= -1:
+ *         x0 = x + (1 if sx > 0 else -1)             # <<<<<<<<<<<<<<
+ *     elif sx != 0:
+ *         dx = 1 if sx > 0 else -1
+*/
+    __pyx_t_1 = (__pyx_v_sx > 0.0);
+
+    if (__pyx_t_1) {
+
+      __pyx_t_3 = 1;
+    } else {
+
+      __pyx_t_3 = -1L;
+    }
+
+    __pyx_v_x0 = (__pyx_v_x + __pyx_t_3);
+
+
+    /* "src/imgfilt/_canny_core.pxi":36
+ *         dy = 1 if sy > 0 else -1
+ *         fy = fabs(sy)
+ *     if sx >= 1 or sx <= -1:             # <<<<<<<<<<<<<<
+ *         x0 = x + (1 if sx > 0 else -1)
+ *     elif sx != 0:
+*/
+    goto __pyx_L9;
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":38
+ *     if sx >= 1 or sx <= -1:
+ *         x0 = x + (1 if sx > 0 else -1)
+ *     elif sx != 0:             # <<<<<<<<<<<<<<
+ *         dx = 1 if sx > 0 else -1
+ *         fx = fabs(sx)
+*/
+  __pyx_t_1 = (__pyx_v_sx != 0.0);
+
+  if (__pyx_t_1) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":39
+ *         x0 = x + (1 if sx > 0 else -1)
+ *     elif sx != 0:
+ *         dx = 1 if sx > 0 else -1             # <<<<<<<<<<<<<<
+ *         fx = fabs(sx)
+ *     # Linear along y then x (and z), in the order scikit-image's 2-D code uses: w * far + (1-w) * near.
+*/
+    __pyx_t_1 = (__pyx_v_sx > 0.0);
+
+    if (__pyx_t_1) {
+
+      __pyx_t_3 = 1;
+    } else {
+
+      __pyx_t_3 = -1L;
+    }
+
+    __pyx_v_dx = __pyx_t_3;
+
+    /* "src/imgfilt/_canny_core.pxi":40
+ *     elif sx != 0:
+ *         dx = 1 if sx > 0 else -1
+ *         fx = fabs(sx)             # <<<<<<<<<<<<<<
+ *     # Linear along y then x (and z), in the order scikit-image's 2-D code uses: w * far + (1-w) * near.
+ *     if dz == 0:
+*/
+    __pyx_v_fx = fabs(__pyx_v_sx);
+
+    /* "src/imgfilt/_canny_core.pxi":38
+ *     if sx >= 1 or sx <= -1:
+ *         x0 = x + (1 if sx > 0 else -1)
+ *     elif sx != 0:             # <<<<<<<<<<<<<<
+ *         dx = 1 if sx > 0 else -1
+ *         fx = fabs(sx)
+*/
+  }
+  __pyx_L9:;
+
+  /* "src/imgfilt/_canny_core.pxi":42
+ *         fx = fabs(sx)
+ *     # Linear along y then x (and z), in the order scikit-image's 2-D code uses: w * far + (1-w) * near.
+ *     if dz == 0:             # <<<<<<<<<<<<<<
+ *         if dy == 0:
+ *             value = magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)
+*/
+  __pyx_t_1 = (__pyx_v_dz == 0);
+
+  if (__pyx_t_1) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":43
+ *     # Linear along y then x (and z), in the order scikit-image's 2-D code uses: w * far + (1-w) * near.
+ *     if dz == 0:
+ *         if dy == 0:             # <<<<<<<<<<<<<<
+ *             value = magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)
+ *         elif dx == 0:
+*/
+    __pyx_t_1 = (__pyx_v_dy == 0);
+
+    if (__pyx_t_1) {
+
+
+      /* "src/imgfilt/_canny_core.pxi":44
+ *     if dz == 0:
+ *         if dy == 0:
+ *             value = magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)             # <<<<<<<<<<<<<<
+ *         elif dx == 0:
+ *             value = magnitude[z0, y0 + dy, x0] * fy + magnitude[z0, y0, x0] * (1 - fy)
+*/
+      __pyx_t_4 = __pyx_v_z0;
+      __pyx_t_5 = __pyx_v_y0;
+      __pyx_t_6 = (__pyx_v_x0 + __pyx_v_dx);
+      __pyx_t_7 = __pyx_v_z0;
+      __pyx_t_8 = __pyx_v_y0;
+      __pyx_t_9 = __pyx_v_x0;
+      __pyx_v_value = (((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_4 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_5 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_6)) ))) * __pyx_v_fx) + ((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_7 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_8 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_9)) ))) * (1.0 - __pyx_v_fx)));
+
+      /* "src/imgfilt/_canny_core.pxi":43
+ *     # Linear along y then x (and z), in the order scikit-image's 2-D code uses: w * far + (1-w) * near.
+ *     if dz == 0:
+ *         if dy == 0:             # <<<<<<<<<<<<<<
+ *             value = magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)
+ *         elif dx == 0:
+*/
+      goto __pyx_L13;
+    }
+
+    /* "src/imgfilt/_canny_core.pxi":45
+ *         if dy == 0:
+ *             value = magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)
+ *         elif dx == 0:             # <<<<<<<<<<<<<<
+ *             value = magnitude[z0, y0 + dy, x0] * fy + magnitude[z0, y0, x0] * (1 - fy)
+ *         else:
+*/
+    __pyx_t_1 = (__pyx_v_dx == 0);
+
+    if (__pyx_t_1) {
+
+
+      /* "src/imgfilt/_canny_core.pxi":46
+ *             value = magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)
+ *         elif dx == 0:
+ *             value = magnitude[z0, y0 + dy, x0] * fy + magnitude[z0, y0, x0] * (1 - fy)             # <<<<<<<<<<<<<<
+ *         else:
+ *             value = ((magnitude[z0, y0 + dy, x0 + dx] * fx + magnitude[z0, y0 + dy, x0] * (1 - fx)) * fy
+*/
+      __pyx_t_9 = __pyx_v_z0;
+      __pyx_t_8 = (__pyx_v_y0 + __pyx_v_dy);
+      __pyx_t_7 = __pyx_v_x0;
+      __pyx_t_6 = __pyx_v_z0;
+      __pyx_t_5 = __pyx_v_y0;
+      __pyx_t_4 = __pyx_v_x0;
+      __pyx_v_value = (((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_9 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_8 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_7)) ))) * __pyx_v_fy) + ((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_6 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_5 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_4)) ))) * (1.0 - __pyx_v_fy)));
+
+      /* "src/imgfilt/_canny_core.pxi":45
+ *         if dy == 0:
+ *             value = magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)
+ *         elif dx == 0:             # <<<<<<<<<<<<<<
+ *             value = magnitude[z0, y0 + dy, x0] * fy + magnitude[z0, y0, x0] * (1 - fy)
+ *         else:
+*/
+      goto __pyx_L13;
+    }
+
+    /* "src/imgfilt/_canny_core.pxi":49
+ *         else:
+ *             value = ((magnitude[z0, y0 + dy, x0 + dx] * fx + magnitude[z0, y0 + dy, x0] * (1 - fx)) * fy
+ *                      + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fy))             # <<<<<<<<<<<<<<
+ *         return value
+ *     # A 3-D face: bilinear in its two fractional axes (one of fz, fy, fx is zero here).
+*/
+    /*else*/ {
+
+      /* "src/imgfilt/_canny_core.pxi":48
+ *             value = magnitude[z0, y0 + dy, x0] * fy + magnitude[z0, y0, x0] * (1 - fy)
+ *         else:
+ *             value = ((magnitude[z0, y0 + dy, x0 + dx] * fx + magnitude[z0, y0 + dy, x0] * (1 - fx)) * fy             # <<<<<<<<<<<<<<
+ *                      + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fy))
+ *         return value
+*/
+      __pyx_t_4 = __pyx_v_z0;
+      __pyx_t_5 = (__pyx_v_y0 + __pyx_v_dy);
+      __pyx_t_6 = (__pyx_v_x0 + __pyx_v_dx);
+      __pyx_t_7 = __pyx_v_z0;
+      __pyx_t_8 = (__pyx_v_y0 + __pyx_v_dy);
+      __pyx_t_9 = __pyx_v_x0;
+
+      /* "src/imgfilt/_canny_core.pxi":49
+ *         else:
+ *             value = ((magnitude[z0, y0 + dy, x0 + dx] * fx + magnitude[z0, y0 + dy, x0] * (1 - fx)) * fy
+ *                      + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fy))             # <<<<<<<<<<<<<<
+ *         return value
+ *     # A 3-D face: bilinear in its two fractional axes (one of fz, fy, fx is zero here).
+*/
+      __pyx_t_10 = __pyx_v_z0;
+      __pyx_t_11 = __pyx_v_y0;
+      __pyx_t_12 = (__pyx_v_x0 + __pyx_v_dx);
+      __pyx_t_13 = __pyx_v_z0;
+      __pyx_t_14 = __pyx_v_y0;
+      __pyx_t_15 = __pyx_v_x0;
+      __pyx_v_value = (((((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_4 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_5 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_6)) ))) * __pyx_v_fx) + ((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_7 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_8 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_9)) ))) * (1.0 - __pyx_v_fx))) * __pyx_v_fy) + ((((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_10 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_11 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_12)) ))) * __pyx_v_fx) + ((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_13 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_14 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_15)) ))) * (1.0 - __pyx_v_fx))) * (1.0 - __pyx_v_fy)));
+    }
+    __pyx_L13:;
+
+    /* "src/imgfilt/_canny_core.pxi":50
+ *             value = ((magnitude[z0, y0 + dy, x0 + dx] * fx + magnitude[z0, y0 + dy, x0] * (1 - fx)) * fy
+ *                      + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fy))
+ *         return value             # <<<<<<<<<<<<<<
+ *     # A 3-D face: bilinear in its two fractional axes (one of fz, fy, fx is zero here).
+ *     if dy == 0 and dx == 0:
+*/
+    {
+
+      __pyx_r = __pyx_v_value;
+    }
+    goto __pyx_L0;
+
+    /* "src/imgfilt/_canny_core.pxi":42
+ *         fx = fabs(sx)
+ *     # Linear along y then x (and z), in the order scikit-image's 2-D code uses: w * far + (1-w) * near.
+ *     if dz == 0:             # <<<<<<<<<<<<<<
+ *         if dy == 0:
+ *             value = magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)
+*/
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":52
+ *         return value
+ *     # A 3-D face: bilinear in its two fractional axes (one of fz, fy, fx is zero here).
+ *     if dy == 0 and dx == 0:             # <<<<<<<<<<<<<<
+ *         return magnitude[z0 + dz, y0, x0] * fz + magnitude[z0, y0, x0] * (1 - fz)
+ *     if dy == 0:
+*/
+  __pyx_t_2 = (__pyx_v_dy == 0);
+
+  if (__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L15_bool_binop_done;
+  }
+  __pyx_t_2 = (__pyx_v_dx == 0);
+
+
+  __pyx_t_1 = __pyx_t_2;
+
+  __pyx_L15_bool_binop_done:;
+  if (__pyx_t_1) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":53
+ *     # A 3-D face: bilinear in its two fractional axes (one of fz, fy, fx is zero here).
+ *     if dy == 0 and dx == 0:
+ *         return magnitude[z0 + dz, y0, x0] * fz + magnitude[z0, y0, x0] * (1 - fz)             # <<<<<<<<<<<<<<
+ *     if dy == 0:
+ *         return ((magnitude[z0 + dz, y0, x0 + dx] * fx + magnitude[z0 + dz, y0, x0] * (1 - fx)) * fz
+*/
+    __pyx_t_15 = (__pyx_v_z0 + __pyx_v_dz);
+    __pyx_t_14 = __pyx_v_y0;
+    __pyx_t_13 = __pyx_v_x0;
+    __pyx_t_12 = __pyx_v_z0;
+    __pyx_t_11 = __pyx_v_y0;
+    __pyx_t_10 = __pyx_v_x0;
+    {
+
+      __pyx_r = (((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_15 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_14 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_13)) ))) * __pyx_v_fz) + ((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_12 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_11 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_10)) ))) * (1.0 - __pyx_v_fz)));
+    }
+    goto __pyx_L0;
+
+    /* "src/imgfilt/_canny_core.pxi":52
+ *         return value
+ *     # A 3-D face: bilinear in its two fractional axes (one of fz, fy, fx is zero here).
+ *     if dy == 0 and dx == 0:             # <<<<<<<<<<<<<<
+ *         return magnitude[z0 + dz, y0, x0] * fz + magnitude[z0, y0, x0] * (1 - fz)
+ *     if dy == 0:
+*/
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":54
+ *     if dy == 0 and dx == 0:
+ *         return magnitude[z0 + dz, y0, x0] * fz + magnitude[z0, y0, x0] * (1 - fz)
+ *     if dy == 0:             # <<<<<<<<<<<<<<
+ *         return ((magnitude[z0 + dz, y0, x0 + dx] * fx + magnitude[z0 + dz, y0, x0] * (1 - fx)) * fz
+ *                 + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fz))
+*/
+  __pyx_t_1 = (__pyx_v_dy == 0);
+
+  if (__pyx_t_1) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":55
+ *         return magnitude[z0 + dz, y0, x0] * fz + magnitude[z0, y0, x0] * (1 - fz)
+ *     if dy == 0:
+ *         return ((magnitude[z0 + dz, y0, x0 + dx] * fx + magnitude[z0 + dz, y0, x0] * (1 - fx)) * fz             # <<<<<<<<<<<<<<
+ *                 + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fz))
+ *     return ((magnitude[z0 + dz, y0 + dy, x0] * fy + magnitude[z0 + dz, y0, x0] * (1 - fy)) * fz
+*/
+    __pyx_t_10 = (__pyx_v_z0 + __pyx_v_dz);
+    __pyx_t_11 = __pyx_v_y0;
+    __pyx_t_12 = (__pyx_v_x0 + __pyx_v_dx);
+    __pyx_t_13 = (__pyx_v_z0 + __pyx_v_dz);
+    __pyx_t_14 = __pyx_v_y0;
+    __pyx_t_15 = __pyx_v_x0;
+
+    /* "src/imgfilt/_canny_core.pxi":56
+ *     if dy == 0:
+ *         return ((magnitude[z0 + dz, y0, x0 + dx] * fx + magnitude[z0 + dz, y0, x0] * (1 - fx)) * fz
+ *                 + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fz))             # <<<<<<<<<<<<<<
+ *     return ((magnitude[z0 + dz, y0 + dy, x0] * fy + magnitude[z0 + dz, y0, x0] * (1 - fy)) * fz
+ *             + (magnitude[z0, y0 + dy, x0] * fy + magnitude[z0, y0, x0] * (1 - fy)) * (1 - fz))
+*/
+    __pyx_t_9 = __pyx_v_z0;
+    __pyx_t_8 = __pyx_v_y0;
+    __pyx_t_7 = (__pyx_v_x0 + __pyx_v_dx);
+    __pyx_t_6 = __pyx_v_z0;
+    __pyx_t_5 = __pyx_v_y0;
+    __pyx_t_4 = __pyx_v_x0;
+    {
+
+      __pyx_r = (((((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_10 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_11 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_12)) ))) * __pyx_v_fx) + ((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_13 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_14 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_15)) ))) * (1.0 - __pyx_v_fx))) * __pyx_v_fz) + ((((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_9 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_8 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_7)) ))) * __pyx_v_fx) + ((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_6 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_5 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_4)) ))) * (1.0 - __pyx_v_fx))) * (1.0 - __pyx_v_fz)));
+    }
+    goto __pyx_L0;
+
+    /* "src/imgfilt/_canny_core.pxi":54
+ *     if dy == 0 and dx == 0:
+ *         return magnitude[z0 + dz, y0, x0] * fz + magnitude[z0, y0, x0] * (1 - fz)
+ *     if dy == 0:             # <<<<<<<<<<<<<<
+ *         return ((magnitude[z0 + dz, y0, x0 + dx] * fx + magnitude[z0 + dz, y0, x0] * (1 - fx)) * fz
+ *                 + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fz))
+*/
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":57
+ *         return ((magnitude[z0 + dz, y0, x0 + dx] * fx + magnitude[z0 + dz, y0, x0] * (1 - fx)) * fz
+ *                 + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fz))
+ *     return ((magnitude[z0 + dz, y0 + dy, x0] * fy + magnitude[z0 + dz, y0, x0] * (1 - fy)) * fz             # <<<<<<<<<<<<<<
+ *             + (magnitude[z0, y0 + dy, x0] * fy + magnitude[z0, y0, x0] * (1 - fy)) * (1 - fz))
+ * 
+*/
+  __pyx_t_4 = (__pyx_v_z0 + __pyx_v_dz);
+  __pyx_t_5 = (__pyx_v_y0 + __pyx_v_dy);
+  __pyx_t_6 = __pyx_v_x0;
+  __pyx_t_7 = (__pyx_v_z0 + __pyx_v_dz);
+  __pyx_t_8 = __pyx_v_y0;
+  __pyx_t_9 = __pyx_v_x0;
+
+  /* "src/imgfilt/_canny_core.pxi":58
+ *                 + (magnitude[z0, y0, x0 + dx] * fx + magnitude[z0, y0, x0] * (1 - fx)) * (1 - fz))
+ *     return ((magnitude[z0 + dz, y0 + dy, x0] * fy + magnitude[z0 + dz, y0, x0] * (1 - fy)) * fz
+ *             + (magnitude[z0, y0 + dy, x0] * fy + magnitude[z0, y0, x0] * (1 - fy)) * (1 - fz))             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __pyx_t_15 = __pyx_v_z0;
+  __pyx_t_14 = (__pyx_v_y0 + __pyx_v_dy);
+  __pyx_t_13 = __pyx_v_x0;
+  __pyx_t_12 = __pyx_v_z0;
+  __pyx_t_11 = __pyx_v_y0;
+  __pyx_t_10 = __pyx_v_x0;
+  {
+
+    __pyx_r = (((((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_4 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_5 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_6)) ))) * __pyx_v_fy) + ((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_7 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_8 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_9)) ))) * (1.0 - __pyx_v_fy))) * __pyx_v_fz) + ((((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_15 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_14 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_13)) ))) * __pyx_v_fy) + ((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_12 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_11 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_10)) ))) * (1.0 - __pyx_v_fy))) * (1.0 - __pyx_v_fz)));
+  }
+  goto __pyx_L0;
+
+  /* "src/imgfilt/_canny_core.pxi":19
+ * 
+ * 
+ * cdef inline float _magnitude_at(const float[:, :, ::1] magnitude, Py_ssize_t z, Py_ssize_t y,             # <<<<<<<<<<<<<<
+ *                                 Py_ssize_t x, float sz, float sy, float sx) noexcept nogil:
+ *     """Magnitude interpolated at ``(z + sz, y + sy, x + sx)``; one of the offsets is +-1 and the
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+
+
+
+
+
+
+
+
+
+  return __pyx_r;
+}
+
+/* "src/imgfilt/_canny_core.pxi":61
+ * 
+ * 
+ * def canny_suppress(const float[:, :, ::1] gz, const float[:, :, ::1] gy,             # <<<<<<<<<<<<<<
+ *                    const float[:, :, ::1] gx, const float[:, :, ::1] magnitude,
+ *                    double low, double high, unsigned char[:, :, ::1] marks, int num_threads):
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_7imgfilt_10_nonlinear_9canny_suppress(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_7imgfilt_10_nonlinear_8canny_suppress, "canny_suppress(const float[:, :, ::1] gz, const float[:, :, ::1] gy, const float[:, :, ::1] gx, const float[:, :, ::1] magnitude, double low, double high, unsigned char[:, :, ::1] marks, int num_threads)\n\nMark each sample (D, H, W) that is a local maximum along its gradient.\n\n``marks`` gets STRONG (2) where the magnitude is >= ``high``, WEAK (1) where >= ``low``\n(and > 0), NOT_EDGE (0) elsewhere and on the border (the outermost samples of every axis\nlonger than one: what lies beyond is unknown). A unit depth axis is a 2-D image (``gz``\nis ignored).");
+static PyMethodDef __pyx_mdef_7imgfilt_10_nonlinear_9canny_suppress = {"canny_suppress", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7imgfilt_10_nonlinear_9canny_suppress, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7imgfilt_10_nonlinear_8canny_suppress};
+static PyObject *__pyx_pw_7imgfilt_10_nonlinear_9canny_suppress(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  __Pyx_memviewslice __pyx_v_gz = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_gy = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_gx = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_magnitude = { 0, 0, { 0 }, { 0 }, { 0 } };
+  double __pyx_v_low;
+  double __pyx_v_high;
+  __Pyx_memviewslice __pyx_v_marks = { 0, 0, { 0 }, { 0 }, { 0 } };
+  int __pyx_v_num_threads;
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[8] = {0,0,0,0,0,0,0,0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("canny_suppress (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_gz,&__pyx_mstate_global->__pyx_n_u_gy,&__pyx_mstate_global->__pyx_n_u_gx,&__pyx_mstate_global->__pyx_n_u_magnitude,&__pyx_mstate_global->__pyx_n_u_low,&__pyx_mstate_global->__pyx_n_u_high,&__pyx_mstate_global->__pyx_n_u_marks,&__pyx_mstate_global->__pyx_n_u_num_threads,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(3, 61, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  8:
+        values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(3, 61, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  7:
+        values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(3, 61, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  6:
+        values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(3, 61, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  5:
+        values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(3, 61, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  4:
+        values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(3, 61, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  3:
+        values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(3, 61, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  2:
+        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(3, 61, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(3, 61, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "canny_suppress", 0) < (0)) __PYX_ERR(3, 61, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 8; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("canny_suppress", 1, 8, 8, i); __PYX_ERR(3, 61, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 8)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(3, 61, __pyx_L3_error)
+      values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(3, 61, __pyx_L3_error)
+      values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(3, 61, __pyx_L3_error)
+      values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(3, 61, __pyx_L3_error)
+      values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(3, 61, __pyx_L3_error)
+      values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(3, 61, __pyx_L3_error)
+      values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(3, 61, __pyx_L3_error)
+      values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(3, 61, __pyx_L3_error)
+    }
+    __pyx_v_gz = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_gz.memview)) __PYX_ERR(3, 61, __pyx_L3_error)
+    __pyx_v_gy = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_float__const__(values[1], 0); if (unlikely(!__pyx_v_gy.memview)) __PYX_ERR(3, 61, __pyx_L3_error)
+    __pyx_v_gx = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_float__const__(values[2], 0); if (unlikely(!__pyx_v_gx.memview)) __PYX_ERR(3, 62, __pyx_L3_error)
+    __pyx_v_magnitude = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_float__const__(values[3], 0); if (unlikely(!__pyx_v_magnitude.memview)) __PYX_ERR(3, 62, __pyx_L3_error)
+    __pyx_v_low = __Pyx_PyFloat_AsDouble(values[4]); if (unlikely((__pyx_v_low == (double)-1) && PyErr_Occurred())) __PYX_ERR(3, 63, __pyx_L3_error)
+    __pyx_v_high = __Pyx_PyFloat_AsDouble(values[5]); if (unlikely((__pyx_v_high == (double)-1) && PyErr_Occurred())) __PYX_ERR(3, 63, __pyx_L3_error)
+    __pyx_v_marks = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_unsigned_char(values[6], PyBUF_WRITABLE); if (unlikely(!__pyx_v_marks.memview)) __PYX_ERR(3, 63, __pyx_L3_error)
+    __pyx_v_num_threads = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_num_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(3, 63, __pyx_L3_error)
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("canny_suppress", 1, 8, 8, __pyx_nargs); __PYX_ERR(3, 61, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_gz, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_gy, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_gx, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_magnitude, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_marks, 1);
+  __Pyx_AddTraceback("imgfilt._nonlinear.canny_suppress", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_7imgfilt_10_nonlinear_8canny_suppress(__pyx_self, __pyx_v_gz, __pyx_v_gy, __pyx_v_gx, __pyx_v_magnitude, __pyx_v_low, __pyx_v_high, __pyx_v_marks, __pyx_v_num_threads);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_gz, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_gy, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_gx, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_magnitude, 1);
+
+
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_marks, 1);
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_8canny_suppress(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_gz, __Pyx_memviewslice __pyx_v_gy, __Pyx_memviewslice __pyx_v_gx, __Pyx_memviewslice __pyx_v_magnitude, double __pyx_v_low, double __pyx_v_high, __Pyx_memviewslice __pyx_v_marks, int __pyx_v_num_threads) {
+  Py_ssize_t __pyx_v_depth;
+  Py_ssize_t __pyx_v_height;
+  Py_ssize_t __pyx_v_width;
+  Py_ssize_t __pyx_v_item;
+  Py_ssize_t __pyx_v_z;
+  Py_ssize_t __pyx_v_y;
+  Py_ssize_t __pyx_v_x;
+  Py_ssize_t __pyx_v_n_items;
+  int __pyx_v_flat;
+  float __pyx_v_m;
+  float __pyx_v_az;
+  float __pyx_v_ay;
+  float __pyx_v_ax;
+  float __pyx_v_top;
+  float __pyx_v_sz;
+  float __pyx_v_sy;
+  float __pyx_v_sx;
+  float __pyx_v_low_f;
+  float __pyx_v_high_f;
+  Py_ssize_t __pyx_v_i;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  Py_ssize_t __pyx_t_1;
+  int __pyx_t_2;
+  int __pyx_t_3;
+  PyObject *__pyx_t_4 = NULL;
+  PyObject *__pyx_t_5 = NULL;
+  size_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  Py_ssize_t __pyx_t_8;
+  Py_ssize_t __pyx_t_9;
+  Py_ssize_t __pyx_t_10;
+  Py_ssize_t __pyx_t_11;
+  Py_ssize_t __pyx_t_12;
+  Py_ssize_t __pyx_t_13;
+  Py_ssize_t __pyx_t_14;
+  double __pyx_t_15;
+  float __pyx_t_16;
+  int __pyx_t_17;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("canny_suppress", 0);
+
+  /* "src/imgfilt/_canny_core.pxi":71
+ *     is ignored).
+ *     """
+ *     cdef Py_ssize_t depth = magnitude.shape[0], height = magnitude.shape[1]             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t width = magnitude.shape[2]
+ *     cdef Py_ssize_t item, z, y, x, n_items = depth * height
+*/
+  __pyx_v_depth = (__pyx_v_magnitude.shape[0]);
+  __pyx_v_height = (__pyx_v_magnitude.shape[1]);
+
+  /* "src/imgfilt/_canny_core.pxi":72
+ *     """
+ *     cdef Py_ssize_t depth = magnitude.shape[0], height = magnitude.shape[1]
+ *     cdef Py_ssize_t width = magnitude.shape[2]             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t item, z, y, x, n_items = depth * height
+ *     cdef bint flat = depth == 1
+*/
+  __pyx_v_width = (__pyx_v_magnitude.shape[2]);
+
+  /* "src/imgfilt/_canny_core.pxi":73
+ *     cdef Py_ssize_t depth = magnitude.shape[0], height = magnitude.shape[1]
+ *     cdef Py_ssize_t width = magnitude.shape[2]
+ *     cdef Py_ssize_t item, z, y, x, n_items = depth * height             # <<<<<<<<<<<<<<
+ *     cdef bint flat = depth == 1
+ *     cdef float m, az, ay, ax, top, sz, sy, sx
+*/
+  __pyx_v_n_items = (__pyx_v_depth * __pyx_v_height);
+
+  /* "src/imgfilt/_canny_core.pxi":74
+ *     cdef Py_ssize_t width = magnitude.shape[2]
+ *     cdef Py_ssize_t item, z, y, x, n_items = depth * height
+ *     cdef bint flat = depth == 1             # <<<<<<<<<<<<<<
+ *     cdef float m, az, ay, ax, top, sz, sy, sx
+ *     cdef float low_f = <float>low, high_f = <float>high
+*/
+  __pyx_v_flat = (__pyx_v_depth == 1);
+
+  /* "src/imgfilt/_canny_core.pxi":76
+ *     cdef bint flat = depth == 1
+ *     cdef float m, az, ay, ax, top, sz, sy, sx
+ *     cdef float low_f = <float>low, high_f = <float>high             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t i
+ *     for i in range(3):
+*/
+  __pyx_v_low_f = ((float)__pyx_v_low);
+  __pyx_v_high_f = ((float)__pyx_v_high);
+
+  /* "src/imgfilt/_canny_core.pxi":78
+ *     cdef float low_f = <float>low, high_f = <float>high
+ *     cdef Py_ssize_t i
+ *     for i in range(3):             # <<<<<<<<<<<<<<
+ *         if (gz.shape[i] != magnitude.shape[i] or gy.shape[i] != magnitude.shape[i]
+ *                 or gx.shape[i] != magnitude.shape[i] or marks.shape[i] != magnitude.shape[i]):
+*/
+  for (__pyx_t_1 = 0; __pyx_t_1 < 3; __pyx_t_1+=1) {
+    __pyx_v_i = __pyx_t_1;
+
+    /* "src/imgfilt/_canny_core.pxi":79
+ *     cdef Py_ssize_t i
+ *     for i in range(3):
+ *         if (gz.shape[i] != magnitude.shape[i] or gy.shape[i] != magnitude.shape[i]             # <<<<<<<<<<<<<<
+ *                 or gx.shape[i] != magnitude.shape[i] or marks.shape[i] != magnitude.shape[i]):
+ *             raise ValueError("canny engine: gradients, magnitude and marks differ in shape")
+*/
+    __pyx_t_3 = ((__pyx_v_gz.shape[__pyx_v_i]) != (__pyx_v_magnitude.shape[__pyx_v_i]));
+
+    if (!__pyx_t_3) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_3;
+
+      goto __pyx_L6_bool_binop_done;
+    }
+
+    /* "src/imgfilt/_canny_core.pxi":80
+ *     for i in range(3):
+ *         if (gz.shape[i] != magnitude.shape[i] or gy.shape[i] != magnitude.shape[i]
+ *                 or gx.shape[i] != magnitude.shape[i] or marks.shape[i] != magnitude.shape[i]):             # <<<<<<<<<<<<<<
+ *             raise ValueError("canny engine: gradients, magnitude and marks differ in shape")
+ *     if num_threads < 1:
+*/
+    __pyx_t_3 = ((__pyx_v_gy.shape[__pyx_v_i]) != (__pyx_v_magnitude.shape[__pyx_v_i]));
+
+    if (!__pyx_t_3) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_3;
+
+      goto __pyx_L6_bool_binop_done;
+    }
+    __pyx_t_3 = ((__pyx_v_gx.shape[__pyx_v_i]) != (__pyx_v_magnitude.shape[__pyx_v_i]));
+
+    if (!__pyx_t_3) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_3;
+
+      goto __pyx_L6_bool_binop_done;
+    }
+    __pyx_t_3 = ((__pyx_v_marks.shape[__pyx_v_i]) != (__pyx_v_magnitude.shape[__pyx_v_i]));
+
+
+    __pyx_t_2 = __pyx_t_3;
+
+    __pyx_L6_bool_binop_done:;
+
+    /* "src/imgfilt/_canny_core.pxi":79
+ *     cdef Py_ssize_t i
+ *     for i in range(3):
+ *         if (gz.shape[i] != magnitude.shape[i] or gy.shape[i] != magnitude.shape[i]             # <<<<<<<<<<<<<<
+ *                 or gx.shape[i] != magnitude.shape[i] or marks.shape[i] != magnitude.shape[i]):
+ *             raise ValueError("canny engine: gradients, magnitude and marks differ in shape")
+*/
+    if (unlikely(__pyx_t_2)) {
+
+
+      /* "src/imgfilt/_canny_core.pxi":81
+ *         if (gz.shape[i] != magnitude.shape[i] or gy.shape[i] != magnitude.shape[i]
+ *                 or gx.shape[i] != magnitude.shape[i] or marks.shape[i] != magnitude.shape[i]):
+ *             raise ValueError("canny engine: gradients, magnitude and marks differ in shape")             # <<<<<<<<<<<<<<
+ *     if num_threads < 1:
+ *         raise ValueError("canny engine: threads must be >= 1")
+*/
+      __pyx_t_5 = NULL;
+      __pyx_t_6 = 1;
+      {
+        PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_canny_engine_gradients_magnitude};
+        __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(3, 81, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_4);
+      }
+      __Pyx_Raise(__pyx_t_4, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+      __PYX_ERR(3, 81, __pyx_L1_error)
+
+      /* "src/imgfilt/_canny_core.pxi":79
+ *     cdef Py_ssize_t i
+ *     for i in range(3):
+ *         if (gz.shape[i] != magnitude.shape[i] or gy.shape[i] != magnitude.shape[i]             # <<<<<<<<<<<<<<
+ *                 or gx.shape[i] != magnitude.shape[i] or marks.shape[i] != magnitude.shape[i]):
+ *             raise ValueError("canny engine: gradients, magnitude and marks differ in shape")
+*/
+    }
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":82
+ *                 or gx.shape[i] != magnitude.shape[i] or marks.shape[i] != magnitude.shape[i]):
+ *             raise ValueError("canny engine: gradients, magnitude and marks differ in shape")
+ *     if num_threads < 1:             # <<<<<<<<<<<<<<
+ *         raise ValueError("canny engine: threads must be >= 1")
+ *     if low_f <= 0:
+*/
+  __pyx_t_2 = (__pyx_v_num_threads < 1);
+
+  if (unlikely(__pyx_t_2)) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":83
+ *             raise ValueError("canny engine: gradients, magnitude and marks differ in shape")
+ *     if num_threads < 1:
+ *         raise ValueError("canny engine: threads must be >= 1")             # <<<<<<<<<<<<<<
+ *     if low_f <= 0:
+ *         # A zero magnitude is never an edge.
+*/
+    __pyx_t_5 = NULL;
+    __pyx_t_6 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_canny_engine_threads_must_be_1};
+      __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(3, 83, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+    }
+    __Pyx_Raise(__pyx_t_4, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __PYX_ERR(3, 83, __pyx_L1_error)
+
+    /* "src/imgfilt/_canny_core.pxi":82
+ *                 or gx.shape[i] != magnitude.shape[i] or marks.shape[i] != magnitude.shape[i]):
+ *             raise ValueError("canny engine: gradients, magnitude and marks differ in shape")
+ *     if num_threads < 1:             # <<<<<<<<<<<<<<
+ *         raise ValueError("canny engine: threads must be >= 1")
+ *     if low_f <= 0:
+*/
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":84
+ *     if num_threads < 1:
+ *         raise ValueError("canny engine: threads must be >= 1")
+ *     if low_f <= 0:             # <<<<<<<<<<<<<<
+ *         # A zero magnitude is never an edge.
+ *         low_f = 1e-30
+*/
+  __pyx_t_2 = (__pyx_v_low_f <= 0.0);
+
+  if (__pyx_t_2) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":86
+ *     if low_f <= 0:
+ *         # A zero magnitude is never an edge.
+ *         low_f = 1e-30             # <<<<<<<<<<<<<<
+ *     with nogil:
+ *         for item in prange(n_items, schedule="static", num_threads=num_threads):
+*/
+    __pyx_v_low_f = 1e-30;
+
+    /* "src/imgfilt/_canny_core.pxi":84
+ *     if num_threads < 1:
+ *         raise ValueError("canny engine: threads must be >= 1")
+ *     if low_f <= 0:             # <<<<<<<<<<<<<<
+ *         # A zero magnitude is never an edge.
+ *         low_f = 1e-30
+*/
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":87
+ *         # A zero magnitude is never an edge.
+ *         low_f = 1e-30
+ *     with nogil:             # <<<<<<<<<<<<<<
+ *         for item in prange(n_items, schedule="static", num_threads=num_threads):
+ *             z = item // height
+*/
+  {
+      PyThreadState * _save;
+      _save = PyEval_SaveThread();
+      __Pyx_FastGIL_Remember();
+      /*try:*/ {
+
+        /* "src/imgfilt/_canny_core.pxi":88
+ *         low_f = 1e-30
+ *     with nogil:
+ *         for item in prange(n_items, schedule="static", num_threads=num_threads):             # <<<<<<<<<<<<<<
+ *             z = item // height
+ *             y = item % height
+*/
+        __pyx_t_1 = __pyx_v_n_items;
+
+        {
+            #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
+                #undef likely
+                #undef unlikely
+                #define likely(x)   (x)
+                #define unlikely(x) (x)
+            #endif
+            __pyx_t_8 = (__pyx_t_1 - 0 + 1 - 1/abs(1)) / 1;
+            if (__pyx_t_8 > 0)
+            {
+                #ifdef _OPENMP
+                #pragma omp parallel num_threads(__pyx_v_num_threads != 0 ? __pyx_v_num_threads : omp_get_max_threads()) private(__pyx_t_10, __pyx_t_11, __pyx_t_12, __pyx_t_13, __pyx_t_14, __pyx_t_15, __pyx_t_16, __pyx_t_17, __pyx_t_2, __pyx_t_3, __pyx_t_9)
+                #endif /* _OPENMP */
+                {
+                    #ifdef _OPENMP
+                    #pragma omp for nowait firstprivate(__pyx_v_ax) lastprivate(__pyx_v_ax) firstprivate(__pyx_v_ay) lastprivate(__pyx_v_ay) firstprivate(__pyx_v_az) lastprivate(__pyx_v_az) firstprivate(__pyx_v_item) lastprivate(__pyx_v_item) firstprivate(__pyx_v_m) lastprivate(__pyx_v_m) firstprivate(__pyx_v_sx) lastprivate(__pyx_v_sx) firstprivate(__pyx_v_sy) lastprivate(__pyx_v_sy) firstprivate(__pyx_v_sz) lastprivate(__pyx_v_sz) firstprivate(__pyx_v_top) lastprivate(__pyx_v_top) firstprivate(__pyx_v_x) lastprivate(__pyx_v_x) firstprivate(__pyx_v_y) lastprivate(__pyx_v_y) firstprivate(__pyx_v_z) lastprivate(__pyx_v_z) schedule(static)
+                    #endif /* _OPENMP */
+                    for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_8; __pyx_t_7++){
+                        {
+                            __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_7);
+
+                            /* "src/imgfilt/_canny_core.pxi":89
+ *     with nogil:
+ *         for item in prange(n_items, schedule="static", num_threads=num_threads):
+ *             z = item // height             # <<<<<<<<<<<<<<
+ *             y = item % height
+ *             for x in range(width):
+*/
+                            __pyx_v_z = (__pyx_v_item / __pyx_v_height);
+
+                            /* "src/imgfilt/_canny_core.pxi":90
+ *         for item in prange(n_items, schedule="static", num_threads=num_threads):
+ *             z = item // height
+ *             y = item % height             # <<<<<<<<<<<<<<
+ *             for x in range(width):
+ *                 marks[z, y, x] = NOT_EDGE
+*/
+                            __pyx_v_y = (__pyx_v_item % __pyx_v_height);
+
+                            /* "src/imgfilt/_canny_core.pxi":91
+ *             z = item // height
+ *             y = item % height
+ *             for x in range(width):             # <<<<<<<<<<<<<<
+ *                 marks[z, y, x] = NOT_EDGE
+ *             if y == 0 or y == height - 1 or (not flat and (z == 0 or z == depth - 1)):
+*/
+
+                            __pyx_t_9 = __pyx_v_width;
+                            __pyx_t_10 = __pyx_t_9;
+
+                            for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
+                              __pyx_v_x = __pyx_t_11;
+
+                              /* "src/imgfilt/_canny_core.pxi":92
+ *             y = item % height
+ *             for x in range(width):
+ *                 marks[z, y, x] = NOT_EDGE             # <<<<<<<<<<<<<<
+ *             if y == 0 or y == height - 1 or (not flat and (z == 0 or z == depth - 1)):
+ *                 continue
+*/
+                              __pyx_t_12 = __pyx_v_z;
+                              __pyx_t_13 = __pyx_v_y;
+                              __pyx_t_14 = __pyx_v_x;
+                              *((unsigned char *) ( /* dim=2 */ ((char *) (((unsigned char *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_marks.data + __pyx_t_12 * __pyx_v_marks.strides[0]) ) + __pyx_t_13 * __pyx_v_marks.strides[1]) )) + __pyx_t_14)) )) = __pyx_e_7imgfilt_10_nonlinear_NOT_EDGE;
+                            }
+
+
+                            /* "src/imgfilt/_canny_core.pxi":93
+ *             for x in range(width):
+ *                 marks[z, y, x] = NOT_EDGE
+ *             if y == 0 or y == height - 1 or (not flat and (z == 0 or z == depth - 1)):             # <<<<<<<<<<<<<<
+ *                 continue
+ *             for x in range(1, width - 1):
+*/
+                            __pyx_t_3 = (__pyx_v_y == 0);
+
+                            if (!__pyx_t_3) {
+
+                            } else {
+
+                              __pyx_t_2 = __pyx_t_3;
+
+                              goto __pyx_L22_bool_binop_done;
+                            }
+                            __pyx_t_3 = (__pyx_v_y == (__pyx_v_height - 1));
+
+                            if (!__pyx_t_3) {
+
+                            } else {
+
+                              __pyx_t_2 = __pyx_t_3;
+
+                              goto __pyx_L22_bool_binop_done;
+                            }
+                            __pyx_t_3 = (!__pyx_v_flat);
+
+                            if (__pyx_t_3) {
+
+                            } else {
+
+                              __pyx_t_2 = __pyx_t_3;
+
+                              goto __pyx_L22_bool_binop_done;
+                            }
+                            __pyx_t_3 = (__pyx_v_z == 0);
+
+                            if (!__pyx_t_3) {
+
+                            } else {
+
+                              __pyx_t_2 = __pyx_t_3;
+
+                              goto __pyx_L22_bool_binop_done;
+                            }
+                            __pyx_t_3 = (__pyx_v_z == (__pyx_v_depth - 1));
+
+
+                            __pyx_t_2 = __pyx_t_3;
+
+                            __pyx_L22_bool_binop_done:;
+                            if (__pyx_t_2) {
+
+
+                              /* "src/imgfilt/_canny_core.pxi":94
+ *                 marks[z, y, x] = NOT_EDGE
+ *             if y == 0 or y == height - 1 or (not flat and (z == 0 or z == depth - 1)):
+ *                 continue             # <<<<<<<<<<<<<<
+ *             for x in range(1, width - 1):
+ *                 m = magnitude[z, y, x]
+*/
+                              goto __pyx_L15_continue;
+
+                              /* "src/imgfilt/_canny_core.pxi":93
+ *             for x in range(width):
+ *                 marks[z, y, x] = NOT_EDGE
+ *             if y == 0 or y == height - 1 or (not flat and (z == 0 or z == depth - 1)):             # <<<<<<<<<<<<<<
+ *                 continue
+ *             for x in range(1, width - 1):
+*/
+                            }
+
+                            /* "src/imgfilt/_canny_core.pxi":95
+ *             if y == 0 or y == height - 1 or (not flat and (z == 0 or z == depth - 1)):
+ *                 continue
+ *             for x in range(1, width - 1):             # <<<<<<<<<<<<<<
+ *                 m = magnitude[z, y, x]
+ *                 if not (m >= low_f):
+*/
+
+                            __pyx_t_9 = (__pyx_v_width - 1);
+                            __pyx_t_10 = __pyx_t_9;
+
+                            for (__pyx_t_11 = 1; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
+                              __pyx_v_x = __pyx_t_11;
+
+                              /* "src/imgfilt/_canny_core.pxi":96
+ *                 continue
+ *             for x in range(1, width - 1):
+ *                 m = magnitude[z, y, x]             # <<<<<<<<<<<<<<
+ *                 if not (m >= low_f):
+ *                     continue
+*/
+                              __pyx_t_14 = __pyx_v_z;
+                              __pyx_t_13 = __pyx_v_y;
+                              __pyx_t_12 = __pyx_v_x;
+                              __pyx_v_m = (*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_magnitude.data + __pyx_t_14 * __pyx_v_magnitude.strides[0]) ) + __pyx_t_13 * __pyx_v_magnitude.strides[1]) )) + __pyx_t_12)) )));
+
+                              /* "src/imgfilt/_canny_core.pxi":97
+ *             for x in range(1, width - 1):
+ *                 m = magnitude[z, y, x]
+ *                 if not (m >= low_f):             # <<<<<<<<<<<<<<
+ *                     continue
+ *                 az = 0 if flat else fabs(gz[z, y, x])
+*/
+                              __pyx_t_2 = (!(__pyx_v_m >= __pyx_v_low_f));
+
+                              if (__pyx_t_2) {
+
+
+                                /* "src/imgfilt/_canny_core.pxi":98
+ *                 m = magnitude[z, y, x]
+ *                 if not (m >= low_f):
+ *                     continue             # <<<<<<<<<<<<<<
+ *                 az = 0 if flat else fabs(gz[z, y, x])
+ *                 ay = fabs(gy[z, y, x])
+*/
+                                goto __pyx_L27_continue;
+
+                                /* "src/imgfilt/_canny_core.pxi":97
+ *             for x in range(1, width - 1):
+ *                 m = magnitude[z, y, x]
+ *                 if not (m >= low_f):             # <<<<<<<<<<<<<<
+ *                     continue
+ *                 az = 0 if flat else fabs(gz[z, y, x])
+*/
+                              }
+
+                              /* "src/imgfilt/_canny_core.pxi":99
+ *                 if not (m >= low_f):
+ *                     continue
+ *                 az = 0 if flat else fabs(gz[z, y, x])             # <<<<<<<<<<<<<<
+ *                 ay = fabs(gy[z, y, x])
+ *                 ax = fabs(gx[z, y, x])
+*/
+                              if (__pyx_v_flat) {
+
+                                __pyx_t_15 = 0.0;
+                              } else {
+                                __pyx_t_12 = __pyx_v_z;
+                                __pyx_t_13 = __pyx_v_y;
+                                __pyx_t_14 = __pyx_v_x;
+
+                                __pyx_t_15 = fabs((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_gz.data + __pyx_t_12 * __pyx_v_gz.strides[0]) ) + __pyx_t_13 * __pyx_v_gz.strides[1]) )) + __pyx_t_14)) ))));
+                              }
+                              __pyx_v_az = __pyx_t_15;
+
+                              /* "src/imgfilt/_canny_core.pxi":100
+ *                     continue
+ *                 az = 0 if flat else fabs(gz[z, y, x])
+ *                 ay = fabs(gy[z, y, x])             # <<<<<<<<<<<<<<
+ *                 ax = fabs(gx[z, y, x])
+ *                 top = az if az > ay else ay
+*/
+                              __pyx_t_14 = __pyx_v_z;
+                              __pyx_t_13 = __pyx_v_y;
+                              __pyx_t_12 = __pyx_v_x;
+                              __pyx_v_ay = fabs((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_gy.data + __pyx_t_14 * __pyx_v_gy.strides[0]) ) + __pyx_t_13 * __pyx_v_gy.strides[1]) )) + __pyx_t_12)) ))));
+
+                              /* "src/imgfilt/_canny_core.pxi":101
+ *                 az = 0 if flat else fabs(gz[z, y, x])
+ *                 ay = fabs(gy[z, y, x])
+ *                 ax = fabs(gx[z, y, x])             # <<<<<<<<<<<<<<
+ *                 top = az if az > ay else ay
+ *                 top = ax if ax > top else top
+*/
+                              __pyx_t_12 = __pyx_v_z;
+                              __pyx_t_13 = __pyx_v_y;
+                              __pyx_t_14 = __pyx_v_x;
+                              __pyx_v_ax = fabs((*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_gx.data + __pyx_t_12 * __pyx_v_gx.strides[0]) ) + __pyx_t_13 * __pyx_v_gx.strides[1]) )) + __pyx_t_14)) ))));
+
+                              /* "src/imgfilt/_canny_core.pxi":102
+ *                 ay = fabs(gy[z, y, x])
+ *                 ax = fabs(gx[z, y, x])
+ *                 top = az if az > ay else ay             # <<<<<<<<<<<<<<
+ *                 top = ax if ax > top else top
+ *                 if not (top > 0):
+*/
+                              __pyx_t_2 = (__pyx_v_az > __pyx_v_ay);
+
+                              if (__pyx_t_2) {
+
+                                __pyx_t_16 = __pyx_v_az;
+                              } else {
+
+                                __pyx_t_16 = __pyx_v_ay;
+                              }
+
+                              __pyx_v_top = __pyx_t_16;
+
+                              /* "src/imgfilt/_canny_core.pxi":103
+ *                 ax = fabs(gx[z, y, x])
+ *                 top = az if az > ay else ay
+ *                 top = ax if ax > top else top             # <<<<<<<<<<<<<<
+ *                 if not (top > 0):
+ *                     continue
+*/
+                              __pyx_t_2 = (__pyx_v_ax > __pyx_v_top);
+
+                              if (__pyx_t_2) {
+
+                                __pyx_t_16 = __pyx_v_ax;
+                              } else {
+
+                                __pyx_t_16 = __pyx_v_top;
+                              }
+
+                              __pyx_v_top = __pyx_t_16;
+
+                              /* "src/imgfilt/_canny_core.pxi":104
+ *                 top = az if az > ay else ay
+ *                 top = ax if ax > top else top
+ *                 if not (top > 0):             # <<<<<<<<<<<<<<
+ *                     continue
+ *                 sz = 0 if flat else gz[z, y, x] / top
+*/
+                              __pyx_t_2 = (!(__pyx_v_top > 0.0));
+
+                              if (__pyx_t_2) {
+
+
+                                /* "src/imgfilt/_canny_core.pxi":105
+ *                 top = ax if ax > top else top
+ *                 if not (top > 0):
+ *                     continue             # <<<<<<<<<<<<<<
+ *                 sz = 0 if flat else gz[z, y, x] / top
+ *                 sy = gy[z, y, x] / top
+*/
+                                goto __pyx_L27_continue;
+
+                                /* "src/imgfilt/_canny_core.pxi":104
+ *                 top = az if az > ay else ay
+ *                 top = ax if ax > top else top
+ *                 if not (top > 0):             # <<<<<<<<<<<<<<
+ *                     continue
+ *                 sz = 0 if flat else gz[z, y, x] / top
+*/
+                              }
+
+                              /* "src/imgfilt/_canny_core.pxi":106
+ *                 if not (top > 0):
+ *                     continue
+ *                 sz = 0 if flat else gz[z, y, x] / top             # <<<<<<<<<<<<<<
+ *                 sy = gy[z, y, x] / top
+ *                 sx = gx[z, y, x] / top
+*/
+                              if (__pyx_v_flat) {
+
+                                __pyx_t_16 = 0.0;
+                              } else {
+                                __pyx_t_14 = __pyx_v_z;
+                                __pyx_t_13 = __pyx_v_y;
+                                __pyx_t_12 = __pyx_v_x;
+
+                                __pyx_t_16 = (((float)(*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_gz.data + __pyx_t_14 * __pyx_v_gz.strides[0]) ) + __pyx_t_13 * __pyx_v_gz.strides[1]) )) + __pyx_t_12)) )))) / __pyx_v_top);
+                              }
+                              __pyx_v_sz = __pyx_t_16;
+
+                              /* "src/imgfilt/_canny_core.pxi":107
+ *                     continue
+ *                 sz = 0 if flat else gz[z, y, x] / top
+ *                 sy = gy[z, y, x] / top             # <<<<<<<<<<<<<<
+ *                 sx = gx[z, y, x] / top
+ *                 if (_magnitude_at(magnitude, z, y, x, sz, sy, sx) <= m
+*/
+                              __pyx_t_12 = __pyx_v_z;
+                              __pyx_t_13 = __pyx_v_y;
+                              __pyx_t_14 = __pyx_v_x;
+                              __pyx_v_sy = (((float)(*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_gy.data + __pyx_t_12 * __pyx_v_gy.strides[0]) ) + __pyx_t_13 * __pyx_v_gy.strides[1]) )) + __pyx_t_14)) )))) / __pyx_v_top);
+
+                              /* "src/imgfilt/_canny_core.pxi":108
+ *                 sz = 0 if flat else gz[z, y, x] / top
+ *                 sy = gy[z, y, x] / top
+ *                 sx = gx[z, y, x] / top             # <<<<<<<<<<<<<<
+ *                 if (_magnitude_at(magnitude, z, y, x, sz, sy, sx) <= m
+ *                         and _magnitude_at(magnitude, z, y, x, -sz, -sy, -sx) <= m):
+*/
+                              __pyx_t_14 = __pyx_v_z;
+                              __pyx_t_13 = __pyx_v_y;
+                              __pyx_t_12 = __pyx_v_x;
+                              __pyx_v_sx = (((float)(*((float const  *) ( /* dim=2 */ ((char *) (((float const  *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_gx.data + __pyx_t_14 * __pyx_v_gx.strides[0]) ) + __pyx_t_13 * __pyx_v_gx.strides[1]) )) + __pyx_t_12)) )))) / __pyx_v_top);
+
+                              /* "src/imgfilt/_canny_core.pxi":109
+ *                 sy = gy[z, y, x] / top
+ *                 sx = gx[z, y, x] / top
+ *                 if (_magnitude_at(magnitude, z, y, x, sz, sy, sx) <= m             # <<<<<<<<<<<<<<
+ *                         and _magnitude_at(magnitude, z, y, x, -sz, -sy, -sx) <= m):
+ *                     marks[z, y, x] = STRONG if m >= high_f else WEAK
+*/
+                              __pyx_t_3 = (__pyx_f_7imgfilt_10_nonlinear__magnitude_at(__pyx_v_magnitude, __pyx_v_z, __pyx_v_y, __pyx_v_x, __pyx_v_sz, __pyx_v_sy, __pyx_v_sx) <= __pyx_v_m);
+
+                              if (__pyx_t_3) {
+
+                              } else {
+
+                                __pyx_t_2 = __pyx_t_3;
+
+                                goto __pyx_L32_bool_binop_done;
+                              }
+
+                              /* "src/imgfilt/_canny_core.pxi":110
+ *                 sx = gx[z, y, x] / top
+ *                 if (_magnitude_at(magnitude, z, y, x, sz, sy, sx) <= m
+ *                         and _magnitude_at(magnitude, z, y, x, -sz, -sy, -sx) <= m):             # <<<<<<<<<<<<<<
+ *                     marks[z, y, x] = STRONG if m >= high_f else WEAK
+ * 
+*/
+                              __pyx_t_3 = (__pyx_f_7imgfilt_10_nonlinear__magnitude_at(__pyx_v_magnitude, __pyx_v_z, __pyx_v_y, __pyx_v_x, (-__pyx_v_sz), (-__pyx_v_sy), (-__pyx_v_sx)) <= __pyx_v_m);
+
+
+                              __pyx_t_2 = __pyx_t_3;
+
+                              __pyx_L32_bool_binop_done:;
+
+                              /* "src/imgfilt/_canny_core.pxi":109
+ *                 sy = gy[z, y, x] / top
+ *                 sx = gx[z, y, x] / top
+ *                 if (_magnitude_at(magnitude, z, y, x, sz, sy, sx) <= m             # <<<<<<<<<<<<<<
+ *                         and _magnitude_at(magnitude, z, y, x, -sz, -sy, -sx) <= m):
+ *                     marks[z, y, x] = STRONG if m >= high_f else WEAK
+*/
+                              if (__pyx_t_2) {
+
+
+                                /* "src/imgfilt/_canny_core.pxi":111
+ *                 if (_magnitude_at(magnitude, z, y, x, sz, sy, sx) <= m
+ *                         and _magnitude_at(magnitude, z, y, x, -sz, -sy, -sx) <= m):
+ *                     marks[z, y, x] = STRONG if m >= high_f else WEAK             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+                                __pyx_t_2 = (__pyx_v_m >= __pyx_v_high_f);
+
+                                if (__pyx_t_2) {
+
+                                  __pyx_t_17 = __pyx_e_7imgfilt_10_nonlinear_STRONG;
+                                } else {
+
+                                  __pyx_t_17 = __pyx_e_7imgfilt_10_nonlinear_WEAK;
+                                }
+
+                                __pyx_t_12 = __pyx_v_z;
+                                __pyx_t_13 = __pyx_v_y;
+                                __pyx_t_14 = __pyx_v_x;
+                                *((unsigned char *) ( /* dim=2 */ ((char *) (((unsigned char *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_marks.data + __pyx_t_12 * __pyx_v_marks.strides[0]) ) + __pyx_t_13 * __pyx_v_marks.strides[1]) )) + __pyx_t_14)) )) = __pyx_t_17;
+
+
+                                /* "src/imgfilt/_canny_core.pxi":109
+ *                 sy = gy[z, y, x] / top
+ *                 sx = gx[z, y, x] / top
+ *                 if (_magnitude_at(magnitude, z, y, x, sz, sy, sx) <= m             # <<<<<<<<<<<<<<
+ *                         and _magnitude_at(magnitude, z, y, x, -sz, -sy, -sx) <= m):
+ *                     marks[z, y, x] = STRONG if m >= high_f else WEAK
+*/
+                              }
+                              __pyx_L27_continue:;
+                            }
+
+                            goto __pyx_L35;
+                            __pyx_L15_continue:;
+                            goto __pyx_L35;
+                            __pyx_L35:;
+                        }
+                    }
+                }
+            }
+        }
+        #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
+            #undef likely
+            #undef unlikely
+            #define likely(x)   __builtin_expect(!!(x), 1)
+            #define unlikely(x) __builtin_expect(!!(x), 0)
+        #endif
+
+      }
+
+      /* "src/imgfilt/_canny_core.pxi":87
+ *         # A zero magnitude is never an edge.
+ *         low_f = 1e-30
+ *     with nogil:             # <<<<<<<<<<<<<<
+ *         for item in prange(n_items, schedule="static", num_threads=num_threads):
+ *             z = item // height
+*/
+      /*finally:*/ {
+        /*normal exit:*/{
+          __Pyx_FastGIL_Forget();
+          PyEval_RestoreThread(_save);
+          goto __pyx_L14;
+        }
+        __pyx_L14:;
+      }
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":61
+ * 
+ * 
+ * def canny_suppress(const float[:, :, ::1] gz, const float[:, :, ::1] gy,             # <<<<<<<<<<<<<<
+ *                    const float[:, :, ::1] gx, const float[:, :, ::1] magnitude,
+ *                    double low, double high, unsigned char[:, :, ::1] marks, int num_threads):
+*/
+
+  /* function exit code */
+  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_AddTraceback("imgfilt._nonlinear.canny_suppress", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "src/imgfilt/_canny_core.pxi":114
+ * 
+ * 
+ * def canny_hysteresis(unsigned char[:, :, ::1] marks, Py_ssize_t[::1] stack):             # <<<<<<<<<<<<<<
+ *     """Keep the WEAK and STRONG samples connected to a STRONG one (8-connected in 2-D, 26 in 3-D).
+ * 
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_7imgfilt_10_nonlinear_11canny_hysteresis(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_7imgfilt_10_nonlinear_10canny_hysteresis, "canny_hysteresis(unsigned char[:, :, ::1] marks, Py_ssize_t[::1] stack)\n\nKeep the WEAK and STRONG samples connected to a STRONG one (8-connected in 2-D, 26 in 3-D).\n\nThey become EDGE (3); ``stack`` is scratch of ``marks.size`` entries. Returns the edge count.");
+static PyMethodDef __pyx_mdef_7imgfilt_10_nonlinear_11canny_hysteresis = {"canny_hysteresis", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7imgfilt_10_nonlinear_11canny_hysteresis, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7imgfilt_10_nonlinear_10canny_hysteresis};
+static PyObject *__pyx_pw_7imgfilt_10_nonlinear_11canny_hysteresis(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  __Pyx_memviewslice __pyx_v_marks = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_stack = { 0, 0, { 0 }, { 0 }, { 0 } };
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[2] = {0,0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("canny_hysteresis (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_marks,&__pyx_mstate_global->__pyx_n_u_stack,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(3, 114, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  2:
+        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(3, 114, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(3, 114, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "canny_hysteresis", 0) < (0)) __PYX_ERR(3, 114, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("canny_hysteresis", 1, 2, 2, i); __PYX_ERR(3, 114, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 2)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(3, 114, __pyx_L3_error)
+      values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(3, 114, __pyx_L3_error)
+    }
+    __pyx_v_marks = __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_unsigned_char(values[0], PyBUF_WRITABLE); if (unlikely(!__pyx_v_marks.memview)) __PYX_ERR(3, 114, __pyx_L3_error)
+    __pyx_v_stack = __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t(values[1], PyBUF_WRITABLE); if (unlikely(!__pyx_v_stack.memview)) __PYX_ERR(3, 114, __pyx_L3_error)
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("canny_hysteresis", 1, 2, 2, __pyx_nargs); __PYX_ERR(3, 114, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_marks, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_stack, 1);
+  __Pyx_AddTraceback("imgfilt._nonlinear.canny_hysteresis", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_7imgfilt_10_nonlinear_10canny_hysteresis(__pyx_self, __pyx_v_marks, __pyx_v_stack);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_marks, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_stack, 1);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_7imgfilt_10_nonlinear_10canny_hysteresis(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_marks, __Pyx_memviewslice __pyx_v_stack) {
+  Py_ssize_t __pyx_v_depth;
+  Py_ssize_t __pyx_v_height;
+  Py_ssize_t __pyx_v_width;
+  Py_ssize_t __pyx_v_top;
+  Py_ssize_t __pyx_v_count;
+  Py_ssize_t __pyx_v_start;
+  Py_ssize_t __pyx_v_index;
+  Py_ssize_t __pyx_v_z;
+  Py_ssize_t __pyx_v_y;
+  Py_ssize_t __pyx_v_x;
+  Py_ssize_t __pyx_v_nz;
+  Py_ssize_t __pyx_v_ny;
+  Py_ssize_t __pyx_v_nx;
+  Py_ssize_t __pyx_v_dz;
+  Py_ssize_t __pyx_v_dy;
+  Py_ssize_t __pyx_v_dx;
+  Py_ssize_t __pyx_v_reach_z;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  Py_ssize_t __pyx_t_1;
+  int __pyx_t_2;
+  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_4 = NULL;
+  size_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  Py_ssize_t __pyx_t_8;
+  Py_ssize_t __pyx_t_9;
+  Py_ssize_t __pyx_t_10;
+  Py_ssize_t __pyx_t_11;
+  Py_ssize_t __pyx_t_12;
+  Py_ssize_t __pyx_t_13;
+  int __pyx_t_14;
+  Py_ssize_t __pyx_t_15;
+  Py_ssize_t __pyx_t_16;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("canny_hysteresis", 0);
+
+  /* "src/imgfilt/_canny_core.pxi":119
+ *     They become EDGE (3); ``stack`` is scratch of ``marks.size`` entries. Returns the edge count.
+ *     """
+ *     cdef Py_ssize_t depth = marks.shape[0], height = marks.shape[1], width = marks.shape[2]             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t top = 0, count = 0, start, index, z, y, x, nz, ny, nx, dz, dy, dx
+ *     cdef Py_ssize_t reach_z = 0 if depth == 1 else 1
+*/
+  __pyx_v_depth = (__pyx_v_marks.shape[0]);
+  __pyx_v_height = (__pyx_v_marks.shape[1]);
+  __pyx_v_width = (__pyx_v_marks.shape[2]);
+
+  /* "src/imgfilt/_canny_core.pxi":120
+ *     """
+ *     cdef Py_ssize_t depth = marks.shape[0], height = marks.shape[1], width = marks.shape[2]
+ *     cdef Py_ssize_t top = 0, count = 0, start, index, z, y, x, nz, ny, nx, dz, dy, dx             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t reach_z = 0 if depth == 1 else 1
+ *     if stack.shape[0] < depth * height * width:
+*/
+  __pyx_v_top = 0;
+  __pyx_v_count = 0;
+
+  /* "src/imgfilt/_canny_core.pxi":121
+ *     cdef Py_ssize_t depth = marks.shape[0], height = marks.shape[1], width = marks.shape[2]
+ *     cdef Py_ssize_t top = 0, count = 0, start, index, z, y, x, nz, ny, nx, dz, dy, dx
+ *     cdef Py_ssize_t reach_z = 0 if depth == 1 else 1             # <<<<<<<<<<<<<<
+ *     if stack.shape[0] < depth * height * width:
+ *         raise ValueError("canny engine: the stack is smaller than the volume")
+*/
+  __pyx_t_2 = (__pyx_v_depth == 1);
+
+  if (__pyx_t_2) {
+
+    __pyx_t_1 = 0;
+  } else {
+
+    __pyx_t_1 = 1;
+  }
+
+  __pyx_v_reach_z = __pyx_t_1;
+
+  /* "src/imgfilt/_canny_core.pxi":122
+ *     cdef Py_ssize_t top = 0, count = 0, start, index, z, y, x, nz, ny, nx, dz, dy, dx
+ *     cdef Py_ssize_t reach_z = 0 if depth == 1 else 1
+ *     if stack.shape[0] < depth * height * width:             # <<<<<<<<<<<<<<
+ *         raise ValueError("canny engine: the stack is smaller than the volume")
+ *     with nogil:
+*/
+  __pyx_t_2 = ((__pyx_v_stack.shape[0]) < ((__pyx_v_depth * __pyx_v_height) * __pyx_v_width));
+
+  if (unlikely(__pyx_t_2)) {
+
+
+    /* "src/imgfilt/_canny_core.pxi":123
+ *     cdef Py_ssize_t reach_z = 0 if depth == 1 else 1
+ *     if stack.shape[0] < depth * height * width:
+ *         raise ValueError("canny engine: the stack is smaller than the volume")             # <<<<<<<<<<<<<<
+ *     with nogil:
+ *         for start in range(depth * height * width):
+*/
+    __pyx_t_4 = NULL;
+    __pyx_t_5 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_canny_engine_the_stack_is_smalle};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(3, 123, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+    }
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __PYX_ERR(3, 123, __pyx_L1_error)
+
+    /* "src/imgfilt/_canny_core.pxi":122
+ *     cdef Py_ssize_t top = 0, count = 0, start, index, z, y, x, nz, ny, nx, dz, dy, dx
+ *     cdef Py_ssize_t reach_z = 0 if depth == 1 else 1
+ *     if stack.shape[0] < depth * height * width:             # <<<<<<<<<<<<<<
+ *         raise ValueError("canny engine: the stack is smaller than the volume")
+ *     with nogil:
+*/
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":124
+ *     if stack.shape[0] < depth * height * width:
+ *         raise ValueError("canny engine: the stack is smaller than the volume")
+ *     with nogil:             # <<<<<<<<<<<<<<
+ *         for start in range(depth * height * width):
+ *             z = start // (height * width)
+*/
+  {
+      PyThreadState * _save;
+      _save = PyEval_SaveThread();
+      __Pyx_FastGIL_Remember();
+      /*try:*/ {
+
+        /* "src/imgfilt/_canny_core.pxi":125
+ *         raise ValueError("canny engine: the stack is smaller than the volume")
+ *     with nogil:
+ *         for start in range(depth * height * width):             # <<<<<<<<<<<<<<
+ *             z = start // (height * width)
+ *             y = (start // width) % height
+*/
+
+        __pyx_t_1 = ((__pyx_v_depth * __pyx_v_height) * __pyx_v_width);
+        __pyx_t_6 = __pyx_t_1;
+
+        for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
+          __pyx_v_start = __pyx_t_7;
+
+          /* "src/imgfilt/_canny_core.pxi":126
+ *     with nogil:
+ *         for start in range(depth * height * width):
+ *             z = start // (height * width)             # <<<<<<<<<<<<<<
+ *             y = (start // width) % height
+ *             x = start % width
+*/
+          __pyx_v_z = (__pyx_v_start / (__pyx_v_height * __pyx_v_width));
+
+          /* "src/imgfilt/_canny_core.pxi":127
+ *         for start in range(depth * height * width):
+ *             z = start // (height * width)
+ *             y = (start // width) % height             # <<<<<<<<<<<<<<
+ *             x = start % width
+ *             if marks[z, y, x] != STRONG:
+*/
+          __pyx_v_y = ((__pyx_v_start / __pyx_v_width) % __pyx_v_height);
+
+          /* "src/imgfilt/_canny_core.pxi":128
+ *             z = start // (height * width)
+ *             y = (start // width) % height
+ *             x = start % width             # <<<<<<<<<<<<<<
+ *             if marks[z, y, x] != STRONG:
+ *                 continue
+*/
+          __pyx_v_x = (__pyx_v_start % __pyx_v_width);
+
+          /* "src/imgfilt/_canny_core.pxi":129
+ *             y = (start // width) % height
+ *             x = start % width
+ *             if marks[z, y, x] != STRONG:             # <<<<<<<<<<<<<<
+ *                 continue
+ *             marks[z, y, x] = EDGE
+*/
+          __pyx_t_8 = __pyx_v_z;
+          __pyx_t_9 = __pyx_v_y;
+          __pyx_t_10 = __pyx_v_x;
+          __pyx_t_2 = ((*((unsigned char *) ( /* dim=2 */ ((char *) (((unsigned char *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_marks.data + __pyx_t_8 * __pyx_v_marks.strides[0]) ) + __pyx_t_9 * __pyx_v_marks.strides[1]) )) + __pyx_t_10)) ))) != __pyx_e_7imgfilt_10_nonlinear_STRONG);
+
+          if (__pyx_t_2) {
+
+
+            /* "src/imgfilt/_canny_core.pxi":130
+ *             x = start % width
+ *             if marks[z, y, x] != STRONG:
+ *                 continue             # <<<<<<<<<<<<<<
+ *             marks[z, y, x] = EDGE
+ *             count += 1
+*/
+            goto __pyx_L7_continue;
+
+            /* "src/imgfilt/_canny_core.pxi":129
+ *             y = (start // width) % height
+ *             x = start % width
+ *             if marks[z, y, x] != STRONG:             # <<<<<<<<<<<<<<
+ *                 continue
+ *             marks[z, y, x] = EDGE
+*/
+          }
+
+          /* "src/imgfilt/_canny_core.pxi":131
+ *             if marks[z, y, x] != STRONG:
+ *                 continue
+ *             marks[z, y, x] = EDGE             # <<<<<<<<<<<<<<
+ *             count += 1
+ *             stack[0] = start
+*/
+          __pyx_t_10 = __pyx_v_z;
+          __pyx_t_9 = __pyx_v_y;
+          __pyx_t_8 = __pyx_v_x;
+          *((unsigned char *) ( /* dim=2 */ ((char *) (((unsigned char *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_marks.data + __pyx_t_10 * __pyx_v_marks.strides[0]) ) + __pyx_t_9 * __pyx_v_marks.strides[1]) )) + __pyx_t_8)) )) = __pyx_e_7imgfilt_10_nonlinear_EDGE;
+
+          /* "src/imgfilt/_canny_core.pxi":132
+ *                 continue
+ *             marks[z, y, x] = EDGE
+ *             count += 1             # <<<<<<<<<<<<<<
+ *             stack[0] = start
+ *             top = 1
+*/
+          __pyx_v_count = (__pyx_v_count + 1);
+
+          /* "src/imgfilt/_canny_core.pxi":133
+ *             marks[z, y, x] = EDGE
+ *             count += 1
+ *             stack[0] = start             # <<<<<<<<<<<<<<
+ *             top = 1
+ *             while top > 0:
+*/
+          __pyx_t_8 = 0;
+          *((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_stack.data) + __pyx_t_8)) )) = __pyx_v_start;
+
+          /* "src/imgfilt/_canny_core.pxi":134
+ *             count += 1
+ *             stack[0] = start
+ *             top = 1             # <<<<<<<<<<<<<<
+ *             while top > 0:
+ *                 top -= 1
+*/
+          __pyx_v_top = 1;
+
+          /* "src/imgfilt/_canny_core.pxi":135
+ *             stack[0] = start
+ *             top = 1
+ *             while top > 0:             # <<<<<<<<<<<<<<
+ *                 top -= 1
+ *                 index = stack[top]
+*/
+          while (1) {
+            __pyx_t_2 = (__pyx_v_top > 0);
+
+
+            if (!__pyx_t_2) break;
+
+            /* "src/imgfilt/_canny_core.pxi":136
+ *             top = 1
+ *             while top > 0:
+ *                 top -= 1             # <<<<<<<<<<<<<<
+ *                 index = stack[top]
+ *                 z = index // (height * width)
+*/
+            __pyx_v_top = (__pyx_v_top - 1);
+
+            /* "src/imgfilt/_canny_core.pxi":137
+ *             while top > 0:
+ *                 top -= 1
+ *                 index = stack[top]             # <<<<<<<<<<<<<<
+ *                 z = index // (height * width)
+ *                 y = (index // width) % height
+*/
+            __pyx_t_8 = __pyx_v_top;
+            __pyx_v_index = (*((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_stack.data) + __pyx_t_8)) )));
+
+            /* "src/imgfilt/_canny_core.pxi":138
+ *                 top -= 1
+ *                 index = stack[top]
+ *                 z = index // (height * width)             # <<<<<<<<<<<<<<
+ *                 y = (index // width) % height
+ *                 x = index % width
+*/
+            __pyx_v_z = (__pyx_v_index / (__pyx_v_height * __pyx_v_width));
+
+            /* "src/imgfilt/_canny_core.pxi":139
+ *                 index = stack[top]
+ *                 z = index // (height * width)
+ *                 y = (index // width) % height             # <<<<<<<<<<<<<<
+ *                 x = index % width
+ *                 for dz in range(-reach_z, reach_z + 1):
+*/
+            __pyx_v_y = ((__pyx_v_index / __pyx_v_width) % __pyx_v_height);
+
+            /* "src/imgfilt/_canny_core.pxi":140
+ *                 z = index // (height * width)
+ *                 y = (index // width) % height
+ *                 x = index % width             # <<<<<<<<<<<<<<
+ *                 for dz in range(-reach_z, reach_z + 1):
+ *                     nz = z + dz
+*/
+            __pyx_v_x = (__pyx_v_index % __pyx_v_width);
+
+            /* "src/imgfilt/_canny_core.pxi":141
+ *                 y = (index // width) % height
+ *                 x = index % width
+ *                 for dz in range(-reach_z, reach_z + 1):             # <<<<<<<<<<<<<<
+ *                     nz = z + dz
+ *                     if nz < 0 or nz >= depth:
+*/
+
+            __pyx_t_11 = (__pyx_v_reach_z + 1);
+            __pyx_t_12 = __pyx_t_11;
+
+            for (__pyx_t_13 = (-__pyx_v_reach_z); __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
+              __pyx_v_dz = __pyx_t_13;
+
+              /* "src/imgfilt/_canny_core.pxi":142
+ *                 x = index % width
+ *                 for dz in range(-reach_z, reach_z + 1):
+ *                     nz = z + dz             # <<<<<<<<<<<<<<
+ *                     if nz < 0 or nz >= depth:
+ *                         continue
+*/
+              __pyx_v_nz = (__pyx_v_z + __pyx_v_dz);
+
+              /* "src/imgfilt/_canny_core.pxi":143
+ *                 for dz in range(-reach_z, reach_z + 1):
+ *                     nz = z + dz
+ *                     if nz < 0 or nz >= depth:             # <<<<<<<<<<<<<<
+ *                         continue
+ *                     for dy in range(-1, 2):
+*/
+              __pyx_t_14 = (__pyx_v_nz < 0);
+
+              if (!__pyx_t_14) {
+
+              } else {
+
+                __pyx_t_2 = __pyx_t_14;
+
+                goto __pyx_L15_bool_binop_done;
+              }
+              __pyx_t_14 = (__pyx_v_nz >= __pyx_v_depth);
+
+
+              __pyx_t_2 = __pyx_t_14;
+
+              __pyx_L15_bool_binop_done:;
+              if (__pyx_t_2) {
+
+
+                /* "src/imgfilt/_canny_core.pxi":144
+ *                     nz = z + dz
+ *                     if nz < 0 or nz >= depth:
+ *                         continue             # <<<<<<<<<<<<<<
+ *                     for dy in range(-1, 2):
+ *                         ny = y + dy
+*/
+                goto __pyx_L12_continue;
+
+                /* "src/imgfilt/_canny_core.pxi":143
+ *                 for dz in range(-reach_z, reach_z + 1):
+ *                     nz = z + dz
+ *                     if nz < 0 or nz >= depth:             # <<<<<<<<<<<<<<
+ *                         continue
+ *                     for dy in range(-1, 2):
+*/
+              }
+
+              /* "src/imgfilt/_canny_core.pxi":145
+ *                     if nz < 0 or nz >= depth:
+ *                         continue
+ *                     for dy in range(-1, 2):             # <<<<<<<<<<<<<<
+ *                         ny = y + dy
+ *                         if ny < 0 or ny >= height:
+*/
+              for (__pyx_t_15 = -1L; __pyx_t_15 < 2; __pyx_t_15+=1) {
+                __pyx_v_dy = __pyx_t_15;
+
+                /* "src/imgfilt/_canny_core.pxi":146
+ *                         continue
+ *                     for dy in range(-1, 2):
+ *                         ny = y + dy             # <<<<<<<<<<<<<<
+ *                         if ny < 0 or ny >= height:
+ *                             continue
+*/
+                __pyx_v_ny = (__pyx_v_y + __pyx_v_dy);
+
+                /* "src/imgfilt/_canny_core.pxi":147
+ *                     for dy in range(-1, 2):
+ *                         ny = y + dy
+ *                         if ny < 0 or ny >= height:             # <<<<<<<<<<<<<<
+ *                             continue
+ *                         for dx in range(-1, 2):
+*/
+                __pyx_t_14 = (__pyx_v_ny < 0);
+
+                if (!__pyx_t_14) {
+
+                } else {
+
+                  __pyx_t_2 = __pyx_t_14;
+
+                  goto __pyx_L20_bool_binop_done;
+                }
+                __pyx_t_14 = (__pyx_v_ny >= __pyx_v_height);
+
+
+                __pyx_t_2 = __pyx_t_14;
+
+                __pyx_L20_bool_binop_done:;
+                if (__pyx_t_2) {
+
+
+                  /* "src/imgfilt/_canny_core.pxi":148
+ *                         ny = y + dy
+ *                         if ny < 0 or ny >= height:
+ *                             continue             # <<<<<<<<<<<<<<
+ *                         for dx in range(-1, 2):
+ *                             nx = x + dx
+*/
+                  goto __pyx_L17_continue;
+
+                  /* "src/imgfilt/_canny_core.pxi":147
+ *                     for dy in range(-1, 2):
+ *                         ny = y + dy
+ *                         if ny < 0 or ny >= height:             # <<<<<<<<<<<<<<
+ *                             continue
+ *                         for dx in range(-1, 2):
+*/
+                }
+
+                /* "src/imgfilt/_canny_core.pxi":149
+ *                         if ny < 0 or ny >= height:
+ *                             continue
+ *                         for dx in range(-1, 2):             # <<<<<<<<<<<<<<
+ *                             nx = x + dx
+ *                             if nx < 0 or nx >= width:
+*/
+                for (__pyx_t_16 = -1L; __pyx_t_16 < 2; __pyx_t_16+=1) {
+                  __pyx_v_dx = __pyx_t_16;
+
+                  /* "src/imgfilt/_canny_core.pxi":150
+ *                             continue
+ *                         for dx in range(-1, 2):
+ *                             nx = x + dx             # <<<<<<<<<<<<<<
+ *                             if nx < 0 or nx >= width:
+ *                                 continue
+*/
+                  __pyx_v_nx = (__pyx_v_x + __pyx_v_dx);
+
+                  /* "src/imgfilt/_canny_core.pxi":151
+ *                         for dx in range(-1, 2):
+ *                             nx = x + dx
+ *                             if nx < 0 or nx >= width:             # <<<<<<<<<<<<<<
+ *                                 continue
+ *                             if marks[nz, ny, nx] == WEAK or marks[nz, ny, nx] == STRONG:
+*/
+                  __pyx_t_14 = (__pyx_v_nx < 0);
+
+                  if (!__pyx_t_14) {
+
+                  } else {
+
+                    __pyx_t_2 = __pyx_t_14;
+
+                    goto __pyx_L25_bool_binop_done;
+                  }
+                  __pyx_t_14 = (__pyx_v_nx >= __pyx_v_width);
+
+
+                  __pyx_t_2 = __pyx_t_14;
+
+                  __pyx_L25_bool_binop_done:;
+                  if (__pyx_t_2) {
+
+
+                    /* "src/imgfilt/_canny_core.pxi":152
+ *                             nx = x + dx
+ *                             if nx < 0 or nx >= width:
+ *                                 continue             # <<<<<<<<<<<<<<
+ *                             if marks[nz, ny, nx] == WEAK or marks[nz, ny, nx] == STRONG:
+ *                                 marks[nz, ny, nx] = EDGE
+*/
+                    goto __pyx_L22_continue;
+
+                    /* "src/imgfilt/_canny_core.pxi":151
+ *                         for dx in range(-1, 2):
+ *                             nx = x + dx
+ *                             if nx < 0 or nx >= width:             # <<<<<<<<<<<<<<
+ *                                 continue
+ *                             if marks[nz, ny, nx] == WEAK or marks[nz, ny, nx] == STRONG:
+*/
+                  }
+
+                  /* "src/imgfilt/_canny_core.pxi":153
+ *                             if nx < 0 or nx >= width:
+ *                                 continue
+ *                             if marks[nz, ny, nx] == WEAK or marks[nz, ny, nx] == STRONG:             # <<<<<<<<<<<<<<
+ *                                 marks[nz, ny, nx] = EDGE
+ *                                 count += 1
+*/
+                  __pyx_t_8 = __pyx_v_nz;
+                  __pyx_t_9 = __pyx_v_ny;
+                  __pyx_t_10 = __pyx_v_nx;
+                  __pyx_t_14 = ((*((unsigned char *) ( /* dim=2 */ ((char *) (((unsigned char *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_marks.data + __pyx_t_8 * __pyx_v_marks.strides[0]) ) + __pyx_t_9 * __pyx_v_marks.strides[1]) )) + __pyx_t_10)) ))) == __pyx_e_7imgfilt_10_nonlinear_WEAK);
+
+                  if (!__pyx_t_14) {
+
+                  } else {
+
+                    __pyx_t_2 = __pyx_t_14;
+
+                    goto __pyx_L28_bool_binop_done;
+                  }
+                  __pyx_t_10 = __pyx_v_nz;
+                  __pyx_t_9 = __pyx_v_ny;
+                  __pyx_t_8 = __pyx_v_nx;
+                  __pyx_t_14 = ((*((unsigned char *) ( /* dim=2 */ ((char *) (((unsigned char *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_marks.data + __pyx_t_10 * __pyx_v_marks.strides[0]) ) + __pyx_t_9 * __pyx_v_marks.strides[1]) )) + __pyx_t_8)) ))) == __pyx_e_7imgfilt_10_nonlinear_STRONG);
+
+
+                  __pyx_t_2 = __pyx_t_14;
+
+                  __pyx_L28_bool_binop_done:;
+                  if (__pyx_t_2) {
+
+
+                    /* "src/imgfilt/_canny_core.pxi":154
+ *                                 continue
+ *                             if marks[nz, ny, nx] == WEAK or marks[nz, ny, nx] == STRONG:
+ *                                 marks[nz, ny, nx] = EDGE             # <<<<<<<<<<<<<<
+ *                                 count += 1
+ *                                 stack[top] = (nz * height + ny) * width + nx
+*/
+                    __pyx_t_8 = __pyx_v_nz;
+                    __pyx_t_9 = __pyx_v_ny;
+                    __pyx_t_10 = __pyx_v_nx;
+                    *((unsigned char *) ( /* dim=2 */ ((char *) (((unsigned char *) ( /* dim=1 */ (( /* dim=0 */ (__pyx_v_marks.data + __pyx_t_8 * __pyx_v_marks.strides[0]) ) + __pyx_t_9 * __pyx_v_marks.strides[1]) )) + __pyx_t_10)) )) = __pyx_e_7imgfilt_10_nonlinear_EDGE;
+
+                    /* "src/imgfilt/_canny_core.pxi":155
+ *                             if marks[nz, ny, nx] == WEAK or marks[nz, ny, nx] == STRONG:
+ *                                 marks[nz, ny, nx] = EDGE
+ *                                 count += 1             # <<<<<<<<<<<<<<
+ *                                 stack[top] = (nz * height + ny) * width + nx
+ *                                 top += 1
+*/
+                    __pyx_v_count = (__pyx_v_count + 1);
+
+                    /* "src/imgfilt/_canny_core.pxi":156
+ *                                 marks[nz, ny, nx] = EDGE
+ *                                 count += 1
+ *                                 stack[top] = (nz * height + ny) * width + nx             # <<<<<<<<<<<<<<
+ *                                 top += 1
+ *     return count
+*/
+                    __pyx_t_10 = __pyx_v_top;
+                    *((Py_ssize_t *) ( /* dim=0 */ ((char *) (((Py_ssize_t *) __pyx_v_stack.data) + __pyx_t_10)) )) = ((((__pyx_v_nz * __pyx_v_height) + __pyx_v_ny) * __pyx_v_width) + __pyx_v_nx);
+
+                    /* "src/imgfilt/_canny_core.pxi":157
+ *                                 count += 1
+ *                                 stack[top] = (nz * height + ny) * width + nx
+ *                                 top += 1             # <<<<<<<<<<<<<<
+ *     return count
+*/
+                    __pyx_v_top = (__pyx_v_top + 1);
+
+                    /* "src/imgfilt/_canny_core.pxi":153
+ *                             if nx < 0 or nx >= width:
+ *                                 continue
+ *                             if marks[nz, ny, nx] == WEAK or marks[nz, ny, nx] == STRONG:             # <<<<<<<<<<<<<<
+ *                                 marks[nz, ny, nx] = EDGE
+ *                                 count += 1
+*/
+                  }
+                  __pyx_L22_continue:;
+                }
+                __pyx_L17_continue:;
+              }
+              __pyx_L12_continue:;
+            }
+
+          }
+          __pyx_L7_continue:;
+        }
+
+      }
+
+      /* "src/imgfilt/_canny_core.pxi":124
+ *     if stack.shape[0] < depth * height * width:
+ *         raise ValueError("canny engine: the stack is smaller than the volume")
+ *     with nogil:             # <<<<<<<<<<<<<<
+ *         for start in range(depth * height * width):
+ *             z = start // (height * width)
+*/
+      /*finally:*/ {
+        /*normal exit:*/{
+          __Pyx_FastGIL_Forget();
+          PyEval_RestoreThread(_save);
+          goto __pyx_L6;
+        }
+        __pyx_L6:;
+      }
+  }
+
+  /* "src/imgfilt/_canny_core.pxi":158
+ *                                 stack[top] = (nz * height + ny) * width + nx
+ *                                 top += 1
+ *     return count             # <<<<<<<<<<<<<<
+*/
+  __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_count); if (unlikely(!__pyx_t_3)) __PYX_ERR(3, 158, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_3;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_3 = 0;
+  goto __pyx_L0;
+
+  /* "src/imgfilt/_canny_core.pxi":114
+ * 
+ * 
+ * def canny_hysteresis(unsigned char[:, :, ::1] marks, Py_ssize_t[::1] stack):             # <<<<<<<<<<<<<<
+ *     """Keep the WEAK and STRONG samples connected to a STRONG one (8-connected in 2-D, 26 in 3-D).
+ * 
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_AddTraceback("imgfilt._nonlinear.canny_hysteresis", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
 /* #### Code section: module_exttypes ### */
 
-static PyObject *__pyx_tp_new__initialisation_7imgfilt_10_rank_avx2___pyx_defaults(PyObject *o, 
+static PyObject *__pyx_tp_new__initialisation_7imgfilt_10_nonlinear___pyx_defaults(PyObject *o, 
 #if CYTHON_VECTORCALL_TPNEW
     CYTHON_UNUSED PyObject *const *args, CYTHON_UNUSED Py_ssize_t nargs, CYTHON_UNUSED PyObject *kwnames
 #else
@@ -45972,7 +48456,7 @@ static PyObject *__pyx_tp_new__initialisation_7imgfilt_10_rank_avx2___pyx_defaul
   return o;
 }
 
-static PyObject *__pyx_tp_new_vectorcall_7imgfilt_10_rank_avx2___pyx_defaults(PyTypeObject *t, 
+static PyObject *__pyx_tp_new_vectorcall_7imgfilt_10_nonlinear___pyx_defaults(PyTypeObject *t, 
 #if CYTHON_VECTORCALL_TPNEW
     PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
 #else
@@ -45982,7 +48466,7 @@ static PyObject *__pyx_tp_new_vectorcall_7imgfilt_10_rank_avx2___pyx_defaults(Py
   PyObject *o;
   o = __Pyx_AllocateExtensionType(t, 1);
   if (unlikely(!o)) return 0;
-  return __pyx_tp_new__initialisation_7imgfilt_10_rank_avx2___pyx_defaults(o, 
+  return __pyx_tp_new__initialisation_7imgfilt_10_nonlinear___pyx_defaults(o, 
 #if CYTHON_VECTORCALL_TPNEW
     args, nargs, kwnames
 #else
@@ -45992,27 +48476,27 @@ static PyObject *__pyx_tp_new_vectorcall_7imgfilt_10_rank_avx2___pyx_defaults(Py
 }
 
 #if CYTHON_VECTORCALL_TPNEW
-static PyObject *__pyx_tp_new_7imgfilt_10_rank_avx2___pyx_defaults(PyTypeObject *t, PyObject *a, PyObject *k) {
-  return __Pyx_CallTpnewAsVectorcall(__pyx_tp_new_vectorcall_7imgfilt_10_rank_avx2___pyx_defaults, t, a, k);
+static PyObject *__pyx_tp_new_7imgfilt_10_nonlinear___pyx_defaults(PyTypeObject *t, PyObject *a, PyObject *k) {
+  return __Pyx_CallTpnewAsVectorcall(__pyx_tp_new_vectorcall_7imgfilt_10_nonlinear___pyx_defaults, t, a, k);
 }
 #endif
 
 #if CYTHON_VECTORCALL_TPNEW
-static PyObject *__pyx_tp_vectorcall_7imgfilt_10_rank_avx2___pyx_defaults(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
-  if (unlikely((PyTypeObject*)t != __pyx_mstate_global->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults || __Pyx_PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_IS_ABSTRACT))) {
+static PyObject *__pyx_tp_vectorcall_7imgfilt_10_nonlinear___pyx_defaults(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  if (unlikely((PyTypeObject*)t != __pyx_mstate_global->__pyx_ptype_7imgfilt_10_nonlinear___pyx_defaults || __Pyx_PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_IS_ABSTRACT))) {
     return __Pyx_CallNewInitFromVectorcall((PyTypeObject*)t, args, nargsf, kwnames);
   }
   Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-  PyObject *o = __pyx_tp_new_vectorcall_7imgfilt_10_rank_avx2___pyx_defaults((PyTypeObject*)t, args, nargs, kwnames);
+  PyObject *o = __pyx_tp_new_vectorcall_7imgfilt_10_nonlinear___pyx_defaults((PyTypeObject*)t, args, nargs, kwnames);
   return o;
 }
 #endif
 
-static void __pyx_tp_dealloc_7imgfilt_10_rank_avx2___pyx_defaults(PyObject *o) {
+static void __pyx_tp_dealloc_7imgfilt_10_nonlinear___pyx_defaults(PyObject *o) {
   struct __pyx_defaults *p = (struct __pyx_defaults *)o;
   #if CYTHON_USE_TP_FINALIZE
   if (unlikely(__Pyx_PyObject_GetSlot(o, tp_finalize, destructor)) && !__Pyx_PyObject_GC_IsFinalized(o)) {
-    if (__Pyx_PyObject_GetSlot(o, tp_dealloc, destructor) == __pyx_tp_dealloc_7imgfilt_10_rank_avx2___pyx_defaults) {
+    if (__Pyx_PyObject_GetSlot(o, tp_dealloc, destructor) == __pyx_tp_dealloc_7imgfilt_10_nonlinear___pyx_defaults) {
       if (PyObject_CallFinalizerFromDealloc(o)) return;
     }
   }
@@ -46033,7 +48517,7 @@ static void __pyx_tp_dealloc_7imgfilt_10_rank_avx2___pyx_defaults(PyObject *o) {
   #endif
 }
 
-static int __pyx_tp_traverse_7imgfilt_10_rank_avx2___pyx_defaults(PyObject *o, visitproc v, void *a) {
+static int __pyx_tp_traverse_7imgfilt_10_nonlinear___pyx_defaults(PyObject *o, visitproc v, void *a) {
   int e;
   struct __pyx_defaults *p = (struct __pyx_defaults *)o;
   {
@@ -46046,7 +48530,7 @@ static int __pyx_tp_traverse_7imgfilt_10_rank_avx2___pyx_defaults(PyObject *o, v
   return 0;
 }
 
-static int __pyx_tp_clear_7imgfilt_10_rank_avx2___pyx_defaults(PyObject *o) {
+static int __pyx_tp_clear_7imgfilt_10_nonlinear___pyx_defaults(PyObject *o) {
   PyObject* tmp;
   struct __pyx_defaults *p = (struct __pyx_defaults *)o;
   tmp = ((PyObject*)p->arg0);
@@ -46055,33 +48539,33 @@ static int __pyx_tp_clear_7imgfilt_10_rank_avx2___pyx_defaults(PyObject *o) {
   return 0;
 }
 #if CYTHON_USE_TYPE_SPECS
-static PyType_Slot __pyx_type_7imgfilt_10_rank_avx2___pyx_defaults_slots[] = {
-  {Py_tp_dealloc, (void *)__pyx_tp_dealloc_7imgfilt_10_rank_avx2___pyx_defaults},
-  {Py_tp_traverse, (void *)__pyx_tp_traverse_7imgfilt_10_rank_avx2___pyx_defaults},
-  {Py_tp_clear, (void *)__pyx_tp_clear_7imgfilt_10_rank_avx2___pyx_defaults},
-  {Py_tp_new, (void *)__pyx_tp_new_7imgfilt_10_rank_avx2___pyx_defaults},
+static PyType_Slot __pyx_type_7imgfilt_10_nonlinear___pyx_defaults_slots[] = {
+  {Py_tp_dealloc, (void *)__pyx_tp_dealloc_7imgfilt_10_nonlinear___pyx_defaults},
+  {Py_tp_traverse, (void *)__pyx_tp_traverse_7imgfilt_10_nonlinear___pyx_defaults},
+  {Py_tp_clear, (void *)__pyx_tp_clear_7imgfilt_10_nonlinear___pyx_defaults},
+  {Py_tp_new, (void *)__pyx_tp_new_7imgfilt_10_nonlinear___pyx_defaults},
   #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
   #if CYTHON_VECTORCALL_TPNEW
-  {Py_tp_vectorcall, (void *)__pyx_tp_vectorcall_7imgfilt_10_rank_avx2___pyx_defaults},
+  {Py_tp_vectorcall, (void *)__pyx_tp_vectorcall_7imgfilt_10_nonlinear___pyx_defaults},
   #endif
   #endif
   {0, 0},
 };
-static PyType_Spec __pyx_type_7imgfilt_10_rank_avx2___pyx_defaults_spec = {
-  "imgfilt._rank_avx2.__pyx_defaults",
+static PyType_Spec __pyx_type_7imgfilt_10_nonlinear___pyx_defaults_spec = {
+  "imgfilt._nonlinear.__pyx_defaults",
   sizeof(struct __pyx_defaults),
   0,
   Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_HAVE_GC,
-  __pyx_type_7imgfilt_10_rank_avx2___pyx_defaults_slots,
+  __pyx_type_7imgfilt_10_nonlinear___pyx_defaults_slots,
 };
 #else
 
-static PyTypeObject __pyx_type_7imgfilt_10_rank_avx2___pyx_defaults = {
+static PyTypeObject __pyx_type_7imgfilt_10_nonlinear___pyx_defaults = {
   PyVarObject_HEAD_INIT(0, 0)
-  "imgfilt._rank_avx2.""__pyx_defaults", /*tp_name*/
+  "imgfilt._nonlinear.""__pyx_defaults", /*tp_name*/
   sizeof(struct __pyx_defaults), /*tp_basicsize*/
   0, /*tp_itemsize*/
-  __pyx_tp_dealloc_7imgfilt_10_rank_avx2___pyx_defaults, /*tp_dealloc*/
+  __pyx_tp_dealloc_7imgfilt_10_nonlinear___pyx_defaults, /*tp_dealloc*/
   0, /*tp_vectorcall_offset*/
   0, /*tp_getattr*/
   0, /*tp_setattr*/
@@ -46098,8 +48582,8 @@ static PyTypeObject __pyx_type_7imgfilt_10_rank_avx2___pyx_defaults = {
   0, /*tp_as_buffer*/
   Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_HAVE_GC, /*tp_flags*/
   0, /*tp_doc*/
-  __pyx_tp_traverse_7imgfilt_10_rank_avx2___pyx_defaults, /*tp_traverse*/
-  __pyx_tp_clear_7imgfilt_10_rank_avx2___pyx_defaults, /*tp_clear*/
+  __pyx_tp_traverse_7imgfilt_10_nonlinear___pyx_defaults, /*tp_traverse*/
+  __pyx_tp_clear_7imgfilt_10_nonlinear___pyx_defaults, /*tp_clear*/
   0, /*tp_richcompare*/
   0, /*tp_weaklistoffset*/
   0, /*tp_iter*/
@@ -46116,7 +48600,7 @@ static PyTypeObject __pyx_type_7imgfilt_10_rank_avx2___pyx_defaults = {
   #endif
   0, /*tp_init*/
   0, /*tp_alloc*/
-  __pyx_tp_new_7imgfilt_10_rank_avx2___pyx_defaults, /*tp_new*/
+  __pyx_tp_new_7imgfilt_10_nonlinear___pyx_defaults, /*tp_new*/
   0, /*tp_free*/
   0, /*tp_is_gc*/
   0, /*tp_bases*/
@@ -46133,7 +48617,7 @@ static PyTypeObject __pyx_type_7imgfilt_10_rank_avx2___pyx_defaults = {
   #endif
   #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
   #if CYTHON_VECTORCALL_TPNEW
-  __pyx_tp_vectorcall_7imgfilt_10_rank_avx2___pyx_defaults, /*tp_vectorcall*/
+  __pyx_tp_vectorcall_7imgfilt_10_nonlinear___pyx_defaults, /*tp_vectorcall*/
   #else
   NULL, /*tp_vectorcall*/
   #endif
@@ -46343,7 +48827,7 @@ static PyType_Slot __pyx_type___pyx_array_slots[] = {
   {0, 0},
 };
 static PyType_Spec __pyx_type___pyx_array_spec = {
-  "imgfilt._rank_avx2.array",
+  "imgfilt._nonlinear.array",
   sizeof(struct __pyx_array_obj),
   0,
   Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_SEQUENCE,
@@ -46377,7 +48861,7 @@ static PyBufferProcs __pyx_tp_as_buffer_array = {
 
 static PyTypeObject __pyx_type___pyx_array = {
   PyVarObject_HEAD_INIT(0, 0)
-  "imgfilt._rank_avx2.""array", /*tp_name*/
+  "imgfilt._nonlinear.""array", /*tp_name*/
   sizeof(struct __pyx_array_obj), /*tp_basicsize*/
   0, /*tp_itemsize*/
   __pyx_tp_dealloc_array, /*tp_dealloc*/
@@ -46581,7 +49065,7 @@ static PyType_Slot __pyx_type___pyx_MemviewEnum_slots[] = {
   {0, 0},
 };
 static PyType_Spec __pyx_type___pyx_MemviewEnum_spec = {
-  "imgfilt._rank_avx2.Enum",
+  "imgfilt._nonlinear.Enum",
   sizeof(struct __pyx_MemviewEnum_obj),
   0,
   Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC,
@@ -46591,7 +49075,7 @@ static PyType_Spec __pyx_type___pyx_MemviewEnum_spec = {
 
 static PyTypeObject __pyx_type___pyx_MemviewEnum = {
   PyVarObject_HEAD_INIT(0, 0)
-  "imgfilt._rank_avx2.""Enum", /*tp_name*/
+  "imgfilt._nonlinear.""Enum", /*tp_name*/
   sizeof(struct __pyx_MemviewEnum_obj), /*tp_basicsize*/
   0, /*tp_itemsize*/
   __pyx_tp_dealloc_Enum, /*tp_dealloc*/
@@ -46927,7 +49411,7 @@ static PyType_Slot __pyx_type___pyx_memoryview_slots[] = {
   {0, 0},
 };
 static PyType_Spec __pyx_type___pyx_memoryview_spec = {
-  "imgfilt._rank_avx2.memoryview",
+  "imgfilt._nonlinear.memoryview",
   sizeof(struct __pyx_memoryview_obj),
   0,
   Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC,
@@ -46961,7 +49445,7 @@ static PyBufferProcs __pyx_tp_as_buffer_memoryview = {
 
 static PyTypeObject __pyx_type___pyx_memoryview = {
   PyVarObject_HEAD_INIT(0, 0)
-  "imgfilt._rank_avx2.""memoryview", /*tp_name*/
+  "imgfilt._nonlinear.""memoryview", /*tp_name*/
   sizeof(struct __pyx_memoryview_obj), /*tp_basicsize*/
   0, /*tp_itemsize*/
   __pyx_tp_dealloc_memoryview, /*tp_dealloc*/
@@ -47158,7 +49642,7 @@ static PyType_Slot __pyx_type___pyx_memoryviewslice_slots[] = {
   {0, 0},
 };
 static PyType_Spec __pyx_type___pyx_memoryviewslice_spec = {
-  "imgfilt._rank_avx2._memoryviewslice",
+  "imgfilt._nonlinear._memoryviewslice",
   sizeof(struct __pyx_memoryviewslice_obj),
   0,
   Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC|Py_TPFLAGS_SEQUENCE,
@@ -47168,7 +49652,7 @@ static PyType_Spec __pyx_type___pyx_memoryviewslice_spec = {
 
 static PyTypeObject __pyx_type___pyx_memoryviewslice = {
   PyVarObject_HEAD_INIT(0, 0)
-  "imgfilt._rank_avx2.""_memoryviewslice", /*tp_name*/
+  "imgfilt._nonlinear.""_memoryviewslice", /*tp_name*/
   sizeof(struct __pyx_memoryviewslice_obj), /*tp_basicsize*/
   0, /*tp_itemsize*/
   __pyx_tp_dealloc__memoryviewslice, /*tp_dealloc*/
@@ -47316,21 +49800,21 @@ static int __Pyx_modinit_Exttype___pyx_defaults(__pyx_mstatetype *__pyx_mstate) 
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_defaults", 0);
   /*--- Exttype __pyx_defaults ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7imgfilt_10_rank_avx2___pyx_defaults_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults)) __PYX_ERR(2, 459, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_7imgfilt_10_nonlinear___pyx_defaults = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7imgfilt_10_nonlinear___pyx_defaults_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7imgfilt_10_nonlinear___pyx_defaults)) __PYX_ERR(2, 459, __pyx_L1_error)
   #else
-  __pyx_mstate->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults = &__pyx_type_7imgfilt_10_rank_avx2___pyx_defaults;
+  __pyx_mstate->__pyx_ptype_7imgfilt_10_nonlinear___pyx_defaults = &__pyx_type_7imgfilt_10_nonlinear___pyx_defaults;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults) < (0)) __PYX_ERR(2, 459, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7imgfilt_10_nonlinear___pyx_defaults) < (0)) __PYX_ERR(2, 459, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
-  PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults);
+  PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7imgfilt_10_nonlinear___pyx_defaults);
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
-  if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults->tp_dictoffset && __pyx_mstate->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults->tp_getattro == PyObject_GenericGetAttr)) {
-    __pyx_mstate->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults->tp_getattro = PyObject_GenericGetAttr;
+  if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_7imgfilt_10_nonlinear___pyx_defaults->tp_dictoffset && __pyx_mstate->__pyx_ptype_7imgfilt_10_nonlinear___pyx_defaults->tp_getattro == PyObject_GenericGetAttr)) {
+    __pyx_mstate->__pyx_ptype_7imgfilt_10_nonlinear___pyx_defaults->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
   __Pyx_RefNannyFinishContext();
@@ -47553,10 +50037,10 @@ static int __Pyx_modinit_Function_import_code(__pyx_mstatetype *__pyx_mstate) {
 
 #if CYTHON_PEP489_MULTI_PHASE_INIT
 static PyObject* __pyx_pymod_create(PyObject *spec, PyModuleDef *def); /*proto*/
-static int __pyx_pymod_exec__rank_avx2(PyObject* module); /*proto*/
+static int __pyx_pymod_exec__nonlinear(PyObject* module); /*proto*/
 static PyModuleDef_Slot __pyx_moduledef_slots[] = {
   {Py_mod_create, (void*)__pyx_pymod_create},
-  {Py_mod_exec, (void*)__pyx_pymod_exec__rank_avx2},
+  {Py_mod_exec, (void*)__pyx_pymod_exec__nonlinear},
   #if CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
   {Py_mod_gil, __Pyx_FREETHREADING_COMPATIBLE},
   #endif
@@ -47575,8 +50059,8 @@ namespace {
   #endif
   {
       PyModuleDef_HEAD_INIT,
-      "_rank_avx2",
-      __pyx_k_The_compiled_rank_filters_built, /* m_doc */
+      "_nonlinear",
+      __pyx_k_The_compiled_nonlinear_filters_r, /* m_doc */
     #if CYTHON_USE_MODULE_STATE
       sizeof(__pyx_mstatetype), /* m_size */
     #else
@@ -47613,8 +50097,8 @@ namespace {
   #endif
 #endif
 
-__Pyx_PyMODINIT_FUNC PyInit__rank_avx2(void) CYTHON_SMALL_CODE; /*proto*/
-__Pyx_PyMODINIT_FUNC PyInit__rank_avx2(void)
+__Pyx_PyMODINIT_FUNC PyInit__nonlinear(void) CYTHON_SMALL_CODE; /*proto*/
+__Pyx_PyMODINIT_FUNC PyInit__nonlinear(void)
 #if CYTHON_PEP489_MULTI_PHASE_INIT
 {
   return PyModuleDef_Init(&__pyx_moduledef);
@@ -47732,7 +50216,7 @@ bad:
 }
 
 
-static CYTHON_SMALL_CODE int __pyx_pymod_exec__rank_avx2(PyObject *__pyx_pyinit_module)
+static CYTHON_SMALL_CODE int __pyx_pymod_exec__nonlinear(PyObject *__pyx_pyinit_module)
 #endif
 {
   int stringtab_initialized = 0;
@@ -47756,7 +50240,7 @@ static CYTHON_SMALL_CODE int __pyx_pymod_exec__rank_avx2(PyObject *__pyx_pyinit_
   #if CYTHON_PEP489_MULTI_PHASE_INIT
   if (__pyx_m) {
     if (__pyx_m == __pyx_pyinit_module) return 0;
-    PyErr_SetString(PyExc_RuntimeError, "Module '_rank_avx2' has already been imported. Re-initialisation is not supported.");
+    PyErr_SetString(PyExc_RuntimeError, "Module '_nonlinear' has already been imported. Re-initialisation is not supported.");
     return -1;
   }
   #else
@@ -47772,7 +50256,7 @@ static CYTHON_SMALL_CODE int __pyx_pymod_exec__rank_avx2(PyObject *__pyx_pyinit_
   #if CYTHON_USE_MODULE_STATE
   {
     int add_module_result = __Pyx_State_AddModule(__pyx_t_1, &__pyx_moduledef);
-    __pyx_t_1 = 0; /* transfer ownership from __pyx_t_1 to "_rank_avx2" pseudovariable */
+    __pyx_t_1 = 0; /* transfer ownership from __pyx_t_1 to "_nonlinear" pseudovariable */
     if (unlikely((add_module_result < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
     pystate_addmodule_run = 1;
   }
@@ -47802,7 +50286,7 @@ static CYTHON_SMALL_CODE int __pyx_pymod_exec__rank_avx2(PyObject *__pyx_pyinit_
   }
   #endif
   
-__Pyx_RefNannySetupContext("PyInit__rank_avx2", 0);
+__Pyx_RefNannySetupContext("PyInit__nonlinear", 0);
   __Pyx_init_runtime_version();
   if (__Pyx_check_binary_version(__PYX_LIMITED_VERSION_HEX, __Pyx_get_runtime_version(), CYTHON_COMPILING_IN_LIMITED_API) < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
   __pyx_mstate->__pyx_empty_tuple = PyTuple_New(0); if (unlikely(!__pyx_mstate->__pyx_empty_tuple)) __PYX_ERR(0, 1, __pyx_L1_error)
@@ -47813,13 +50297,13 @@ __Pyx_RefNannySetupContext("PyInit__rank_avx2", 0);
   if (__Pyx_InitConstants(__pyx_mstate) < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
   stringtab_initialized = 1;
   if (__Pyx_InitGlobals() < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
-  if (__pyx_module_is_main_imgfilt___rank_avx2) {
+  if (__pyx_module_is_main_imgfilt___nonlinear) {
     if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_name_2, __pyx_mstate_global->__pyx_n_u_main) < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
   }
   {
     PyObject *modules = PyImport_GetModuleDict(); if (unlikely(!modules)) __PYX_ERR(0, 1, __pyx_L1_error)
-    if (!PyDict_GetItemString(modules, "imgfilt._rank_avx2")) {
-      if (unlikely((PyDict_SetItemString(modules, "imgfilt._rank_avx2", __pyx_m) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
+    if (!PyDict_GetItemString(modules, "imgfilt._nonlinear")) {
+      if (unlikely((PyDict_SetItemString(modules, "imgfilt._nonlinear", __pyx_m) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
     }
   }
   /*--- Builtin init code ---*/
@@ -48342,7 +50826,7 @@ __Pyx_RefNannySetupContext("PyInit__rank_avx2", 0);
  *     """Return True when the rank kernels were compiled with OpenMP."""
  *     return bool(imgfilt_rank_has_openmp())
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_7imgfilt_10_rank_avx2_1has_openmp, 0, __pyx_mstate_global->__pyx_n_u_has_openmp, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 150, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_7imgfilt_10_nonlinear_1has_openmp, 0, __pyx_mstate_global->__pyx_n_u_has_openmp, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 150, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -48357,7 +50841,7 @@ __Pyx_RefNannySetupContext("PyInit__rank_avx2", 0);
  *     """The instruction set this module was compiled for: "baseline" or "avx2"."""
  *     return IMGFILT_ISA.decode()
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_7imgfilt_10_rank_avx2_3instruction_set, 0, __pyx_mstate_global->__pyx_n_u_instruction_set, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 155, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_7imgfilt_10_nonlinear_3instruction_set, 0, __pyx_mstate_global->__pyx_n_u_instruction_set, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 155, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -48372,7 +50856,7 @@ __Pyx_RefNannySetupContext("PyInit__rank_avx2", 0);
  *     """Outputs a selection network computes at once (and extra columns each ring row needs)."""
  *     return LANES
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_7imgfilt_10_rank_avx2_5lanes, 0, __pyx_mstate_global->__pyx_n_u_lanes, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 160, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_7imgfilt_10_nonlinear_5lanes, 0, __pyx_mstate_global->__pyx_n_u_lanes, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 160, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -48389,7 +50873,7 @@ __Pyx_RefNannySetupContext("PyInit__rank_avx2", 0);
 */
   __pyx_t_4 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_7imgfilt_10_rank_avx2_9rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u8_t_1_u8_t_1_co, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_7imgfilt_10_nonlinear_13rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u8_t_1_u8_t_1_co, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -48397,7 +50881,7 @@ __Pyx_RefNannySetupContext("PyInit__rank_avx2", 0);
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
   if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u8_t, __pyx_t_5) < (0)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_7imgfilt_10_rank_avx2_11rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u16_t_1_u16_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_7imgfilt_10_nonlinear_15rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u16_t_1_u16_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -48405,7 +50889,7 @@ __Pyx_RefNannySetupContext("PyInit__rank_avx2", 0);
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
   if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u16_t, __pyx_t_5) < (0)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_2__pyx_mdef_7imgfilt_10_rank_avx2_13rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u32_t_1_u32_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_2__pyx_mdef_7imgfilt_10_nonlinear_17rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u32_t_1_u32_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -48413,7 +50897,7 @@ __Pyx_RefNannySetupContext("PyInit__rank_avx2", 0);
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
   if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u32_t, __pyx_t_5) < (0)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_3__pyx_mdef_7imgfilt_10_rank_avx2_15rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u64_t_1_u64_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_3__pyx_mdef_7imgfilt_10_nonlinear_19rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_u64_t_1_u64_t_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -48421,7 +50905,7 @@ __Pyx_RefNannySetupContext("PyInit__rank_avx2", 0);
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
   if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_u64_t, __pyx_t_5) < (0)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_4__pyx_mdef_7imgfilt_10_rank_avx2_17rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_float_1_float_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_4__pyx_mdef_7imgfilt_10_nonlinear_21rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_float_1_float_1, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -48429,7 +50913,7 @@ __Pyx_RefNannySetupContext("PyInit__rank_avx2", 0);
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
   if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_5) < (0)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_5__pyx_mdef_7imgfilt_10_rank_avx2_19rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_double_1_double, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_5__pyx_mdef_7imgfilt_10_nonlinear_23rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows_const_double_1_double, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -48437,12 +50921,12 @@ __Pyx_RefNannySetupContext("PyInit__rank_avx2", 0);
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
   if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_5) < (0)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_7imgfilt_10_rank_avx2_7rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__rank_avx2, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_7imgfilt_10_nonlinear_7rank_rows, 0, __pyx_mstate_global->__pyx_n_u_rank_rows, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
-  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_7imgfilt_10_rank_avx2___pyx_defaults)) __PYX_ERR(2, 459, __pyx_L1_error)
+  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_7imgfilt_10_nonlinear___pyx_defaults)) __PYX_ERR(2, 459, __pyx_L1_error)
   __pyx_t_9 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 459, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_t_5)->arg0 = __pyx_t_9;
@@ -48458,8 +50942,39 @@ __Pyx_RefNannySetupContext("PyInit__rank_avx2", 0);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  /* "imgfilt/_rank_avx2.pyx":1
- * """The compiled rank filters built for AVX2 (see _rank_core.pxi); imported only on CPUs that run it."""             # <<<<<<<<<<<<<<
+  /* "src/imgfilt/_canny_core.pxi":61
+ * 
+ * 
+ * def canny_suppress(const float[:, :, ::1] gz, const float[:, :, ::1] gy,             # <<<<<<<<<<<<<<
+ *                    const float[:, :, ::1] gx, const float[:, :, ::1] magnitude,
+ *                    double low, double high, unsigned char[:, :, ::1] marks, int num_threads):
+*/
+  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_7imgfilt_10_nonlinear_9canny_suppress, 0, __pyx_mstate_global->__pyx_n_u_canny_suppress, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10])); if (unlikely(!__pyx_t_5)) __PYX_ERR(3, 61, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
+  #endif
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_canny_suppress, __pyx_t_5) < (0)) __PYX_ERR(3, 61, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+
+  /* "src/imgfilt/_canny_core.pxi":114
+ * 
+ * 
+ * def canny_hysteresis(unsigned char[:, :, ::1] marks, Py_ssize_t[::1] stack):             # <<<<<<<<<<<<<<
+ *     """Keep the WEAK and STRONG samples connected to a STRONG one (8-connected in 2-D, 26 in 3-D).
+ * 
+*/
+  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_7imgfilt_10_nonlinear_11canny_hysteresis, 0, __pyx_mstate_global->__pyx_n_u_canny_hysteresis, NULL, __pyx_mstate_global->__pyx_n_u_imgfilt__nonlinear, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[11])); if (unlikely(!__pyx_t_5)) __PYX_ERR(3, 114, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
+  #endif
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_canny_hysteresis, __pyx_t_5) < (0)) __PYX_ERR(3, 114, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+
+  /* "imgfilt/_nonlinear.pyx":1
+ * """The compiled nonlinear filters (rank filters, Canny's suppression and hysteresis), built for the             # <<<<<<<<<<<<<<
+ * baseline instruction set. The kernels are in _rank_core.pxi and _canny_core.pxi."""
  * include "_rank_core.pxi"
 */
   __pyx_t_5 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1, __pyx_L1_error)
@@ -48476,7 +50991,7 @@ __Pyx_RefNannySetupContext("PyInit__rank_avx2", 0);
   __Pyx_XDECREF(__pyx_t_9);
   if (__pyx_m) {
     if (__pyx_mstate->__pyx_d && stringtab_initialized) {
-      __Pyx_AddTraceback("init imgfilt._rank_avx2", __pyx_clineno, __pyx_lineno, __pyx_filename);
+      __Pyx_AddTraceback("init imgfilt._nonlinear", __pyx_clineno, __pyx_lineno, __pyx_filename);
     }
     #if !CYTHON_USE_MODULE_STATE
     Py_CLEAR(__pyx_m);
@@ -48490,7 +51005,7 @@ __Pyx_RefNannySetupContext("PyInit__rank_avx2", 0);
     }
     #endif
   } else if (!PyErr_Occurred()) {
-    PyErr_SetString(PyExc_ImportError, "init imgfilt._rank_avx2");
+    PyErr_SetString(PyExc_ImportError, "init imgfilt._nonlinear");
   }
   __pyx_L0:;
   __Pyx_RefNannyFinishContext();
@@ -48634,41 +51149,41 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{6},{8},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{27},{179},{8},{15},{7},{6},{2},{9},{50},{60},{46},{50},{65},{37},{44},{50},{46},{56},{38},{68},{49},{39},{45},{67},{27},{26},{30},{37},{1},{5},{8},{8},{15},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{15},{13},{3},{7},{7},{7},{15},{4},{18},{4},{5},{4},{1},{8},{18},{7},{5},{4},{8},{6},{5},{15},{6},{9},{5},{4},{5},{5},{6},{7},{3},{10},{4},{1},{2},{18},{5},{15},{4},{5},{8},{8},{8},{12},{8},{4},{6},{5},{7},{6},{4},{1},{5},{7},{5},{6},{6},{4},{4},{7},{11},{5},{3},{3},{7},{3},{5},{5},{7},{5},{4},{8},{8},{9},{3},{4},{9},{112},{107},{107},{107},{107},{102},{8},{7},{7},{7},{4},{8},{10},{7},{7},{10},{5},{5},{10},{4},{5},{4},{4},{6},{1},{4},{7},{7},{7},{3},{5},{5},{5},{4},{6},{6},{6},{4},{8},{1},{1},{1}};
-    const struct { const unsigned int length: 11; } bytes_length_index[] = {{1},{7},{14},{11},{1578},{1580},{1534}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{6},{8},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{27},{179},{8},{60},{50},{34},{15},{7},{6},{2},{9},{50},{60},{46},{50},{65},{37},{44},{50},{46},{56},{38},{68},{49},{39},{45},{67},{27},{27},{26},{30},{37},{1},{5},{8},{8},{15},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{15},{13},{3},{7},{7},{7},{15},{4},{18},{2},{2},{2},{4},{5},{4},{1},{16},{14},{8},{18},{7},{5},{4},{8},{5},{6},{5},{15},{2},{2},{2},{6},{9},{5},{4},{5},{4},{5},{6},{7},{3},{2},{2},{2},{10},{6},{4},{6},{4},{1},{2},{18},{5},{15},{4},{5},{8},{8},{8},{12},{8},{4},{6},{5},{3},{5},{1},{9},{5},{7},{6},{4},{1},{5},{7},{5},{6},{6},{4},{4},{7},{11},{5},{2},{2},{2},{3},{3},{7},{3},{5},{5},{7},{5},{4},{8},{8},{9},{3},{4},{9},{112},{107},{107},{107},{107},{102},{7},{8},{7},{7},{7},{4},{8},{10},{7},{7},{10},{5},{5},{10},{4},{5},{5},{4},{4},{6},{2},{2},{2},{1},{4},{7},{7},{7},{3},{3},{5},{5},{5},{4},{6},{6},{6},{5},{4},{8},{1},{1},{1}};
+    const struct { const unsigned int length: 11; } bytes_length_index[] = {{1},{7},{14},{11},{472},{580},{1578},{1580},{1534}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2469 bytes) */
-static const char cstring[] = "x\332\355VKw\323H\026&$40\223\006B\030\236\335C%\001\0024I\217\t\204\3000\3641\006z\340L\003\211!\341\331\232\262T\262\325\221%Y%\305q\016s\016K/\265\324RK-\265\324RK/\265\314\222\237\300O\350{K\266\023\305\241\351\365\234\344\304\252R\325}~\367%B\035\362\217ubV~c\262so\366\016\271\373\013\253\233vkYcMb\252\344\256l\032\216VuM\227\023j(D\321l$\334y\254\031\275\013\356\330\232\302\224m\304\304\264\377\360>\177\326\247\274\367S\211\032\206\351\020\312\271V5\210c\022\233Qe\3064\364\026\251\013#\327\300\310\307\306\032\3255\205\324M\205]#l\335\002^\0205-O\243\336i\325\264\035\233\032\323\327H\025D\365\210y\215Z\014T\021\272\256q\362\324$u\352\3105\315\250\022TE\035\327fD5]Cyj:\21485\000\251\324rj\246A\200\\a\272Va6u\030\030\202\246\203B\033\211\014\362\374\341\363\231\033\0137\204#6CH9\341nE\326\301\007\306\021\317\212\253\351\016(vZ\026\343\263\344\261JZ\246K\014\006&\203\203\026\320mgpj\314 \2349\270!\323\002\016\352h\246!\001;X;\335EP[c\310\375\210\352\234\315RE\221\200\216\311\246\256\343\235i\360YZ\221\025\215\323\212\316\230\201\317\252\254\361l\247\030&8\244RWw\210$\331Lqe&IDq\205D\3034f\300\3015\215\352p+k\206\346\000\0215V\t3\252\232\301\356\020Jd\263nQ@\003\3206h\035\214\246\244\tV\021\323u8DU\230\256\232\246c\331\232\341\354\340u\250Et\r\221\331F\274\312l\203\351\244b\256\347\251\r\314\r\266\016\261\262\210e\202\260<\233fXn^>H \\\2661\264\340\214Ix\235\352\3725L\213\234M\030S\221g\003*e\310\026Rw\271Cj\246\256\020\323`\004N\\\226#RY\023\302\337\323c\233M\236\345\202S\303t\3459\332\232\306\035\263j\323z\237\276FE\224I\32361\3730/w\347\340Y\222,\314\240\375\205\371\231\212\346\020\205:4G\335\205\216k\033\214_Ct\263\352\354\232\222\271Ra\344\336\277H!\307g0\247i\332\253\203h\345\250\000m\200\270[<\212\3112\330\352\031\007\370`A\3521%\013\204\320\233\231\223\223\0014\222\316Tg\213_\325\262\364\206|u\353\006F7\307 ^\276\236K}\374\261\210\277\006*\336qh\014L\231\311\264\362\036rZ\306Xg\212\006!\204z\245d\216\254\303ogj\270\306\252a6\301\\\006m\001\242,\377\250\325""\253*\324\366\217\242>$\331\264\331\254\265\256\271\242\312\260\226\000MS\206\246A\250m\323\226\210\335\354.\267\031\272\210^\326\025\371\354\207b\271\364\370\361C]\327,\256\3612k\270\314\220\0316\350\331\255^-I\317[\353\360{\000\335Hz\312\326\235%\246JR\267c@EC\365bO\331\332T\231\2439\254\216\007\n\362\300\237\352\0322\256p\305{\\Z\335\002\240pW\247\232!VSquq\207\345.VT/I\026\030 \327\230\274\312\335z\366\326\225\202[\354w\331\3165,M^\005\t\017\215\036\335\232\2030\240\214\206K\365\236\330^3\352\357d\321\202\267\035\260u|\201\376\3307\205o3\275\277\337\342s\030w\204\243\234)\022\264z\321P$\215c\270 \307 \262\320)\261\201BZ\340b\252*.P\324\275\370H\025WU!\233\354*\247\274e\310\2329\333\347\345\025\312Y\005\323\260\242\031\\\226\241\013@NqY\207;\t\300\203\214\225\341^^\005\351\000\247%\303\204q\260\307t\0330WL\027[2b%\036hY6\231!\3420\337\030 &\006\017\263m\323\206l\323U\235V\271\252\233\324\201AW\027O\254\013\210 \324\200dZ\314\250[\330B4M\351\346\347l\226\237tm\375\272\360\036,ulW\314\tD\014s\002\177<{l\260\2540$\245\273\326\272\253H\323\356\276\271\n\222V\233\210\211N\001\006\030\3168\231\263\322\300\271l\030\022\300hHB\246\001\321\253\033\210)l\261Ea\354`\350\327\273M\010\263\242\333\260`k\265\000\000\010\003\374c<\001h\370\227\024|\324\360\001bpiZ\000k\257\267d}\010\316\320\032\004\3322EO\021\216\243\336\376\346-|\306p\354E\210\373\333;\327\310\326\377\235\302\373k_:\317s\355\240\034|}\277S\237\010\330\240\330/\034\347x\362t\003o\003\252\334\302\274\264\213\314/\034\347x\362t\003o\203\252\346\256\357\252j\367\343\034O\236n\340mP\325\374\215]U\355~\234\343\311\323\r\274\r\252Z\330U\323\302\037(Z\350\353Y\330\256fa\273\026V\205\252\2042\206\016\014\335\000\027\310p\\@5\3160\374\365\366RSS\240\"\314&\3462.Y1\364\272\006V\"\257i\252\323\377v\345\342\003\000\276\r\240\0012\013> \254\254\306\035\007\272\005\224\034\252\304\005\344\340\002\"\035M\021\301\025\260\013@\320\\h\325PV\256\005\263\212\211\017\037\216\005\212?\344Yom<\3738\364i\344\257\355B\266\334h7\322c""\323A#{\373\247W\365\027?\016}\236\337w\200\370\037\302B\370,\276\2334:C\233#\347\305kqs\344{\177%x\024N\204w\243f\254&\305\344]\272\370*}\365k\372\253\224J\377\305\353\327A%\004\206\357\374\242\277\034\024\202gQ!z\024O\304\005<*\371k\301b\240GS\321r\\\210\377\323\031\356\314\247\213K\351R\031\0254\0035,\2463\367b-\261;c\233#?\305\033\270\234\362\034\277\340\027?\237\330w`\264}\307{\343o\204\337G\265\270\222\014m\036:\322\376\315\037\362\201\350\340\307f\273\342\035\366\307\375\237\203\353\301\342\266\233C\355\341\366\2747\346Mye\377\033_\016\306\205\365s\241\034\215m\216\036m\257\301\361\341\340d\320\010\207\303\353\341\353\250\022\357\217\247\342\345d.\251v\226\323\362\213\364\305J\272\362:}]I+J\252\260-\226\343\301\355\360~X\211\016\002\016\325d\245s\277Cs\366\264\274\375\336\244W\362Z\301\376`\"\230\017\307\302\251p)ll\267,=t\032v\347\202b\260\014\330>\210\206\323\271RRH\036w\026;j\372\342e\372r\031\324\245G\317\373\215\3400\360_\212\206\300\346\355\236\035\004[\026=Yx=\027T\303e\300\272\024\361\370R2\234\334\352\\J\237/\246\213\231\007\257\320\360\377AH^\007rx:\032\217~I\306\222+\23590\372\317\\\234\215\346\242:\230\366\244#\247\213o\3227\357\322w\357s\336\272\355\373\200\377\260w\323\037\366\013\271\033\247\213\376\222\227\363\275=\322~\344Mxs^\305\037\rJ\201\023\316Gc\220\026K\321\007\200^\331\262}9]^AK\232\236\n\266\224\021\314]\305\310\376)\270\373!,G#\"\335\346b9\031\3133N\207\307\303[\321$\\O\306\305\035\271#{\200,VC\006\350q\377V0\031\0247G\217{W\201{\021\357ny\227\200~\034r\330\016\306\323\0137\242b\364:\246[$]9\337\371/\203+\220_\225h8\272\035\227b;\031\207\210\226\323\347\220\346\020R@N\024\312\344\305\340\245\310\010\036]\210\324\270\030\227\223\375\311dr?\241;\"\314\275\313\376\024\324\\)hEC\233\243\307\274o<\352q\177\322\277\357W -\306\303\237!6\325x)n\014\272\364\t\214\273\354_\364\033\237\377\262\357\360\3506\357\356\006<\274\020\252\340B9\036\216oB\272\334\204Z,\364\235\3714r\244\255z\367=\r|=\031\330\341\330\346\341\323\376\267XW\047=0p\334+x""\017@\323\337\374\235/G\332\024\020\247\236\353\003\302\307\275\t|\\\200\030\017\341\3462X]\334\332\214\236\365\047 Y\300\245\003\";\304\246\354\013\047\261v\212\331f\312[\334\355\004\231\347D=\227\300\231\253\321\223x\265s\006;\311\271\213PNw\242w\220\307\027\022\232\270\235\007\220K\231\360\227B\341\261S^\303?\000\220\026\203\225\260\030\276\210\216G\267D\203\032=)\240\335\222\333\310\022H\366\317\004S@[\202\362=6\021\214\005W\303\307\321\253x%)%\033\242\034\336n\216\235\206\304_\020EX\2060\035#\301Pp6\274\035\375;~\002\215\244\214\026L\374\000\357\305\214\022\214\310\252\0323r\"\272\021\265 \372\323\235\261\316\304&\271\322?\334H\316vnC#\350\363`O}\003yp(>\234\234\354\351\376t\354\204\367\020\321\367\033\233\047\316A\253|\030\234\n\207\302S\320-N@=5c\n\251\361\247h\376\016\367\033\341\231\350r|\005\332\307\225\264,\\;O\202\021\200\352%$\014\r\035\3500\017\343S\311\301\244\005>\355M\212\275I\2617)\376\037&\305\347C\373\276\035\007\376\351`\354\3637{\263boV\354\315\212\275Y\2617+\366f\305n\263b\024g\2050\017\306\306\201\243{\335\177\257\373\177\255\373\377\016;6+o";
-    PyObject *data = __Pyx_DecompressString(cstring, 2469, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (3231 bytes) */
+static const char cstring[] = "x\332\355VKW\333f\032\256\003$\320\241-\006\302%\227F\\\022r\203\216!%$\223i\217!\244CO\323\006\034 \267V#K\237m\025[2\272`\314\311\234\323%K-\265\324RK-\265\324\322K/\275\314O\310O\230\347\375d\033\014\264\231\365\0348X\372n\357\367\336\236\367y%H\226\360\367}A\317\376\316d\353\273\271\307\302\223\347\254\244\033\325-\225U\004=\047<\221u\315R\363\266n\233\202\244)\202\242\032t\360\344\262\252\2656L\313P\025\246\034;,\350\306_\356w\256\265O~\367\375\212\244i\272%H\246\251\3465\301\322\005\203I\312\254\256\025\253B\211\033\271\007#\327\264=\251\250*BIW\330}\201\355\227!\213\253f\344\031\322;\223\323\r\313\220\264\231\373B\036W\265\016\233\005\251\314\240J\220\366US\370Y\027J\222%\027T-/\220*\311\262\r&\344t[S~\326-&X\005\004i\245j\025tM\300q\205\025\325,3$\213\301\0202\035\n\r:\244\t/V_\314>Xz\300\0351\030\205\324\024L;+\027\341\0033)\236Y[-ZPlU\313\314\234\023\326rBU\267\005\215\301d8X\306\271\343\002V\201i\202\311,\032\0103<\034\222\245\352\232\010qX;\323\214\240\272\307H\372\231T4\331\234\244(\"\3161\031\307\253\002\323\362\252\306\036\013yCRT\246Y\346}\370\232\327T\313V\0307\263$\031;\360I\315\345\030\245)\016M\247,)7-I\336!\357\315\222T,\266\374\245\235=\275h\227NIP\252L\241d\233\226\220e\302w\377\024R\262\0169\231\2547\347\244\254\254\250\246\224-2\246\3213/\253f<R4\035\001\316Iv\321\022D\321`\212-3Q\024\024\233{\250\351\332,\002\276\247JE\354\312*\374\300!I\333ik\226\004Y/\225%d\007\331\327\244\022\202(\t\025DI\320m\313\004\312\270\3159]\267\312\206\252Y\047d-\251,\024U\312\324\261\303;\314\320XQ\310\352\373\235\2475\302*\333G\004\313BY\307e\235b\252V\266;\357\307\r\202)\033\00458\243\307\241\274O0\355\260\211\242\314q\177J\245\014\364\3061-\350EE\3205D_*\332\254\343P\216U\220\236\226\036C\257\230\255\\\361\234t\234-\250\246\245\003\032\245\366\371\202\304Q\047T\014\235\252\201\300p\266\204\031\203vi\226\354O-\316fUKP$K\3528\335\014\235\251\0360\000\017\321\215\331\342,xt\310i\314\252\350\306\316\351hu\234B\264\021\342f1+:\213\303V\212%\340C\031\245\300\2248""\021\\olN\307\0358#\026Y\316:\222\317\251q\271\311\204k\215\262\333!\300\047\237\306R;\376D*\237\n*/0\020\025Sfc\255f+rj,Xb\212\212\024\202?$aA\330\307\357$4lmG\323+0\227\201\246\220e\371\033\265\224\317\201k\276\021yi\212\262n\260\2712\350\356\370\026]\321\336\261y\001R\231!\320\272\014~\023$\303\220\252<\255sg\354\306\201\247\300\306\004n\316\275OgV\326\326V\213E\265l\252f\206\355\332L\223\031\365\222\271\243\266\"\212/\252\373\370=\005q\212?\263}k\203\345D\261In(v\0246\321\337\321 \317,\325b%ZPH\006\1779[\223\351\215-\263%\245\226\312\210!\215J\222\252\361\267\256\330E\276GL\300\337\244^\024\3130@.0y\307\264K\361\254y\013\r\211\232\343\221\255\225Uy\0077\254j\255s{\026\205\201\356\330\265\245b\353\332\026O\265G2\357\026\307\026\330>M@\345mS\314c\246\267\307Gr\0263-\356\250\311\024\021]\211s\215\250\232\224.\300\017I\007\211\022\327\0031\364\322s9z\241\336[\371\021\2636\221\272d\344M\311\254j\262\252\317\265eMi_\252J\007Y\311dY\302iV\325L9\006J\241j\242\2371\344/\236\233v\271\214\251)\203D\000IS.B^D\200\001x\031\322\362\016,@\310\3132\032\246E\024\325\344oSae\253\240\3506\321:\005\225?\310\205\370kC\331W\252\312\001\000\202\316\315\020`\336R\231a\350\006\300Y\314\025\245\274\211\207\225+\352x\350F\211?\251\312\220\364\374~\276\232?@]\211z\231i\245r\201\251\371\202U\300\203~b\216hJU\225&\320\347\320\02052[2x\030\341\254e\330\274\027Q\350\t\\\3643\343\307\001\213\213OT\232\357B\363\315\361\336\034Wvp\323N\205\202[\224\020\317\242^\301\277\230+\265\273+o\254\370N\241\217\224\270*\351\023E\323D\244I\023\271*\r\350(i\2243\014\211\035\t\033\370\376)5\371\217P\327\344J\014\313Um_\253j\007\210\036\222\215\177B\r\322\211\177Q\241G\201\036\270\214^\2252\022\323\"\267\230\010\261F\246R\252\312:\0475^\376\244\275=x\213\357:\223\310\220\222\366\366\361}\341\350\377q\352\327\373\177\266\336)u\342\344\351\351\257\047\365\361\034\237\276\366O\226;d:\317\235\232\235Re\247\026\3053\356\374\223\345\016\231\316s\247f\247U-\314\237\251\352\354\345\016\231\316s\247f\247U->8S\325\331""\313\0352\235\347N\315N\253Z:S\323\322_(Zj\353Y:\256f\351\270\026&\311\005\361\300`y\225\350\007uA\304F/\000\235^\260\200z)\375Zc\261\242*(\017\224\0355i\274\342\232h\321\017U\253YPsV\373\233\336\344\037\"\364%\213\207\001\312ee|\315\224c20\367\315\252y`Y\240\035\224\"i\247\027\256\244\027n\267\240L/\363\214\363\\\360(\221\017\350\022\270\321.\243M2\3769fr\273\250\200\351G\262\373\325\203_\376H|\350\376\333a*~=8\334\255\017\314x\273\361\354\037N\336]\377#\361\361\363\317z\256\273\253\336\210\267\353\177\021l\206\267\242Dt\255\266Y\337xU\177\365\272\376\372M\243\373\212{\317[ot\177\3552o\321\037\362\177\010R\215\356K\177\330\207\317\234\tg\301\311\272\027\335\254w\3113\374d\243\367\313\303\337\335\204\233l\364}\336\350\355?\\s6\335\tw\321\033\364\036\372\223~\272\321?\340\\t\024w\006\013\251F\177\322\031q\314\326\204v\262n\242\321\377\325\241\355\244\235\214\333\345.\270\262\227l\014$\351d\322\231\302Z\217\273\336\350\277\354\254\307+7\235\335F\377\2403A\217i.<0\212\245\2011:\347J\215\201a\347\231;\355\346\275\r\017\253\227\235-\334\330\234\320\316\244\233\216\0077\335]/\341\215\373\267\203\311 \335\030\036w\007\335y(\032\036\205u\223\3562\254\030\362V 56\336\030\036\203\263\314\233\3672~\2421v\335\335p\r\2308v\0257g\275\013\336\024\326\273\374T\343\332\365\306\3305\367\231w\023A\031\202\337\327&\340\344<bx\355\206kz\223\336\262\047c}\305\337m\010\023\264f{i\357\245?\354\277\014\206\202\325p(\\\215\222\321t\244\324\246kr}}\243!\334\364\326=\305\237\366s\260O\270\2038\363\225\202/\007\203\301\303p2|\032]\210n\325.\324&\032\002\262\333\210\023\376q\230\362\272\346m\371)\377y8\216\003\211Z\262\321}\255\271\224nt\317\372[\301|\200\314\306\261\221>t\217:\025W\243\004\177\350\356=\3549\334D\202S\224\310\345\303\\3)\217\274g\376\204\277\300U/\206\311p*\314D}\265\221\332n\375\305zc`\310\231\307U)w\005n\336\361\027\203d0\025d\302\236p+JE+\221Y\273S\317\020\244\352o\336R\322\356\272i\304\031Pz\017\261\365#\360`e\3570\343$>\364\0168\t\202R\377\025w\242~u%\3428\351\201\035\211x""\260A\010\240\001\301,E9^wdw\010`N\022\220\014g\310Y\306\302`3\361\006\017\361\345\200\205\363\260\372B4\025m\300\246[\365\027\033\365\215\014\007Z\353\256\0057\207$q\010\255\001K\204\2004y\367\255{\301\235\"l\\&e\233\356]\357\251\237\360\007\021\316\025\337\014&h\361\245\233$h\271\031\257\313K\235\2610\342\344\020\036\303\033C\032\333\223q\177\"\276\276\033x\223\216]\017#<\323\237\3623\301\205\370z\270\334,\215\301\370\372\023\013\303\316s/\351\335\203@W\260\020(\341t\250\300\317u\302\343s?\351\337C:\272\302\205P\n-\244\344) 1\\\313P\352\000\373$\\\313x=\336\033\337\000\016\177\212\022\300\320\342g=\202\373\036\376\375\022>\211vk\211F\367\r>\005z\256\273\333\034\013O\202J\230\213\322\321\273\372:\030\343\267\372ob]\3747m\277\366\262\250\022\000.\355ny)\357\227 \025<\013\047\302\024-\255\270{@p\021\360\330\nS\341O\265\256\332\"\220Ni\200\202\212\227\363\323\365\331\357B52\010\262\337\207\007\364\032u,@+M\270\356?|\354\274q\017\374\353A!\314F\211\016\350T\016\263N\037@\360\003\257\270\243\235\336\303\256\303\305&\221\\\344)m!\231\203e\017\313}\234\004\273\374y\377u\220\r/\000\334[\321B\224\257m\3253/\353/\267\353\333\000o\266\236U\352\n;\022\031\364\036\371\313~6\270\2048\344\243\355\332rM\352\260\247\352\\p&\235\025\247\n\202\230\000\201&\221\316\r\224\3761\313\352\275c\030]\005\013Pe>\r\272\352\013\000{\264V[\257\345\352/7\353\233[PW\377\352\006\210\252\017\362\267\202D\220\354\360\354\022l\211\241\377\203\267\340\345Q\327\251`%0\301\345]\321CB\370z}=\366\340\025\031\376\037\244\34458h\014y~\016\256\271S[\200\321\377\313\306\025\200\252\004\323~$fB\035\277\253\277\373\265\303[\033\\\221u\272\000\345.T\344\361\035\253\031}*\332\343\266w\267\373H?h\326j\262\306F\360\036\241W\216l\337\252om\223%\025\224\014\025\023\202y\3465\262;\212=*\200n\016\267\205P\216\222\235\2023\250\330\207 \373g\240\316\364\t\354\310\016\"K\2352\016\350\240\373\020|\235>b+\354=tn\341\374\020/\334\241\372\364\203 \035\274\016\245\016B\243{\256\271\233\340\300\005 \243+x\024\256\204F4\204\214f8""\333 \245\210\034/\224\311\233\336&G\204\031L\007\2710\315\231i2Z\216\244\023\0316\235\333(\320m\304\250\032$\342\206)5;T\026\260\240\276\274\020\344\303\215p\367\264K\037`\334mjth\366}\375\307\274{\002v\341}\205\363\302\267\200\313\267\250\305T\333\231\017\335_\202\372\227\035\025\276\216\360\026\3377\346~Au5\342\300\300!\047\345<\205\246\313\356\311\311\227\207\022\".96\272l/5\351\336V\223\356%S&\343\345x@\364\356\246NPz\223\344\251v\322\361`\212\032\377\351\225+\234\257\343&m\372w\203\037\303\235\33281\311\325\233(\247\307\301;\336L\245\310\256=%\242;\336/\360\271\200o\205m\324\335\266\237Fk\240nJ\004\325?\302C{t\357n\014 \331\035G\217\337\346\235{`\002<{\327_\013^\205\333\350m\007\274\034\3366\222c\000\376\022/\302\014\3224 \340\323\342\212\377(\370W\370#\210\204S\355\304=\314\323\361I\030\021W5!r\"x\020T\221\375\231Z\222Z\371\235\366\342At\245\366\010D\320\226!N}\003\034\364\206}\321HK\367\007\220\377*E\337\335m\014_\005U\256z\243\350N\243`\213a\324S\005\244\317?}>}\346k\354\037\370\343\301\355\360\016\350\003M\233\273vC\360\272\021\252M\000F\362-0\314j8\032]\212\252\360\351\274S\234w\212\363N\361\377\320)>\366~\366\305\020\344g\274\344\307\213\347\275\342\274W\234\367\212\363^q\336+\316{\305Y\275\242\237z\0057\017m\243\347\253s\366?g\377O\261\377\177\001B\211Jn";
+    PyObject *data = __Pyx_DecompressString(cstring, 3231, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3265 bytes) */
-static const char cstring[] = "\377 at 0x o\377bject>.:\377 <Memory\377View of \377<contigu\377ous and gdir%\001\007\rin\021\005\177strided\"\010o or \004\031><(\t\376A\006>?Canno\377t assign\377 to read\177-only m\240\002\375v\242\000Invali\377d mode, \347exp\305\000|\000\047c\047\376t\001\047fortra\237n\047, gH\000%\005s\357hape\222\000 ax\377is No ma\177tching g\001\377ature fo\377undNote \373th\242 Cytho\373n ,\000delib\237erate\206\000\353\001c\367ter!\001n PE\337P-484\245\"re\376\317!s subcl\366\301\000es\314!buil\373ti\313\000ypes.\377 If you \223ne\257 \336\000p\351\000%\tt\177hen set\200\000\367e \047\212\"atio_n_typ\253\000\047\210D\373iv\242\000o Fal\177se.add_\264 \237ecoll\321@+\000s\377.abcdisa\337bleen\002\001gc\373is\004\003dno d\377efault _\377_reduce_\357_ duM\002non\275-\315@vial\033\000c\357init\"\000ank\377 engine:\377 a compa\334\213 \343@nam\343\000a }w\242` outs\207`\376\266\002footpri\371n\207A0\ttap l\371i\226!\"\010kerne?l boxr]\n\372 \357ndex\251@p p\365oJ\000sW\ninpu\334R\013?\000 sc\246@ch\376\273`o small\t,\213\204\001\325  \213\006\320A\343bb\016\375c\330` must \377hold one\355 \352`ue\213\nfew\274\374@`\005rows\206ct\365h\253\204\001s\267\nhist\337ogram\217\006ha>+\001e wro\372a\224\204\001\332\034\023s\237c8-\313\205\00116\377-bit dat\371a\227*\264$sizes\303, \333 \257\206\003\204\004\305\003be\337 >= 1\317*ne\037twork\234/\365*\317@\272\340  \267\205\003doe\220\000o\351t\265\205\003\234\204\002p\370`ed \340\204B\250\207\002\304C\271J!\000_le\331f\271\0008\005fi\331\204\003co\017lumn\332A\352J\377B\252\177\360\367&\301\206\001\265=\373Asort\267ed-p\003s \356di~\210Cmedian\374\210\001\237a 3 x\001\000\376mu\337nknow\254\000et\377hodsrc/i\377mgfilt/_\376\262\204\001_core.p\307xiu\353\205\002\271\210\001\371`oc\377ate arra\205y\267B.\013\020\225\210\003\347\211\001\304\211\003s\377.|ASCIIE\377llipsisS\177equence\235\212\001}.\242\212\007__Pyx\001\000\377Dict_Nex\277tRef__\253\207\004e\317____\200\210\002\000\006_g\277etitem\026\001d<0\001 \000func&\001\030\000\357st""at1\002imp\367ort<\001main\036\003\002odulM\002\353\206\001V\001\327new]\001p~\000ch\037ecksuT\000\n\001?\004~\025\001type__\037\001\277unpick?\000E\315n \005vt\227\210\001\241\001qu#alO\005\205\210\005\216\210\006c\376\211\002\310\001\366\241\210\004ex\325\001set_\216\203\005set\262\006\003\006.\007t\373es\310\001fused\337_sigi\315\207\001_i\375s\253Aoutinewabc\275\211\001col\304\211\001woff\313\211\001row\266E\377_buffera\377rgsasync\347io.\350@6\003sba\367seb\306\213\001bins\377cchannel\177scline_\272 \357trac\035\000ckc\377ol_mapco\347unt\340\207\001\372\211\004sdo\037ubled\250!\000\002\226\001<\224\216\003\357@odee\257 \364\213\002\337error\353`lf\377lagsfloa\037tform\001\002\353\214\001\332@\377has_open\273mp\361\207\001iid\231\204\004.\236\232\204\003avx2\371\002\247\000t\227ruc\321\213\002s\216c\224asn\000\002ize\210\212\003_d\001\004\361h\t\004\275\215\002\025\004wkin\367dkw\220!lane/smem\226\216\001m\226\205\002\224\216\001\377nn_addn_\276T\002n_rem\002\000oOwsn_\237\210\001\262\213\001n\234\000\360\376\207\004\222a\265\211\004\236`pyob\361j\204@\207@\330Aoutowut_\246 t_h\006\001\367row\r\001wpac9k\324\207\005\202\210\003_wp\212\001\345!\207pop\307\213\001\224\206\002\235\212\001\000\006[\317cons\210\210\001\364![:\363, \000\000\000\003::1]\201,\212C\006\017(\013\033\014*\014E\000]\000`\r\254B]\017\000\024\236\003-\004\223\0015\007|\000\013W\021u16_t\310\017\200\000\024\211#-\004\376\0015\007\000\013V\0223\0012V\022\001\023d\004.\003f\0026\006\000\013\006\301\02264\301\022\001\023\317\004.\003\321\002\0106\006\000\013\25428\2532\001\022\270$-\002\360\271\"4\005\000\n\215begis\377terrem_c\273ol\003\001off\n\001r\277owring\000\001_\376\005\004_widthr\203ow\261\207\001\003\001\207\205\003\256\207\005\310\224\001s\257hift\263\224\006s\374\216\002t\367arta\000psto\374\001\000\340\206\001ttagstsapo\001\003\001off\n\001\277rowtid\245buj\300Au\332!u\365\000un\323\205\001\277update\364\220\002s\370\242\217\001\246\217\001\227\001xyzO\200\277\001\340\004\013\2101""\001\0034\177\210q\320\020\047\240q\017\003\377;\220g\230Q\200\001\360\3776\000\005 \230|\2501\377\250O\270<\300q\310\001\367\330\004\037\n\002A\330\004\035\377\230W\240F\250!\250<\377\260w\270f\300A\300\\\377\320QX\320X^\320^\357_\320_`\033\001Y\240b\375\250.\000\034\230A\230V\240\3771\240O\2601\260F\270\377!\2701\330\004\034\230C\377\230v\240Q\240l\260#\377\260V\2701\270L\310\003\377\3106\320QR\320RS\376]\001w\240f\250A\320-\377>\270i\300r\310\021\330\357\004?\270z\003\001\027\220t\377\2301\230A\360\024\000\005\377\014\210:\220Z\230z\250\377\035\260h\270b\300\001\330\177\010\016\210j\230\001\230)\000\377\007\200w\210b\220\t\230\177\023\230G\2402\240Q\017\010\377\010\210\003\2106\220\021\220\377#\220S\230\006\230c\240\375\023\271\0023\250c\260\021\330\357\014\017\210v\024\000\t\240\026\377\240q\250\003\2502\250Y\377\260b\270\002\270#\270V\377\3003\300g\310V\320S\377T\320TW\320WY\320\377Yb\320bd\320de\376)\007\022\2409\250B\250b\373\260\007\205 g\300W\310B\373\310a\203\ny\220\002\220\"\377\220C\220y\240\002\240!\377\2406\250\021\250#\250R\273\250q\216\t\320\010\030\273\000\033\357\240A\240V\350 D\260\003\377\3203C\3001\300I\310\377Q\310f\320TU\320U\375V\237\000\320\017\037\230q\240\235\t=\000&\260\001\261\000\352\007\010\273\210\007\274\000Q\220c\361\0023\357\240g\250V\351 C\260s\377\270&\300\003\3007\310&_\320PQ\320Q\274\003X\350\001\375}\220@Y\240c\250\030\260\377\023\260M\300\021\300)\310\3413\262\000\202 \000\026*\005\032\2603\373\260m\230\000J\310c\320Q\177Z\320Z\\\320\\]\361*\367u\210B\375 \003\2205\230\327\003\2301\213Jt\367$R\220\376\357\n\210\004\210F\220!\220\3773\220b\230\014\240C\240\337t\2506\260\021\224`R\260\365|\370 d\262\007V\320VW.\244Aw\220f\316`S\311!\320J\356?\005c\230\027\346 +\250S\373\260\004\352b3\270c\300\021\376+\013\047\250\022\2507\260\"\277\260F\270\"\270A\255lc\177\220\021\330\010\013\2104\312$\377\022\2307\240\"\240A\330\177\014\022\220*\230A\230\315`\337\013\2107\220&\351`\023\230\377C\230r\240\023\320$4\277\260A\260Y\270a\031\007""\004\376\200\204\001c\220\034\230U\240)\373\2503\227`\003\2609\270C\357\270r\300\023\317@S\320P\307R\320R\320@\267 \244\205\002\"%\373\240U\215bs\260$\260f\377\270A\270S\300\002\300\"\347\300B\300\272i\336As\220(\357\230#\230W\241 y\260\001\377\330\014\020\220\006\220a\220\177s\230\"\230B\230b\224`\367\023\250G\231@g\270R\270\365q\301\017\340\275\000(\230%\230\277q\360\n\000\t\014\323\010<\277\240s\250$\250f\300\000S\357\270\003\2705\254`5\310\003\373\3101\347\006\340\004\016\210f\357\220B\220i\351\000\026\240r\177\250\021\330\t\030\230\r\324\205\001\377\026\220a\330\010\023\2201\177\220D\230\001\230\025\230\000\nn\374\204\002a\210w\236\000u\230\337 \377\022\220!\330\010\022\220$\252\341@\001\005\001(\263\000A\000\006\330\317\014\032\230!\252`\320\000\005\220\214\232a\004\002S\230\340\002\270\205\001\374 \020?\220\002\220#\220Q\363\001\002\r\3529\0013\313\206\002C\312\000*\260J\357\270k\310\031\306\207\001\033%\240\377V\250:\260\\\300\021\300\377$\300a\300u\310D\320\335P=\002\005\220Ul\002\020\027\377\220q\230\005\230W\240A\377\240W\250A\250T\260\022\333\2607\234\210\002\014\026\326\"!\230\372P\005q\364cc\230\031\240#\376)\000C\250q\330\020!\240\377\021\240*\250I\260X\270\337W\300C\300z\212\205\002[\330\177\021\030\230\003\2308\240\201\206\001\375S\244@\020 \240\001\240\032\377\2509\260H\270J\300g\275\310\373@Q\330!+\r\000A\316$\0031\330\020\320\206\003\216\204\001!\260\3674\260y\373@\047\310\021\310\337!\330 )\250\r\005z\300?\032\3109\320TU+\006\320\211\001\377Z\240y\260\010\270\t\300}\026t\005\340\020\024\220E\207A\377\230q\330\024\033\2301\230\377E\240\027\250\001\250\027\260\377\001\260\024\260R\260w\270\371a\230`\000!\020\036\230a\230\377z\250\031\260(\270)\300\3777\310)\320SZ\320Z\377[\330\037 \240\004\240A\373\240U\256`a\250t\2601\377\260E\270\027\300\007\300y\203\320P\250\211\377\250\211\377\263\213\r\250\211\377\365\211\262\360\377\010\000\r\023\220(\230\047\257\240\021\360\006\252\211\377\220\252\211\377\230\321a\263\213\032\252\211\377\324\225\377W\324""\225\377\002\240\346\344\225\357\360\014\250\213\001\223\231\002\360\010\000\033\005\017\250\225\377C\240\250\225\377\214\227\033";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3265, 7859);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (4312 bytes) */
+static const char cstring[] = "\377 at 0x o\377bject>.:\377 <Memory\377View of \377<contigu\377ous and gdir%\001\007\rin\021\005\177strided\"\010o or \004\031><(\t\376A\006>?Canno\377t assign\377 to read\177-only m\240\002\375v\242\000Invali\377d mode, \347exp\305\000|\000\047c\047\376t\001\047fortra\237n\047, gH\000%\005s\357hape\222\000 ax\377is No ma\177tching g\001\377ature fo\377undNote \373th\242 Cytho\373n ,\000delib\237erate\206\000\353\001c\367ter!\001n PE\337P-484\245\"re\376\317!s subcl\366\301\000es\314!buil\373ti\313\000ypes.\377 If you \223ne\257 \336\000p\351\000%\tt\177hen set\200\000\367e \047\212\"atio_n_typ\253\000\047\210D\373iv\242\000o Fal\177se.add_\264 \373ec\273 y eng\377ine: gra\177dients,\351\000\177gnitude\314B\337marks\324@ff\340\302\000\226\000\226\".\013\203\000 st\367ack\372\001smal\371l\350\005\026\001volum\366_\014th\247As mu\377st be >=\257 1co5\000c\272\001s\377.abcdisa\337bleen\002\001gc\373is\004\003dno d\377efault _\377_reduce_\357_ du\335\002non\275-\335`vial\033\000c\271i\305\000\"\000ank\337\006a? compa\233@\363`\367nam\363 a wi>\315@outsi\362\000\312\001\377footprin\374\227a0\ttap li\374\246A\"\010kernel\237 boxr]\n\212`n\367dex\271`p poxJ\000\336@Y\010inpuR\013\356?\000 sc\266`ch /too \306\",\233\205\001\207\n\230\340a\363\204\002b\016cv\365\000\317\"h\377old one \337value\213\nfe\367wer_\006rows\370\226\204\003\215D\267\nhisto\332\230`m\217\006ha+\001e Gwro\212\205\001\244\205\001\034\023s\257\204\003\3738-\333\206\00116-bi?t data\227*\264$\017size\366`\333 \277\207\003\213q\376\317*network\320\234/\365*\317@\340  \307\206\003do\315e\220\000ot\305\206\003\254\205\002pa\201d\206\210\001\204B\270\210\002\304C\271J!\000_glef\271\0008\005fi\351\205\003\005c\324\204\001n\332A\352J\377B\252\177\340E\346\342`g \265=\334\205\002ort\267ed-p\003s \356di~\210Cmedian\214\212\001\237a 3 x\001\000\376mu\337nknow\254\000et\377hodsrc/i\377mgfilt/_\376\204\207\002_core.p#xi\016\n\315\204\001\021\006u\206\206\002\344\211\001\377allocate\277 array\322B.\360\013\020\300""\211\003\222\213\001\357\212\003s.|A\377SCIIElli\377psisSequ\257ence\310\213\001.\315\213\007_\357_Pyx\001\000Dic\377t_NextRe\367f__\326\210\004e___\371_\253\211\002\000\006_geti\227tem\026\001d0\001 \000f\347unc&\001\030\000sta\375t1\002import\336<\001main\003\002od\343ulM\002\206\207\001V\001new\372]\001p~\000check\303suT\000\n\001?\004\025\001ty\357pe__\037\001unp\267ick?\000En \005vyt\262\210\001\241\001qualO\005\304\240\210\005\251\210\006c\251\213\002\310\001\274\210\004ex\336\325\001set_\203\005seqt\262\006\003\006.\007tes\310\001\377fused_si\273gi\350\207\001_is\305Ao\377utineabc\356\350\212\001col\357\212\001off\356\366\212\001row\266E_bu\376\321\212\001argsasy\237ncio.\202`6\003s\377axayazba\367seb\367\214\001bins\375c\243chysterye\275@\263csupp\014\000\377schannel\177scline_\336 \357trac;\000ckc\377ol_mapco\347unt\237\210\001\271\212\004sde\377pthdoubl\303ed\321!\000\002\277\001\350\217\003dx\357dydz\236`ode\371e\336 \316\215\002error\377fillflag\375s\002\000tfloat\217form\001\002\311\216\001\215`g\377xgygzhas\377_openmph?eighth\002\000\000\001\273_f\325\210\001iid\375\204\004.o_non\263\001ar\302\"n\352\000tru\207\214\002_s\327c\272\335as\000\002ize\354\212\003_\305d\001\004h\t\004\261\217\002\025\004wk\337indkw\331!la\277neslow\000\000_\317fmma\327\215\004\324\215\002me\345m\241\220\001m\221\206\002\237\220\001nn_\337addn_k\002n_\367rem\002\000owsn\t_\232\211\001\255\214\001n\263\000\371\210\004\362a\304\215\004\376\376`pynxnyn\217zobj\352@\355@\276ao\277utout_\343 t\273_h\006\001row\r\001w\317pack\325\210\005\203\211\003_w9p\247\001\247Apop\310\214\001\372\206\002|\236\213\001\000\006[cons\211\211\001\236\261A[:, \000\000\000\003:\017:1],\307C\006\017(\013\033\014\004*\014E\000]`\r\337B]\017\000\024\236\003\340-\004\223\0015\007\000\013W\021u16\003_t\310\017\000\024\211#-\004\376\0015\007\014\000\013V\02232V\022\001\023d\004.\0030f\0026\006\000\013\301\02264\301\022\001\023@\317\004.\003\321\0026\006\000\013\25428\2532\200\001\022\270$-\002\271\"4\005""\000\n\215be\377ach_zreg\375i\373\207\001rem_co\335l\003\001off\n\001ro\351w\310\215\001\314\215\001_\005\004_wi?dthrow\372\207\001\003\001\370\216\205\003\367\207\005\340\226\001shift\362\313\226\006s\204\220\002\306\224\001star\377tstepsto\374\001\000\211\207\001sxsysz\377ttagstap\334z\001\003\001off\n\001ro[wtj\000op\272bu\325A\265u\357!u\212 un\350\205\001u_pdate\212\222\002s\223\002\370\275\220\001\301\220\001\252\001xyzO\200\277\001\340\004\013\2101\001\0034\177\210q\320\020\047\240q\017\003\377;\220g\230Q\200\001\360\377\n\000\005\035\230E\240\026\377\240q\250\r\260U\270&\377\300\001\300\034\310U\320R\377X\320XY\320YZ\330\377\004\032\230+\240Q\330\004\377\036\230e\2406\250\023\250\377G\2601\330\004\007\200u\377\210F\220!\2203\220b\377\230\006\230b\240\007\240r\377\250\021\330\010\016\210j\230\377\001\230\021\330\t\n\330\010\377\014\210I\220U\230!\230\3776\240\022\2407\250\"\250\377A\330\014\020\220\006\220d\373\230\047\016\0001\330\014\021\220\347\026\220s\005\005\026\001b\230\001\377\330\014\017\210u\220A\220\377S\230\003\2303\230c\240\357\021\330\020\021&\001\021\220#\376\021\000\005\230Q\330\014\025\220\375Q\014\003%\220q\330\014\022\353\220!\001\001$\204\000\001\330\020\335\027\020\000\020\030\230%\000\230a\377\330\020\024\220F\230$\230\377g\240R\240q\330\020\025\343\220VO\000\006\004\026\001\"\230A\376\035\003%\230q\240\001\240\031\377\250(\260\"\260A\330\024\337\031\230\022\2302f\000\024\027\356\233\000\"\230B\203\000\023\240C\276@\000\030\031\330\024\030\352\000e\377\2402\240S\250\001\330\030\337\035\230R\230r\240\000\030\033\276\251\000b\240\002\240#\025\000\003\377\2501\330\034\035\330\030\034\257\230F\240%\222 \023\365\000\034\365!\200 2\301 \034\037\230s\277\240\"\240B\240c\305 C\277\250q\330 !\330\021\000u\377\240A\240T\250\024\250T\377\260\023\260E\270\023\270E\377\300\021\300$\300d\310$\377\310c\320QR\330 %\377\240Q\240d\250$\250f\346\235\000 )\345 \r\002h\250c\377\260\022\2607\270\"\270D\377\300\002\300&\310\002\310!k\330 \333@\330\353C\360""\024\324A\377I\240V\2501\250M\270\375\031\036\000\001\310\021\330\004\034\375\230\r\003A\330\004-\250V\347\2602\260\327@\226#a\340\004\337\027\220w\230n\335A\340\004_\010\210\005\210U\336@1\305A\367B\210f\216D9\240F\250\367!\2503v\0026\270\021\270\377#\270S\300\t\310\026\310\377q\320PQ\330\020\023\220\3352\344 1\230C\344\000)\250\3776\260\021\260#\260S\270\377\005\270V\3001\300C\300\337s\310)\320S\317a\320Z\235[\266A*\230A\316@\310`|\3624\000Q\263g\332`v\210S\220\277\001\340\010\020\220\001\307a\014\177\032\230!\320\033C\300\262`G\020\220\005\232`\245`\005\001R\376A\364\016\001\343a1\340AQ\220c\230\347\023\230E\265`\306`r\220\023\253\220B\016\000\022\362Dr\336\"\025\357\260e\2702\263\000\002\300#\373\300R\221\000&\320PR\320sRS\344bD\0053\230f\242@\316\276bI\230Q\375B\252`\023\220_5\230\002\230#\230a\025\315a\377U\230*\240D\250\001\250}\022\337 C\250s\260!\342a\357T\230\021\230\330`\230S\240\367\003\2401\000\016\330\020\026\220}f\234 r\240\030\250\021\003\007\323\031\2509\000[\001\004\355`a\330\375\024V\006B\240a\240s\250\037#\250S\260\002Y\003\360\000\224\205\004\371\022Y\003\002\014\024\220M\240\021\373\240+.\000\003\2603\260d\257\270$\270d\345\000Q\214\204\001M\357\250\021\250+\214@\003\2703\357\270a\270t\220@D\310\001o\310\024\310S\267A\024\031\265\000\375#\263\000\005\240Z\250r\260\377\023\260L\300\001\200\001\360\2776\000\005 \230|\277`O\377\270<\300q\310\001\330\004\271\037\n\002\273`\035\230W\207b<\377\260w\270f\300A\300\\\377\320QX\320X^\320^\377_\320_`\330\004\035\230\257Y\240b\250.\000\034\343@V\377\2401\240O\2601\260F\357\270!\2701\200\204\001C\230v\357\240Q\240l\234`V\2701\377\270L\310\003\3106\320Q\374\202B^\000w\240f\250A\320\277->\270i\300r\257\204\001?\373\270z\266\204\001\027\220t\2301\373\230A\324\204\001\014\210:\220Z\377\230z\250\035\260h\270b\373\300\001\256jw\210b\220\t\346\202`G\240\356\205\001\211\210\006\004\010\210/\003\2106\220\303\207\003\006\320\206\002\302\204\005}\021\362\207\001v\220S\230\t\200\211\002\377\003\2502\250Y\260b\270\377""\002\270#\270V\3003\300\377g\310V\320ST\320T\377W\320WY\320Yb\320\337bd\320de)\007\022\240\1779\250B\250b\260\007\205 \177g\300W\310B\310a\276\204\n\377y\220\002\220\"\220C\220\177y\240\002\240!\2406\202@\337#\250R\250q\344\204\010\010\320\377\010\030\230\001\230\033\240A\376\250\206\002D\260\003\3203C\300\3771\300I\310Q\310f\320\377TU\320UV\330\014\017\177\320\017\037\230q\240\t\302@\357&\260\001\260\341\211\010\004\010\210\357\007\210v\220\365\204\003G\2403\357\240g\250V\351 C\260s\377\270&\300\003\3007\310&_\320PQ\320Q\274\003X\336\211\001\367}\230A\233@c\250\030\260\377\023\260M\300\021\300)\310\2353\262\000\014\017\210\000\026*\005\032\276\322`m\3001\300J\226\210\001Z\277\320Z\\\320\\]\254\206\nu\373\210B\375 \003\2205\230\003\213\2301\306\206\nt\367$\261\206\001\212I\004\276\277\213\006\014\240C\240t\257\207\004R\353\260|\370 d\262\007V\320V\375W\232\213\001w\220f\230A\230\365S\311!\3303\021c\230\027\240\365\002\374\204\002\004\352b3\270c\300\375\021+\013\047\250\022\2507\260\177\"\260F\270\"\270A\255l\377c\220\021\330\010\013\2104\376\312$\022\2307\240\"\240A\374\244\210\007\031\0007\220&\230\001\230\375\023\301\206\002\023\320$4\260A\357\260Y\270a\304\210\nw\210c\377\220\034\230U\240)\2503\376\227`\003\2609\270C\270r\013\300\023\317@S\351\207\002\320@\267 \244\205\002\337\"%\240U\250\216as\260\337$\260f\270A\225\210\002\"\300\363B\300\272i\336As\220(\230\377#\230W\240C\240y\260.\373\210\002\006\220a\233\214\004b\224`\224\216\001\1773\260g\270R\270q\301\017\367\340\014\022;\000%\230q\360\357\n\000\t\014\323\010<\240s\364\322\213\003\223\207\0025\254`5\310\003\310\3751\225\212\006\340\004\016\210f\220\177B\220i\230r\240\026\336\216\002\377\t\030\230\r\240Q\330\010\377\026\220a\330\010\023\2201\177\220D\230\001\230\025\230\000\nn\374\204\002a\210w\236\000u\230\337 N\241\216\001\010\022\220\237\216\003\006\000(\236\211\001I\330\000\006\333\212\001\230\325\212\004\312\212\006S\211\217\0019\020\267\205\002\264\217\002\002\220#\365\216\001\000\017\347\032\230!\246""\217\002\241\216\001s\250*\277\260J\270k\310\031\315\212\001\033\177%\240V\250:\260\\\310\215\002_a\300u\310D\240\214\001\014\245\213\010\377\027\220q\230\005\230W\240\177A\240W\250A\250T\311\215\002\246\235\210\001\014\026\326\"N\007q\364cc\317\230\031\240#)\000\266\216\001\020!\377\240\021\240*\250I\260X\377\270W\300C\300z\320Q\375Z\323\214\001\021\030\230\003\2308\372\200\206\002S\244@\020 \240\001\240\377\032\2509\260H\270J\300mg\345\211\003!+\r\000A\330%\002\3471\330\020\320\206\003\216\204\001!\2604\377\260y\300\002\300\047\310\021\366\307\216\001)\250\r\005z\300\032\310O9\320TU+\006\320\211\001Z\205`\337\010\270\t\300\026t\005\340\020\367\024\220E\207A\230q\330\024\377\033\2301\230E\240\027\250\377\001\250\027\260\001\260\024\260\237R\260w\270a\230`\000!\020\377\036\230a\230z\250\031\260\237(\270)\3007\261\216\001\326\002\037\377 \240\004\240A\240U\250\377$\250a\250t\2601\260\377E\270\027\300\007\300y\320\303PQ\250\211\377\250\211\377\264\213\014\250\211\377\013\210\376\367\211\260\360\010\000\r\023\220(\277\230\047\240\021\360\006\252\211\377\220\203\005\220\325\227\004\252\211\377\272\213\023\252\211\377\324\225\377W6\324\225\377\002\240\344\225\357\360\014\250\213\001\301\242\002\237\360\010\000\005\017\250\225\377\243\247\001\014\017\017\210w\220\250\225\377\223\227\024";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 4312, 9210);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (7859 bytes) */
-static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis No matching signature foundNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecollections.abcdisableenablegcisenabledno default __reduce__ due to non-trivial __cinit__rank engine: a comparator names a wire outside the footprintrank engine: a tap lies outside the kernel boxrank engine: an index map points outside the inputrank engine: box scratch too small, or the footprint is not a boxrank engine: cval must hold one valuerank engine: fewer scratch rows than threadsrank engine: histogram scratch has the wrong shaperank engine: histograms need 8- or 16-bit datarank engine: kernel sizes, taps and threads must be >= 1rank engine: network scratch too smallrank engine: output shape does not match the padded input and kernelrank engine: pad_left does not fit the column maprank engine: rank outside the footprintrank engine: scratch ring has the wrong shaperank engine: the sorted-columns kernel is the median of a 3 x 3 boxrank engine: unknown methodsrc/imgfilt/_rank_core.pxiunable to allocate array data.unable to allocate shape and strides.|ASCIIEllipsisSequenceView.MemoryView__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___fused_sigindex_is_coroutineabcadd_coladd_offadd_rowallocate_bufferargsasyncio.coroutinesbasebatchbinscchannelscline_in_tracebackcol_mapcountcvaldefaultsdoubledtypedtype_is_objectencodeenumerateerrorfil""lflagsfloatformatfortrangethas_openmphistiidimgfilt._rank_avx2indexinstruction_setitemitemsitemsizekernel_dkernel_hkernel_shapekernel_wkindkwargslanesmemviewmethodmodenn_addn_itemsn_remn_rowsn_tapsnamendimnetworknum_threadsnumpyobjoffoffsetsoutout_dout_hout_rowout_wpackpad_leftpadded_wplane_mappoprankrank_rowsrank_rows[const double[:, :, :, :, ::1],double[:, :, :, :, ::1],const double[::1],double[:, ::1],double[:, ::1]]rank_rows[const float[:, :, :, :, ::1],float[:, :, :, :, ::1],const float[::1],float[:, ::1],float[:, ::1]]rank_rows[const u16_t[:, :, :, :, ::1],u16_t[:, :, :, :, ::1],const u16_t[::1],u16_t[:, ::1],u16_t[:, ::1]]rank_rows[const u32_t[:, :, :, :, ::1],u32_t[:, :, :, :, ::1],const u32_t[::1],u32_t[:, ::1],u32_t[:, ::1]]rank_rows[const u64_t[:, :, :, :, ::1],u64_t[:, :, :, :, ::1],const u64_t[::1],u64_t[:, ::1],u64_t[:, ::1]]rank_rows[const u8_t[:, :, :, :, ::1],u8_t[:, :, :, :, ::1],const u8_t[::1],u8_t[:, ::1],u8_t[:, ::1]]registerrem_colrem_offrem_rowringring_rowring_widthrow_maprow_offsetdefaultshapeshiftsignaturessizestartstepstopstructttagstap_coltap_offtap_rowtidu16_tu32_tu64_tu8_tunpackupdatevaluesworkwork_rowxyzO\200\001\340\004\013\2101\200\001\340\004\013\2104\210q\320\020\047\240q\200\001\340\004\013\210;\220g\230Q\200\001\3606\000\005 \230|\2501\250O\270<\300q\310\001\330\004\037\230|\2501\250A\330\004\035\230W\240F\250!\250<\260w\270f\300A\300\\\320QX\320X^\320^_\320_`\330\004\035\230Y\240b\250\001\330\004\034\230A\230V\2401\240O\2601\260F\270!\2701\330\004\034\230C\230v\240Q\240l\260#\260V\2701\270L\310\003\3106\320QR\320RS\330\004\037\230w\240f\250A\320->\270i\300r\310\021\330\004?\270z\310\021\330\004\027\220t\2301\230A\360\024\000\005\014\210:\220Z\230z\250\035\260h\270b\300\001\330\010\016\210j\230\001\230\021\330\004\007\200w\210b\220\t\230\023\230G\2402\240Q\330\010\016\210j\230\001\230\021\330\004\010\210\003\2106\220\021\220#\220S\230\006\230c\240\023\240F\250!\2503\250c\260\021\330\014\017\210v\220S\230\t\240\026\240q\250\003""\2502\250Y\260b\270\002\270#\270V\3003\300g\310V\320ST\320TW\320WY\320Yb\320bd\320de\330\014\017\210v\220S\230\t\240\022\2409\250B\250b\260\007\260w\270g\300W\310B\310a\330\010\016\210j\230\001\230\021\330\004\007\200y\220\002\220\"\220C\220y\240\002\240!\2406\250\021\250#\250R\250q\330\010\016\210j\230\001\230\021\330\004\010\320\010\030\230\001\230\033\240A\240V\2501\250D\260\003\3203C\3001\300I\310Q\310f\320TU\320UV\330\014\017\320\017\037\230q\240\t\250\021\250&\260\001\260\021\330\010\016\210j\230\001\230\021\330\004\010\210\007\210v\220Q\220c\230\023\230G\2403\240g\250V\2601\260C\260s\270&\300\003\3007\310&\320PQ\320QT\320TW\320WX\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\032\2603\260m\3001\300J\310c\320QZ\320Z\\\320\\]\330\010\016\210j\230\001\230\021\330\004\007\200u\210B\210b\220\003\2205\230\003\2301\330\010\016\210j\230\001\230\021\330\004\007\200t\2106\220\021\220#\220R\220q\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220b\230\014\240C\240t\2506\260\021\260#\260R\260|\3003\300d\310&\320PQ\320QT\320TV\320VW\330\014\017\210w\220f\230A\230S\240\002\240!\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220c\230\027\240\002\240+\250S\260\004\260F\270!\2703\270c\300\021\330\014\017\210w\220f\230A\230S\240\002\240\047\250\022\2507\260\"\260F\270\"\270A\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\330\010\013\2104\210v\220Q\220c\230\022\2307\240\"\240A\330\014\022\220*\230A\230Q\330\010\013\2107\220&\230\001\230\023\230C\230r\240\023\320$4\260A\260Y\270a\330\014\022\220*\230A\230Q\330\004\007\200w\210c\220\034\230U\240)\2503\250b\260\003\2609\270C\270r\300\023\300I\310S\320PR\320RU\320U\\\320\\_\320_`\330\"%\240U\250#\250R\250s\260$\260f\270A\270S\300\002\300\"\300B\300a\330\010\016\210j\230\001\230\021\330\004\010\210\007\210s\220(\230#\230W\240C\240y\260""\001\330\014\020\220\006\220a\220s\230\"\230B\230b\240\t\250\023\250G\2603\260g\270R\270q\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\340\014\022\220(\230%\230q\360\n\000\t\014\2104\210v\220Q\220c\230\022\230<\240s\250$\250f\260A\260S\270\003\2705\300\003\3005\310\003\3101\330\014\022\220*\230A\230Q\340\004\016\210f\220B\220i\230r\240\026\240r\250\021\330\t\030\230\r\240Q\330\010\026\220a\330\010\023\2201\220D\230\001\230\025\230a\330\010\023\2201\220D\230\001\230\025\230a\330\010\016\210a\210w\220a\220u\230A\330\010\022\220!\330\010\022\220$\220b\230\001\330\010\022\220(\230\"\230A\330\010\022\220(\230\"\230A\330\014\032\230!\2301\330\014\020\220\005\220R\220q\330\014\020\220\005\220S\230\001\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\032\230!\2303\230c\240\023\240C\240s\250*\260J\270k\310\031\320RS\330\033%\240V\250:\260\\\300\021\300$\300a\300u\310D\320PQ\330\014\020\220\005\220U\230!\2301\330\020\027\220q\230\005\230W\240A\240W\250A\250T\260\022\2607\270!\2701\330\014\026\220a\220s\230!\2303\230c\240\023\240C\240q\330\014\017\210w\220c\230\031\240#\240W\250C\250q\330\020!\240\021\240*\250I\260X\270W\300C\300z\320QZ\320Z[\330\021\030\230\003\2308\2403\240g\250S\260\001\330\020 \240\001\240\032\2509\260H\270J\300g\310S\320PQ\330!+\2509\260A\330\021\030\230\003\2301\330\020\037\230q\240\t\250\022\2507\260!\2604\260y\300\002\300\047\310\021\310!\330 )\250\022\2507\260!\2604\260z\300\032\3109\320TU\330\021\030\230\003\2301\330\020\034\230A\230Z\240y\260\010\270\t\300\026\300z\320QZ\320Z[\340\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\036\230a\230z\250\031\260(\270)\3007\310)\320SZ\320Z[\330\037 \240\004\240A\240U\250$\250a\250t\2601\260E\270\027\300\007\300y\320PQ\200""\001\3606\000\005 \230|\2501\250O\270<\300q\310\001\330\004\037\230|\2501\250A\330\004\035\230W\240F\250!\250<\260w\270f\300A\300\\\320QX\320X^\320^_\320_`\330\004\035\230Y\240b\250\001\330\004\034\230A\230V\2401\240O\2601\260F\270!\2701\330\004\034\230C\230v\240Q\240l\260#\260V\2701\270L\310\003\3106\320QR\320RS\330\004\037\230w\240f\250A\320->\270i\300r\310\021\330\004?\270z\310\021\330\004\027\220t\2301\230A\360\024\000\005\014\210:\220Z\230z\250\035\260h\270b\300\001\330\010\016\210j\230\001\230\021\330\004\007\200w\210b\220\t\230\023\230G\2402\240Q\330\010\016\210j\230\001\230\021\330\004\010\210\003\2106\220\021\220#\220S\230\006\230c\240\023\240F\250!\2503\250c\260\021\330\014\017\210v\220S\230\t\240\026\240q\250\003\2502\250Y\260b\270\002\270#\270V\3003\300g\310V\320ST\320TW\320WY\320Yb\320bd\320de\330\014\017\210v\220S\230\t\240\022\2409\250B\250b\260\007\260w\270g\300W\310B\310a\330\010\016\210j\230\001\230\021\330\004\007\200y\220\002\220\"\220C\220y\240\002\240!\2406\250\021\250#\250R\250q\330\010\016\210j\230\001\230\021\330\004\010\320\010\030\230\001\230\033\240A\240V\2501\250D\260\003\3203C\3001\300I\310Q\310f\320TU\320UV\330\014\017\320\017\037\230q\240\t\250\021\250&\260\001\260\021\330\010\016\210j\230\001\230\021\330\004\010\210\007\210v\220Q\220c\230\023\230G\2403\240g\250V\2601\260C\260s\270&\300\003\3007\310&\320PQ\320QT\320TW\320WX\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\032\2603\260m\3001\300J\310c\320QZ\320Z\\\320\\]\330\010\016\210j\230\001\230\021\330\004\007\200u\210B\210b\220\003\2205\230\003\2301\330\010\016\210j\230\001\230\021\330\004\007\200t\2106\220\021\220#\220R\220q\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220b\230\014\240C\240t\2506\260\021\260#\260R\260|\3003\300d\310&\320PQ\320QT\320TV\320VW\330\014\017\210w\220f\230A\230S\240\002\240!\330\010\016\210j""\230\001\230\021\330\004\010\210\004\210F\220!\2203\220c\230\027\240\002\240+\250S\260\004\260F\270!\2703\270c\300\021\330\014\017\210w\220f\230A\230S\240\002\240\047\250\022\2507\260\"\260F\270\"\270A\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\330\010\013\2104\210v\220Q\220c\230\022\2307\240\"\240A\330\014\022\220*\230A\230Q\330\010\013\2107\220&\230\001\230\023\230C\230r\240\023\320$4\260A\260Y\270a\330\014\022\220*\230A\230Q\330\004\007\200w\210c\220\034\230U\240)\2503\250b\260\003\2609\270C\270r\300\023\300I\310S\320PR\320RU\320U\\\320\\_\320_`\330\"%\240U\250#\250R\250s\260$\260f\270A\270S\300\002\300\"\300B\300a\330\010\016\210j\230\001\230\021\330\004\010\210\007\210s\220(\230#\230W\240C\240y\260\001\330\014\020\220\006\220a\220s\230\"\230B\230b\240\t\250\023\250G\2603\260g\270R\270q\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\360\010\000\r\023\220(\230\047\240\021\360\006\000\t\014\2104\210v\220Q\220c\230\022\230<\240s\250$\250f\260A\260S\270\003\2705\300\003\3005\310\003\3101\330\014\022\220*\230A\230Q\340\004\016\210f\220B\220i\230r\240\026\240r\250\021\330\t\030\230\r\240Q\330\010\026\220a\330\010\023\2201\220D\230\001\230\025\230a\330\010\023\2201\220D\230\001\230\025\230a\330\010\016\210a\210w\220a\220u\230A\330\010\022\220!\330\010\022\220$\220b\230\001\330\010\022\220(\230\"\230A\330\010\022\220(\230\"\230A\330\014\032\230!\2301\330\014\020\220\005\220R\220q\330\014\020\220\005\220S\230\001\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\032\230!\2303\230c\240\023\240C\240s\250*\260J\270k\310\031\320RS\330\033%\240V\250:\260\\\300\021\300$\300a\300u\310D\320PQ\330\014\020\220\005\220U\230!\2301\330\020\027\220q\230\005\230W\240A\240W\250A\250T\260\022\2607\270!\2701\330\014\026\220a\220s\230!\2303\230c\240\023\240C\240q\330\014\017\210w\220c\230\031\240#\240W\250C\250q\330\020!\240\021\240*\250I\260X\270W\300C\300z\320QZ\320Z[\330""\021\030\230\003\2308\2403\240g\250S\260\001\330\020 \240\001\240\032\2509\260H\270J\300g\310S\320PQ\330!+\2509\260A\330\021\030\230\003\2301\330\020\037\230q\240\t\250\022\2507\260!\2604\260y\300\002\300\047\310\021\310!\330 )\250\022\2507\260!\2604\260z\300\032\3109\320TU\330\021\030\230\003\2301\330\020\034\230A\230Z\240y\260\010\270\t\300\026\300z\320QZ\320Z[\340\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\036\230a\230z\250\031\260(\270)\3007\310)\320SZ\320Z[\330\037 \240\004\240A\240U\250$\250a\250t\2601\260E\270\027\300\007\300y\320PQ\200\001\3606\000\005 \230|\2501\250O\270<\300q\310\001\330\004\037\230|\2501\250A\330\004\035\230W\240F\250!\250<\260w\270f\300A\300\\\320QX\320X^\320^_\320_`\330\004\035\230Y\240b\250\001\330\004\034\230A\230V\2401\240O\2601\260F\270!\2701\330\004\034\230C\230v\240Q\240l\260#\260V\2701\270L\310\003\3106\320QR\320RS\330\004\037\230w\240f\250A\320->\270i\300r\310\021\330\004?\270z\310\021\330\004\027\220t\2301\230A\360\024\000\005\014\210:\220Z\230z\250\035\260h\270b\300\001\330\010\016\210j\230\001\230\021\330\004\007\200w\210b\220\t\230\023\230G\2402\240Q\330\010\016\210j\230\001\230\021\330\004\010\210\003\2106\220\021\220#\220S\230\006\230c\240\023\240F\250!\2503\250c\260\021\330\014\017\210v\220S\230\t\240\026\240q\250\003\2502\250Y\260b\270\002\270#\270V\3003\300g\310V\320ST\320TW\320WY\320Yb\320bd\320de\330\014\017\210v\220S\230\t\240\022\2409\250B\250b\260\007\260w\270g\300W\310B\310a\330\010\016\210j\230\001\230\021\330\004\007\200y\220\002\220\"\220C\220y\240\002\240!\2406\250\021\250#\250R\250q\330\010\016\210j\230\001\230\021\330\004\010\320\010\030\230\001\230\033\240A\240V\2501\250D\260\003\3203C\3001\300I\310Q\310f\320TU\320UV\330\014\017\320\017\037\230q\240\t\250\021\250&\260\001\260\021\330\010\016\210j\230\001\230\021""\330\004\010\210\007\210v\220Q\220c\230\023\230G\2403\240g\250V\2601\260C\260s\270&\300\003\3007\310&\320PQ\320QT\320TW\320WX\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\032\2603\260m\3001\300J\310c\320QZ\320Z\\\320\\]\330\010\016\210j\230\001\230\021\330\004\007\200u\210B\210b\220\003\2205\230\003\2301\330\010\016\210j\230\001\230\021\330\004\007\200t\2106\220\021\220#\220R\220q\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220b\230\014\240C\240t\2506\260\021\260#\260R\260|\3003\300d\310&\320PQ\320QT\320TV\320VW\330\014\017\210w\220f\230A\230S\240\002\240!\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220c\230\027\240\002\240+\250S\260\004\260F\270!\2703\270c\300\021\330\014\017\210w\220f\230A\230S\240\002\240\047\250\022\2507\260\"\260F\270\"\270A\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\330\010\013\2104\210v\220Q\220c\230\022\2307\240\"\240A\330\014\022\220*\230A\230Q\330\010\013\2107\220&\230\001\230\023\230C\230r\240\023\320$4\260A\260Y\270a\330\014\022\220*\230A\230Q\330\004\007\200w\210c\220\034\230U\240)\2503\250b\260\003\2609\270C\270r\300\023\300I\310S\320PR\320RU\320U\\\320\\_\320_`\330\"%\240U\250#\250R\250s\260$\260f\270A\270S\300\002\300\"\300B\300a\330\010\016\210j\230\001\230\021\330\004\010\210\007\210s\220(\230#\230W\240C\240y\260\001\330\014\020\220\006\220a\220s\230\"\230B\230b\240\t\250\023\250G\2603\260g\270R\270q\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\360\014\000\r\023\220*\230A\230Q\360\010\000\005\017\210f\220B\220i\230r\240\026\240r\250\021\330\t\030\230\r\240Q\330\010\026\220a\330\010\023\2201\220D\230\001\230\025\230a\330\010\023\2201\220D\230\001\230\025\230a\330\010\016\210a\210w\220a\220u\230A\330\010\022\220!\330\010\022\220$\220b\230\001\330\010\022\220(\230\"\230A\330\010\022\220(\230\"\230A\330\014""\032\230!\2301\330\014\020\220\005\220R\220q\330\014\020\220\005\220S\230\001\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\032\230!\2303\230c\240\023\240C\240s\250*\260J\270k\310\031\320RS\330\033%\240V\250:\260\\\300\021\300$\300a\300u\310D\320PQ\330\014\020\220\005\220U\230!\2301\330\020\027\220q\230\005\230W\240A\240W\250A\250T\260\022\2607\270!\2701\330\014\026\220a\220s\230!\2303\230c\240\023\240C\240q\330\014\017\210w\220c\230\031\240#\240W\250C\250q\330\020!\240\021\240*\250I\260X\270W\300C\300z\320QZ\320Z[\330\021\030\230\003\2308\2403\240g\250S\260\001\330\020 \240\001\240\032\2509\260H\270J\300g\310S\320PQ\330!+\2509\260A\330\021\030\230\003\2301\330\020\037\230q\240\t\250\022\2507\260!\2604\260y\300\002\300\047\310\021\310!\330 )\250\022\2507\260!\2604\260z\300\032\3109\320TU\330\021\030\230\003\2301\330\020\034\230A\230Z\240y\260\010\270\t\300\026\300z\320QZ\320Z[\340\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\036\230a\230z\250\031\260(\270)\3007\310)\320SZ\320Z[\330\037 \240\004\240A\240U\250$\250a\250t\2601\260E\270\027\300\007\300y\320PQ";
+    #else /* compression: none (9210 bytes) */
+static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis No matching signature foundNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecanny engine: gradients, magnitude and marks differ in shapecanny engine: the stack is smaller than the volumecanny engine: threads must be >= 1collections.abcdisableenablegcisenabledno default __reduce__ due to non-trivial __cinit__rank engine: a comparator names a wire outside the footprintrank engine: a tap lies outside the kernel boxrank engine: an index map points outside the inputrank engine: box scratch too small, or the footprint is not a boxrank engine: cval must hold one valuerank engine: fewer scratch rows than threadsrank engine: histogram scratch has the wrong shaperank engine: histograms need 8- or 16-bit datarank engine: kernel sizes, taps and threads must be >= 1rank engine: network scratch too smallrank engine: output shape does not match the padded input and kernelrank engine: pad_left does not fit the column maprank engine: rank outside the footprintrank engine: scratch ring has the wrong shaperank engine: the sorted-columns kernel is the median of a 3 x 3 boxrank engine: unknown methodsrc/imgfilt/_canny_core.pxisrc/imgfilt/_rank_core.pxiunable to allocate array data.unable to allocate shape and strides.|ASCIIEllipsisSequenceView.MemoryView__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___fused_sigindex_is_coroutineabc""add_coladd_offadd_rowallocate_bufferargsasyncio.coroutinesaxayazbasebatchbinsccanny_hysteresiscanny_suppresschannelscline_in_tracebackcol_mapcountcvaldefaultsdepthdoubledtypedtype_is_objectdxdydzencodeenumerateerrorfillflagsflatfloatformatfortrangetgxgygzhas_openmpheighthighhigh_fhistiidimgfilt._nonlinearindexinstruction_setitemitemsitemsizekernel_dkernel_hkernel_shapekernel_wkindkwargslaneslowlow_fmmagnitudemarksmemviewmethodmodenn_addn_itemsn_remn_rowsn_tapsnamendimnetworknum_threadsnumpynxnynzobjoffoffsetsoutout_dout_hout_rowout_wpackpad_leftpadded_wplane_mappoprankrank_rowsrank_rows[const double[:, :, :, :, ::1],double[:, :, :, :, ::1],const double[::1],double[:, ::1],double[:, ::1]]rank_rows[const float[:, :, :, :, ::1],float[:, :, :, :, ::1],const float[::1],float[:, ::1],float[:, ::1]]rank_rows[const u16_t[:, :, :, :, ::1],u16_t[:, :, :, :, ::1],const u16_t[::1],u16_t[:, ::1],u16_t[:, ::1]]rank_rows[const u32_t[:, :, :, :, ::1],u32_t[:, :, :, :, ::1],const u32_t[::1],u32_t[:, ::1],u32_t[:, ::1]]rank_rows[const u64_t[:, :, :, :, ::1],u64_t[:, :, :, :, ::1],const u64_t[::1],u64_t[:, ::1],u64_t[:, ::1]]rank_rows[const u8_t[:, :, :, :, ::1],u8_t[:, :, :, :, ::1],const u8_t[::1],u8_t[:, ::1],u8_t[:, ::1]]reach_zregisterrem_colrem_offrem_rowringring_rowring_widthrow_maprow_offsetdefaultshapeshiftsignaturessizestackstartstepstopstructsxsyszttagstap_coltap_offtap_rowtidtopu16_tu32_tu64_tu8_tunpackupdatevalueswidthworkwork_rowxyzO\200\001\340\004\013\2101\200\001\340\004\013\2104\210q\320\020\047\240q\200\001\340\004\013\210;\220g\230Q\200\001\360\n\000\005\035\230E\240\026\240q\250\r\260U\270&\300\001\300\034\310U\320RX\320XY\320YZ\330\004\032\230+\240Q\330\004\036\230e\2406\250\023\250G\2601\330\004\007\200u\210F\220!\2203\220b\230\006\230b\240\007\240r\250\021\330\010\016\210j\230\001\230\021\330\t\n\330\010\014\210I\220U\230!\2306\240\022\2407\250\"\250A\330\014\020\220\006\220d\230\047\240\022\2401\330\014\021\220\026\220s\230\047\240\022\2401\330\014\020\220""\006\220b\230\001\330\014\017\210u\220A\220S\230\003\2303\230c\240\021\330\020\021\330\014\021\220\021\220#\220S\230\005\230Q\330\014\025\220Q\330\014\021\220\021\220%\220q\330\014\022\220!\330\014\022\220$\220b\230\001\330\020\027\220q\330\020\030\230\005\230Q\230a\330\020\024\220F\230$\230g\240R\240q\330\020\025\220V\2303\230g\240R\240q\330\020\024\220F\230\"\230A\330\020\024\220F\230%\230q\240\001\240\031\250(\260\"\260A\330\024\031\230\022\2302\230Q\330\024\027\220s\230\"\230B\230c\240\023\240C\240q\330\030\031\330\024\030\230\006\230e\2402\240S\250\001\330\030\035\230R\230r\240\021\330\030\033\2303\230b\240\002\240#\240S\250\003\2501\330\034\035\330\030\034\230F\240%\240r\250\023\250A\330\034!\240\022\2402\240Q\330\034\037\230s\240\"\240B\240c\250\023\250C\250q\330 !\330\034\037\230u\240A\240T\250\024\250T\260\023\260E\270\023\270E\300\021\300$\300d\310$\310c\320QR\330 %\240Q\240d\250$\250f\260A\330 )\250\021\330 %\240Q\240h\250c\260\022\2607\270\"\270D\300\002\300&\310\002\310!\330 \047\240q\330\004\013\2101\200\001\360\024\000\005\035\230I\240V\2501\250M\270\031\300&\310\001\310\021\330\004\034\230I\240V\2501\250A\330\004-\250V\2602\260Q\330\004\025\220V\2303\230a\340\004\027\220w\230n\250G\2601\340\004\010\210\005\210U\220!\2201\330\010\014\210B\210f\220A\220S\230\003\2309\240F\250!\2503\250c\260\022\2606\270\021\270#\270S\300\t\310\026\310q\320PQ\330\020\023\2202\220V\2301\230C\230s\240)\2506\260\021\260#\260S\270\005\270V\3001\300C\300s\310)\320SY\320YZ\320Z[\330\014\022\220*\230A\230Q\330\004\007\200|\2202\220Q\330\010\016\210j\230\001\230\021\330\004\007\200v\210S\220\001\340\010\020\220\001\330\t\n\330\014\032\230!\320\033C\3001\330\014\020\220\005\220S\230\001\330\014\020\220\005\220R\220q\330\014\020\220\005\220U\230!\2301\330\020\025\220Q\220c\230\023\230E\240\021\330\014\017\210r\220\023\220B\220c\230\022\2303\230g\240R\240r\250\024\250T\260\025\260e\2702\270S\300\002\300#\300R\300s\310&\320PR\320RS\330\020\021\330\014\020\220\005\220U\230!\2303""\230f\240B\240a\330\020\024\220I\230Q\230c\240\023\240A\330\020\023\2205\230\002\230#\230Q\330\024\025\330\020\025\220U\230*\240D\250\001\250\022\2501\250C\250s\260!\330\020\025\220T\230\021\230\"\230A\230S\240\003\2401\330\020\025\220T\230\021\230\"\230A\230S\240\003\2401\330\020\026\220f\230C\230r\240\030\250\021\330\020\026\220f\230C\230r\240\031\250!\330\020\023\2205\230\004\230B\230a\330\024\025\330\020\025\220U\230*\240B\240a\240s\250#\250S\260\002\260!\330\020\025\220R\220q\230\003\2303\230c\240\022\2401\330\020\025\220R\220q\230\003\2303\230c\240\022\2401\330\020\024\220M\240\021\240+\250S\260\003\2603\260d\270$\270d\300#\300Q\330\030\034\230M\250\021\250+\260S\270\003\2703\270a\270t\3001\300D\310\001\310\024\310S\320PQ\330\024\031\230\021\230#\230S\240\005\240Z\250r\260\023\260L\300\001\200\001\3606\000\005 \230|\2501\250O\270<\300q\310\001\330\004\037\230|\2501\250A\330\004\035\230W\240F\250!\250<\260w\270f\300A\300\\\320QX\320X^\320^_\320_`\330\004\035\230Y\240b\250\001\330\004\034\230A\230V\2401\240O\2601\260F\270!\2701\330\004\034\230C\230v\240Q\240l\260#\260V\2701\270L\310\003\3106\320QR\320RS\330\004\037\230w\240f\250A\320->\270i\300r\310\021\330\004?\270z\310\021\330\004\027\220t\2301\230A\360\024\000\005\014\210:\220Z\230z\250\035\260h\270b\300\001\330\010\016\210j\230\001\230\021\330\004\007\200w\210b\220\t\230\023\230G\2402\240Q\330\010\016\210j\230\001\230\021\330\004\010\210\003\2106\220\021\220#\220S\230\006\230c\240\023\240F\250!\2503\250c\260\021\330\014\017\210v\220S\230\t\240\026\240q\250\003\2502\250Y\260b\270\002\270#\270V\3003\300g\310V\320ST\320TW\320WY\320Yb\320bd\320de\330\014\017\210v\220S\230\t\240\022\2409\250B\250b\260\007\260w\270g\300W\310B\310a\330\010\016\210j\230\001\230\021\330\004\007\200y\220\002\220\"\220C\220y\240\002\240!\2406\250\021\250#\250R\250q\330\010\016\210j\230\001\230\021\330\004\010\320\010\030\230\001\230\033\240A\240V\2501\250D\260\003\3203C\3001\300I\310Q\310f\320TU\320UV\330\014\017\320\017\037\230q\240""\t\250\021\250&\260\001\260\021\330\010\016\210j\230\001\230\021\330\004\010\210\007\210v\220Q\220c\230\023\230G\2403\240g\250V\2601\260C\260s\270&\300\003\3007\310&\320PQ\320QT\320TW\320WX\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\032\2603\260m\3001\300J\310c\320QZ\320Z\\\320\\]\330\010\016\210j\230\001\230\021\330\004\007\200u\210B\210b\220\003\2205\230\003\2301\330\010\016\210j\230\001\230\021\330\004\007\200t\2106\220\021\220#\220R\220q\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220b\230\014\240C\240t\2506\260\021\260#\260R\260|\3003\300d\310&\320PQ\320QT\320TV\320VW\330\014\017\210w\220f\230A\230S\240\002\240!\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220c\230\027\240\002\240+\250S\260\004\260F\270!\2703\270c\300\021\330\014\017\210w\220f\230A\230S\240\002\240\047\250\022\2507\260\"\260F\270\"\270A\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\330\010\013\2104\210v\220Q\220c\230\022\2307\240\"\240A\330\014\022\220*\230A\230Q\330\010\013\2107\220&\230\001\230\023\230C\230r\240\023\320$4\260A\260Y\270a\330\014\022\220*\230A\230Q\330\004\007\200w\210c\220\034\230U\240)\2503\250b\260\003\2609\270C\270r\300\023\300I\310S\320PR\320RU\320U\\\320\\_\320_`\330\"%\240U\250#\250R\250s\260$\260f\270A\270S\300\002\300\"\300B\300a\330\010\016\210j\230\001\230\021\330\004\010\210\007\210s\220(\230#\230W\240C\240y\260\001\330\014\020\220\006\220a\220s\230\"\230B\230b\240\t\250\023\250G\2603\260g\270R\270q\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\340\014\022\220(\230%\230q\360\n\000\t\014\2104\210v\220Q\220c\230\022\230<\240s\250$\250f\260A\260S\270\003\2705\300\003\3005\310\003\3101\330\014\022\220*\230A\230Q\340\004\016\210f\220B\220i\230r\240\026\240r\250\021\330\t\030\230\r\240Q\330\010\026\220a\330\010\023\2201\220D\230\001\230\025\230a\330""\010\023\2201\220D\230\001\230\025\230a\330\010\016\210a\210w\220a\220u\230A\330\010\022\220!\330\010\022\220$\220b\230\001\330\010\022\220(\230\"\230A\330\010\022\220(\230\"\230A\330\014\032\230!\2301\330\014\020\220\005\220R\220q\330\014\020\220\005\220S\230\001\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\032\230!\2303\230c\240\023\240C\240s\250*\260J\270k\310\031\320RS\330\033%\240V\250:\260\\\300\021\300$\300a\300u\310D\320PQ\330\014\020\220\005\220U\230!\2301\330\020\027\220q\230\005\230W\240A\240W\250A\250T\260\022\2607\270!\2701\330\014\026\220a\220s\230!\2303\230c\240\023\240C\240q\330\014\017\210w\220c\230\031\240#\240W\250C\250q\330\020!\240\021\240*\250I\260X\270W\300C\300z\320QZ\320Z[\330\021\030\230\003\2308\2403\240g\250S\260\001\330\020 \240\001\240\032\2509\260H\270J\300g\310S\320PQ\330!+\2509\260A\330\021\030\230\003\2301\330\020\037\230q\240\t\250\022\2507\260!\2604\260y\300\002\300\047\310\021\310!\330 )\250\022\2507\260!\2604\260z\300\032\3109\320TU\330\021\030\230\003\2301\330\020\034\230A\230Z\240y\260\010\270\t\300\026\300z\320QZ\320Z[\340\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\036\230a\230z\250\031\260(\270)\3007\310)\320SZ\320Z[\330\037 \240\004\240A\240U\250$\250a\250t\2601\260E\270\027\300\007\300y\320PQ\200\001\3606\000\005 \230|\2501\250O\270<\300q\310\001\330\004\037\230|\2501\250A\330\004\035\230W\240F\250!\250<\260w\270f\300A\300\\\320QX\320X^\320^_\320_`\330\004\035\230Y\240b\250\001\330\004\034\230A\230V\2401\240O\2601\260F\270!\2701\330\004\034\230C\230v\240Q\240l\260#\260V\2701\270L\310\003\3106\320QR\320RS\330\004\037\230w\240f\250A\320->\270i\300r\310\021\330\004?\270z\310\021\330\004\027\220t\2301\230A\360\024\000\005\014\210:\220Z\230z\250\035""\260h\270b\300\001\330\010\016\210j\230\001\230\021\330\004\007\200w\210b\220\t\230\023\230G\2402\240Q\330\010\016\210j\230\001\230\021\330\004\010\210\003\2106\220\021\220#\220S\230\006\230c\240\023\240F\250!\2503\250c\260\021\330\014\017\210v\220S\230\t\240\026\240q\250\003\2502\250Y\260b\270\002\270#\270V\3003\300g\310V\320ST\320TW\320WY\320Yb\320bd\320de\330\014\017\210v\220S\230\t\240\022\2409\250B\250b\260\007\260w\270g\300W\310B\310a\330\010\016\210j\230\001\230\021\330\004\007\200y\220\002\220\"\220C\220y\240\002\240!\2406\250\021\250#\250R\250q\330\010\016\210j\230\001\230\021\330\004\010\320\010\030\230\001\230\033\240A\240V\2501\250D\260\003\3203C\3001\300I\310Q\310f\320TU\320UV\330\014\017\320\017\037\230q\240\t\250\021\250&\260\001\260\021\330\010\016\210j\230\001\230\021\330\004\010\210\007\210v\220Q\220c\230\023\230G\2403\240g\250V\2601\260C\260s\270&\300\003\3007\310&\320PQ\320QT\320TW\320WX\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\032\2603\260m\3001\300J\310c\320QZ\320Z\\\320\\]\330\010\016\210j\230\001\230\021\330\004\007\200u\210B\210b\220\003\2205\230\003\2301\330\010\016\210j\230\001\230\021\330\004\007\200t\2106\220\021\220#\220R\220q\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220b\230\014\240C\240t\2506\260\021\260#\260R\260|\3003\300d\310&\320PQ\320QT\320TV\320VW\330\014\017\210w\220f\230A\230S\240\002\240!\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220c\230\027\240\002\240+\250S\260\004\260F\270!\2703\270c\300\021\330\014\017\210w\220f\230A\230S\240\002\240\047\250\022\2507\260\"\260F\270\"\270A\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\330\010\013\2104\210v\220Q\220c\230\022\2307\240\"\240A\330\014\022\220*\230A\230Q\330\010\013\2107\220&\230\001\230\023\230C\230r\240\023\320$4\260A\260Y\270a\330\014\022\220*\230A\230Q\330""\004\007\200w\210c\220\034\230U\240)\2503\250b\260\003\2609\270C\270r\300\023\300I\310S\320PR\320RU\320U\\\320\\_\320_`\330\"%\240U\250#\250R\250s\260$\260f\270A\270S\300\002\300\"\300B\300a\330\010\016\210j\230\001\230\021\330\004\010\210\007\210s\220(\230#\230W\240C\240y\260\001\330\014\020\220\006\220a\220s\230\"\230B\230b\240\t\250\023\250G\2603\260g\270R\270q\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\360\010\000\r\023\220(\230\047\240\021\360\006\000\t\014\2104\210v\220Q\220c\230\022\230<\240s\250$\250f\260A\260S\270\003\2705\300\003\3005\310\003\3101\330\014\022\220*\230A\230Q\340\004\016\210f\220B\220i\230r\240\026\240r\250\021\330\t\030\230\r\240Q\330\010\026\220a\330\010\023\2201\220D\230\001\230\025\230a\330\010\023\2201\220D\230\001\230\025\230a\330\010\016\210a\210w\220a\220u\230A\330\010\022\220!\330\010\022\220$\220b\230\001\330\010\022\220(\230\"\230A\330\010\022\220(\230\"\230A\330\014\032\230!\2301\330\014\020\220\005\220R\220q\330\014\020\220\005\220S\230\001\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\032\230!\2303\230c\240\023\240C\240s\250*\260J\270k\310\031\320RS\330\033%\240V\250:\260\\\300\021\300$\300a\300u\310D\320PQ\330\014\020\220\005\220U\230!\2301\330\020\027\220q\230\005\230W\240A\240W\250A\250T\260\022\2607\270!\2701\330\014\026\220a\220s\230!\2303\230c\240\023\240C\240q\330\014\017\210w\220c\230\031\240#\240W\250C\250q\330\020!\240\021\240*\250I\260X\270W\300C\300z\320QZ\320Z[\330\021\030\230\003\2308\2403\240g\250S\260\001\330\020 \240\001\240\032\2509\260H\270J\300g\310S\320PQ\330!+\2509\260A\330\021\030\230\003\2301\330\020\037\230q\240\t\250\022\2507\260!\2604\260y\300\002\300\047\310\021\310!\330 )\250\022\2507\260!\2604\260z\300\032\3109\320TU\330\021\030\230\003\2301\330\020\034\230A\230Z\240y\260\010\270\t\300\026\300z\320QZ\320Z[\340\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001""\260\024\260R\260w\270a\270q\330\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\036\230a\230z\250\031\260(\270)\3007\310)\320SZ\320Z[\330\037 \240\004\240A\240U\250$\250a\250t\2601\260E\270\027\300\007\300y\320PQ\200\001\3606\000\005 \230|\2501\250O\270<\300q\310\001\330\004\037\230|\2501\250A\330\004\035\230W\240F\250!\250<\260w\270f\300A\300\\\320QX\320X^\320^_\320_`\330\004\035\230Y\240b\250\001\330\004\034\230A\230V\2401\240O\2601\260F\270!\2701\330\004\034\230C\230v\240Q\240l\260#\260V\2701\270L\310\003\3106\320QR\320RS\330\004\037\230w\240f\250A\320->\270i\300r\310\021\330\004?\270z\310\021\330\004\027\220t\2301\230A\360\024\000\005\014\210:\220Z\230z\250\035\260h\270b\300\001\330\010\016\210j\230\001\230\021\330\004\007\200w\210b\220\t\230\023\230G\2402\240Q\330\010\016\210j\230\001\230\021\330\004\010\210\003\2106\220\021\220#\220S\230\006\230c\240\023\240F\250!\2503\250c\260\021\330\014\017\210v\220S\230\t\240\026\240q\250\003\2502\250Y\260b\270\002\270#\270V\3003\300g\310V\320ST\320TW\320WY\320Yb\320bd\320de\330\014\017\210v\220S\230\t\240\022\2409\250B\250b\260\007\260w\270g\300W\310B\310a\330\010\016\210j\230\001\230\021\330\004\007\200y\220\002\220\"\220C\220y\240\002\240!\2406\250\021\250#\250R\250q\330\010\016\210j\230\001\230\021\330\004\010\320\010\030\230\001\230\033\240A\240V\2501\250D\260\003\3203C\3001\300I\310Q\310f\320TU\320UV\330\014\017\320\017\037\230q\240\t\250\021\250&\260\001\260\021\330\010\016\210j\230\001\230\021\330\004\010\210\007\210v\220Q\220c\230\023\230G\2403\240g\250V\2601\260C\260s\270&\300\003\3007\310&\320PQ\320QT\320TW\320WX\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\030\260\023\260M\300\021\300)\3103\310a\330\014\017\210}\230A\230Y\240c\250\032\2603\260m\3001\300J\310c\320QZ\320Z\\\320\\]\330\010\016\210j\230\001\230\021\330\004\007\200u\210B\210b\220\003\2205\230\003\2301\330\010""\016\210j\230\001\230\021\330\004\007\200t\2106\220\021\220#\220R\220q\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220b\230\014\240C\240t\2506\260\021\260#\260R\260|\3003\300d\310&\320PQ\320QT\320TV\320VW\330\014\017\210w\220f\230A\230S\240\002\240!\330\010\016\210j\230\001\230\021\330\004\010\210\004\210F\220!\2203\220c\230\027\240\002\240+\250S\260\004\260F\270!\2703\270c\300\021\330\014\017\210w\220f\230A\230S\240\002\240\047\250\022\2507\260\"\260F\270\"\270A\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\330\010\013\2104\210v\220Q\220c\230\022\2307\240\"\240A\330\014\022\220*\230A\230Q\330\010\013\2107\220&\230\001\230\023\230C\230r\240\023\320$4\260A\260Y\270a\330\014\022\220*\230A\230Q\330\004\007\200w\210c\220\034\230U\240)\2503\250b\260\003\2609\270C\270r\300\023\300I\310S\320PR\320RU\320U\\\320\\_\320_`\330\"%\240U\250#\250R\250s\260$\260f\270A\270S\300\002\300\"\300B\300a\330\010\016\210j\230\001\230\021\330\004\010\210\007\210s\220(\230#\230W\240C\240y\260\001\330\014\020\220\006\220a\220s\230\"\230B\230b\240\t\250\023\250G\2603\260g\270R\270q\330\010\016\210j\230\001\230\021\330\004\007\200w\210c\220\021\360\014\000\r\023\220*\230A\230Q\360\010\000\005\017\210f\220B\220i\230r\240\026\240r\250\021\330\t\030\230\r\240Q\330\010\026\220a\330\010\023\2201\220D\230\001\230\025\230a\330\010\023\2201\220D\230\001\230\025\230a\330\010\016\210a\210w\220a\220u\230A\330\010\022\220!\330\010\022\220$\220b\230\001\330\010\022\220(\230\"\230A\330\010\022\220(\230\"\230A\330\014\032\230!\2301\330\014\020\220\005\220R\220q\330\014\020\220\005\220S\230\001\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\020\220\002\220\"\220A\330\014\020\220\002\220#\220Q\330\014\032\230!\2303\230c\240\023\240C\240s\250*\260J\270k\310\031\320RS\330\033%\240V\250:\260\\\300\021\300$\300a\300u\310D\320PQ\330\014\020\220\005\220U\230!\2301\330\020\027\220q\230\005\230W\240A\240W\250A\250T\260\022\2607\270!\2701\330\014\026\220a""\220s\230!\2303\230c\240\023\240C\240q\330\014\017\210w\220c\230\031\240#\240W\250C\250q\330\020!\240\021\240*\250I\260X\270W\300C\300z\320QZ\320Z[\330\021\030\230\003\2308\2403\240g\250S\260\001\330\020 \240\001\240\032\2509\260H\270J\300g\310S\320PQ\330!+\2509\260A\330\021\030\230\003\2301\330\020\037\230q\240\t\250\022\2507\260!\2604\260y\300\002\300\047\310\021\310!\330 )\250\022\2507\260!\2604\260z\300\032\3109\320TU\330\021\030\230\003\2301\330\020\034\230A\230Z\240y\260\010\270\t\300\026\300z\320QZ\320Z[\340\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\024\220E\230\025\230a\230q\330\024\033\2301\230E\240\027\250\001\250\027\260\001\260\024\260R\260w\270a\270q\330\020\036\230a\230z\250\031\260(\270)\3007\310)\320SZ\320Z[\330\037 \240\004\240A\240U\250$\250a\250t\2601\260E\270\027\300\007\300y\320PQ";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 192; i++) {
+    for (int i = 0; i < 227; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
-      if (likely(string) && i >= 44) PyUnicode_InternInPlace(&string);
+      if (likely(string) && i >= 48) PyUnicode_InternInPlace(&string);
       if (unlikely(!string)) {
         Py_XDECREF(data);
         __PYX_ERR(0, 1, __pyx_L1_error)
@@ -48676,8 +51191,8 @@ static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and dir
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 192; i < 199; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-192].length;
+    for (int i = 227; i < 236; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-227].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -48687,15 +51202,15 @@ static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and dir
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 199; i++) {
+    for (Py_ssize_t i = 0; i < 236; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 192;
-      for (Py_ssize_t i=0; i<7; ++i) {
+      PyObject **table = stringtab + 227;
+      for (Py_ssize_t i=0; i<9; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
         #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -48830,6 +51345,16 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 57, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 459};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_cval, __pyx_mstate->__pyx_n_u_kernel_shape, __pyx_mstate->__pyx_n_u_tap_row, __pyx_mstate->__pyx_n_u_tap_col, __pyx_mstate->__pyx_n_u_method, __pyx_mstate->__pyx_n_u_rank, __pyx_mstate->__pyx_n_u_network, __pyx_mstate->__pyx_n_u_add_row, __pyx_mstate->__pyx_n_u_add_col, __pyx_mstate->__pyx_n_u_rem_row, __pyx_mstate->__pyx_n_u_rem_col, __pyx_mstate->__pyx_n_u_plane_map, __pyx_mstate->__pyx_n_u_row_map, __pyx_mstate->__pyx_n_u_col_map, __pyx_mstate->__pyx_n_u_pad_left, __pyx_mstate->__pyx_n_u_ring, __pyx_mstate->__pyx_n_u_tags, __pyx_mstate->__pyx_n_u_work, __pyx_mstate->__pyx_n_u_hist, __pyx_mstate->__pyx_n_u_offsets, __pyx_mstate->__pyx_n_u_num_threads, __pyx_mstate->__pyx_n_u_kernel_d, __pyx_mstate->__pyx_n_u_kernel_h, __pyx_mstate->__pyx_n_u_kernel_w, __pyx_mstate->__pyx_n_u_n_taps, __pyx_mstate->__pyx_n_u_n_add, __pyx_mstate->__pyx_n_u_n_rem, __pyx_mstate->__pyx_n_u_n_rows, __pyx_mstate->__pyx_n_u_batch, __pyx_mstate->__pyx_n_u_channels, __pyx_mstate->__pyx_n_u_out_d, __pyx_mstate->__pyx_n_u_out_h, __pyx_mstate->__pyx_n_u_out_w, __pyx_mstate->__pyx_n_u_padded_w, __pyx_mstate->__pyx_n_u_ring_width, __pyx_mstate->__pyx_n_u_n_items, __pyx_mstate->__pyx_n_u_item, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_z, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_tid, __pyx_mstate->__pyx_n_u_shift, __pyx_mstate->__pyx_n_u_bins, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_fill, __pyx_mstate->__pyx_n_u_ring_row, __pyx_mstate->__pyx_n_u_work_row, __pyx_mstate->__pyx_n_u_out_row, __pyx_mstate->__pyx_n_u_off, __pyx_mstate->__pyx_n_u_row_off, __pyx_mstate->__pyx_n_u_tap_off, __pyx_mstate->__pyx_n_u_add_off, __pyx_mstate->__pyx_n_u_rem_off};
     __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__rank_core_pxi, __pyx_mstate->__pyx_n_u_rank_rows_const_u8_t_1_u8_t_1_co, __pyx_mstate->__pyx_kp_b_iso88591_6_1O_q_1A_WF_wfA_QXX____Yb_AV1O, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {8, 0, 0, 28, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 61};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_gz, __pyx_mstate->__pyx_n_u_gy, __pyx_mstate->__pyx_n_u_gx, __pyx_mstate->__pyx_n_u_magnitude, __pyx_mstate->__pyx_n_u_low, __pyx_mstate->__pyx_n_u_high, __pyx_mstate->__pyx_n_u_marks, __pyx_mstate->__pyx_n_u_num_threads, __pyx_mstate->__pyx_n_u_depth, __pyx_mstate->__pyx_n_u_height, __pyx_mstate->__pyx_n_u_width, __pyx_mstate->__pyx_n_u_item, __pyx_mstate->__pyx_n_u_z, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_n_items, __pyx_mstate->__pyx_n_u_flat, __pyx_mstate->__pyx_n_u_m, __pyx_mstate->__pyx_n_u_az, __pyx_mstate->__pyx_n_u_ay, __pyx_mstate->__pyx_n_u_ax, __pyx_mstate->__pyx_n_u_top, __pyx_mstate->__pyx_n_u_sz, __pyx_mstate->__pyx_n_u_sy, __pyx_mstate->__pyx_n_u_sx, __pyx_mstate->__pyx_n_u_low_f, __pyx_mstate->__pyx_n_u_high_f, __pyx_mstate->__pyx_n_u_i};
+    __pyx_mstate_global->__pyx_codeobj_tab[10] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__canny_core_pxi, __pyx_mstate->__pyx_n_u_canny_suppress, __pyx_mstate->__pyx_kp_b_iso88591_IV1M_IV1A_V2Q_V3a_wnG1_U_1_BfAS, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[10])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 19, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 114};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_marks, __pyx_mstate->__pyx_n_u_stack, __pyx_mstate->__pyx_n_u_depth, __pyx_mstate->__pyx_n_u_height, __pyx_mstate->__pyx_n_u_width, __pyx_mstate->__pyx_n_u_top, __pyx_mstate->__pyx_n_u_count, __pyx_mstate->__pyx_n_u_start, __pyx_mstate->__pyx_n_u_index, __pyx_mstate->__pyx_n_u_z, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_nz, __pyx_mstate->__pyx_n_u_ny, __pyx_mstate->__pyx_n_u_nx, __pyx_mstate->__pyx_n_u_dz, __pyx_mstate->__pyx_n_u_dy, __pyx_mstate->__pyx_n_u_dx, __pyx_mstate->__pyx_n_u_reach_z};
+    __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_imgfilt__canny_core_pxi, __pyx_mstate->__pyx_n_u_canny_hysteresis, __pyx_mstate->__pyx_kp_b_iso88591_E_q_U_URXXYYZ_Q_e6_G1_uF_3b_b_r, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
   }
   Py_DECREF(tuple_dedup_map);
   return 0;
@@ -56317,7 +58842,7 @@ no_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t__const__(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56328,7 +58853,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 5,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u8_t__const__, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56340,7 +58865,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t__const__(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56351,7 +58876,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 5,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u16_t__const__, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56363,7 +58888,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t__const__(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56374,7 +58899,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 5,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u32_t__const__, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56386,7 +58911,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t__const__(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56397,7 +58922,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 5,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u64_t__const__, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56455,7 +58980,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56466,7 +58991,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 5,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u8_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56478,7 +59003,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t__const__(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56489,7 +59014,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 1,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t__const__, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u8_t__const__, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56569,7 +59094,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u8_t(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56580,7 +59105,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_n
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 2,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u8_t, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u8_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56638,7 +59163,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56649,7 +59174,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 5,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u16_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56661,7 +59186,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t__const__(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56672,7 +59197,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 1,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t__const__, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u16_t__const__, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56684,7 +59209,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u16_t(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56695,7 +59220,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_n
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 2,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u16_t, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u16_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56707,7 +59232,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56718,7 +59243,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 5,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u32_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56730,7 +59255,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t__const__(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56741,7 +59266,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 1,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t__const__, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u32_t__const__, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56753,7 +59278,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u32_t(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56764,7 +59289,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_n
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 2,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u32_t, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u32_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56776,7 +59301,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56787,7 +59312,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 5,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u64_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56799,7 +59324,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t__const__(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56810,7 +59335,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn_
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 1,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t__const__, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u64_t__const__, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56822,7 +59347,7 @@ __pyx_fail:
 }
 
 /* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t(PyObject *obj, int writable_flag) {
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn___pyx_t_7imgfilt_10_nonlinear_u64_t(PyObject *obj, int writable_flag) {
     __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
     __Pyx_BufFmt_StackElem stack[1];
     int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
@@ -56833,7 +59358,7 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_n
     }
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 2,
-                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_rank_avx2_u64_t, stack,
+                                                 &__Pyx_TypeInfo_nn___pyx_t_7imgfilt_10_nonlinear_u64_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
@@ -56972,6 +59497,75 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_d
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 2,
                                                  &__Pyx_TypeInfo_double, stack,
+                                                 &result, obj);
+    if (unlikely(retcode == -1))
+        goto __pyx_fail;
+    return result;
+__pyx_fail:
+    result.memview = NULL;
+    result.data = NULL;
+    return result;
+}
+
+/* ObjectToMemviewSlice */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_float__const__(PyObject *obj, int writable_flag) {
+    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
+    __Pyx_BufFmt_StackElem stack[1];
+    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
+    int retcode;
+    if (obj == Py_None) {
+        result.memview = (struct __pyx_memoryview_obj *) Py_None;
+        return result;
+    }
+    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
+                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 3,
+                                                 &__Pyx_TypeInfo_float__const__, stack,
+                                                 &result, obj);
+    if (unlikely(retcode == -1))
+        goto __pyx_fail;
+    return result;
+__pyx_fail:
+    result.memview = NULL;
+    result.data = NULL;
+    return result;
+}
+
+/* ObjectToMemviewSlice */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_dc_unsigned_char(PyObject *obj, int writable_flag) {
+    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
+    __Pyx_BufFmt_StackElem stack[1];
+    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
+    int retcode;
+    if (obj == Py_None) {
+        result.memview = (struct __pyx_memoryview_obj *) Py_None;
+        return result;
+    }
+    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
+                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 3,
+                                                 &__Pyx_TypeInfo_unsigned_char, stack,
+                                                 &result, obj);
+    if (unlikely(retcode == -1))
+        goto __pyx_fail;
+    return result;
+__pyx_fail:
+    result.memview = NULL;
+    result.data = NULL;
+    return result;
+}
+
+/* ObjectToMemviewSlice */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_Py_ssize_t(PyObject *obj, int writable_flag) {
+    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
+    __Pyx_BufFmt_StackElem stack[1];
+    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
+    int retcode;
+    if (obj == Py_None) {
+        result.memview = (struct __pyx_memoryview_obj *) Py_None;
+        return result;
+    }
+    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
+                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 1,
+                                                 &__Pyx_TypeInfo_Py_ssize_t, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
