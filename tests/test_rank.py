@@ -76,19 +76,26 @@ def rank_problems(draw):
     origin = tuple(draw(st.integers(-(n // 2), (n - 1) // 2)) for n in fshape)
     dtype = draw(st.sampled_from(RANK_DTYPES))
     method = draw(st.sampled_from(methods_for(dtype, footprint, k)))
-    x = random_array(rng, batch + tuple(sizes), dtype, special=draw(st.booleans()))
+    channels = draw(st.sampled_from([None, None, 1, 2, 3, 4]))  # channels last, or not
+    shape = batch + tuple(sizes) + (() if channels is None else (channels,))
+    x = random_array(rng, shape, dtype, special=draw(st.booleans()))
     cval = random_array(rng, (), dtype).item() if mode == "zeros" else 0
-    return x, k, footprint, mode, cval, origin, method
+    return x, k, footprint, mode, cval, origin, method, channels is not None
 
 
 @settings(max_examples=examples(300))
 @given(rank_problems())
 def test_every_method_matches_the_sorting_oracle(problem):
-    x, k, footprint, mode, cval, origin, method = problem
-    spatial = tuple(range(x.ndim - footprint.ndim, x.ndim))
+    x, k, footprint, mode, cval, origin, method, channels_last = problem
+    end = x.ndim - 1 if channels_last else x.ndim
+    spatial = tuple(range(end - footprint.ndim, end))
     got = R.rank_window(x, k, footprint, spatial, mode=mode, cval=cval, origin=origin,
                         method=method)
-    want = reference_rank(x, k, footprint, mode=mode, cval=cval, origin=origin)
+    if channels_last:  # the oracle wants the spatial axes last
+        want = np.moveaxis(reference_rank(np.moveaxis(x, -1, 0), k, footprint, mode=mode,
+                                          cval=cval, origin=origin), 0, -1)
+    else:
+        want = reference_rank(x, k, footprint, mode=mode, cval=cval, origin=origin)
     assert got.dtype == x.dtype and got.shape == x.shape
     np.testing.assert_array_equal(got, want)
 
@@ -103,6 +110,10 @@ def test_sorted_columns_3x3_median_matches_the_oracle(seed, dtype, mode, width):
     box = np.ones((3, 3), bool)
     got = R.rank_window(x, 4, box, (1, 2), mode=mode, method="columns")
     np.testing.assert_array_equal(got, reference_rank(x, 4, box, mode=mode))
+    # Channels last: rows of interleaved channels.
+    got = R.rank_window(x, 4, box, (0, 1), mode=mode, method="columns")
+    want = np.moveaxis(reference_rank(np.moveaxis(x, -1, 0), 4, box, mode=mode), 0, -1)
+    np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("n", range(1, 12))

@@ -55,7 +55,7 @@ cdef extern from *:
     #define IMGFILT_MEDIAN3X3(NAME, T)                                                           \\
         static void NAME(const T *restrict r0, const T *restrict r1, const T *restrict r2,       \\
                          T *restrict lo, T *restrict mid, T *restrict hi, T *restrict out,       \\
-                         Py_ssize_t padded_w, Py_ssize_t out_w) {                                \\
+                         Py_ssize_t padded_w, Py_ssize_t out_w, Py_ssize_t step) {               \\
             for (Py_ssize_t j = 0; j < padded_w; j++) {                                          \\
                 T a = r0[j], b = r1[j], c = r2[j];                                               \\
                 T s = IMGFILT_LOW(a, b), t = IMGFILT_HIGH(a, b);                                 \\
@@ -64,10 +64,11 @@ cdef extern from *:
                 mid[j] = IMGFILT_HIGH(s, IMGFILT_LOW(t, c));                                     \\
             }                                                                                    \\
             for (Py_ssize_t j = 0; j < out_w; j++) {                                             \\
-                T a = IMGFILT_HIGH(IMGFILT_HIGH(lo[j], lo[j + 1]), lo[j + 2]);                   \\
-                T c = IMGFILT_LOW(IMGFILT_LOW(hi[j], hi[j + 1]), hi[j + 2]);                     \\
-                T s = IMGFILT_LOW(mid[j], mid[j + 1]), t = IMGFILT_HIGH(mid[j], mid[j + 1]);     \\
-                T b = IMGFILT_HIGH(s, IMGFILT_LOW(t, mid[j + 2]));                               \\
+                T a = IMGFILT_HIGH(IMGFILT_HIGH(lo[j], lo[j + step]), lo[j + 2 * step]);         \\
+                T c = IMGFILT_LOW(IMGFILT_LOW(hi[j], hi[j + step]), hi[j + 2 * step]);           \\
+                T s = IMGFILT_LOW(mid[j], mid[j + step]);                                        \\
+                T t = IMGFILT_HIGH(mid[j], mid[j + step]);                                       \\
+                T b = IMGFILT_HIGH(s, IMGFILT_LOW(t, mid[j + 2 * step]));                        \\
                 s = IMGFILT_LOW(a, b);                                                           \\
                 t = IMGFILT_HIGH(a, b);                                                          \\
                 out[j] = IMGFILT_HIGH(s, IMGFILT_LOW(t, c));                                     \\
@@ -98,26 +99,26 @@ cdef extern from *:
     void imgfilt_median3x3_u8(const unsigned char *r0, const unsigned char *r1,
                               const unsigned char *r2, unsigned char *lo, unsigned char *mid,
                               unsigned char *hi, unsigned char *out, Py_ssize_t padded_w,
-                              Py_ssize_t out_w) noexcept nogil
+                              Py_ssize_t out_w, Py_ssize_t step) noexcept nogil
     void imgfilt_median3x3_u16(const unsigned short *r0, const unsigned short *r1,
                                const unsigned short *r2, unsigned short *lo, unsigned short *mid,
                                unsigned short *hi, unsigned short *out, Py_ssize_t padded_w,
-                               Py_ssize_t out_w) noexcept nogil
+                               Py_ssize_t out_w, Py_ssize_t step) noexcept nogil
     void imgfilt_median3x3_u32(const unsigned int *r0, const unsigned int *r1,
                                const unsigned int *r2, unsigned int *lo, unsigned int *mid,
                                unsigned int *hi, unsigned int *out, Py_ssize_t padded_w,
-                               Py_ssize_t out_w) noexcept nogil
+                               Py_ssize_t out_w, Py_ssize_t step) noexcept nogil
     void imgfilt_median3x3_u64(const unsigned long long *r0, const unsigned long long *r1,
                                const unsigned long long *r2, unsigned long long *lo,
                                unsigned long long *mid, unsigned long long *hi,
                                unsigned long long *out, Py_ssize_t padded_w,
-                               Py_ssize_t out_w) noexcept nogil
+                               Py_ssize_t out_w, Py_ssize_t step) noexcept nogil
     void imgfilt_median3x3_f32(const float *r0, const float *r1, const float *r2, float *lo,
                                float *mid, float *hi, float *out, Py_ssize_t padded_w,
-                               Py_ssize_t out_w) noexcept nogil
+                               Py_ssize_t out_w, Py_ssize_t step) noexcept nogil
     void imgfilt_median3x3_f64(const double *r0, const double *r1, const double *r2, double *lo,
                                double *mid, double *hi, double *out, Py_ssize_t padded_w,
-                               Py_ssize_t out_w) noexcept nogil
+                               Py_ssize_t out_w, Py_ssize_t step) noexcept nogil
 
 
 ctypedef unsigned char u8_t
@@ -320,26 +321,28 @@ cdef void _row_box_extreme(const rank_t *ring, const Py_ssize_t *row_off, Py_ssi
 
 
 cdef void _row_median_3x3(const rank_t *r0, const rank_t *r1, const rank_t *r2, rank_t *work,
-                          Py_ssize_t padded_w, rank_t *out, Py_ssize_t out_w) noexcept nogil:
+                          Py_ssize_t padded_w, rank_t *out, Py_ssize_t out_w,
+                          Py_ssize_t step) noexcept nogil:
     """Median of a 3 x 3 box by sorted columns: each column of three is sorted once (and shared
     by the three windows that hold it); a window's median is then the median of the largest of
     its column minima, the median of its column medians and the smallest of its column maxima.
+    The window's columns are ``step`` samples apart (the channel count of interleaved rows).
     """
     cdef rank_t *lo = work
     cdef rank_t *mid = work + padded_w
     cdef rank_t *hi = work + 2 * padded_w
     if rank_t is u8_t:
-        imgfilt_median3x3_u8(r0, r1, r2, lo, mid, hi, out, padded_w, out_w)
+        imgfilt_median3x3_u8(r0, r1, r2, lo, mid, hi, out, padded_w, out_w, step)
     elif rank_t is u16_t:
-        imgfilt_median3x3_u16(r0, r1, r2, lo, mid, hi, out, padded_w, out_w)
+        imgfilt_median3x3_u16(r0, r1, r2, lo, mid, hi, out, padded_w, out_w, step)
     elif rank_t is u32_t:
-        imgfilt_median3x3_u32(r0, r1, r2, lo, mid, hi, out, padded_w, out_w)
+        imgfilt_median3x3_u32(r0, r1, r2, lo, mid, hi, out, padded_w, out_w, step)
     elif rank_t is u64_t:
-        imgfilt_median3x3_u64(r0, r1, r2, lo, mid, hi, out, padded_w, out_w)
+        imgfilt_median3x3_u64(r0, r1, r2, lo, mid, hi, out, padded_w, out_w, step)
     elif rank_t is float:
-        imgfilt_median3x3_f32(r0, r1, r2, lo, mid, hi, out, padded_w, out_w)
+        imgfilt_median3x3_f32(r0, r1, r2, lo, mid, hi, out, padded_w, out_w, step)
     else:
-        imgfilt_median3x3_f64(r0, r1, r2, lo, mid, hi, out, padded_w, out_w)
+        imgfilt_median3x3_f64(r0, r1, r2, lo, mid, hi, out, padded_w, out_w, step)
 
 
 cdef void _row_network(const rank_t *ring, const Py_ssize_t *tap_off, Py_ssize_t n_taps,
@@ -469,7 +472,9 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
     """Rank-filter ``x (N, C, D, H, W)`` into ``out (N, C, Do, Ho, Wo)``, stride 1.
 
     The footprint lies in a ``kernel_shape (KD, KH, KW)`` box; tap ``t`` reads padded row
-    ``tap_row[t] = kd * KH + kh`` at column offset ``tap_col[t] = kw``. ``method`` is the window
+    ``tap_row[t] = kd * KH + kh`` at column offset ``tap_col[t]`` (``kw``; ``kw * C`` for rows
+    of ``C`` interleaved channels, with ``KW`` the span ``(kw_max) * C + 1``; COLUMNS_3X3 then
+    reads columns ``(KW - 1) / 2`` apart). ``method`` is the window
     kernel (TAPS_MIN 0, TAPS_MAX 1, BOX_MIN 2, BOX_MAX 3, NETWORK 4, HISTOGRAM 5,
     COLUMNS_3X3 6: the median of a 3 x 3 box). NETWORK applies
     the comparators ``network (M, 2)`` and takes sample ``rank``; HISTOGRAM takes the ``rank``-th
@@ -534,8 +539,9 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
             raise ValueError("rank engine: network scratch too small")
         if network.shape[1] != 2 or _bad_comparators(network, n_taps):
             raise ValueError("rank engine: a comparator names a wire outside the footprint")
-    if method == COLUMNS_3X3 and (kernel_d != 1 or kernel_h != 3 or kernel_w != 3 or n_taps != 9
-                                  or rank != 4 or work.shape[1] < 3 * padded_w):
+    if method == COLUMNS_3X3 and (kernel_d != 1 or kernel_h != 3 or kernel_w % 2 != 1
+                                  or kernel_w < 3 or n_taps != 9 or rank != 4
+                                  or work.shape[1] < 3 * padded_w):
         raise ValueError("rank engine: the sorted-columns kernel is the median of a 3 x 3 box")
     if (method == BOX_MIN or method == BOX_MAX) and (
             work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
@@ -579,7 +585,8 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
                                  work_row, out_row, out_w)
             elif method == COLUMNS_3X3:
                 _row_median_3x3(ring_row + row_off[0], ring_row + row_off[1],
-                                ring_row + row_off[2], work_row, padded_w, out_row, out_w)
+                                ring_row + row_off[2], work_row, padded_w, out_row, out_w,
+                                (kernel_w - 1) // 2)
             elif method == NETWORK:
                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)
             else:

@@ -375,31 +375,54 @@ def rank_window(x, k: int, footprint: np.ndarray, spatial: tuple[int, ...], *,
     if x.size == 0:
         return x.copy()
 
-    # Spatial axes last, everything else one batch axis, unit axes up to 3-D.
-    moved = np.moveaxis(x, spatial, tuple(range(x.ndim - len(spatial), x.ndim)))
-    batch_shape = moved.shape[: x.ndim - len(spatial)]
-    spatial_shape = moved.shape[x.ndim - len(spatial):]
-    data = moved.reshape((-1, 1) + (1,) * (3 - len(spatial)) + spatial_shape)
     cval_typed = _cval_array(cval, x.dtype)
-    how = _key_rule(data, bool(np.isnan(cval_typed).any()) if x.dtype.kind == "f" else False)
-    keys = np.ascontiguousarray(_to_keys(data, how))
+    how = _key_rule(x, bool(np.isnan(cval_typed).any()) if x.dtype.kind == "f" else False)
+    keys = _to_keys(x, how)
     cval_key = np.ascontiguousarray(_to_keys(cval_typed, how))
     kernel = (1,) * (3 - footprint.ndim) + footprint.shape
     pads3 = ((0, 0),) * (3 - footprint.ndim) + tuple(pads)
     fp3 = footprint.reshape(kernel)
+    chosen = choose_method(keys.dtype, fp3, k) if method == "auto" else method
+    nd = len(spatial)
+    channels = x.shape[-1]
+    if (chosen in ("network", "columns", "scan") and x.ndim > nd and channels > 1
+            and spatial == tuple(range(x.ndim - 1 - nd, x.ndim - 1))):
+        # Channels last (..., H, W, C): a row of W pixels of C channels is read as one row of
+        # W * C samples whose window taps lie C apart, so the image is never transposed.
+        data = np.ascontiguousarray(keys).reshape(
+            (-1, 1) + (1,) * (3 - nd) + x.shape[x.ndim - 1 - nd: x.ndim - 2]
+            + (x.shape[-2] * channels,))
+        maps = [index_map(size, before, after, canonical)
+                for size, (before, after) in zip(data.shape[2:4], pads3[:2])]
+        columns = index_map(x.shape[-2], *pads3[2], canonical)
+        interleaved = np.where(columns[:, None] >= 0,
+                               columns[:, None] * channels + np.arange(channels), -1)
+        maps.append(np.ascontiguousarray(interleaved.reshape(-1), dtype=np.intp))
+        out = np.empty(data.shape, dtype=data.dtype)
+        _run(data, out, cval_key, fp3, k, maps, pads3[2][0] * channels, chosen, channels)
+        return _from_keys(out, how, x.dtype).reshape(x.shape)
+
+    # Spatial axes last, everything else one batch axis, unit axes up to 3-D.
+    moved = np.moveaxis(keys, spatial, tuple(range(x.ndim - nd, x.ndim)))
+    batch_shape = moved.shape[: x.ndim - nd]
+    spatial_shape = moved.shape[x.ndim - nd:]
+    data = np.ascontiguousarray(moved.reshape((-1, 1) + (1,) * (3 - nd) + spatial_shape))
     maps = [index_map(size, before, after, canonical)
-            for size, (before, after) in zip(keys.shape[2:], pads3)]
-    out = np.empty(keys.shape, dtype=keys.dtype)
-    _run(keys, out, cval_key, fp3, k, maps, pads3[2][0], method)
+            for size, (before, after) in zip(data.shape[2:], pads3)]
+    out = np.empty(data.shape, dtype=data.dtype)
+    _run(data, out, cval_key, fp3, k, maps, pads3[2][0], chosen, 1)
     result = _from_keys(out, how, x.dtype).reshape(batch_shape + spatial_shape)
-    return np.moveaxis(result, tuple(range(x.ndim - len(spatial), x.ndim)), spatial)
+    return np.moveaxis(result, tuple(range(x.ndim - nd, x.ndim)), spatial)
 
 
 def _run(keys: np.ndarray, out: np.ndarray, cval_key: np.ndarray, fp3: np.ndarray, k: int,
-         maps: list, pad_left: int, method: str) -> None:
+         maps: list, pad_left: int, method: str, step: int) -> None:
+    """Check ``method`` against the problem, lay out the taps and scratch, call the kernels.
+
+    ``step`` is the distance between a window's neighbouring columns in a row (1, or the channel
+    count of interleaved channels-last rows).
+    """
     count = int(fp3.sum())
-    if method == "auto":
-        method = choose_method(keys.dtype, fp3, k)
     extreme = k in (0, count - 1)
     if method in ("box", "scan") and not extreme:
         raise ValueError(f"method={method!r} computes minimum and maximum only, not rank {k}")
@@ -413,7 +436,7 @@ def _run(keys: np.ndarray, out: np.ndarray, cval_key: np.ndarray, fp3: np.ndarra
     kd, kh, kw = fp3.shape
     taps = np.argwhere(fp3)  # C order: row by row, columns increasing
     tap_row = np.ascontiguousarray(taps[:, 0] * kh + taps[:, 1], dtype=np.intp)
-    tap_col = np.ascontiguousarray(taps[:, 2], dtype=np.intp)
+    tap_col = np.ascontiguousarray(taps[:, 2] * step, dtype=np.intp)
     empty = np.zeros(0, dtype=np.intp)
     add_row = add_col = rem_row = rem_col = empty
     network = np.zeros((0, 2), dtype=np.intp)
@@ -453,7 +476,7 @@ def _run(keys: np.ndarray, out: np.ndarray, cval_key: np.ndarray, fp3: np.ndarra
     tags = np.full((threads, rows), -1, dtype=np.intp)
     work = np.empty((threads, work_width), dtype=keys.dtype)
     offsets = np.empty((threads, rows + count + len(add_row) + len(rem_row)), dtype=np.intp)
-    compiled.rank_rows(keys, out, cval_key, (kd, kh, kw), tap_row, tap_col, code, k, network,
+    compiled.rank_rows(keys, out, cval_key, (kd, kh, (kw - 1) * step + 1), tap_row, tap_col, code, k, network,
                        add_row, add_col, rem_row, rem_col, maps[0], maps[1], maps[2], pad_left,
                        ring, tags, work, hist, offsets, threads)
 
