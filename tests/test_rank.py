@@ -49,7 +49,7 @@ def methods_for(dtype, footprint, k):
     if k in (0, count - 1):
         names.append("scan")
         if footprint.all():
-            names.append("box")
+            names += ["box", "van-herk"]
     return names
 
 

@@ -74,6 +74,24 @@ cdef extern from *:
                 out[j] = IMGFILT_HIGH(s, IMGFILT_LOW(t, c));                                     \\
             }                                                                                    \\
         }
+    /* Elementwise extremes for the box kernels, restrict so that they become vector min/max. */
+    #define IMGFILT_EXTREMES(S, T)                                                               \\
+        static void imgfilt_acc_low_##S(T *restrict acc, const T *restrict src, Py_ssize_t n) { \\
+            for (Py_ssize_t j = 0; j < n; j++) { T x = acc[j], y = src[j]; acc[j] = IMGFILT_LOW(x, y); } } \\
+        static void imgfilt_acc_high_##S(T *restrict acc, const T *restrict src, Py_ssize_t n) {\\
+            for (Py_ssize_t j = 0; j < n; j++) { T x = acc[j], y = src[j]; acc[j] = IMGFILT_HIGH(x, y); } } \\
+        static void imgfilt_shift_low_##S(T *restrict dst, const T *restrict src, Py_ssize_t n, \\
+                                          Py_ssize_t d) {                                        \\
+            for (Py_ssize_t j = 0; j < n; j++) dst[j] = IMGFILT_LOW(src[j], src[j + d]); }       \\
+        static void imgfilt_shift_high_##S(T *restrict dst, const T *restrict src, Py_ssize_t n,\\
+                                           Py_ssize_t d) {                                       \\
+            for (Py_ssize_t j = 0; j < n; j++) dst[j] = IMGFILT_HIGH(src[j], src[j + d]); }
+    IMGFILT_EXTREMES(u8, unsigned char)
+    IMGFILT_EXTREMES(u16, unsigned short)
+    IMGFILT_EXTREMES(u32, unsigned int)
+    IMGFILT_EXTREMES(u64, unsigned long long)
+    IMGFILT_EXTREMES(f32, float)
+    IMGFILT_EXTREMES(f64, double)
     IMGFILT_MEDIAN3X3(imgfilt_median3x3_u8, unsigned char)
     IMGFILT_MEDIAN3X3(imgfilt_median3x3_u16, unsigned short)
     IMGFILT_MEDIAN3X3(imgfilt_median3x3_u32, unsigned int)
@@ -96,6 +114,30 @@ cdef extern from *:
     void imgfilt_cmpx_u64(unsigned long long *a, unsigned long long *b) noexcept nogil
     void imgfilt_cmpx_f32(float *a, float *b) noexcept nogil
     void imgfilt_cmpx_f64(double *a, double *b) noexcept nogil
+    void imgfilt_acc_low_u8(unsigned char *acc, const unsigned char *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_acc_high_u8(unsigned char *acc, const unsigned char *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_shift_low_u8(unsigned char *dst, const unsigned char *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_shift_high_u8(unsigned char *dst, const unsigned char *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_acc_low_u16(unsigned short *acc, const unsigned short *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_acc_high_u16(unsigned short *acc, const unsigned short *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_shift_low_u16(unsigned short *dst, const unsigned short *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_shift_high_u16(unsigned short *dst, const unsigned short *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_acc_low_u32(unsigned int *acc, const unsigned int *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_acc_high_u32(unsigned int *acc, const unsigned int *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_shift_low_u32(unsigned int *dst, const unsigned int *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_shift_high_u32(unsigned int *dst, const unsigned int *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_acc_low_u64(unsigned long long *acc, const unsigned long long *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_acc_high_u64(unsigned long long *acc, const unsigned long long *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_shift_low_u64(unsigned long long *dst, const unsigned long long *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_shift_high_u64(unsigned long long *dst, const unsigned long long *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_acc_low_f32(float *acc, const float *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_acc_high_f32(float *acc, const float *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_shift_low_f32(float *dst, const float *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_shift_high_f32(float *dst, const float *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_acc_low_f64(double *acc, const double *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_acc_high_f64(double *acc, const double *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_shift_low_f64(double *dst, const double *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_shift_high_f64(double *dst, const double *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
     void imgfilt_median3x3_u8(const unsigned char *r0, const unsigned char *r1,
                               const unsigned char *r2, unsigned char *lo, unsigned char *mid,
                               unsigned char *hi, unsigned char *out, Py_ssize_t padded_w,
@@ -144,8 +186,9 @@ cdef enum:
     NETWORK = 4
     HISTOGRAM = 5
     COLUMNS_3X3 = 6
+    VAN_HERK_MIN = 7
+    VAN_HERK_MAX = 8
     # A box at most this wide is reduced along the row directly; wider ones by van Herk.
-    DIRECT_BOX_WIDTH = 6
 
 
 def has_openmp():
@@ -252,12 +295,112 @@ cdef void _row_taps_extreme(const rank_t *ring, const Py_ssize_t *tap_off, Py_ss
         x0 += LANES
 
 
+cdef inline void _accumulate(rank_t *acc, const rank_t *src, Py_ssize_t n,
+                             bint maximum) noexcept nogil:
+    """``acc = max(acc, src)`` (or min), elementwise."""
+    if rank_t is u8_t:
+        if maximum:
+            imgfilt_acc_high_u8(acc, src, n)
+        else:
+            imgfilt_acc_low_u8(acc, src, n)
+    elif rank_t is u16_t:
+        if maximum:
+            imgfilt_acc_high_u16(acc, src, n)
+        else:
+            imgfilt_acc_low_u16(acc, src, n)
+    elif rank_t is u32_t:
+        if maximum:
+            imgfilt_acc_high_u32(acc, src, n)
+        else:
+            imgfilt_acc_low_u32(acc, src, n)
+    elif rank_t is u64_t:
+        if maximum:
+            imgfilt_acc_high_u64(acc, src, n)
+        else:
+            imgfilt_acc_low_u64(acc, src, n)
+    elif rank_t is float:
+        if maximum:
+            imgfilt_acc_high_f32(acc, src, n)
+        else:
+            imgfilt_acc_low_f32(acc, src, n)
+    else:
+        if maximum:
+            imgfilt_acc_high_f64(acc, src, n)
+        else:
+            imgfilt_acc_low_f64(acc, src, n)
+
+
+cdef inline void _shifted(rank_t *dst, const rank_t *src, Py_ssize_t n, Py_ssize_t d,
+                          bint maximum) noexcept nogil:
+    """``dst[j] = max(src[j], src[j + d])`` (or min) for ``j < n``."""
+    if rank_t is u8_t:
+        if maximum:
+            imgfilt_shift_high_u8(dst, src, n, d)
+        else:
+            imgfilt_shift_low_u8(dst, src, n, d)
+    elif rank_t is u16_t:
+        if maximum:
+            imgfilt_shift_high_u16(dst, src, n, d)
+        else:
+            imgfilt_shift_low_u16(dst, src, n, d)
+    elif rank_t is u32_t:
+        if maximum:
+            imgfilt_shift_high_u32(dst, src, n, d)
+        else:
+            imgfilt_shift_low_u32(dst, src, n, d)
+    elif rank_t is u64_t:
+        if maximum:
+            imgfilt_shift_high_u64(dst, src, n, d)
+        else:
+            imgfilt_shift_low_u64(dst, src, n, d)
+    elif rank_t is float:
+        if maximum:
+            imgfilt_shift_high_f32(dst, src, n, d)
+        else:
+            imgfilt_shift_low_f32(dst, src, n, d)
+    else:
+        if maximum:
+            imgfilt_shift_high_f64(dst, src, n, d)
+        else:
+            imgfilt_shift_low_f64(dst, src, n, d)
+
+
+cdef void _row_box_doubling(const rank_t *ring, const Py_ssize_t *row_off, Py_ssize_t n_rows,
+                            Py_ssize_t columns, Py_ssize_t step, bint maximum, rank_t *work,
+                            rank_t *out, Py_ssize_t out_w) noexcept nogil:
+    """Minimum (or maximum) over a box of ``columns`` columns (``step`` samples apart).
+
+    Its rows are combined elementwise; along the row, windows of ``w`` columns are combined
+    with a copy ``w`` columns on into windows of ``2 w`` until the next doubling would pass the
+    box, and a last combination of two overlapping windows gives the box: ``ceil(log2(columns))``
+    elementwise passes, each a vector min/max over the row.
+    """
+    cdef Py_ssize_t span = out_w + (columns - 1) * step
+    cdef Py_ssize_t r, width = 1, length = span
+    cdef rank_t *current = work
+    cdef rank_t *other = work + span
+    cdef rank_t *swap
+    memcpy(current, ring + row_off[0], span * sizeof(rank_t))
+    for r in range(1, n_rows):
+        _accumulate(current, ring + row_off[r], span, maximum)
+    while 2 * width <= columns:
+        length -= width * step
+        _shifted(other, current, length, width * step, maximum)
+        swap = current
+        current = other
+        other = swap
+        width *= 2
+    if width == columns:
+        memcpy(out, current, out_w * sizeof(rank_t))
+    else:
+        _shifted(out, current, out_w, (columns - width) * step, maximum)
+
+
 cdef void _row_box_extreme(const rank_t *ring, const Py_ssize_t *row_off, Py_ssize_t n_rows,
                            Py_ssize_t kernel_w, bint maximum, rank_t *work, rank_t *out,
                            Py_ssize_t out_w) noexcept nogil:
-    """Minimum (or maximum) over a box: combine its rows elementwise, then reduce along the row.
-
-    Along the row a narrow box is reduced directly; a wide one by van Herk / Gil-Werman: prefix
+    """Minimum (or maximum) over a box: combine its rows elementwise, then reduce along the row
+    by van Herk / Gil-Werman (columns adjacent, ``step`` 1): prefix
     extremes ``g`` and suffix extremes ``h`` within blocks of ``kernel_w`` samples give every
     window as ``h[x]`` op ``g[x + kernel_w - 1]`` (three comparisons a sample, whatever the width).
     """
@@ -270,27 +413,7 @@ cdef void _row_box_extreme(const rank_t *ring, const Py_ssize_t *row_off, Py_ssi
     cdef rank_t v, a
     memcpy(rows, ring + row_off[0], span * sizeof(rank_t))
     for r in range(1, n_rows):
-        src = ring + row_off[r]
-        if maximum:
-            for j in range(span):
-                v = src[j]
-                rows[j] = v if rows[j] < v else rows[j]
-        else:
-            for j in range(span):
-                v = src[j]
-                rows[j] = v if v < rows[j] else rows[j]
-    if kernel_w <= DIRECT_BOX_WIDTH:
-        memcpy(out, rows, out_w * sizeof(rank_t))
-        for k in range(1, kernel_w):
-            if maximum:
-                for j in range(out_w):
-                    v = rows[j + k]
-                    out[j] = v if out[j] < v else out[j]
-            else:
-                for j in range(out_w):
-                    v = rows[j + k]
-                    out[j] = v if v < out[j] else out[j]
-        return
+        _accumulate(rows, ring + row_off[r], span, maximum)
     start = 0
     while start < span:
         stop = start + kernel_w if start + kernel_w < span else span
@@ -468,15 +591,18 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
               const Py_ssize_t[::1] plane_map, const Py_ssize_t[::1] row_map,
               const Py_ssize_t[::1] col_map, Py_ssize_t pad_left,
               rank_t[:, ::1] ring, Py_ssize_t[:, ::1] tags, rank_t[:, ::1] work,
-              int[:, ::1] hist, Py_ssize_t[:, ::1] offsets, int num_threads):
+              int[:, ::1] hist, Py_ssize_t[:, ::1] offsets, int num_threads,
+              Py_ssize_t step=1):
     """Rank-filter ``x (N, C, D, H, W)`` into ``out (N, C, Do, Ho, Wo)``, stride 1.
 
     The footprint lies in a ``kernel_shape (KD, KH, KW)`` box; tap ``t`` reads padded row
     ``tap_row[t] = kd * KH + kh`` at column offset ``tap_col[t]`` (``kw``; ``kw * C`` for rows
     of ``C`` interleaved channels, with ``KW`` the span ``(kw_max) * C + 1``; COLUMNS_3X3 then
     reads columns ``(KW - 1) / 2`` apart). ``method`` is the window
-    kernel (TAPS_MIN 0, TAPS_MAX 1, BOX_MIN 2, BOX_MAX 3, NETWORK 4, HISTOGRAM 5,
-    COLUMNS_3X3 6: the median of a 3 x 3 box). NETWORK applies
+    kernel (TAPS_MIN 0, TAPS_MAX 1, BOX_MIN 2, BOX_MAX 3 (by doubling), NETWORK 4,
+    HISTOGRAM 5, COLUMNS_3X3 6 (the median of a 3 x 3 box), VAN_HERK_MIN 7, VAN_HERK_MAX 8).
+    ``step`` is the distance between a window's neighbouring columns (the channel count of
+    interleaved rows; 1 otherwise). NETWORK applies
     the comparators ``network (M, 2)`` and takes sample ``rank``; HISTOGRAM takes the ``rank``-th
     smallest and slides with the entering taps (``add_row``, ``add_col``: column offsets at the new
     position) and leaving ones (``rem_row``, ``rem_col``: offsets minus one at the new position).
@@ -508,7 +634,7 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
 
     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
-    if method < TAPS_MIN or method > COLUMNS_3X3:
+    if method < TAPS_MIN or method > VAN_HERK_MAX:
         raise ValueError("rank engine: unknown method")
     if (out.shape[0] != batch or out.shape[1] != channels
             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
@@ -543,9 +669,13 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
                                   or kernel_w < 3 or n_taps != 9 or rank != 4
                                   or work.shape[1] < 3 * padded_w):
         raise ValueError("rank engine: the sorted-columns kernel is the median of a 3 x 3 box")
-    if (method == BOX_MIN or method == BOX_MAX) and (
-            work.shape[1] < 3 * padded_w or n_taps != n_rows * kernel_w):
-        raise ValueError("rank engine: box scratch too small, or the footprint is not a box")
+    if step < 1 or (kernel_w - 1) % step:
+        raise ValueError("rank engine: step must be >= 1 and divide the kernel span")
+    if method == BOX_MIN or method == BOX_MAX or method == VAN_HERK_MIN or method == VAN_HERK_MAX:
+        if (work.shape[1] < 3 * padded_w or n_taps != n_rows * ((kernel_w - 1) // step + 1)
+                or ((method == VAN_HERK_MIN or method == VAN_HERK_MAX) and step != 1)):
+            raise ValueError("rank engine: box scratch too small, the footprint is not a box, "
+                             "or van Herk's columns are not adjacent")
     if method == HISTOGRAM:
         if rank_t is u8_t:
             bins, shift = 256, 4
@@ -581,7 +711,10 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
             if method == TAPS_MIN or method == TAPS_MAX:
                 _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
             elif method == BOX_MIN or method == BOX_MAX:
-                _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == BOX_MAX,
+                _row_box_doubling(ring_row, row_off, n_rows, (kernel_w - 1) // step + 1, step,
+                                  method == BOX_MAX, work_row, out_row, out_w)
+            elif method == VAN_HERK_MIN or method == VAN_HERK_MAX:
+                _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == VAN_HERK_MAX,
                                  work_row, out_row, out_w)
             elif method == COLUMNS_3X3:
                 _row_median_3x3(ring_row + row_off[0], ring_row + row_off[1],

@@ -42,10 +42,11 @@ Size = Union[int, Sequence[int], None]
 Axes = Optional[Sequence[int]]
 
 #: Values of ``method=``: "auto" chooses (see :func:`choose_method`).
-METHODS = ("auto", "network", "columns", "histogram", "box", "scan")
+METHODS = ("auto", "network", "columns", "histogram", "box", "van-herk", "scan")
 
 # Window kernels of the compiled module (its ``method`` codes).
-_TAPS_MIN, _TAPS_MAX, _BOX_MIN, _BOX_MAX, _NETWORK, _HISTOGRAM, _COLUMNS_3X3 = range(7)
+(_TAPS_MIN, _TAPS_MAX, _BOX_MIN, _BOX_MAX, _NETWORK, _HISTOGRAM, _COLUMNS_3X3, _VAN_HERK_MIN,
+ _VAN_HERK_MAX) = range(9)
 
 # Below this many sample-comparisons a call runs on one thread (waking a second costs more).
 _MIN_PARALLEL_WORK = 1 << 20
@@ -385,7 +386,7 @@ def rank_window(x, k: int, footprint: np.ndarray, spatial: tuple[int, ...], *,
     chosen = choose_method(keys.dtype, fp3, k) if method == "auto" else method
     nd = len(spatial)
     channels = x.shape[-1]
-    if (chosen in ("network", "columns", "scan") and x.ndim > nd and channels > 1
+    if (chosen in ("network", "columns", "scan", "box") and x.ndim > nd and channels > 1
             and spatial == tuple(range(x.ndim - 1 - nd, x.ndim - 1))):
         # Channels last (..., H, W, C): a row of W pixels of C channels is read as one row of
         # W * C samples whose window taps lie C apart, so the image is never transposed.
@@ -424,12 +425,12 @@ def _run(keys: np.ndarray, out: np.ndarray, cval_key: np.ndarray, fp3: np.ndarra
     """
     count = int(fp3.sum())
     extreme = k in (0, count - 1)
-    if method in ("box", "scan") and not extreme:
+    if method in ("box", "van-herk", "scan") and not extreme:
         raise ValueError(f"method={method!r} computes minimum and maximum only, not rank {k}")
     if method == "columns" and not _is_box_3x3_median(fp3, k):
         raise ValueError("method='columns' computes the median of a 3 x 3 box only")
-    if method == "box" and not fp3.all():
-        raise ValueError("method='box' needs a full box footprint (size=, or all True)")
+    if method in ("box", "van-herk") and not fp3.all():
+        raise ValueError(f"method={method!r} needs a full box footprint (size=, or all True)")
     if method == "histogram" and keys.dtype not in _HISTOGRAM_BINS:
         raise ValueError(
             "method='histogram' needs 8- or 16-bit data (uint8, int8, uint16, int16, bool)")
@@ -469,6 +470,8 @@ def _run(keys: np.ndarray, out: np.ndarray, cval_key: np.ndarray, fp3: np.ndarra
         code = _COLUMNS_3X3
     elif method == "box":
         code = _BOX_MAX if k == count - 1 else _BOX_MIN
+    elif method == "van-herk":
+        code = _VAN_HERK_MAX if k == count - 1 else _VAN_HERK_MIN
     else:
         code = _TAPS_MAX if k == count - 1 and count > 1 else _TAPS_MIN
     rows = kd * kh
@@ -478,7 +481,7 @@ def _run(keys: np.ndarray, out: np.ndarray, cval_key: np.ndarray, fp3: np.ndarra
     offsets = np.empty((threads, rows + count + len(add_row) + len(rem_row)), dtype=np.intp)
     compiled.rank_rows(keys, out, cval_key, (kd, kh, (kw - 1) * step + 1), tap_row, tap_col, code, k, network,
                        add_row, add_col, rem_row, rem_col, maps[0], maps[1], maps[2], pad_left,
-                       ring, tags, work, hist, offsets, threads)
+                       ring, tags, work, hist, offsets, threads, step)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,7 +513,7 @@ def rank(x, rank: int, size: Size = None, footprint=None, *, mode: str = "symmet
     axes : sequence of int, optional
         The spatial axes (default: the last ``footprint.ndim`` or ``len(size)`` axes; with an
         integer size, every axis of an array of at most 3 dimensions).
-    method : {"auto", "network", "columns", "histogram", "box", "scan"}
+    method : {"auto", "network", "columns", "histogram", "box", "van-herk", "scan"}
         Window kernel (docs/filters.md); every one gives the same result.
 
     Returns
