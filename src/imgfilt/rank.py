@@ -51,9 +51,10 @@ METHODS = ("auto", "network", "columns", "histogram", "box", "van-herk", "scan")
 # Below this many sample-comparisons a call runs on one thread (waking a second costs more).
 _MIN_PARALLEL_WORK = 1 << 20
 
-# Largest footprint (samples) the selection network handles for 8- and 16-bit data under
-# method="auto"; larger ones use the sliding histogram. Measured (docs/performance.md).
-NETWORK_LIMIT = {np.dtype(np.uint8): 9, np.dtype(np.uint16): 25}
+#: Largest footprint (samples) the selection network handles for 8- and 16-bit data under
+#: method="auto"; larger ones use the sliding histogram. Measured with
+#: benchmarks/rank_crossovers.py (docs/performance.md): the network wins up to 9 x 9.
+NETWORK_LIMIT = {np.dtype(np.uint8): 100, np.dtype(np.uint16): 100}
 
 # The sliding histogram's fine bins and coarse-bin shift, by key dtype.
 _HISTOGRAM_BINS = {np.dtype(np.uint8): (256, 4), np.dtype(np.uint16): (65536, 8)}
