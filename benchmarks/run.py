@@ -481,7 +481,7 @@ def rank_cases(select: Selection, height: int, width: int, side: int) -> Iterato
     ignoring the outside), so imgfilt runs with mode="replicate"; scipy gets "nearest".
     """
     import imgfilt.rank as rank
-    from imgfilt.canny import canny
+    from imgfilt.edges import canny
 
     for dtype, sizes in ((np.uint8, (3, 5, 7, 15)), (np.float32, (3, 5, 7)),
                          (np.uint16, (5, 9))):

@@ -20,16 +20,14 @@ a box); ``method=`` forces one.
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 from collections.abc import Sequence
 from typing import Optional, Union
 
 import numpy as np
 
-from . import _engine as _baseline_engine
-from . import _nonlinear as _baseline_nonlinear
 from .convolution import get_num_threads
+from .engine import load_nonlinear
 from .padding import index_map, normalize_mode
 
 __all__ = [
@@ -60,22 +58,9 @@ NETWORK_LIMIT = {np.dtype(np.uint8): 100, np.dtype(np.uint16): 100}
 _HISTOGRAM_BINS = {np.dtype(np.uint8): (256, 4), np.dtype(np.uint16): (65536, 8)}
 
 
-def _load_kernels():
-    """The rank kernels built for the best instruction set this CPU runs.
-
-    ``IMGFILT_SIMD=baseline`` forces the baseline build (as it does for the linear engine).
-    """
-    wanted = os.environ.get("IMGFILT_SIMD", "").strip().lower()
-    if wanted != "baseline" and _baseline_engine.cpu_supports("avx2"):
-        try:
-            return importlib.import_module("imgfilt._nonlinear_avx2")
-        except ImportError:  # built without that variant
-            pass
-    return _baseline_nonlinear
-
-
-#: The compiled module in use (rank kernels and Canny's; imgfilt.canny uses it too).
-compiled = _load_kernels()
+#: The compiled nonlinear module in use (rank kernels and Canny's; imgfilt.edges uses it too).
+#: ``IMGFILT_SIMD=baseline`` forces the baseline build, as it does for the linear engine.
+compiled = load_nonlinear(os.environ.get("IMGFILT_SIMD", "").strip().lower())
 
 
 # ---------------------------------------------------------------------------------------------

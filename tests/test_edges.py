@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgfilt.canny import canny
+from imgfilt.edges import canny
 from rank_reference import reference_canny
 
 def sample_grey(name):

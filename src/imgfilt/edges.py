@@ -134,7 +134,7 @@ def canny(image, sigma: float = 1.0, low_threshold: Optional[float] = None,
     Examples
     --------
     >>> import numpy as np
-    >>> from imgfilt.canny import canny
+    >>> from imgfilt.edges import canny
     >>> square = np.zeros((9, 9)); square[2:7, 2:7] = 1
     >>> edges = canny(square)
     >>> edges[4].astype(int).tolist()
