@@ -471,6 +471,12 @@ def apply(
             "imgfilt.dask.conv(x, bank.weight, bank.bias, padding='same', ...) on (C_in, *S)"
         )
     filt: Filter = api.as_filter(filter, filter_params)
+    if not isinstance(filt, Filter):
+        # Rank filters and Canny (imgfilt.nonlinear): their halo logic is not written yet.
+        raise TypeError(
+            f"imgfilt.dask.apply does not run the nonlinear filter {filt.name!r} yet; compute "
+            "the array (or map imgfilt.rank over blocks with dask's map_overlap) instead"
+        )
     options = api.filter_options(filt, padding_mode=padding_mode, stride=stride,
                                  dilation=dilation, output=output)
     array = _as_dask(image, "image")
