@@ -35,6 +35,38 @@ _MAX_BYTES = 1 << 46
 # Threads
 
 
+def _usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _thread_limit() -> int:
+    """The most threads the engine may be asked for: 4 per core (at least 64), within what the
+    engine and the OpenMP runtime accept. libgomp crashes, aborts or hangs when asked for tens
+    of thousands of threads, and more threads than cores only add waiting."""
+    limit = max(64, 4 * max(_usable_cores(), os.cpu_count() or 1))
+    return max(1, min(limit, _baseline_engine.max_threads(), _baseline_engine.omp_thread_limit()
+                      if _baseline_engine.has_openmp() else limit))
+
+
+#: The most threads :func:`set_num_threads` and ``IMGFILT_NUM_THREADS`` accept on this machine.
+MAX_THREADS = _thread_limit()
+
+
+def checked_threads(value: object, name: str) -> int:
+    """``value`` as a thread count in ``1 .. MAX_THREADS``, or a TypeError/ValueError naming
+    ``name`` and the limit."""
+    number = checked_int(value, name)
+    if number > MAX_THREADS:
+        raise ValueError(
+            f"{name}={number} is more threads than imgfilt allows on this machine "
+            f"(at most {MAX_THREADS}: 4 per core, at least 64)"
+        )
+    return number
+
+
 def _default_threads() -> int:
     text = os.environ.get("IMGFILT_NUM_THREADS", "").strip()
     if text:
@@ -42,18 +74,16 @@ def _default_threads() -> int:
             value = int(text)
         except ValueError:
             value = 0
-        if value >= 1:
+        if 1 <= value <= MAX_THREADS:
             return value
         # A bad setting should not make every import fail: say so and use all cores.
         warnings.warn(
-            f"IMGFILT_NUM_THREADS={text!r} is not a positive integer; using all cores",
+            f"IMGFILT_NUM_THREADS={text!r} is not an integer from 1 to {MAX_THREADS}; "
+            "using all cores",
             RuntimeWarning,
             stacklevel=2,
         )
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return _usable_cores()
 
 
 def _load_engines() -> dict:
@@ -86,6 +116,32 @@ def engine_isa() -> str:
 
 _threads_lock = threading.Lock()
 _num_threads = _default_threads()
+
+
+# ---------------------------------------------------------------------------------------------
+# fork(): libgomp's thread pool does not survive it. A child forked after a multi-threaded
+# call would wait forever for the parent's workers (a fork-based multiprocessing.Pool, a PyTorch
+# DataLoader). So the forking thread's pool is ended just before the fork (the next call, in the
+# parent and the child, starts a new one); if the runtime cannot do that, the child runs the
+# engine on one thread, which never touches the pool.
+
+_single_threaded_after_fork = False
+
+
+def _before_fork() -> None:
+    global _pause_failed
+    _pause_failed = _baseline_engine.pause_openmp() != 0
+
+
+def _after_fork_in_child() -> None:
+    global _single_threaded_after_fork
+    if _pause_failed:
+        _single_threaded_after_fork = True
+
+
+_pause_failed = False
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 # A per-thread override of the global count: Dask runs many tasks at once in one process, and
 # each should run the engine on its own thread count without racing on the global setting.
 _thread_local = threading.local()
@@ -97,7 +153,8 @@ def set_num_threads(n: int) -> None:
     Parameters
     ----------
     n : int
-        Number of threads, >= 1. The default is ``IMGFILT_NUM_THREADS`` or all usable cores.
+        Number of threads, from 1 to :data:`MAX_THREADS` (4 per core, at least 64; more
+        raises ValueError). The default is ``IMGFILT_NUM_THREADS`` or all usable cores.
 
     Examples
     --------
@@ -107,13 +164,15 @@ def set_num_threads(n: int) -> None:
     1
     """
     global _num_threads
-    value = checked_int(n, "n")
+    value = checked_threads(n, "n")
     with _threads_lock:
         _num_threads = value
 
 
 def get_num_threads() -> int:
     """Return the number of threads the engine uses (see :func:`set_num_threads`)."""
+    if _single_threaded_after_fork:
+        return 1
     override = getattr(_thread_local, "num_threads", None)
     return _num_threads if override is None else override
 
@@ -125,7 +184,7 @@ def _threads_in_this_thread(n: int | None) -> Iterator[None]:
     if n is None:
         yield
         return
-    value = checked_int(n, "threads")
+    value = checked_threads(n, "threads")
     previous = getattr(_thread_local, "num_threads", None)
     _thread_local.num_threads = value
     try:

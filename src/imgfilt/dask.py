@@ -43,7 +43,8 @@ except ImportError:  # pragma: no cover - the message is the point
     ) from None
 
 from .padding import fold, normalize_mode, output_length
-from .convolution import _as_array, _threads_in_this_thread, check_method, checked_int
+from .convolution import (_as_array, _threads_in_this_thread, check_method, checked_int,
+                          checked_threads)
 from .convolution import conv as _engine_conv
 from .convolution import plan as _plan
 from .filters import COMBINES, Filter
@@ -312,7 +313,7 @@ def _as_dask(x: Any, name: str) -> da.Array:
 
 
 def _threads(threads: int | None) -> int | None:
-    return None if threads is None else checked_int(threads, "threads")
+    return None if threads is None else checked_threads(threads, "threads")
 
 
 def conv(
