@@ -18,7 +18,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _engine as _baseline_engine
-from .padding import index_map, normalize_mode, output_length, same_padding
+from .padding import fold, index_map, normalize_mode, output_length, same_padding
 
 __all__ = ["conv", "convolve", "set_num_threads", "get_num_threads", "Plan", "plan"]
 
@@ -717,10 +717,12 @@ def choose_method(method: str, weight: np.ndarray, p: Plan) -> Tuple[str, Option
             )
         return "separable", factors
     if method == "fft":
+        _check_fft_size(p)
         return "fft", None
     if factors is not None:  # found only when the saving passed the threshold
         return "separable", factors
-    if group_in * taps >= FFT_MIN_TAPS and max(p.stride) == 1:
+    if (group_in * taps >= FFT_MIN_TAPS and max(p.stride) == 1
+            and fft_bytes(p) <= _FFT_MAX_BYTES):
         return "fft", None
     return "direct", None
 
@@ -792,48 +794,229 @@ def _fft_size(n: int) -> int:
     return best
 
 
+def _fft_functions():
+    """``(rfftn, irfftn, takes_workers)``: scipy.fft when installed (threads, pocketfft's
+    float64 transforms), else numpy.fft (one thread)."""
+    try:
+        import scipy.fft as module
+    except ImportError:  # scipy is optional at run time
+        return np.fft.rfftn, np.fft.irfftn, False
+    return module.rfftn, module.irfftn, True
+
+
+#: Beyond this many bytes, an explicit ``method="fft"`` is refused (a dilated kernel can make
+#: the transforms far larger than the input); ``"auto"`` then runs the direct method.
+_FFT_MAX_BYTES = 1 << 32
+
+
+def _fft_shape(p: Plan) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    """The padded spatial shape (3-D) and the transform sizes of the transformed axes."""
+    pad3 = ((0, 0),) * (3 - p.ndim) + p.padding
+    sizes3 = (1,) * (3 - p.ndim) + p.in_shape
+    kernel3 = (1,) * (3 - p.ndim) + p.kernel_shape
+    padded = tuple(s + b + a for s, (b, a) in zip(sizes3, pad3))
+    sizes = tuple(_fft_size(padded[a]) for a in range(3) if padded[a] > 1 or kernel3[a] > 1)
+    return padded, sizes
+
+
+def fft_bytes(p: Plan) -> int:
+    """Bytes the ``"fft"`` method holds at its peak for this plan (float64 padded input, complex
+    spectra of input, kernel and product, the inverse transform).
+
+    Examples
+    --------
+    >>> fft_bytes(plan((1, 64, 64), "float32", (1, 1, 3, 3))) > 0
+    True
+    """
+    padded, sizes = _fft_shape(p)
+    transform = int(np.prod(sizes, dtype=object)) if sizes else 1
+    spectrum = transform // max(sizes[-1], 1) * (sizes[-1] // 2 + 1) * 16 if sizes else 16
+    group_in = p.in_channels // p.groups
+    real = int(np.prod(padded, dtype=object)) * 8 * p.batch * p.in_channels
+    spectra = spectrum * (p.batch * p.in_channels + p.out_channels * group_in
+                          + p.batch * p.out_channels)
+    return real + spectra + transform * 8 * p.batch * p.out_channels
+
+
+def _check_fft_size(p: Plan) -> None:
+    size = fft_bytes(p)
+    if size > _FFT_MAX_BYTES:
+        raise ValueError(
+            f"method='fft' would need {size / 2**30:.3g} GiB for its transforms (kernel "
+            f"{p.kernel_shape} with dilation {p.dilation} on input {p.in_shape}, padding "
+            f"{p.padding}); the limit is {_FFT_MAX_BYTES / 2**30:.3g} GiB: use method='direct'"
+        )
+
+
+def _window_counts(indicator: np.ndarray, p: Plan) -> np.ndarray:
+    """For each output sample, how many of the samples its window reads (over the group's input
+    channels) are set in ``indicator``, a ``(N, C_in, D, H, W)`` array of the padded input.
+
+    Exact integer sums, one axis at a time (the window is a product of one window per axis): a
+    cumulative sum along the axis, taken in steps of the dilation. Returns
+    ``(N, groups, Do, Ho, Wo)`` int32.
+    """
+    stride3 = (1,) * (3 - p.ndim) + p.stride
+    dilation3 = (1,) * (3 - p.ndim) + p.dilation
+    kernel3 = (1,) * (3 - p.ndim) + p.kernel_shape
+    n = indicator.shape[0]
+    group_in = p.in_channels // p.groups
+    counts = indicator.reshape((n, p.groups, group_in) + indicator.shape[2:])
+    # int32 holds any count: a window never reads more than 2**31 samples here (the plan's
+    # allocation checks bound the kernel far below that).
+    counts = counts.sum(axis=2, dtype=np.int32)
+    out3 = _out_shape3(p)
+    for a in range(3):
+        axis = 2 + a
+        k, d, s, o = kernel3[a], dilation3[a], stride3[a], out3[a]
+        if k == 1 and s == 1 and counts.shape[axis] == o:
+            continue
+        length = counts.shape[axis]
+        rows = -(-length // d)
+        # steps[q] = the sum of counts[q'] for q' < q with q' = q (mod d), along the axis.
+        shape = list(counts.shape)
+        shape[axis] = (rows + 1) * d
+        steps = np.zeros(shape, np.int32)
+        inner = [slice(None)] * 5
+        inner[axis] = slice(d, d + length)
+        steps[tuple(inner)] = counts
+        view = steps.reshape(shape[:axis] + [rows + 1, d] + shape[axis + 1:])
+        np.cumsum(view, axis=axis, out=view)
+        upper = [slice(None)] * 5
+        upper[axis] = slice(k * d, k * d + (o - 1) * s + 1, s)
+        lower = [slice(None)] * 5
+        lower[axis] = slice(0, (o - 1) * s + 1, s)
+        counts = steps[tuple(upper)] - steps[tuple(lower)]
+    return counts
+
+
+def _out_shape3(p: Plan) -> Tuple[int, int, int]:
+    return (1,) * (3 - p.ndim) + p.out_shape
+
+
 def _run_fft(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray, p: Plan) -> None:
-    """Correlation as a product of spectra (numpy.fft) of the padded input and the kernel.
+    """Correlation as a product of spectra of the padded input and the kernel, in float64.
 
     The input is padded once through the index maps (so every mode works), the kernel is
     dilated with zeros, and ``irfft(X * conj(K))`` gives the correlation; its valid part,
     sampled at the stride, is the result. Channels are summed in the frequency domain.
+
+    An FFT spreads every sample's rounding error over the whole output. So the transforms run
+    in float64 (the error is ~1e-16 of the image's largest values, far below float32 rounding
+    of any window more than 1e-9 as bright), non-finite samples are transformed as zeros and
+    the outputs whose windows hold one are computed again by the direct method (NaN and
+    infinity stay in their windows, as with "direct"), and outputs whose windows read only
+    zeros are exactly the bias. A non-finite kernel runs "direct" (every window is non-finite).
     """
+    if not np.all(np.isfinite(w5)):
+        _run_direct(x5, w5, b, out5, p)
+        return
     pad3 = ((0, 0),) * (3 - p.ndim) + p.padding
     stride3 = (1,) * (3 - p.ndim) + p.stride
     dilation3 = (1,) * (3 - p.ndim) + p.dilation
-    padded = x5.astype(p.dtype, copy=False)
-    for a in range(3):
-        index = index_map(x5.shape[2 + a], pad3[a][0], pad3[a][1], p.padding_mode)
-        if index.shape[0] == x5.shape[2 + a] and np.array_equal(index, np.arange(index.shape[0])):
-            continue
-        padded = np.take(padded, np.maximum(index, 0), axis=2 + a)
-        if (index < 0).any():
-            shape = [1] * 5
-            shape[2 + a] = index.shape[0]
-            padded = padded * (index >= 0).reshape(shape).astype(p.dtype)
+    if p.padding_mode == "zeros":  # the input in a frame of zeros: no gather needed
+        padded = np.zeros(x5.shape[:2] + tuple(s + b + a for s, (b, a) in
+                                                zip(x5.shape[2:], pad3)), np.float64)
+        padded[(Ellipsis,) + tuple(slice(b, b + s) for s, (b, a) in
+                                   zip(x5.shape[2:], pad3))] = x5
+    else:
+        padded = x5.astype(np.float64)
+        for a in range(3):
+            index = index_map(x5.shape[2 + a], pad3[a][0], pad3[a][1], p.padding_mode)
+            if index.shape[0] != x5.shape[2 + a] or not np.array_equal(
+                    index, np.arange(index.shape[0])):
+                padded = np.take(padded, index, axis=2 + a)
+    finite = np.isfinite(padded)
+    all_finite = bool(finite.all())
+    if not all_finite:
+        nonfinite = ~finite
+        padded[nonfinite] = 0.0
+    del finite
+    zeros = padded == 0
+    any_zero = bool(zeros.any())
+    if not any_zero:
+        del zeros
     spatial = padded.shape[2:]
     axes = tuple(a + 2 for a in range(3) if spatial[a] > 1 or w5.shape[2 + a] > 1)
     sizes = [_fft_size(spatial[a - 2]) for a in axes]
     dilated_shape = tuple((k - 1) * d + 1 for k, d in zip(w5.shape[2:], dilation3))
-    kernel = np.zeros(w5.shape[:2] + dilated_shape, dtype=p.dtype)
+    kernel = np.zeros(w5.shape[:2] + dilated_shape, dtype=np.float64)
     kernel[(Ellipsis,) + tuple(slice(None, None, d) for d in dilation3)] = w5
+    rfftn, irfftn, takes_workers = _fft_functions()
+    extra = {"workers": get_num_threads()} if takes_workers else {}
     if not axes:  # every spatial axis has length 1: nothing to transform
         spectrum_x, spectrum_w, sizes = padded, kernel, []
     else:
-        spectrum_x = np.fft.rfftn(padded, s=sizes, axes=axes)
-        spectrum_w = np.conj(np.fft.rfftn(kernel, s=sizes, axes=axes))
+        spectrum_x = rfftn(padded, s=sizes, axes=axes, **extra)
+        spectrum_w = np.conj(rfftn(kernel, s=sizes, axes=axes, **extra))
     n, groups = x5.shape[0], p.groups
     group_in, group_out = p.in_channels // groups, p.out_channels // groups
     freq = spectrum_x.shape[2:]
     spectrum_x = spectrum_x.reshape((n, groups, group_in) + freq)
     spectrum_w = spectrum_w.reshape((groups, group_out, group_in) + freq)
-    product = np.einsum("ngi...,goi...->ngo...", spectrum_x, spectrum_w)
+    if group_in == 1:  # a broadcast product; einsum is several times slower here
+        product = spectrum_x[:, :, :1] * spectrum_w[None, :, :, 0]
+    else:
+        product = np.einsum("ngi...,goi...->ngo...", spectrum_x, spectrum_w)
+    del spectrum_x
     product = product.reshape((n, p.out_channels) + freq)
-    full = np.fft.irfftn(product, s=sizes, axes=axes) if axes else product
+    full = irfftn(product, s=sizes, axes=axes, **extra) if axes else product
+    del product
     valid = tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(out5.shape[2:], stride3))
     np.add(full[(Ellipsis,) + valid], b.reshape((1, -1, 1, 1, 1)), out=out5,
            casting="unsafe")
+    del full
+    out6 = out5.reshape((n, groups, group_out) + out5.shape[2:])
+    if any_zero:
+        # Windows of zeros only: exactly the bias, as the direct sum gives (not +-1e-12).
+        silent = _window_counts(~zeros, p) == 0
+        del zeros
+        if silent.any():
+            bias6 = np.broadcast_to(b.reshape((1, groups, group_out, 1, 1, 1)), out6.shape)
+            where = np.broadcast_to(silent[:, :, None], out6.shape)
+            out6[where] = bias6[where]
+    if not all_finite:
+        del padded
+        _redo_windows_directly(x5, w5, b, out6, p, _window_counts(nonfinite, p) > 0)
+
+
+def _redo_windows_directly(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out6: np.ndarray,
+                           p: Plan, touched: np.ndarray) -> None:
+    """Compute again with the direct method the outputs marked in ``touched`` (N, groups,
+    Do, Ho, Wo): one box of outputs per batch item and group (the bounding box of the marked
+    outputs), from the input window that box reads."""
+    stride3 = (1,) * (3 - p.ndim) + p.stride
+    dilation3 = (1,) * (3 - p.ndim) + p.dilation
+    kernel3 = (1,) * (3 - p.ndim) + p.kernel_shape
+    pad3 = ((0, 0),) * (3 - p.ndim) + p.padding
+    group_in = p.in_channels // p.groups
+    group_out = p.out_channels // p.groups
+    w6 = w5.reshape((p.groups, group_out) + w5.shape[1:])
+    b2 = b.reshape(p.groups, group_out)
+    for n, g in zip(*np.nonzero(touched.any(axis=(2, 3, 4)))):
+        marked = np.nonzero(touched[n, g])
+        lo = [int(m.min()) for m in marked]
+        hi = [int(m.max()) + 1 for m in marked]
+        # The padded positions the box reads, through the index maps (any mode, any pad).
+        maps = []
+        for a in range(3):
+            first = lo[a] * stride3[a]
+            last = (hi[a] - 1) * stride3[a] + dilation3[a] * (kernel3[a] - 1)
+            positions = np.arange(first, last + 1) - pad3[a][0]
+            maps.append(fold(positions, x5.shape[2 + a], p.padding_mode))
+        window = x5[n:n + 1, g * group_in:(g + 1) * group_in].astype(p.dtype)
+        for a, index in enumerate(maps):
+            window = np.take(window, np.maximum(index, 0), axis=2 + a)
+            if (index < 0).any():
+                shape = [1] * 5
+                shape[2 + a] = index.shape[0]
+                window = np.where((index >= 0).reshape(shape), window, 0).astype(p.dtype)
+        box = np.empty((1, group_out) + tuple(h - l for l, h in zip(lo, hi)), dtype=p.dtype)
+        identity = [np.arange(length, dtype=np.intp) for length in window.shape[2:]]
+        _call_engine(np.ascontiguousarray(window), np.ascontiguousarray(w6[g]),
+                     np.ascontiguousarray(b2[g]), box, identity, 0, 1, stride3, dilation3)
+        region = tuple(slice(l, h) for l, h in zip(lo, hi))
+        out6[(n, g, slice(None)) + region] = box[0]
 
 
 def conv(
