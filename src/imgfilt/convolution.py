@@ -462,7 +462,8 @@ def _ring_rows(kernel_h: int, dilation_h: int) -> int:
 def _check_allocation(p: Plan) -> None:
     """Refuse, before allocating, a problem whose arrays could never be allocated."""
     out_bytes = int(np.prod(p.result_shape, dtype=object)) * p.dtype.itemsize
-    padded = [s + b + a for s, (b, a) in zip(p.in_shape, p.padding)]
+    padded = [_read_length(s + b + a, o, st, k, d) for s, (b, a), o, st, k, d in
+              zip(p.in_shape, p.padding, p.out_shape, p.stride, p.kernel_shape, p.dilation)]
     map_bytes = sum(padded) * np.dtype(np.intp).itemsize
     kernel3 = (1,) * (3 - p.ndim) + p.kernel_shape
     dilation_h = ((1,) * (3 - p.ndim) + p.dilation)[1]
@@ -482,15 +483,69 @@ def _check_allocation(p: Plan) -> None:
 
 
 
+def _read_length(padded: int, out: int, stride: int, kernel: int, dilation: int) -> int:
+    """How many positions of a padded axis the engine is given: all of them, or, when a large
+    dilation spreads the taps far apart, only the ``kernel`` runs of positions the outputs read
+    (see :func:`_axis_map`)."""
+    run = (out - 1) * stride + 1
+    return kernel * run if kernel > 1 and 2 * kernel * run < padded else padded
+
+
+def _axis_map(size: int, before: int, after: int, mode: str, out: int, stride: int,
+              kernel: int, dilation: int) -> Tuple[np.ndarray, int]:
+    """The index map of one padded axis and the dilation to read it with.
+
+    Normally the whole padded axis and ``dilation``. When the taps are far apart (a dilation of
+    10**8 on 5 samples), the outputs read only ``kernel`` runs of ``(out - 1) * stride + 1``
+    positions, one per tap: the map then holds just those runs back to back, read with a
+    dilation of one run. The same samples are read in the same order, so the result is the
+    same bits, and the cost follows the work that reaches the output, not the padding.
+    """
+    padded = size + before + after
+    length = _read_length(padded, out, stride, kernel, dilation)
+    if length == padded:
+        return index_map(size, before, after, mode), dilation
+    run = length // kernel
+    positions = (np.arange(kernel, dtype=np.intp)[:, None] * dilation
+                 + np.arange(run, dtype=np.intp)).reshape(-1) - before
+    return fold(positions, size, mode), run
+
+
+def _engine_inputs(x5: np.ndarray, pads3, mode: str, out3, stride3, kernel3, dilation3,
+                   interleave: int = 1):
+    """``(x5, maps, pad_left, dilation3)`` for :func:`_call_engine`: one index map per axis
+    (see :func:`_axis_map`); ``interleave=C``: rows of ``C`` interleaved channels.
+
+    The engine copies a row's input columns straight into its padded row after ``pad_left``
+    columns, so a compacted column map (which has no such stretch) is applied here instead: the
+    columns the outputs read are gathered into a new, narrower input.
+    """
+    maps, dilations = [], list(dilation3)
+    for a in range(2):
+        index, dilations[a] = _axis_map(x5.shape[2 + a], pads3[a][0], pads3[a][1], mode,
+                                        out3[a], stride3[a], kernel3[a], dilation3[a])
+        maps.append(index)
+    width = x5.shape[4] // interleave
+    pixels, step = _axis_map(width, pads3[2][0], pads3[2][1], mode, out3[2] // interleave,
+                             stride3[2], kernel3[2], dilation3[2])
+    columns = _interleave(pixels, interleave)
+    dilations[2] = step * interleave
+    if step == dilation3[2]:
+        return x5, maps + [columns], pads3[2][0] * interleave, tuple(dilations)
+    gathered = np.take(x5, np.maximum(columns, 0), axis=4)
+    if (columns < 0).any():
+        gathered[..., columns < 0] = 0
+    identity = np.arange(columns.shape[0], dtype=np.intp)
+    return np.ascontiguousarray(gathered), maps + [identity], 0, tuple(dilations)
+
+
 def _run_direct(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray, p: Plan) -> None:
     pads3 = ((0, 0),) * (3 - p.ndim) + p.padding
-    maps = [
-        index_map(size, before, after, p.padding_mode)
-        for size, (before, after) in zip(x5.shape[2:], pads3)
-    ]
     stride3 = (1,) * (3 - p.ndim) + p.stride
     dilation3 = (1,) * (3 - p.ndim) + p.dilation
-    _call_engine(x5, w5, b, out5, maps, pads3[2][0], p.groups, stride3, dilation3)
+    x5, maps, pad_left, dilation3 = _engine_inputs(x5, pads3, p.padding_mode, out5.shape[2:],
+                                                   stride3, w5.shape[2:], dilation3)
+    _call_engine(x5, w5, b, out5, maps, pad_left, p.groups, stride3, dilation3)
 
 
 def _call_engine(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray,
@@ -551,10 +606,11 @@ def _source_dtype(x_arr: np.ndarray, p: Plan) -> np.dtype:
     return np.dtype(np.uint8) if x_arr.dtype == np.uint8 else p.dtype
 
 
-def _interleaved_map(width: int, before: int, after: int, mode: str, channels: int) -> np.ndarray:
-    """Column map over rows of ``width`` pixels of ``channels`` interleaved samples each:
-    padded pixel ``j``, channel ``c`` -> ``map[j] * channels + c`` (-1 stays a zero)."""
-    pixel_map = index_map(width, before, after, mode)
+def _interleave(pixel_map: np.ndarray, channels: int) -> np.ndarray:
+    """Column map over rows of pixels of ``channels`` interleaved samples each: padded pixel
+    ``j``, channel ``c`` -> ``pixel_map[j] * channels + c`` (-1 stays a zero)."""
+    if channels == 1:
+        return pixel_map
     interleaved = pixel_map[:, None] * channels + np.arange(channels)
     return np.where(pixel_map[:, None] >= 0, interleaved, -1).reshape(-1).astype(np.intp)
 
@@ -626,14 +682,11 @@ def correlate_channels_last(
     if chosen == "separable":
         _run_separable(x5, factors, b, out5, p, interleave=channels)
         return out
-    sizes3 = (1,) * (3 - p.ndim) + spatial
-    maps = [index_map(size, before, after, p.padding_mode)
-            for size, (before, after) in zip(sizes3[:2], pads3[:2])]
-    maps.append(_interleaved_map(spatial[-1], pads3[2][0], pads3[2][1], p.padding_mode,
-                                 channels))
     stride3 = (1,) * (3 - p.ndim) + p.stride
-    dilation3 = (1,) * (3 - p.ndim) + p.dilation[:-1] + (p.dilation[-1] * channels,)
-    _call_engine(x5, w5, b, out5, maps, pads3[2][0] * channels, 1, stride3, dilation3)
+    dilation3 = (1,) * (3 - p.ndim) + p.dilation
+    x5, maps, pad_left, dilation3 = _engine_inputs(x5, pads3, p.padding_mode, out5.shape[2:],
+                                                   stride3, w5.shape[2:], dilation3, channels)
+    _call_engine(x5, w5, b, out5, maps, pad_left, 1, stride3, dilation3)
     return out
 
 
@@ -761,19 +814,14 @@ def _run_separable(x5: np.ndarray, factors: list, b: np.ndarray, out5: np.ndarra
         shape[1] = p.out_channels
         shape[2 + axis3] = out5.shape[2 + axis3]
         target = out5 if last else np.empty(shape, dtype=p.dtype)
-        maps = []
-        for a in range(2):
-            pads = pad3[a] if a == axis3 else (0, 0)
-            maps.append(index_map(current.shape[2 + a], pads[0], pads[1], p.padding_mode))
-        pads = pad3[2] if axis3 == 2 else (0, 0)
-        maps.append(_interleaved_map(current.shape[4] // interleave, pads[0], pads[1],
-                                     p.padding_mode, interleave))
+        pads = tuple(pad3[a] if a == axis3 else (0, 0) for a in range(3))
         stride = tuple(stride3[a] if a == axis3 else 1 for a in range(3))
         dilation = tuple(dilation3[a] if a == axis3 else 1 for a in range(3))
-        dilation = dilation[:2] + (dilation[2] * interleave,)
         groups = current.shape[1]  # the first pass fans each input out to its outputs
-        pad_left = pads[0] * interleave
-        _call_engine(current, w5, b if last else zeros_bias, target, maps, pad_left, groups,
+        source, maps, pad_left, dilation = _engine_inputs(
+            current, pads, p.padding_mode, target.shape[2:], stride, kernel3, dilation,
+            interleave)
+        _call_engine(source, w5, b if last else zeros_bias, target, maps, pad_left, groups,
                      stride, dilation)
         current = target
 

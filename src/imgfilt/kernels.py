@@ -108,6 +108,11 @@ def _per_axis_sigma(sigma: Sigma, ndim: int) -> Tuple[float, ...]:
 # Building blocks
 
 
+#: The most taps a kernel factory builds (128 MiB of float64): a Gaussian of sigma 3000 would
+#: be 24001 x 24001 taps (4.3 GiB) before any image is touched.
+MAX_KERNEL_TAPS = 1 << 24
+
+
 def outer(factors: Sequence[np.ndarray]) -> np.ndarray:
     """The outer product of 1-D vectors: the N-D kernel of a rank-1 (separable) filter.
 
@@ -126,6 +131,14 @@ def outer(factors: Sequence[np.ndarray]) -> np.ndarray:
     >>> outer([np.array([1.0, 2.0, 1.0]), np.array([-1.0, 0.0, 1.0])])[0]
     array([-1.,  0.,  1.])
     """
+    shape = tuple(int(np.size(vector)) for vector in factors)
+    taps = math.prod(shape)
+    if taps > MAX_KERNEL_TAPS:
+        raise ValueError(
+            f"a kernel of shape {shape} would have {taps:,} taps ({taps * 8 / 2**30:.3g} GiB); "
+            f"imgfilt builds kernels of at most {MAX_KERNEL_TAPS:,} taps: use a smaller size, "
+            f"sigma or radius"
+        )
     result = np.ones((), dtype=np.float64)
     for vector in factors:
         result = np.multiply.outer(result, np.asarray(vector, dtype=np.float64))
@@ -207,6 +220,12 @@ def gaussian1d(sigma: float = 1.0, radius: Union[int, None] = None) -> np.ndarra
     elif isinstance(radius, bool) or not isinstance(radius, numbers.Integral) or radius < 0:
         raise ValueError(f"radius must be an integer >= 0 or None, got {radius!r}")
     radius = int(radius)
+    if 2 * radius + 1 > MAX_KERNEL_TAPS:
+        raise ValueError(
+            f"a Gaussian of sigma {sigma} and radius {radius} would have {2 * radius + 1:,} "
+            f"taps; imgfilt builds kernels of at most {MAX_KERNEL_TAPS:,} taps: use a smaller "
+            f"sigma or radius"
+        )
     if sigma == 0.0:
         # The limit of a Gaussian as sigma -> 0: all weight on the centre tap.
         taps = np.zeros(2 * radius + 1)
