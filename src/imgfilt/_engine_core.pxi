@@ -32,6 +32,7 @@ cdef extern from *:
     /* Weak: an OpenMP runtime without it (older than OpenMP 5.0) still loads the engine. */
     #pragma weak omp_pause_resource_all
     #endif
+    static double imgfilt_now(void) { return omp_get_wtime(); }
     static int imgfilt_pause_openmp(void) {
         /* Ends this thread's worker threads; the next parallel region starts new ones. */
         if (!omp_pause_resource_all) return -1;
@@ -41,7 +42,9 @@ cdef extern from *:
     static int imgfilt_has_openmp(void) { return 0; }
     static int imgfilt_omp_max_threads(void) { return 1; }
     static int imgfilt_omp_thread_limit(void) { return 1; }
+    static double imgfilt_now(void) { return omp_get_wtime(); }
     static int imgfilt_pause_openmp(void) { return 0; }
+    static double imgfilt_now(void) { return 0.0; }
     #endif
     #ifdef IMGFILT_DEBUG
     static int imgfilt_debug_build(void) { return 1; }
@@ -59,6 +62,7 @@ cdef extern from *:
     int imgfilt_omp_max_threads() noexcept nogil
     int imgfilt_omp_thread_limit() noexcept nogil
     int imgfilt_pause_openmp() noexcept nogil
+    double imgfilt_now() noexcept nogil
     int imgfilt_debug_build() noexcept nogil
     const char *IMGFILT_ISA
     # Output samples per strip of the fused kernels (a compile-time constant, so the strip loops
@@ -380,7 +384,8 @@ def correlate(const source_t[:, :, :, :, ::1] x,
               floating[:, ::1] ring,
               Py_ssize_t[:, ::1] tags,
               Py_ssize_t ring_rows,
-              int num_threads):
+              int num_threads,
+              double[::1] timing=None):
     """Cross-correlate ``x (N, C_in, D, H, W)`` with a kernel ``(C_out, C_in/groups, KD, KH, KW)``.
 
     The kernel comes flattened, ``taps (C_out, C_in/groups * KD * KH * KW)``, with its
@@ -395,6 +400,9 @@ def correlate(const source_t[:, :, :, :, ::1] x,
     per-thread scratch.
 
     The shapes are checked again here (cheaply, once) so that no call can index out of bounds.
+    ``timing`` (optional, 2 doubles) receives the seconds from the start of the call to the
+    last thread's arrival in the parallel region, and to the end of the call: a thread that
+    arrives late means the machine is busy (imgfilt.conv then runs on one thread for a while).
     """
     cdef Py_ssize_t sd = stride[0], sh = stride[1], sw = stride[2]
     cdef Py_ssize_t dd = dilation[0], dh = dilation[1], dw = dilation[2]
@@ -404,6 +412,8 @@ def correlate(const source_t[:, :, :, :, ::1] x,
     cdef Py_ssize_t kernel_w = kernel_shape[2], ring_width, slots
     cdef Py_ssize_t out_d, out_h, out_w, out_n, out_c
     cdef Py_ssize_t n_items, item, t, n, g, z, y, tid = 0, min_rows
+    cdef double started, latest
+    cdef double arrivals[MAX_THREADS]
     cdef bint saturate = out is None
     cdef Py_ssize_t axis, group_out
     cdef bint cycle
@@ -471,8 +481,14 @@ def correlate(const source_t[:, :, :, :, ::1] x,
     # Rows per scheduling block at least: a new block refills the ring's rows.
     min_rows = max(1, min(8, n_items // (4 * num_threads)))
     tap_offsets = _index_scratch(num_threads, taps.shape[1])
+    if timing is not None and timing.shape[0] < 2:
+        raise ValueError("engine: timing needs 2 entries")
+    for t in range(num_threads):
+        arrivals[t] = 0
+    started = imgfilt_now()
     with nogil, parallel(num_threads=num_threads):
         tid = threadid()
+        arrivals[tid] = imgfilt_now()
         # Guided: big blocks of consecutive rows first (the ring reuses rows within a block),
         # smaller ones at the end, so a thread the OS preempts on a busy machine does not keep
         # the others waiting at the end of the loop as a static split does.
@@ -486,6 +502,13 @@ def correlate(const source_t[:, :, :, :, ::1] x,
             _output_row(x, taps, kernel_d, kernel_h, kernel_w, bias, out, out_u8, saturate, out_w,
                         plane_map, row_map, col_map, pad_left, group_in, group_out, n, g, z, y, sd, sh, sw,
                         dd, dh, dw, ring, ring_width, tags, tap_offsets, tid, ring_rows, cycle)
+    if timing is not None:
+        latest = started
+        for t in range(num_threads):
+            if arrivals[t] > latest:
+                latest = arrivals[t]
+        timing[0] = latest - started
+        timing[1] = imgfilt_now() - started
 
 
 cdef Py_ssize_t[:, ::1] _index_scratch(Py_ssize_t threads, Py_ssize_t rows):

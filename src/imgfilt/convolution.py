@@ -548,6 +548,33 @@ def _run_direct(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray,
     _call_engine(x5, w5, b, out5, maps, pad_left, p.groups, stride3, dilation3)
 
 
+class _BusyMachine:
+    """Run on one thread for a while when the machine is too busy for two.
+
+    On a machine whose cores are all taken by other processes, an OpenMP worker can wait a
+    scheduler period (milliseconds) before it starts, and the call waits for it at the end:
+    measured at load 12 on 2 cores, a 2 ms Sobel took 35 ms on two threads. The engine reports
+    when its last thread arrived; when that was more than a quarter of the call (and over
+    0.2 ms), the next calls run on one thread, 4 at first, doubling while it keeps happening
+    (up to 256), and a multi-threaded call then probes again. Results do not depend on the
+    thread count (the same bits), so this only changes the time.
+    """
+
+    def __init__(self) -> None:
+        self.single_calls_left = 0
+        self.backoff = 0
+
+    def observe(self, lag: float, total: float) -> None:
+        if lag > 0.25 * total and lag > 2e-4:
+            self.backoff = min(max(2 * self.backoff, 4), 256)
+            self.single_calls_left = self.backoff
+        else:
+            self.backoff = 0
+
+
+_busy = _BusyMachine()
+
+
 def _call_engine(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray,
                  maps: Sequence[np.ndarray], pad_left: int, groups: int,
                  stride3: Tuple[int, int, int], dilation3: Tuple[int, int, int]) -> None:
@@ -563,17 +590,23 @@ def _call_engine(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray
     # machine may not run it for milliseconds (measured: 0.2 ms on one thread, 12 ms on two).
     work = out5.size * (x5.shape[1] // groups) * kd * kh * kw
     threads = 1 if work < _MIN_PARALLEL_WORK else max(1, min(get_num_threads(), items))
+    if threads > 1 and _busy.single_calls_left > 0:
+        _busy.single_calls_left -= 1
+        threads = 1
     slots = (x5.shape[1] // groups) * kd * ring_rows
     # Zero-filled: a strip may read (and discard) a few columns past the padded row.
     ring = np.zeros((threads, slots * (maps[2].shape[0] + _engine.strip_width())),
                     dtype=w5.dtype)
     tags = np.full((threads, slots), -1, dtype=np.intp)
     saturate = out5.dtype == np.uint8
+    timing = np.zeros(2)
     _engine.correlate(
         x5, w5.reshape(w5.shape[0], -1), (kd, kh, kw), b, None if saturate else out5,
         out5 if saturate else None, maps[0], maps[1], maps[2], pad_left, groups, stride3,
-        dilation3, ring, tags, ring_rows, threads,
+        dilation3, ring, tags, ring_rows, threads, timing,
     )
+    if threads > 1:
+        _busy.observe(timing[0], timing[1])
 
 
 def magnitude(responses: np.ndarray, axis: int) -> np.ndarray:
