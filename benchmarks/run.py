@@ -135,10 +135,11 @@ class Selection:
     """What ``--only`` keeps; case builders ask before allocating a case's data."""
 
     def __init__(self, only: str | None):
-        self.only = only.lower() if only else None
+        # Several texts, comma-separated: a case is kept when its name contains any of them.
+        self.only = [part.strip().lower() for part in only.split(",")] if only else None
 
     def __call__(self, name: str) -> bool:
-        return self.only is None or self.only in name.lower()
+        return self.only is None or any(part in name.lower() for part in self.only)
 
 
 def case_rng(name: str) -> np.random.Generator:
@@ -645,7 +646,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="rounds per case (slow peers and cases use fewer)")
     parser.add_argument("--quick", action="store_true", help="small images, for a smoke run")
     parser.add_argument("--only", metavar="TEXT",
-                        help="run only the cases whose name contains TEXT (case-insensitive)")
+                        help="run only the cases whose name contains TEXT (case-insensitive; "
+                             "several texts separated by commas: any of them)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--photos", action="store_true",
                         help="add the Sobel magnitude of 12 MP and 48 MP 8-bit photos")

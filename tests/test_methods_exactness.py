@@ -139,3 +139,31 @@ def test_a_non_finite_kernel_on_the_fft_route_gives_what_direct_gives():
     fft = imgfilt.conv(x, weight, padding="same", method="fft")
     direct = imgfilt.conv(x, weight, padding="same", method="direct")
     np.testing.assert_array_equal(fft, direct)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_saturated_magnitude_is_numpys_round_and_clip(dtype):
+    rng = np.random.default_rng(15)
+    responses = (rng.normal(size=(2, 40, 50, 3)) * 200).astype(dtype)
+    responses[0, 0, :4, 0] = [0.5, 1.5, 2.5, 254.5]  # ties go to even, as numpy.rint
+    responses[1, 0, :4, 0] = 0
+    expected = np.clip(np.rint(CONV.magnitude(responses, 0)), 0, 255).astype(np.uint8)
+    got = CONV.magnitude(responses, 0, saturate=True)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, expected)
+    assert got[0, :4, 0].tolist() == [0, 2, 2, 254]
+
+
+def test_the_sobel_magnitude_of_an_8_bit_photo_matches_opencvs_pipeline():
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(16)
+    photo = rng.integers(0, 256, (60, 70, 3), dtype=np.uint8)
+    ours = imgfilt.apply(photo, "sobel", padding_mode="reflect")
+    gx = cv2.Sobel(photo, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REFLECT_101)
+    gy = cv2.Sobel(photo, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REFLECT_101)
+    theirs = cv2.convertScaleAbs(cv2.magnitude(gx, gy))
+    assert ours.dtype == np.uint8
+    difference = np.abs(ours.astype(int) - theirs)
+    assert difference.max() <= 1 and (difference == 0).mean() > 0.99
+    as_float = imgfilt.apply(photo, "sobel", padding_mode="reflect", output="float")
+    np.testing.assert_array_equal(ours, np.clip(np.rint(as_float), 0, 255).astype(np.uint8))

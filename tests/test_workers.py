@@ -203,3 +203,53 @@ def test_the_engine_bounds_check_wraparound_in_a_child():
     done = run_child(code, Path(__file__).parent)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["refused"] * (len(HUGE) * len(CONV._engines))
+
+
+def test_the_engine_reports_when_its_threads_arrived():
+    x = np.random.default_rng(2).random((1, 1, 1, 64, 300))
+    maps = [np.zeros(1, np.intp), np.arange(64, dtype=np.intp), np.arange(300, dtype=np.intp)]
+    width = 300 + CONV._engine.strip_width()
+    ring = np.zeros((2, 3 * width))
+    tags = np.full((2, 3), -1, np.intp)
+    out = np.empty((1, 1, 1, 62, 298))
+    timing = np.full(2, -1.0)
+    CONV._engine.correlate(x, np.ones((1, 9)), (1, 3, 3), np.zeros(1), out, None, *maps, 0, 1,
+                           (1, 1, 1), (1, 1, 1), ring, tags, 3, 2, timing)
+    assert 0 <= timing[0] <= timing[1] < 10
+    np.testing.assert_allclose(out[0, 0, 0], imgfilt.conv(x[0, 0], np.ones((1, 1, 3, 3)))[0, 0])
+    with pytest.raises(ValueError, match="timing"):
+        CONV._engine.correlate(x, np.ones((1, 9)), (1, 3, 3), np.zeros(1), out, None, *maps, 0,
+                               1, (1, 1, 1), (1, 1, 1), ring, tags, 3, 2, np.zeros(1))
+
+
+def test_late_threads_send_the_next_calls_to_one_thread():
+    busy = CONV._BusyMachine()
+    busy.observe(lag=1e-5, total=1e-3)            # on time
+    assert busy.single_calls_left == 0
+    busy.observe(lag=5e-3, total=6e-3)            # a worker that came 5 ms late
+    assert busy.single_calls_left == 4
+    busy.observe(lag=5e-3, total=6e-3)            # again: back off longer
+    assert busy.single_calls_left == 8
+    for _ in range(10):
+        busy.observe(lag=5e-3, total=6e-3)
+    assert busy.single_calls_left == 256          # bounded
+    busy.observe(lag=1e-4, total=6e-3)            # the probe came on time: threads again
+    assert busy.backoff == 0
+
+
+def test_backing_off_to_one_thread_gives_the_same_bits(monkeypatch):
+    busy = CONV._BusyMachine()
+    monkeypatch.setattr(CONV, "_busy", busy)
+    rng = np.random.default_rng(3)
+    x = rng.random((3, 700, 800), dtype=np.float32)
+    w = rng.random((2, 3, 5, 5), dtype=np.float32)
+    before = imgfilt.get_num_threads()
+    imgfilt.set_num_threads(2)
+    try:
+        threaded = imgfilt.conv(x, w, padding="same")
+        busy.single_calls_left = 1
+        single = imgfilt.conv(x, w, padding="same")
+        assert busy.single_calls_left == 0
+    finally:
+        imgfilt.set_num_threads(before)
+    np.testing.assert_array_equal(threaded, single)

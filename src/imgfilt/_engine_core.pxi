@@ -517,6 +517,23 @@ cdef Py_ssize_t[:, ::1] _index_scratch(Py_ssize_t threads, Py_ssize_t rows):
                    format="q" if sizeof(Py_ssize_t) == 8 else "i")
 
 
+def magnitude_u8(const floating[:, ::1] responses, unsigned char[::1] out, int num_threads):
+    """``out[i] = sqrt(sum_r responses[r, i]**2)`` rounded (ties to even) and clipped to 0..255:
+    the gradient magnitude of an 8-bit image stored as 8 bits in the same pass. The caller
+    guarantees finite responses."""
+    cdef Py_ssize_t count = out.shape[0], n_responses = responses.shape[0]
+    cdef Py_ssize_t i, r
+    cdef floating total
+    if responses.shape[1] != count or num_threads < 1 or num_threads > MAX_THREADS:
+        raise ValueError("engine: responses and out differ in length, or no threads")
+    with nogil:
+        for i in prange(count, schedule="guided", chunksize=4096, num_threads=num_threads):
+            total = 0
+            for r in range(n_responses):
+                total = total + responses[r, i] * responses[r, i]
+            out[i] = _saturate(sqrt(total))
+
+
 def magnitude(const floating[:, ::1] responses, floating[::1] out, int num_threads):
     """``out[i] = sqrt(sum_r responses[r, i]**2)``: gradient magnitudes in one parallel pass."""
     cdef Py_ssize_t count = out.shape[0], n_responses = responses.shape[0]

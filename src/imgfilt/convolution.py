@@ -609,13 +609,14 @@ def _call_engine(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray
         _busy.observe(timing[0], timing[1])
 
 
-def magnitude(responses: np.ndarray, axis: int) -> np.ndarray:
+def magnitude(responses: np.ndarray, axis: int, saturate: bool = False) -> np.ndarray:
     """``sqrt(sum(responses**2, axis))``: the gradient magnitude of a stack of responses.
 
     float32 and float64 responses are reduced by the engine in one parallel pass (NumPy's
     square, sum and sqrt make three passes and two temporaries), the same arithmetic whatever
     the axis (it is moved first), so every path that combines gets the same bits; other dtypes
-    go through NumPy.
+    go through NumPy. ``saturate=True`` returns uint8: the magnitudes rounded (ties to even) and
+    clipped to 0..255 in the same pass (for 8-bit images; the responses must be finite).
 
     Examples
     --------
@@ -623,14 +624,21 @@ def magnitude(responses: np.ndarray, axis: int) -> np.ndarray:
     array([5., 2.])
     """
     responses = np.asarray(responses)
+    if saturate and responses.dtype in (np.float32, np.float64):
+        pass
+    elif saturate:
+        return np.clip(np.rint(magnitude(responses, axis)), 0, 255).astype(np.uint8)
     if responses.dtype not in (np.float32, np.float64):
         # Integers would overflow when squared: those are summed in float64.
         work = responses if responses.dtype.kind in "fc" else responses.astype(np.float64)
         return np.sqrt(np.sum(np.square(work), axis=axis))
     stacked = np.ascontiguousarray(np.moveaxis(responses, axis, 0))
-    out = np.empty(stacked.shape[1:], dtype=stacked.dtype)
+    out = np.empty(stacked.shape[1:], dtype=np.uint8 if saturate else stacked.dtype)
     threads = 1 if out.size < _MIN_PARALLEL_WORK else get_num_threads()
-    _engine.magnitude(stacked.reshape(stacked.shape[0], -1), out.reshape(-1), threads)
+    if saturate:
+        _engine.magnitude_u8(stacked.reshape(stacked.shape[0], -1), out.reshape(-1), threads)
+    else:
+        _engine.magnitude(stacked.reshape(stacked.shape[0], -1), out.reshape(-1), threads)
     return out
 
 
@@ -732,8 +740,10 @@ def correlate_channels_last(
 #: (81 taps, saving 63) and the passes from 15x15 (saving 195); see docs/performance.md.
 SEPARABLE_MIN_SAVING = 90
 #: "auto" multiplies spectra when one output sums at least this many taps (C_in/groups * prod(K))
-#: and the kernel is not separable. numpy.fft runs on one thread: measured on 1080p RGB float32
-#: per channel, direct took 187 ms at 31x31 (961 taps) and fft 230 ms (docs/performance.md).
+#: and the kernel is not separable. Measured with the earlier float32 numpy.fft route (one
+#: thread) on 1080p RGB float32 per channel: direct 187 ms at 31x31 (961 taps), fft 230 ms
+#: (docs/performance.md). The route now transforms in float64 on the engine's threads
+#: (scipy.fft workers), which costs about what the threads give back; not re-measured.
 FFT_MIN_TAPS = 1200
 
 
