@@ -6,7 +6,8 @@ Every argument is normalised and checked here, once, into a :class:`Plan`; the c
 from __future__ import annotations
 
 import contextlib
-import importlib
+import functools
+import math
 import operator
 import os
 import threading
@@ -17,7 +18,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import _engine as _baseline_engine
+from .arrays import as_numpy
+from .engine import load_engines
 from .padding import fold, index_map, normalize_mode, output_length, same_padding
 
 __all__ = ["conv", "convolve", "set_num_threads", "get_num_threads", "Plan", "plan"]
@@ -33,6 +35,10 @@ _MAX_BYTES = 1 << 46
 
 # ---------------------------------------------------------------------------------------------
 # Threads
+
+_engines = load_engines()
+#: Every build links the same OpenMP runtime: thread limits and the fork hook ask this one.
+_baseline_engine = _engines["baseline"]
 
 
 def _usable_cores() -> int:
@@ -86,22 +92,6 @@ def _default_threads() -> int:
     return _usable_cores()
 
 
-def _load_engines() -> dict:
-    """Every engine build this CPU runs, by instruction set, best last.
-
-    ``IMGFILT_SIMD=baseline|avx2|avx512`` restricts the choice (for tests and comparisons).
-    """
-    engines = {"baseline": _baseline_engine}
-    for isa in ("avx2", "avx512"):
-        try:
-            if _baseline_engine.cpu_supports(isa):
-                engines[isa] = importlib.import_module(f"imgfilt._engine_{isa}")
-        except ImportError:  # built without that variant (another compiler or architecture)
-            pass
-    return engines
-
-
-_engines = _load_engines()
 _wanted_isa = os.environ.get("IMGFILT_SIMD", "").strip().lower()
 if _wanted_isa and _wanted_isa not in _engines:
     warnings.warn(f"IMGFILT_SIMD={_wanted_isa!r} is not available on this CPU or build; "
@@ -178,7 +168,7 @@ def get_num_threads() -> int:
 
 
 @contextlib.contextmanager
-def _threads_in_this_thread(n: int | None) -> Iterator[None]:
+def threads_in_this_thread(n: int | None) -> Iterator[None]:
     """Within the block, engine calls made by the calling thread use ``n`` threads (None: the
     global setting). Other threads are not affected."""
     if n is None:
@@ -273,30 +263,28 @@ def _padding_pairs(
     return ((width, width),) * ndim
 
 
-_FLOAT_KINDS = "biuf"
-_ALLOWED_DTYPES = "bool, integers, float16, float32, float64"
+
+
+_FLOAT64 = np.dtype(np.float64)
+_FLOAT32 = np.dtype(np.float32)
 
 
 def compute_dtype(dtype: object) -> np.dtype:
-    """The dtype ``conv`` computes and returns for input of ``dtype``: float64 stays float64 (in
-    either byte order), every other real dtype becomes float32."""
+    """The dtype imgfilt computes in (and ``conv`` returns) for input of ``dtype``: the one
+    dtype rule of conv, apply, banks and the Dask adapter.
+
+    float64 stays float64 (in either byte order), and so do the integers float32 cannot hold
+    exactly (int32, uint32, int64, uint64: float32 has a 24-bit significand); every other real
+    dtype (bool, 8- and 16-bit integers, float16, float32) computes in float32.
+
+    Examples
+    --------
+    >>> compute_dtype("uint8"), compute_dtype("int32"), compute_dtype(">f8")
+    (dtype('float32'), dtype('float64'), dtype('float64'))
+    """
     dtype = np.dtype(dtype)
-    is_double = dtype.kind == "f" and dtype.itemsize == 8
-    return np.dtype(np.float64) if is_double else np.dtype(np.float32)
-
-
-def _as_array(value: object, name: str) -> np.ndarray:
-    if value is None:
-        raise TypeError(f"{name} must be an array, got None")
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}")
-    try:
-        array = np.asarray(value)
-    except (ValueError, TypeError) as error:
-        raise TypeError(f"{name} could not be read as an array: {error}") from None
-    if array.dtype.kind not in _FLOAT_KINDS or array.dtype.itemsize > 8:
-        raise TypeError(f"{name} has dtype {array.dtype}; allowed: {_ALLOWED_DTYPES}")
-    return array
+    wide = dtype.itemsize == 8 if dtype.kind == "f" else (dtype.kind in "iu" and dtype.itemsize >= 4)
+    return _FLOAT64 if wide else _FLOAT32
 
 
 @dataclass(frozen=True)
@@ -345,6 +333,18 @@ class Plan:
         return lead + (self.out_channels,) + self.out_shape
 
 
+def _cache_key(value: object) -> object:
+    """``value`` as a cache key that tells booleans (refused) from the ints they equal."""
+    kind = type(value)
+    if kind is int or kind is str:  # the common case, first
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return ("bool", bool(value))
+    if isinstance(value, (tuple, list)):
+        return (kind.__name__,) + tuple(_cache_key(v) for v in value)
+    return value
+
+
 def plan(
     x_shape: Sequence[int],
     x_dtype: object,
@@ -366,6 +366,41 @@ def plan(
     >>> plan((3, 64, 64), "uint8", (8, 3, 5, 5), padding="same").result_shape
     (8, 64, 64)
     """
+    try:
+        key = (tuple(x_shape), np.dtype(x_dtype), tuple(weight_shape), _cache_key(stride),
+               _cache_key(padding), padding_mode, _cache_key(dilation), _cache_key(groups))
+        hash(key)
+    except TypeError:  # unhashable arguments (checked, and refused or planned, uncached)
+        key = None
+    # Every call re-plans the same few problems (a data loader filters one shape all day):
+    # the checks run once per distinct problem, the allocation check every time (it depends on
+    # the thread count).
+    result = _cached_plan(key) if key is not None else _new_plan(
+        x_shape, x_dtype, weight_shape, stride, padding, padding_mode, dilation, groups)
+    _check_allocation(result)
+    return result
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_plan(key: tuple) -> Plan:
+    x_shape, x_dtype, weight_shape, stride, padding, padding_mode, dilation, groups = key
+    return _new_plan(x_shape, x_dtype, weight_shape, _uncached(stride), _uncached(padding),
+                     padding_mode, _uncached(dilation), _uncached(groups))
+
+
+def _uncached(key: object) -> object:
+    """The argument a :func:`_cache_key` stands for."""
+    if isinstance(key, tuple) and key and key[0] == "bool":
+        return bool(key[1])
+    if isinstance(key, tuple) and key and key[0] in ("tuple", "list"):
+        items = [_uncached(v) for v in key[1:]]
+        return items if key[0] == "list" else tuple(items)
+    return key
+
+
+def _new_plan(x_shape: Sequence[int], x_dtype: object, weight_shape: Sequence[int],
+              stride: IntOrTuple, padding: Padding, padding_mode: str, dilation: IntOrTuple,
+              groups: int) -> Plan:
     weight_shape = tuple(int(s) for s in weight_shape)
     x_shape = tuple(int(s) for s in x_shape)
     wdim = len(weight_shape)
@@ -442,7 +477,6 @@ def plan(
         padding=pads,
         padding_mode=mode,
     )
-    _check_allocation(result)
     return result
 
 
@@ -461,13 +495,18 @@ def _ring_rows(kernel_h: int, dilation_h: int) -> int:
 
 def _check_allocation(p: Plan) -> None:
     """Refuse, before allocating, a problem whose arrays could never be allocated."""
-    out_bytes = int(np.prod(p.result_shape, dtype=object)) * p.dtype.itemsize
+    _checked_allocation(p, get_num_threads())
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_allocation(p: Plan, threads: int) -> None:
+    out_bytes = math.prod(p.result_shape) * p.dtype.itemsize
     padded = [_read_length(s + b + a, o, st, k, d) for s, (b, a), o, st, k, d in
               zip(p.in_shape, p.padding, p.out_shape, p.stride, p.kernel_shape, p.dilation)]
     map_bytes = sum(padded) * np.dtype(np.intp).itemsize
     kernel3 = (1,) * (3 - p.ndim) + p.kernel_shape
     dilation_h = ((1,) * (3 - p.ndim) + p.dilation)[1]
-    ring_bytes = (get_num_threads() * (p.in_channels // p.groups) * kernel3[0]
+    ring_bytes = (threads * (p.in_channels // p.groups) * kernel3[0]
                   * _ring_rows(kernel3[1], dilation_h) * (padded[-1] + _engine.strip_width())
                   * p.dtype.itemsize)
     for what, size in (("output", out_bytes), ("padding", map_bytes), ("row buffer", ring_bytes)):
@@ -528,10 +567,12 @@ def _engine_inputs(x5: np.ndarray, pads3, mode: str, out3, stride3, kernel3, dil
     width = x5.shape[4] // interleave
     pixels, step = _axis_map(width, pads3[2][0], pads3[2][1], mode, out3[2] // interleave,
                              stride3[2], kernel3[2], dilation3[2])
-    columns = _interleave(pixels, interleave)
     dilations[2] = step * interleave
-    if step == dilation3[2]:
+    if step == dilation3[2]:  # the whole padded axis: its (cached, shared) map
+        columns = pixels if interleave == 1 else _interleaved_map(
+            width, pads3[2][0], pads3[2][1], mode, interleave)
         return x5, maps + [columns], pads3[2][0] * interleave, tuple(dilations)
+    columns = _interleave(pixels, interleave)
     gathered = np.take(x5, np.maximum(columns, 0), axis=4)
     if (columns < 0).any():
         gathered[..., columns < 0] = 0
@@ -594,10 +635,7 @@ def _call_engine(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray
         _busy.single_calls_left -= 1
         threads = 1
     slots = (x5.shape[1] // groups) * kd * ring_rows
-    # Zero-filled: a strip may read (and discard) a few columns past the padded row.
-    ring = np.zeros((threads, slots * (maps[2].shape[0] + _engine.strip_width())),
-                    dtype=w5.dtype)
-    tags = np.full((threads, slots), -1, dtype=np.intp)
+    ring, tags = _scratch(threads, slots, maps[2].shape[0] + _engine.strip_width(), w5.dtype)
     saturate = out5.dtype == np.uint8
     timing = np.zeros(2)
     _engine.correlate(
@@ -607,6 +645,34 @@ def _call_engine(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray
     )
     if threads > 1:
         _busy.observe(timing[0], timing[1])
+
+
+#: Scratch rings up to this size are kept per Python thread and reused by its next call (a
+#: small call would otherwise spend as long allocating and zeroing its ring as filtering).
+_REUSED_SCRATCH_BYTES = 1 << 22
+_scratch_store = threading.local()
+
+
+def _scratch(threads: int, slots: int, width: int, dtype: np.dtype
+             ) -> Tuple[np.ndarray, np.ndarray]:
+    """The engine's per-thread ring ``(threads, slots * width)`` and tags ``(threads, slots)``.
+
+    The ring is zero-filled when made: a strip may read (and discard) a few columns past the
+    padded row, and zeros there can never be slow (denormal) or NaN. A reused ring holds only
+    values its own rows put there, which are discarded the same way; the tags are reset to -1
+    (no row resident) on every call.
+    """
+    key = (threads, slots, width, dtype)
+    if threads * slots * width * dtype.itemsize > _REUSED_SCRATCH_BYTES:
+        return (np.zeros((threads, slots * width), dtype=dtype),
+                np.full((threads, slots), -1, dtype=np.intp))
+    kept = getattr(_scratch_store, "kept", None)
+    if kept is None or kept[0] != key:
+        kept = (key, np.zeros((threads, slots * width), dtype=dtype),
+                np.empty((threads, slots), dtype=np.intp))
+        _scratch_store.kept = kept
+    kept[2].fill(-1)
+    return kept[1], kept[2]
 
 
 def magnitude(responses: np.ndarray, axis: int, saturate: bool = False) -> np.ndarray:
@@ -656,6 +722,18 @@ def _interleave(pixel_map: np.ndarray, channels: int) -> np.ndarray:
     return np.where(pixel_map[:, None] >= 0, interleaved, -1).reshape(-1).astype(np.intp)
 
 
+@functools.lru_cache(maxsize=128)
+def _interleaved_map(width: int, before: int, after: int, mode: str, channels: int) -> np.ndarray:
+    """Column map over rows of ``width`` pixels of ``channels`` interleaved samples each:
+    padded pixel ``j``, channel ``c`` -> ``map[j] * channels + c`` (-1 stays a zero).
+    Read-only and shared between calls, as :func:`imgfilt.padding.index_map`'s maps are."""
+    pixel_map = index_map(width, before, after, mode)
+    interleaved = pixel_map[:, None] * channels + np.arange(channels)
+    column_map = np.where(pixel_map[:, None] >= 0, interleaved, -1).reshape(-1).astype(np.intp)
+    column_map.setflags(write=False)
+    return column_map
+
+
 def correlate_channels_last(
     x: np.ndarray,
     weight: np.ndarray,
@@ -686,13 +764,13 @@ def correlate_channels_last(
     >>> correlate_channels_last(rgb, box, padding="same", padding_mode="reflect").shape
     (1, 48, 64, 3)
     """
-    x_arr = _as_array(x, "x")
+    x_arr = as_numpy(x, "x")
     if x_arr.ndim < 2 or x_arr.ndim > 4:
         raise ValueError(f"x must be (*S, C) with 1 to 3 spatial axes, got shape {x_arr.shape}")
     check_method(method)
     channels = x_arr.shape[-1]
     spatial = x_arr.shape[:-1]
-    w_arr = _as_array(weight, "weight")
+    w_arr = as_numpy(weight, "weight")
     p = plan((1,) + spatial, x_arr.dtype, w_arr.shape, stride=stride, padding=padding,
              padding_mode=padding_mode, dilation=dilation)
     if p.stride[-1] != 1:
@@ -1177,8 +1255,8 @@ def conv(
     array([[[19., 25.],
             [37., 43.]]])
     """
-    x_arr = _as_array(x, "x")
-    w_arr = _as_array(weight, "weight")
+    x_arr = as_numpy(x, "x")
+    w_arr = as_numpy(weight, "weight")
     check_method(method)
     p = plan(
         x_arr.shape, x_arr.dtype, w_arr.shape,
@@ -1215,7 +1293,7 @@ def _checked_bias(bias: Optional[np.ndarray], p: Plan) -> np.ndarray:
     """The bias as a contiguous ``(C_out,)`` array of the compute dtype (zeros when None)."""
     if bias is None:
         return np.zeros(p.out_channels, dtype=p.dtype)
-    b_arr = _as_array(bias, "bias")
+    b_arr = as_numpy(bias, "bias")
     if b_arr.shape != (p.out_channels,):
         raise ValueError(
             f"bias must have shape (C_out,) = ({p.out_channels},), got shape {b_arr.shape}"
@@ -1270,7 +1348,7 @@ def convolve(
     ...                  padding="same")
     array([[1., 2., 3., 0.]])
     """
-    w_arr = _as_array(weight, "weight")
+    w_arr = as_numpy(weight, "weight")
     if w_arr.ndim not in (3, 4, 5):
         # Let conv's own check word the error.
         return conv(x, w_arr, bias, **options)
