@@ -427,6 +427,23 @@ def scaling_cases(select: Selection, sizes: Sequence[tuple[int, int]]) -> Iterat
 
 
 def thread_calls(select: Selection, height: int, width: int) -> Iterator[tuple[str, Callable]]:
+    for size in (3, 5):
+        name = f"threads per-channel {size}x{size} f32 {width}x{height}x3"
+        if select(name):
+            rng = case_rng(name)
+            hwc_k = hwc_image(rng, height, width, np.float32)
+            filt_k = as_filter(rng.random((size, size)) - 0.25)
+            yield name, (lambda h=hwc_k, f=filt_k: imgfilt.apply(h, f, padding_mode="reflect",
+                                                                output="float"))
+    name = f"threads gaussian sigma=3 f32 {width}x{height}x3"
+    if select(name):
+        hwc_g = hwc_image(case_rng(name), height, width, np.float32)
+        yield name, lambda: imgfilt.apply(hwc_g, "gaussian", sigma=3.0, padding_mode="reflect",
+                                          output="float")
+    name = f"threads sobel magnitude u8->u8 {width}x{height}x3"
+    if select(name):
+        hwc_s = hwc_image(case_rng(name), height, width, np.uint8)
+        yield name, lambda: imgfilt.apply(hwc_s, "sobel", padding_mode="reflect")
     name = f"threads per-channel 7x7 f32 {width}x{height}x3"
     if select(name):
         rng = case_rng(name)
@@ -460,7 +477,14 @@ def thread_scaling(name: str, call: Callable[[], Any], repeat: int) -> dict:
     return {"case": name, "median_ms": medians, "speedup": medians[1] / medians[2]}
 
 
-def memory_calls(select: Selection, height: int, width: int) -> Iterator[tuple[str, Any, Callable]]:
+def memory_calls(select: Selection, height: int, width: int,
+                 photos: Sequence[tuple[int, int]] = ()) -> Iterator[tuple[str, Any, Callable]]:
+    for photo_height, photo_width in [(height, width)] + list(photos):
+        name = f"memory sobel magnitude u8->u8 {photo_width}x{photo_height}x3"
+        if select(name):
+            photo = hwc_image(case_rng(name), photo_height, photo_width, np.uint8)
+            yield name, photo, lambda p=photo: imgfilt.apply(p, "sobel", padding_mode="reflect")
+            del photo
     name = f"memory per-channel 7x7 f32 {width}x{height}x3"
     if select(name):
         rng = case_rng(name)
@@ -619,11 +643,13 @@ def markdown_summary(results: list[dict], threads: list[dict], memory: list[dict
                      f"{t['median_ms'][2]:.1f} | {t['speedup']:.2f} |")
     if memory:
         text += ("\n\n| imgfilt call | input + output MiB | peak traced MiB | "
-                 "extra / (input + output) |\n|---|---:|---:|---:|")
+                 "extra beyond the output MiB | extra / (input + output) |"
+                 "\n|---|---:|---:|---:|---:|")
         for m in memory:
             io_mib = (m["input_bytes"] + m["output_bytes"]) / 2**20
             text += (f"\n| {m['case'].removeprefix('memory ')} | {io_mib:.1f} | "
-                     f"{m['peak_traced_bytes'] / 2**20:.1f} | {m['extra_ratio']:.3f} |")
+                     f"{m['peak_traced_bytes'] / 2**20:.1f} | {m['extra_bytes'] / 2**20:.1f} | "
+                     f"{m['extra_ratio']:.3f} |")
     return text
 
 
@@ -712,7 +738,8 @@ def run_all(args: argparse.Namespace) -> int:
             del case
     threads = [thread_scaling(name, call, args.repeat)
                for name, call in thread_calls(select, height, width)]
-    memory = [peak_memory(name, data, call) for name, data, call in memory_calls(select, height, width)]
+    memory = [peak_memory(name, data, call)
+              for name, data, call in memory_calls(select, height, width, photos)]
     if not (results or threads or memory):
         print(f"no case matches --only {args.only!r}", file=sys.stderr)
         return 2

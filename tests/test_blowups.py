@@ -104,3 +104,20 @@ def test_a_huge_gaussian_is_refused_with_its_size():
     with pytest.raises(ValueError, match="at most 16,777,216 taps"):
         imgfilt.kernels.gaussian(600)  # 4801 x 4801: 23 million taps
     assert imgfilt.kernels.gaussian(1000, ndim=1).shape == (8001,)
+
+
+def test_a_huge_stride_with_a_compact_kernel_is_not_mistaken_for_a_whole_axis():
+    # One output, taps next to each other, a stride far larger than the axis: the read run is
+    # one position per tap, as long as the dilation (1).
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(1, 4, 50))
+    weight = rng.normal(size=(1, 1, 2, 3))
+    for mode in ("zeros", "reflect"):
+        options = dict(stride=(1, 100), padding=((0, 0), (0, 0)), padding_mode=mode)
+        np.testing.assert_allclose(imgfilt.conv(x, weight, **options),
+                                   reference_conv(x, weight, **options), atol=1e-12)
+        image = rng.random((4, 50, 2)).astype(np.float32)
+        got = imgfilt.correlate_channels_last(image, weight, stride=(100, 1), padding=0)
+        want = reference_conv(np.moveaxis(image, -1, 0)[:, None].astype(np.float64), weight,
+                              stride=(100, 1))
+        np.testing.assert_allclose(got[0], np.moveaxis(want[:, 0], 0, -1), atol=1e-5)

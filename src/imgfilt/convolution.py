@@ -522,12 +522,15 @@ def _checked_allocation(p: Plan, threads: int) -> None:
 
 
 
+def _compacted(padded: int, out: int, stride: int, kernel: int) -> bool:
+    """Whether an axis is given to the engine as only the ``kernel`` runs of positions the
+    outputs read (see :func:`_axis_map`): when that is under half the padded axis."""
+    return kernel > 1 and 2 * kernel * ((out - 1) * stride + 1) < padded
+
+
 def _read_length(padded: int, out: int, stride: int, kernel: int, dilation: int) -> int:
-    """How many positions of a padded axis the engine is given: all of them, or, when a large
-    dilation spreads the taps far apart, only the ``kernel`` runs of positions the outputs read
-    (see :func:`_axis_map`)."""
-    run = (out - 1) * stride + 1
-    return kernel * run if kernel > 1 and 2 * kernel * run < padded else padded
+    """How many positions of a padded axis the engine is given (see :func:`_compacted`)."""
+    return kernel * ((out - 1) * stride + 1) if _compacted(padded, out, stride, kernel) else padded
 
 
 def _axis_map(size: int, before: int, after: int, mode: str, out: int, stride: int,
@@ -541,10 +544,9 @@ def _axis_map(size: int, before: int, after: int, mode: str, out: int, stride: i
     same bits, and the cost follows the work that reaches the output, not the padding.
     """
     padded = size + before + after
-    length = _read_length(padded, out, stride, kernel, dilation)
-    if length == padded:
+    if not _compacted(padded, out, stride, kernel):
         return index_map(size, before, after, mode), dilation
-    run = length // kernel
+    run = (out - 1) * stride + 1
     positions = (np.arange(kernel, dtype=np.intp)[:, None] * dilation
                  + np.arange(run, dtype=np.intp)).reshape(-1) - before
     return fold(positions, size, mode), run
@@ -568,7 +570,8 @@ def _engine_inputs(x5: np.ndarray, pads3, mode: str, out3, stride3, kernel3, dil
     pixels, step = _axis_map(width, pads3[2][0], pads3[2][1], mode, out3[2] // interleave,
                              stride3[2], kernel3[2], dilation3[2])
     dilations[2] = step * interleave
-    if step == dilation3[2]:  # the whole padded axis: its (cached, shared) map
+    if not _compacted(width + pads3[2][0] + pads3[2][1], out3[2] // interleave, stride3[2],
+                      kernel3[2]):  # the whole padded axis: its (cached, shared) map
         columns = pixels if interleave == 1 else _interleaved_map(
             width, pads3[2][0], pads3[2][1], mode, interleave)
         return x5, maps + [columns], pads3[2][0] * interleave, tuple(dilations)
