@@ -216,7 +216,8 @@ def test_the_engine_reports_when_its_threads_arrived():
     CONV._engine.correlate(x, np.ones((1, 9)), (1, 3, 3), np.zeros(1), out, None, *maps, 0, 1,
                            (1, 1, 1), (1, 1, 1), ring, tags, 3, 2, timing)
     assert 0 <= timing[0] <= timing[1] < 10
-    np.testing.assert_allclose(out[0, 0, 0], imgfilt.conv(x[0, 0], np.ones((1, 1, 3, 3)))[0, 0])
+    np.testing.assert_allclose(out[0, 0, 0], imgfilt.conv(x[0, 0], np.ones((1, 1, 3, 3)))[0],
+                               rtol=1e-12)
     with pytest.raises(ValueError, match="timing"):
         CONV._engine.correlate(x, np.ones((1, 9)), (1, 3, 3), np.zeros(1), out, None, *maps, 0,
                                1, (1, 1, 1), (1, 1, 1), ring, tags, 3, 2, np.zeros(1))
