@@ -57,7 +57,7 @@ EXPECTED = {
 
 
 def test_blow_ups_are_bounded_or_refused_under_a_memory_limit():
-    psutil = pytest.importorskip("psutil")
+    import psutil  # comes with the dask extra (distributed), as in test_reliability.py
     limit = psutil.Process().memory_info().vms + (1 << 30)  # 1 GiB more than this process
     done = subprocess.run([sys.executable, "-c", CALLS, str(limit)], capture_output=True,
                           text=True, timeout=300, cwd="/",
