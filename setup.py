@@ -95,6 +95,10 @@ if sys.platform != "win32":
     # the stack (4-5x slower, measured); the flag is gcc's only, so probe for it.
     if not DEBUG and _compiler_accepts(["-fno-loop-unroll-and-jam"], EMPTY_PROGRAM):
         compile_flags += ["-fno-loop-unroll-and-jam"]
+    # The engine never reads errno: without it sqrt is one instruction that vectorises (the
+    # gradient-magnitude pass), not a call behind a branch.
+    if _compiler_accepts(["-fno-math-errno"], EMPTY_PROGRAM):
+        compile_flags += ["-fno-math-errno"]
     if DEBUG:
         compile_flags += ["-UNDEBUG"]
 

@@ -4,6 +4,13 @@ Usage::
 
     pip install ".[bench]"            # opencv-python-headless, scipy; torch, scikit-image optional
     python benchmarks/run.py [--threads 2] [--repeat 7] [--quick] [--only TEXT] [--json out.json]
+                             [--photos] [--stability N] [--busy N]
+
+``--stability N`` runs the whole selection in N separate processes, one after another, and prints
+each ratio's median, minimum, maximum and max/min (the target is max/min <= 1.3). ``--busy N``
+keeps N pure-Python spinning processes on the CPUs while timing, and times imgfilt on one thread
+beside every case (its ratio above 1 means the threads cost more than they gained).
+``--photos`` adds the Sobel magnitude of 12 MP and 48 MP 8-bit photos.
 
 Each case runs every library in turn, ``--repeat`` rounds (interleaved, so a busy machine slows
 all of them alike), and reports the median time of each and the ratio imgfilt / peer (below 1:
@@ -29,6 +36,7 @@ The last lines are a Markdown table of every case, ready for docs/performance.md
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import inspect
 import json
@@ -36,7 +44,9 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 import zlib
@@ -127,10 +137,11 @@ class Selection:
     """What ``--only`` keeps; case builders ask before allocating a case's data."""
 
     def __init__(self, only: str | None):
-        self.only = only.lower() if only else None
+        # Several texts, comma-separated: a case is kept when its name contains any of them.
+        self.only = [part.strip().lower() for part in only.split(",")] if only else None
 
     def __call__(self, name: str) -> bool:
-        return self.only is None or self.only in name.lower()
+        return self.only is None or any(part in name.lower() for part in self.only)
 
 
 def case_rng(name: str) -> np.random.Generator:
@@ -286,7 +297,27 @@ def gaussian_cases(select: Selection, height: int, width: int) -> Iterator[Case]
         yield case
 
 
-def sobel_cases(select: Selection, height: int, width: int) -> Iterator[Case]:
+def sobel_u8_case(name: str, height: int, width: int) -> Case:
+    """The Sobel magnitude of an 8-bit RGB photo, 8-bit out: imgfilt.apply against OpenCV's
+    pipeline (two Sobels in float, cv2.magnitude, convertScaleAbs to uint8)."""
+    hwc = hwc_image(case_rng(name), height, width, np.uint8)
+    case = Case(name, lambda: imgfilt.apply(hwc, "sobel", padding_mode="reflect"),
+                tolerance=1.0, shift_axis=1, dtype=np.uint8, repeat=5 if height > 2000 else None)
+    if cv2 is not None:
+        def cv2_sobel_u8():
+            gx = cv2.Sobel(hwc, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REFLECT_101)
+            gy = cv2.Sobel(hwc, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REFLECT_101)
+            return cv2.convertScaleAbs(cv2.magnitude(gx, gy))
+        case.peer("cv2", "cv2.Sobel x2 + magnitude + convertScaleAbs", cv2_sobel_u8)
+    return case
+
+
+def sobel_cases(select: Selection, height: int, width: int,
+                photos: Sequence[tuple[int, int]] = ()) -> Iterator[Case]:
+    for photo_height, photo_width in [(height, width)] + list(photos):
+        name = f"sobel magnitude u8->u8 reflect {photo_width}x{photo_height}x3"
+        if select(name):
+            yield sobel_u8_case(name, photo_height, photo_width)
     name = f"sobel magnitude f32 reflect {width}x{height}x3"
     if not select(name):
         return
@@ -398,6 +429,23 @@ def scaling_cases(select: Selection, sizes: Sequence[tuple[int, int]]) -> Iterat
 
 
 def thread_calls(select: Selection, height: int, width: int) -> Iterator[tuple[str, Callable]]:
+    for size in (3, 5):
+        name = f"threads per-channel {size}x{size} f32 {width}x{height}x3"
+        if select(name):
+            rng = case_rng(name)
+            hwc_k = hwc_image(rng, height, width, np.float32)
+            filt_k = as_filter(rng.random((size, size)) - 0.25)
+            yield name, (lambda h=hwc_k, f=filt_k: imgfilt.apply(h, f, padding_mode="reflect",
+                                                                output="float"))
+    name = f"threads gaussian sigma=3 f32 {width}x{height}x3"
+    if select(name):
+        hwc_g = hwc_image(case_rng(name), height, width, np.float32)
+        yield name, lambda: imgfilt.apply(hwc_g, "gaussian", sigma=3.0, padding_mode="reflect",
+                                          output="float")
+    name = f"threads sobel magnitude u8->u8 {width}x{height}x3"
+    if select(name):
+        hwc_s = hwc_image(case_rng(name), height, width, np.uint8)
+        yield name, lambda: imgfilt.apply(hwc_s, "sobel", padding_mode="reflect")
     name = f"threads per-channel 7x7 f32 {width}x{height}x3"
     if select(name):
         rng = case_rng(name)
@@ -431,7 +479,14 @@ def thread_scaling(name: str, call: Callable[[], Any], repeat: int) -> dict:
     return {"case": name, "median_ms": medians, "speedup": medians[1] / medians[2]}
 
 
-def memory_calls(select: Selection, height: int, width: int) -> Iterator[tuple[str, Any, Callable]]:
+def memory_calls(select: Selection, height: int, width: int,
+                 photos: Sequence[tuple[int, int]] = ()) -> Iterator[tuple[str, Any, Callable]]:
+    for photo_height, photo_width in [(height, width)] + list(photos):
+        name = f"memory sobel magnitude u8->u8 {photo_width}x{photo_height}x3"
+        if select(name):
+            photo = hwc_image(case_rng(name), photo_height, photo_width, np.uint8)
+            yield name, photo, lambda p=photo: imgfilt.apply(p, "sobel", padding_mode="reflect")
+            del photo
     name = f"memory per-channel 7x7 f32 {width}x{height}x3"
     if select(name):
         rng = case_rng(name)
@@ -683,11 +738,13 @@ def markdown_summary(results: list[dict], threads: list[dict], memory: list[dict
                      f"{t['median_ms'][2]:.1f} | {t['speedup']:.2f} |")
     if memory:
         text += ("\n\n| imgfilt call | input + output MiB | peak traced MiB | "
-                 "extra / (input + output) |\n|---|---:|---:|---:|")
+                 "extra beyond the output MiB | extra / (input + output) |"
+                 "\n|---|---:|---:|---:|---:|")
         for m in memory:
             io_mib = (m["input_bytes"] + m["output_bytes"]) / 2**20
             text += (f"\n| {m['case'].removeprefix('memory ')} | {io_mib:.1f} | "
-                     f"{m['peak_traced_bytes'] / 2**20:.1f} | {m['extra_ratio']:.3f} |")
+                     f"{m['peak_traced_bytes'] / 2**20:.1f} | {m['extra_bytes'] / 2**20:.1f} | "
+                     f"{m['extra_ratio']:.3f} |")
     return text
 
 
@@ -710,11 +767,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="rounds per case (slow peers and cases use fewer)")
     parser.add_argument("--quick", action="store_true", help="small images, for a smoke run")
     parser.add_argument("--only", metavar="TEXT",
-                        help="run only the cases whose name contains TEXT (case-insensitive)")
+                        help="run only the cases whose name contains TEXT (case-insensitive; "
+                             "several texts separated by commas: any of them)")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--photos", action="store_true",
+                        help="add the Sobel magnitude of 12 MP and 48 MP 8-bit photos")
+    parser.add_argument("--stability", type=int, metavar="N", default=0,
+                        help="run everything in N separate processes, one after another, and "
+                             "report each ratio's median, min, max and max/min over them")
+    parser.add_argument("--busy", type=int, metavar="N", default=0,
+                        help="keep N other processes spinning on the CPUs while timing, and "
+                             "time imgfilt on 1 thread beside every case")
     args = parser.parse_args(argv)
-    if args.threads < 1 or args.repeat < 1:
-        parser.error("--threads and --repeat must be >= 1")
+    if args.threads < 1 or args.repeat < 1 or args.stability < 0 or args.busy < 0:
+        parser.error("--threads and --repeat must be >= 1, --stability and --busy >= 0")
+    if args.stability:
+        return run_stability(args, list(sys.argv[1:] if argv is None else argv))
+    with spinning(args.busy):
+        return run_all(args)
+
+
+def run_all(args: argparse.Namespace) -> int:
 
     imgfilt.set_num_threads(args.threads)
     if cv2 is not None:
@@ -728,11 +801,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         height, width, side = 1080, 1920, 128
         sizes = [(256, 256), (512, 512), (1024, 1024), (2048, 2048), (2160, 3840)]
+    photos = [(3000, 4000), (6000, 8000)] if args.photos else []
+    if args.quick and args.photos:
+        photos = [(750, 1000)]
     info = versions()
     # Other processes on the machine make OpenMP barriers wait: the load says how busy it was.
     load_before = os.getloadavg()
     print(f"{platform.machine()}, {os.cpu_count()} CPUs, load {load_before[0]:.2f}, "
-          f"{args.threads} threads, median of {args.repeat} (fewer for slow cases); scipy and "
+          f"{args.busy} spinning processes, {args.threads} threads, median of {args.repeat} (fewer for slow cases); scipy and "
           "Pillow run on one thread; " + ", ".join(f"{k} {v}" for k, v in info.items()))
     started = time.perf_counter()
 
@@ -740,7 +816,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         per_channel_cases(select, height, width),
         uint8_cases(select, height, width),
         gaussian_cases(select, height, width),
-        sobel_cases(select, height, width),
+        sobel_cases(select, height, width, photos),
         bank_cases(select, height, width),
         volume_cases(select, side),
         large_kernel_cases(select, height, width),
@@ -750,13 +826,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = []
     for builder in cases:
         for case in builder:  # built one at a time: each case's data is freed after it runs
+            if args.busy and not any(p.library == "imgfilt 1 thread" for p in case.peers):
+                case.peer("imgfilt 1 thread", "imgfilt on 1 thread", one_thread(case.ours))
             result = run_case(case, args.repeat)
             print_result(result)
             results.append(result)
             del case
     threads = [thread_scaling(name, call, args.repeat)
                for name, call in thread_calls(select, height, width)]
-    memory = [peak_memory(name, data, call) for name, data, call in memory_calls(select, height, width)]
+    memory = [peak_memory(name, data, call)
+              for name, data, call in memory_calls(select, height, width, photos)]
     if not (results or threads or memory):
         print(f"no case matches --only {args.only!r}", file=sys.stderr)
         return 2
@@ -772,11 +851,91 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"threads": args.threads, "repeat": args.repeat, "quick": args.quick,
+                       "busy": args.busy,
                        "machine": platform.machine(), "cpus": os.cpu_count(),
                        "load_average": [load_before[0], load_after[0]], "python": sys.version,
                        "versions": info, "results": results, "threads_scaling": threads,
                        "memory": memory}, handle, indent=2)
     return 1 if failed else 0
+
+
+SPIN = "import signal, sys; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\nwhile True: pass"
+
+
+@contextlib.contextmanager
+def spinning(count: int) -> Iterator[None]:
+    """``count`` other processes busy on the CPUs (pure Python loops) for the block's time."""
+    spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(count)]
+    try:
+        if spinners:
+            time.sleep(0.5)  # let them start spinning
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.terminate()
+        for spinner in spinners:
+            spinner.wait()
+
+
+def without_option(argv: list[str], option: str) -> list[str]:
+    """``argv`` without ``option`` and its value (``--opt N`` or ``--opt=N``)."""
+    kept, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == option:
+            skip = True
+        elif not item.startswith(option + "="):
+            kept.append(item)
+    return kept
+
+
+def run_stability(args: argparse.Namespace, argv: list[str]) -> int:
+    """The whole run in ``args.stability`` separate processes; each ratio's spread over them."""
+    child = without_option(without_option(argv, "--stability"), "--json")
+    runs, status = [], 0
+    with tempfile.TemporaryDirectory() as folder:
+        for index in range(args.stability):
+            path = os.path.join(folder, f"run{index}.json")
+            print(f"# process {index + 1} of {args.stability}", flush=True)
+            done = subprocess.run([sys.executable, os.path.abspath(__file__), *child,
+                                   "--json", path], stdout=subprocess.DEVNULL)
+            status = max(status, done.returncode)
+            with open(path) as handle:
+                runs.append(json.load(handle))
+    ratios: dict[tuple[str, str], list[float]] = {}
+    order: list[tuple[str, str]] = []
+    for run in runs:
+        for result in run["results"]:
+            ours = result["median_ms"]["imgfilt"]
+            for library, ms in result["median_ms"].items():
+                if library == "imgfilt":
+                    continue
+                key = (result["case"], library)
+                if key not in ratios:
+                    order.append(key)
+                ratios.setdefault(key, []).append(ours / ms)
+        for result in run["threads_scaling"]:
+            key = (result["case"], "speed-up 1 -> 2 threads")
+            if key not in ratios:
+                order.append(key)
+            ratios.setdefault(key, []).append(result["speedup"])
+    loads = [run["load_average"] for run in runs]
+    print(f"\n## Stability: {args.stability} separate processes, {args.threads} threads, "
+          f"{args.busy} spinning processes, load {min(l[0] for l in loads):.2f}-"
+          f"{max(l[1] for l in loads):.2f}\n")
+    print("| case | ratio to | median | min | max | max/min | ≤ 1.3 |")
+    print("|---|---|---:|---:|---:|---:|---|")
+    for key in order:
+        values = ratios[key]
+        spread = max(values) / min(values)
+        print(f"| {key[0]} | {key[1]} | {statistics.median(values):.2f} | {min(values):.2f} | "
+              f"{max(values):.2f} | {spread:.2f} | {'yes' if spread <= 1.3 else 'no'} |")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"runs": runs, "ratios": {f"{c} / {l}": v for (c, l), v in ratios.items()}},
+                      handle, indent=2)
+    return status
 
 
 if __name__ == "__main__":

@@ -27,9 +27,24 @@ cdef extern from *:
     #include <omp.h>
     static int imgfilt_has_openmp(void) { return 1; }
     static int imgfilt_omp_max_threads(void) { return omp_get_max_threads(); }
+    static int imgfilt_omp_thread_limit(void) { return omp_get_thread_limit(); }
+    #if defined(__GNUC__) && !defined(_WIN32)
+    /* Weak: an OpenMP runtime without it (older than OpenMP 5.0) still loads the engine. */
+    #pragma weak omp_pause_resource_all
+    #endif
+    static double imgfilt_now(void) { return omp_get_wtime(); }
+    static int imgfilt_pause_openmp(void) {
+        /* Ends this thread's worker threads; the next parallel region starts new ones. */
+        if (!omp_pause_resource_all) return -1;
+        return omp_pause_resource_all(omp_pause_hard);
+    }
     #else
     static int imgfilt_has_openmp(void) { return 0; }
     static int imgfilt_omp_max_threads(void) { return 1; }
+    static int imgfilt_omp_thread_limit(void) { return 1; }
+    static double imgfilt_now(void) { return omp_get_wtime(); }
+    static int imgfilt_pause_openmp(void) { return 0; }
+    static double imgfilt_now(void) { return 0.0; }
     #endif
     #ifdef IMGFILT_DEBUG
     static int imgfilt_debug_build(void) { return 1; }
@@ -45,6 +60,9 @@ cdef extern from *:
     """
     int imgfilt_has_openmp() noexcept nogil
     int imgfilt_omp_max_threads() noexcept nogil
+    int imgfilt_omp_thread_limit() noexcept nogil
+    int imgfilt_pause_openmp() noexcept nogil
+    double imgfilt_now() noexcept nogil
     int imgfilt_debug_build() noexcept nogil
     const char *IMGFILT_ISA
     # Output samples per strip of the fused kernels (a compile-time constant, so the strip loops
@@ -55,6 +73,11 @@ cdef extern from *:
 # half the vector registers, leaving room for the input vectors and the broadcast weights.
 cdef enum:
     BLOCK = 4
+
+# The most threads a call may ask for; imgfilt.set_num_threads enforces a lower, per-machine
+# limit (libgomp crashes or hangs when asked for tens of thousands).
+cdef enum:
+    MAX_THREADS = 1024
 
 
 # The input's element type: the compute types, or 8-bit pixels converted as rows are read.
@@ -79,9 +102,30 @@ def omp_max_threads():
     return imgfilt_omp_max_threads()
 
 
+def omp_thread_limit():
+    """The OpenMP runtime's limit on threads (OMP_THREAD_LIMIT; 1 without OpenMP)."""
+    return imgfilt_omp_thread_limit()
+
+
+def pause_openmp():
+    """End the calling thread's OpenMP worker threads (``omp_pause_resource_all``).
+
+    Called before ``fork()``: libgomp's pool does not survive a fork (the child would wait
+    forever for workers that were not copied), but a paused pool is rebuilt on the next call, in
+    the parent and in the child. Returns 0 on success, nonzero when the runtime cannot pause
+    (too old, or a parallel region is running in this thread).
+    """
+    return imgfilt_pause_openmp()
+
+
 def instruction_set():
     """The instruction set this module was compiled for: "baseline", "avx2" or "avx512"."""
     return IMGFILT_ISA.decode()
+
+
+def max_threads():
+    """The most threads one engine call accepts."""
+    return MAX_THREADS
 
 
 def strip_width():
@@ -138,12 +182,16 @@ cdef Py_ssize_t _bad_entries(const Py_ssize_t[::1] index_map, Py_ssize_t length)
 cdef inline unsigned char _saturate(floating value) noexcept nogil:
     """Round to the nearest integer (ties to even, as numpy.rint) and clip to 0..255.
 
-    The caller guarantees finite values (8-bit input, finite weights)."""
+    The caller guarantees finite values (8-bit input, finite weights). Adding and subtracting
+    1.5 * 2**23 (2**52 for doubles) rounds to the nearest integer, ties to even, in the
+    default rounding mode, as nearbyint does, but in registers: nearbyint is a library call
+    that keeps the store loops from vectorising."""
+    cdef floating magic = 12582912.0 if floating is float else 6755399441055744.0
     if value <= 0:
         return 0
     if value >= 255:
         return 255
-    return <unsigned char>nearbyint(value)
+    return <unsigned char>((value + magic) - magic)
 
 
 cdef int _fused_block(const floating[:, ::1] taps, const floating[::1] bias,
@@ -340,7 +388,8 @@ def correlate(const source_t[:, :, :, :, ::1] x,
               floating[:, ::1] ring,
               Py_ssize_t[:, ::1] tags,
               Py_ssize_t ring_rows,
-              int num_threads):
+              int num_threads,
+              double[::1] timing=None):
     """Cross-correlate ``x (N, C_in, D, H, W)`` with a kernel ``(C_out, C_in/groups, KD, KH, KW)``.
 
     The kernel comes flattened, ``taps (C_out, C_in/groups * KD * KH * KW)``, with its
@@ -355,6 +404,9 @@ def correlate(const source_t[:, :, :, :, ::1] x,
     per-thread scratch.
 
     The shapes are checked again here (cheaply, once) so that no call can index out of bounds.
+    ``timing`` (optional, 2 doubles) receives the seconds from the start of the call to the
+    last thread's arrival in the parallel region, and to the end of the call: a thread that
+    arrives late means the machine is busy (imgfilt.conv then runs on one thread for a while).
     """
     cdef Py_ssize_t sd = stride[0], sh = stride[1], sw = stride[2]
     cdef Py_ssize_t dd = dilation[0], dh = dilation[1], dw = dilation[2]
@@ -363,7 +415,9 @@ def correlate(const source_t[:, :, :, :, ::1] x,
     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
     cdef Py_ssize_t kernel_w = kernel_shape[2], ring_width, slots
     cdef Py_ssize_t out_d, out_h, out_w, out_n, out_c
-    cdef Py_ssize_t n_items, item, t, n, g, z, y, tid = 0
+    cdef Py_ssize_t n_items, item, t, n, g, z, y, tid = 0, min_rows
+    cdef double started, latest
+    cdef double arrivals[MAX_THREADS]
     cdef bint saturate = out is None
     cdef Py_ssize_t axis, group_out
     cdef bint cycle
@@ -378,6 +432,8 @@ def correlate(const source_t[:, :, :, :, ::1] x,
            kernel_w) < 1:
         raise ValueError("engine: stride, dilation, groups, threads, ring rows and kernel sizes "
                          "must be >= 1")
+    if num_threads > MAX_THREADS:
+        raise ValueError(f"engine: num_threads={num_threads} is more than {MAX_THREADS}")
     group_in = in_channels // groups
     if in_channels != groups * group_in or out_channels % groups:
         raise ValueError("engine: channel counts do not match groups")
@@ -398,30 +454,49 @@ def correlate(const source_t[:, :, :, :, ::1] x,
     outs[0], outs[1], outs[2] = out_d, out_h, out_w
     strides[0], strides[1], strides[2] = sd, sh, sw
     dilations[0], dilations[1], dilations[2] = dd, dh, dw
+    # The bounds arithmetic in Python integers (exact at any size): with strides or dilations
+    # near 2**63 a C product would wrap around and let a bad call through.
     for axis in range(3):
-        if outs[axis] < 1 or (outs[axis] - 1) * strides[axis] + dilations[axis] * (kernel[axis] - 1) >= padded[axis]:
+        if outs[axis] < 1 or ((<object>outs[axis] - 1) * <object>strides[axis]
+                              + <object>dilations[axis] * (<object>kernel[axis] - 1)
+                              >= padded[axis]):
             raise ValueError(f"engine: output axis {axis} reads beyond the padded input")
-    if pad_left < 0 or pad_left + x.shape[4] > padded[2]:
+    if pad_left < 0 or <object>pad_left + x.shape[4] > padded[2]:
         raise ValueError("engine: pad_left does not fit the column map")
+    # Ring tags are ((n * C + c) * padded_d + pz) * padded_h + pr: they must not wrap either.
+    if <object>batch * in_channels * padded[0] * padded[1] >= 2 ** 62:
+        raise ValueError("engine: too many padded rows to tag")
     if (_bad_entries(plane_map, x.shape[2]) or _bad_entries(row_map, x.shape[3])
             or _bad_entries(col_map, x.shape[4])):
         raise ValueError("engine: an index map points outside the input")
     if ring.shape[0] < num_threads or tags.shape[0] < num_threads:
         raise ValueError("engine: fewer scratch rings than threads")
     # A strip may read up to BLOCK * STRIP - 1 columns past the last padded column (into zeros).
-    ring_width = padded[2] + BLOCK * STRIP
-    slots = group_in * kernel_d * ring_rows
-    if (ring.shape[1] != slots * ring_width or tags.shape[1] != slots
+    if (<object>group_in * kernel_d * ring_rows * (<object>padded[2] + BLOCK * STRIP)
+            != ring.shape[1] or <object>group_in * kernel_d * ring_rows != tags.shape[1]
             or ring_rows < kernel_h):
         raise ValueError("engine: scratch ring has the wrong shape")
+    ring_width = padded[2] + BLOCK * STRIP
+    slots = group_in * kernel_d * ring_rows
 
     group_out = out_channels // groups
     cycle = ring_rows >= dh * (kernel[1] - 1) + 1
     n_items = batch * groups * out_d * out_h
+    # Rows per scheduling block at least: a new block refills the ring's rows.
+    min_rows = max(1, min(8, n_items // (4 * num_threads)))
     tap_offsets = _index_scratch(num_threads, taps.shape[1])
+    if timing is not None and timing.shape[0] < 2:
+        raise ValueError("engine: timing needs 2 entries")
+    for t in range(num_threads):
+        arrivals[t] = 0
+    started = imgfilt_now()
     with nogil, parallel(num_threads=num_threads):
         tid = threadid()
-        for item in prange(n_items, schedule="static"):
+        arrivals[tid] = imgfilt_now()
+        # Guided: big blocks of consecutive rows first (the ring reuses rows within a block),
+        # smaller ones at the end, so a thread the OS preempts on a busy machine does not keep
+        # the others waiting at the end of the loop as a static split does.
+        for item in prange(n_items, schedule="guided", chunksize=min_rows):
             y = item % out_h
             t = item // out_h
             z = t % out_d
@@ -431,6 +506,13 @@ def correlate(const source_t[:, :, :, :, ::1] x,
             _output_row(x, taps, kernel_d, kernel_h, kernel_w, bias, out, out_u8, saturate, out_w,
                         plane_map, row_map, col_map, pad_left, group_in, group_out, n, g, z, y, sd, sh, sw,
                         dd, dh, dw, ring, ring_width, tags, tap_offsets, tid, ring_rows, cycle)
+    if timing is not None:
+        latest = started
+        for t in range(num_threads):
+            if arrivals[t] > latest:
+                latest = arrivals[t]
+        timing[0] = latest - started
+        timing[1] = imgfilt_now() - started
 
 
 cdef Py_ssize_t[:, ::1] _index_scratch(Py_ssize_t threads, Py_ssize_t rows):
@@ -439,15 +521,32 @@ cdef Py_ssize_t[:, ::1] _index_scratch(Py_ssize_t threads, Py_ssize_t rows):
                    format="q" if sizeof(Py_ssize_t) == 8 else "i")
 
 
+def magnitude_u8(const floating[:, ::1] responses, unsigned char[::1] out, int num_threads):
+    """``out[i] = sqrt(sum_r responses[r, i]**2)`` rounded (ties to even) and clipped to 0..255:
+    the gradient magnitude of an 8-bit image stored as 8 bits in the same pass. The caller
+    guarantees finite responses."""
+    cdef Py_ssize_t count = out.shape[0], n_responses = responses.shape[0]
+    cdef Py_ssize_t i, r
+    cdef floating total
+    if responses.shape[1] != count or num_threads < 1 or num_threads > MAX_THREADS:
+        raise ValueError("engine: responses and out differ in length, or no threads")
+    with nogil:
+        for i in prange(count, schedule="guided", chunksize=4096, num_threads=num_threads):
+            total = 0
+            for r in range(n_responses):
+                total = total + responses[r, i] * responses[r, i]
+            out[i] = _saturate(sqrt(total))
+
+
 def magnitude(const floating[:, ::1] responses, floating[::1] out, int num_threads):
     """``out[i] = sqrt(sum_r responses[r, i]**2)``: gradient magnitudes in one parallel pass."""
     cdef Py_ssize_t count = out.shape[0], n_responses = responses.shape[0]
     cdef Py_ssize_t i, r
     cdef floating total
-    if responses.shape[1] != count or num_threads < 1:
+    if responses.shape[1] != count or num_threads < 1 or num_threads > MAX_THREADS:
         raise ValueError("engine: responses and out differ in length, or no threads")
     with nogil:
-        for i in prange(count, schedule="static", num_threads=num_threads):
+        for i in prange(count, schedule="guided", chunksize=4096, num_threads=num_threads):
             total = 0
             for r in range(n_responses):
                 total = total + responses[r, i] * responses[r, i]

@@ -22,7 +22,7 @@ from .arrays import as_numpy
 from .engine import load_engines
 from .errors import MAX_BYTES
 from .overlap import may_overlap
-from .padding import index_map, normalize_mode, output_length, same_padding
+from .padding import fold, index_map, normalize_mode, output_length, same_padding
 
 __all__ = ["conv", "convolve", "set_num_threads", "get_num_threads", "Plan", "plan",
            "checked_int", "MAX_INDEX"]
@@ -39,6 +39,42 @@ _MAX_BYTES = MAX_BYTES
 # ---------------------------------------------------------------------------------------------
 # Threads
 
+_engines = load_engines()
+#: Every build links the same OpenMP runtime: thread limits and the fork hook ask this one.
+_baseline_engine = _engines["baseline"]
+
+
+def _usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _thread_limit() -> int:
+    """The most threads the engine may be asked for: 4 per core (at least 64), within what the
+    engine and the OpenMP runtime accept. libgomp crashes, aborts or hangs when asked for tens
+    of thousands of threads, and more threads than cores only add waiting."""
+    limit = max(64, 4 * max(_usable_cores(), os.cpu_count() or 1))
+    return max(1, min(limit, _baseline_engine.max_threads(), _baseline_engine.omp_thread_limit()
+                      if _baseline_engine.has_openmp() else limit))
+
+
+#: The most threads :func:`set_num_threads` and ``IMGFILT_NUM_THREADS`` accept on this machine.
+MAX_THREADS = _thread_limit()
+
+
+def checked_threads(value: object, name: str) -> int:
+    """``value`` as a thread count in ``1 .. MAX_THREADS``, or a TypeError/ValueError naming
+    ``name`` and the limit."""
+    number = checked_int(value, name)
+    if number > MAX_THREADS:
+        raise ValueError(
+            f"{name}={number} is more threads than imgfilt allows on this machine "
+            f"(at most {MAX_THREADS}: 4 per core, at least 64)"
+        )
+    return number
+
 
 def _default_threads() -> int:
     text = os.environ.get("IMGFILT_NUM_THREADS", "").strip()
@@ -47,21 +83,18 @@ def _default_threads() -> int:
             value = int(text)
         except ValueError:
             value = 0
-        if value >= 1:
+        if 1 <= value <= MAX_THREADS:
             return value
         # A bad setting should not make every import fail: say so and use all cores.
         warnings.warn(
-            f"IMGFILT_NUM_THREADS={text!r} is not a positive integer; using all cores",
+            f"IMGFILT_NUM_THREADS={text!r} is not an integer from 1 to {MAX_THREADS}; "
+            "using all cores",
             RuntimeWarning,
             stacklevel=2,
         )
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return _usable_cores()
 
 
-_engines = load_engines()
 _wanted_isa = os.environ.get("IMGFILT_SIMD", "").strip().lower()
 if _wanted_isa and _wanted_isa not in _engines:
     warnings.warn(f"IMGFILT_SIMD={_wanted_isa!r} is not available on this CPU or build; "
@@ -76,6 +109,32 @@ def engine_isa() -> str:
 
 _threads_lock = threading.Lock()
 _num_threads = _default_threads()
+
+
+# ---------------------------------------------------------------------------------------------
+# fork(): libgomp's thread pool does not survive it. A child forked after a multi-threaded
+# call would wait forever for the parent's workers (a fork-based multiprocessing.Pool, a PyTorch
+# DataLoader). So the forking thread's pool is ended just before the fork (the next call, in the
+# parent and the child, starts a new one); if the runtime cannot do that, the child runs the
+# engine on one thread, which never touches the pool.
+
+_single_threaded_after_fork = False
+
+
+def _before_fork() -> None:
+    global _pause_failed
+    _pause_failed = _baseline_engine.pause_openmp() != 0
+
+
+def _after_fork_in_child() -> None:
+    global _single_threaded_after_fork
+    if _pause_failed:
+        _single_threaded_after_fork = True
+
+
+_pause_failed = False
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 # A per-thread override of the global count: Dask runs many tasks at once in one process, and
 # each should run the engine on its own thread count without racing on the global setting.
 _thread_local = threading.local()
@@ -87,7 +146,8 @@ def set_num_threads(n: int) -> None:
     Parameters
     ----------
     n : int
-        Number of threads, >= 1. The default is ``IMGFILT_NUM_THREADS`` or all usable cores.
+        Number of threads, from 1 to :data:`MAX_THREADS` (4 per core, at least 64; more
+        raises ValueError). The default is ``IMGFILT_NUM_THREADS`` or all usable cores.
 
     Examples
     --------
@@ -97,13 +157,15 @@ def set_num_threads(n: int) -> None:
     1
     """
     global _num_threads
-    value = checked_int(n, "n")
+    value = checked_threads(n, "n")
     with _threads_lock:
         _num_threads = value
 
 
 def get_num_threads() -> int:
     """Return the number of threads the engine uses (see :func:`set_num_threads`)."""
+    if _single_threaded_after_fork:
+        return 1
     override = getattr(_thread_local, "num_threads", None)
     return _num_threads if override is None else override
 
@@ -115,7 +177,7 @@ def threads_in_this_thread(n: int | None) -> Iterator[None]:
     if n is None:
         yield
         return
-    value = checked_int(n, "threads")
+    value = checked_threads(n, "threads")
     previous = getattr(_thread_local, "num_threads", None)
     _thread_local.num_threads = value
     try:
@@ -462,7 +524,8 @@ def _check_allocation(p: Plan) -> None:
 @functools.lru_cache(maxsize=1024)
 def _checked_allocation(p: Plan, threads: int) -> None:
     out_bytes = math.prod(p.result_shape) * p.dtype.itemsize
-    padded = [s + b + a for s, (b, a) in zip(p.in_shape, p.padding)]
+    padded = [_read_length(s + b + a, o, st, k, d) for s, (b, a), o, st, k, d in
+              zip(p.in_shape, p.padding, p.out_shape, p.stride, p.kernel_shape, p.dilation)]
     map_bytes = sum(padded) * np.dtype(np.intp).itemsize
     kernel3 = (1,) * (3 - p.ndim) + p.kernel_shape
     dilation_h = ((1,) * (3 - p.ndim) + p.dilation)[1]
@@ -484,15 +547,101 @@ def _checked_allocation(p: Plan, threads: int) -> None:
 
 
 
+def _compacted(padded: int, out: int, stride: int, kernel: int) -> bool:
+    """Whether an axis is given to the engine as only the ``kernel`` runs of positions the
+    outputs read (see :func:`_axis_map`): when that is under half the padded axis."""
+    return kernel > 1 and 2 * kernel * ((out - 1) * stride + 1) < padded
+
+
+def _read_length(padded: int, out: int, stride: int, kernel: int, dilation: int) -> int:
+    """How many positions of a padded axis the engine is given (see :func:`_compacted`)."""
+    return kernel * ((out - 1) * stride + 1) if _compacted(padded, out, stride, kernel) else padded
+
+
+def _axis_map(size: int, before: int, after: int, mode: str, out: int, stride: int,
+              kernel: int, dilation: int) -> Tuple[np.ndarray, int]:
+    """The index map of one padded axis and the dilation to read it with.
+
+    Normally the whole padded axis and ``dilation``. When the taps are far apart (a dilation of
+    10**8 on 5 samples), the outputs read only ``kernel`` runs of ``(out - 1) * stride + 1``
+    positions, one per tap: the map then holds just those runs back to back, read with a
+    dilation of one run. The same samples are read in the same order, so the result is the
+    same bits, and the cost follows the work that reaches the output, not the padding.
+    """
+    padded = size + before + after
+    if not _compacted(padded, out, stride, kernel):
+        return index_map(size, before, after, mode), dilation
+    run = (out - 1) * stride + 1
+    positions = (np.arange(kernel, dtype=np.intp)[:, None] * dilation
+                 + np.arange(run, dtype=np.intp)).reshape(-1) - before
+    return fold(positions, size, mode), run
+
+
+def _engine_inputs(x5: np.ndarray, pads3, mode: str, out3, stride3, kernel3, dilation3,
+                   interleave: int = 1):
+    """``(x5, maps, pad_left, dilation3)`` for :func:`_call_engine`: one index map per axis
+    (see :func:`_axis_map`); ``interleave=C``: rows of ``C`` interleaved channels.
+
+    The engine copies a row's input columns straight into its padded row after ``pad_left``
+    columns, so a compacted column map (which has no such stretch) is applied here instead: the
+    columns the outputs read are gathered into a new, narrower input.
+    """
+    maps, dilations = [], list(dilation3)
+    for a in range(2):
+        index, dilations[a] = _axis_map(x5.shape[2 + a], pads3[a][0], pads3[a][1], mode,
+                                        out3[a], stride3[a], kernel3[a], dilation3[a])
+        maps.append(index)
+    width = x5.shape[4] // interleave
+    pixels, step = _axis_map(width, pads3[2][0], pads3[2][1], mode, out3[2] // interleave,
+                             stride3[2], kernel3[2], dilation3[2])
+    dilations[2] = step * interleave
+    if not _compacted(width + pads3[2][0] + pads3[2][1], out3[2] // interleave, stride3[2],
+                      kernel3[2]):  # the whole padded axis: its (cached, shared) map
+        columns = pixels if interleave == 1 else _interleaved_map(
+            width, pads3[2][0], pads3[2][1], mode, interleave)
+        return x5, maps + [columns], pads3[2][0] * interleave, tuple(dilations)
+    columns = _interleave(pixels, interleave)
+    gathered = np.take(x5, np.maximum(columns, 0), axis=4)
+    if (columns < 0).any():
+        gathered[..., columns < 0] = 0
+    identity = np.arange(columns.shape[0], dtype=np.intp)
+    return np.ascontiguousarray(gathered), maps + [identity], 0, tuple(dilations)
+
+
 def _run_direct(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray, p: Plan) -> None:
     pads3 = ((0, 0),) * (3 - p.ndim) + p.padding
-    maps = [
-        index_map(size, before, after, p.padding_mode)
-        for size, (before, after) in zip(x5.shape[2:], pads3)
-    ]
     stride3 = (1,) * (3 - p.ndim) + p.stride
     dilation3 = (1,) * (3 - p.ndim) + p.dilation
-    _call_engine(x5, w5, b, out5, maps, pads3[2][0], p.groups, stride3, dilation3)
+    x5, maps, pad_left, dilation3 = _engine_inputs(x5, pads3, p.padding_mode, out5.shape[2:],
+                                                   stride3, w5.shape[2:], dilation3)
+    _call_engine(x5, w5, b, out5, maps, pad_left, p.groups, stride3, dilation3)
+
+
+class _BusyMachine:
+    """Run on one thread for a while when the machine is too busy for two.
+
+    On a machine whose cores are all taken by other processes, an OpenMP worker can wait a
+    scheduler period (milliseconds) before it starts, and the call waits for it at the end:
+    measured at load 12 on 2 cores, a 2 ms Sobel took 35 ms on two threads. The engine reports
+    when its last thread arrived; when that was more than a quarter of the call (and over
+    0.2 ms), the next calls run on one thread, 4 at first, doubling while it keeps happening
+    (up to 256), and a multi-threaded call then probes again. Results do not depend on the
+    thread count (the same bits), so this only changes the time.
+    """
+
+    def __init__(self) -> None:
+        self.single_calls_left = 0
+        self.backoff = 0
+
+    def observe(self, lag: float, total: float) -> None:
+        if lag > 0.25 * total and lag > 2e-4:
+            self.backoff = min(max(2 * self.backoff, 4), 256)
+            self.single_calls_left = self.backoff
+        else:
+            self.backoff = 0
+
+
+_busy = _BusyMachine()
 
 
 def _call_engine(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray,
@@ -510,14 +659,20 @@ def _call_engine(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray
     # machine may not run it for milliseconds (measured: 0.2 ms on one thread, 12 ms on two).
     work = out5.size * (x5.shape[1] // groups) * kd * kh * kw
     threads = 1 if work < _MIN_PARALLEL_WORK else max(1, min(get_num_threads(), items))
+    if threads > 1 and _busy.single_calls_left > 0:
+        _busy.single_calls_left -= 1
+        threads = 1
     slots = (x5.shape[1] // groups) * kd * ring_rows
     ring, tags = _scratch(threads, slots, maps[2].shape[0] + _engine.strip_width(), w5.dtype)
     saturate = out5.dtype == np.uint8
+    timing = np.zeros(2)
     _engine.correlate(
         x5, w5.reshape(w5.shape[0], -1), (kd, kh, kw), b, None if saturate else out5,
         out5 if saturate else None, maps[0], maps[1], maps[2], pad_left, groups, stride3,
-        dilation3, ring, tags, ring_rows, threads,
+        dilation3, ring, tags, ring_rows, threads, timing,
     )
+    if threads > 1:
+        _busy.observe(timing[0], timing[1])
 
 
 #: Scratch rings up to this size are kept per Python thread and reused by its next call (a
@@ -548,13 +703,14 @@ def _scratch(threads: int, slots: int, width: int, dtype: np.dtype
     return kept[1], kept[2]
 
 
-def magnitude(responses: np.ndarray, axis: int) -> np.ndarray:
+def magnitude(responses: np.ndarray, axis: int, saturate: bool = False) -> np.ndarray:
     """``sqrt(sum(responses**2, axis))``: the gradient magnitude of a stack of responses.
 
     float32 and float64 responses are reduced by the engine in one parallel pass (NumPy's
     square, sum and sqrt make three passes and two temporaries), the same arithmetic whatever
     the axis (it is moved first), so every path that combines gets the same bits; other dtypes
-    go through NumPy.
+    go through NumPy. ``saturate=True`` returns uint8: the magnitudes rounded (ties to even) and
+    clipped to 0..255 in the same pass (for 8-bit images; the responses must be finite).
 
     Examples
     --------
@@ -565,20 +721,36 @@ def magnitude(responses: np.ndarray, axis: int) -> np.ndarray:
     if responses.ndim == 0 or responses.shape[axis] == 0:
         raise ValueError(f"magnitude needs at least one response along axis {axis}, got shape "
                          f"{responses.shape}")
+    if saturate and responses.dtype in (np.float32, np.float64):
+        pass
+    elif saturate:
+        return np.clip(np.rint(magnitude(responses, axis)), 0, 255).astype(np.uint8)
     if responses.dtype not in (np.float32, np.float64):
         # Integers would overflow when squared: those are summed in float64.
         work = responses if responses.dtype.kind in "fc" else responses.astype(np.float64)
         return np.sqrt(np.sum(np.square(work), axis=axis))
     stacked = np.ascontiguousarray(np.moveaxis(responses, axis, 0))
-    out = np.empty(stacked.shape[1:], dtype=stacked.dtype)
+    out = np.empty(stacked.shape[1:], dtype=np.uint8 if saturate else stacked.dtype)
     threads = 1 if out.size < _MIN_PARALLEL_WORK else get_num_threads()
-    _engine.magnitude(stacked.reshape(stacked.shape[0], -1), out.reshape(-1), threads)
+    if saturate:
+        _engine.magnitude_u8(stacked.reshape(stacked.shape[0], -1), out.reshape(-1), threads)
+    else:
+        _engine.magnitude(stacked.reshape(stacked.shape[0], -1), out.reshape(-1), threads)
     return out
 
 
 def _source_dtype(x_arr: np.ndarray, p: Plan) -> np.dtype:
     """The dtype the engine reads ``x`` in: uint8 as is, everything else in the compute dtype."""
     return np.dtype(np.uint8) if x_arr.dtype == np.uint8 else p.dtype
+
+
+def _interleave(pixel_map: np.ndarray, channels: int) -> np.ndarray:
+    """Column map over rows of pixels of ``channels`` interleaved samples each: padded pixel
+    ``j``, channel ``c`` -> ``pixel_map[j] * channels + c`` (-1 stays a zero)."""
+    if channels == 1:
+        return pixel_map
+    interleaved = pixel_map[:, None] * channels + np.arange(channels)
+    return np.where(pixel_map[:, None] >= 0, interleaved, -1).reshape(-1).astype(np.intp)
 
 
 @functools.lru_cache(maxsize=128)
@@ -662,16 +834,11 @@ def correlate_channels_last(
     if chosen == "separable":
         _run_separable(x5, factors, b, out5, p, interleave=channels)
         return out
-    sizes3 = (1,) * (3 - p.ndim) + spatial
-    maps = [index_map(size, before, after, p.padding_mode)
-            for size, (before, after) in zip(sizes3[:2], pads3[:2])]
-    maps.append(_interleaved_map(spatial[-1], pads3[2][0], pads3[2][1], p.padding_mode,
-                                 channels))
     stride3 = (1,) * (3 - p.ndim) + p.stride
-    # A dilation along an axis of one tap is no-op; it is not multiplied (it may be huge).
-    last_dilation = p.dilation[-1] * channels if p.kernel_shape[-1] > 1 else 1
-    dilation3 = (1,) * (3 - p.ndim) + p.dilation[:-1] + (last_dilation,)
-    _call_engine(x5, w5, b, out5, maps, pads3[2][0] * channels, 1, stride3, dilation3)
+    dilation3 = (1,) * (3 - p.ndim) + p.dilation
+    x5, maps, pad_left, dilation3 = _engine_inputs(x5, pads3, p.padding_mode, out5.shape[2:],
+                                                   stride3, w5.shape[2:], dilation3, channels)
+    _call_engine(x5, w5, b, out5, maps, pad_left, 1, stride3, dilation3)
     return out
 
 
@@ -684,8 +851,10 @@ def correlate_channels_last(
 #: (81 taps, saving 63) and the passes from 15x15 (saving 195); see docs/performance.md.
 SEPARABLE_MIN_SAVING = 90
 #: "auto" multiplies spectra when one output sums at least this many taps (C_in/groups * prod(K))
-#: and the kernel is not separable. numpy.fft runs on one thread: measured on 1080p RGB float32
-#: per channel, direct took 187 ms at 31x31 (961 taps) and fft 230 ms (docs/performance.md).
+#: and the kernel is not separable. Measured with the earlier float32 numpy.fft route (one
+#: thread) on 1080p RGB float32 per channel: direct 187 ms at 31x31 (961 taps), fft 230 ms
+#: (docs/performance.md). The route now transforms in float64 on the engine's threads
+#: (scipy.fft workers), which costs about what the threads give back; not re-measured.
 FFT_MIN_TAPS = 1200
 
 
@@ -755,10 +924,12 @@ def choose_method(method: str, weight: np.ndarray, p: Plan) -> Tuple[str, Option
             )
         return "separable", factors
     if method == "fft":
+        _check_fft_size(p)
         return "fft", None
     if factors is not None:  # found only when the saving passed the threshold
         return "separable", factors
-    if group_in * taps >= FFT_MIN_TAPS and max(p.stride) == 1:
+    if (group_in * taps >= FFT_MIN_TAPS and max(p.stride) == 1
+            and fft_bytes(p) <= _FFT_MAX_BYTES):
         return "fft", None
     return "direct", None
 
@@ -797,20 +968,14 @@ def _run_separable(x5: np.ndarray, factors: list, b: np.ndarray, out5: np.ndarra
         shape[1] = p.out_channels
         shape[2 + axis3] = out5.shape[2 + axis3]
         target = out5 if last else np.empty(shape, dtype=p.dtype)
-        maps = []
-        for a in range(2):
-            pads = pad3[a] if a == axis3 else (0, 0)
-            maps.append(index_map(current.shape[2 + a], pads[0], pads[1], p.padding_mode))
-        pads = pad3[2] if axis3 == 2 else (0, 0)
-        maps.append(_interleaved_map(current.shape[4] // interleave, pads[0], pads[1],
-                                     p.padding_mode, interleave))
+        pads = tuple(pad3[a] if a == axis3 else (0, 0) for a in range(3))
         stride = tuple(stride3[a] if a == axis3 else 1 for a in range(3))
         dilation = tuple(dilation3[a] if a == axis3 else 1 for a in range(3))
-        # A one-tap pass ignores its dilation, which is not multiplied (it may be huge).
-        dilation = dilation[:2] + (dilation[2] * interleave if kernel3[2] > 1 else 1,)
         groups = current.shape[1]  # the first pass fans each input out to its outputs
-        pad_left = pads[0] * interleave
-        _call_engine(current, w5, b if last else zeros_bias, target, maps, pad_left, groups,
+        source, maps, pad_left, dilation = _engine_inputs(
+            current, pads, p.padding_mode, target.shape[2:], stride, kernel3, dilation,
+            interleave)
+        _call_engine(source, w5, b if last else zeros_bias, target, maps, pad_left, groups,
                      stride, dilation)
         current = target
 
@@ -831,48 +996,229 @@ def _fft_size(n: int) -> int:
     return best
 
 
+def _fft_functions():
+    """``(rfftn, irfftn, takes_workers)``: scipy.fft when installed (threads, pocketfft's
+    float64 transforms), else numpy.fft (one thread)."""
+    try:
+        import scipy.fft as module
+    except ImportError:  # scipy is optional at run time
+        return np.fft.rfftn, np.fft.irfftn, False
+    return module.rfftn, module.irfftn, True
+
+
+#: Beyond this many bytes, an explicit ``method="fft"`` is refused (a dilated kernel can make
+#: the transforms far larger than the input); ``"auto"`` then runs the direct method.
+_FFT_MAX_BYTES = 1 << 32
+
+
+def _fft_shape(p: Plan) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    """The padded spatial shape (3-D) and the transform sizes of the transformed axes."""
+    pad3 = ((0, 0),) * (3 - p.ndim) + p.padding
+    sizes3 = (1,) * (3 - p.ndim) + p.in_shape
+    kernel3 = (1,) * (3 - p.ndim) + p.kernel_shape
+    padded = tuple(s + b + a for s, (b, a) in zip(sizes3, pad3))
+    sizes = tuple(_fft_size(padded[a]) for a in range(3) if padded[a] > 1 or kernel3[a] > 1)
+    return padded, sizes
+
+
+def fft_bytes(p: Plan) -> int:
+    """Bytes the ``"fft"`` method holds at its peak for this plan (float64 padded input, complex
+    spectra of input, kernel and product, the inverse transform).
+
+    Examples
+    --------
+    >>> fft_bytes(plan((1, 64, 64), "float32", (1, 1, 3, 3))) > 0
+    True
+    """
+    padded, sizes = _fft_shape(p)
+    transform = int(np.prod(sizes, dtype=object)) if sizes else 1
+    spectrum = transform // max(sizes[-1], 1) * (sizes[-1] // 2 + 1) * 16 if sizes else 16
+    group_in = p.in_channels // p.groups
+    real = int(np.prod(padded, dtype=object)) * 8 * p.batch * p.in_channels
+    spectra = spectrum * (p.batch * p.in_channels + p.out_channels * group_in
+                          + p.batch * p.out_channels)
+    return real + spectra + transform * 8 * p.batch * p.out_channels
+
+
+def _check_fft_size(p: Plan) -> None:
+    size = fft_bytes(p)
+    if size > _FFT_MAX_BYTES:
+        raise ValueError(
+            f"method='fft' would need {size / 2**30:.3g} GiB for its transforms (kernel "
+            f"{p.kernel_shape} with dilation {p.dilation} on input {p.in_shape}, padding "
+            f"{p.padding}); the limit is {_FFT_MAX_BYTES / 2**30:.3g} GiB: use method='direct'"
+        )
+
+
+def _window_counts(indicator: np.ndarray, p: Plan) -> np.ndarray:
+    """For each output sample, how many of the samples its window reads (over the group's input
+    channels) are set in ``indicator``, a ``(N, C_in, D, H, W)`` array of the padded input.
+
+    Exact integer sums, one axis at a time (the window is a product of one window per axis): a
+    cumulative sum along the axis, taken in steps of the dilation. Returns
+    ``(N, groups, Do, Ho, Wo)`` int32.
+    """
+    stride3 = (1,) * (3 - p.ndim) + p.stride
+    dilation3 = (1,) * (3 - p.ndim) + p.dilation
+    kernel3 = (1,) * (3 - p.ndim) + p.kernel_shape
+    n = indicator.shape[0]
+    group_in = p.in_channels // p.groups
+    counts = indicator.reshape((n, p.groups, group_in) + indicator.shape[2:])
+    # int32 holds any count: a window never reads more than 2**31 samples here (the plan's
+    # allocation checks bound the kernel far below that).
+    counts = counts.sum(axis=2, dtype=np.int32)
+    out3 = _out_shape3(p)
+    for a in range(3):
+        axis = 2 + a
+        k, d, s, o = kernel3[a], dilation3[a], stride3[a], out3[a]
+        if k == 1 and s == 1 and counts.shape[axis] == o:
+            continue
+        length = counts.shape[axis]
+        rows = -(-length // d)
+        # steps[q] = the sum of counts[q'] for q' < q with q' = q (mod d), along the axis.
+        shape = list(counts.shape)
+        shape[axis] = (rows + 1) * d
+        steps = np.zeros(shape, np.int32)
+        inner = [slice(None)] * 5
+        inner[axis] = slice(d, d + length)
+        steps[tuple(inner)] = counts
+        view = steps.reshape(shape[:axis] + [rows + 1, d] + shape[axis + 1:])
+        np.cumsum(view, axis=axis, out=view)
+        upper = [slice(None)] * 5
+        upper[axis] = slice(k * d, k * d + (o - 1) * s + 1, s)
+        lower = [slice(None)] * 5
+        lower[axis] = slice(0, (o - 1) * s + 1, s)
+        counts = steps[tuple(upper)] - steps[tuple(lower)]
+    return counts
+
+
+def _out_shape3(p: Plan) -> Tuple[int, int, int]:
+    return (1,) * (3 - p.ndim) + p.out_shape
+
+
 def _run_fft(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray, p: Plan) -> None:
-    """Correlation as a product of spectra (numpy.fft) of the padded input and the kernel.
+    """Correlation as a product of spectra of the padded input and the kernel, in float64.
 
     The input is padded once through the index maps (so every mode works), the kernel is
     dilated with zeros, and ``irfft(X * conj(K))`` gives the correlation; its valid part,
     sampled at the stride, is the result. Channels are summed in the frequency domain.
+
+    An FFT spreads every sample's rounding error over the whole output. So the transforms run
+    in float64 (the error is ~1e-16 of the image's largest values, far below float32 rounding
+    of any window more than 1e-9 as bright), non-finite samples are transformed as zeros and
+    the outputs whose windows hold one are computed again by the direct method (NaN and
+    infinity stay in their windows, as with "direct"), and outputs whose windows read only
+    zeros are exactly the bias. A non-finite kernel runs "direct" (every window is non-finite).
     """
+    if not np.all(np.isfinite(w5)):
+        _run_direct(x5, w5, b, out5, p)
+        return
     pad3 = ((0, 0),) * (3 - p.ndim) + p.padding
     stride3 = (1,) * (3 - p.ndim) + p.stride
     dilation3 = (1,) * (3 - p.ndim) + p.dilation
-    padded = x5.astype(p.dtype, copy=False)
-    for a in range(3):
-        index = index_map(x5.shape[2 + a], pad3[a][0], pad3[a][1], p.padding_mode)
-        if index.shape[0] == x5.shape[2 + a] and np.array_equal(index, np.arange(index.shape[0])):
-            continue
-        padded = np.take(padded, np.maximum(index, 0), axis=2 + a)
-        if (index < 0).any():
-            shape = [1] * 5
-            shape[2 + a] = index.shape[0]
-            padded = padded * (index >= 0).reshape(shape).astype(p.dtype)
+    if p.padding_mode == "zeros":  # the input in a frame of zeros: no gather needed
+        padded = np.zeros(x5.shape[:2] + tuple(s + b + a for s, (b, a) in
+                                                zip(x5.shape[2:], pad3)), np.float64)
+        padded[(Ellipsis,) + tuple(slice(b, b + s) for s, (b, a) in
+                                   zip(x5.shape[2:], pad3))] = x5
+    else:
+        padded = x5.astype(np.float64)
+        for a in range(3):
+            index = index_map(x5.shape[2 + a], pad3[a][0], pad3[a][1], p.padding_mode)
+            if index.shape[0] != x5.shape[2 + a] or not np.array_equal(
+                    index, np.arange(index.shape[0])):
+                padded = np.take(padded, index, axis=2 + a)
+    finite = np.isfinite(padded)
+    all_finite = bool(finite.all())
+    if not all_finite:
+        nonfinite = ~finite
+        padded[nonfinite] = 0.0
+    del finite
+    zeros = padded == 0
+    any_zero = bool(zeros.any())
+    if not any_zero:
+        del zeros
     spatial = padded.shape[2:]
     axes = tuple(a + 2 for a in range(3) if spatial[a] > 1 or w5.shape[2 + a] > 1)
     sizes = [_fft_size(spatial[a - 2]) for a in axes]
     dilated_shape = tuple((k - 1) * d + 1 for k, d in zip(w5.shape[2:], dilation3))
-    kernel = np.zeros(w5.shape[:2] + dilated_shape, dtype=p.dtype)
+    kernel = np.zeros(w5.shape[:2] + dilated_shape, dtype=np.float64)
     kernel[(Ellipsis,) + tuple(slice(None, None, d) for d in dilation3)] = w5
+    rfftn, irfftn, takes_workers = _fft_functions()
+    extra = {"workers": get_num_threads()} if takes_workers else {}
     if not axes:  # every spatial axis has length 1: nothing to transform
         spectrum_x, spectrum_w, sizes = padded, kernel, []
     else:
-        spectrum_x = np.fft.rfftn(padded, s=sizes, axes=axes)
-        spectrum_w = np.conj(np.fft.rfftn(kernel, s=sizes, axes=axes))
+        spectrum_x = rfftn(padded, s=sizes, axes=axes, **extra)
+        spectrum_w = np.conj(rfftn(kernel, s=sizes, axes=axes, **extra))
     n, groups = x5.shape[0], p.groups
     group_in, group_out = p.in_channels // groups, p.out_channels // groups
     freq = spectrum_x.shape[2:]
     spectrum_x = spectrum_x.reshape((n, groups, group_in) + freq)
     spectrum_w = spectrum_w.reshape((groups, group_out, group_in) + freq)
-    product = np.einsum("ngi...,goi...->ngo...", spectrum_x, spectrum_w)
+    if group_in == 1:  # a broadcast product; einsum is several times slower here
+        product = spectrum_x[:, :, :1] * spectrum_w[None, :, :, 0]
+    else:
+        product = np.einsum("ngi...,goi...->ngo...", spectrum_x, spectrum_w)
+    del spectrum_x
     product = product.reshape((n, p.out_channels) + freq)
-    full = np.fft.irfftn(product, s=sizes, axes=axes) if axes else product
+    full = irfftn(product, s=sizes, axes=axes, **extra) if axes else product
+    del product
     valid = tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(out5.shape[2:], stride3))
     np.add(full[(Ellipsis,) + valid], b.reshape((1, -1, 1, 1, 1)), out=out5,
            casting="unsafe")
+    del full
+    out6 = out5.reshape((n, groups, group_out) + out5.shape[2:])
+    if any_zero:
+        # Windows of zeros only: exactly the bias, as the direct sum gives (not +-1e-12).
+        silent = _window_counts(~zeros, p) == 0
+        del zeros
+        if silent.any():
+            bias6 = np.broadcast_to(b.reshape((1, groups, group_out, 1, 1, 1)), out6.shape)
+            where = np.broadcast_to(silent[:, :, None], out6.shape)
+            out6[where] = bias6[where]
+    if not all_finite:
+        del padded
+        _redo_windows_directly(x5, w5, b, out6, p, _window_counts(nonfinite, p) > 0)
+
+
+def _redo_windows_directly(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out6: np.ndarray,
+                           p: Plan, touched: np.ndarray) -> None:
+    """Compute again with the direct method the outputs marked in ``touched`` (N, groups,
+    Do, Ho, Wo): one box of outputs per batch item and group (the bounding box of the marked
+    outputs), from the input window that box reads."""
+    stride3 = (1,) * (3 - p.ndim) + p.stride
+    dilation3 = (1,) * (3 - p.ndim) + p.dilation
+    kernel3 = (1,) * (3 - p.ndim) + p.kernel_shape
+    pad3 = ((0, 0),) * (3 - p.ndim) + p.padding
+    group_in = p.in_channels // p.groups
+    group_out = p.out_channels // p.groups
+    w6 = w5.reshape((p.groups, group_out) + w5.shape[1:])
+    b2 = b.reshape(p.groups, group_out)
+    for n, g in zip(*np.nonzero(touched.any(axis=(2, 3, 4)))):
+        marked = np.nonzero(touched[n, g])
+        lo = [int(m.min()) for m in marked]
+        hi = [int(m.max()) + 1 for m in marked]
+        # The padded positions the box reads, through the index maps (any mode, any pad).
+        maps = []
+        for a in range(3):
+            first = lo[a] * stride3[a]
+            last = (hi[a] - 1) * stride3[a] + dilation3[a] * (kernel3[a] - 1)
+            positions = np.arange(first, last + 1) - pad3[a][0]
+            maps.append(fold(positions, x5.shape[2 + a], p.padding_mode))
+        window = x5[n:n + 1, g * group_in:(g + 1) * group_in].astype(p.dtype)
+        for a, index in enumerate(maps):
+            window = np.take(window, np.maximum(index, 0), axis=2 + a)
+            if (index < 0).any():
+                shape = [1] * 5
+                shape[2 + a] = index.shape[0]
+                window = np.where((index >= 0).reshape(shape), window, 0).astype(p.dtype)
+        box = np.empty((1, group_out) + tuple(h - l for l, h in zip(lo, hi)), dtype=p.dtype)
+        identity = [np.arange(length, dtype=np.intp) for length in window.shape[2:]]
+        _call_engine(np.ascontiguousarray(window), np.ascontiguousarray(w6[g]),
+                     np.ascontiguousarray(b2[g]), box, identity, 0, 1, stride3, dilation3)
+        region = tuple(slice(l, h) for l, h in zip(lo, hi))
+        out6[(n, g, slice(None)) + region] = box[0]
 
 
 def conv(

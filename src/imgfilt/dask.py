@@ -45,7 +45,8 @@ except ImportError:  # pragma: no cover - the message is the point
 from . import api
 from .arrays import as_numpy, pil_to_array
 from .bank import FilterBank, Sequential
-from .convolution import check_method, checked_int, compute_dtype, plan, threads_in_this_thread
+from .convolution import (check_method, checked_int, checked_threads, compute_dtype, plan,
+                          threads_in_this_thread)
 from .convolution import conv as engine_conv
 from .errors import file_errors
 from .io import check_strips
@@ -317,7 +318,7 @@ def _as_dask(x: Any, name: str) -> da.Array:
 
 
 def _threads(threads: int | None) -> int | None:
-    return None if threads is None else checked_int(threads, "threads")
+    return None if threads is None else checked_threads(threads, "threads")
 
 
 def conv(

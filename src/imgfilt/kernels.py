@@ -111,6 +111,11 @@ def _per_axis_sigma(sigma: Sigma, ndim: int) -> Tuple[float, ...]:
 # Building blocks
 
 
+#: The most taps a kernel factory builds (128 MiB of float64): a Gaussian of sigma 3000 would
+#: be 24001 x 24001 taps (4.3 GiB) before any image is touched.
+MAX_KERNEL_TAPS = 1 << 24
+
+
 def outer(factors: Sequence[np.ndarray]) -> np.ndarray:
     """The outer product of 1-D vectors: the N-D kernel of a rank-1 (separable) filter.
 
@@ -135,6 +140,13 @@ def outer(factors: Sequence[np.ndarray]) -> np.ndarray:
         raise ValueError(f"factors must be one or more non-empty 1-D vectors, got shapes "
                          f"{[vector.shape for vector in vectors]}")
     _check_kernel_bytes(shape, "the outer product of the factors")
+    taps = math.prod(shape)
+    if taps > MAX_KERNEL_TAPS:
+        raise ValueError(
+            f"a kernel of shape {shape} would have {taps:,} taps ({taps * 8 / 2**30:.3g} GiB); "
+            f"imgfilt builds kernels of at most {MAX_KERNEL_TAPS:,} taps: use a smaller size, "
+            f"sigma or radius"
+        )
     result = np.ones((), dtype=np.float64)
     for vector in vectors:
         result = np.multiply.outer(result, vector)
@@ -233,6 +245,12 @@ def gaussian1d(sigma: float = 1.0, radius: Union[int, None] = None) -> np.ndarra
     radius = int(radius)
     _check_kernel_bytes((2 * radius + 1,), f"radius={decimal.Decimal(radius):.3e}"
                         if radius > 10**9 else f"radius={radius}")
+    if 2 * radius + 1 > MAX_KERNEL_TAPS:
+        raise ValueError(
+            f"a Gaussian of sigma {sigma} and radius {radius} would have {2 * radius + 1:,} "
+            f"taps; imgfilt builds kernels of at most {MAX_KERNEL_TAPS:,} taps: use a smaller "
+            f"sigma or radius"
+        )
     if sigma == 0.0:
         # The limit of a Gaussian as sigma -> 0: all weight on the centre tap.
         taps = np.zeros(2 * radius + 1)

@@ -232,6 +232,14 @@ def fit(
     taps = group_in * math.prod(kernel)
     unknowns = taps + int(bias)
     samples = p.batch * math.prod(p.out_shape)
+    if unknowns > MAX_UNKNOWNS:
+        raise ValueError(
+            f"{unknowns} unknowns per output channel ({group_in} input channel(s) x "
+            f"{math.prod(kernel)} taps{' + bias' if bias else ''}) are more than fit solves "
+            f"(at most {MAX_UNKNOWNS}: the normal equations take unknowns**2 memory, "
+            f"{unknowns**2 * 8 * groups / 2**30:.3g} GiB here, and unknowns**3 time); use a "
+            f"smaller kernel_size, groups, or a grayscale example"
+        )
     if ridge == 0 and samples < unknowns:
         raise ValueError(
             f"under-determined: {unknowns} unknowns per output channel ({group_in} input "
@@ -274,6 +282,11 @@ def fit(
         if bias:
             bias_out[rows] = solution[taps]
     return FilterBank(weight, bias_out, groups=groups)
+
+
+#: The most unknowns (taps per output channel, plus the bias) :func:`fit` solves for: the
+#: normal equations hold unknowns**2 float64 (128 MiB here) and take ~unknowns**3 to solve.
+MAX_UNKNOWNS = 4097
 
 
 def _ridge(ridge: Any) -> float:

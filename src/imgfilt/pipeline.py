@@ -19,6 +19,7 @@ from .convolution import (
     compute_dtype,
     conv,
     correlate_channels_last,
+    magnitude,
     plan,
 )
 from .filters import COMBINES, Filter
@@ -218,7 +219,13 @@ def filter_array(
         saturate = array.dtype == np.uint8 and output == "clip" and filt.combine is None
         responses = correlate_same(x, filt.weight, filt.bias, padding_mode, stride, dilation,
                                    channels_last=True, saturate=saturate)
-        result = combine_responses(responses, filt, 0)[0]
+        if array.dtype == np.uint8 and output == "clip" and filt.combine == "magnitude":
+            # 8-bit magnitudes (the Sobel of a photo) are rounded and clipped as they are
+            # combined, in the engine's pass: the same bits as convert_output, one pass fewer.
+            result = magnitude(responses, 0, saturate=True)
+            saturate = True
+        else:
+            result = combine_responses(responses, filt, 0)[0]
         if not saturate:  # native byte order, as NumPy's own functions return results
             result = convert_output(result, native, output)
         return result if layout.channel is not None else result[..., 0]
