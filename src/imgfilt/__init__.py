@@ -25,3 +25,9 @@ __all__ += ["apply", "Filter", "FilterBank", "Sequential", "get_filter", "list_f
 from . import learn
 
 __all__ += ["learn"]
+
+# The classroom (issue 18): the sliding-window page; the module is ``explainer`` so that the
+# package attribute ``explain`` is the function.
+from .explainer import explain
+
+__all__ += ["explain"]
