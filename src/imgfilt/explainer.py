@@ -202,13 +202,16 @@ _PAGE = """<!DOCTYPE html>
   <label>output channel <select id="outch"></select></label>
   <span id="where" class="where"></span>
 </div>
+<div class="main">
 <div id="stage"></div>
-<h2>The sum</h2>
-<pre id="equation"></pre>
-<p>Running sum: <b id="running"></b>; output element <b id="value"></b>
+<div class="side">
+<p>Running sum: <b id="running"></b><br>output element <b id="value"></b><br>
    (<span id="conv"></span>)</p>
-<h2>Output</h2>
 <div id="output"></div>
+</div>
+</div>
+<h2>The sum, as <code>imgfilt explain</code> prints it</h2>
+<pre id="equation"></pre>
 <div class="legend" id="legend"></div>
 <script type="application/json" id="data">%DATA%</script>
 <script>%SCRIPT%</script>
@@ -237,6 +240,8 @@ td.kpos{background:rgba(200,60,40,var(--a))} td.kneg{background:rgba(40,90,200,v
 td.ktap{outline:2px solid #d08a00;outline-offset:-2px}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto}
 .legend{font-size:.85em;color:#555;margin-top:1em}
+.main{display:flex;flex-wrap:wrap;align-items:flex-start;gap:2em}
+.side{position:sticky;top:.5em;background:#fffdf5;border:1px solid #e6d9a8;padding:.4em .8em}
 """
 
 _SCRIPT = r"""
