@@ -27,6 +27,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image
 
+from . import display
 # The submodule by name: the package attribute imgfilt.conv is the function, not the module.
 from .convolution import checked_int, conv as _engine_conv, plan as _plan
 from .filters import Filter
@@ -287,6 +288,16 @@ class FilterBank:
 
     def __repr__(self) -> str:
         return f"<FilterBank {self.out_channels} maps, weight{self.weight.shape}, groups={self.groups}>"
+
+    def _repr_html_(self) -> str:
+        return display.bank_html(self)
+
+    def _repr_png_(self) -> bytes:
+        return display.to_png(display.kernel_image(self.weight))
+
+    def show(self, maps: Any = None) -> display.Drawing:
+        """The bank's kernels and, given the ``(C_out, H, W)`` maps it made, the maps (Jupyter)."""
+        return display.Drawing(display.bank_html(self, maps))
 
     def output_shape(self, input_shape: Sequence[int], **conv_options: Any) -> Tuple[int, ...]:
         """The shape of the maps for a channel-first input shape, allocating nothing.
@@ -587,6 +598,13 @@ class Sequential:
 
     def __repr__(self) -> str:
         return f"<Sequential {' -> '.join(str(l.weight.shape) for l in self.layers)}>"
+
+    def _repr_html_(self) -> str:
+        return display.network_html(self)
+
+    def show(self, input_shape: Sequence[int], **conv_options: Any) -> display.Drawing:
+        """The layers and the shape after each for a channel-first ``input_shape`` (Jupyter)."""
+        return display.Drawing(display.network_html(self, input_shape, **conv_options))
 
     @property
     def n_params(self) -> int:
