@@ -21,7 +21,7 @@ import numpy as np
 from .convolution import IntOrTuple, Padding, conv, plan
 from .padding import index_map
 
-__all__ = ["explain", "read_layer", "DEMO_INPUT", "DEMO_KERNEL", "MAX_CELLS"]
+__all__ = ["explain", "Page", "read_layer", "DEMO_INPUT", "DEMO_KERNEL", "MAX_CELLS"]
 
 #: The default example: the 3x3 input and 2x2 kernel of *Dive into Deep Learning*, section 7.2.
 DEMO_INPUT = np.arange(9.0).reshape(3, 3)
@@ -30,6 +30,17 @@ DEMO_KERNEL = np.array([[0.0, 1.0], [2.0, 3.0]])
 #: The page is for teaching examples: at most this many padded input cells, weights and
 #: output elements (each), so the file stays small and the browser quick.
 MAX_CELLS = 20_000
+
+
+class Page(str):
+    """The page of :func:`explain`: a ``str`` holding the whole HTML document, which Jupyter
+    shows, working, in a frame of ``height`` pixels."""
+
+    height: int = 600
+
+    def _repr_html_(self) -> str:
+        return (f'<iframe title="imgfilt explain" style="width:100%;height:{self.height}px;'
+                f'border:1px solid #ddd" srcdoc="{html.escape(str(self), quote=True)}"></iframe>')
 
 
 def read_layer(x: Any, weight: Any, ndim: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +87,7 @@ def explain(
     dilation: IntOrTuple = 1,
     groups: int = 1,
     title: Optional[str] = None,
-) -> str:
+) -> Page:
     """An HTML page that steps a convolution layer's window over its input, element by element.
 
     Parameters
@@ -97,9 +108,10 @@ def explain(
 
     Returns
     -------
-    str
-        A complete HTML document (inline script and style, no network access); save it with
-        ``open("out.html", "w", encoding="utf-8").write(page)`` and open it in a browser.
+    Page
+        A ``str``: a complete HTML document (inline script and style, no network access). Save
+        it with ``open("out.html", "w", encoding="utf-8").write(page)`` and open it in a
+        browser; in Jupyter it shows itself in a frame.
 
     Raises
     ------
@@ -169,10 +181,16 @@ def explain(
     }
     heading = title or _default_title(p)
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-    return (_PAGE.replace("%TITLE%", html.escape(heading))
-            .replace("%DATA%", payload)
-            .replace("%STYLE%", _STYLE)
-            .replace("%SCRIPT%", _SCRIPT))
+    page = Page(_PAGE.replace("%TITLE%", html.escape(heading))
+                .replace("%DATA%", payload)
+                .replace("%STYLE%", _STYLE)
+                .replace("%SCRIPT%", _SCRIPT))
+    # About 30 px per grid row, one grid per input channel of a group and kernel plane, and the
+    # header, the sum and the legend; at most a screenful and a half.
+    grid_rows = max(padded_shape[-2] if p.ndim > 1 else 1, 8)
+    grids = (p.in_channels // p.groups) * (p.kernel_shape[0] if p.ndim == 3 else 1)
+    page.height = min(1400, 330 + grids * (30 * grid_rows + 30))
+    return page
 
 
 def _default_title(p: Any) -> str:
