@@ -9,6 +9,7 @@ import html.parser
 import json
 import re
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -194,6 +195,25 @@ def test_other_layers_step_through_conv(browser, tmp_path, case):
             "return Array.from(document.querySelectorAll('.cap')).map(c => c.textContent)")
         assert [c for c in captions if c.startswith("xpad")] == [
             "xpad channel 2", "xpad channel 3"]
+
+
+def test_play_pause_and_hover(browser, tmp_path):
+    _open(browser, tmp_path, imgfilt.explain(np.arange(16.0).reshape(4, 4), np.ones((2, 2)),
+                                             padding=1, padding_mode="circular"))
+    browser.execute_script("document.getElementById('play').click()")
+    time.sleep(2.2)  # steps every 0.9 s
+    browser.execute_script("document.getElementById('play').click()")  # pause
+    reached = int(browser.execute_script(STATE)["where"])
+    assert reached >= 1
+    time.sleep(1.2)
+    assert int(browser.execute_script(STATE)["where"]) == reached
+    # Hovering a padded cell outlines the input cell it copies: circular padding's top-left
+    # corner shows x[3, 3], at padded position (4, 4).
+    outlined = browser.execute_script(
+        "document.getElementById('x-0-0-0-0').dispatchEvent(new MouseEvent('mouseover', "
+        "{bubbles: true}));"
+        "return Array.from(document.querySelectorAll('td.src')).map(td => td.id)")
+    assert outlined == ["x-0-0-4-4"]
 
 
 def test_screenshot(browser, tmp_path):
