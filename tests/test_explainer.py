@@ -14,6 +14,9 @@ import time
 import numpy as np
 import pytest
 from cli_support import run_cli
+from hypothesis import given, settings
+from reference import NUMPY_MODE, problem_is_valid, reference_conv
+from strategies import conv_problems, examples
 
 import imgfilt
 from imgfilt.cli import main
@@ -195,6 +198,35 @@ def test_other_layers_step_through_conv(browser, tmp_path, case):
             "return Array.from(document.querySelectorAll('.cap')).map(c => c.textContent)")
         assert [c for c in captions if c.startswith("xpad")] == [
             "xpad channel 2", "xpad channel 3"]
+
+
+@settings(max_examples=examples(25))
+@given(problem=conv_problems(max_size=6, max_pad=4))
+def test_random_layers_page_sums_equal_the_oracle(browser, tmp_path_factory, problem):
+    """Every output element as the page's script sums it, for random layers (1-3 axes, groups,
+    stride, dilation, any padding and mode), against the NumPy oracle; the page's padded input
+    against numpy.pad."""
+    rng = np.random.default_rng(problem["seed"])
+    x = rng.integers(-9, 10, size=(problem["in_channels"],) + problem["sizes"]).astype(float)
+    w = rng.integers(-3, 4, size=(problem["out_channels"], problem["group_in"])
+                     + problem["kernel"]).astype(float) / 2
+    bias = rng.integers(-5, 6, size=problem["out_channels"]) if problem["bias"] else None
+    options = {k: problem[k] for k in ("stride", "padding", "padding_mode", "dilation", "groups")}
+    if not problem_is_valid(problem):
+        with pytest.raises(ValueError):
+            imgfilt.explain(x, w, bias, ndim=problem["ndim"], **options)
+        return
+    page = imgfilt.explain(x, w, bias, ndim=problem["ndim"], **options)
+    expected = reference_conv(x, w, bias, **options)
+    data = json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>',
+                                page, re.S).group(1).replace("<\\/", "</"))
+    pads = [tuple(p) for p in data["padding"][3 - problem["ndim"]:]]
+    padded = np.pad(x, [(0, 0)] + pads, mode=NUMPY_MODE[problem["padding_mode"]])
+    assert np.array_equal(np.array(data["x"]), padded.reshape(-1))
+    assert np.allclose(data["out"], expected.reshape(-1), rtol=1e-12, atol=1e-9)
+    _open(browser, tmp_path_factory.mktemp("page"), page)
+    sums = browser.execute_script("return window.explainPage.sums()")
+    assert np.allclose(sums, expected.reshape(-1), rtol=1e-12, atol=1e-9)
 
 
 def test_play_pause_and_hover(browser, tmp_path):

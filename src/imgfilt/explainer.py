@@ -493,6 +493,12 @@ document.getElementById('legend').textContent = 'Dashed grey cells are padding (
   '): "pad 0" is a zero, "=x[...]" the input cell it copies (hover to see it). The window is ' +
   'yellow, the current product orange; kernel cells are red for positive and blue for negative ' +
   'weights, stronger for larger ones. Click an output cell to go there.';
+// For tests and the curious: every output element as the page sums it, and its equation.
+window.explainPage = {
+  sums: () => { const all = []; for (let o = 0; o < D.cout; o++) for (let i = 0; i < NOUT; i++)
+    all.push(equation(o, i, terms(o, i)).value); return all; },
+  equation: (o, i) => equation(o, i, terms(o, i)).text,
+};
 render();
 })();
 """
