@@ -185,11 +185,13 @@ def explain(
                 .replace("%DATA%", payload)
                 .replace("%STYLE%", _STYLE)
                 .replace("%SCRIPT%", _SCRIPT))
-    # About 30 px per grid row, one grid per input channel of a group and kernel plane, and the
-    # header, the sum and the legend; at most a screenful and a half.
-    grid_rows = max(padded_shape[-2] if p.ndim > 1 else 1, 8)
+    # About 30 px per grid row, one grid per input channel of a group and kernel plane, then
+    # the output panel (below the grids in a narrow frame), the sum and the legend; at most
+    # about two screenfuls (the frame scrolls beyond).
+    grid_rows = padded_shape[-2] if p.ndim > 1 else 1
     grids = (p.in_channels // p.groups) * (p.kernel_shape[0] if p.ndim == 3 else 1)
-    page.height = min(1400, 330 + grids * (30 * grid_rows + 30))
+    out_rows = p.out_shape[-2] if p.ndim > 1 else 1
+    page.height = min(1800, 420 + grids * (30 * grid_rows + 30) + 30 * out_rows)
     return page
 
 
