@@ -170,6 +170,14 @@ def test_network_shapes_are_its_output_shapes():
     assert f"{net.n_params} parameters" in "".join(plain.text)
 
 
+def test_large_banks_are_cut_short():
+    bank = FilterBank(np.ones((40, 20, 3, 3)))
+    parsed = parse(bank._repr_html_())
+    assert len(parsed.cells) == display.MAX_ROWS * display.MAX_KERNELS_PER_ROW * 9
+    text = "".join(parsed.text)
+    assert "... and 8 more outputs" in text and "... and 4 more input channels" in text
+
+
 def test_bad_inputs_are_refused():
     with pytest.raises(ValueError, match=r"\(C, H, W\).*\(2, 3, 4, 5\)"):
         display.feature_maps(np.zeros((2, 3, 4, 5)))

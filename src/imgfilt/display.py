@@ -36,6 +36,8 @@ __all__ = [
 MAX_NUMBER_GRID = 11
 #: Feature maps shown at most, and their thumbnail size in pixels.
 MAX_MAPS, THUMBNAIL = 64, 160
+#: Outputs (rows) and input channels (kernels per row) drawn at most by :func:`kernel_html`.
+MAX_ROWS, MAX_KERNELS_PER_ROW = 32, 16
 
 _TABLE = "border-collapse:collapse;font-family:monospace;font-size:12px;margin:2px"
 _CELL = "border:1px solid #ccc;min-width:2.4em;height:1.6em;text-align:center;padding:0 3px;color:#111"
@@ -165,13 +167,16 @@ def kernel_html(weight: Any, bias: Any = None, *, names: Optional[Sequence[str]]
                          f"{w.shape}")
     b = None if bias is None else np.asarray(bias, dtype=np.float64).reshape(-1)
     rows = []
-    for o, response in enumerate(w):
+    for o, response in enumerate(w[:MAX_ROWS]):
         scale = float(np.max(np.abs(response))) if response.size else 0.0
         name = names[o] if names is not None else f"{o}"
         first = in_offset[o] if in_offset is not None else 0
         blocks = [_kernel_block(kernel, scale, "each channel" if per_channel else
                                 f"input channel {first + c}", digits)
-                  for c, kernel in enumerate(response)]
+                  for c, kernel in enumerate(response[:MAX_KERNELS_PER_ROW])]
+        if len(response) > MAX_KERNELS_PER_ROW:
+            blocks.append(f'<div style="{_BOX};{_CAPTION}">... and '
+                          f"{len(response) - MAX_KERNELS_PER_ROW} more input channels</div>")
         head = f"<b>{html.escape(str(name))}</b>"
         if b is not None:
             head += f" &nbsp;bias {_number(b[o], digits)}"
@@ -180,6 +185,8 @@ def kernel_html(weight: Any, bias: Any = None, *, names: Optional[Sequence[str]]
             if w.shape[1] == 1 else "margin:2px 0"
         rows.append(f'<div style="{layout}"><div style="font-size:12px">{head}</div>'
                     + "".join(blocks) + "</div>")
+    if len(w) > MAX_ROWS:
+        rows.append(f'<div style="font-size:12px">... and {len(w) - MAX_ROWS} more outputs</div>')
     heading = f'<div style="font-weight:bold">{html.escape(title)}</div>' if title else ""
     if note:
         heading += f'<div style="font-size:12px;color:#444;margin-bottom:4px">{html.escape(note)}</div>'

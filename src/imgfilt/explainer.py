@@ -62,11 +62,13 @@ def read_layer(x: Any, weight: Any, ndim: int = 2) -> tuple[np.ndarray, np.ndarr
     axes = ("W",) if ndim == 1 else ("H", "W") if ndim == 2 else ("D", "H", "W")
     if x_arr.ndim not in (ndim, ndim + 1):
         raise ValueError(f"x must be ({', '.join(axes)}) or (C_in, {', '.join(axes)}) for "
-                         f"ndim={ndim}, got shape {x_arr.shape}")
+                         f"ndim={ndim}, got shape {x_arr.shape} (ndim= gives the number of "
+                         "spatial axes: 1, 2 or 3)")
     if w_arr.ndim not in (ndim, ndim + 1, ndim + 2):
         k = ", ".join("k" + a for a in axes)
         raise ValueError(f"weight must be ({k}), (C_in, {k}) or (C_out, C_in/groups, {k}) for "
-                         f"ndim={ndim}, got shape {w_arr.shape}")
+                         f"ndim={ndim}, got shape {w_arr.shape} (ndim= gives the number of "
+                         "spatial axes: 1, 2 or 3)")
     x_arr = x_arr.reshape((1,) * (ndim + 1 - x_arr.ndim) + x_arr.shape)
     w_arr = w_arr.reshape((1,) * (ndim + 2 - w_arr.ndim) + w_arr.shape)
     for name, array in (("x", x_arr), ("weight", w_arr)):
