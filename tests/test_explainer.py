@@ -20,7 +20,7 @@ from strategies import conv_problems, examples
 
 import imgfilt
 from imgfilt.cli import main
-from imgfilt.cli._common import number
+from imgfilt.cli.common import number
 from imgfilt.padding import index_map
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

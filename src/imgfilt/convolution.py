@@ -17,8 +17,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import _engine as _baseline_engine
 from .arrays import as_numpy
+from .engine import load_engines
 from .padding import index_map, normalize_mode, output_length, same_padding
 
 __all__ = ["conv", "convolve", "set_num_threads", "get_num_threads", "Plan", "plan"]
@@ -57,22 +57,7 @@ def _default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _load_engines() -> dict:
-    """Every engine build this CPU runs, by instruction set, best last.
-
-    ``IMGFILT_SIMD=baseline|avx2|avx512`` restricts the choice (for tests and comparisons).
-    """
-    engines = {"baseline": _baseline_engine}
-    for isa in ("avx2", "avx512"):
-        try:
-            if _baseline_engine.cpu_supports(isa):
-                engines[isa] = importlib.import_module(f"imgfilt._engine_{isa}")
-        except ImportError:  # built without that variant (another compiler or architecture)
-            pass
-    return engines
-
-
-_engines = _load_engines()
+_engines = load_engines()
 _wanted_isa = os.environ.get("IMGFILT_SIMD", "").strip().lower()
 if _wanted_isa and _wanted_isa not in _engines:
     warnings.warn(f"IMGFILT_SIMD={_wanted_isa!r} is not available on this CPU or build; "

@@ -30,7 +30,7 @@ from ..convolution import get_num_threads, set_num_threads
 from ..api import apply as apply_filter
 from ..arrays import normalised_pil
 from ..pipeline import OUTPUTS
-from ._common import (
+from .common import (
     ARRAY_SUFFIX,
     EXIT_FAILED,
     EXIT_OK,

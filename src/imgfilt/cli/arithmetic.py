@@ -16,7 +16,7 @@ from ..convolution import Plan, plan
 from ..explainer import DEMO_INPUT, DEMO_KERNEL, explain
 from ..io import atomic_write
 from ..padding import NUMPY_NAMES
-from ._common import (
+from .common import (
     EXIT_OK, UsageError, check_target, number, padding_mode, read_array, table,
 )
 
