@@ -110,6 +110,20 @@ extensions = [
     )
     for suffix, isa, isa_flags, strip in _variants()
 ]
+# The nonlinear filters (_rank_core.pxi, _canny_core.pxi): baseline and AVX2 (comparisons of
+# 8- to 64-bit values, which AVX-512 would not speed up enough to be worth a third build).
+extensions += [
+    Extension(
+        f"imgfilt._nonlinear{suffix}",
+        [f"src/imgfilt/_nonlinear{suffix}.pyx"],
+        extra_compile_args=compile_flags + isa_flags,
+        extra_link_args=link_flags,
+        define_macros=[("IMGFILT_ISA", f'"{isa}"')] + ([("IMGFILT_DEBUG", "1")] if DEBUG else []),
+        depends=["src/imgfilt/_rank_core.pxi", "src/imgfilt/_canny_core.pxi"],
+    )
+    for suffix, isa, isa_flags, _ in _variants()
+    if isa in ("baseline", "avx2")
+]
 
 setup(
     ext_modules=cythonize(

@@ -20,7 +20,9 @@ Sections (``--only`` matches a substring of the printed names, case-insensitivel
 5. a 3-D volume;
 6. a 31 x 31 kernel (cv2.filter2D switches to the DFT there);
 7. time against pixel count (beside cv2 and imgfilt on one thread), imgfilt at 1 and 2
-   threads at 1080p, peak memory of one large call.
+   threads at 1080p, peak memory of one large call;
+8. rank filters, grey morphology and Canny (``--only median``, ``--only 15x15 u8``,
+   ``--only canny``): the targets of issue 15.
 
 The last lines are a Markdown table of every case, ready for docs/performance.md.
 """
@@ -469,6 +471,99 @@ def peak_memory(name: str, data: np.ndarray, call: Callable[[], np.ndarray]) -> 
 
 
 # ---------------------------------------------------------------------------------------------
+# 8: rank filters, grey morphology and Canny (the issue-15 targets)
+
+
+def rank_cases(select: Selection, height: int, width: int, side: int) -> Iterator[Case]:
+    """Median, minimum/maximum and Canny beside OpenCV, scipy.ndimage, Pillow, scikit-image.
+
+    OpenCV's medianBlur and erode/dilate replicate the border (for min/max that is the same as
+    ignoring the outside), so imgfilt runs with mode="replicate"; scipy gets "nearest".
+    """
+    import imgfilt.rank as rank
+    from imgfilt.edges import canny
+
+    for dtype, sizes in ((np.uint8, (3, 5, 7, 15)), (np.float32, (3, 5, 7)),
+                         (np.uint16, (5, 9))):
+        for k in sizes:
+            label = {np.uint8: "u8", np.float32: "f32", np.uint16: "u16"}[dtype]
+            name = f"median {k}x{k} {label} {width}x{height}x3"
+            if not select(name):
+                continue
+            rng = case_rng(name)
+            hwc = (rng.integers(0, 65536, (height, width, 3), dtype=np.uint16)
+                   if dtype == np.uint16 else hwc_image(rng, height, width, dtype))
+            case = Case(name, lambda hwc=hwc, k=k: rank.median(hwc, k, axes=(0, 1),
+                                                               mode="replicate"),
+                        tolerance=0.0, shift_axis=1, dtype=hwc.dtype, repeat=5)
+            # OpenCV refuses float and 16-bit data above 5 x 5.
+            if cv2 is not None and (dtype == np.uint8 or k <= 5):
+                case.peer("cv2", "cv2.medianBlur", lambda hwc=hwc, k=k: cv2.medianBlur(hwc, k))
+            slow = {3: 3, 5: 1, 7: 1, 9: 1}
+            if ndi is not None and k in slow and (dtype != np.uint8 or k == 3):
+                case.peer("scipy", "scipy.ndimage.median_filter",
+                          lambda hwc=hwc, k=k: ndi.median_filter(hwc, (k, k, 1), mode="nearest"),
+                          repeat=slow[k])
+            if Image is not None and dtype == np.uint8 and k in (3, 5):
+                image = Image.fromarray(hwc)
+                case.peer("Pillow", "Pillow MedianFilter", lambda image=image, k=k: image.filter(
+                    ImageFilter.MedianFilter(k)), region=(slice(k, -k),) * 2, repeat=3)
+            yield case
+
+    name = f"median 5x5x5 u8 {side}^3"
+    if select(name):
+        volume = case_rng(name).integers(0, 256, (side,) * 3, dtype=np.uint8)
+        case = Case(name, lambda: rank.median(volume, 5, mode="replicate"), tolerance=0.0,
+                    dtype=np.uint8, repeat=5)
+        if ndi is not None:
+            case.peer("scipy", "scipy.ndimage.median_filter", lambda: ndi.median_filter(
+                volume, 5, mode="nearest"), repeat=1)
+        yield case
+
+    for which, cv2_name in (("minimum", "erode"), ("maximum", "dilate")):
+        name = f"{which} 15x15 u8 {width}x{height}x3"
+        if not select(name):
+            continue
+        hwc = hwc_image(case_rng(name), height, width, np.uint8)
+        call = getattr(rank, which)
+        case = Case(name, lambda hwc=hwc, call=call: call(hwc, 15, axes=(0, 1),
+                                                          mode="replicate"),
+                    tolerance=0.0, shift_axis=1, dtype=np.uint8)
+        if cv2 is not None:
+            kernel = np.ones((15, 15), np.uint8)
+            case.peer("cv2", f"cv2.{cv2_name}", lambda hwc=hwc, f=getattr(cv2, cv2_name),
+                      kernel=kernel: f(hwc, kernel))
+        if ndi is not None:
+            peer = getattr(ndi, f"{which}_filter")
+            case.peer("scipy", f"scipy.ndimage.{which}_filter", lambda hwc=hwc, peer=peer: peer(
+                hwc, (15, 15, 1), mode="nearest"), repeat=3)
+        yield case
+
+    name = f"canny sigma=1 u8 grey {width}x{height}"
+    if select(name):
+        # A photograph, not noise: Canny's work depends on how many edges there are.
+        path = os.path.join(os.path.dirname(__file__), "..", "samples", "camera.png")
+        grey = np.asarray(Image.open(path).convert("L").resize((width, height)))
+        case = Case(name, lambda: canny(grey, 1.0).astype(np.uint8), tolerance=0.0,
+                    dtype=np.uint8)
+        if cv2 is not None:
+            # OpenCV's Canny has no Gaussian step and other thresholds: timed, not compared.
+            case.peer("cv2", "cv2.Canny (no smoothing)", lambda: cv2.Canny(
+                grey, 25, 51, L2gradient=True), approximate=True, to_array=lambda r: r // 255)
+        try:
+            from skimage.feature import canny as skimage_canny
+        except ImportError:  # pragma: no cover - optional peer
+            skimage_canny = None
+        if skimage_canny is not None:
+            # float32 here, float64 there: ties differ on about 1 pixel in 10^5
+            # (tests/test_canny.py holds the exact comparison).
+            case.peer("skimage", "skimage.feature.canny", lambda: skimage_canny(grey, 1.0),
+                      to_array=lambda r: r.astype(np.uint8), tolerance=1.0, repeat=5,
+                      approximate=True)
+        yield case
+
+
+# ---------------------------------------------------------------------------------------------
 # Running, comparing, reporting
 
 
@@ -603,10 +698,7 @@ def versions() -> dict[str, str]:
         if module is not None:
             top = sys.modules[module.__name__.split(".")[0]]
             found[label] = getattr(top, "__version__", "?")
-    try:
-        found["imgfilt engine"] = importlib.import_module("imgfilt.conv").engine_isa()
-    except AttributeError:
-        pass
+    found["imgfilt engine"] = imgfilt.engine_isa()
     return found
 
 
@@ -653,6 +745,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         volume_cases(select, side),
         large_kernel_cases(select, height, width),
         scaling_cases(select, sizes),
+        rank_cases(select, height, width, side),
     ]
     results = []
     for builder in cases:

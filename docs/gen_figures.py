@@ -314,6 +314,8 @@ def gallery_2d() -> Image.Image:
     tiles = []
     for name in gallery_groups()[2]:
         filt = imgfilt.get_filter(name)
+        if not isinstance(filt, imgfilt.Filter):
+            continue  # rank filters, morphology and Canny: gallery-nonlinear.png
         keeps_level = abs(filt.weight[0].sum() - 1) < 1e-6 and filt.combine is None
         # smoothing-like kernels keep the grey level: show them as they are; derivatives have
         # negative responses: stretch those to 0..255 so that they are visible
@@ -328,9 +330,42 @@ def gallery_3d() -> Image.Image:
     tiles = []
     for name in gallery_groups()[3]:
         filt = imgfilt.get_filter(name)
+        if not isinstance(filt, imgfilt.Filter):
+            continue  # shown in gallery-nonlinear.png
         result = imgfilt.apply(volume, filt, output="float")[32]
         tiles.append(gallery_tile(name, Image.fromarray(to_uint8(result)).resize((128, 128)), filt))
     return side_by_side(tiles, cols=2, gap=12)
+
+
+@figure("gallery-nonlinear.png")
+def gallery_nonlinear() -> Image.Image:
+    """Every registered nonlinear filter (imgfilt.nonlinear) on salt-and-pepper noise: rank
+    filters and morphology in 2-D (size 5), median3d on a slice of the phantom, Canny."""
+    rgb = np.asarray(photo("chelsea.png", reduce=2))
+    rng = np.random.default_rng(0)
+    noisy = rgb.copy()
+    salt = rng.random(rgb.shape[:2])
+    noisy[salt < 0.03] = 0
+    noisy[salt > 0.97] = 255
+    tiles = [tile(Image.fromarray(noisy), "input (3 % salt and pepper)", size=13)]
+    volume = imgfilt.io.read_volume(SAMPLES / "phantom.tif")
+    for name in sorted(n for group in gallery_groups().values() for n in group):
+        filt = imgfilt.get_filter(name)
+        if isinstance(filt, imgfilt.Filter):
+            continue
+        if filt.ndim == 3:
+            result = imgfilt.apply(volume, imgfilt.get_filter(name, size=5), output="float")[32]
+            shown = Image.fromarray(to_uint8(result)).resize((128, 128))
+            label = f"{name} size=5"
+        elif name == "canny":  # on the clean photo: noise is all edges
+            shown = Image.fromarray(imgfilt.apply(rgb, name, sigma=2.0))
+            label = "canny sigma=2 (clean input)"
+        else:
+            params = {"size": 5, **({"rank": 5} if name == "rank" else {})}
+            shown = Image.fromarray(imgfilt.apply(noisy, name, **params))
+            label = f"{name} " + " ".join(f"{k}={v}" for k, v in params.items())
+        tiles.append(tile(shown, label, size=13))
+    return side_by_side(tiles, cols=4, gap=12)
 
 
 @figure("gallery-1d.png")

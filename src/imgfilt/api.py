@@ -18,6 +18,7 @@ from . import arrays
 from .bank import FilterBank, Sequential
 from .filters import Filter, get_filter
 from .layout import NOT_GIVEN, resolve
+from .nonlinear import is_nonlinear
 from .pipeline import filter_array, filter_pil
 
 __all__ = ["apply", "as_filter", "register_lazy", "filter_options"]
@@ -57,7 +58,7 @@ def as_filter(filter: Any, params: Dict[str, Any]) -> Filter:
             f"filter parameters {sorted(params)} only go with a filter name, not with "
             f"{type(filter).__name__}"
         )
-    if isinstance(filter, Filter):
+    if isinstance(filter, Filter) or is_nonlinear(filter):
         return filter
     if isinstance(filter, (np.ndarray, list, tuple)):
         return Filter(filter, name="kernel")

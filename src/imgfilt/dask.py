@@ -47,6 +47,8 @@ from .arrays import as_numpy, pil_to_array
 from .bank import FilterBank, Sequential
 from .convolution import check_method, checked_int, compute_dtype, plan, threads_in_this_thread
 from .convolution import conv as engine_conv
+from .errors import file_errors
+from .io import check_strips
 from .filters import COMBINES, Filter
 from .layout import NOT_GIVEN, resolve
 from .padding import fold, output_length
@@ -469,6 +471,12 @@ def apply(
             "imgfilt.dask.conv(x, bank.weight, bank.bias, padding='same', ...) on (C_in, *S)"
         )
     filt: Filter = api.as_filter(filter, filter_params)
+    if not isinstance(filt, Filter):
+        # Rank filters and Canny (imgfilt.nonlinear): their halo logic is not written yet.
+        raise TypeError(
+            f"imgfilt.dask.apply does not run the nonlinear filter {filt.name!r} yet; compute "
+            "the array (or map imgfilt.rank over blocks with dask's map_overlap) instead"
+        )
     options = api.filter_options(filt, padding_mode=padding_mode, stride=stride,
                                  dilation=dilation, output=output)
     array = _as_dask(image, "image")
@@ -634,8 +642,9 @@ class _TiffSource:
 
 
         self.path = path
-        with Image.open(path) as stack:
+        with file_errors(path, "TIFF"), Image.open(path) as stack:
             pages = getattr(stack, "n_frames", 1)
+            check_strips(stack, path)
             first = pil_to_array(stack)
         self.page_shape, self.dtype = first.shape, first.dtype
         self.shape = (pages,) + first.shape
@@ -651,9 +660,10 @@ class _TiffSource:
         pages = range(self.shape[0])[index[0]]
         sizes = tuple(len(range(n)[s]) for n, s in zip(self.page_shape, index[1:]))
         result = np.empty((len(pages),) + sizes, self.dtype)
-        with Image.open(self.path) as stack:
+        with file_errors(self.path, "TIFF"), Image.open(self.path) as stack:
             for row, page in enumerate(pages):
                 stack.seek(page)
+                check_strips(stack, self.path)
                 pixels = pil_to_array(stack)
                 if pixels.shape != self.page_shape or pixels.dtype != self.dtype:
                     raise ValueError(
@@ -667,12 +677,11 @@ class _TiffSource:
 def _source(path: str) -> _NpyFile | _TiffSource:
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".npy":
-        try:
+        with file_errors(path, ".npy"):  # object arrays, a broken header
             return _NpyFile(path)
-        except ValueError as error:  # object arrays, a broken header
-            raise ValueError(f"{path}: cannot read as .npy ({error})") from None
     if suffix in (".tif", ".tiff"):
-        return _TiffSource(path)
+        with file_errors(path, "TIFF"):
+            return _TiffSource(path)
     raise ValueError(f"{path}: the input must be a .npy or a multi-page .tif/.tiff file")
 
 

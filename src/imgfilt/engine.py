@@ -12,7 +12,7 @@ import importlib
 from types import ModuleType
 from typing import Dict
 
-__all__ = ["load_engines", "ISAS"]
+__all__ = ["load_engines", "load_nonlinear", "ISAS"]
 
 #: Instruction sets an engine may be built for, worst first.
 ISAS = ("baseline", "avx2", "avx512")
@@ -35,3 +35,24 @@ def load_engines() -> Dict[str, ModuleType]:
         except ImportError:  # built without that variant (another compiler or architecture)
             pass
     return engines
+
+
+def load_nonlinear(wanted: str = "") -> ModuleType:
+    """The nonlinear kernels (rank filters, Canny's steps) for the best instruction set here.
+
+    They are built for "baseline" (``imgfilt._nonlinear``) and "avx2"
+    (``imgfilt._nonlinear_avx2``; AVX-512 CPUs run that one too). ``wanted="baseline"`` forces
+    the baseline build (``IMGFILT_SIMD=baseline`` does it for every compiled module).
+
+    Examples
+    --------
+    >>> load_nonlinear("baseline").instruction_set()
+    'baseline'
+    """
+    baseline = importlib.import_module("imgfilt._nonlinear")
+    if wanted != "baseline" and importlib.import_module("imgfilt._engine").cpu_supports("avx2"):
+        try:
+            return importlib.import_module("imgfilt._nonlinear_avx2")
+        except ImportError:  # built without that variant
+            pass
+    return baseline

@@ -13,16 +13,16 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import zipfile
 from typing import IO, Iterator, Union
 
 import numpy as np
 from PIL import Image, ImageSequence
 
 from .arrays import array_to_pil, pil_to_array
+from .errors import file_errors
 
 __all__ = ["read_volume", "write_volume", "atomic_write", "load_npy", "load_npz",
-           "VOLUME_SUFFIXES"]
+           "check_strips", "VOLUME_SUFFIXES"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -79,17 +79,14 @@ def atomic_write(path: PathLike) -> Iterator[IO[bytes]]:
         raise
 
 
-def _untrusted_file_error(path: PathLike, kind: str, error: BaseException) -> ValueError:
-    """The ValueError for a ``.npy``/``.npz`` that NumPy cannot read without pickle, or at all."""
-    name = os.fspath(path)
-    reason = str(error).strip() or type(error).__name__
-    if "allow_pickle" in reason:
-        return ValueError(
-            f"{name!r} holds pickled Python objects, which imgfilt never loads "
+def _refuse_pickle(path: PathLike, error: ValueError) -> None:
+    """Reword NumPy's refusal to unpickle (its message names no file and says to allow it)."""
+    if "allow_pickle" in str(error):
+        raise ValueError(
+            f"{os.fspath(path)!r} holds pickled Python objects, which imgfilt never loads "
             f"(allow_pickle=False: unpickling can run arbitrary code); save plain numeric "
             f"arrays with numpy.save/savez instead"
-        )
-    return ValueError(f"{name!r} is not a readable {kind} file ({reason})")
+        ) from None
 
 
 def load_npy(path: PathLike) -> np.ndarray:
@@ -109,10 +106,12 @@ def load_npy(path: PathLike) -> np.ndarray:
     >>> load_npy(path).tolist()
     [0, 1, 2]
     """
-    try:
-        loaded = np.load(os.fspath(path), allow_pickle=False)
-    except (ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise _untrusted_file_error(path, ".npy", error) from None
+    with file_errors(path, ".npy"):
+        try:
+            loaded = np.load(os.fspath(path), allow_pickle=False)
+        except ValueError as error:
+            _refuse_pickle(path, error)
+            raise
     if not isinstance(loaded, np.ndarray):  # an .npz archive under a .npy name
         loaded.close()
         raise ValueError(f"{os.fspath(path)!r} is an .npz archive, not a .npy array")
@@ -134,14 +133,46 @@ def load_npz(path: PathLike) -> dict:
     >>> load_npz(path)["w"].tolist()
     [1.0, 1.0]
     """
-    try:
+    with file_errors(path, ".npz"):
         loaded = np.load(os.fspath(path), allow_pickle=False)
         if not hasattr(loaded, "files"):
-            raise ValueError("it is a single .npy array, not an archive")
+            raise ValueError(f"{os.fspath(path)!r} is a single .npy array, not an .npz archive")
         with loaded as archive:
-            return {name: archive[name] for name in archive.files}
-    except (ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise _untrusted_file_error(path, ".npz", error) from None
+            try:
+                return {name: archive[name] for name in archive.files}
+            except ValueError as error:
+                _refuse_pickle(path, error)
+                raise
+
+
+def check_strips(image: Image.Image, path: PathLike) -> None:
+    """Refuse a TIFF page whose strips or tiles do not cover it, before it is decoded.
+
+    Pillow decodes the strips a page lists and leaves the rest of the page blank: a corrupt
+    header that claims 5 million rows over 5 rows of data would give an image of zeros (and
+    hundreds of megabytes) instead of an error. Call this after ``Image.open`` or ``seek``,
+    before ``load``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.tif")
+    >>> Image.new("L", (4, 3)).save(path)
+    >>> with Image.open(path) as page:
+    ...     check_strips(page, path)
+    """
+    if image.format != "TIFF" or not image.tile:
+        return
+    width, height = image.size
+    covered = 0
+    for tile in image.tile:
+        left, top, right, bottom = tile[1]
+        covered += max(0, min(right, width) - max(left, 0)) * max(0, min(bottom, height) - max(top, 0))
+    if covered < width * height:
+        raise ValueError(
+            f"{os.fspath(path)!r} is truncated or corrupt: the strips of page {image.tell()} "
+            f"hold {covered} of its {width} x {height} = {width * height} pixels"
+        )
 
 
 def _suffix(path: PathLike, argument: str) -> str:
@@ -173,8 +204,11 @@ def read_volume(path: PathLike) -> np.ndarray:
     suffix = _suffix(path, "path")
     if suffix == ".npy":
         return load_npy(path)
-    with Image.open(os.fspath(path)) as stack:
-        pages = [pil_to_array(page) for page in ImageSequence.Iterator(stack)]
+    pages = []
+    with file_errors(path, "TIFF"), Image.open(os.fspath(path)) as stack:
+        for page in ImageSequence.Iterator(stack):
+            check_strips(page, path)
+            pages.append(pil_to_array(page))
     first = pages[0]
     for index, page in enumerate(pages):
         if page.shape != first.shape or page.dtype != first.dtype:
@@ -213,6 +247,9 @@ def write_volume(path: PathLike, volume: np.ndarray) -> None:
         return
     if array.ndim not in (3, 4):
         raise ValueError(f"a TIFF volume must be (D, H, W) or (D, H, W, C), got shape {array.shape}")
+    if 0 in array.shape:
+        raise ValueError(f"volume is empty (shape {array.shape}); a TIFF holds at least one page "
+                         "of at least one pixel (.npy holds empty arrays)")
     try:
         pages = [array_to_pil(page) for page in array]
     except ValueError as error:

@@ -35,7 +35,8 @@ from .convolution import Padding, Plan, checked_int
 from .convolution import conv as _engine_conv
 from .convolution import plan as _plan
 from .arrays import as_numpy, pil_to_array
-from .io import load_npy
+from .errors import file_errors
+from .io import check_strips, load_npy
 
 __all__ = ["FitScore", "fit", "score"]
 
@@ -400,7 +401,8 @@ def _read_example(path: str, gray: bool, ndim: int | None) -> np.ndarray:
         if ndim is None:
             ndim = 1 if array.ndim == 1 else 2
     else:
-        with Image.open(path) as image:
+        with file_errors(path, "image"), Image.open(path) as image:
+            check_strips(image, path)
             image.load()
             array = pil_to_array(image)
         if array.ndim == 3 and array.shape[-1] in (2, 4):

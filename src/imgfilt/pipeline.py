@@ -23,6 +23,7 @@ from .convolution import (
 )
 from .filters import COMBINES, Filter
 from .layout import Layout
+from .nonlinear import is_nonlinear
 from .padding import normalize_mode, reflect_fallback
 
 __all__ = [
@@ -202,6 +203,9 @@ def filter_array(
     """
     output = check_output(output, array.dtype)
     native = array.dtype.newbyteorder("=")
+    if is_nonlinear(filt):
+        return filter_nonlinear(array, filt, layout, padding_mode=padding_mode, stride=stride,
+                                dilation=dilation, output=output)
     ndim = filt.ndim
     simple = layout.spatial == tuple(range(ndim)) and not layout.batch
     if filt.per_channel and simple and _unit_last(stride, ndim):
@@ -237,6 +241,47 @@ def filter_array(
     result = responses.reshape(batch_shape + keep + responses.shape[2:])
     result = convert_output(result, native, output)
     return result if layout.canonical else result.transpose(np.argsort(layout.order))
+
+
+def filter_nonlinear(
+    array: np.ndarray,
+    filt: Any,
+    layout: Layout,
+    *,
+    padding_mode: str = "reflect",
+    stride: Any = 1,
+    dilation: Any = 1,
+    output: str = "clip",
+) -> np.ndarray:
+    """Run a nonlinear filter (:mod:`imgfilt.nonlinear`) over ``layout``'s spatial axes.
+
+    Every other axis (batch, channels) is filtered slice by slice. The result keeps the input's
+    dtype under ``output='clip'`` (a rank of integers is an integer); other outputs convert it
+    as :func:`convert_output` does. ``'reflect'`` on an axis of one sample repeats that sample,
+    as for linear filters.
+    """
+    for label, value in (("stride", stride), ("dilation", dilation)):
+        if not (value == 1 or (isinstance(value, (tuple, list)) and all(v == 1 for v in value))):
+            raise ValueError(f"{label}={value!r}: nonlinear filters ({filt.name}) run at "
+                             f"{label} 1 only")
+    mode = normalize_mode(padding_mode)
+    x = np.asarray(array)
+    pads = []
+    for axis, length in zip(layout.spatial, filt.kernel_shape):
+        if x.shape[axis] == 1 and reflect_fallback(mode, 1) != mode:
+            pads.append((axis, length // 2, length - 1 - length // 2))
+    for axis, before, after in pads:
+        widths = [(0, 0)] * x.ndim
+        widths[axis] = (before, after)
+        x = np.pad(x, widths, mode="edge")
+    result = filt.run(x, tuple(layout.spatial), mode)
+    for axis, before, _ in pads:
+        result = np.take(result, [before], axis=axis)
+    native = array.dtype.newbyteorder("=")
+    if output == "clip" and array.dtype.kind in "uib":
+        return result.astype(native, copy=False)
+    floats = result if result.dtype.kind == "f" else result.astype(compute_dtype(array.dtype))
+    return convert_output(floats, native, output)
 
 
 def filter_pil(

@@ -19,10 +19,12 @@ from typing import Any, Callable, Union
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..convolution import checked_int
 from ..padding import normalize_mode
 from ..bank import FilterBank
+from ..errors import file_errors
 from ..filters import Filter, lookup, list_filters
-from ..io import atomic_write, read_volume
+from ..io import atomic_write, check_strips, load_npy, read_volume
 
 #: Exit codes: success, a failed input or runtime error, a usage error (argparse's convention),
 #: and 128 + the signal number for SIGINT, SIGPIPE and SIGTERM.
@@ -53,6 +55,8 @@ class Terminated(BaseException):
 def describe(error: BaseException) -> str:
     """The reason an exception gives, in words fit for one line of stderr (no class names for
     the errors a user can cause; an internal error says how to see the traceback)."""
+    if isinstance(error.__cause__, (Image.DecompressionBombWarning, Image.DecompressionBombError)):
+        error = error.__cause__  # the file boundary (imgfilt.errors) wrapped it
     if isinstance(error, (Image.DecompressionBombWarning, Image.DecompressionBombError)):
         # Pillow words its error with twice the limit; say the one the user can set.
         size = re.search(r"\((\d+) pixels\)", str(error))
@@ -86,9 +90,18 @@ def positive_ints(text: str) -> int | tuple[int, ...]:
         values = tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer or integers joined by commas, got {text!r}")
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    bounded(values, 1)
     return values[0] if len(values) == 1 else values
+
+
+def bounded(values: Sequence[int], minimum: int) -> None:
+    """Check parsed integers with the library's one rule (``checked_int``: ``minimum`` up to the
+    largest index the engine can use); an ArgumentTypeError says what is wrong."""
+    for value in values:
+        try:
+            checked_int(value, "value", minimum)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error).replace("value ", "", 1)) from None
 
 
 def positive_int(text: str) -> int:
@@ -117,6 +130,35 @@ def axes_list(text: str) -> tuple[int, ...]:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected axis numbers joined by commas (e.g. 1,2), got {text!r}") from None
+
+
+def add_layout_options(parser: argparse.ArgumentParser) -> None:
+    """``--channel-axis`` and ``--axes``: the one axis rule's two arguments, for arrays."""
+    parser.add_argument("--channel-axis", type=channel_axis, default=None, metavar="AXIS",
+                        help="for .npy/TIFF inputs: the axis holding channels, or 'none' "
+                             "(scikit-image's channel_axis)")
+    parser.add_argument("--axes", type=axes_list, default=None, metavar="A,B",
+                        help="for .npy/TIFF inputs: the axes the filter runs over, one per "
+                             "kernel axis; the others are filtered slice by slice (scipy's axes)")
+
+
+def layout_options(args: argparse.Namespace, kind: str = "array",
+                   data: Any = None) -> dict[str, Any]:
+    """``channel_axis``/``axes`` for the library from ``--channel-axis``/``--axes``.
+
+    A multi-page TIFF read for a 2-D filter (``kind == 'pages'``) is a stack of pages, each an
+    image, unless the options say otherwise: ``axes=(1, 2)`` (and channels last for colour
+    pages)."""
+    layout: dict[str, Any] = {}
+    if kind == "pages" and args.channel_axis is None and args.axes is None:
+        layout["axes"] = (1, 2)
+        if np.ndim(data) == 4:
+            layout["channel_axis"] = -1
+    if args.channel_axis is not None:
+        layout["channel_axis"] = None if args.channel_axis == "none" else args.channel_axis
+    if args.axes is not None:
+        layout["axes"] = args.axes
+    return layout
 
 
 def padding_mode(text: str) -> str:
@@ -225,7 +267,7 @@ def resolve_filter(spec: str, settings: Sequence[str] = ()) -> tuple[Filter | Fi
         try:
             if suffix == ".npz":
                 return FilterBank.load(spec), label
-            return Filter(np.load(spec, allow_pickle=False), name=label), label
+            return Filter(load_npy(spec), name=label), label
         except Exception as error:  # noqa: BLE001 - any failure to read the kernel is reported
             raise UsageError(f"{spec}: cannot load the kernel: {describe(error)}") from None
     key = spec.strip().lower().replace("-", "_")
@@ -261,7 +303,7 @@ def read_array(text: str, what: str) -> np.ndarray:
                          "[[0,1],[2,3]], or a .npy or image file")
     try:
         if text.lower().endswith(ARRAY_SUFFIX):
-            return np.load(text, allow_pickle=False)
+            return load_npy(text)
         from ..arrays import pil_to_array
 
         pixels = pil_to_array(open_image(text))
@@ -277,7 +319,8 @@ def read_array(text: str, what: str) -> np.ndarray:
 
 def open_image(path: str) -> Image.Image:
     """A fully decoded Pillow image (errors for missing, corrupt, truncated or too-big files)."""
-    with Image.open(path) as image:
+    with file_errors(path, "image"), Image.open(path) as image:
+        check_strips(image, path)
         image.load()
         return image
 
@@ -291,9 +334,9 @@ def read_input(path: str, ndim: int) -> tuple[str, Any]:
     """
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ARRAY_SUFFIX:
-        return "array", np.load(path, allow_pickle=False)
+        return "array", load_npy(path)
     if suffix in TIFF_SUFFIXES:
-        with Image.open(path) as probe:
+        with file_errors(path, "TIFF"), Image.open(path) as probe:
             pages = getattr(probe, "n_frames", 1)
         if ndim == 3:
             return "volume", read_volume(path)

@@ -1,0 +1,731 @@
+# The compiled rank filters: k-th smallest (median, percentile, minimum, maximum) over a flat
+# footprint, for 3-D-shaped data (N, C, D, H, W); 1-D and 2-D problems come with unit axes.
+#
+# Included by _rank.pyx and _rank_avx2.pyx (setup.py compiles them with different instruction-set
+# flags; imgfilt.rank picks the best one the CPU runs).
+#
+# The traversal is the linear engine's (_engine_core.pxi), kept apart from what a window computes:
+#
+# * padding arrives as three index maps (padded position -> input index, -1 for the constant), made
+#   by imgfilt.padding for every mode and any pad width;
+# * work is split by output rows (n, c, z, y) over threads (static schedule: each thread takes a
+#   contiguous run of rows);
+# * ``_resident_rows`` makes the padded rows an output row reads resident in a per-thread ring,
+#   tagged by which padded row they hold, so the next output row reuses the rows it shares;
+# * a *window kernel* then computes the output row from ring offsets only: ``_row_taps_extreme``
+#   (min/max over any footprint), ``_row_box_extreme`` (a box: rows combined, then van Herk /
+#   Gil-Werman along the row), ``_row_network`` (a selection network, vectorised across LANES
+#   outputs), ``_row_histogram`` (Huang's sliding histogram with coarse bins, 8- and 16-bit).
+#
+# Rows are kept in the data's own type (the linear ring converts to float as it reads), so a
+# comparison is one vector instruction on 8-bit data. Floats with NaN and signed integers come
+# as order-preserving unsigned keys (imgfilt.rank converts them).
+from cython.parallel cimport parallel, prange, threadid
+from libc.string cimport memcpy
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int imgfilt_rank_has_openmp(void) { return 1; }
+    #else
+    static int imgfilt_rank_has_openmp(void) { return 0; }
+    #endif
+    #ifndef IMGFILT_ISA
+    #define IMGFILT_ISA "baseline"
+    #endif
+    /* Outputs computed together by a selection network: every comparator is a loop of LANES
+       independent min/max pairs, which the compiler turns into whole vector instructions. */
+    #define IMGFILT_LANES 64
+    #define IMGFILT_CMPX(NAME, T)                                                   \\
+        static inline void NAME(T *restrict a, T *restrict b) {                     \\
+            for (int j = 0; j < IMGFILT_LANES; j++) {                               \\
+                /* Both stored unconditionally: a store of "the old value" in one branch  \\
+                   becomes a masked store that is 10x slower for floats. */             \\
+                T x = a[j], y = b[j];                                               \\
+                T low = x < y ? x : y, high = x < y ? y : x;                        \\
+                a[j] = low;                                                         \\
+                b[j] = high;                                                        \\
+            }                                                                       \\
+        }
+    /* The median of a 3 x 3 box by sorted columns (see _row_median_3x3); restrict pointers,
+       so that the compiler vectorises without alias checks. */
+    #define IMGFILT_LOW(a, b) ((a) < (b) ? (a) : (b))
+    #define IMGFILT_HIGH(a, b) ((a) < (b) ? (b) : (a))
+    #define IMGFILT_MEDIAN3X3(NAME, T)                                                           \\
+        static void NAME(const T *restrict r0, const T *restrict r1, const T *restrict r2,       \\
+                         T *restrict lo, T *restrict mid, T *restrict hi, T *restrict out,       \\
+                         Py_ssize_t padded_w, Py_ssize_t out_w, Py_ssize_t step) {               \\
+            for (Py_ssize_t j = 0; j < padded_w; j++) {                                          \\
+                T a = r0[j], b = r1[j], c = r2[j];                                               \\
+                T s = IMGFILT_LOW(a, b), t = IMGFILT_HIGH(a, b);                                 \\
+                lo[j] = IMGFILT_LOW(s, c);                                                       \\
+                hi[j] = IMGFILT_HIGH(t, c);                                                      \\
+                mid[j] = IMGFILT_HIGH(s, IMGFILT_LOW(t, c));                                     \\
+            }                                                                                    \\
+            for (Py_ssize_t j = 0; j < out_w; j++) {                                             \\
+                T a = IMGFILT_HIGH(IMGFILT_HIGH(lo[j], lo[j + step]), lo[j + 2 * step]);         \\
+                T c = IMGFILT_LOW(IMGFILT_LOW(hi[j], hi[j + step]), hi[j + 2 * step]);           \\
+                T s = IMGFILT_LOW(mid[j], mid[j + step]);                                        \\
+                T t = IMGFILT_HIGH(mid[j], mid[j + step]);                                       \\
+                T b = IMGFILT_HIGH(s, IMGFILT_LOW(t, mid[j + 2 * step]));                        \\
+                s = IMGFILT_LOW(a, b);                                                           \\
+                t = IMGFILT_HIGH(a, b);                                                          \\
+                out[j] = IMGFILT_HIGH(s, IMGFILT_LOW(t, c));                                     \\
+            }                                                                                    \\
+        }
+    /* Elementwise extremes for the box kernels, restrict so that they become vector min/max. */
+    #define IMGFILT_EXTREMES(S, T)                                                               \\
+        static void imgfilt_acc_low_##S(T *restrict acc, const T *restrict src, Py_ssize_t n) { \\
+            for (Py_ssize_t j = 0; j < n; j++) { T x = acc[j], y = src[j]; acc[j] = IMGFILT_LOW(x, y); } } \\
+        static void imgfilt_acc_high_##S(T *restrict acc, const T *restrict src, Py_ssize_t n) {\\
+            for (Py_ssize_t j = 0; j < n; j++) { T x = acc[j], y = src[j]; acc[j] = IMGFILT_HIGH(x, y); } } \\
+        static void imgfilt_shift_low_##S(T *restrict dst, const T *restrict src, Py_ssize_t n, \\
+                                          Py_ssize_t d) {                                        \\
+            for (Py_ssize_t j = 0; j < n; j++) dst[j] = IMGFILT_LOW(src[j], src[j + d]); }       \\
+        static void imgfilt_shift_high_##S(T *restrict dst, const T *restrict src, Py_ssize_t n,\\
+                                           Py_ssize_t d) {                                       \\
+            for (Py_ssize_t j = 0; j < n; j++) dst[j] = IMGFILT_HIGH(src[j], src[j + d]); }
+    IMGFILT_EXTREMES(u8, unsigned char)
+    IMGFILT_EXTREMES(u16, unsigned short)
+    IMGFILT_EXTREMES(u32, unsigned int)
+    IMGFILT_EXTREMES(u64, unsigned long long)
+    IMGFILT_EXTREMES(f32, float)
+    IMGFILT_EXTREMES(f64, double)
+    IMGFILT_MEDIAN3X3(imgfilt_median3x3_u8, unsigned char)
+    IMGFILT_MEDIAN3X3(imgfilt_median3x3_u16, unsigned short)
+    IMGFILT_MEDIAN3X3(imgfilt_median3x3_u32, unsigned int)
+    IMGFILT_MEDIAN3X3(imgfilt_median3x3_u64, unsigned long long)
+    IMGFILT_MEDIAN3X3(imgfilt_median3x3_f32, float)
+    IMGFILT_MEDIAN3X3(imgfilt_median3x3_f64, double)
+    IMGFILT_CMPX(imgfilt_cmpx_u8, unsigned char)
+    IMGFILT_CMPX(imgfilt_cmpx_u16, unsigned short)
+    IMGFILT_CMPX(imgfilt_cmpx_u32, unsigned int)
+    IMGFILT_CMPX(imgfilt_cmpx_u64, unsigned long long)
+    IMGFILT_CMPX(imgfilt_cmpx_f32, float)
+    IMGFILT_CMPX(imgfilt_cmpx_f64, double)
+    """
+    int imgfilt_rank_has_openmp() noexcept nogil
+    const char *IMGFILT_ISA
+    enum: LANES "IMGFILT_LANES"
+    void imgfilt_cmpx_u8(unsigned char *a, unsigned char *b) noexcept nogil
+    void imgfilt_cmpx_u16(unsigned short *a, unsigned short *b) noexcept nogil
+    void imgfilt_cmpx_u32(unsigned int *a, unsigned int *b) noexcept nogil
+    void imgfilt_cmpx_u64(unsigned long long *a, unsigned long long *b) noexcept nogil
+    void imgfilt_cmpx_f32(float *a, float *b) noexcept nogil
+    void imgfilt_cmpx_f64(double *a, double *b) noexcept nogil
+    void imgfilt_acc_low_u8(unsigned char *acc, const unsigned char *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_acc_high_u8(unsigned char *acc, const unsigned char *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_shift_low_u8(unsigned char *dst, const unsigned char *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_shift_high_u8(unsigned char *dst, const unsigned char *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_acc_low_u16(unsigned short *acc, const unsigned short *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_acc_high_u16(unsigned short *acc, const unsigned short *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_shift_low_u16(unsigned short *dst, const unsigned short *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_shift_high_u16(unsigned short *dst, const unsigned short *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_acc_low_u32(unsigned int *acc, const unsigned int *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_acc_high_u32(unsigned int *acc, const unsigned int *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_shift_low_u32(unsigned int *dst, const unsigned int *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_shift_high_u32(unsigned int *dst, const unsigned int *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_acc_low_u64(unsigned long long *acc, const unsigned long long *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_acc_high_u64(unsigned long long *acc, const unsigned long long *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_shift_low_u64(unsigned long long *dst, const unsigned long long *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_shift_high_u64(unsigned long long *dst, const unsigned long long *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_acc_low_f32(float *acc, const float *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_acc_high_f32(float *acc, const float *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_shift_low_f32(float *dst, const float *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_shift_high_f32(float *dst, const float *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_acc_low_f64(double *acc, const double *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_acc_high_f64(double *acc, const double *src, Py_ssize_t n) noexcept nogil
+    void imgfilt_shift_low_f64(double *dst, const double *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_shift_high_f64(double *dst, const double *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_median3x3_u8(const unsigned char *r0, const unsigned char *r1,
+                              const unsigned char *r2, unsigned char *lo, unsigned char *mid,
+                              unsigned char *hi, unsigned char *out, Py_ssize_t padded_w,
+                              Py_ssize_t out_w, Py_ssize_t step) noexcept nogil
+    void imgfilt_median3x3_u16(const unsigned short *r0, const unsigned short *r1,
+                               const unsigned short *r2, unsigned short *lo, unsigned short *mid,
+                               unsigned short *hi, unsigned short *out, Py_ssize_t padded_w,
+                               Py_ssize_t out_w, Py_ssize_t step) noexcept nogil
+    void imgfilt_median3x3_u32(const unsigned int *r0, const unsigned int *r1,
+                               const unsigned int *r2, unsigned int *lo, unsigned int *mid,
+                               unsigned int *hi, unsigned int *out, Py_ssize_t padded_w,
+                               Py_ssize_t out_w, Py_ssize_t step) noexcept nogil
+    void imgfilt_median3x3_u64(const unsigned long long *r0, const unsigned long long *r1,
+                               const unsigned long long *r2, unsigned long long *lo,
+                               unsigned long long *mid, unsigned long long *hi,
+                               unsigned long long *out, Py_ssize_t padded_w,
+                               Py_ssize_t out_w, Py_ssize_t step) noexcept nogil
+    void imgfilt_median3x3_f32(const float *r0, const float *r1, const float *r2, float *lo,
+                               float *mid, float *hi, float *out, Py_ssize_t padded_w,
+                               Py_ssize_t out_w, Py_ssize_t step) noexcept nogil
+    void imgfilt_median3x3_f64(const double *r0, const double *r1, const double *r2, double *lo,
+                               double *mid, double *hi, double *out, Py_ssize_t padded_w,
+                               Py_ssize_t out_w, Py_ssize_t step) noexcept nogil
+
+
+ctypedef unsigned char u8_t
+ctypedef unsigned short u16_t
+ctypedef unsigned int u32_t
+ctypedef unsigned long long u64_t
+
+ctypedef fused rank_t:
+    u8_t
+    u16_t
+    u32_t
+    u64_t
+    float
+    double
+
+
+# Window kernels (the ``method`` argument of rank_rows).
+cdef enum:
+    TAPS_MIN = 0
+    TAPS_MAX = 1
+    BOX_MIN = 2
+    BOX_MAX = 3
+    NETWORK = 4
+    HISTOGRAM = 5
+    COLUMNS_3X3 = 6
+    VAN_HERK_MIN = 7
+    VAN_HERK_MAX = 8
+    # A box at most this wide is reduced along the row directly; wider ones by van Herk.
+
+
+def has_openmp():
+    """Return True when the rank kernels were compiled with OpenMP."""
+    return bool(imgfilt_rank_has_openmp())
+
+
+def instruction_set():
+    """The instruction set this module was compiled for: "baseline" or "avx2"."""
+    return IMGFILT_ISA.decode()
+
+
+def lanes():
+    """Outputs a selection network computes at once (and extra columns each ring row needs)."""
+    return LANES
+
+
+cdef inline void _cmpx(rank_t *a, rank_t *b) noexcept nogil:
+    """One comparator over LANES outputs: ``a`` gets the smaller, ``b`` the larger of each pair."""
+    if rank_t is u8_t:
+        imgfilt_cmpx_u8(a, b)
+    elif rank_t is u16_t:
+        imgfilt_cmpx_u16(a, b)
+    elif rank_t is u32_t:
+        imgfilt_cmpx_u32(a, b)
+    elif rank_t is u64_t:
+        imgfilt_cmpx_u64(a, b)
+    elif rank_t is float:
+        imgfilt_cmpx_f32(a, b)
+    else:
+        imgfilt_cmpx_f64(a, b)
+
+
+cdef void _fill_rank_row(const rank_t[:, :, :, :, ::1] x, Py_ssize_t n, Py_ssize_t c,
+                         Py_ssize_t src_z, Py_ssize_t src_y, const Py_ssize_t[::1] col_map,
+                         Py_ssize_t pad_left, rank_t cval, rank_t *row) noexcept nogil:
+    """Write one padded input row (``len(col_map)`` samples, -1 entries: ``cval``) to ``row``."""
+    cdef Py_ssize_t width = x.shape[4]
+    cdef Py_ssize_t padded_width = col_map.shape[0]
+    cdef Py_ssize_t j, src
+    if src_z < 0 or src_y < 0:
+        for j in range(padded_width):
+            row[j] = cval
+        return
+    # Only the pad columns go through the map; the interior is a straight copy.
+    for j in range(pad_left):
+        src = col_map[j]
+        row[j] = x[n, c, src_z, src_y, src] if src >= 0 else cval
+    memcpy(row + pad_left, &x[n, c, src_z, src_y, 0], width * sizeof(rank_t))
+    for j in range(pad_left + width, padded_width):
+        src = col_map[j]
+        row[j] = x[n, c, src_z, src_y, src] if src >= 0 else cval
+
+
+cdef void _resident_rows(const rank_t[:, :, :, :, ::1] x, Py_ssize_t n, Py_ssize_t c,
+                         Py_ssize_t z, Py_ssize_t y, Py_ssize_t kernel_d, Py_ssize_t kernel_h,
+                         const Py_ssize_t[::1] plane_map, const Py_ssize_t[::1] row_map,
+                         const Py_ssize_t[::1] col_map, Py_ssize_t pad_left, rank_t cval,
+                         rank_t *ring, Py_ssize_t ring_width, Py_ssize_t *tags,
+                         Py_ssize_t *row_off) noexcept nogil:
+    """Make the ``kernel_d * kernel_h`` padded rows output row ``(n, c, z, y)`` reads resident.
+
+    ``row_off[kd * kernel_h + kh]`` gets where padded row ``(z + kd, y + kh)`` starts in this
+    thread's ring. Slots cycle with the padded row index (the ring holds ``kernel_h`` rows per
+    plane), so an output row finds the rows its predecessor loaded.
+    """
+    cdef Py_ssize_t padded_d = plane_map.shape[0], padded_h = row_map.shape[0]
+    cdef Py_ssize_t kd, kh, pz, pr, slot, key
+    for kd in range(kernel_d):
+        pz = z + kd
+        for kh in range(kernel_h):
+            pr = y + kh
+            slot = kd * kernel_h + pr % kernel_h
+            key = ((n * x.shape[1] + c) * padded_d + pz) * padded_h + pr
+            if tags[slot] != key:
+                _fill_rank_row(x, n, c, plane_map[pz], row_map[pr], col_map, pad_left, cval,
+                               ring + slot * ring_width)
+                tags[slot] = key
+            row_off[kd * kernel_h + kh] = slot * ring_width
+
+
+cdef void _row_taps_extreme(const rank_t *ring, const Py_ssize_t *tap_off, Py_ssize_t n_taps,
+                            bint maximum, rank_t *out, Py_ssize_t out_w) noexcept nogil:
+    """Minimum (or maximum) over any footprint: LANES accumulators, one pass per tap."""
+    cdef Py_ssize_t x0 = 0, j, t, base, count
+    cdef rank_t acc[LANES]
+    cdef rank_t v
+    while x0 < out_w:
+        base = tap_off[0] + x0
+        for j in range(LANES):
+            acc[j] = ring[base + j]
+        for t in range(1, n_taps):
+            base = tap_off[t] + x0
+            if maximum:
+                for j in range(LANES):
+                    v = ring[base + j]
+                    acc[j] = v if acc[j] < v else acc[j]
+            else:
+                for j in range(LANES):
+                    v = ring[base + j]
+                    acc[j] = v if v < acc[j] else acc[j]
+        count = LANES if x0 + LANES <= out_w else out_w - x0
+        memcpy(out + x0, acc, count * sizeof(rank_t))
+        x0 += LANES
+
+
+cdef inline void _accumulate(rank_t *acc, const rank_t *src, Py_ssize_t n,
+                             bint maximum) noexcept nogil:
+    """``acc = max(acc, src)`` (or min), elementwise."""
+    if rank_t is u8_t:
+        if maximum:
+            imgfilt_acc_high_u8(acc, src, n)
+        else:
+            imgfilt_acc_low_u8(acc, src, n)
+    elif rank_t is u16_t:
+        if maximum:
+            imgfilt_acc_high_u16(acc, src, n)
+        else:
+            imgfilt_acc_low_u16(acc, src, n)
+    elif rank_t is u32_t:
+        if maximum:
+            imgfilt_acc_high_u32(acc, src, n)
+        else:
+            imgfilt_acc_low_u32(acc, src, n)
+    elif rank_t is u64_t:
+        if maximum:
+            imgfilt_acc_high_u64(acc, src, n)
+        else:
+            imgfilt_acc_low_u64(acc, src, n)
+    elif rank_t is float:
+        if maximum:
+            imgfilt_acc_high_f32(acc, src, n)
+        else:
+            imgfilt_acc_low_f32(acc, src, n)
+    else:
+        if maximum:
+            imgfilt_acc_high_f64(acc, src, n)
+        else:
+            imgfilt_acc_low_f64(acc, src, n)
+
+
+cdef inline void _shifted(rank_t *dst, const rank_t *src, Py_ssize_t n, Py_ssize_t d,
+                          bint maximum) noexcept nogil:
+    """``dst[j] = max(src[j], src[j + d])`` (or min) for ``j < n``."""
+    if rank_t is u8_t:
+        if maximum:
+            imgfilt_shift_high_u8(dst, src, n, d)
+        else:
+            imgfilt_shift_low_u8(dst, src, n, d)
+    elif rank_t is u16_t:
+        if maximum:
+            imgfilt_shift_high_u16(dst, src, n, d)
+        else:
+            imgfilt_shift_low_u16(dst, src, n, d)
+    elif rank_t is u32_t:
+        if maximum:
+            imgfilt_shift_high_u32(dst, src, n, d)
+        else:
+            imgfilt_shift_low_u32(dst, src, n, d)
+    elif rank_t is u64_t:
+        if maximum:
+            imgfilt_shift_high_u64(dst, src, n, d)
+        else:
+            imgfilt_shift_low_u64(dst, src, n, d)
+    elif rank_t is float:
+        if maximum:
+            imgfilt_shift_high_f32(dst, src, n, d)
+        else:
+            imgfilt_shift_low_f32(dst, src, n, d)
+    else:
+        if maximum:
+            imgfilt_shift_high_f64(dst, src, n, d)
+        else:
+            imgfilt_shift_low_f64(dst, src, n, d)
+
+
+cdef void _row_box_doubling(const rank_t *ring, const Py_ssize_t *row_off, Py_ssize_t n_rows,
+                            Py_ssize_t columns, Py_ssize_t step, bint maximum, rank_t *work,
+                            rank_t *out, Py_ssize_t out_w) noexcept nogil:
+    """Minimum (or maximum) over a box of ``columns`` columns (``step`` samples apart).
+
+    Its rows are combined elementwise; along the row, windows of ``w`` columns are combined
+    with a copy ``w`` columns on into windows of ``2 w`` until the next doubling would pass the
+    box, and a last combination of two overlapping windows gives the box: ``ceil(log2(columns))``
+    elementwise passes, each a vector min/max over the row.
+    """
+    cdef Py_ssize_t span = out_w + (columns - 1) * step
+    cdef Py_ssize_t r, width = 1, length = span
+    cdef rank_t *current = work
+    cdef rank_t *other = work + span
+    cdef rank_t *swap
+    memcpy(current, ring + row_off[0], span * sizeof(rank_t))
+    for r in range(1, n_rows):
+        _accumulate(current, ring + row_off[r], span, maximum)
+    while 2 * width <= columns:
+        length -= width * step
+        _shifted(other, current, length, width * step, maximum)
+        swap = current
+        current = other
+        other = swap
+        width *= 2
+    if width == columns:
+        memcpy(out, current, out_w * sizeof(rank_t))
+    else:
+        _shifted(out, current, out_w, (columns - width) * step, maximum)
+
+
+cdef void _row_box_extreme(const rank_t *ring, const Py_ssize_t *row_off, Py_ssize_t n_rows,
+                           Py_ssize_t kernel_w, bint maximum, rank_t *work, rank_t *out,
+                           Py_ssize_t out_w) noexcept nogil:
+    """Minimum (or maximum) over a box: combine its rows elementwise, then reduce along the row
+    by van Herk / Gil-Werman (columns adjacent, ``step`` 1): prefix
+    extremes ``g`` and suffix extremes ``h`` within blocks of ``kernel_w`` samples give every
+    window as ``h[x]`` op ``g[x + kernel_w - 1]`` (three comparisons a sample, whatever the width).
+    """
+    cdef Py_ssize_t span = out_w + kernel_w - 1
+    cdef rank_t *rows = work
+    cdef rank_t *g = work + span
+    cdef rank_t *h = work + 2 * span
+    cdef Py_ssize_t r, j, k, start, stop
+    cdef const rank_t *src
+    cdef rank_t v, a
+    memcpy(rows, ring + row_off[0], span * sizeof(rank_t))
+    for r in range(1, n_rows):
+        _accumulate(rows, ring + row_off[r], span, maximum)
+    start = 0
+    while start < span:
+        stop = start + kernel_w if start + kernel_w < span else span
+        g[start] = rows[start]
+        h[stop - 1] = rows[stop - 1]
+        if maximum:
+            for j in range(start + 1, stop):
+                v = rows[j]
+                g[j] = v if g[j - 1] < v else g[j - 1]
+            for j in range(stop - 2, start - 1, -1):
+                v = rows[j]
+                h[j] = v if h[j + 1] < v else h[j + 1]
+        else:
+            for j in range(start + 1, stop):
+                v = rows[j]
+                g[j] = v if v < g[j - 1] else g[j - 1]
+            for j in range(stop - 2, start - 1, -1):
+                v = rows[j]
+                h[j] = v if v < h[j + 1] else h[j + 1]
+        start = stop
+    for j in range(out_w):
+        v = g[j + kernel_w - 1]
+        a = h[j]
+        if maximum:
+            out[j] = v if a < v else a
+        else:
+            out[j] = v if v < a else a
+
+
+cdef void _row_median_3x3(const rank_t *r0, const rank_t *r1, const rank_t *r2, rank_t *work,
+                          Py_ssize_t padded_w, rank_t *out, Py_ssize_t out_w,
+                          Py_ssize_t step) noexcept nogil:
+    """Median of a 3 x 3 box by sorted columns: each column of three is sorted once (and shared
+    by the three windows that hold it); a window's median is then the median of the largest of
+    its column minima, the median of its column medians and the smallest of its column maxima.
+    The window's columns are ``step`` samples apart (the channel count of interleaved rows).
+    """
+    cdef rank_t *lo = work
+    cdef rank_t *mid = work + padded_w
+    cdef rank_t *hi = work + 2 * padded_w
+    if rank_t is u8_t:
+        imgfilt_median3x3_u8(r0, r1, r2, lo, mid, hi, out, padded_w, out_w, step)
+    elif rank_t is u16_t:
+        imgfilt_median3x3_u16(r0, r1, r2, lo, mid, hi, out, padded_w, out_w, step)
+    elif rank_t is u32_t:
+        imgfilt_median3x3_u32(r0, r1, r2, lo, mid, hi, out, padded_w, out_w, step)
+    elif rank_t is u64_t:
+        imgfilt_median3x3_u64(r0, r1, r2, lo, mid, hi, out, padded_w, out_w, step)
+    elif rank_t is float:
+        imgfilt_median3x3_f32(r0, r1, r2, lo, mid, hi, out, padded_w, out_w, step)
+    else:
+        imgfilt_median3x3_f64(r0, r1, r2, lo, mid, hi, out, padded_w, out_w, step)
+
+
+cdef void _row_network(const rank_t *ring, const Py_ssize_t *tap_off, Py_ssize_t n_taps,
+                       const Py_ssize_t[:, ::1] network, Py_ssize_t rank, rank_t *buf,
+                       rank_t *out, Py_ssize_t out_w) noexcept nogil:
+    """The ``rank``-th smallest of each window by a selection network, LANES outputs at a time.
+
+    ``buf`` holds one vector of LANES samples per tap; each comparator ``(a, b)`` puts the
+    smaller of each pair in vector ``a``; afterwards vector ``rank`` holds the results.
+    """
+    cdef Py_ssize_t n_comparators = network.shape[0]
+    cdef Py_ssize_t x0 = 0, t, i, count
+    while x0 < out_w:
+        for t in range(n_taps):
+            memcpy(buf + t * LANES, ring + tap_off[t] + x0, LANES * sizeof(rank_t))
+        for i in range(n_comparators):
+            _cmpx(buf + network[i, 0] * LANES, buf + network[i, 1] * LANES)
+        count = LANES if x0 + LANES <= out_w else out_w - x0
+        memcpy(out + x0, buf + rank * LANES, count * sizeof(rank_t))
+        x0 += LANES
+
+
+cdef void _row_histogram(const rank_t *ring, const Py_ssize_t *tap_off, Py_ssize_t n_taps,
+                         const Py_ssize_t *add_off, Py_ssize_t n_add,
+                         const Py_ssize_t *rem_off, Py_ssize_t n_rem, Py_ssize_t rank,
+                         int *hist, int *coarse, int shift, rank_t *out,
+                         Py_ssize_t out_w) noexcept nogil:
+    """The ``rank``-th smallest of each window by Huang's sliding histogram (8- and 16-bit).
+
+    Moving one column along, only the samples leaving (``rem_off``) and entering (``add_off``)
+    the footprint update the histogram. The answer is tracked on two levels: the coarse bin
+    ``cm`` (``1 << shift`` values) holding it, with ``below_c`` samples under that bin, moves
+    from the previous one; inside it, the fine bin ``m`` (``below`` samples under it) moves from
+    the previous answer when the coarse bin stayed, else is found from the nearer end of the
+    coarse bin. ``hist`` and ``coarse`` are zero on entry and on return.
+    """
+    cdef Py_ssize_t x, t, block = 1 << shift
+    cdef Py_ssize_t cm = 0, below_c = 0, m = 0, below = 0, previous
+    cdef Py_ssize_t v
+    if not (rank_t is u8_t or rank_t is u16_t):
+        return
+    for t in range(n_taps):
+        v = ring[tap_off[t]]
+        hist[v] += 1
+        coarse[v >> shift] += 1
+    for x in range(out_w):
+        if x > 0:
+            for t in range(n_rem):
+                v = ring[rem_off[t] + x]
+                hist[v] -= 1
+                coarse[v >> shift] -= 1
+                below_c -= (v >> shift) < cm
+                below -= v < m
+            for t in range(n_add):
+                v = ring[add_off[t] + x]
+                hist[v] += 1
+                coarse[v >> shift] += 1
+                below_c += (v >> shift) < cm
+                below += v < m
+        previous = cm
+        while below_c > rank:
+            cm -= 1
+            below_c -= coarse[cm]
+        while below_c + coarse[cm] <= rank:
+            below_c += coarse[cm]
+            cm += 1
+        if cm != previous or x == 0:
+            if rank - below_c < below_c + coarse[cm] - rank:
+                m = cm << shift
+                below = below_c
+            else:
+                m = (cm + 1) << shift
+                below = below_c + coarse[cm]
+        while below > rank:
+            m -= 1
+            below -= hist[m]
+        while below + hist[m] <= rank:
+            below += hist[m]
+            m += 1
+        out[x] = <rank_t>m
+    # Leave the histogram empty for the next row: remove the last window's samples.
+    for t in range(n_taps):
+        v = ring[tap_off[t] + out_w - 1]
+        hist[v] -= 1
+        coarse[v >> shift] -= 1
+
+
+cdef Py_ssize_t _bad_map_entries(const Py_ssize_t[::1] index_map, Py_ssize_t length) noexcept nogil:
+    """Number of entries that are neither -1 nor an index of an axis of ``length``."""
+    cdef Py_ssize_t j, bad = 0
+    for j in range(index_map.shape[0]):
+        if index_map[j] < -1 or index_map[j] >= length:
+            bad += 1
+    return bad
+
+
+cdef Py_ssize_t _out_of_range(const Py_ssize_t[::1] values, Py_ssize_t low,
+                              Py_ssize_t high) noexcept nogil:
+    """Number of entries outside ``low .. high - 1``."""
+    cdef Py_ssize_t j, bad = 0
+    for j in range(values.shape[0]):
+        if values[j] < low or values[j] >= high:
+            bad += 1
+    return bad
+
+
+cdef Py_ssize_t _bad_comparators(const Py_ssize_t[:, ::1] network, Py_ssize_t wires) noexcept nogil:
+    """Number of comparators naming a wire outside ``0 .. wires - 1``."""
+    cdef Py_ssize_t i, j, bad = 0
+    for i in range(network.shape[0]):
+        for j in range(network.shape[1]):
+            if network[i, j] < 0 or network[i, j] >= wires:
+                bad += 1
+    return bad
+
+
+def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
+              const rank_t[::1] cval, tuple kernel_shape,
+              const Py_ssize_t[::1] tap_row, const Py_ssize_t[::1] tap_col,
+              int method, Py_ssize_t rank, const Py_ssize_t[:, ::1] network,
+              const Py_ssize_t[::1] add_row, const Py_ssize_t[::1] add_col,
+              const Py_ssize_t[::1] rem_row, const Py_ssize_t[::1] rem_col,
+              const Py_ssize_t[::1] plane_map, const Py_ssize_t[::1] row_map,
+              const Py_ssize_t[::1] col_map, Py_ssize_t pad_left,
+              rank_t[:, ::1] ring, Py_ssize_t[:, ::1] tags, rank_t[:, ::1] work,
+              int[:, ::1] hist, Py_ssize_t[:, ::1] offsets, int num_threads,
+              Py_ssize_t step=1):
+    """Rank-filter ``x (N, C, D, H, W)`` into ``out (N, C, Do, Ho, Wo)``, stride 1.
+
+    The footprint lies in a ``kernel_shape (KD, KH, KW)`` box; tap ``t`` reads padded row
+    ``tap_row[t] = kd * KH + kh`` at column offset ``tap_col[t]`` (``kw``; ``kw * C`` for rows
+    of ``C`` interleaved channels, with ``KW`` the span ``(kw_max) * C + 1``; COLUMNS_3X3 then
+    reads columns ``(KW - 1) / 2`` apart). ``method`` is the window
+    kernel (TAPS_MIN 0, TAPS_MAX 1, BOX_MIN 2, BOX_MAX 3 (by doubling), NETWORK 4,
+    HISTOGRAM 5, COLUMNS_3X3 6 (the median of a 3 x 3 box), VAN_HERK_MIN 7, VAN_HERK_MAX 8).
+    ``step`` is the distance between a window's neighbouring columns (the channel count of
+    interleaved rows; 1 otherwise). NETWORK applies
+    the comparators ``network (M, 2)`` and takes sample ``rank``; HISTOGRAM takes the ``rank``-th
+    smallest and slides with the entering taps (``add_row``, ``add_col``: column offsets at the new
+    position) and leaving ones (``rem_row``, ``rem_col``: offsets minus one at the new position).
+    ``plane_map``/``row_map``/``col_map`` give each padded position's input index (-1:
+    ``cval[0]``). Scratch, per thread: ``ring (T, KD*KH*(len(col_map) + lanes()))`` (zeroed),
+    ``tags (T, KD*KH)`` (-1), ``work (T, >= max(3 * len(col_map), n_taps * lanes()))``,
+    ``hist (T, bins + bins >> shift)`` (zeroed; HISTOGRAM only, bins 256 or 65536),
+    ``offsets (T, KD*KH + n_taps + n_add + n_rem)``.
+
+    The shapes are checked here (cheaply, once) so that no call can index out of bounds.
+    """
+    cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
+    cdef Py_ssize_t kernel_w = kernel_shape[2]
+    cdef Py_ssize_t n_taps = tap_row.shape[0], n_add = add_row.shape[0], n_rem = rem_row.shape[0]
+    cdef Py_ssize_t n_rows = kernel_d * kernel_h
+    cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
+    cdef Py_ssize_t out_d = out.shape[2], out_h = out.shape[3], out_w = out.shape[4]
+    cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
+    cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i
+    cdef rank_t fill = cval[0]
+    cdef rank_t *ring_row
+    cdef rank_t *work_row
+    cdef rank_t *out_row
+    cdef Py_ssize_t *off
+    cdef Py_ssize_t *row_off
+    cdef Py_ssize_t *tap_off
+    cdef Py_ssize_t *add_off
+    cdef Py_ssize_t *rem_off
+
+    if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
+        raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
+    if method < TAPS_MIN or method > VAN_HERK_MAX:
+        raise ValueError("rank engine: unknown method")
+    if (out.shape[0] != batch or out.shape[1] != channels
+            or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
+            or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
+        raise ValueError("rank engine: output shape does not match the padded input and kernel")
+    if pad_left < 0 or pad_left + x.shape[4] > padded_w:
+        raise ValueError("rank engine: pad_left does not fit the column map")
+    if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
+            or _bad_map_entries(col_map, x.shape[4])):
+        raise ValueError("rank engine: an index map points outside the input")
+    if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
+            or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
+            or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
+            or _out_of_range(add_col, 0, kernel_w) or _out_of_range(rem_col, -1, kernel_w - 1)):
+        raise ValueError("rank engine: a tap lies outside the kernel box")
+    if rank < 0 or rank >= n_taps:
+        raise ValueError("rank engine: rank outside the footprint")
+    if cval.shape[0] < 1:
+        raise ValueError("rank engine: cval must hold one value")
+    if (ring.shape[0] < num_threads or tags.shape[0] < num_threads or work.shape[0] < num_threads
+            or offsets.shape[0] < num_threads):
+        raise ValueError("rank engine: fewer scratch rows than threads")
+    if (ring.shape[1] != n_rows * ring_width or tags.shape[1] != n_rows
+            or offsets.shape[1] < n_rows + n_taps + n_add + n_rem):
+        raise ValueError("rank engine: scratch ring has the wrong shape")
+    if method == NETWORK:
+        if work.shape[1] < n_taps * LANES:
+            raise ValueError("rank engine: network scratch too small")
+        if network.shape[1] != 2 or _bad_comparators(network, n_taps):
+            raise ValueError("rank engine: a comparator names a wire outside the footprint")
+    if method == COLUMNS_3X3 and (kernel_d != 1 or kernel_h != 3 or kernel_w % 2 != 1
+                                  or kernel_w < 3 or n_taps != 9 or rank != 4
+                                  or work.shape[1] < 3 * padded_w):
+        raise ValueError("rank engine: the sorted-columns kernel is the median of a 3 x 3 box")
+    if step < 1 or (kernel_w - 1) % step:
+        raise ValueError("rank engine: step must be >= 1 and divide the kernel span")
+    if method == BOX_MIN or method == BOX_MAX or method == VAN_HERK_MIN or method == VAN_HERK_MAX:
+        if (work.shape[1] < 3 * padded_w or n_taps != n_rows * ((kernel_w - 1) // step + 1)
+                or ((method == VAN_HERK_MIN or method == VAN_HERK_MAX) and step != 1)):
+            raise ValueError("rank engine: box scratch too small, the footprint is not a box, "
+                             "or van Herk's columns are not adjacent")
+    if method == HISTOGRAM:
+        if rank_t is u8_t:
+            bins, shift = 256, 4
+        elif rank_t is u16_t:
+            bins, shift = 65536, 8
+        else:
+            raise ValueError("rank engine: histograms need 8- or 16-bit data")
+        if hist.shape[0] < num_threads or hist.shape[1] != bins + (bins >> shift):
+            raise ValueError("rank engine: histogram scratch has the wrong shape")
+
+    n_items = batch * channels * out_d * out_h
+    with nogil, parallel(num_threads=num_threads):
+        tid = threadid()
+        ring_row = &ring[tid, 0]
+        work_row = &work[tid, 0]
+        off = &offsets[tid, 0]
+        row_off = off
+        tap_off = off + n_rows
+        add_off = tap_off + n_taps
+        rem_off = add_off + n_add
+        for item in prange(n_items, schedule="static"):
+            y = item % out_h
+            t = item // out_h
+            z = t % out_d
+            t = t // out_d
+            c = t % channels
+            n = t // channels
+            _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
+                           pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
+            for i in range(n_taps):
+                tap_off[i] = row_off[tap_row[i]] + tap_col[i]
+            out_row = &out[n, c, z, y, 0]
+            if method == TAPS_MIN or method == TAPS_MAX:
+                _row_taps_extreme(ring_row, tap_off, n_taps, method == TAPS_MAX, out_row, out_w)
+            elif method == BOX_MIN or method == BOX_MAX:
+                _row_box_doubling(ring_row, row_off, n_rows, (kernel_w - 1) // step + 1, step,
+                                  method == BOX_MAX, work_row, out_row, out_w)
+            elif method == VAN_HERK_MIN or method == VAN_HERK_MAX:
+                _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == VAN_HERK_MAX,
+                                 work_row, out_row, out_w)
+            elif method == COLUMNS_3X3:
+                _row_median_3x3(ring_row + row_off[0], ring_row + row_off[1],
+                                ring_row + row_off[2], work_row, padded_w, out_row, out_w,
+                                (kernel_w - 1) // 2)
+            elif method == NETWORK:
+                _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)
+            else:
+                for i in range(n_add):
+                    add_off[i] = row_off[add_row[i]] + add_col[i]
+                for i in range(n_rem):
+                    rem_off[i] = row_off[rem_row[i]] + rem_col[i]
+                _row_histogram(ring_row, tap_off, n_taps, add_off, n_add, rem_off, n_rem, rank,
+                               &hist[tid, 0], &hist[tid, bins], shift, out_row, out_w)

@@ -1,0 +1,745 @@
+"""Rank filters and grey morphology on NumPy arrays: the convolution layer's nonlinear half.
+
+Every function takes an array whose last one to three axes are spatial (or the axes named by
+``axes=``; every other axis is a batch or channel axis, filtered independently) and returns an
+array of the same shape and dtype. The window is a box of ``size`` or a boolean ``footprint``,
+centred as in scipy.ndimage (centre index ``n // 2 + origin`` along an axis of length ``n``).
+
+Padding uses imgfilt's mode names (docs/semantics.md): ``"symmetric"`` (the default, scipy's
+``"reflect"``), ``"reflect"`` (numpy's, scipy's ``"mirror"``), ``"replicate"`` (``"nearest"``),
+``"circular"`` (``"wrap"``), ``"zeros"``/``"constant"`` (pads with ``cval``).
+
+NaN sorts above every number, as in :func:`numpy.sort`: a window's k-th value is the k-th of its
+samples sorted that way, so :func:`maximum` is NaN where a window holds a NaN and :func:`minimum`
+ignores NaN unless the whole window is NaN (docs/filters.md).
+
+The compiled kernels (``_rank_core.pxi``) choose among a selection network (small windows), a
+sliding histogram (8- and 16-bit data, large windows) and van Herk / Gil-Werman (min/max over
+a box); ``method=`` forces one.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from typing import Optional, Union
+
+import numpy as np
+
+from .convolution import get_num_threads
+from .engine import load_nonlinear
+from .padding import index_map, normalize_mode
+
+__all__ = [
+    "median", "rank", "percentile", "minimum", "maximum",
+    "erosion", "dilation", "opening", "closing", "gradient", "white_tophat", "black_tophat",
+    "rank_window", "METHODS", "choose_method",
+]
+
+Size = Union[int, Sequence[int], None]
+Axes = Optional[Sequence[int]]
+
+#: Values of ``method=``: "auto" chooses (see :func:`choose_method`).
+METHODS = ("auto", "network", "columns", "histogram", "box", "van-herk", "scan")
+
+# Window kernels of the compiled module (its ``method`` codes).
+(_TAPS_MIN, _TAPS_MAX, _BOX_MIN, _BOX_MAX, _NETWORK, _HISTOGRAM, _COLUMNS_3X3, _VAN_HERK_MIN,
+ _VAN_HERK_MAX) = range(9)
+
+# Below this many sample-comparisons a call runs on one thread (waking a second costs more).
+_MIN_PARALLEL_WORK = 1 << 20
+
+#: Largest footprint (samples) the selection network handles for 8- and 16-bit data under
+#: method="auto"; larger ones use the sliding histogram. Measured with
+#: benchmarks/rank_crossovers.py (docs/performance.md): the network wins up to 9 x 9.
+NETWORK_LIMIT = {np.dtype(np.uint8): 100, np.dtype(np.uint16): 100}
+
+# The sliding histogram's fine bins and coarse-bin shift, by key dtype.
+_HISTOGRAM_BINS = {np.dtype(np.uint8): (256, 4), np.dtype(np.uint16): (65536, 8)}
+
+
+#: The compiled nonlinear module in use (rank kernels and Canny's; imgfilt.edges uses it too).
+#: ``IMGFILT_SIMD=baseline`` forces the baseline build, as it does for the linear engine.
+compiled = load_nonlinear(os.environ.get("IMGFILT_SIMD", "").strip().lower())
+
+
+# ---------------------------------------------------------------------------------------------
+# Selection networks
+
+
+def _batcher_pairs(n: int) -> list:
+    """Batcher's odd-even merge sorting network for ``n`` wires (comparators ``(low, high)``).
+
+    Built for the next power of two; comparators touching wires ``>= n`` are dropped, which is
+    exact because those wires can be taken to hold +infinity (a comparator never moves them).
+    """
+    size = 1
+    while size < n:
+        size *= 2
+    pairs = []
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        low, high = i + j, i + j + k
+                        if high < n:
+                            pairs.append((low, high))
+            k //= 2
+        p *= 2
+    return pairs
+
+
+@functools.lru_cache(maxsize=64)
+def selection_network(n: int, k: int) -> np.ndarray:
+    """Comparators ``(M, 2)`` that put the ``k``-th smallest of ``n`` values on wire ``k``.
+
+    Batcher's sorting network pruned backwards to the comparators wire ``k`` depends on.
+
+    Examples
+    --------
+    >>> net = selection_network(9, 4)
+    >>> values = np.array([5, 1, 9, 3, 7, 2, 8, 6, 4])
+    >>> for a, b in net:
+    ...     values[[a, b]] = sorted(values[[a, b]])
+    >>> int(values[4])
+    5
+    """
+    if not 0 <= k < n:
+        raise ValueError(f"rank {k} is outside 0..{n - 1}")
+    needed = {k}
+    kept = []
+    for low, high in reversed(_batcher_pairs(n)):
+        if low in needed or high in needed:
+            kept.append((low, high))
+            needed.update((low, high))
+    kept.reverse()
+    network = np.array(kept, dtype=np.intp).reshape(-1, 2)
+    network.setflags(write=False)
+    return network
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys: every dtype as one the kernels order correctly
+
+
+def _key_rule(x: np.ndarray, cval_is_nan: bool) -> str:
+    """How ``x`` becomes a kernel dtype whose order is ``x``'s (NaN last)."""
+    dtype = x.dtype
+    if dtype == np.bool_:
+        return "bool"
+    if dtype.kind == "u":
+        return "same"
+    if dtype.kind == "i":
+        return "signed"
+    if dtype.kind == "f":
+        nan = cval_is_nan or bool(np.isnan(x).any())
+        if dtype == np.float16:
+            return "float16-keys" if nan else "float16"
+        return "float-keys" if nan else "same"
+    raise TypeError(f"rank filters take real numbers or booleans, got dtype {dtype}")
+
+
+def _float_keys(x: np.ndarray) -> np.ndarray:
+    """IEEE bits as unsigned integers ordered like the numbers, every NaN above +inf."""
+    unsigned = np.dtype(f"u{x.dtype.itemsize}")
+    top = unsigned.type(1 << (8 * x.dtype.itemsize - 1))
+    bits = np.where(np.isnan(x), np.array(np.nan, x.dtype), x).view(unsigned)
+    return np.where(bits & top, ~bits, bits | top)
+
+
+def _to_keys(x: np.ndarray, how: str) -> np.ndarray:
+    if how == "same":
+        return x
+    if how == "bool":
+        return x.view(np.uint8)
+    if how == "signed":
+        unsigned = np.dtype(f"u{x.dtype.itemsize}")
+        return x.view(unsigned) ^ unsigned.type(1 << (8 * x.dtype.itemsize - 1))
+    if how == "float16":
+        return x.astype(np.float32)
+    if how == "float16-keys":
+        return _float_keys(x.astype(np.float32))
+    return _float_keys(x)
+
+
+def _from_keys(keys: np.ndarray, how: str, dtype: np.dtype) -> np.ndarray:
+    if how == "same":
+        return keys
+    if how == "bool":
+        return keys.view(np.bool_)
+    if how == "signed":
+        sign = keys.dtype.type(1 << (8 * keys.dtype.itemsize - 1))
+        return (keys ^ sign).view(dtype)
+    if how == "float16":
+        return keys.astype(np.float16)
+    if how == "float16-keys":
+        return _from_keys(keys, "float-keys", np.dtype(np.float32)).astype(np.float16)
+    top = keys.dtype.type(1 << (8 * keys.dtype.itemsize - 1))
+    return np.where(keys & top, keys ^ top, ~keys).view(dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments
+
+
+def _spatial_axes(ndim_data: int, axes: Axes, window_ndim: Optional[int]) -> tuple[int, ...]:
+    if axes is not None:
+        if isinstance(axes, (int, np.integer)):
+            axes = (int(axes),)
+        try:
+            normalized = tuple(int(a) + ndim_data if int(a) < 0 else int(a) for a in axes)
+        except TypeError:
+            raise TypeError(f"axes must be a sequence of integers, got {axes!r}") from None
+        if (not normalized or len(set(normalized)) != len(normalized)
+                or any(not 0 <= a < ndim_data for a in normalized)):
+            raise ValueError(
+                f"axes={tuple(axes)!r} must name 1 to 3 distinct axes of an array with "
+                f"{ndim_data} dimensions")
+        if len(normalized) > 3:
+            raise ValueError(f"axes={tuple(axes)!r}: rank filters take 1 to 3 spatial axes")
+        if window_ndim is not None and window_ndim != len(normalized):
+            raise ValueError(
+                f"the window has {window_ndim} dimensions but axes={tuple(axes)!r} names "
+                f"{len(normalized)}")
+        return normalized
+    if window_ndim is None:
+        if ndim_data > 3:
+            raise ValueError(
+                f"an integer size on a {ndim_data}-D array is ambiguous: give axes= (the 1 to 3 "
+                "spatial axes), a size per spatial axis, or a footprint")
+        window_ndim = ndim_data
+    if not 1 <= window_ndim <= 3:
+        raise ValueError(f"rank filters take 1 to 3 spatial axes, the window has {window_ndim}")
+    if window_ndim > ndim_data:
+        raise ValueError(
+            f"the window has {window_ndim} dimensions, the array only {ndim_data}")
+    return tuple(range(ndim_data - window_ndim, ndim_data))
+
+
+def _footprint(size: Size, footprint, axes: Axes, ndim_data: int):
+    """The boolean footprint and the spatial axes it slides over."""
+    if footprint is not None:
+        if size is not None:
+            raise ValueError("give size or footprint, not both")
+        fp = np.asarray(footprint)
+        if fp.dtype != np.bool_:
+            if fp.dtype.kind not in "biuf" or not np.isin(fp, (0, 1)).all():
+                raise ValueError("footprint must be boolean (or hold only 0 and 1)")
+            fp = fp.astype(bool)
+        if fp.ndim == 0 or 0 in fp.shape:
+            raise ValueError(f"footprint must be a non-empty 1-D to 3-D array, got shape {fp.shape}")
+        if not fp.any():
+            raise ValueError("footprint selects no sample")
+        spatial = _spatial_axes(ndim_data, axes, fp.ndim)
+        return fp, spatial
+    if size is None:
+        raise ValueError("give size (an int or one per spatial axis) or a boolean footprint")
+    if isinstance(size, (int, np.integer)) and not isinstance(size, (bool, np.bool_)):
+        spatial = _spatial_axes(ndim_data, axes, None)
+        sizes = (int(size),) * len(spatial)
+    else:
+        if isinstance(size, (str, bytes)) or isinstance(size, (bool, np.bool_, float)):
+            raise TypeError(f"size must be an int or a sequence of ints, got {size!r}")
+        try:
+            sizes = tuple(int(s) for s in size)
+        except TypeError:
+            raise TypeError(f"size must be an int or a sequence of ints, got {size!r}") from None
+        if any(isinstance(s, (bool, np.bool_, float)) for s in size):
+            raise TypeError(f"size must hold integers, got {size!r}")
+        spatial = _spatial_axes(ndim_data, axes, len(sizes))
+    if any(s < 1 for s in sizes):
+        raise ValueError(f"size must be >= 1 along every axis, got {size!r}")
+    return np.ones(sizes, dtype=bool), spatial
+
+
+def _origins(origin, ndim: int) -> tuple[int, ...]:
+    if isinstance(origin, (int, np.integer)):
+        return (int(origin),) * ndim
+    origins = tuple(int(o) for o in origin)
+    if len(origins) != ndim:
+        raise ValueError(f"origin={origin!r} needs one value per spatial axis ({ndim})")
+    return origins
+
+
+def _cval_array(cval, dtype: np.dtype) -> np.ndarray:
+    """``cval`` as a one-element array of ``dtype``; it must be a value of that dtype."""
+    try:
+        value = np.array(cval)
+    except (TypeError, ValueError):
+        raise TypeError(f"cval must be a real number, got {cval!r}") from None
+    if value.ndim or value.dtype.kind not in "biuf":
+        raise TypeError(f"cval must be one real number, got {cval!r}")
+    if dtype.kind in "uib":
+        low, high = (0, 1) if dtype == np.bool_ else (np.iinfo(dtype).min, np.iinfo(dtype).max)
+        number = value.item()
+        if not (np.isfinite(number) and float(number).is_integer() and low <= number <= high):
+            raise ValueError(
+                f"cval={cval!r} is not a value of the input's dtype {dtype} "
+                f"(integers {low}..{high})")
+        return np.array([int(number)], dtype=dtype)
+    return np.array([value.item()], dtype=dtype)
+
+
+def choose_method(dtype: np.dtype, footprint: np.ndarray, k: int) -> str:
+    """The window kernel ``method="auto"`` uses for the ``k``-th smallest over ``footprint``.
+
+    Minimum and maximum: ``"box"`` (van Herk / Gil-Werman) for a full box, else ``"scan"``.
+    The median of a 3 x 3 box: ``"columns"`` (sorted columns). Other ranks: ``"histogram"`` for
+    8- and 16-bit data whose footprint exceeds :data:`NETWORK_LIMIT`, else ``"network"``.
+    """
+    count = int(footprint.sum())
+    if k in (0, count - 1):
+        return "box" if footprint.all() else "scan"
+    if _is_box_3x3_median(footprint, k):
+        return "columns"
+    limit = NETWORK_LIMIT.get(np.dtype(dtype))
+    if limit is not None and count > limit:
+        return "histogram"
+    return "network"
+
+
+def _is_box_3x3_median(footprint: np.ndarray, k: int) -> bool:
+    shape = footprint.shape
+    while len(shape) > 2 and shape[0] == 1:
+        shape = shape[1:]
+    return shape == (3, 3) and k == 4 and bool(footprint.all())
+
+
+# ---------------------------------------------------------------------------------------------
+# The one entry point to the kernels
+
+
+def rank_window(x, k: int, footprint: np.ndarray, spatial: tuple[int, ...], *,
+                mode: str = "symmetric", cval=0, origin=0, method: str = "auto") -> np.ndarray:
+    """The ``k``-th smallest sample (0-based) of every window: the rank filters' one path.
+
+    Parameters
+    ----------
+    x : array_like
+        Real numbers or booleans.
+    k : int
+        Rank within the window, ``0 <= k < footprint.sum()``.
+    footprint : numpy.ndarray
+        Boolean, one dimension per spatial axis.
+    spatial : tuple of int
+        The (non-negative, distinct) spatial axes of ``x``, 1 to 3 of them.
+    mode, cval, origin, method
+        As in :func:`rank`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape and dtype as ``x``.
+
+    Examples
+    --------
+    >>> rank_window(np.array([3, 1, 2, 9, 5], np.uint8), 1, np.ones(3, bool), (0,)).tolist()
+    [3, 2, 2, 5, 9]
+    """
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf" or x.dtype.itemsize > 8:
+        raise TypeError(f"rank filters take real numbers or booleans, got dtype {x.dtype}")
+    if x.ndim == 0:
+        raise ValueError("rank filters need at least one axis, got a 0-d array")
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not one of {METHODS}")
+    canonical = normalize_mode(mode)
+    count = int(footprint.sum())
+    if not 0 <= k < count:
+        raise ValueError(f"rank {k} is outside the footprint's {count} samples")
+    origins = _origins(origin, footprint.ndim)
+    pads = []
+    for length, offset in zip(footprint.shape, origins):
+        before = length // 2 + offset
+        if not 0 <= before < length:
+            raise ValueError(
+                f"origin={origin!r}: along an axis of length {length} it must lie in "
+                f"{-(length // 2)}..{(length - 1) // 2}")
+        pads.append((before, length - 1 - before))
+    if x.size == 0:
+        return x.copy()
+
+    cval_typed = _cval_array(cval, x.dtype)
+    how = _key_rule(x, bool(np.isnan(cval_typed).any()) if x.dtype.kind == "f" else False)
+    keys = _to_keys(x, how)
+    cval_key = np.ascontiguousarray(_to_keys(cval_typed, how))
+    kernel = (1,) * (3 - footprint.ndim) + footprint.shape
+    pads3 = ((0, 0),) * (3 - footprint.ndim) + tuple(pads)
+    fp3 = footprint.reshape(kernel)
+    chosen = choose_method(keys.dtype, fp3, k) if method == "auto" else method
+    nd = len(spatial)
+    channels = x.shape[-1]
+    if (chosen in ("network", "columns", "scan", "box") and x.ndim > nd and channels > 1
+            and spatial == tuple(range(x.ndim - 1 - nd, x.ndim - 1))):
+        # Channels last (..., H, W, C): a row of W pixels of C channels is read as one row of
+        # W * C samples whose window taps lie C apart, so the image is never transposed.
+        data = np.ascontiguousarray(keys).reshape(
+            (-1, 1) + (1,) * (3 - nd) + x.shape[x.ndim - 1 - nd: x.ndim - 2]
+            + (x.shape[-2] * channels,))
+        maps = [index_map(size, before, after, canonical)
+                for size, (before, after) in zip(data.shape[2:4], pads3[:2])]
+        columns = index_map(x.shape[-2], *pads3[2], canonical)
+        interleaved = np.where(columns[:, None] >= 0,
+                               columns[:, None] * channels + np.arange(channels), -1)
+        maps.append(np.ascontiguousarray(interleaved.reshape(-1), dtype=np.intp))
+        out = np.empty(data.shape, dtype=data.dtype)
+        _run(data, out, cval_key, fp3, k, maps, pads3[2][0] * channels, chosen, channels)
+        return _from_keys(out, how, x.dtype).reshape(x.shape)
+
+    # Spatial axes last, everything else one batch axis, unit axes up to 3-D.
+    moved = np.moveaxis(keys, spatial, tuple(range(x.ndim - nd, x.ndim)))
+    batch_shape = moved.shape[: x.ndim - nd]
+    spatial_shape = moved.shape[x.ndim - nd:]
+    data = np.ascontiguousarray(moved.reshape((-1, 1) + (1,) * (3 - nd) + spatial_shape))
+    maps = [index_map(size, before, after, canonical)
+            for size, (before, after) in zip(data.shape[2:], pads3)]
+    out = np.empty(data.shape, dtype=data.dtype)
+    _run(data, out, cval_key, fp3, k, maps, pads3[2][0], chosen, 1)
+    result = _from_keys(out, how, x.dtype).reshape(batch_shape + spatial_shape)
+    return np.moveaxis(result, tuple(range(x.ndim - nd, x.ndim)), spatial)
+
+
+def _run(keys: np.ndarray, out: np.ndarray, cval_key: np.ndarray, fp3: np.ndarray, k: int,
+         maps: list, pad_left: int, method: str, step: int) -> None:
+    """Check ``method`` against the problem, lay out the taps and scratch, call the kernels.
+
+    ``step`` is the distance between a window's neighbouring columns in a row (1, or the channel
+    count of interleaved channels-last rows).
+    """
+    count = int(fp3.sum())
+    extreme = k in (0, count - 1)
+    if method in ("box", "van-herk", "scan") and not extreme:
+        raise ValueError(f"method={method!r} computes minimum and maximum only, not rank {k}")
+    if method == "columns" and not _is_box_3x3_median(fp3, k):
+        raise ValueError("method='columns' computes the median of a 3 x 3 box only")
+    if method in ("box", "van-herk") and not fp3.all():
+        raise ValueError(f"method={method!r} needs a full box footprint (size=, or all True)")
+    if method == "histogram" and keys.dtype not in _HISTOGRAM_BINS:
+        raise ValueError(
+            "method='histogram' needs 8- or 16-bit data (uint8, int8, uint16, int16, bool)")
+    kd, kh, kw = fp3.shape
+    taps = np.argwhere(fp3)  # C order: row by row, columns increasing
+    tap_row = np.ascontiguousarray(taps[:, 0] * kh + taps[:, 1], dtype=np.intp)
+    tap_col = np.ascontiguousarray(taps[:, 2] * step, dtype=np.intp)
+    empty = np.zeros(0, dtype=np.intp)
+    add_row = add_col = rem_row = rem_col = empty
+    network = np.zeros((0, 2), dtype=np.intp)
+    threads_wanted = get_num_threads()
+    items = keys.shape[0] * out.shape[2] * out.shape[3]
+    work_estimate = out.size * (count if method in ("scan", "network") else 8)
+    threads = 1 if work_estimate < _MIN_PARALLEL_WORK else max(1, min(threads_wanted, items))
+    lanes = compiled.lanes()
+    padded_w = maps[2].shape[0]
+    work_width = 3 * padded_w
+    hist = np.zeros((1, 1), dtype=np.intc)
+    if method == "network":
+        code = _NETWORK
+        network = selection_network(count, k)
+        work_width = max(work_width, count * lanes)
+    elif method == "histogram":
+        code = _HISTOGRAM
+        bins, shift = _HISTOGRAM_BINS[keys.dtype]
+        hist = np.zeros((threads, bins + (bins >> shift)), dtype=np.intc)
+        left = np.zeros_like(fp3[..., :1])
+        before = np.concatenate([left, fp3[..., :-1]], axis=-1)
+        after = np.concatenate([fp3[..., 1:], left], axis=-1)
+        entering = np.argwhere(fp3 & ~after)  # the last of each run: enters on a step
+        leaving = np.argwhere(fp3 & ~before)  # the first of each run: leaves on a step
+        add_row = np.ascontiguousarray(entering[:, 0] * kh + entering[:, 1], dtype=np.intp)
+        add_col = np.ascontiguousarray(entering[:, 2], dtype=np.intp)
+        rem_row = np.ascontiguousarray(leaving[:, 0] * kh + leaving[:, 1], dtype=np.intp)
+        rem_col = np.ascontiguousarray(leaving[:, 2] - 1, dtype=np.intp)
+    elif method == "columns":
+        code = _COLUMNS_3X3
+    elif method == "box":
+        code = _BOX_MAX if k == count - 1 else _BOX_MIN
+    elif method == "van-herk":
+        code = _VAN_HERK_MAX if k == count - 1 else _VAN_HERK_MIN
+    else:
+        code = _TAPS_MAX if k == count - 1 and count > 1 else _TAPS_MIN
+    rows = kd * kh
+    ring = np.zeros((threads, rows * (padded_w + lanes)), dtype=keys.dtype)
+    tags = np.full((threads, rows), -1, dtype=np.intp)
+    work = np.empty((threads, work_width), dtype=keys.dtype)
+    offsets = np.empty((threads, rows + count + len(add_row) + len(rem_row)), dtype=np.intp)
+    compiled.rank_rows(keys, out, cval_key, (kd, kh, (kw - 1) * step + 1), tap_row, tap_col, code, k, network,
+                       add_row, add_col, rem_row, rem_col, maps[0], maps[1], maps[2], pad_left,
+                       ring, tags, work, hist, offsets, threads, step)
+
+
+# ---------------------------------------------------------------------------------------------
+# Public filters
+
+
+def rank(x, rank: int, size: Size = None, footprint=None, *, mode: str = "symmetric",
+         cval: float = 0, origin: Union[int, Sequence[int]] = 0, axes: Axes = None,
+         method: str = "auto") -> np.ndarray:
+    """The ``rank``-th smallest value of every window (scipy.ndimage.rank_filter).
+
+    Parameters
+    ----------
+    x : array_like
+        Real numbers or booleans; the result has its shape and dtype.
+    rank : int
+        0-based rank within the window; negative counts from the largest (-1: the maximum).
+    size : int or sequence of int, optional
+        Box window, one length per spatial axis (an int: the same along each).
+    footprint : array_like of bool, optional
+        Window shape (instead of ``size``); its dimensions are the spatial axes.
+    mode : str
+        Padding: "symmetric" (default; scipy's "reflect"), "reflect" ("mirror"), "replicate"
+        ("nearest"), "circular" ("wrap"), "zeros" / "constant" (pads with ``cval``).
+    cval : number
+        The padding value of "zeros"/"constant" (a value of ``x``'s dtype).
+    origin : int or sequence of int
+        Shift of the window's centre, as in scipy.ndimage.
+    axes : sequence of int, optional
+        The spatial axes (default: the last ``footprint.ndim`` or ``len(size)`` axes; with an
+        integer size, every axis of an array of at most 3 dimensions).
+    method : {"auto", "network", "columns", "histogram", "box", "van-herk", "scan"}
+        Window kernel (docs/filters.md); every one gives the same result.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgfilt.rank import rank
+    >>> rank(np.array([5, 1, 4, 2, 3], np.uint8), 1, size=3).tolist()
+    [1, 4, 2, 3, 3]
+    """
+    x = np.asarray(x)
+    fp, spatial = _footprint(size, footprint, axes, x.ndim)
+    count = int(fp.sum())
+    k = int(rank)
+    if k < 0:
+        k += count
+    if not 0 <= k < count:
+        raise ValueError(f"rank={rank} is outside the window's {count} samples")
+    return rank_window(x, k, fp, spatial, mode=mode, cval=cval, origin=origin, method=method)
+
+
+def median(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
+           origin: Union[int, Sequence[int]] = 0, axes: Axes = None,
+           method: str = "auto") -> np.ndarray:
+    """The median of every window (scipy.ndimage.median_filter).
+
+    For a window of an even number of samples it is the upper median (rank ``n // 2``), as in
+    scipy.ndimage; no averaging, so the result stays in the input's dtype. Arguments as in
+    :func:`rank`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgfilt.rank import median
+    >>> median(np.array([[0, 0, 0], [0, 9, 0], [0, 0, 0]], np.uint8), size=3).tolist()
+    [[0, 0, 0], [0, 0, 0], [0, 0, 0]]
+    """
+    x = np.asarray(x)
+    fp, spatial = _footprint(size, footprint, axes, x.ndim)
+    return rank_window(x, int(fp.sum()) // 2, fp, spatial, mode=mode, cval=cval,
+                       origin=origin, method=method)
+
+
+def percentile(x, percentile: float, size: Size = None, footprint=None, *,
+               mode: str = "symmetric", cval: float = 0,
+               origin: Union[int, Sequence[int]] = 0, axes: Axes = None,
+               method: str = "auto") -> np.ndarray:
+    """The ``percentile``-th percentile of every window (scipy.ndimage.percentile_filter).
+
+    The rank is scipy's: ``int(n * percentile / 100)`` (``n - 1`` at 100) for a window of ``n``
+    samples, no interpolation; a negative percentile counts from 100. Arguments as in
+    :func:`rank`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgfilt.rank import percentile
+    >>> percentile(np.arange(5, dtype=np.float32), 100, size=3).tolist()
+    [1.0, 2.0, 3.0, 4.0, 4.0]
+    """
+    x = np.asarray(x)
+    fp, spatial = _footprint(size, footprint, axes, x.ndim)
+    try:
+        value = float(percentile)
+    except (TypeError, ValueError):
+        raise TypeError(f"percentile must be a number, got {percentile!r}") from None
+    if value < 0:
+        value += 100.0
+    if not 0 <= value <= 100:
+        raise ValueError(f"percentile={percentile!r} must lie in -100..100")
+    count = int(fp.sum())
+    k = count - 1 if value == 100 else int(count * value / 100.0)
+    return rank_window(x, k, fp, spatial, mode=mode, cval=cval, origin=origin, method=method)
+
+
+def minimum(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
+            origin: Union[int, Sequence[int]] = 0, axes: Axes = None,
+            method: str = "auto") -> np.ndarray:
+    """The minimum of every window (scipy.ndimage.minimum_filter); arguments as in :func:`rank`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgfilt.rank import minimum
+    >>> minimum(np.array([3, 1, 2, 9, 5], np.int16), size=3).tolist()
+    [1, 1, 1, 2, 5]
+    """
+    x = np.asarray(x)
+    fp, spatial = _footprint(size, footprint, axes, x.ndim)
+    return rank_window(x, 0, fp, spatial, mode=mode, cval=cval, origin=origin, method=method)
+
+
+def maximum(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
+            origin: Union[int, Sequence[int]] = 0, axes: Axes = None,
+            method: str = "auto") -> np.ndarray:
+    """The maximum of every window (scipy.ndimage.maximum_filter); arguments as in :func:`rank`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgfilt.rank import maximum
+    >>> maximum(np.array([3, 1, 2, 9, 5], np.int16), size=3).tolist()
+    [3, 3, 9, 9, 9]
+    """
+    x = np.asarray(x)
+    fp, spatial = _footprint(size, footprint, axes, x.ndim)
+    return rank_window(x, int(fp.sum()) - 1, fp, spatial, mode=mode, cval=cval, origin=origin,
+                       method=method)
+
+
+# ---------------------------------------------------------------------------------------------
+# Grey morphology with a flat structuring element (scipy.ndimage.grey_* conventions)
+
+
+def erosion(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
+            origin: Union[int, Sequence[int]] = 0, axes: Axes = None) -> np.ndarray:
+    """Grey erosion by a flat footprint: :func:`minimum` (scipy.ndimage.grey_erosion).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgfilt.rank import erosion
+    >>> erosion(np.array([0, 5, 5, 5, 0], np.uint8), size=3).tolist()
+    [0, 0, 5, 0, 0]
+    """
+    return minimum(x, size, footprint, mode=mode, cval=cval, origin=origin, axes=axes)
+
+
+def dilation(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
+             origin: Union[int, Sequence[int]] = 0, axes: Axes = None) -> np.ndarray:
+    """Grey dilation by a flat footprint (scipy.ndimage.grey_dilation).
+
+    As in scipy, the footprint is reflected through its centre and the origin negated (an even
+    length shifts the centre by one more), so that dilation is the adjoint of erosion: the
+    maximum over ``x[p - s]`` for the footprint's offsets ``s``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgfilt.rank import dilation
+    >>> dilation(np.array([0, 0, 5, 0, 0], np.uint8), footprint=[1, 1, 0]).tolist()
+    [0, 0, 5, 5, 0]
+    """
+    x = np.asarray(x)
+    fp, spatial = _footprint(size, footprint, axes, x.ndim)
+    reflected = fp[(slice(None, None, -1),) * fp.ndim]
+    origins = tuple(-o - (1 - length % 2)
+                    for o, length in zip(_origins(origin, fp.ndim), fp.shape))
+    return rank_window(x, int(fp.sum()) - 1, reflected, spatial, mode=mode, cval=cval,
+                       origin=origins)
+
+
+def opening(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
+            origin: Union[int, Sequence[int]] = 0, axes: Axes = None) -> np.ndarray:
+    """Grey opening: :func:`erosion` then :func:`dilation` (scipy.ndimage.grey_opening).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgfilt.rank import opening
+    >>> opening(np.array([0, 9, 0, 4, 4, 4, 0], np.uint8), size=3).tolist()
+    [0, 0, 0, 4, 4, 4, 0]
+    """
+    options = dict(mode=mode, cval=cval, origin=origin, axes=axes)
+    return dilation(erosion(x, size, footprint, **options), size, footprint, **options)
+
+
+def closing(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
+            origin: Union[int, Sequence[int]] = 0, axes: Axes = None) -> np.ndarray:
+    """Grey closing: :func:`dilation` then :func:`erosion` (scipy.ndimage.grey_closing).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgfilt.rank import closing
+    >>> closing(np.array([9, 0, 9, 9, 0, 0, 9], np.uint8), size=3).tolist()
+    [9, 9, 9, 9, 0, 0, 9]
+    """
+    options = dict(mode=mode, cval=cval, origin=origin, axes=axes)
+    return erosion(dilation(x, size, footprint, **options), size, footprint, **options)
+
+
+def gradient(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
+             origin: Union[int, Sequence[int]] = 0, axes: Axes = None) -> np.ndarray:
+    """Morphological gradient: dilation minus erosion (scipy.ndimage.morphological_gradient).
+
+    Computed in the input's dtype, as scipy does (never negative: dilation >= erosion when the
+    footprint holds its centre; for signed integers a difference beyond the dtype wraps, as in
+    scipy).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgfilt.rank import gradient
+    >>> gradient(np.array([0, 0, 5, 5, 5], np.uint8), size=3).tolist()
+    [0, 5, 5, 0, 0]
+    """
+    options = dict(mode=mode, cval=cval, origin=origin, axes=axes)
+    grown = dilation(x, size, footprint, **options)
+    return np.subtract(grown, erosion(x, size, footprint, **options), out=grown,
+                       casting="unsafe") if grown.dtype != np.bool_ else grown ^ erosion(
+                           x, size, footprint, **options)
+
+
+def white_tophat(x, size: Size = None, footprint=None, *, mode: str = "symmetric",
+                 cval: float = 0, origin: Union[int, Sequence[int]] = 0,
+                 axes: Axes = None) -> np.ndarray:
+    """White top-hat: ``x`` minus its :func:`opening` (scipy.ndimage.white_tophat).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgfilt.rank import white_tophat
+    >>> white_tophat(np.array([0, 9, 0, 4, 4, 4, 0], np.uint8), size=3).tolist()
+    [0, 9, 0, 0, 0, 0, 0]
+    """
+    x = np.asarray(x)
+    opened = opening(x, size, footprint, mode=mode, cval=cval, origin=origin, axes=axes)
+    if x.dtype == np.bool_:
+        return x ^ opened
+    return np.subtract(x, opened, out=opened, casting="unsafe")
+
+
+def black_tophat(x, size: Size = None, footprint=None, *, mode: str = "symmetric",
+                 cval: float = 0, origin: Union[int, Sequence[int]] = 0,
+                 axes: Axes = None) -> np.ndarray:
+    """Black top-hat: the :func:`closing` minus ``x`` (scipy.ndimage.black_tophat).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from imgfilt.rank import black_tophat
+    >>> black_tophat(np.array([9, 0, 9, 9, 0, 0, 9], np.uint8), size=3).tolist()
+    [0, 9, 0, 0, 0, 0, 0]
+    """
+    x = np.asarray(x)
+    closed = closing(x, size, footprint, mode=mode, cval=cval, origin=origin, axes=axes)
+    if x.dtype == np.bool_:
+        return closed ^ x
+    return np.subtract(closed, x, out=closed, casting="unsafe")
