@@ -1,9 +1,10 @@
 """Make every picture of the docs from the samples: ``python docs/gen_figures.py [OUTDIR]``.
 
 The pictures are computed by imgfilt itself (no picture is drawn by hand), so they change when
-the library does and never go stale: CI runs this before ``mkdocs build --strict``, which fails
-on a page that shows a picture this script did not make. OUTDIR defaults to docs/figures/
-(git-ignored). Needs only NumPy, Pillow and imgfilt; runs in a few seconds.
+the library does and never go stale: tests/test_figures.py checks that the committed
+docs/figures/ (so that the pages show their pictures on GitHub too) are what this script makes,
+and ``mkdocs build --strict`` fails on a page that shows a picture this script did not make.
+OUTDIR defaults to docs/figures/. Needs only NumPy, Pillow and imgfilt; runs in a few seconds.
 """
 from __future__ import annotations
 
@@ -263,6 +264,23 @@ def montage() -> Image.Image:
     bank = imgfilt.FilterBank.load(SAMPLES / "edges.npz")
     maps = bank.apply(photo("camera.png", "L", reduce=4))
     return bank.montage(maps, cols=3)
+
+
+@figure("feature-maps.png")
+def feature_maps() -> Image.Image:
+    """README's picture: a photo and the six feature maps of samples/edges.npz."""
+    camera = photo("camera.png", "L", reduce=4)
+    bank = imgfilt.FilterBank.load(SAMPLES / "edges.npz")
+    maps = bank.apply(camera)
+    tiles = [tile(Image.fromarray(to_uint8(m)), name, size=12) for name, m in zip(bank.names, maps)]
+    grid_of_maps = side_by_side(tiles, cols=3, gap=6)
+    left = tile(camera.resize((2 * camera.width, 2 * camera.height), Image.LANCZOS),
+                "samples/camera.png -> 6 feature maps (samples/edges.npz)", size=12)
+    sheet = Image.new("RGB", (left.width + 14 + grid_of_maps.width,
+                              max(left.height, grid_of_maps.height)), "white")
+    sheet.paste(left, (0, 0))
+    sheet.paste(grid_of_maps, (left.width + 14, 0))
+    return sheet
 
 
 @figure("ecg.png")

@@ -5,22 +5,23 @@ The engine is :func:`conv` (the convolution layer of the textbooks, on NumPy arr
 arrays, Pillow images, torch tensors, xarray DataArrays and Dask arrays, giving back the same
 type. The modules, bottom to top (each imports only those below it; docs/development.md):
 
-``arrays``, ``layout``, ``padding``, ``kernels``
-    the input/output adapter, the axis rule, padding index maps, kernel factories
+``arrays``, ``layout``, ``padding``, ``kernels``, ``display``
+    the input/output adapter, the axis rule, padding index maps, kernel factories, pictures
+    for Jupyter
 ``convolution``
     :func:`conv`, :func:`convolve`, :func:`plan`, threads, the engine's methods
 ``filters``
     :class:`Filter` and the registry (filters as data)
 ``pipeline``
     one filter over an array whose layout is known
-``io``, ``bank``, ``learn``
-    files, :class:`FilterBank`/:class:`Sequential`, fitting filters
+``io``, ``bank``, ``learn``, ``explainer``
+    files, :class:`FilterBank`/:class:`Sequential`, fitting filters, :func:`explain`'s page
 ``api``
     :func:`apply`
 ``pillow``, ``dask``, ``cli``
     the Pillow plug-in, the Dask adapter, the ``imgfilt`` command
 """
-from . import api, arrays, filters, io, kernels, layout, learn, pipeline
+from . import api, arrays, display, filters, io, kernels, layout, learn, pipeline
 from .api import apply
 from .bank import FilterBank, Sequential
 from .convolution import (
@@ -34,6 +35,7 @@ from .convolution import (
     plan,
     set_num_threads,
 )
+from .explainer import explain  # the module is explainer: imgfilt.explain is the function
 from .filters import Filter, get_filter, list_filters
 from .pillow import PillowFilter
 
@@ -44,6 +46,7 @@ __all__ = [
     "get_num_threads", "set_num_threads",
     "apply", "Filter", "FilterBank", "Sequential", "PillowFilter", "get_filter", "list_filters",
     "filters", "kernels", "io", "learn", "arrays", "layout", "pipeline", "api",
+    "explain", "display",
 ]
 
 # Dask arrays given to imgfilt.apply take the lazy route of imgfilt.dask (imported on first use,

@@ -28,7 +28,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image
 
-from . import arrays
+from . import arrays, display
 from .arrays import array_to_pil
 from .convolution import checked_int, compute_dtype, conv, plan
 from .errors import MAX_BYTES, file_errors
@@ -290,6 +290,16 @@ class FilterBank:
 
     def __repr__(self) -> str:
         return f"<FilterBank {self.out_channels} maps, weight{self.weight.shape}, groups={self.groups}>"
+
+    def _repr_html_(self) -> str:
+        return display.bank_html(self)
+
+    def _repr_png_(self) -> bytes:
+        return display.to_png(display.kernel_image(self.weight))
+
+    def show(self, maps: Any = None) -> display.Drawing:
+        """The bank's kernels and, given the ``(C_out, H, W)`` maps it made, the maps (Jupyter)."""
+        return display.Drawing(display.bank_html(self, maps))
 
     def output_shape(self, input_shape: Sequence[int], **conv_options: Any) -> Tuple[int, ...]:
         """The shape of the maps for a channel-first input shape, allocating nothing.
@@ -616,6 +626,13 @@ class Sequential:
 
     def __repr__(self) -> str:
         return f"<Sequential {' -> '.join(str(l.weight.shape) for l in self.layers)}>"
+
+    def _repr_html_(self) -> str:
+        return display.network_html(self)
+
+    def show(self, input_shape: Sequence[int], **conv_options: Any) -> display.Drawing:
+        """The layers and the shape after each for a channel-first ``input_shape`` (Jupyter)."""
+        return display.Drawing(display.network_html(self, input_shape, **conv_options))
 
     @property
     def n_params(self) -> int:

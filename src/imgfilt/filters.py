@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from . import display
 from . import kernels as K
 from .arrays import as_numpy
 from .convolution import magnitude as _magnitude
@@ -227,6 +228,12 @@ class Filter:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         shown = f"{self.name}({args})"
         return f"<Filter {shown} weight{self.weight.shape}>"
+
+    def _repr_html_(self) -> str:
+        return display.filter_html(self)
+
+    def _repr_png_(self) -> bytes:
+        return display.to_png(display.kernel_image(self.weight))
 
     # -- checks -------------------------------------------------------------------------------
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from ..padding import NUMPY_NAMES
 from ..convolution import Plan, plan
-from .common import EXIT_OK, UsageError, bounded, number, padding_mode, read_array, table
-
-#: The default demo of ``explain``: the 3x3 input and 2x2 kernel of *Dive into Deep Learning*.
-DEMO_INPUT = np.arange(9.0).reshape(3, 3)
-DEMO_KERNEL = np.array([[0.0, 1.0], [2.0, 3.0]])
+from ..explainer import DEMO_INPUT, DEMO_KERNEL, explain
+from ..io import atomic_write
+from ..padding import NUMPY_NAMES
+from .common import (
+    EXIT_OK, UsageError, bounded, check_target, number, padding_mode, read_array, table,
+)
 
 FORMULA = "out = floor((in + pad_before + pad_after - dilation·(kernel - 1) - 1) / stride) + 1"
 
@@ -133,6 +133,16 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                          help="the output element (default 0,0)")
     explain.add_argument("--out-channel", type=int, default=0, metavar="O",
                          help="the output channel, for a (C_out, C_in, kH, kW) kernel")
+    explain.add_argument("--html", metavar="PAGE.html",
+                         help="write a web page that steps and plays the window over the whole "
+                              "input (one self-contained file, no network) instead of printing")
+    explain.add_argument("--dims", type=int, choices=(1, 2, 3), default=2, metavar="N",
+                         help="spatial axes of --input/--kernel for --html: 1 (signals), 2 "
+                              "(default) or 3 (volumes)")
+    explain.add_argument("--groups", type=int, default=1, metavar="G",
+                         help="grouped convolution, for --html (default 1)")
+    explain.add_argument("--overwrite", action="store_true",
+                         help="replace an existing --html page")
     explain.set_defaults(handler=run_explain)
 
 
@@ -252,8 +262,36 @@ def _matrix(title: str, array: np.ndarray, limit: int = 16) -> list[str]:
     return lines
 
 
+def run_explain_html(args: argparse.Namespace) -> int:
+    """``imgfilt explain --html PAGE``: the page of :func:`imgfilt.explainer.explain`."""
+    inputs = [a for a in (args.input, args.kernel, args.bias) if a]
+    problem = check_target(args.html, inputs, args.overwrite)
+    if problem:
+        raise UsageError(problem)
+    x = read_array(args.input, "--input") if args.input else DEMO_INPUT
+    w = read_array(args.kernel, "--kernel") if args.kernel else DEMO_KERNEL
+    bias = read_array(args.bias, "--bias") if args.bias is not None else None
+    d = args.dims
+    try:
+        page = explain(x, w, bias, ndim=d, stride=_per_axis(args.stride, d, "--stride"),
+                       padding=_per_axis(args.padding, d, "--padding"),
+                       padding_mode=args.padding_mode,
+                       dilation=_per_axis(args.dilation, d, "--dilation"), groups=args.groups)
+    except (TypeError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    with atomic_write(args.html) as handle:
+        handle.write(page.encode("utf-8"))
+    print(f"{args.html}: page of {len(page) // 1024 + 1} KiB; open it in a browser")
+    return EXIT_OK
+
+
 def run_explain(args: argparse.Namespace) -> int:
     """``imgfilt explain``."""
+    if args.html:
+        return run_explain_html(args)
+    if args.dims != 2 or args.groups != 1:
+        raise UsageError("the printed explain is 2-D without groups; --dims and --groups need "
+                         "--html PAGE.html")
     x = read_array(args.input, "--input") if args.input else DEMO_INPUT
     w = read_array(args.kernel, "--kernel") if args.kernel else DEMO_KERNEL
     if x.ndim not in (2, 3):
