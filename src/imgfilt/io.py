@@ -68,7 +68,10 @@ def atomic_write(path: PathLike) -> Iterator[IO[bytes]]:
     try:
         # mkstemp makes the file private (0600); the result should be an ordinary file.
         os.chmod(temporary, _new_file_mode(final))
-        with os.fdopen(descriptor, "w+b") as handle:  # TIFF page appending reads back
+        os.close(descriptor)
+        # Opened by name so that handle.name is a path (tifffile needs it); w+b because TIFF
+        # writers read back what they wrote.
+        with open(temporary, "r+b") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
