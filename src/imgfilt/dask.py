@@ -48,6 +48,7 @@ from .convolution import conv as _engine_conv
 from .convolution import plan as _plan
 from .filters import COMBINES, Filter
 from .image import _as_filter, _check_output, _compute_dtype, _convert_output
+from .tiff import TiffPageReader
 
 __all__ = ["apply", "conv", "convolve", "filter_file"]
 
@@ -660,47 +661,7 @@ class _NpyFile:
                 handle.write(memoryview(values[outer].reshape(-1)).cast("B"))
 
 
-class _TiffSource:
-    """A multi-page TIFF as a ``(D, H, W[, C])`` array-like read page by page with Pillow."""
-
-    def __init__(self, path: str) -> None:
-        from PIL import Image
-
-        from .image import pil_to_array
-
-        self.path = path
-        with Image.open(path) as stack:
-            pages = getattr(stack, "n_frames", 1)
-            first = pil_to_array(stack)
-        self.page_shape, self.dtype = first.shape, first.dtype
-        self.shape = (pages,) + first.shape
-        self.ndim = len(self.shape)
-
-    def __getitem__(self, index: Any) -> np.ndarray:
-        from PIL import Image
-
-        from .image import pil_to_array
-
-        if not isinstance(index, tuple):
-            index = (index,)
-        index = index + (slice(None),) * (self.ndim - len(index))
-        pages = range(self.shape[0])[index[0]]
-        sizes = tuple(len(range(n)[s]) for n, s in zip(self.page_shape, index[1:]))
-        result = np.empty((len(pages),) + sizes, self.dtype)
-        with Image.open(self.path) as stack:
-            for row, page in enumerate(pages):
-                stack.seek(page)
-                pixels = pil_to_array(stack)
-                if pixels.shape != self.page_shape or pixels.dtype != self.dtype:
-                    raise ValueError(
-                        f"{self.path}: page {page} is {pixels.shape} {pixels.dtype}, page 0 is "
-                        f"{self.page_shape} {self.dtype}; a volume needs equal pages"
-                    )
-                result[row] = pixels[index[1:]]
-        return result
-
-
-def _source(path: str) -> _NpyFile | _TiffSource:
+def _source(path: str) -> _NpyFile | TiffPageReader:
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".npy":
         try:
@@ -708,7 +669,7 @@ def _source(path: str) -> _NpyFile | _TiffSource:
         except ValueError as error:  # object arrays, a broken header
             raise ValueError(f"{path}: cannot read as .npy ({error})") from None
     if suffix in (".tif", ".tiff"):
-        return _TiffSource(path)
+        return TiffPageReader(path)
     raise ValueError(f"{path}: the input must be a .npy or a multi-page .tif/.tiff file")
 
 
@@ -789,7 +750,8 @@ def filter_file(
     """Filter a ``.npy`` or multi-page TIFF larger than memory into a ``.npy``, in bounded memory.
 
     The input is read lazily, chunk by chunk (``.npy`` by plain file reads at the offsets a
-    memory map would use, TIFF page by page with Pillow), the filter runs through :func:`apply`,
+    memory map would use, TIFF page by page through tifffile from each page's own offset, so a
+    chunk's cost does not depend on its depth in the file), the filter runs through :func:`apply`,
     and each result chunk is written into its place in a ``.npy`` created (by
     ``numpy.lib.format.open_memmap``) beside ``target`` under a temporary name, renamed to
     ``target`` when complete: a failure leaves no partial file, and ``source`` is never
@@ -853,7 +815,7 @@ def filter_file(
     array = da.from_array(reader, chunks=_chunks_for(reader.shape, reader.dtype, chunks),
                           asarray=False, fancy=False, name="imgfilt-read-" + tokenize(
                               source_path, os.path.getmtime(source_path), chunks))
-    if isinstance(reader, _TiffSource) and reader.ndim == 3 and "channel_axis" not in apply_options:
+    if isinstance(reader, TiffPageReader) and reader.ndim == 3 and "channel_axis" not in apply_options:
         # Gray pages: with a 2-D filter they are frames, not the channels of one image.
         filt = _as_filter(filter, {k: v for k, v in apply_options.items()
                                    if k not in _APPLY_OPTIONS})

@@ -1,9 +1,7 @@
 """Reading and writing volumes (``.npy`` and multi-page TIFF), with atomic writes.
 
-Multi-page TIFF goes through Pillow, which reads and writes page sequences of uint8 (L, RGB,
-RGBA), uint16 (I;16), int32 (I) and float32 (F) exactly, so tifffile is not needed. Other dtypes
-(float64, int16, bool, ...) are refused for TIFF with a pointer to ``.npy``, which holds any
-dtype.
+TIFF goes through tifffile (:mod:`imgfilt.tiff`): every dtype, 16-bit colour, BigTIFF,
+compression and ImageJ/OME metadata, read and written back exactly.
 
 Every write goes to a temporary file in the destination's directory, then ``os.replace``: a
 crash or a full disk never leaves a half-written file under the final name.
@@ -17,11 +15,9 @@ import zipfile
 from typing import IO, Iterator, Union
 
 import numpy as np
-from PIL import Image, ImageSequence
+from . import tiff
 
-from .image import array_to_pil, pil_to_array
-
-__all__ = ["read_volume", "write_volume", "atomic_write", "load_npy", "load_npz",
+__all__ = ["read_volume", "read_volume_with_metadata", "write_volume", "atomic_write", "load_npy", "load_npz",
            "VOLUME_SUFFIXES"]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -173,30 +169,46 @@ def read_volume(path: PathLike) -> np.ndarray:
     >>> read_volume(path).shape, read_volume(path).dtype
     ((3, 4, 5), dtype('uint16'))
     """
+    return read_volume_with_metadata(path)[0]
+
+
+def read_volume_with_metadata(path: PathLike) -> tuple[np.ndarray, "tiff.TiffMetadata | None"]:
+    """:func:`read_volume`, and the TIFF's metadata (None for ``.npy``) for :func:`write_volume`.
+
+    A TIFF is read by :func:`imgfilt.tiff.read_tiff` (every dtype, exactly; the pixel limit
+    counts every page); its axes before the page's ``(H, W[, C])`` are folded into ``D``.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "v.tif")
+    >>> write_volume(path, np.zeros((3, 4, 5), np.int16))
+    >>> volume, metadata = read_volume_with_metadata(path)
+    >>> volume.dtype, metadata.axes
+    (dtype('int16'), 'QYX')
+    """
     suffix = _suffix(path, "path")
     if suffix == ".npy":
-        return load_npy(path)
-    with Image.open(os.fspath(path)) as stack:
-        pages = [pil_to_array(page) for page in ImageSequence.Iterator(stack)]
-    first = pages[0]
-    for index, page in enumerate(pages):
-        if page.shape != first.shape or page.dtype != first.dtype:
-            raise ValueError(
-                f"{os.fspath(path)!r}: page {index} is {page.shape} {page.dtype}, page 0 is "
-                f"{first.shape} {first.dtype}; a volume needs equal pages"
-            )
-    return np.stack(pages)
+        return load_npy(path), None
+    pixels, metadata = tiff.read_tiff(path)
+    return tiff.as_volume(pixels, metadata), metadata
 
 
-def write_volume(path: PathLike, volume: np.ndarray) -> None:
+def write_volume(path: PathLike, volume: np.ndarray, metadata: "tiff.TiffMetadata | None" = None,
+                 *, compression: str | None = "zlib") -> None:
     """Write a ``(D, H, W)`` or ``(D, H, W, C)`` volume to ``.npy`` or a multi-page TIFF, atomically.
 
     Parameters
     ----------
     path : str or os.PathLike
-        ``.npy`` takes any real array. ``.tif``/``.tiff`` take one page per slice ``D``:
-        uint8 with 1-4 channels, or single-channel uint16, int32 or float32.
+        ``.npy`` takes any real array. ``.tif``/``.tiff`` take one page per slice ``D``, any
+        dtype (:func:`imgfilt.tiff.write_tiff`); a last axis of 3 or 4 is RGB(A).
     volume : numpy.ndarray
+    metadata : imgfilt.tiff.TiffMetadata, optional
+        From :func:`read_volume_with_metadata`: the TIFF's axes, resolution and ImageJ/OME
+        metadata are written back.
+    compression : str or None
+        TIFF compression (default ``'zlib'``; ``'none'``, ``'lzma'``, ``'packbits'``).
 
     Examples
     --------
@@ -216,10 +228,5 @@ def write_volume(path: PathLike, volume: np.ndarray) -> None:
         return
     if array.ndim not in (3, 4):
         raise ValueError(f"a TIFF volume must be (D, H, W) or (D, H, W, C), got shape {array.shape}")
-    try:
-        pages = [array_to_pil(page) for page in array]
-    except ValueError as error:
-        raise ValueError(f"cannot write volume of {array.dtype} {array.shape} as TIFF: {error}; "
-                         "use .npy for other dtypes") from None
-    with atomic_write(path) as handle:
-        pages[0].save(handle, format="TIFF", save_all=True, append_images=pages[1:])
+    tiff.write_tiff(path, array, metadata, compression=compression,
+                    axes="QYX" if array.ndim == 3 else "QYXS")

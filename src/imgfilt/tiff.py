@@ -23,7 +23,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-__all__ = ["TiffMetadata", "read_tiff", "write_tiff", "tiff_pages", "check_pixel_count",
+__all__ = ["TiffMetadata", "read_tiff", "as_volume", "write_tiff", "tiff_pages", "check_pixel_count",
            "TiffPageReader", "COMPRESSIONS", "BIGTIFF_THRESHOLD"]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -69,6 +69,9 @@ class TiffMetadata:
         :func:`write_tiff` compresses as asked.
     extrasamples : tuple of int
         The ExtraSamples tag (1 premultiplied alpha, 2 straight alpha).
+    shape : tuple of int or None
+        The shape :func:`read_tiff` returned, so that a volume folded to ``(D, H, W[, C])``
+        (:func:`as_volume`) is written back with its own axes.
 
     Examples
     --------
@@ -85,6 +88,7 @@ class TiffMetadata:
     description: Optional[str] = None
     compression: str = "none"
     extrasamples: tuple = ()
+    shape: Optional[tuple] = None
 
 
 def check_pixel_count(pixels: int, name: str, limit: Optional[int] = ...) -> None:  # type: ignore[assignment]
@@ -163,10 +167,11 @@ def _series_of(tif: tifffile.TiffFile, name: str) -> tuple[tuple[int, ...], np.d
         return tuple(first.shape), first.dtype, first.axes, series
     for index, other in enumerate(series):
         if other.shape != first.shape or other.dtype != first.dtype or other.axes != first.axes:
+            page, page0 = other.pages[0], first.pages[0]
             raise ValueError(
-                f"{name!r}: image {index} is {tuple(other.shape)} {other.dtype} ({other.axes}), "
-                f"image 0 is {tuple(first.shape)} {first.dtype} ({first.axes}); a stack needs "
-                "equal pages")
+                f"{name!r}: page {page.index} is {tuple(page.shape)} {page.dtype}, page 0 is "
+                f"{tuple(page0.shape)} {page0.dtype}; a stack needs equal pages (or read each "
+                "page with tifffile)")
     return (len(series),) + tuple(first.shape), first.dtype, "I" + first.axes, series
 
 
@@ -240,7 +245,7 @@ def read_tiff(path: PathLike, *, max_pixels: Optional[int] = ...  # type: ignore
     if where is not None:  # planar colour (one plane per sample): samples last, as everywhere
         pixels = np.moveaxis(pixels, where, -1)
         metadata = dataclasses.replace(metadata, axes=moved)
-    return pixels, metadata
+    return pixels, dataclasses.replace(metadata, shape=tuple(pixels.shape))
 
 
 def tiff_pages(path: PathLike) -> int:
@@ -250,7 +255,7 @@ def tiff_pages(path: PathLike) -> int:
     --------
     >>> import os, tempfile, numpy as np
     >>> path = os.path.join(tempfile.mkdtemp(), "a.tif")
-    >>> write_tiff(path, np.zeros((4, 3, 3), np.uint8))
+    >>> write_tiff(path, np.zeros((4, 3, 3), np.uint8), axes="QYX")
     >>> tiff_pages(path)
     4
     """
@@ -267,6 +272,31 @@ def _default_axes(array: np.ndarray) -> str:
     return "Q" * leading + spatial
 
 
+def as_volume(pixels: np.ndarray, metadata: TiffMetadata) -> np.ndarray:
+    """``pixels`` from :func:`read_tiff` as ``(D, H, W[, C])``: every axis before the page's
+    ``(H, W[, S])`` folded into ``D`` (one page: ``D = 1``). :func:`write_tiff` unfolds it
+    with the same metadata.
+
+    Examples
+    --------
+    >>> as_volume(np.zeros((2, 3, 4, 5)), TiffMetadata(axes="TZYX")).shape
+    (6, 4, 5)
+    """
+    page = 3 if metadata.axes.endswith("S") else 2
+    return pixels.reshape((-1,) + pixels.shape[pixels.ndim - page:])
+
+
+def _unfold(pixels: np.ndarray, metadata: Optional[TiffMetadata]) -> np.ndarray:
+    """A ``(D, H, W[, C])`` volume back in the metadata's axes, when its leading axes fit."""
+    if metadata is None or metadata.shape is None or len(metadata.axes) == pixels.ndim:
+        return pixels
+    page = 3 if metadata.axes.endswith("S") else 2
+    leading = metadata.shape[:len(metadata.shape) - page]
+    if pixels.ndim == page + 1 and pixels.shape[0] == int(np.prod(leading, dtype=np.int64)):
+        return pixels.reshape(tuple(leading) + pixels.shape[1:])
+    return pixels
+
+
 def _axes_for(array: np.ndarray, metadata: Optional[TiffMetadata]) -> str:
     """The metadata's axes when they fit the array (same count and colour), else a default."""
     if metadata is not None and len(metadata.axes) == array.ndim:
@@ -277,7 +307,8 @@ def _axes_for(array: np.ndarray, metadata: Optional[TiffMetadata]) -> str:
 
 
 def write_tiff(path: PathLike, array: Any, metadata: Optional[TiffMetadata] = None, *,
-               compression: Optional[str] = "zlib", bigtiff: Optional[bool] = None) -> None:
+               compression: Optional[str] = "zlib", bigtiff: Optional[bool] = None,
+               axes: Optional[str] = None) -> None:
     """Write ``array`` as a TIFF, atomically, keeping what ``metadata`` says.
 
     Parameters
@@ -295,6 +326,9 @@ def write_tiff(path: PathLike, array: Any, metadata: Optional[TiffMetadata] = No
         ``'zlib'`` (default, lossless), ``'lzma'``, ``'packbits'``, or ``'none'``/None.
     bigtiff : bool or None
         None: BigTIFF when the pixels reach :data:`BIGTIFF_THRESHOLD` bytes (4 GiB - 32 MiB).
+    axes : str, optional
+        The array's axes in tifffile's letters (``'QYX'``, ``'YXS'``), when the metadata does
+        not give them: a ``(D, H, 4)`` stack is not an RGBA picture.
 
     Examples
     --------
@@ -317,7 +351,11 @@ def write_tiff(path: PathLike, array: Any, metadata: Optional[TiffMetadata] = No
     if codec is not None and codec not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got "
                          f"{compression!r}")
-    axes = _axes_for(pixels, metadata)
+    pixels = _unfold(pixels, metadata)
+    if axes is None or (metadata is not None and len(metadata.axes) == pixels.ndim):
+        axes = _axes_for(pixels, metadata)
+    elif len(axes) != pixels.ndim:
+        raise ValueError(f"axes={axes!r} do not fit an array of shape {pixels.shape}")
     photometric = "rgb" if axes.endswith("S") and pixels.shape[-1] in (3, 4) else "minisblack"
     if metadata is not None and axes == metadata.axes and metadata.photometric in (
             "rgb", "minisblack", "miniswhite"):
@@ -370,9 +408,9 @@ class TiffPageReader:
     --------
     >>> import os, tempfile, numpy as np
     >>> path = os.path.join(tempfile.mkdtemp(), "s.tif")
-    >>> write_tiff(path, np.arange(24, dtype=np.uint16).reshape(4, 2, 3))
+    >>> write_tiff(path, np.arange(24, dtype=np.uint16).reshape(4, 2, 3), axes="QYX")
     >>> TiffPageReader(path)[2:3, 1].tolist()
-    [[21, 22, 23]]
+    [[15, 16, 17]]
     """
 
     def __init__(self, path: PathLike) -> None:
@@ -401,10 +439,19 @@ class TiffPageReader:
         if not isinstance(index, tuple):
             index = (index,)
         index = index + (slice(None),) * (self.ndim - len(index))
-        pages = range(self.shape[0])[index[0]]
+        single = isinstance(index[0], (int, np.integer))
+        pages = range(self.shape[0])[index[0]:index[0] + 1 or None] if single else \
+            range(self.shape[0])[index[0]]
         inner = index[1:]
-        sizes = tuple(len(range(n)[s]) for n, s in zip(self.page_shape, inner))
+        # The shape ``inner`` cuts from a page, found on a zero-byte view.
+        sizes = np.lib.stride_tricks.as_strided(
+            np.zeros(1, bool), self.page_shape, (0,) * len(self.page_shape))[inner].shape
         result = np.empty((len(pages),) + sizes, self.dtype)
+        if single:
+            return self._fill(result, pages, inner)[0]
+        return self._fill(result, pages, inner)
+
+    def _fill(self, result: np.ndarray, pages: range, inner: tuple) -> np.ndarray:
         if not len(pages):
             return result
         if self.offset is not None:
