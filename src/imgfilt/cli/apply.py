@@ -28,6 +28,7 @@ from tqdm import tqdm
 from ..bank import FilterBank
 from ..convolution import get_num_threads, set_num_threads
 from ..image import OUTPUTS, _normalised_pil
+from ..tiff import COMPRESSIONS
 from ..image import apply as apply_filter
 from ._common import (
     ARRAY_SUFFIX,
@@ -38,6 +39,7 @@ from ._common import (
     check_target,
     describe,
     gray,
+    gray_pixels,
     max_pixels,
     padding_mode,
     positive_int,
@@ -59,6 +61,7 @@ class Job:
     source: str
     target: str = ""
     problem: str | None = None
+    note: str | None = None
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -90,6 +93,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                              "images; float for float arrays and .npy outputs)")
     parser.add_argument("--gray", action="store_true",
                         help="convert pictures to grayscale (luminance) first")
+    parser.add_argument("--compression", choices=COMPRESSIONS, default="zlib",
+                        help="TIFF outputs: zlib (default, lossless), lzma, packbits or none")
+    parser.add_argument("--quality", type=_quality, default="keep", metavar="Q|keep",
+                        help="JPEG/WebP outputs: quality 1-100; keep (default): a JPEG from a "
+                             "JPEG keeps its quantisation tables, others Pillow's default")
     parser.add_argument("-j", "--jobs", type=positive_int, default=None, metavar="N",
                         help="files filtered at once (default: the number of cores)")
     parser.add_argument("--overwrite", action="store_true",
@@ -179,14 +187,18 @@ def compute(kind: str, data: Any, filt: Any, args: argparse.Namespace,
     """Filter what :func:`read_input` read: ``(result, is_volume)``."""
     options = {"padding_mode": args.padding_mode, "stride": args.stride, "dilation": args.dilation}
     if isinstance(filt, FilterBank):
-        if not to_array:
+        if not to_array and kind in ("pil", "frames"):
             raise ValueError("a FilterBank gives float feature maps: write them to .npy "
                              "(or draw them with 'imgfilt bank --montage')")
         options = {k: v for k, v in options.items() if v is not None}
     else:
         options["output"] = args.output or ("float" if to_array else None)
-    if args.gray and kind != "pil":
-        raise ValueError("--gray is for pictures; this input is an array or a volume")
+    if args.gray and kind in ("array", "volume"):
+        raise ValueError("--gray is for pictures and TIFF pages; this input is an array or a "
+                         "volume")
+    if kind == "frames":
+        results = [compute("pil", frame, filt, args, to_array)[0] for frame in data]
+        return (np.stack(results), False) if to_array else (results, False)
     if kind == "pil":
         image = gray(data) if args.gray else data
         if to_array and not isinstance(filt, FilterBank):
@@ -200,6 +212,11 @@ def compute(kind: str, data: Any, filt: Any, args: argparse.Namespace,
             axis = -1 if pixels.ndim == 3 else None
             return apply_filter(pixels, filt, channel_axis=axis, **options), False
         return apply_filter(image, filt, **options), False
+    if isinstance(filt, FilterBank) and not to_array:
+        raise ValueError("a FilterBank gives float feature maps: write them to .npy "
+                         "(or draw them with 'imgfilt bank --montage')")
+    if args.gray:
+        data = gray_pixels(data)
     if kind == "pages":
         return np.stack([apply_filter(page, filt, **options) for page in data]), True
     return apply_filter(data, filt, **options), kind == "volume"
@@ -248,10 +265,24 @@ def process(job: Job, filt: Any, args: argparse.Namespace, gate: WriteGate) -> N
     if args.chunks is not None:
         _process_out_of_core(job, filt, args, gate)
         return
-    kind, data = read_input(job.source, filt.ndim)
+    kind, data, metadata = read_input(job.source, filt.ndim)
     result, volume = compute(kind, data, filt, args, job.target.lower().endswith(ARRAY_SUFFIX))
     with gate.writing():
-        save(job.target, result, volume=volume)
+        dropped = save(job.target, result, volume=volume, metadata=metadata,
+                       compression=args.compression, quality=args.quality)
+    if dropped:
+        job.note = (f"{job.target}: its format cannot hold the input's "
+                    f"{', '.join(d.replace('_', ' ') for d in dropped)}; they were not written")
+
+
+def _quality(text: str) -> int | str:
+    """``--quality``: 1-100 or ``keep``."""
+    if text.strip().lower() == "keep":
+        return "keep"
+    value = positive_int(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"must be 1-100 or keep, got {text!r}")
+    return value
 
 
 def _chunks(text: str) -> int | str:
@@ -375,6 +406,8 @@ def _run_one(job: Job, filt: Any, args: argparse.Namespace) -> int:
     run_pool([job], lambda j: process(j, filt, args, gate), 1, finished, gate)
     if errors:
         return EXIT_FAILED
+    if job.note:
+        print(f"imgfilt: note: {job.note}", file=sys.stderr)
     if not args.quiet:
         print(job.target)
     return EXIT_OK
@@ -407,6 +440,8 @@ def _run_batch(jobs: list[Job], filt: Any, args: argparse.Namespace) -> int:
     def finished(job: Job, error: BaseException | None) -> None:
         if error is None:
             counts["done"] += 1
+            if job.note:
+                write(f"imgfilt: note: {job.note}")
         else:
             counts["failed"] += 1
             _report(job, error, args, write)

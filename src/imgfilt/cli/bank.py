@@ -16,6 +16,7 @@ from ._common import (
     check_target,
     describe,
     gray,
+    gray_pixels,
     image_format,
     max_pixels,
     padding_mode,
@@ -100,9 +101,15 @@ def run(args: argparse.Namespace) -> int:
         if problem:
             raise CommandError(problem)
     try:
-        kind, data = read_input(args.input, bank.ndim)
+        kind, data, _ = read_input(args.input, bank.ndim)
+        if kind == "frames":
+            raise ValueError(f"an animation of {len(data)} frames; the bank takes one image "
+                             "(use 'imgfilt apply BANK.npz' to filter every frame)")
         if kind == "pil" and (args.gray or bank.in_channels == 1):
             data = gray(data)
+        elif kind == "tiff" and (args.gray or bank.in_channels == 1) and data.ndim == 3:
+            data = gray_pixels(data)
+            data = data[..., 0] if data.ndim == 3 else data  # alpha is not a channel here
         elif args.gray:
             raise ValueError("--gray is for pictures; this input is an array or a volume")
         maps = bank.apply(data, padding=args.padding, padding_mode=args.padding_mode,
