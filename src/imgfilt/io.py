@@ -208,7 +208,7 @@ def write_volume(path: PathLike, volume: np.ndarray, metadata: "tiff.TiffMetadat
         From :func:`read_volume_with_metadata`: the TIFF's axes, resolution and ImageJ/OME
         metadata are written back.
     compression : str or None
-        TIFF compression (default ``'zlib'``; ``'none'``, ``'lzma'``, ``'packbits'``).
+        TIFF compression (default ``'zlib'``; ``'lzma'``, ``'none'``).
 
     Examples
     --------

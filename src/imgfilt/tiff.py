@@ -29,7 +29,7 @@ __all__ = ["TiffMetadata", "read_tiff", "as_volume", "write_tiff", "tiff_pages",
 PathLike = Union[str, "os.PathLike[str]"]
 
 #: Compressions written without extra packages (tifffile's own codecs).
-COMPRESSIONS = ("zlib", "lzma", "packbits", "none")
+COMPRESSIONS = ("zlib", "lzma", "none")
 
 #: Pixel bytes from which a file is written as BigTIFF: tifffile's own threshold (4 GiB less
 #: 32 MiB of room for the tags), applied to compressed files too, whose size is not known ahead.
@@ -109,11 +109,11 @@ def check_pixel_count(pixels: int, name: str, limit: Optional[int] = ...) -> Non
         return
     if pixels > 2 * limit:
         raise Image.DecompressionBombError(
-            f"{name}: image size ({pixels} pixels, all pages and frames) exceeds limit of "
+            f"{name}: image size ({pixels} pixels) of all pages and frames exceeds limit of "
             f"{2 * limit} pixels, could be decompression bomb DOS attack.")
     if pixels > limit:
         warnings.warn(Image.DecompressionBombWarning(
-            f"{name}: image size ({pixels} pixels, all pages and frames) exceeds limit of "
+            f"{name}: image size ({pixels} pixels) of all pages and frames exceeds limit of "
             f"{limit} pixels, could be decompression bomb DOS attack."), stacklevel=2)
 
 
@@ -323,7 +323,8 @@ def write_tiff(path: PathLike, array: Any, metadata: Optional[TiffMetadata] = No
         plain description are written back. An ImageJ file's metadata needs uint8, uint16 or
         float32 pixels: another dtype is a ValueError (ImageJ cannot hold it).
     compression : str or None
-        ``'zlib'`` (default, lossless), ``'lzma'``, ``'packbits'``, or ``'none'``/None.
+        ``'zlib'`` (default, lossless), ``'lzma'``, or ``'none'``/None (the codecs tifffile
+        has without the ``imagecodecs`` package).
     bigtiff : bool or None
         None: BigTIFF when the pixels reach :data:`BIGTIFF_THRESHOLD` bytes (4 GiB - 32 MiB).
     axes : str, optional
@@ -356,6 +357,9 @@ def write_tiff(path: PathLike, array: Any, metadata: Optional[TiffMetadata] = No
         axes = _axes_for(pixels, metadata)
     elif len(axes) != pixels.ndim:
         raise ValueError(f"axes={axes!r} do not fit an array of shape {pixels.shape}")
+    if pixels.dtype == bool and axes.endswith("S"):
+        raise ValueError(f"{name}: TIFF holds 1-bit pixels with one sample only, and this bool "
+                         f"array has {pixels.shape[-1]} per pixel; write it as uint8 or .npy")
     photometric = "rgb" if axes.endswith("S") and pixels.shape[-1] in (3, 4) else "minisblack"
     if metadata is not None and axes == metadata.axes and metadata.photometric in (
             "rgb", "minisblack", "miniswhite"):

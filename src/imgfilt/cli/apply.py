@@ -94,7 +94,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--gray", action="store_true",
                         help="convert pictures to grayscale (luminance) first")
     parser.add_argument("--compression", choices=COMPRESSIONS, default="zlib",
-                        help="TIFF outputs: zlib (default, lossless), lzma, packbits or none")
+                        help="TIFF outputs: zlib (default, lossless), lzma or none")
     parser.add_argument("--quality", type=_quality, default="keep", metavar="Q|keep",
                         help="JPEG/WebP outputs: quality 1-100; keep (default): a JPEG from a "
                              "JPEG keeps its quantisation tables, others Pillow's default")
