@@ -62,6 +62,9 @@ class Picture:
     jpeg : dict or None
         A JPEG's quantisation tables and chroma subsampling: writing a JPEG with
         ``quality="keep"`` reuses them (Pillow's ``quality="keep"``).
+    lossless : bool
+        A WebP whose frames are all lossless (VP8L): written back lossless with
+        ``quality="keep"``.
 
     Examples
     --------
@@ -77,6 +80,7 @@ class Picture:
     durations: Optional[list] = None
     loop: Optional[int] = None
     jpeg: Optional[dict] = None
+    lossless: bool = False
 
     @property
     def n_frames(self) -> int:
@@ -95,6 +99,14 @@ def _refuse_truncating(path: str) -> None:
             f"{path}: a 16-bit {kind} PNG, which Pillow reads as 8 bits; imgfilt refuses it "
             "rather than lose the low bits: convert it to 16-bit TIFF (e.g. with "
             "tifffile.imwrite) and filter that")
+
+
+def _webp_is_lossless(path: str) -> bool:
+    """Every image chunk of the WebP is VP8L (lossless), none VP8 (lossy)."""
+    import mmap
+
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return data.find(b"VP8L") >= 0 and data.find(b"VP8 ") < 0
 
 
 def _one_mode(frames: list) -> list:
@@ -153,6 +165,7 @@ def read_picture(path: PathLike, *, max_pixels: Optional[int] = ...  # type: ign
             durations.append(frame.info.get("duration"))
             frames.append(ImageOps.exif_transpose(frame.copy()))
         picture_format = image.format
+    lossless = picture_format == "WEBP" and _webp_is_lossless(name)
     if exif:
         exif.pop(0x0112, None)  # the orientation is now in the pixels
     timed = count > 1 and any(d is not None for d in durations)
@@ -161,7 +174,7 @@ def read_picture(path: PathLike, *, max_pixels: Optional[int] = ...  # type: ign
         exif=exif.tobytes() if exif else None, icc_profile=info.get("icc_profile") or None,
         dpi=tuple(float(v) for v in info["dpi"]) if "dpi" in info else None,
         durations=[int(d or 0) for d in durations] if timed else None,
-        loop=info.get("loop") if count > 1 else None, jpeg=jpeg)
+        loop=info.get("loop") if count > 1 else None, jpeg=jpeg, lossless=lossless)
 
 
 def write_picture(path: PathLike, frames: Union[Image.Image, Sequence[Image.Image]],
@@ -180,8 +193,8 @@ def write_picture(path: PathLike, frames: Union[Image.Image, Sequence[Image.Imag
         From :func:`read_picture`: EXIF, ICC profile, DPI, durations, loop and JPEG tables.
     quality : int, ``'keep'`` or None
         JPEG and WebP quality 1-100. ``'keep'`` (default): a JPEG from a JPEG reuses the
-        source's quantisation tables and subsampling (the same quality); otherwise Pillow's
-        default (JPEG 75, WebP 80).
+        source's quantisation tables and subsampling (the same quality), a WebP from a
+        lossless WebP is lossless; otherwise Pillow's default (JPEG 75, WebP 80).
 
     Returns
     -------
@@ -248,8 +261,11 @@ def write_picture(path: PathLike, frames: Union[Image.Image, Sequence[Image.Imag
                 options["qtables"] = tables
                 if source.jpeg["subsampling"] >= 0:
                     options["subsampling"] = source.jpeg["subsampling"]
-    elif fmt == "WEBP" and isinstance(quality, int):
-        options["quality"] = quality
+    elif fmt == "WEBP":
+        if isinstance(quality, int):
+            options["quality"] = quality
+        elif quality == "keep" and source is not None and source.lossless:
+            options["lossless"] = True
     if len(frames) > 1:
         options.update(save_all=True, append_images=frames[1:])
     with atomic_write(name) as handle:
