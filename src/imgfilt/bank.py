@@ -17,6 +17,7 @@ Examples
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import os
@@ -29,6 +30,7 @@ from PIL import Image
 
 # The submodule by name: the package attribute imgfilt.conv is the function, not the module.
 from .convolution import checked_int, conv as _engine_conv, plan as _plan
+from .errors import file_errors
 from .filters import Filter
 from .image import _compute_dtype, _normalised_pil, array_to_pil, correlate_same
 from .io import atomic_write, load_npy, load_npz
@@ -85,15 +87,25 @@ def _read_weights(source: Any, torch_ok: bool) -> Any:
             f"reading {path!r} needs PyTorch; install torch, or save the weight with "
             "numpy.save/savez and load the .npy/.npz"
         ) from None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError,
-            AttributeError, KeyError) as error:  # what torch raises for files it cannot read
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(
-            f"{path!r} is not a state dict torch.load(weights_only=True) can read ({reason}); "
-            "save model.state_dict(), not the model"
-        ) from None
+    with file_errors(path, "PyTorch"):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError,
+                AttributeError, KeyError) as error:  # what torch raises for files it cannot read
+            text = str(error).strip()
+            reason = text.splitlines()[0] if text else type(error).__name__
+            raise ValueError(
+                f"{path!r} is not a state dict torch.load(weights_only=True) can read "
+                f"({reason}); save model.state_dict(), not the model"
+            ) from None
+
+
+def _from_file(source: Any, kind: str) -> contextlib.AbstractContextManager:
+    """Errors raised while building a bank from the file ``source`` name the file (a bank
+    built from arrays in memory needs no name)."""
+    if isinstance(source, (str, os.PathLike)):
+        return file_errors(source, kind)
+    return contextlib.nullcontext()
 
 
 def _flatten(mapping: Mapping, prefix: str = "") -> dict:
@@ -454,9 +466,13 @@ class FilterBank:
             raise ValueError(
                 f"{os.fspath(path)!r} is not a FilterBank file: it lacks {sorted(missing)}"
             )
-        groups = int(data["groups"]) if "groups" in data else 1
-        return cls(data["weight"], data["bias"], names=[str(n) for n in data["names"]],
-                   groups=groups)
+        with file_errors(path, "FilterBank"):
+            groups = data["groups"] if "groups" in data else 1
+            if np.ndim(groups) or np.ndim(data["names"]) != 1:
+                raise ValueError(f"groups must be a scalar and names a 1-D array, got shapes "
+                                 f"{np.shape(groups)} and {np.shape(data['names'])}")
+            return cls(data["weight"], data["bias"], names=[str(n) for n in data["names"]],
+                       groups=groups[()] if isinstance(groups, np.ndarray) else groups)
 
     @classmethod
     def from_torch(
@@ -490,18 +506,21 @@ class FilterBank:
         >>> FilterBank.from_torch(state).names[:2]       # the only convolution weight
         ('conv1[0]', 'conv1[1]')
         """
+        groups = checked_int(groups, "groups")
+        source = weight
         weight = _read_weights(weight, torch_ok=True)
-        if isinstance(weight, Mapping):
-            key, entry, found_bias = _state_entry(weight, key, "weight", "bias")
-            bias = found_bias if bias is None else bias
-            array = _real(entry, key)
-            base = key[: -len(".weight")] if key.endswith(".weight") else key
-            return cls(array, None if bias is None else _real(bias, "bias"),
-                       names=[f"{base}[{i}]" for i in range(array.shape[0])], groups=groups)
-        if key is not None:
+        if key is not None and not isinstance(weight, Mapping):
             raise TypeError("key= is only for a state dict or a path to one")
-        return cls(_real(weight, "weight"), None if bias is None else _real(bias, "bias"),
-                   groups=groups)
+        with _from_file(source, "weight"):
+            if isinstance(weight, Mapping):
+                key, entry, found_bias = _state_entry(weight, key, "weight", "bias")
+                bias = found_bias if bias is None else bias
+                array = _real(entry, key)
+                base = key[: -len(".weight")] if key.endswith(".weight") else key
+                return cls(array, None if bias is None else _real(bias, "bias"),
+                           names=[f"{base}[{i}]" for i in range(array.shape[0])], groups=groups)
+            return cls(_real(weight, "weight"), None if bias is None else _real(bias, "bias"),
+                       groups=groups)
 
     @classmethod
     def from_keras(cls, kernel: Any, bias: Any = None, *, key: str | None = None) -> FilterBank:
@@ -524,19 +543,20 @@ class FilterBank:
         >>> FilterBank.from_keras(np.zeros((5, 5, 3, 8))).weight.shape
         (8, 3, 5, 5)
         """
+        source = kernel
         kernel = _read_weights(kernel, torch_ok=False)
-        if isinstance(kernel, Mapping):
-            key, kernel, found_bias = _state_entry(kernel, key, "kernel", "bias")
-            bias = found_bias if bias is None else bias
-        elif key is not None:
+        if key is not None and not isinstance(kernel, Mapping):
             raise TypeError("key= is only for a mapping of arrays or a path to one")
-        array = _real(kernel, "kernel")
-        if array.ndim not in (3, 4, 5):
-            raise ValueError(
-                f"kernel must be Keras' (*K, C_in, C_out) with 1-3 spatial axes, got shape {array.shape}"
-            )
-        order = (array.ndim - 1, array.ndim - 2) + tuple(range(array.ndim - 2))
-        return cls(np.ascontiguousarray(array.transpose(order)), bias)
+        with _from_file(source, "Keras weight"):
+            if isinstance(kernel, Mapping):
+                key, kernel, found_bias = _state_entry(kernel, key, "kernel", "bias")
+                bias = found_bias if bias is None else bias
+            array = _real(kernel, "kernel")
+            if array.ndim not in (3, 4, 5):
+                raise ValueError(f"kernel must be Keras' (*K, C_in, C_out) with 1-3 spatial "
+                                 f"axes, got shape {array.shape}")
+            order = (array.ndim - 1, array.ndim - 2) + tuple(range(array.ndim - 2))
+            return cls(np.ascontiguousarray(array.transpose(order)), bias)
 
     def to_keras(self) -> np.ndarray:
         """The weight in Keras' layout ``(*K, C_in, C_out)``."""
@@ -644,6 +664,9 @@ def montage(maps: Any, cols: Optional[int] = None, separator: int = 1) -> Image.
     if array.ndim != 3:
         raise ValueError(f"maps must be (C, H, W) 2-D feature maps, got shape {array.shape}")
     count, height, width = array.shape
+    if 0 in array.shape:
+        raise ValueError(f"maps is empty (shape {array.shape}); a montage needs at least one "
+                         "map of at least one pixel")
     if cols is None:
         cols = math.ceil(math.sqrt(count))
     cols = checked_int(cols, "cols")

@@ -18,9 +18,12 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _engine as _baseline_engine
+from .errors import MAX_BYTES
+from .overlap import may_overlap
 from .padding import index_map, normalize_mode, output_length, same_padding
 
-__all__ = ["conv", "convolve", "set_num_threads", "get_num_threads", "Plan", "plan"]
+__all__ = ["conv", "convolve", "set_num_threads", "get_num_threads", "Plan", "plan",
+           "checked_int", "MAX_INDEX"]
 
 IntOrTuple = Union[int, Sequence[int]]
 Padding = Union[int, str, Sequence[Union[int, Sequence[int]]]]
@@ -28,7 +31,7 @@ Padding = Union[int, str, Sequence[Union[int, Sequence[int]]]]
 METHODS = ("auto", "direct", "separable", "fft")
 
 # A single array the plan would allocate beyond this many bytes is refused before allocation.
-_MAX_BYTES = 1 << 46
+_MAX_BYTES = MAX_BYTES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,10 +141,26 @@ def _threads_in_this_thread(n: int | None) -> Iterator[None]:
 # Argument normalisation
 
 
-def checked_int(value: object, name: str, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``, or a TypeError/ValueError naming ``name``.
+#: The largest integer argument (size, stride, dilation, padding, groups...) imgfilt accepts:
+#: the largest index the compiled engine can hold (``numpy.intp``, a C ``ssize_t``).
+MAX_INDEX = int(np.iinfo(np.intp).max)
 
-    Booleans, floats (even integral ones) and NaN are refused, as PyTorch refuses them.
+
+def checked_int(value: object, name: str, minimum: int = 1, maximum: int = MAX_INDEX) -> int:
+    """``value`` as an int in ``minimum..maximum``, or a TypeError/ValueError naming ``name``.
+
+    Booleans, floats (even integral ones) and NaN are refused, as PyTorch refuses them. The
+    range is checked on the exact integer, before anything converts it to a C type, so no
+    ``OverflowError`` can escape: the default ``maximum`` is :data:`MAX_INDEX`.
+
+    Examples
+    --------
+    >>> checked_int(np.int16(3), "stride")
+    3
+    >>> checked_int(2**64, "stride")
+    Traceback (most recent call last):
+    ...
+    ValueError: stride must be <= 9223372036854775807 (the largest index the engine can use), got 18446744073709551616
     """
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got the boolean {value!r}")
@@ -153,6 +172,9 @@ def checked_int(value: object, name: str, minimum: int = 1) -> int:
         ) from None
     if number < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {number}")
+    if number > maximum:
+        limit = " (the largest index the engine can use)" if maximum == MAX_INDEX else ""
+        raise ValueError(f"{name} must be <= {maximum}{limit}, got {number}")
     return number
 
 
@@ -307,8 +329,9 @@ def plan(
     >>> plan((3, 64, 64), "uint8", (8, 3, 5, 5), padding="same").result_shape
     (8, 64, 64)
     """
-    weight_shape = tuple(int(s) for s in weight_shape)
-    x_shape = tuple(int(s) for s in x_shape)
+    weight_shape = tuple(checked_int(s, f"weight_shape[{i}]", 0)
+                         for i, s in enumerate(weight_shape))
+    x_shape = tuple(checked_int(s, f"x_shape[{i}]", 0) for i, s in enumerate(x_shape))
     wdim = len(weight_shape)
     if wdim not in (3, 4, 5):
         raise ValueError(
@@ -476,6 +499,9 @@ def magnitude(responses: np.ndarray, axis: int) -> np.ndarray:
     array([5., 2.])
     """
     responses = np.asarray(responses)
+    if responses.ndim == 0 or responses.shape[axis] == 0:
+        raise ValueError(f"magnitude needs at least one response along axis {axis}, got shape "
+                         f"{responses.shape}")
     if responses.dtype not in (np.float32, np.float64):
         # Integers would overflow when squared: those are summed in float64.
         work = responses if responses.dtype.kind in "fc" else responses.astype(np.float64)
@@ -535,6 +561,8 @@ def correlate_channels_last(
         raise ValueError(f"x must be (*S, C) with 1 to 3 spatial axes, got shape {x_arr.shape}")
     check_method(method)
     channels = x_arr.shape[-1]
+    if channels == 0:
+        raise ValueError(f"x has no channels: shape {x_arr.shape} (channels last)")
     spatial = x_arr.shape[:-1]
     w_arr = _as_array(weight, "weight")
     p = plan((1,) + spatial, x_arr.dtype, w_arr.shape, stride=stride, padding=padding,
@@ -573,7 +601,9 @@ def correlate_channels_last(
     maps.append(_interleaved_map(spatial[-1], pads3[2][0], pads3[2][1], p.padding_mode,
                                  channels))
     stride3 = (1,) * (3 - p.ndim) + p.stride
-    dilation3 = (1,) * (3 - p.ndim) + p.dilation[:-1] + (p.dilation[-1] * channels,)
+    # A dilation along an axis of one tap is no-op; it is not multiplied (it may be huge).
+    last_dilation = p.dilation[-1] * channels if p.kernel_shape[-1] > 1 else 1
+    dilation3 = (1,) * (3 - p.ndim) + p.dilation[:-1] + (last_dilation,)
     _call_engine(x5, w5, b, out5, maps, pads3[2][0] * channels, 1, stride3, dilation3)
     return out
 
@@ -709,7 +739,8 @@ def _run_separable(x5: np.ndarray, factors: list, b: np.ndarray, out5: np.ndarra
                                      p.padding_mode, interleave))
         stride = tuple(stride3[a] if a == axis3 else 1 for a in range(3))
         dilation = tuple(dilation3[a] if a == axis3 else 1 for a in range(3))
-        dilation = dilation[:2] + (dilation[2] * interleave,)
+        # A one-tap pass ignores its dilation, which is not multiplied (it may be huge).
+        dilation = dilation[:2] + (dilation[2] * interleave if kernel3[2] > 1 else 1,)
         groups = current.shape[1]  # the first pass fans each input out to its outputs
         pad_left = pads[0] * interleave
         _call_engine(current, w5, b if last else zeros_bias, target, maps, pad_left, groups,
@@ -854,6 +885,9 @@ def conv(
     )
     b = _checked_bias(bias, p)
 
+    inputs = {"x": x_arr, "weight": w_arr}
+    if bias is not None:
+        inputs["bias"] = _as_array(bias, "bias")
     lead = (p.batch, p.in_channels) if p.batched else (1, p.in_channels)
     pad3 = (1,) * (3 - p.ndim)
     # One conversion at most: to the compute dtype, native byte order, C order (8-bit input is
@@ -863,7 +897,7 @@ def conv(
     w5 = np.ascontiguousarray(w_arr, dtype=p.dtype).reshape(
         (p.out_channels, p.in_channels // p.groups) + pad3 + p.kernel_shape
     )
-    result = _output_array(out, p, x_arr)
+    result = _output_array(out, p, inputs)
     out5 = result.reshape((lead[0], p.out_channels) + pad3 + p.out_shape)
     chosen, factors = choose_method(method, w5, p)  # the compute dtype: same factors everywhere
     if chosen == "separable":
@@ -898,8 +932,14 @@ def check_method(method: object) -> None:
         )
 
 
-def _output_array(out: Optional[np.ndarray], p: Plan, x_arr: np.ndarray) -> np.ndarray:
-    """The array the engine writes: ``out`` itself when it can, else a new one."""
+def _output_array(out: Optional[np.ndarray], p: Plan, inputs: dict) -> np.ndarray:
+    """The array the engine writes: ``out`` itself when it can, else a new one.
+
+    ``out`` is written through a new array (copied into ``out`` at the end, when every input
+    has been read) when it is strided, or when it may share memory or the bytes of a mapped
+    file with any of ``inputs`` (name -> array): the engine would otherwise read values it has
+    already overwritten.
+    """
     if out is None:
         return np.empty(p.result_shape, dtype=p.dtype)
     if not isinstance(out, np.ndarray):
@@ -911,9 +951,9 @@ def _output_array(out: Optional[np.ndarray], p: Plan, x_arr: np.ndarray) -> np.n
         )
     if not out.flags.writeable:
         raise ValueError("out is read-only")
-    if out.flags.c_contiguous and out.dtype.isnative and not np.may_share_memory(out, x_arr):
+    overlapping = any(may_overlap(out, array) for array in inputs.values())
+    if out.flags.c_contiguous and out.dtype.isnative and not overlapping:
         return out
-    # Written through a temporary: out is strided, or overlaps the input it is computed from.
     return np.empty(p.result_shape, dtype=p.dtype)
 
 

@@ -48,6 +48,7 @@ from .convolution import conv as _engine_conv
 from .convolution import plan as _plan
 from .filters import COMBINES, Filter
 from .image import _as_filter, _check_output, _compute_dtype, _convert_output
+from .errors import file_errors
 from .tiff import TiffPageReader
 
 __all__ = ["apply", "conv", "convolve", "filter_file"]
@@ -664,12 +665,11 @@ class _NpyFile:
 def _source(path: str) -> _NpyFile | TiffPageReader:
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".npy":
-        try:
+        with file_errors(path, ".npy"):  # object arrays, a broken header
             return _NpyFile(path)
-        except ValueError as error:  # object arrays, a broken header
-            raise ValueError(f"{path}: cannot read as .npy ({error})") from None
     if suffix in (".tif", ".tiff"):
-        return TiffPageReader(path)
+        with file_errors(path, "TIFF"):
+            return TiffPageReader(path)
     raise ValueError(f"{path}: the input must be a .npy or a multi-page .tif/.tiff file")
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import zipfile
 from typing import IO, Iterator, Union
 
 import numpy as np
 from . import tiff
+from .errors import file_errors
 
 __all__ = ["read_volume", "read_volume_with_metadata", "write_volume", "atomic_write", "load_npy", "load_npz",
            "VOLUME_SUFFIXES"]
@@ -78,17 +78,14 @@ def atomic_write(path: PathLike) -> Iterator[IO[bytes]]:
         raise
 
 
-def _untrusted_file_error(path: PathLike, kind: str, error: BaseException) -> ValueError:
-    """The ValueError for a ``.npy``/``.npz`` that NumPy cannot read without pickle, or at all."""
-    name = os.fspath(path)
-    reason = str(error).strip() or type(error).__name__
-    if "allow_pickle" in reason:
-        return ValueError(
-            f"{name!r} holds pickled Python objects, which imgfilt never loads "
+def _refuse_pickle(path: PathLike, error: ValueError) -> None:
+    """Reword NumPy's refusal to unpickle (its message names no file and says to allow it)."""
+    if "allow_pickle" in str(error):
+        raise ValueError(
+            f"{os.fspath(path)!r} holds pickled Python objects, which imgfilt never loads "
             f"(allow_pickle=False: unpickling can run arbitrary code); save plain numeric "
             f"arrays with numpy.save/savez instead"
-        )
-    return ValueError(f"{name!r} is not a readable {kind} file ({reason})")
+        ) from None
 
 
 def load_npy(path: PathLike) -> np.ndarray:
@@ -108,10 +105,12 @@ def load_npy(path: PathLike) -> np.ndarray:
     >>> load_npy(path).tolist()
     [0, 1, 2]
     """
-    try:
-        loaded = np.load(os.fspath(path), allow_pickle=False)
-    except (ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise _untrusted_file_error(path, ".npy", error) from None
+    with file_errors(path, ".npy"):
+        try:
+            loaded = np.load(os.fspath(path), allow_pickle=False)
+        except ValueError as error:
+            _refuse_pickle(path, error)
+            raise
     if not isinstance(loaded, np.ndarray):  # an .npz archive under a .npy name
         loaded.close()
         raise ValueError(f"{os.fspath(path)!r} is an .npz archive, not a .npy array")
@@ -133,14 +132,16 @@ def load_npz(path: PathLike) -> dict:
     >>> load_npz(path)["w"].tolist()
     [1.0, 1.0]
     """
-    try:
+    with file_errors(path, ".npz"):
         loaded = np.load(os.fspath(path), allow_pickle=False)
         if not hasattr(loaded, "files"):
-            raise ValueError("it is a single .npy array, not an archive")
+            raise ValueError(f"{os.fspath(path)!r} is a single .npy array, not an .npz archive")
         with loaded as archive:
-            return {name: archive[name] for name in archive.files}
-    except (ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise _untrusted_file_error(path, ".npz", error) from None
+            try:
+                return {name: archive[name] for name in archive.files}
+            except ValueError as error:
+                _refuse_pickle(path, error)
+                raise
 
 
 def _suffix(path: PathLike, argument: str) -> str:
@@ -228,5 +229,8 @@ def write_volume(path: PathLike, volume: np.ndarray, metadata: "tiff.TiffMetadat
         return
     if array.ndim not in (3, 4):
         raise ValueError(f"a TIFF volume must be (D, H, W) or (D, H, W, C), got shape {array.shape}")
+    if 0 in array.shape:
+        raise ValueError(f"volume is empty (shape {array.shape}); a TIFF holds at least one page "
+                         "of at least one pixel (.npy holds empty arrays)")
     tiff.write_tiff(path, array, metadata, compression=compression,
                     axes="QYX" if array.ndim == 3 else "QYXS")

@@ -19,11 +19,14 @@ array([[-1.,  0.,  1.],
 """
 from __future__ import annotations
 
+import decimal
 import math
 import numbers
 from typing import Sequence, Tuple, Union
 
 import numpy as np
+
+from .errors import MAX_BYTES
 
 __all__ = [
     "outer",
@@ -126,10 +129,26 @@ def outer(factors: Sequence[np.ndarray]) -> np.ndarray:
     >>> outer([np.array([1.0, 2.0, 1.0]), np.array([-1.0, 0.0, 1.0])])[0]
     array([-1.,  0.,  1.])
     """
+    vectors = [np.asarray(vector, dtype=np.float64) for vector in factors]
+    shape = tuple(vector.size for vector in vectors)
+    if not vectors or 0 in shape or any(vector.ndim != 1 for vector in vectors):
+        raise ValueError(f"factors must be one or more non-empty 1-D vectors, got shapes "
+                         f"{[vector.shape for vector in vectors]}")
+    _check_kernel_bytes(shape, "the outer product of the factors")
     result = np.ones((), dtype=np.float64)
-    for vector in factors:
-        result = np.multiply.outer(result, np.asarray(vector, dtype=np.float64))
+    for vector in vectors:
+        result = np.multiply.outer(result, vector)
     return result
+
+
+def _check_kernel_bytes(shape: Tuple[int, ...], what: str) -> None:
+    """Refuse, before allocating, a float64 kernel larger than :data:`imgfilt.errors.MAX_BYTES`."""
+    size = 8 * math.prod(shape)
+    if size > MAX_BYTES:
+        sizes = ", ".join(f"{decimal.Decimal(n):.3e}" if n > 10**9 else str(n) for n in shape)
+        raise ValueError(f"{what} would be a kernel of shape ({sizes}), "
+                         f"{decimal.Decimal(size) / 2**30:.3e} GiB; at most "
+                         f"{MAX_BYTES // 2**30} GiB is allowed")
 
 
 def identity(ndim: int = 2) -> np.ndarray:
@@ -178,7 +197,11 @@ def gaussian_radius(sigma: float, truncate: float = 4.0) -> int:
     4
     """
     sigma = _check_real(sigma, "sigma")
-    return int(truncate * sigma + 0.5)
+    radius = truncate * sigma + 0.5
+    if 8 * (2 * radius + 1) > MAX_BYTES:  # checked as a float: int(inf) would overflow
+        raise ValueError(f"sigma={sigma:g} gives a Gaussian of radius {radius:.3g}, a kernel of "
+                         f"more than {MAX_BYTES // 2**30} GiB; use a smaller sigma")
+    return int(radius)
 
 
 def gaussian1d(sigma: float = 1.0, radius: Union[int, None] = None) -> np.ndarray:
@@ -207,6 +230,8 @@ def gaussian1d(sigma: float = 1.0, radius: Union[int, None] = None) -> np.ndarra
     elif isinstance(radius, bool) or not isinstance(radius, numbers.Integral) or radius < 0:
         raise ValueError(f"radius must be an integer >= 0 or None, got {radius!r}")
     radius = int(radius)
+    _check_kernel_bytes((2 * radius + 1,), f"radius={decimal.Decimal(radius):.3e}"
+                        if radius > 10**9 else f"radius={radius}")
     if sigma == 0.0:
         # The limit of a Gaussian as sigma -> 0: all weight on the centre tap.
         taps = np.zeros(2 * radius + 1)

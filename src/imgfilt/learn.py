@@ -34,6 +34,7 @@ from .bank import FilterBank
 from .convolution import Padding, Plan, checked_int
 from .convolution import conv as _engine_conv
 from .convolution import plan as _plan
+from .errors import file_errors
 from .image import pil_to_array
 from .io import load_npy
 
@@ -408,7 +409,7 @@ def _read_example(path: str, gray: bool, ndim: int | None) -> np.ndarray:
         if ndim is None:
             ndim = 1 if array.ndim == 1 else 2
     else:
-        with Image.open(path) as image:
+        with file_errors(path, "image"), Image.open(path) as image:
             image.load()
             array = pil_to_array(image)
         if array.ndim == 3 and array.shape[-1] in (2, 4):

@@ -87,6 +87,8 @@ def fold(position: np.ndarray, length: int, mode: str) -> np.ndarray:
     >>> fold(np.array([-2, -1, 0, 4, 5]), 4, "circular").tolist()
     [2, 3, 0, 0, 1]
     """
+    if length < 1:
+        raise ValueError(f"an axis of length {length} has nothing to pad; length must be >= 1")
     position = np.asarray(position, dtype=np.intp)
     if mode == "zeros":
         return np.where((position >= 0) & (position < length), position, -1)
@@ -116,6 +118,7 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[in
     (``d·(k-1)`` at stride 1), placed ``total // 2`` before and the rest after, so an even kernel
     gets its extra row at the bottom/right, as in PyTorch and TensorFlow.
     """
+    _check_geometry(kernel, stride, dilation)
     span = dilation * (kernel - 1) + 1
     out = -(-size // stride)
     total = max((out - 1) * stride + span - size, 0)
@@ -124,5 +127,13 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[in
 
 def output_length(padded: int, kernel: int, stride: int, dilation: int) -> int:
     """Number of outputs along an axis of ``padded`` samples (0 or less: the kernel does not fit)."""
+    _check_geometry(kernel, stride, dilation)
     span = dilation * (kernel - 1) + 1
     return (padded - span) // stride + 1 if padded >= span else 0
+
+
+def _check_geometry(kernel: int, stride: int, dilation: int) -> None:
+    # The callers pass checked values; this keeps a direct call from dividing by zero.
+    if min(kernel, stride, dilation) < 1:
+        raise ValueError(f"kernel, stride and dilation must be >= 1, got {kernel}, {stride}, "
+                         f"{dilation}")

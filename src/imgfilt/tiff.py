@@ -23,6 +23,8 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from .errors import file_errors
+
 __all__ = ["TiffMetadata", "read_tiff", "as_volume", "write_tiff", "tiff_pages", "check_pixel_count",
            "TiffPageReader", "COMPRESSIONS", "BIGTIFF_THRESHOLD"]
 
@@ -148,10 +150,8 @@ def _ome_physical(xml: str) -> Optional[dict]:
 @contextlib.contextmanager
 def _opened(path: PathLike) -> Iterator[tifffile.TiffFile]:
     name = os.fspath(path)
-    try:
+    with file_errors(name, "TIFF"):
         handle = tifffile.TiffFile(name)
-    except tifffile.TiffFileError as error:
-        raise ValueError(f"{name!r} is not a readable TIFF file ({error})") from None
     with handle:
         yield handle
 
@@ -234,13 +234,16 @@ def read_tiff(path: PathLike, *, max_pixels: Optional[int] = ...  # type: ignore
     """
     name = os.fspath(path)
     with _opened(name) as tif:
-        shape, _, axes, series = _series_of(tif, name)
+        with file_errors(name, "TIFF"):
+            shape, _, axes, series = _series_of(tif, name)
+        # Before any pixel is decoded, and outside file_errors: the bomb keeps its own type.
         check_pixel_count(_colour_pixels(shape, axes), name, max_pixels)
-        metadata = _metadata(tif, axes)
-        if len(series) == 1:
-            pixels = series[0].asarray()
-        else:
-            pixels = np.stack([s.asarray() for s in series])
+        with file_errors(name, "TIFF"):
+            metadata = _metadata(tif, axes)
+            if len(series) == 1:
+                pixels = series[0].asarray()
+            else:
+                pixels = np.stack([s.asarray() for s in series])
     moved, where = _samples_last(axes)
     if where is not None:  # planar colour (one plane per sample): samples last, as everywhere
         pixels = np.moveaxis(pixels, where, -1)
@@ -469,7 +472,7 @@ class TiffPageReader:
                     result[row] = np.frombuffer(raw, self.file_dtype).reshape(
                         self.page_shape)[inner]
             return result
-        with _opened(self.path) as tif:
+        with _opened(self.path) as tif, file_errors(self.path, "TIFF"):
             for row, page in enumerate(pages):
                 tif.filehandle.seek(self.page_offsets[page])
                 pixels = tifffile.TiffPage(tif, index=page).asarray()

@@ -20,9 +20,11 @@ from typing import Any, Callable, Union
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..convolution import checked_int
 from ..padding import normalize_mode
 from ..bank import FilterBank
 from ..filters import Filter, _lookup, list_filters
+from ..errors import file_errors
 from ..io import atomic_write, load_npy, read_volume_with_metadata
 from ..pictures import Picture, read_picture, write_picture
 from ..tiff import TiffMetadata, write_tiff
@@ -56,6 +58,8 @@ class Terminated(BaseException):
 def describe(error: BaseException) -> str:
     """The reason an exception gives, in words fit for one line of stderr (no class names for
     the errors a user can cause; an internal error says how to see the traceback)."""
+    if isinstance(error.__cause__, (Image.DecompressionBombWarning, Image.DecompressionBombError)):
+        error = error.__cause__  # the file boundary (imgfilt.errors) wrapped it
     if isinstance(error, (Image.DecompressionBombWarning, Image.DecompressionBombError)):
         # Pillow words its error with twice the limit; say the one the user can set.
         size = re.search(r"\((\d+) pixels\)", str(error))
@@ -89,9 +93,18 @@ def positive_ints(text: str) -> int | tuple[int, ...]:
         values = tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer or integers joined by commas, got {text!r}")
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    bounded(values, 1)
     return values[0] if len(values) == 1 else values
+
+
+def bounded(values: Sequence[int], minimum: int) -> None:
+    """Check parsed integers with the library's one rule (``checked_int``: ``minimum`` up to the
+    largest index the engine can use); an ArgumentTypeError says what is wrong."""
+    for value in values:
+        try:
+            checked_int(value, "value", minimum)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error).replace("value ", "", 1)) from None
 
 
 def positive_int(text: str) -> int:
@@ -208,7 +221,7 @@ def resolve_filter(spec: str, settings: Sequence[str] = ()) -> tuple[Filter | Fi
         try:
             if suffix == ".npz":
                 return FilterBank.load(spec), label
-            return Filter(np.load(spec, allow_pickle=False), name=label), label
+            return Filter(load_npy(spec), name=label), label
         except Exception as error:  # noqa: BLE001 - any failure to read the kernel is reported
             raise UsageError(f"{spec}: cannot load the kernel: {describe(error)}") from None
     key = spec.strip().lower().replace("-", "_")
@@ -244,7 +257,7 @@ def read_array(text: str, what: str) -> np.ndarray:
                          "[[0,1],[2,3]], or a .npy or image file")
     try:
         if text.lower().endswith(ARRAY_SUFFIX):
-            return np.load(text, allow_pickle=False)
+            return load_npy(text)
         from ..image import pil_to_array
 
         pixels = pil_to_array(open_image(text))
@@ -260,7 +273,7 @@ def read_array(text: str, what: str) -> np.ndarray:
 
 def open_image(path: str) -> Image.Image:
     """A fully decoded Pillow image (errors for missing, corrupt, truncated or too-big files)."""
-    with Image.open(path) as image:
+    with file_errors(path, "image"), Image.open(path) as image:
         image.load()
         return image
 

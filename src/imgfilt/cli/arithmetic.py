@@ -14,7 +14,7 @@ import numpy as np
 
 from ..padding import NUMPY_NAMES
 from ..convolution import Plan, plan
-from ._common import EXIT_OK, UsageError, number, padding_mode, read_array, table
+from ._common import EXIT_OK, UsageError, bounded, number, padding_mode, read_array, table
 
 #: The default demo of ``explain``: the 3x3 input and 2x2 kernel of *Dive into Deep Learning*.
 DEMO_INPUT = np.arange(9.0).reshape(3, 3)
@@ -33,8 +33,7 @@ def _sizes(text: str) -> tuple[int, ...]:
         values = tuple(int(part) for part in text.lower().replace("×", "x").split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected sizes joined by x, e.g. 64x64x3, got {text!r}")
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"sizes must be >= 1, got {text!r}")
+    bounded(values, 1)
     return values
 
 
@@ -46,8 +45,7 @@ def _padding(text: str) -> Any:
         values = tuple(int(part) for part in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected same, valid or pixels (e.g. 1 or 1x2), got {text!r}")
-    if any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"padding must be >= 0, got {text!r}")
+    bounded(values, 0)
     return values[0] if len(values) == 1 else values
 
 
@@ -70,8 +68,7 @@ def _position(text: str) -> tuple[int, ...]:
         values = tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected Y,X (e.g. 0,1), got {text!r}")
-    if any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"positions are >= 0, got {text!r}")
+    bounded(values, 0)
     return values
 
 
