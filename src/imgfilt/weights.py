@@ -25,6 +25,7 @@ from typing import Any, Mapping, Union
 
 import numpy as np
 
+from .errors import file_errors
 from .io import load_npy, load_npz
 
 __all__ = ["read_weights", "describe_tensors", "WEIGHT_SUFFIXES"]
@@ -68,8 +69,9 @@ def _safetensors(path: str) -> dict:
 
 
 def _h5_datasets(source: Any, path: str) -> dict:
-    """Every dataset of an HDF5 file as name -> array, with Keras 3's ``<layer>/vars/0`` and
-    ``vars/1`` of a convolution also named ``<layer>/kernel`` and ``<layer>/bias``."""
+    """Every numeric dataset of an HDF5 file as name -> array; Keras 3's ``<layer>/vars/0``
+    and ``vars/1`` of a convolution (a 3-5 axis kernel and its ``(C_out,)`` bias) are named
+    ``<layer>/kernel`` and ``<layer>/bias``."""
     try:
         import h5py
     except ImportError:
@@ -82,17 +84,20 @@ def _h5_datasets(source: Any, path: str) -> dict:
                     found[name] = item[()]
 
             handle.visititems(visit)
-    except OSError as error:
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except OSError as error:  # h5py's word for "not an HDF5 file"
         raise ValueError(f"{path!r} is not a readable HDF5 (Keras weights) file "
                          f"({error})") from None
     named = dict(found)
     for name, value in found.items():
         head, _, index = name.rpartition("/vars/")
         if index == "0" and np.ndim(value) in (3, 4, 5):
-            named.setdefault(f"{head}/kernel", value)
+            # Keras 3 numbers a layer's variables; a convolution's are (kernel, bias).
+            named[f"{head}/kernel"] = named.pop(name)
             bias = found.get(f"{head}/vars/1")
             if bias is not None and np.shape(bias) == (np.shape(value)[-1],):
-                named.setdefault(f"{head}/bias", bias)
+                named[f"{head}/bias"] = named.pop(f"{head}/vars/1")
     return named
 
 
@@ -119,15 +124,17 @@ def _torch(path: str) -> Any:
             f"reading {path!r} needs PyTorch; install torch, or save the weights as "
             ".safetensors (safetensors.torch.save_file) or .npz and load those"
         ) from None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError,
-            AttributeError, KeyError) as error:  # what torch raises for files it cannot read
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(
-            f"{path!r} is not a state dict torch.load(weights_only=True) can read ({reason}); "
-            "save model.state_dict(), not the model"
-        ) from None
+    with file_errors(path, "PyTorch"):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError,
+                AttributeError, KeyError) as error:  # what torch raises for files it cannot read
+            text = str(error).strip()
+            reason = text.splitlines()[0] if text else type(error).__name__
+            raise ValueError(
+                f"{path!r} is not a state dict torch.load(weights_only=True) can read "
+                f"({reason}); save model.state_dict(), not the model"
+            ) from None
 
 
 def read_weights(path: PathLike) -> Any:
