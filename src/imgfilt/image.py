@@ -16,6 +16,7 @@ from .convolution import conv as _engine_conv, correlate_channels_last as _corre
 from .convolution import plan as _plan
 from .padding import normalize_mode
 from .filters import COMBINES, Filter, get_filter
+from . import alpha as alpha_rule
 
 __all__ = ["apply", "pil_to_array", "array_to_pil", "filter_core", "OUTPUTS", "PIL_MODES"]
 
@@ -260,6 +261,19 @@ def _apply_pil(
     elif pixels.ndim == 2:
         pixels = pixels[..., None]
     output = _check_output(output, pixels.dtype)
+    # --- alpha hook (issue 14, imgfilt.alpha): a smoothing filter (weights >= 0, sum 1) ------
+    # filters premultiplied colour and alpha together; every other filter keeps alpha (below).
+    if alpha is not None and output != "float" and alpha_rule.is_smoothing(filt.weight,
+                                                                            filt.combine):
+        def correlate(stacked: np.ndarray) -> np.ndarray:
+            return _apply_ndarray(stacked, filt, channel_axis=-1, padding_mode=padding_mode,
+                                  stride=stride, dilation=dilation, output="float")
+
+        colour, coverage = alpha_rule.filter_premultiplied(pixels, alpha, correlate)
+        colour = _convert_output(colour, pixels.dtype, output)
+        coverage = _convert_output(coverage, alpha.dtype, "clip")
+        return array_to_pil(np.concatenate([colour, coverage[..., None]], axis=-1))
+    # --- end of the alpha hook ------------------------------------------------------------------
     result = _apply_ndarray(
         pixels, filt, channel_axis=-1, padding_mode=padding_mode, stride=stride,
         dilation=dilation, output=output,
