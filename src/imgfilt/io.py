@@ -11,14 +11,15 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import zipfile
 from typing import IO, Iterator, Union
 
 import numpy as np
 from . import tiff
 from .errors import file_errors
 
-__all__ = ["read_volume", "read_volume_with_metadata", "write_volume", "atomic_write", "load_npy", "load_npz",
-           "VOLUME_SUFFIXES"]
+__all__ = ["read_volume", "read_volume_with_metadata", "write_volume", "atomic_write", "load_npy",
+           "load_npz", "check_npz_sizes", "memory_budget", "VOLUME_SUFFIXES"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -117,6 +118,76 @@ def load_npy(path: PathLike) -> np.ndarray:
     return loaded
 
 
+def memory_budget() -> int:
+    """The bytes an archive may inflate to: the address-space limit (``ulimit -v``) when one is
+    set, else the machine's physical memory.
+
+    Examples
+    --------
+    >>> memory_budget() > 0
+    True
+    """
+    budget = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(
+        os, "sysconf") else 1 << 62
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            budget = min(budget, soft)
+    except (ImportError, OSError, ValueError):  # not on POSIX
+        pass
+    return int(budget)
+
+
+def check_npz_sizes(path: PathLike, budget: int | None = None) -> None:
+    """Refuse an ``.npz`` whose arrays would not fit, before any is inflated.
+
+    Each member's ``.npy`` header (a few hundred bytes, the only part inflated) must declare
+    exactly the bytes the zip directory declares for it, and all arrays together must fit in
+    ``budget`` (default :func:`memory_budget`). A zip bomb (a few MB declaring gigabytes) is
+    refused here with a ValueError naming the file, the member and the sizes.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.npz")
+    >>> np.savez_compressed(path, w=np.zeros(1000))
+    >>> check_npz_sizes(path, budget=8000)
+    >>> check_npz_sizes(path, budget=7999)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...a.npz': its arrays need 8000 bytes once inflated, more than the 7999 available...
+    """
+    name = os.fspath(path)
+    budget = memory_budget() if budget is None else budget
+    total = 0
+    with zipfile.ZipFile(name) as archive:
+        for member in archive.infolist():
+            if not member.filename.endswith(".npy"):
+                continue
+            with archive.open(member) as handle:
+                version = np.lib.format.read_magic(handle)
+                shape, _, dtype = (np.lib.format.read_array_header_1_0(handle)
+                                   if version == (1, 0) else
+                                   np.lib.format.read_array_header_2_0(handle))
+                header = handle.tell()
+            if dtype.hasobject:
+                continue  # refused as a pickle when read
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if header + declared != member.file_size:
+                raise ValueError(
+                    f"{name!r}: member {member.filename} declares an array of {declared} bytes "
+                    f"{shape} {dtype} but holds {member.file_size - header}; the archive is "
+                    "corrupt")
+            total += declared
+    if total > budget:
+        raise ValueError(
+            f"{name!r}: its arrays need {total} bytes once inflated, more than the {budget} "
+            f"available (a {os.path.getsize(name)}-byte archive; a zip bomb?); nothing was "
+            "inflated")
+
+
 def load_npz(path: PathLike) -> dict:
     """Read every array of a ``.npz`` archive, without ever unpickling.
 
@@ -133,6 +204,7 @@ def load_npz(path: PathLike) -> dict:
     [1.0, 1.0]
     """
     with file_errors(path, ".npz"):
+        check_npz_sizes(path)
         loaded = np.load(os.fspath(path), allow_pickle=False)
         if not hasattr(loaded, "files"):
             raise ValueError(f"{os.fspath(path)!r} is a single .npy array, not an .npz archive")
