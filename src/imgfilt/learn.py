@@ -36,7 +36,7 @@ from .convolution import conv as _engine_conv
 from .convolution import plan as _plan
 from .errors import file_errors
 from .image import pil_to_array
-from .io import load_npy
+from .io import check_regular_file, load_npy
 
 __all__ = ["FitScore", "fit", "score"]
 
@@ -409,6 +409,7 @@ def _read_example(path: str, gray: bool, ndim: int | None) -> np.ndarray:
         if ndim is None:
             ndim = 1 if array.ndim == 1 else 2
     else:
+        check_regular_file(path)
         with file_errors(path, "image"), Image.open(path) as image:
             image.load()
             array = pil_to_array(image)

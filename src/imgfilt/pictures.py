@@ -146,7 +146,10 @@ def read_picture(path: PathLike, *, max_pixels: Optional[int] = ...  # type: ign
     >>> picture.n_frames, picture.durations, picture.loop
     (3, [40, 50, 60], 0)
     """
+    from .io import check_regular_file
+
     name = os.fspath(path)
+    check_regular_file(name)
     _refuse_truncating(name)
     with Image.open(name) as image:
         count = getattr(image, "n_frames", 1)

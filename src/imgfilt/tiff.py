@@ -149,7 +149,10 @@ def _ome_physical(xml: str) -> Optional[dict]:
 
 @contextlib.contextmanager
 def _opened(path: PathLike) -> Iterator[tifffile.TiffFile]:
+    from .io import check_regular_file  # io imports this module for its TIFF route
+
     name = os.fspath(path)
+    check_regular_file(name)
     with file_errors(name, "TIFF"):
         handle = tifffile.TiffFile(name)
     with handle:

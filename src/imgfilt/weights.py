@@ -26,7 +26,7 @@ from typing import Any, Mapping, Union
 import numpy as np
 
 from .errors import file_errors
-from .io import load_npy, load_npz
+from .io import check_regular_file, load_npy, load_npz
 
 __all__ = ["read_weights", "describe_tensors", "WEIGHT_SUFFIXES"]
 
@@ -159,6 +159,7 @@ def read_weights(path: PathLike) -> Any:
     ['kernel']
     """
     name = os.fspath(path)
+    check_regular_file(name)
     suffix = os.path.splitext(name)[1].lower()
     if suffix == ".npy":
         return load_npy(name)

@@ -25,7 +25,7 @@ from ..padding import normalize_mode
 from ..bank import FilterBank
 from ..filters import Filter, _lookup, list_filters
 from ..errors import file_errors
-from ..io import atomic_write, load_npy, read_volume_with_metadata
+from ..io import atomic_write, check_regular_file, load_npy, read_volume_with_metadata
 from ..pictures import Picture, read_picture, write_picture
 from ..tiff import TiffMetadata, write_tiff
 
@@ -287,7 +287,7 @@ def read_input(path: str, ndim: int) -> tuple[str, Any, Any]:
     as ``(D, H, W[, C])`` for a 3-D filter), ``'pages'`` (a multi-page TIFF for a 2-D filter,
     filtered page by page). TIFF metadata is an :class:`imgfilt.tiff.TiffMetadata`.
     """
-    refuse_special(path)
+    check_regular_file(path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ARRAY_SUFFIX:
         return "array", load_npy(path), None
@@ -302,17 +302,6 @@ def read_input(path: str, ndim: int) -> tuple[str, Any, Any]:
     if picture.n_frames > 1:
         return "frames", picture.frames, picture
     return "pil", picture.frames[0], picture
-
-
-def refuse_special(path: str) -> None:
-    """A FIFO, socket or device is refused before it is opened (opening a FIFO blocks)."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return  # the read reports a missing file in its own words
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        raise ValueError(f"{path}: not a regular file (a FIFO, socket or device); imgfilt reads "
-                         "files only")
 
 
 def gray_pixels(pixels: np.ndarray) -> np.ndarray:

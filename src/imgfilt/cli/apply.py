@@ -26,6 +26,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..bank import FilterBank
+from ..filters import Filter
 from ..convolution import get_num_threads, set_num_threads
 from ..image import OUTPUTS, _normalised_pil
 from ..tiff import COMPRESSIONS
@@ -126,9 +127,20 @@ def _readable_suffixes() -> tuple[str, ...]:
         ARRAY_SUFFIX,)
 
 
-def expand_inputs(patterns: list[str]) -> list[Job]:
+def _without_default_outputs(paths: list[str], label: str | None) -> list[str]:
+    """``paths`` less the files that are another path's default output (``x.<label>.png``
+    beside ``x.png``): a re-run does not filter the first run's results."""
+    if label is None:
+        return paths
+    outputs = {os.path.normcase(os.path.abspath(default_target(p, label))) for p in paths}
+    return [p for p in paths if os.path.normcase(os.path.abspath(p)) not in outputs]
+
+
+def expand_inputs(patterns: list[str], label: str | None = None) -> list[Job]:
     """Files as given; directories as the readable files directly inside them (sorted, hidden
-    files skipped); globs (when the shell did not expand them) as their sorted matches."""
+    files skipped); globs (when the shell did not expand them) as their sorted matches. With
+    ``label`` (outputs named beside their inputs), a directory's or glob's files that are the
+    default outputs of its other files are left out."""
     suffixes = _readable_suffixes()
     jobs: list[Job] = []
     for pattern in patterns:
@@ -136,12 +148,13 @@ def expand_inputs(patterns: list[str]) -> list[Job]:
             names = sorted(n for n in os.listdir(pattern)
                            if not n.startswith(".") and n.lower().endswith(suffixes))
             paths = [os.path.join(pattern, n) for n in names]
-            paths = [p for p in paths if os.path.isfile(p)]
+            paths = _without_default_outputs([p for p in paths if os.path.isfile(p)], label)
             jobs.extend(Job(p) for p in paths)
             if not paths:
                 jobs.append(Job(pattern, problem="no image, .npy or TIFF files in this directory"))
         elif not os.path.lexists(pattern) and any(c in pattern for c in "*?["):
             matches = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+            matches = _without_default_outputs(matches, label)
             jobs.extend(Job(p) for p in matches)
             if not matches:
                 jobs.append(Job(pattern, problem="no file matches this pattern"))
@@ -159,7 +172,8 @@ def default_target(source: str, label: str) -> str:
 def plan_targets(jobs: list[Job], args: argparse.Namespace, label: str) -> None:
     """Give every job a target; a target that is an input, or that an earlier job already
     writes, is a problem."""
-    inputs = [job.source for job in jobs if job.problem is None]
+    # Every file named on the command line is protected, the filter's kernel file included.
+    inputs = [job.source for job in jobs if job.problem is None] + [args.filter]
     claimed = {}
     for job in jobs:
         if job.problem is not None:
@@ -186,6 +200,11 @@ def compute(kind: str, data: Any, filt: Any, args: argparse.Namespace,
             to_array: bool) -> tuple[Any, bool]:
     """Filter what :func:`read_input` read: ``(result, is_volume)``."""
     options = {"padding_mode": args.padding_mode, "stride": args.stride, "dilation": args.dilation}
+    if isinstance(filt, FilterBank) and not to_array and filt.out_channels == 1 and hasattr(
+            filt, "bias"):
+        # One map: the bank is one filter, and its result a picture (a grey-fitted, C_in = 1
+        # bank runs on each colour channel; an RGB-fitted one gives a grey picture).
+        filt = Filter(filt.weight, filt.bias, name=filt.names[0])
     if isinstance(filt, FilterBank):
         if not to_array and kind in ("pil", "frames"):
             raise ValueError("a FilterBank gives float feature maps: write them to .npy "
@@ -375,15 +394,18 @@ def usable_cores() -> int:
 def run(args: argparse.Namespace) -> int:
     """``imgfilt apply``: exit 0 when every input was written (or skipped), 1 when any failed."""
     filt, label = resolve_filter(args.filter, args.set)
-    jobs = expand_inputs(args.inputs)
+    jobs = expand_inputs(args.inputs, None if args.out or args.out_dir else label)
     if args.out and len(jobs) > 1:
         raise UsageError(f"-o names one output but {len(jobs)} inputs were given; "
                          "use --out-dir DIR for several")
-    if args.out_dir:
-        try:
-            os.makedirs(args.out_dir, exist_ok=True)
-        except OSError as error:
-            raise UsageError(f"--out-dir {args.out_dir}: {describe(error)}") from None
+    for folder, option in ((args.out_dir, "--out-dir"),
+                           (args.out and os.path.dirname(args.out), "-o")):
+        if folder:
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as error:
+                raise UsageError(f"{option} {folder}: cannot create the folder: "
+                                 f"{describe(error)}") from None
     plan_targets(jobs, args, label)
     if len(jobs) == 1 and not args.out_dir:
         return _run_one(jobs[0], filt, args)
