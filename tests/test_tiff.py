@@ -13,6 +13,7 @@ from PIL import Image
 
 import imgfilt
 from imgfilt import tiff
+from imgfilt.files import check_pixel_count
 from imgfilt.io import read_volume, read_volume_with_metadata, write_volume
 from imgfilt.tiff import TiffPageReader, read_tiff, write_tiff
 
@@ -266,6 +267,6 @@ def test_pixel_limit_counts_every_page_in_bounded_memory(tmp_path):
     assert not (tmp_path / "o.tif").exists()
     # The library warns above the limit and refuses above twice it, as Pillow does.
     with pytest.warns(Image.DecompressionBombWarning):
-        tiff.check_pixel_count(150, "x.tif", limit=100)
+        check_pixel_count(150, "x.tif", limit=100)
     with pytest.raises(Image.DecompressionBombError, match="x.tif"):
-        tiff.check_pixel_count(201, "x.tif", limit=100)
+        check_pixel_count(201, "x.tif", limit=100)

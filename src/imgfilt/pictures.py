@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence, Union
 
 from PIL import Image, ImageOps, ImageSequence
 
-from .tiff import check_pixel_count
+from .files import atomic_write, check_pixel_count, check_regular_file
 
 __all__ = ["Picture", "read_picture", "write_picture", "MULTI_FRAME_FORMATS"]
 
@@ -146,8 +146,6 @@ def read_picture(path: PathLike, *, max_pixels: Optional[int] = ...  # type: ign
     >>> picture.n_frames, picture.durations, picture.loop
     (3, [40, 50, 60], 0)
     """
-    from .io import check_regular_file
-
     name = os.fspath(path)
     check_regular_file(name)
     _refuse_truncating(name)
@@ -219,8 +217,6 @@ def write_picture(path: PathLike, frames: Union[Image.Image, Sequence[Image.Imag
     >>> [round(v) for v in read_picture(path).dpi]   # PNG stores pixels per metre
     [300, 300]
     """
-    from .io import atomic_write  # io is the lower layer that owns atomic writes
-
     name = os.fspath(path)
     fmt = Image.registered_extensions().get(os.path.splitext(name)[1].lower())
     if fmt is None:

@@ -15,17 +15,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import warnings
 import xml.etree.ElementTree as ElementTree
 from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 import tifffile
-from PIL import Image
-
 from .errors import file_errors
+from .files import atomic_write, check_pixel_count, check_regular_file
 
-__all__ = ["TiffMetadata", "read_tiff", "as_volume", "write_tiff", "tiff_pages", "check_pixel_count",
+__all__ = ["TiffMetadata", "read_tiff", "as_volume", "write_tiff", "tiff_pages",
            "TiffPageReader", "COMPRESSIONS", "BIGTIFF_THRESHOLD"]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -93,32 +91,6 @@ class TiffMetadata:
     shape: Optional[tuple] = None
 
 
-def check_pixel_count(pixels: int, name: str, limit: Optional[int] = ...) -> None:  # type: ignore[assignment]
-    """Pillow's decompression-bomb rule applied to a file's pixels, all pages and frames counted.
-
-    Above ``limit`` (default :data:`PIL.Image.MAX_IMAGE_PIXELS`; None: no limit) a
-    :class:`PIL.Image.DecompressionBombWarning` is issued, above twice the limit a
-    :class:`PIL.Image.DecompressionBombError` is raised, as Pillow does for one frame; the
-    command line turns the warning into an error.
-
-    Examples
-    --------
-    >>> check_pixel_count(100, "a.tif", limit=1000)
-    """
-    if limit is ...:
-        limit = Image.MAX_IMAGE_PIXELS
-    if limit is None:
-        return
-    if pixels > 2 * limit:
-        raise Image.DecompressionBombError(
-            f"{name}: image size ({pixels} pixels) of all pages and frames exceeds limit of "
-            f"{2 * limit} pixels, could be decompression bomb DOS attack.")
-    if pixels > limit:
-        warnings.warn(Image.DecompressionBombWarning(
-            f"{name}: image size ({pixels} pixels) of all pages and frames exceeds limit of "
-            f"{limit} pixels, could be decompression bomb DOS attack."), stacklevel=2)
-
-
 def _samples_last(axes: str) -> tuple[str, Optional[int]]:
     """``axes`` with ``S`` moved last, and where it was (None when absent or already last)."""
     if "S" not in axes or axes.endswith("S"):
@@ -149,8 +121,6 @@ def _ome_physical(xml: str) -> Optional[dict]:
 
 @contextlib.contextmanager
 def _opened(path: PathLike) -> Iterator[tifffile.TiffFile]:
-    from .io import check_regular_file  # io imports this module for its TIFF route
-
     name = os.fspath(path)
     check_regular_file(name)
     with file_errors(name, "TIFF"):
@@ -346,8 +316,6 @@ def write_tiff(path: PathLike, array: Any, metadata: Optional[TiffMetadata] = No
     >>> int(pixels.max()), metadata.photometric, metadata.compression
     (60000, 'rgb', 'adobe_deflate')
     """
-    from .io import atomic_write  # io imports this module for its TIFF route
-
     name = os.fspath(path)
     pixels = np.asarray(array)
     if pixels.dtype.kind not in "biufc":
