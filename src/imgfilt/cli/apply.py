@@ -28,15 +28,18 @@ from tqdm import tqdm
 from ..bank import FilterBank
 from ..filters import Filter
 from ..convolution import get_num_threads, set_num_threads
-from ..image import OUTPUTS, _normalised_pil
+from ..api import apply as apply_filter
+from ..arrays import normalised_pil
+from ..pipeline import OUTPUTS
 from ..tiff import COMPRESSIONS
-from ..image import apply as apply_filter
-from ._common import (
+from .common import (
     ARRAY_SUFFIX,
     EXIT_FAILED,
     EXIT_OK,
     SKIP_HINT,
     UsageError,
+    axes_list,
+    channel_axis,
     check_target,
     describe,
     gray,
@@ -94,6 +97,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                              "images; float for float arrays and .npy outputs)")
     parser.add_argument("--gray", action="store_true",
                         help="convert pictures to grayscale (luminance) first")
+    parser.add_argument("--channel-axis", type=channel_axis, default=None, metavar="AXIS",
+                        help="for .npy/TIFF inputs: the axis holding channels, or 'none' "
+                             "(scikit-image's channel_axis)")
+    parser.add_argument("--axes", type=axes_list, default=None, metavar="A,B",
+                        help="for .npy/TIFF inputs: the axes the filter runs over, one per "
+                             "kernel axis; the others are filtered slice by slice (scipy's axes)")
     parser.add_argument("--compression", choices=COMPRESSIONS, default="zlib",
                         help="TIFF outputs: zlib (default, lossless), lzma or none")
     parser.add_argument("--quality", type=_quality, default="keep", metavar="Q|keep",
@@ -215,14 +224,17 @@ def compute(kind: str, data: Any, filt: Any, args: argparse.Namespace,
     if args.gray and kind in ("array", "volume"):
         raise ValueError("--gray is for pictures and TIFF pages; this input is an array or a "
                          "volume")
+    if kind in ("pil", "frames") and (args.channel_axis is not None or args.axes is not None):
+        raise ValueError("--channel-axis and --axes are for .npy and TIFF inputs; a picture's "
+                         "bands are known from its mode")
     if kind == "frames":
         results = [compute("pil", frame, filt, args, to_array)[0] for frame in data]
         return (np.stack(results), False) if to_array else (results, False)
     if kind == "pil":
         image = gray(data) if args.gray else data
         if to_array and not isinstance(filt, FilterBank):
-            # The float result of the colour bands (alpha, which apply never filters, is left out).
-            normalised = _normalised_pil(image)
+            # The float result of the colour bands (alpha is left out).
+            normalised = normalised_pil(image)
             pixels = np.asarray(normalised)
             if normalised.mode in ("LA", "RGBA"):
                 pixels = pixels[..., :-1]
@@ -236,9 +248,14 @@ def compute(kind: str, data: Any, filt: Any, args: argparse.Namespace,
                          "(or draw them with 'imgfilt bank --montage')")
     if args.gray:
         data = gray_pixels(data)
+    layout: dict[str, Any] = {}
+    if args.channel_axis is not None:
+        layout["channel_axis"] = None if args.channel_axis == "none" else args.channel_axis
+    if args.axes is not None:
+        layout["axes"] = args.axes
     if kind == "pages":
-        return np.stack([apply_filter(page, filt, **options) for page in data]), True
-    return apply_filter(data, filt, **options), kind == "volume"
+        return np.stack([apply_filter(page, filt, **options, **layout) for page in data]), True
+    return apply_filter(data, filt, **options, **layout), kind == "volume"
 
 
 class WriteGate:

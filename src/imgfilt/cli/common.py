@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from ..convolution import checked_int
 from ..padding import normalize_mode
 from ..bank import FilterBank
-from ..filters import Filter, _lookup, list_filters
+from ..filters import Filter, lookup, list_filters
 from ..errors import file_errors
 from ..io import atomic_write, check_regular_file, load_npy, read_volume_with_metadata
 from ..pictures import Picture, read_picture, write_picture
@@ -113,6 +113,26 @@ def positive_int(text: str) -> int:
     if isinstance(value, tuple):
         raise argparse.ArgumentTypeError(f"expected one integer, got {text!r}")
     return value
+
+
+def channel_axis(text: str) -> int | str:
+    """argparse type for ``--channel-axis``: an int (negative counts from the end) or ``'none'``
+    (no channel axis; kept as the word, since None means the option was not given)."""
+    if text.strip().lower() == "none":
+        return "none"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an axis number or 'none', got {text!r}") from None
+
+
+def axes_list(text: str) -> tuple[int, ...]:
+    """argparse type for ``--axes``: axis numbers joined by commas, e.g. ``'1,2'``."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected axis numbers joined by commas (e.g. 1,2), got {text!r}") from None
 
 
 def padding_mode(text: str) -> str:
@@ -231,7 +251,7 @@ def resolve_filter(spec: str, settings: Sequence[str] = ()) -> tuple[Filter | Fi
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         file_hint = " (or a .npy/.npz kernel file)" if os.sep in spec or "." in spec else ""
         raise UsageError(f"unknown filter {spec!r}{hint} 'imgfilt list' shows them all{file_hint}")
-    key, factory = _lookup(key)
+    key, factory = lookup(key)
     params = typed_settings(factory, key, settings)
     try:
         from ..filters import get_filter
@@ -258,7 +278,7 @@ def read_array(text: str, what: str) -> np.ndarray:
     try:
         if text.lower().endswith(ARRAY_SUFFIX):
             return load_npy(text)
-        from ..image import pil_to_array
+        from ..arrays import pil_to_array
 
         pixels = pil_to_array(open_image(text))
     except Exception as error:  # noqa: BLE001 - one line naming the file
@@ -375,7 +395,7 @@ def save(target: str, result: Any, *, volume: bool = False, metadata: Any = None
     fmt = image_format(target)
     if fmt is None:
         raise ValueError(f"{target}: unknown image extension; use e.g. .png, .jpg, .tif, .npy")
-    from ..image import array_to_pil, pil_to_array
+    from ..arrays import array_to_pil, pil_to_array
 
     picture = metadata if isinstance(metadata, Picture) else None
     if suffix in TIFF_SUFFIXES:
