@@ -97,3 +97,37 @@ def problem_is_valid(problem):
         if problem["padding_mode"] == "reflect" and size == 1 and before + after > 0:
             return False
     return True
+
+
+def oracle_apply(channels_first, filt, mode, stride, dilation):
+    """``(C_out, *S_out)`` float64 by the definition, from ``(C, *S)``."""
+    ndim = filt.ndim
+    stride = (stride,) * ndim if np.isscalar(stride) else tuple(stride)
+    dilation = (dilation,) * ndim if np.isscalar(dilation) else tuple(dilation)
+    pads = [same_pads(s, k, 1, d) for s, k, d in zip(channels_first.shape[1:], filt.kernel_shape,
+                                                    dilation)]
+    # numpy.pad's 'reflect' repeats the one sample of a length-1 axis, as apply promises.
+    canonical = {"constant": "zeros", "edge": "replicate", "wrap": "circular"}.get(mode, mode)
+    take = (slice(None),) + tuple(slice(None, None, s) for s in stride)
+    if filt.per_channel:
+        responses = np.stack([
+            reference_conv(channel[None], filt.weight, filt.bias, padding=pads,
+                           padding_mode=canonical, dilation=dilation)[take]
+            for channel in channels_first])  # (C, R, *S_out)
+        if filt.combine == "magnitude":
+            return np.sqrt(np.sum(responses ** 2, axis=1))
+        if filt.combine == "sum":
+            return responses.sum(axis=1)
+        return responses[:, 0]
+    responses = reference_conv(channels_first, filt.weight, filt.bias, padding=pads,
+                               padding_mode=canonical, dilation=dilation)[take]
+    return responses
+
+
+def tolerance(x, weight, bias, terms, dtype):
+    """Round-off bound of a correlation of ``terms`` products in ``dtype``."""
+    scale = float(np.max(np.abs(np.asarray(x, dtype=np.float64)), initial=0.0))
+    scale *= float(np.max(np.abs(weight).reshape(weight.shape[0], -1).sum(axis=1)))
+    if bias is not None:
+        scale += float(np.max(np.abs(bias)))
+    return 8 * terms * np.finfo(dtype).eps * max(scale, 1.0)

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from reference import problem_is_valid, reference_conv, same_pads
+from reference import oracle_apply, problem_is_valid, reference_conv, same_pads, tolerance
 from strategies import DTYPES, MODES, conv_problems, examples
 
 import imgfilt
@@ -122,15 +122,6 @@ def relayout(array, layout, directory):
         mapped.flush()
         return np.memmap(path, dtype=array.dtype, mode="r", shape=array.shape)
     return array
-
-
-def tolerance(x, weight, bias, terms, dtype):
-    """Round-off bound of a correlation of ``terms`` products in ``dtype``."""
-    scale = float(np.max(np.abs(np.asarray(x, dtype=np.float64)), initial=0.0))
-    scale *= float(np.max(np.abs(weight).reshape(weight.shape[0], -1).sum(axis=1)))
-    if bias is not None:
-        scale += float(np.max(np.abs(bias)))
-    return 8 * terms * np.finfo(dtype).eps * max(scale, 1.0)
 
 
 def assert_rounded_matches(result, exact, atol, dtype):
@@ -238,31 +229,6 @@ def build_filter(problem, rng):
     weight = rng.normal(size=(problem["responses"], problem["channels"]) + kernel)
     bias = rng.normal(size=problem["responses"]) if problem["bias"] else None
     return Filter(weight, bias)
-
-
-def oracle_apply(channels_first, filt, mode, stride, dilation):
-    """``(C_out, *S_out)`` float64 by the definition, from ``(C, *S)``."""
-    ndim = filt.ndim
-    stride = (stride,) * ndim if np.isscalar(stride) else tuple(stride)
-    dilation = (dilation,) * ndim if np.isscalar(dilation) else tuple(dilation)
-    pads = [same_pads(s, k, 1, d) for s, k, d in zip(channels_first.shape[1:], filt.kernel_shape,
-                                                    dilation)]
-    # numpy.pad's 'reflect' repeats the one sample of a length-1 axis, as apply promises.
-    canonical = {"constant": "zeros", "edge": "replicate", "wrap": "circular"}.get(mode, mode)
-    take = (slice(None),) + tuple(slice(None, None, s) for s in stride)
-    if filt.per_channel:
-        responses = np.stack([
-            reference_conv(channel[None], filt.weight, filt.bias, padding=pads,
-                           padding_mode=canonical, dilation=dilation)[take]
-            for channel in channels_first])  # (C, R, *S_out)
-        if filt.combine == "magnitude":
-            return np.sqrt(np.sum(responses ** 2, axis=1))
-        if filt.combine == "sum":
-            return responses.sum(axis=1)
-        return responses[:, 0]
-    responses = reference_conv(channels_first, filt.weight, filt.bias, padding=pads,
-                               padding_mode=canonical, dilation=dilation)[take]
-    return responses
 
 
 @settings(max_examples=examples(1500), suppress_health_check=ONCE_PER_TEST)

@@ -31,7 +31,7 @@ from PIL import Image
 from . import arrays
 from .arrays import array_to_pil
 from .convolution import checked_int, compute_dtype, conv, plan
-from .errors import file_errors
+from .errors import MAX_BYTES, file_errors
 from .weights import WEIGHT_SUFFIXES, read_weights
 from .filters import Filter
 from .io import atomic_write, load_npz
@@ -705,10 +705,11 @@ def montage(maps: Any, cols: Optional[int] = None, separator: int = 1) -> Image.
     cols = min(cols, count)
     separator = checked_int(separator, "separator", 0)
     rows = math.ceil(count / cols)
-    sheet = np.full(
-        (rows * height + (rows - 1) * separator, cols * width + (cols - 1) * separator),
-        255, dtype=np.uint8,
-    )
+    sheet_shape = (rows * height + (rows - 1) * separator, cols * width + (cols - 1) * separator)
+    if sheet_shape[0] * sheet_shape[1] > MAX_BYTES:
+        raise ValueError(f"the montage would be {sheet_shape[1]} x {sheet_shape[0]} pixels "
+                         f"(separator={separator}, cols={cols}); at most {MAX_BYTES} are allowed")
+    sheet = np.full(sheet_shape, 255, dtype=np.uint8)
     for index, feature in enumerate(array):
         finite = np.nan_to_num(feature)
         low, high = finite.min(), finite.max()

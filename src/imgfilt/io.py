@@ -13,13 +13,15 @@ import zipfile
 from typing import Union
 
 import numpy as np
+from PIL import Image
+
 from . import tiff
 from .errors import file_errors
 from .files import atomic_write, check_regular_file, clean_stale_temporaries, memory_budget
 
 __all__ = ["read_volume", "read_volume_with_metadata", "write_volume", "atomic_write", "load_npy",
            "load_npz", "check_npz_sizes", "memory_budget", "check_regular_file",
-           "clean_stale_temporaries", "VOLUME_SUFFIXES"]
+           "clean_stale_temporaries", "check_strips", "VOLUME_SUFFIXES"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -141,6 +143,36 @@ def load_npz(path: PathLike) -> dict:
             except ValueError as error:
                 _refuse_pickle(path, error)
                 raise
+
+
+def check_strips(image: Image.Image, path: PathLike) -> None:
+    """Refuse a TIFF page whose strips or tiles do not cover it, before it is decoded.
+
+    Pillow decodes the strips a page lists and leaves the rest of the page blank: a corrupt
+    header that claims 5 million rows over 5 rows of data would give an image of zeros (and
+    hundreds of megabytes) instead of an error. Call this after ``Image.open`` or ``seek``,
+    before ``load``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.tif")
+    >>> Image.new("L", (4, 3)).save(path)
+    >>> with Image.open(path) as page:
+    ...     check_strips(page, path)
+    """
+    if image.format != "TIFF" or not image.tile:
+        return
+    width, height = image.size
+    covered = 0
+    for tile in image.tile:
+        left, top, right, bottom = tile[1]
+        covered += max(0, min(right, width) - max(left, 0)) * max(0, min(bottom, height) - max(top, 0))
+    if covered < width * height:
+        raise ValueError(
+            f"{os.fspath(path)!r} is truncated or corrupt: the strips of page {image.tell()} "
+            f"hold {covered} of its {width} x {height} = {width * height} pixels"
+        )
 
 
 def _suffix(path: PathLike, argument: str) -> str:

@@ -167,6 +167,7 @@ def box_factors(size: int = 3, ndim: int = 2) -> Tuple[np.ndarray, ...]:
     """The 1-D factors of :func:`box`: ``ones(size) / size`` on every axis."""
     size = _check_odd_size(size)
     ndim = _check_ndim(ndim)
+    _check_kernel_bytes((size,) * ndim, f"size={size}")
     return tuple(np.full(size, 1.0 / size) for _ in range(ndim))
 
 

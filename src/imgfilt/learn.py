@@ -36,7 +36,7 @@ from .convolution import conv as _engine_conv
 from .convolution import plan as _plan
 from .arrays import as_numpy, pil_to_array
 from .errors import file_errors
-from .io import check_regular_file, load_npy
+from .io import check_regular_file, check_strips, load_npy
 
 __all__ = ["FitScore", "fit", "score"]
 
@@ -403,6 +403,7 @@ def _read_example(path: str, gray: bool, ndim: int | None) -> np.ndarray:
     else:
         check_regular_file(path)
         with file_errors(path, "image"), Image.open(path) as image:
+            check_strips(image, path)
             image.load()
             array = pil_to_array(image)
         if array.ndim == 3 and array.shape[-1] in (2, 4):

@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             # Pillow only warns between its limit and twice that; the command refuses there.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns, skips and reads on for a damaged file (corrupt metadata, a truncated
+            # read): an error here, so the file is reported on one line and not guessed at.
+            warnings.filterwarnings("error", category=UserWarning, module=r"PIL(\.|$)")
             return args.handler(args)
     except UsageError as error:
         print(f"imgfilt: {error}", file=sys.stderr)

@@ -23,9 +23,9 @@ from PIL import Image, UnidentifiedImageError
 from ..convolution import checked_int
 from ..padding import normalize_mode
 from ..bank import FilterBank
-from ..filters import Filter, lookup, list_filters
 from ..errors import file_errors
-from ..io import atomic_write, check_regular_file, load_npy, read_volume_with_metadata
+from ..filters import Filter, lookup, list_filters
+from ..io import atomic_write, check_regular_file, check_strips, load_npy, read_volume_with_metadata
 from ..pictures import Picture, read_picture, write_picture
 from ..tiff import TiffMetadata, write_tiff
 
@@ -294,6 +294,7 @@ def read_array(text: str, what: str) -> np.ndarray:
 def open_image(path: str) -> Image.Image:
     """A fully decoded Pillow image (errors for missing, corrupt, truncated or too-big files)."""
     with file_errors(path, "image"), Image.open(path) as image:
+        check_strips(image, path)
         image.load()
         return image
 
