@@ -137,8 +137,9 @@ def test_pixel_limit_counts_frames(tmp_path):
     _animation(tmp_path / "a.gif", frames=10)  # 600 pixels a frame, 6000 in all
     done = run_cli("apply", "box", "a.gif", "-o", "b.gif", "--max-pixels", "1000", cwd=tmp_path)
     assert done.returncode == 1 and "6000 pixels is above the limit of 1000" in done.stderr
-    with pytest.raises(Image.DecompressionBombError):
+    with pytest.raises(ValueError, match=r"a\.gif.*6000 pixels") as refused:
         read_picture(tmp_path / "a.gif", max_pixels=2000)
+    assert isinstance(refused.value.__cause__, Image.DecompressionBombError)
 
 
 def test_write_picture_refusals():

@@ -17,6 +17,7 @@ from typing import Any, Optional, Sequence, Union
 
 from PIL import Image, ImageOps, ImageSequence
 
+from .errors import file_errors
 from .files import atomic_write, check_pixel_count, check_regular_file
 
 __all__ = ["Picture", "read_picture", "write_picture", "MULTI_FRAME_FORMATS"]
@@ -92,7 +93,8 @@ def _refuse_truncating(path: str) -> None:
     """A PNG with 16-bit colour (RGB, grey+alpha or RGBA): Pillow would keep 8 of its bits."""
     with open(path, "rb") as handle:
         header = handle.read(26)
-    if header[:8] == _PNG_SIGNATURE and header[12:16] == b"IHDR" and header[24] == 16 \
+    if len(header) == 26 and header[:8] == _PNG_SIGNATURE and header[12:16] == b"IHDR" \
+            and header[24] == 16 \
             and header[25] in (2, 4, 6):
         kind = {2: "RGB", 4: "grey+alpha", 6: "RGBA"}[header[25]]
         raise ValueError(
@@ -148,6 +150,11 @@ def read_picture(path: PathLike, *, max_pixels: Optional[int] = ...  # type: ign
     """
     name = os.fspath(path)
     check_regular_file(name)
+    with file_errors(name, "image"):
+        return _read_picture(name, max_pixels)
+
+
+def _read_picture(name: str, max_pixels: Optional[int]) -> Picture:
     _refuse_truncating(name)
     with Image.open(name) as image:
         count = getattr(image, "n_frames", 1)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
+import threading
 import xml.etree.ElementTree as ElementTree
 from typing import Any, Iterator, Optional, Union
 
@@ -119,14 +121,50 @@ def _ome_physical(xml: str) -> Optional[dict]:
     return None
 
 
+class _TifffileWarnings(logging.Handler):
+    """tifffile logs what it finds wrong in a file and goes on; within :func:`_warned` those
+    records are collected (per thread) instead of printed, so that a damaged file is refused
+    by name. Outside, they go where they would have gone (Python's last-resort handler)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        records = getattr(self.local, "records", None)
+        if records is not None:
+            records.append(record.getMessage())
+        elif logging.lastResort is not None and not logging.getLogger().handlers:
+            logging.lastResort.handle(record)
+
+
+_WARNINGS = _TifffileWarnings()
+logging.getLogger("tifffile").addHandler(_WARNINGS)
+
+
+@contextlib.contextmanager
+def _warned(name: str) -> Iterator[None]:
+    """Refuse a file tifffile warned about (a damaged tag, a bad offset) by name."""
+    _WARNINGS.local.records = []
+    try:
+        yield
+        records = _WARNINGS.local.records
+        if records:
+            raise ValueError(f"{name!r} is not a readable TIFF file "
+                             f"({records[0].splitlines()[0]})")
+    finally:
+        _WARNINGS.local.records = None
+
+
 @contextlib.contextmanager
 def _opened(path: PathLike) -> Iterator[tifffile.TiffFile]:
     name = os.fspath(path)
     check_regular_file(name)
-    with file_errors(name, "TIFF"):
-        handle = tifffile.TiffFile(name)
-    with handle:
-        yield handle
+    with _warned(name):
+        with file_errors(name, "TIFF"):
+            handle = tifffile.TiffFile(name)
+        with handle:
+            yield handle
 
 
 def _series_of(tif: tifffile.TiffFile, name: str) -> tuple[tuple[int, ...], np.dtype, str, list]:
@@ -209,14 +247,19 @@ def read_tiff(path: PathLike, *, max_pixels: Optional[int] = ...  # type: ignore
     with _opened(name) as tif:
         with file_errors(name, "TIFF"):
             shape, _, axes, series = _series_of(tif, name)
-        # Before any pixel is decoded, and outside file_errors: the bomb keeps its own type.
-        check_pixel_count(_colour_pixels(shape, axes), name, max_pixels)
-        with file_errors(name, "TIFF"):
+            if 0 in shape:
+                raise ValueError(f"{name!r} holds an empty image (shape {shape})")
+            # Before any pixel is decoded (the bomb becomes file_errors' ValueError, its
+            # cause kept for the command line's wording).
+            check_pixel_count(_colour_pixels(shape, axes), name, max_pixels)
             metadata = _metadata(tif, axes)
             if len(series) == 1:
                 pixels = series[0].asarray()
             else:
                 pixels = np.stack([s.asarray() for s in series])
+            if pixels.shape != shape:
+                raise ValueError(f"{name!r} is truncated or corrupt: its pixels are "
+                                 f"{pixels.shape}, its tags say {shape}")
     moved, where = _samples_last(axes)
     if where is not None:  # planar colour (one plane per sample): samples last, as everywhere
         pixels = np.moveaxis(pixels, where, -1)
