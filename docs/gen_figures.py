@@ -293,6 +293,31 @@ def ecg() -> Image.Image:
                          "gaussian1d sigma 2 minus gaussian1d sigma 75"], width=760, height=130)
 
 
+@figure("alpha.png")
+def alpha() -> Image.Image:
+    """A red disc on transparent black, blurred: straight (every band on its own, as Pillow's
+    filter does), imgfilt's premultiplied rule, and the edge map that keeps alpha; each shown
+    over a checkerboard so that transparency is visible."""
+    size = 96
+    yy, xx = np.mgrid[:size, :size]
+    pixels = np.zeros((size, size, 4), np.uint8)
+    pixels[(yy - size // 2) ** 2 + (xx - size // 2) ** 2 <= 30 ** 2] = (220, 30, 30, 255)
+    disc = Image.fromarray(pixels, "RGBA")
+    board = Image.fromarray(np.where(((yy // 8 + xx // 8) % 2)[..., None] == 0, 255, 200)
+                            .astype(np.uint8).repeat(3, axis=2), "RGB")
+    blur = imgfilt.get_filter("gaussian", sigma=4)
+    straight = np.stack([np.asarray(imgfilt.apply(pixels[..., c], blur)) for c in range(4)], -1)
+    shown = []
+    for picture, label in ((disc, "RGBA input"),
+                           (Image.fromarray(straight, "RGBA"), "straight: dark fringe"),
+                           (imgfilt.apply(disc, blur), "imgfilt: premultiplied"),
+                           (imgfilt.apply(disc, "sobel"), "sobel: alpha kept")):
+        over = board.copy()
+        over.paste(picture, (0, 0), picture)
+        shown.append(tile(over.resize((size * 2, size * 2), Image.NEAREST), label))
+    return side_by_side(shown, gap=10)
+
+
 # -- gallery ---------------------------------------------------------------------------------
 
 def gallery_groups() -> dict[int, list[str]]:

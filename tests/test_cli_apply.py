@@ -366,24 +366,35 @@ def test_batch_outputs_beside_inputs_and_same_name_collisions(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Signals
 #
-# A named pipe as the last input holds a worker in Image.open until the test writes to it, so
-# the signal arrives while a file is being worked on, however fast the engine is.
+# A large array filtered with a dense 31x31 kernel keeps a worker busy for a second or more, so
+# the signal arrives while a file is being worked on. (A named pipe used to hold the worker in
+# its read; non-regular files are now refused before they are opened.)
 
 
-def _open_writer(fifo, process):
-    """Open the pipe's write end once the command is reading it (O_NONBLOCK fails with ENXIO
-    until a reader is there); the reader then waits for data that never comes."""
-    deadline = time.time() + 60
+def _wait_for(path, process, timeout=120):
+    deadline = time.time() + timeout
     while time.time() < deadline:
-        try:
-            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError:
-            assert process.poll() is None, process.communicate()
-            time.sleep(0.02)
-    raise AssertionError("the command never opened the pipe")
+        if os.path.exists(path):
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.01)
+    raise AssertionError(f"{path} never appeared")
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
+def _resident_mb(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _slow_inputs(folder):
+    rng = np.random.default_rng(0)
+    np.save(folder / "k.npy", rng.random((31, 31)))
+    np.save(folder / "z.npy", rng.random((4000, 4000), dtype=np.float32))
+
+
 @pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"),
                                                (signal.SIGTERM, 143, "terminated")])
 def test_signals_stop_a_batch_cleanly(tmp_path, signum, code, word):
@@ -391,16 +402,14 @@ def test_signals_stop_a_batch_cleanly(tmp_path, signum, code, word):
     with Image.open(SAMPLES / "astronaut.png") as image:
         for index in range(4):
             image.crop((0, 0, 64 + index, 64)).save(tmp_path / "in" / f"a{index}.png")
-    os.mkfifo(tmp_path / "in" / "z.png")
+    _slow_inputs(tmp_path)
+    (tmp_path / "z.npy").rename(tmp_path / "in" / "z.npy")
     before = digest(tmp_path / "in")
-    process = start_cli("apply", "box", *sorted(f"in/{p.name}" for p in (tmp_path / "in").iterdir()),
+    process = start_cli("apply", "k.npy", *sorted(f"in/{p.name}" for p in (tmp_path / "in").iterdir()),
                         "--out-dir", "out", "-j", 1, cwd=tmp_path)
-    writer = _open_writer(tmp_path / "in" / "z.png", process)
-    try:
-        process.send_signal(signum)
-        _, err = process.communicate(timeout=60)
-    finally:
-        os.close(writer)
+    _wait_for(tmp_path / "out" / "a3.png", process)  # z.npy is next, and slow
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
     assert process.returncode == code and err == f"imgfilt: {word}\n", err
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == ["a0.png", "a1.png", "a2.png", "a3.png"] and leftovers(tmp_path) == []
@@ -409,21 +418,22 @@ def test_signals_stop_a_batch_cleanly(tmp_path, signum, code, word):
     assert digest(tmp_path / "in") == before
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
-def test_ctrl_c_while_one_file_is_being_read(tmp_path):
-    os.mkfifo(tmp_path / "slow.png")
-    process = start_cli("apply", "sobel", "slow.png", "-o", "o.png", cwd=tmp_path)
-    writer = _open_writer(tmp_path / "slow.png", process)
-    try:
-        started = time.time()
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)
-        # Handled at once, though the worker thread is still blocked.
-        assert time.time() - started < 10
-    finally:
-        os.close(writer)
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc (Linux)")
+def test_ctrl_c_while_one_file_is_being_filtered(tmp_path):
+    _slow_inputs(tmp_path)
+    process = start_cli("apply", "k.npy", "z.npy", "-o", "o.npy", cwd=tmp_path)
+    # The 64 MB input in memory: the command is past its start-up, filtering for seconds.
+    deadline = time.time() + 120
+    while _resident_mb(process.pid) < 80:
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.01)
+    started = time.time()
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    # Handled at once, though the worker thread is still busy in the engine.
+    assert time.time() - started < 10
     assert process.returncode == 130 and err == "imgfilt: interrupted\n"
-    assert not (tmp_path / "o.png").exists() and leftovers(tmp_path) == []
+    assert not (tmp_path / "o.npy").exists() and leftovers(tmp_path) == []
 
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")

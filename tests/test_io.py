@@ -6,7 +6,7 @@ import pytest
 from PIL import Image, ImageSequence
 
 import imgfilt
-from imgfilt.io import atomic_write, read_volume, write_volume
+from imgfilt.io import atomic_write, load_npz, read_volume, write_volume
 
 RNG = np.random.default_rng(5)
 
@@ -55,8 +55,6 @@ def test_single_page_tiff_reads_as_depth_one(tmp_path):
 
 
 def test_refusals_name_the_problem(tmp_path):
-    with pytest.raises(ValueError, match=r"\.npy"):
-        write_volume(tmp_path / "v.tif", np.zeros((2, 3, 3)))  # float64
     with pytest.raises(ValueError, match="path must end in"):
         write_volume(tmp_path / "v.png", np.zeros((2, 3, 3), np.uint8))
     with pytest.raises(ValueError, match=r"\(D, H, W\)"):
@@ -120,3 +118,60 @@ def test_read_filter_write_a_volume(tmp_path):
     assert smoothed.dtype == np.uint16 and smoothed.shape == volume.shape
     write_volume(tmp_path / "out.tif", smoothed)
     assert np.array_equal(read_volume(tmp_path / "out.tif"), smoothed)
+
+
+def _bomb(path, declared_bytes):
+    """An .npz holding one honest uint8 array of ``declared_bytes`` zeros, deflated: a small
+    file that inflates to ``declared_bytes`` (built in chunks, never in memory)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open("w.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(
+                member, {"descr": "|u1", "fortran_order": False, "shape": (declared_bytes,)})
+            chunk = bytes(1 << 23)
+            for _ in range(declared_bytes >> 23):
+                member.write(chunk)
+
+
+def test_zip_bomb_is_refused_before_inflating_under_a_memory_limit(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    from cli_support import cli_env
+
+    _bomb(tmp_path / "bomb.npz", 512 << 20)  # 512 MiB of zeros in about 2 MB
+    assert os.path.getsize(tmp_path / "bomb.npz") < 3_000_000
+    script = textwrap.dedent("""
+        import resource, sys
+        resource.setrlimit(resource.RLIMIT_AS, (384 << 20, 384 << 20))
+        from imgfilt.io import load_npz
+        try:
+            load_npz("bomb.npz")
+        except ValueError as error:
+            print(error)
+            sys.exit(3)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=cli_env(),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 3, done.stderr
+    assert "bomb.npz" in done.stdout and "536870912 bytes once inflated" in done.stdout
+
+
+def test_npz_member_whose_header_lies_is_refused(tmp_path):
+    import zipfile
+
+    from imgfilt.io import check_npz_sizes
+
+    with zipfile.ZipFile(tmp_path / "liar.npz", "w") as archive:
+        with archive.open("w.npy", "w") as member:
+            np.lib.format.write_array_header_1_0(
+                member, {"descr": "<f8", "fortran_order": False, "shape": (10**9,)})
+            member.write(bytes(80))
+    with pytest.raises(ValueError, match=r"liar\.npz.*w\.npy declares an array of 8000000000"):
+        load_npz(tmp_path / "liar.npz")
+    np.savez(tmp_path / "fine.npz", a=np.ones(10), b=np.zeros((2, 3), np.int16))
+    check_npz_sizes(tmp_path / "fine.npz", budget=80 + 12)
+    with pytest.raises(ValueError, match="92 bytes once inflated, more than the 91"):
+        check_npz_sizes(tmp_path / "fine.npz", budget=91)

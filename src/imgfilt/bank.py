@@ -32,8 +32,9 @@ from . import arrays, display
 from .arrays import array_to_pil
 from .convolution import checked_int, compute_dtype, conv, plan
 from .errors import MAX_BYTES, file_errors
+from .weights import WEIGHT_SUFFIXES, read_weights
 from .filters import Filter
-from .io import atomic_write, load_npy, load_npz
+from .io import atomic_write, load_npz
 from .layout import NOT_GIVEN, Layout, resolve
 from .pipeline import correlate_same
 
@@ -53,42 +54,18 @@ def _centre_pad(kernel: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
     return np.pad(kernel, widths)
 
 
-_NUMPY_WEIGHT_SUFFIXES = (".npy", ".npz")
-
-
 def _read_weights(source: Any, torch_ok: bool) -> Any:
-    """``source`` itself, or the array / mapping of arrays stored at the path ``source``."""
+    """``source`` itself, or the array / mapping of arrays stored at the path ``source``
+    (:func:`imgfilt.weights.read_weights`; ``torch_ok=False`` refuses PyTorch files)."""
     if not isinstance(source, (str, os.PathLike)):
         return source
     path = os.fspath(source)
     suffix = os.path.splitext(path)[1].lower()
-    if suffix == ".npy":
-        return load_npy(path)
-    if suffix == ".npz":
-        return load_npz(path)
-    if not torch_ok:
+    if not torch_ok and suffix not in WEIGHT_SUFFIXES:
         raise ValueError(
-            f"{path!r}: Keras weights are read from .npy or .npz (e.g. np.savez(path, "
-            f"**{{w.name: w.numpy() for w in layer.weights}})); got suffix {suffix!r}"
-        )
-    try:
-        import torch  # noqa: PLC0415 - only reading a .pt/.pth needs torch
-    except ImportError:
-        raise ImportError(
-            f"reading {path!r} needs PyTorch; install torch, or save the weight with "
-            "numpy.save/savez and load the .npy/.npz"
-        ) from None
-    with file_errors(path, "PyTorch"):
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError,
-                AttributeError, KeyError) as error:  # what torch raises for files it cannot read
-            text = str(error).strip()
-            reason = text.splitlines()[0] if text else type(error).__name__
-            raise ValueError(
-                f"{path!r} is not a state dict torch.load(weights_only=True) can read "
-                f"({reason}); save model.state_dict(), not the model"
-            ) from None
+            f"{path!r}: Keras weights are read from {', '.join(WEIGHT_SUFFIXES)}; got suffix "
+            f"{suffix!r} (a PyTorch file? use FilterBank.from_torch)")
+    return read_weights(path)
 
 
 def _from_file(source: Any, kind: str) -> contextlib.AbstractContextManager:
@@ -506,7 +483,8 @@ class FilterBank:
             mappings such as a checkpoint's ``'state_dict'`` read with dotted keys); or the path
             of one: ``.pt``/``.pth`` (or any other suffix) is read with
             ``torch.load(path, map_location='cpu', weights_only=True)``, which needs torch;
-            ``.npz`` (a mapping of arrays) and ``.npy`` (one weight) are read with NumPy,
+            ``.safetensors`` with the ``safetensors`` package and NumPy alone (no torch);
+            ``.npz`` (a mapping of arrays) and ``.npy`` (one weight) with NumPy,
             ``allow_pickle=False``. Tensors are read through ``.detach().cpu().numpy()``.
         bias : tensor or array_like, optional
             Default: the state dict's entry beside the weight (``'conv1.bias'`` for
@@ -552,7 +530,10 @@ class FilterBank:
         kernel : array_like, mapping or path
             The kernel; a mapping of arrays with ``key`` naming it (its ``bias`` is found by
             replacing ``kernel`` with ``bias`` in the key, e.g. ``'conv2d/kernel:0'`` ->
-            ``'conv2d/bias:0'``); or a ``.npy``/``.npz`` path holding the same.
+            ``'conv2d/bias:0'``); or the path of a ``.keras`` (Keras 3), ``.h5`` (Keras 2
+            ``save_weights``/``save``), ``.safetensors``, ``.npz`` or ``.npy`` file holding the
+            same (see :mod:`imgfilt.weights`; ``.keras``/``.h5`` need ``h5py``). In a ``.keras``
+            file a layer's kernel is ``'layers/<name>/kernel'`` (its ``vars/0``).
         bias : array_like, optional
         key : str, optional
             The entry of a mapping / ``.npz``; optional when it holds one kernel.
@@ -576,6 +557,42 @@ class FilterBank:
                                  f"axes, got shape {array.shape}")
             order = (array.ndim - 1, array.ndim - 2) + tuple(range(array.ndim - 2))
             return cls(np.ascontiguousarray(array.transpose(order)), bias)
+
+    @classmethod
+    def from_safetensors(cls, path: PathLike, *, key: Optional[str] = None,
+                         layout: str = "torch", groups: int = 1) -> "FilterBank":
+        """A bank from a ``.safetensors`` file, read with NumPy alone (no torch needed).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        key : str, optional
+            The tensor (``'conv1.weight'``); optional when the file holds one convolution
+            weight. Its bias is found as in :meth:`from_torch` / :meth:`from_keras`.
+        layout : {"torch", "keras"}
+            ``"torch"``: ``(C_out, C_in / groups, *K)`` (what PyTorch and Hugging Face save);
+            ``"keras"``: ``(*K, C_in, C_out)``.
+        groups : int
+            The layer's ``groups`` (``layout="torch"`` only).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from safetensors.numpy import save_file
+        >>> path = os.path.join(tempfile.mkdtemp(), "w.safetensors")
+        >>> save_file({"conv.weight": np.zeros((4, 1, 3, 3), np.float32)}, path)
+        >>> FilterBank.from_safetensors(path).weight.shape
+        (4, 1, 3, 3)
+        """
+        if os.path.splitext(os.fspath(path))[1].lower() != ".safetensors":
+            raise ValueError(f"{os.fspath(path)!r}: expected a .safetensors file")
+        if layout == "torch":
+            return cls.from_torch(path, key=key, groups=groups)
+        if layout == "keras":
+            if groups != 1:
+                raise ValueError("groups= is for layout='torch'")
+            return cls.from_keras(path, key=key)
+        raise ValueError(f"layout must be 'torch' or 'keras', got {layout!r}")
 
     def to_keras(self) -> np.ndarray:
         """The weight in Keras' layout ``(*K, C_in, C_out)``."""

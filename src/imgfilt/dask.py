@@ -43,17 +43,17 @@ except ImportError:  # pragma: no cover - the message is the point
     ) from None
 
 from . import api
-from .arrays import as_numpy, pil_to_array
+from .arrays import as_numpy
 from .bank import FilterBank, Sequential
 from .convolution import (check_method, checked_int, checked_threads, compute_dtype, plan,
                           threads_in_this_thread)
 from .convolution import conv as engine_conv
-from .errors import file_errors
-from .io import check_strips
 from .filters import COMBINES, Filter
+from .errors import file_errors
 from .layout import NOT_GIVEN, resolve
 from .padding import fold, output_length
 from .pipeline import check_output, convert_output, same_padding
+from .tiff import TiffPageReader
 
 __all__ = ["apply", "conv", "convolve", "filter_file"]
 
@@ -635,54 +635,14 @@ class _NpyFile:
                 handle.write(memoryview(values[outer].reshape(-1)).cast("B"))
 
 
-class _TiffSource:
-    """A multi-page TIFF as a ``(D, H, W[, C])`` array-like read page by page with Pillow."""
-
-    def __init__(self, path: str) -> None:
-        from PIL import Image
-
-
-        self.path = path
-        with file_errors(path, "TIFF"), Image.open(path) as stack:
-            pages = getattr(stack, "n_frames", 1)
-            check_strips(stack, path)
-            first = pil_to_array(stack)
-        self.page_shape, self.dtype = first.shape, first.dtype
-        self.shape = (pages,) + first.shape
-        self.ndim = len(self.shape)
-
-    def __getitem__(self, index: Any) -> np.ndarray:
-        from PIL import Image
-
-
-        if not isinstance(index, tuple):
-            index = (index,)
-        index = index + (slice(None),) * (self.ndim - len(index))
-        pages = range(self.shape[0])[index[0]]
-        sizes = tuple(len(range(n)[s]) for n, s in zip(self.page_shape, index[1:]))
-        result = np.empty((len(pages),) + sizes, self.dtype)
-        with file_errors(self.path, "TIFF"), Image.open(self.path) as stack:
-            for row, page in enumerate(pages):
-                stack.seek(page)
-                check_strips(stack, self.path)
-                pixels = pil_to_array(stack)
-                if pixels.shape != self.page_shape or pixels.dtype != self.dtype:
-                    raise ValueError(
-                        f"{self.path}: page {page} is {pixels.shape} {pixels.dtype}, page 0 is "
-                        f"{self.page_shape} {self.dtype}; a volume needs equal pages"
-                    )
-                result[row] = pixels[index[1:]]
-        return result
-
-
-def _source(path: str) -> _NpyFile | _TiffSource:
+def _source(path: str) -> _NpyFile | TiffPageReader:
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".npy":
         with file_errors(path, ".npy"):  # object arrays, a broken header
             return _NpyFile(path)
     if suffix in (".tif", ".tiff"):
         with file_errors(path, "TIFF"):
-            return _TiffSource(path)
+            return TiffPageReader(path)
     raise ValueError(f"{path}: the input must be a .npy or a multi-page .tif/.tiff file")
 
 
@@ -763,7 +723,8 @@ def filter_file(
     """Filter a ``.npy`` or multi-page TIFF larger than memory into a ``.npy``, in bounded memory.
 
     The input is read lazily, chunk by chunk (``.npy`` by plain file reads at the offsets a
-    memory map would use, TIFF page by page with Pillow), the filter runs through :func:`apply`,
+    memory map would use, TIFF page by page through tifffile from each page's own offset, so a
+    chunk's cost does not depend on its depth in the file), the filter runs through :func:`apply`,
     and each result chunk is written into its place in a ``.npy`` created (by
     ``numpy.lib.format.open_memmap``) beside ``target`` under a temporary name, renamed to
     ``target`` when complete: a failure leaves no partial file, and ``source`` is never
@@ -827,7 +788,7 @@ def filter_file(
     array = da.from_array(reader, chunks=_chunks_for(reader.shape, reader.dtype, chunks),
                           asarray=False, fancy=False, name="imgfilt-read-" + tokenize(
                               source_path, os.path.getmtime(source_path), chunks))
-    if (isinstance(reader, _TiffSource) and reader.ndim in (3, 4)
+    if (isinstance(reader, TiffPageReader) and reader.ndim in (3, 4)
             and not {"channel_axis", "axes"} & set(apply_options)):
         # A TIFF's pages: with a 2-D filter each page is an image (the file says so), filtered
         # on its own; a 3-D filter reads the pages as a volume.

@@ -1,82 +1,31 @@
 """Reading and writing volumes (``.npy`` and multi-page TIFF), with atomic writes.
 
-Multi-page TIFF goes through Pillow, which reads and writes page sequences of uint8 (L, RGB,
-RGBA), uint16 (I;16), int32 (I) and float32 (F) exactly, so tifffile is not needed. Other dtypes
-(float64, int16, bool, ...) are refused for TIFF with a pointer to ``.npy``, which holds any
-dtype.
+TIFF goes through tifffile (:mod:`imgfilt.tiff`): every dtype, 16-bit colour, BigTIFF,
+compression and ImageJ/OME metadata, read and written back exactly.
 
 Every write goes to a temporary file in the destination's directory, then ``os.replace``: a
 crash or a full disk never leaves a half-written file under the final name.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from typing import IO, Iterator, Union
+import zipfile
+from typing import Union
 
 import numpy as np
-from PIL import Image, ImageSequence
+from PIL import Image
 
-from .arrays import array_to_pil, pil_to_array
+from . import tiff
 from .errors import file_errors
+from .files import atomic_write, check_regular_file, clean_stale_temporaries, memory_budget
 
-__all__ = ["read_volume", "write_volume", "atomic_write", "load_npy", "load_npz",
-           "check_strips", "VOLUME_SUFFIXES"]
+__all__ = ["read_volume", "read_volume_with_metadata", "write_volume", "atomic_write", "load_npy",
+           "load_npz", "check_npz_sizes", "memory_budget", "check_regular_file",
+           "clean_stale_temporaries", "check_strips", "VOLUME_SUFFIXES"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 VOLUME_SUFFIXES = (".npy", ".tif", ".tiff")
-
-
-def _read_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-# Read once, at import: os.umask can only be read by setting it, which races with other threads.
-_UMASK = _read_umask()
-
-
-def _new_file_mode(final: str) -> int:
-    """The permissions ``final`` gets: an existing file's own, else what open() would give."""
-    try:
-        return os.stat(final).st_mode & 0o7777
-    except OSError:
-        return 0o666 & ~_UMASK
-
-
-@contextlib.contextmanager
-def atomic_write(path: PathLike) -> Iterator[IO[bytes]]:
-    """Open a temporary file beside ``path`` for writing; on success it replaces ``path``.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> target = os.path.join(tempfile.mkdtemp(), "a.bin")
-    >>> with atomic_write(target) as handle:
-    ...     _ = handle.write(b"data")
-    >>> open(target, "rb").read()
-    b'data'
-    """
-    final = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(final))
-    descriptor, temporary = tempfile.mkstemp(
-        dir=directory, prefix="." + os.path.basename(final) + ".", suffix=".tmp"
-    )
-    try:
-        # mkstemp makes the file private (0600); the result should be an ordinary file.
-        os.chmod(temporary, _new_file_mode(final))
-        with os.fdopen(descriptor, "w+b") as handle:  # TIFF page appending reads back
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 def _refuse_pickle(path: PathLike, error: ValueError) -> None:
@@ -106,6 +55,7 @@ def load_npy(path: PathLike) -> np.ndarray:
     >>> load_npy(path).tolist()
     [0, 1, 2]
     """
+    check_regular_file(path)
     with file_errors(path, ".npy"):
         try:
             loaded = np.load(os.fspath(path), allow_pickle=False)
@@ -116,6 +66,54 @@ def load_npy(path: PathLike) -> np.ndarray:
         loaded.close()
         raise ValueError(f"{os.fspath(path)!r} is an .npz archive, not a .npy array")
     return loaded
+
+
+def check_npz_sizes(path: PathLike, budget: int | None = None) -> None:
+    """Refuse an ``.npz`` whose arrays would not fit, before any is inflated.
+
+    Each member's ``.npy`` header (a few hundred bytes, the only part inflated) must declare
+    exactly the bytes the zip directory declares for it, and all arrays together must fit in
+    ``budget`` (default :func:`memory_budget`). A zip bomb (a few MB declaring gigabytes) is
+    refused here with a ValueError naming the file, the member and the sizes.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.npz")
+    >>> np.savez_compressed(path, w=np.zeros(1000))
+    >>> check_npz_sizes(path, budget=8000)
+    >>> check_npz_sizes(path, budget=7999)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...a.npz': its arrays need 8000 bytes once inflated, more than the 7999 available...
+    """
+    name = os.fspath(path)
+    budget = memory_budget() if budget is None else budget
+    total = 0
+    with zipfile.ZipFile(name) as archive:
+        for member in archive.infolist():
+            if not member.filename.endswith(".npy"):
+                continue
+            with archive.open(member) as handle:
+                version = np.lib.format.read_magic(handle)
+                shape, _, dtype = (np.lib.format.read_array_header_1_0(handle)
+                                   if version == (1, 0) else
+                                   np.lib.format.read_array_header_2_0(handle))
+                header = handle.tell()
+            if dtype.hasobject:
+                continue  # refused as a pickle when read
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if header + declared != member.file_size:
+                raise ValueError(
+                    f"{name!r}: member {member.filename} declares an array of {declared} bytes "
+                    f"{shape} {dtype} but holds {member.file_size - header}; the archive is "
+                    "corrupt")
+            total += declared
+    if total > budget:
+        raise ValueError(
+            f"{name!r}: its arrays need {total} bytes once inflated, more than the {budget} "
+            f"available (a {os.path.getsize(name)}-byte archive; a zip bomb?); nothing was "
+            "inflated")
 
 
 def load_npz(path: PathLike) -> dict:
@@ -133,7 +131,9 @@ def load_npz(path: PathLike) -> dict:
     >>> load_npz(path)["w"].tolist()
     [1.0, 1.0]
     """
+    check_regular_file(path)
     with file_errors(path, ".npz"):
+        check_npz_sizes(path)
         loaded = np.load(os.fspath(path), allow_pickle=False)
         if not hasattr(loaded, "files"):
             raise ValueError(f"{os.fspath(path)!r} is a single .npy array, not an .npz archive")
@@ -201,33 +201,46 @@ def read_volume(path: PathLike) -> np.ndarray:
     >>> read_volume(path).shape, read_volume(path).dtype
     ((3, 4, 5), dtype('uint16'))
     """
+    return read_volume_with_metadata(path)[0]
+
+
+def read_volume_with_metadata(path: PathLike) -> tuple[np.ndarray, "tiff.TiffMetadata | None"]:
+    """:func:`read_volume`, and the TIFF's metadata (None for ``.npy``) for :func:`write_volume`.
+
+    A TIFF is read by :func:`imgfilt.tiff.read_tiff` (every dtype, exactly; the pixel limit
+    counts every page); its axes before the page's ``(H, W[, C])`` are folded into ``D``.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "v.tif")
+    >>> write_volume(path, np.zeros((3, 4, 5), np.int16))
+    >>> volume, metadata = read_volume_with_metadata(path)
+    >>> volume.dtype, metadata.axes
+    (dtype('int16'), 'QYX')
+    """
     suffix = _suffix(path, "path")
     if suffix == ".npy":
-        return load_npy(path)
-    pages = []
-    with file_errors(path, "TIFF"), Image.open(os.fspath(path)) as stack:
-        for page in ImageSequence.Iterator(stack):
-            check_strips(page, path)
-            pages.append(pil_to_array(page))
-    first = pages[0]
-    for index, page in enumerate(pages):
-        if page.shape != first.shape or page.dtype != first.dtype:
-            raise ValueError(
-                f"{os.fspath(path)!r}: page {index} is {page.shape} {page.dtype}, page 0 is "
-                f"{first.shape} {first.dtype}; a volume needs equal pages"
-            )
-    return np.stack(pages)
+        return load_npy(path), None
+    pixels, metadata = tiff.read_tiff(path)
+    return tiff.as_volume(pixels, metadata), metadata
 
 
-def write_volume(path: PathLike, volume: np.ndarray) -> None:
+def write_volume(path: PathLike, volume: np.ndarray, metadata: "tiff.TiffMetadata | None" = None,
+                 *, compression: str | None = "zlib") -> None:
     """Write a ``(D, H, W)`` or ``(D, H, W, C)`` volume to ``.npy`` or a multi-page TIFF, atomically.
 
     Parameters
     ----------
     path : str or os.PathLike
-        ``.npy`` takes any real array. ``.tif``/``.tiff`` take one page per slice ``D``:
-        uint8 with 1-4 channels, or single-channel uint16, int32 or float32.
+        ``.npy`` takes any real array. ``.tif``/``.tiff`` take one page per slice ``D``, any
+        dtype (:func:`imgfilt.tiff.write_tiff`); a last axis of 3 or 4 is RGB(A).
     volume : numpy.ndarray
+    metadata : imgfilt.tiff.TiffMetadata, optional
+        From :func:`read_volume_with_metadata`: the TIFF's axes, resolution and ImageJ/OME
+        metadata are written back.
+    compression : str or None
+        TIFF compression (default ``'zlib'``; ``'lzma'``, ``'none'``).
 
     Examples
     --------
@@ -250,10 +263,5 @@ def write_volume(path: PathLike, volume: np.ndarray) -> None:
     if 0 in array.shape:
         raise ValueError(f"volume is empty (shape {array.shape}); a TIFF holds at least one page "
                          "of at least one pixel (.npy holds empty arrays)")
-    try:
-        pages = [array_to_pil(page) for page in array]
-    except ValueError as error:
-        raise ValueError(f"cannot write volume of {array.dtype} {array.shape} as TIFF: {error}; "
-                         "use .npy for other dtypes") from None
-    with atomic_write(path) as handle:
-        pages[0].save(handle, format="TIFF", save_all=True, append_images=pages[1:])
+    tiff.write_tiff(path, array, metadata, compression=compression,
+                    axes="QYX" if array.ndim == 3 else "QYXS")

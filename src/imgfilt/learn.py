@@ -36,7 +36,7 @@ from .convolution import conv as _engine_conv
 from .convolution import plan as _plan
 from .arrays import as_numpy, pil_to_array
 from .errors import file_errors
-from .io import check_strips, load_npy
+from .io import check_regular_file, check_strips, load_npy
 
 __all__ = ["FitScore", "fit", "score"]
 
@@ -414,6 +414,7 @@ def _read_example(path: str, gray: bool, ndim: int | None) -> np.ndarray:
         if ndim is None:
             ndim = 1 if array.ndim == 1 else 2
     else:
+        check_regular_file(path)
         with file_errors(path, "image"), Image.open(path) as image:
             check_strips(image, path)
             image.load()

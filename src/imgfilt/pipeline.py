@@ -14,6 +14,7 @@ from typing import Any, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+from . import alpha as alpha_rule
 from .arrays import array_to_pil, normalised_pil
 from .convolution import (
     compute_dtype,
@@ -300,7 +301,9 @@ def filter_pil(
     dilation: Any = 1,
     output: Optional[str] = None,
 ) -> Image.Image:
-    """Filter a Pillow image: colour bands filtered, alpha kept; the result in the same mode.
+    """Filter a Pillow image: colour bands filtered, alpha by :mod:`imgfilt.alpha`'s rule
+    (smoothing filters: premultiplied, alpha filtered too; others: alpha kept); the result in
+    the same mode.
 
     ``output='float'`` gives mode F for single-band images.
     """
@@ -317,6 +320,21 @@ def filter_pil(
         pixels = pixels[..., None]
     output = check_output(output, pixels.dtype)
     layout = Layout(shape=pixels.shape, spatial=(0, 1), channel=2, batch=())
+    # --- alpha hook (issue 14, imgfilt.alpha): a smoothing filter (weights >= 0, sum 1, two
+    # taps or more) filters premultiplied colour and alpha together; every other filter keeps
+    # alpha (below). docs/images.md, "Alpha".
+    if alpha is not None and output != "float" and alpha_rule.is_smoothing(filt.weight,
+                                                                            filt.combine):
+        def correlate(stacked: np.ndarray) -> np.ndarray:
+            both = Layout(shape=stacked.shape, spatial=(0, 1), channel=2, batch=())
+            return filter_array(stacked, filt, both, padding_mode=padding_mode, stride=stride,
+                                dilation=dilation, output="float")
+
+        colour, coverage = alpha_rule.filter_premultiplied(pixels, alpha, correlate)
+        colour = convert_output(colour, pixels.dtype, output)
+        coverage = convert_output(coverage, alpha.dtype, "clip")
+        return array_to_pil(np.concatenate([colour, coverage[..., None]], axis=-1))
+    # --- end of the alpha hook ----------------------------------------------------------------
     result = filter_array(pixels, filt, layout, padding_mode=padding_mode, stride=stride,
                           dilation=dilation, output=output)
     colours = result.shape[-1]

@@ -26,10 +26,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..bank import FilterBank
+from ..filters import Filter
 from ..convolution import get_num_threads, set_num_threads
 from ..api import apply as apply_filter
 from ..arrays import normalised_pil
 from ..pipeline import OUTPUTS
+from ..tiff import COMPRESSIONS
 from .common import (
     ARRAY_SUFFIX,
     EXIT_FAILED,
@@ -40,6 +42,7 @@ from .common import (
     check_target,
     describe,
     gray,
+    gray_pixels,
     layout_options,
     max_pixels,
     padding_mode,
@@ -62,6 +65,7 @@ class Job:
     source: str
     target: str = ""
     problem: str | None = None
+    note: str | None = None
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -94,6 +98,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--gray", action="store_true",
                         help="convert pictures to grayscale (luminance) first")
     add_layout_options(parser)
+    parser.add_argument("--compression", choices=COMPRESSIONS, default="zlib",
+                        help="TIFF outputs: zlib (default, lossless), lzma or none")
+    parser.add_argument("--quality", type=_quality, default="keep", metavar="Q|keep",
+                        help="JPEG/WebP outputs: quality 1-100; keep (default): a JPEG from a "
+                             "JPEG keeps its quantisation tables, others Pillow's default")
     parser.add_argument("-j", "--jobs", type=positive_int, default=None, metavar="N",
                         help="files filtered at once (default: the number of cores)")
     parser.add_argument("--overwrite", action="store_true",
@@ -122,9 +131,20 @@ def _readable_suffixes() -> tuple[str, ...]:
         ARRAY_SUFFIX,)
 
 
-def expand_inputs(patterns: list[str]) -> list[Job]:
+def _without_default_outputs(paths: list[str], label: str | None) -> list[str]:
+    """``paths`` less the files that are another path's default output (``x.<label>.png``
+    beside ``x.png``): a re-run does not filter the first run's results."""
+    if label is None:
+        return paths
+    outputs = {os.path.normcase(os.path.abspath(default_target(p, label))) for p in paths}
+    return [p for p in paths if os.path.normcase(os.path.abspath(p)) not in outputs]
+
+
+def expand_inputs(patterns: list[str], label: str | None = None) -> list[Job]:
     """Files as given; directories as the readable files directly inside them (sorted, hidden
-    files skipped); globs (when the shell did not expand them) as their sorted matches."""
+    files skipped); globs (when the shell did not expand them) as their sorted matches. With
+    ``label`` (outputs named beside their inputs), a directory's or glob's files that are the
+    default outputs of its other files are left out."""
     suffixes = _readable_suffixes()
     jobs: list[Job] = []
     for pattern in patterns:
@@ -132,12 +152,13 @@ def expand_inputs(patterns: list[str]) -> list[Job]:
             names = sorted(n for n in os.listdir(pattern)
                            if not n.startswith(".") and n.lower().endswith(suffixes))
             paths = [os.path.join(pattern, n) for n in names]
-            paths = [p for p in paths if os.path.isfile(p)]
+            paths = _without_default_outputs([p for p in paths if os.path.isfile(p)], label)
             jobs.extend(Job(p) for p in paths)
             if not paths:
                 jobs.append(Job(pattern, problem="no image, .npy or TIFF files in this directory"))
         elif not os.path.lexists(pattern) and any(c in pattern for c in "*?["):
             matches = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+            matches = _without_default_outputs(matches, label)
             jobs.extend(Job(p) for p in matches)
             if not matches:
                 jobs.append(Job(pattern, problem="no file matches this pattern"))
@@ -155,7 +176,8 @@ def default_target(source: str, label: str) -> str:
 def plan_targets(jobs: list[Job], args: argparse.Namespace, label: str) -> None:
     """Give every job a target; a target that is an input, or that an earlier job already
     writes, is a problem."""
-    inputs = [job.source for job in jobs if job.problem is None]
+    # Every file named on the command line is protected, the filter's kernel file included.
+    inputs = [job.source for job in jobs if job.problem is None] + [args.filter]
     claimed = {}
     for job in jobs:
         if job.problem is not None:
@@ -182,22 +204,31 @@ def compute(kind: str, data: Any, filt: Any, args: argparse.Namespace,
             to_array: bool) -> tuple[Any, bool]:
     """Filter what :func:`read_input` read: ``(result, is_volume)``."""
     options = {"padding_mode": args.padding_mode, "stride": args.stride, "dilation": args.dilation}
+    if isinstance(filt, FilterBank) and not to_array and filt.out_channels == 1 and hasattr(
+            filt, "bias"):
+        # One map: the bank is one filter, and its result a picture (a grey-fitted, C_in = 1
+        # bank runs on each colour channel; an RGB-fitted one gives a grey picture).
+        filt = Filter(filt.weight, filt.bias, name=filt.names[0])
     if isinstance(filt, FilterBank):
-        if not to_array:
+        if not to_array and kind in ("pil", "frames"):
             raise ValueError("a FilterBank gives float feature maps: write them to .npy "
                              "(or draw them with 'imgfilt bank --montage')")
         options = {k: v for k, v in options.items() if v is not None}
     else:
         options["output"] = args.output or ("float" if to_array else None)
-    if args.gray and kind != "pil":
-        raise ValueError("--gray is for pictures; this input is an array or a volume")
-    if kind == "pil" and (args.channel_axis is not None or args.axes is not None):
+    if args.gray and kind in ("array", "volume"):
+        raise ValueError("--gray is for pictures and TIFF pages; this input is an array or a "
+                         "volume")
+    if kind in ("pil", "frames") and (args.channel_axis is not None or args.axes is not None):
         raise ValueError("--channel-axis and --axes are for .npy and TIFF inputs; a picture's "
                          "bands are known from its mode")
+    if kind == "frames":
+        results = [compute("pil", frame, filt, args, to_array)[0] for frame in data]
+        return (np.stack(results), False) if to_array else (results, False)
     if kind == "pil":
         image = gray(data) if args.gray else data
         if to_array and not isinstance(filt, FilterBank):
-            # The float result of the colour bands (alpha, which apply never filters, is left out).
+            # The float result of the colour bands (alpha is left out).
             normalised = normalised_pil(image)
             pixels = np.asarray(normalised)
             if normalised.mode in ("LA", "RGBA"):
@@ -207,6 +238,11 @@ def compute(kind: str, data: Any, filt: Any, args: argparse.Namespace,
             axis = -1 if pixels.ndim == 3 else None
             return apply_filter(pixels, filt, channel_axis=axis, **options), False
         return apply_filter(image, filt, **options), False
+    if isinstance(filt, FilterBank) and not to_array:
+        raise ValueError("a FilterBank gives float feature maps: write them to .npy "
+                         "(or draw them with 'imgfilt bank --montage')")
+    if args.gray:
+        data = gray_pixels(data)
     layout = layout_options(args, kind, data)
     return apply_filter(data, filt, **options, **layout), kind in ("volume", "pages")
 
@@ -254,10 +290,24 @@ def process(job: Job, filt: Any, args: argparse.Namespace, gate: WriteGate) -> N
     if args.chunks is not None:
         _process_out_of_core(job, filt, args, gate)
         return
-    kind, data = read_input(job.source, filt.ndim)
+    kind, data, metadata = read_input(job.source, filt.ndim)
     result, volume = compute(kind, data, filt, args, job.target.lower().endswith(ARRAY_SUFFIX))
     with gate.writing():
-        save(job.target, result, volume=volume)
+        dropped = save(job.target, result, volume=volume, metadata=metadata,
+                       compression=args.compression, quality=args.quality)
+    if dropped:
+        job.note = (f"{job.target}: its format cannot hold the input's "
+                    f"{', '.join(d.replace('_', ' ') for d in dropped)}; they were not written")
+
+
+def _quality(text: str) -> int | str:
+    """``--quality``: 1-100 or ``keep``."""
+    if text.strip().lower() == "keep":
+        return "keep"
+    value = positive_int(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"must be 1-100 or keep, got {text!r}")
+    return value
 
 
 def _chunks(text: str) -> int | str:
@@ -351,15 +401,18 @@ def usable_cores() -> int:
 def run(args: argparse.Namespace) -> int:
     """``imgfilt apply``: exit 0 when every input was written (or skipped), 1 when any failed."""
     filt, label = resolve_filter(args.filter, args.set)
-    jobs = expand_inputs(args.inputs)
+    jobs = expand_inputs(args.inputs, None if args.out or args.out_dir else label)
     if args.out and len(jobs) > 1:
         raise UsageError(f"-o names one output but {len(jobs)} inputs were given; "
                          "use --out-dir DIR for several")
-    if args.out_dir:
-        try:
-            os.makedirs(args.out_dir, exist_ok=True)
-        except OSError as error:
-            raise UsageError(f"--out-dir {args.out_dir}: {describe(error)}") from None
+    for folder, option in ((args.out_dir, "--out-dir"),
+                           (args.out and os.path.dirname(args.out), "-o")):
+        if folder:
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as error:
+                raise UsageError(f"{option} {folder}: cannot create the folder: "
+                                 f"{describe(error)}") from None
     plan_targets(jobs, args, label)
     if len(jobs) == 1 and not args.out_dir:
         return _run_one(jobs[0], filt, args)
@@ -382,6 +435,8 @@ def _run_one(job: Job, filt: Any, args: argparse.Namespace) -> int:
     run_pool([job], lambda j: process(j, filt, args, gate), 1, finished, gate)
     if errors:
         return EXIT_FAILED
+    if job.note:
+        print(f"imgfilt: note: {job.note}", file=sys.stderr)
     if not args.quiet:
         print(job.target)
     return EXIT_OK
@@ -414,6 +469,8 @@ def _run_batch(jobs: list[Job], filt: Any, args: argparse.Namespace) -> int:
     def finished(job: Job, error: BaseException | None) -> None:
         if error is None:
             counts["done"] += 1
+            if job.note:
+                write(f"imgfilt: note: {job.note}")
         else:
             counts["failed"] += 1
             _report(job, error, args, write)

@@ -3,6 +3,7 @@ the feature maps of a FilterBank, saved as an array, optionally drawn as a monta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from typing import Any
 
@@ -16,6 +17,7 @@ from .common import (
     check_target,
     describe,
     gray,
+    gray_pixels,
     image_format,
     layout_options,
     add_layout_options,
@@ -98,14 +100,33 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"-o {args.out}: feature maps are saved as .npy")
     if args.montage and image_format(args.montage) is None:
         raise UsageError(f"--montage {args.montage}: unknown image extension; use e.g. .png")
+    named = [args.input] + ([args.weights] if args.weights else
+                            [spec.strip() for spec in args.filters.split(",")])
+    if args.out == args.montage or (args.montage and os.path.lexists(args.out) and
+                                    os.path.lexists(args.montage) and
+                                    os.path.samefile(args.out, args.montage)):
+        raise UsageError(f"-o and --montage name the same file {args.out}")
     for target in filter(None, (args.out, args.montage)):
-        problem = check_target(target, [args.input], args.overwrite)
+        problem = check_target(target, named, args.overwrite)
         if problem:
             raise CommandError(problem)
+        folder = os.path.dirname(target)
+        if folder:
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as error:
+                raise CommandError(f"{target}: cannot create the folder {folder}: "
+                                   f"{describe(error)}") from None
     try:
-        kind, data = read_input(args.input, bank.ndim)
+        kind, data, _ = read_input(args.input, bank.ndim)
+        if kind == "frames":
+            raise ValueError(f"an animation of {len(data)} frames; the bank takes one image "
+                             "(use 'imgfilt apply BANK.npz' to filter every frame)")
         if kind == "pil" and (args.gray or bank.in_channels == 1):
             data = gray(data)
+        elif kind == "tiff" and (args.gray or bank.in_channels == 1) and data.ndim == 3:
+            data = gray_pixels(data)
+            data = data[..., 0] if data.ndim == 3 else data  # alpha is not a channel here
         elif args.gray:
             raise ValueError("--gray is for pictures; this input is an array or a volume")
         if kind == "pil" and layout_options(args):
@@ -122,14 +143,23 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"--montage draws 2-D maps; these are {maps.ndim - 1}-D "
                                f"(shape {maps.shape})")
         picture = montage(maps)
-    save(args.out, maps)
-    if picture is not None:
-        try:
-            save(args.montage, picture)
-        except BaseException:
-            # Both outputs or neither: an interrupted or failed montage takes the maps with it.
-            os.unlink(args.out)
-            raise
+    # Both outputs or neither, and a failure leaves the previous files as they were: each is
+    # written to a staging name beside it, and both are renamed once both are written.
+    staged: list[tuple[str, str]] = []
+    try:
+        for target, result in ((args.out, maps), (args.montage, picture)):
+            if target is None or result is None:
+                continue
+            stem, ext = os.path.splitext(os.path.basename(target))
+            staging = os.path.join(os.path.dirname(target), f".{stem}.staged{ext}")
+            staged.append((staging, target))
+            save(staging, result)
+        for staging, target in staged:
+            os.replace(staging, target)
+    finally:
+        for staging, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staging)
     if not args.quiet:
         names = ", ".join(bank.names)
         print(f"{args.out}: {bank.out_channels} map{'s' if bank.out_channels > 1 else ''} ({names}), shape {maps.shape}, {maps.dtype}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import stat
 import difflib
 import inspect
 import os
@@ -24,7 +25,9 @@ from ..padding import normalize_mode
 from ..bank import FilterBank
 from ..errors import file_errors
 from ..filters import Filter, lookup, list_filters
-from ..io import atomic_write, check_strips, load_npy, read_volume
+from ..io import atomic_write, check_regular_file, check_strips, load_npy, read_volume_with_metadata
+from ..pictures import Picture, read_picture, write_picture
+from ..tiff import TiffMetadata, write_tiff
 
 #: Exit codes: success, a failed input or runtime error, a usage error (argparse's convention),
 #: and 128 + the signal number for SIGINT, SIGPIPE and SIGTERM.
@@ -325,24 +328,46 @@ def open_image(path: str) -> Image.Image:
         return image
 
 
-def read_input(path: str, ndim: int) -> tuple[str, Any]:
-    """Read an input for a filter with ``ndim`` spatial axes: ``(kind, data)``.
+def read_input(path: str, ndim: int) -> tuple[str, Any, Any]:
+    """Read an input for a filter with ``ndim`` spatial axes: ``(kind, data, metadata)``.
 
-    Kinds: ``'pil'`` (a Pillow image), ``'array'`` (a ``.npy`` array), ``'volume'`` (a TIFF read
+    Kinds: ``'pil'`` (one Pillow image; metadata: its :class:`imgfilt.pictures.Picture`),
+    ``'frames'`` (an animation: a list of Pillow images, filtered frame by frame), ``'array'``
+    (a ``.npy`` array), ``'tiff'`` (one TIFF page, ``(H, W[, C])``), ``'volume'`` (a TIFF read
     as ``(D, H, W[, C])`` for a 3-D filter), ``'pages'`` (a multi-page TIFF for a 2-D filter,
-    filtered page by page).
+    filtered page by page). TIFF metadata is an :class:`imgfilt.tiff.TiffMetadata`.
     """
+    check_regular_file(path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ARRAY_SUFFIX:
-        return "array", load_npy(path)
+        return "array", load_npy(path), None
     if suffix in TIFF_SUFFIXES:
-        with file_errors(path, "TIFF"), Image.open(path) as probe:
-            pages = getattr(probe, "n_frames", 1)
+        volume, metadata = read_volume_with_metadata(path)
         if ndim == 3:
-            return "volume", read_volume(path)
-        if pages > 1:
-            return "pages", read_volume(path)
-    return "pil", open_image(path)
+            return "volume", volume, metadata
+        if volume.shape[0] > 1:
+            return "pages", volume, metadata
+        return "tiff", volume[0], metadata
+    picture = read_picture(path)
+    if picture.n_frames > 1:
+        return "frames", picture.frames, picture
+    return "pil", picture.frames[0], picture
+
+
+def gray_pixels(pixels: np.ndarray) -> np.ndarray:
+    """Luminance of ``(..., 3 or 4)`` colour pixels with Pillow's ITU-R 601-2 weights
+    (uint8 exactly as ``convert('L')``; other dtypes rounded to their own type), alpha kept."""
+    if pixels.shape[-1] not in (3, 4):
+        return pixels
+    weights = np.array([299, 587, 114]) / 1000
+    luma = pixels[..., :3].astype(np.float64) @ weights
+    if pixels.dtype.kind in "iu":
+        info = np.iinfo(pixels.dtype)
+        luma = np.clip(np.rint(luma), info.min, info.max)
+    luma = luma.astype(pixels.dtype)
+    if pixels.shape[-1] == 4:
+        return np.stack([luma, pixels[..., 3]], axis=-1)
+    return luma
 
 
 def gray(image: Image.Image) -> Image.Image:
@@ -382,38 +407,58 @@ def check_target(target: str, inputs: Sequence[str], overwrite: bool) -> str | N
     return None
 
 
-def save(target: str, result: Any, *, volume: bool = False) -> None:
-    """Write a result atomically: ``.npy`` takes any array; image formats take a Pillow image or
-    an array Pillow can hold; a ``volume`` (``(D, H, W[, C])``) goes to ``.npy`` or TIFF."""
+def save(target: str, result: Any, *, volume: bool = False, metadata: Any = None,
+         compression: str | None = "zlib", quality: int | str | None = "keep") -> list[str]:
+    """Write a result atomically; return what the input had that the format cannot hold.
+
+    ``.npy`` takes any array. TIFF takes any array (or Pillow image), through tifffile, with
+    a TIFF input's metadata. Other formats take a Pillow image (or a list of frames) or an
+    array Pillow can hold, with a picture's EXIF, ICC profile, DPI and timing. A ``volume``
+    (``(D, H, W[, C])``) goes to ``.npy`` or TIFF.
+    """
     suffix = os.path.splitext(target)[1].lower()
     if suffix == ARRAY_SUFFIX:
         array = np.asarray(result)
         with atomic_write(target) as handle:
             np.save(handle, array, allow_pickle=False)
-        return
+        return []
     fmt = image_format(target)
     if fmt is None:
         raise ValueError(f"{target}: unknown image extension; use e.g. .png, .jpg, .tif, .npy")
-    if isinstance(result, Image.Image):
-        with atomic_write(target) as handle:
-            result.save(handle, format=fmt)
-        return
-    from ..arrays import array_to_pil
-    from ..io import write_volume
+    from ..arrays import array_to_pil, pil_to_array
 
-    array = np.asarray(result)
+    picture = metadata if isinstance(metadata, Picture) else None
+    if suffix in TIFF_SUFFIXES:
+        frames = result if isinstance(result, list) else None
+        if frames is not None:
+            array, volume = np.stack([pil_to_array(frame) for frame in frames]), True
+        elif isinstance(result, Image.Image):
+            array = pil_to_array(result)
+        else:
+            array = np.asarray(result)
+        tiff_metadata = metadata if isinstance(metadata, TiffMetadata) else None
+        if tiff_metadata is None and picture is not None and picture.dpi:
+            tiff_metadata = TiffMetadata(axes="", resolution=picture.dpi, resolution_unit=2)
+        page_axes = "YX" if array.ndim == 2 + volume else "YXS"
+        write_tiff(target, array, tiff_metadata, compression=compression,
+                   axes=("Q" if volume else "") + page_axes)
+        dropped = [] if picture is None else [
+            key for key in ("exif", "icc_profile", "durations") if getattr(picture, key)]
+        return dropped
     if volume:
-        if suffix not in TIFF_SUFFIXES:
-            raise ValueError(f"{target}: a volume of shape {array.shape} is written as .tif or .npy")
-        write_volume(target, array)
-        return
-    try:
-        picture = array_to_pil(array)
-    except ValueError as error:
-        raise ValueError(f"{target}: cannot save a {array.dtype} result of shape {array.shape} "
-                         f"as {fmt}: {error}; write .npy instead") from None
-    with atomic_write(target) as handle:
-        picture.save(handle, format=fmt)
+        raise ValueError(f"{target}: a volume of shape {np.shape(result)} is written as .tif "
+                         "or .npy")
+    if isinstance(result, Image.Image) or isinstance(result, list):
+        frames = result
+    else:
+        array = np.asarray(result)
+        try:
+            frames = array_to_pil(array)
+        except ValueError as error:
+            raise ValueError(f"{target}: cannot save a {array.dtype} result of shape "
+                             f"{array.shape} as {fmt}: {error}; write .tif or .npy "
+                             "instead") from None
+    return write_picture(target, frames, picture, quality=quality)
 
 
 # ---------------------------------------------------------------------------------------------
