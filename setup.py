@@ -230,22 +230,48 @@ extensions = [
     for suffix, isa, isa_flags, strip in variants
 ]
 
-# One build folder per configuration: what changes the compiled code changes the folder's name.
-configuration = repr((DEBUG, variants, compile_flags, link_flags, Cython.__version__,
-                      [os.environ.get(name, "") for name in ("CC", "CFLAGS", "CPPFLAGS", "LDFLAGS")]))
-build_base = os.path.join(
-    "build", f"{'debug' if DEBUG else 'release'}-"
-    f"{hashlib.sha256(configuration.encode()).hexdigest()[:10]}")
+# One build folder per configuration and engine source: what changes the compiled code changes the
+# folder's name, so a folder that holds finished modules can be reused as it is.
+ENGINE_SOURCES = sorted(os.path.join("src", "imgfilt", name) for name in os.listdir(os.path.join(
+    "src", "imgfilt")) if name.startswith("_engine") and name.endswith((".pyx", ".pxi", ".pxd")))
+fingerprint = hashlib.sha256(repr((
+    DEBUG, variants, compile_flags, link_flags, Cython.__version__, DIRECTIVES,
+    [os.environ.get(name, "") for name in ("CC", "CFLAGS", "CPPFLAGS", "LDFLAGS")],
+)).encode())
+for path in ENGINE_SOURCES:
+    with open(path, "rb") as handle:
+        fingerprint.update(path.encode() + b"\0" + handle.read())
+build_base = os.path.join("build", f"{'debug' if DEBUG else 'release'}-{fingerprint.hexdigest()[:12]}")
+cython_dir = os.path.join(build_base, "cython")
+cythonized = os.path.join(cython_dir, "complete")
 
-setup(
-    ext_modules=cythonize(
+
+def _generated_c(extension):
+    return [os.path.join(cython_dir, os.path.splitext(source)[0] + ".c")
+            for source in extension.sources]
+
+
+if os.path.exists(cythonized) and all(os.path.exists(c) for ext in extensions
+                                      for c in _generated_c(ext)):
+    # This configuration was cythonized before: Cython's own check would redo it, since it
+    # also compares against its Includes/ in pip's new temporary build environment.
+    for extension in extensions:
+        extension.sources = _generated_c(extension)
+    ext_modules = extensions
+else:
+    ext_modules = cythonize(
         extensions,
         compiler_directives=DIRECTIVES,
-        build_dir=os.path.join(build_base, "cython"),
-        # Cythonize the modules in parallel where worker processes fork (spawned ones would
-        # re-run this file).
+        build_dir=cython_dir,
+        force=True,
+        # In parallel where worker processes fork (spawned ones would re-run this file).
         nthreads=_jobs() if multiprocessing.get_context().get_start_method() == "fork" else 0,
-    ),
+    )
+    with open(cythonized, "w") as handle:
+        handle.write(Cython.__version__ + "\n")
+
+setup(
+    ext_modules=ext_modules,
     cmdclass={"build_ext": ParallelBuildExt},
     options={"build": {"build_base": build_base}},
 )

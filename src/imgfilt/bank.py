@@ -563,7 +563,7 @@ class Sequential:
     ((4, 53, 53), 2680)
     """
 
-    def __init__(self, *layers: FilterBank) -> None:
+    def __init__(self, *layers: FilterBank | Sequential) -> None:
         flat: List[FilterBank] = []
         for layer in layers:
             if isinstance(layer, Sequential):

@@ -152,7 +152,7 @@ def plan_targets(jobs: list[Job], args: argparse.Namespace, label: str) -> None:
     """Give every job a target; a target that is an input, or that an earlier job already
     writes, is a problem."""
     inputs = [job.source for job in jobs if job.problem is None]
-    claimed = {}
+    claimed: dict[Any, Any] = {}
     for job in jobs:
         if job.problem is not None:
             continue
@@ -201,7 +201,7 @@ def compute(kind: str, data: Any, filt: Any, args: argparse.Namespace,
             return apply_filter(pixels, filt, channel_axis=axis, **options), False
         return apply_filter(image, filt, **options), False
     if kind == "pages":
-        return np.stack([apply_filter(page, filt, **options) for page in data]), True
+        return np.stack([apply_filter(page, filt, **options) for page in data]), True  # type: ignore[misc]
     return apply_filter(data, filt, **options), kind == "volume"
 
 
@@ -280,7 +280,7 @@ def _process_out_of_core(job: Job, filt: Any, args: argparse.Namespace, gate: Wr
     with gate.writing():
         imgfilt_dask.filter_file(job.source, job.target, filt, chunks=args.chunks,
                                  scheduler=args.scheduler, progress=not args.quiet,
-                                 overwrite=True, **options)
+                                 overwrite=True, **options)  # type: ignore[arg-type]
 
 
 def run_pool(jobs: list[Job], work: Callable[[Job], None], workers: int,
