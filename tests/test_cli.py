@@ -1,4 +1,4 @@
-"""The ``imgfilt`` command's frame (imgfilt/cli/__init__.py and _common.py): entry points, exit
+"""The ``imgfilt`` command's frame (imgfilt/cli/__init__.py and common.py): entry points, exit
 codes, one-line errors, ``--set`` typed from a filter's signature, filter and array arguments."""
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from PIL import Image
 
 import imgfilt
 from imgfilt.cli import COMMANDS, build_parser, main
-from imgfilt.cli._common import (
+from imgfilt.cli.common import (
     UsageError,
     check_target,
     number,

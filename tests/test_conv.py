@@ -75,7 +75,11 @@ def assert_matches_oracle(result, expected, x, weight, bias, group_in, compute_d
 
 
 def compute_dtype_of(dtype):
-    return np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32)
+    # docs/semantics.md: float64, and the integers float32 cannot hold exactly (32 and 64 bits),
+    # compute in float64; every other dtype in float32.
+    dtype = np.dtype(dtype)
+    wide = dtype == np.float64 or (dtype.kind in "iu" and dtype.itemsize >= 4)
+    return np.dtype(np.float64) if wide else np.dtype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -549,24 +553,24 @@ def test_num_threads_settings():
 def test_thread_count_for_the_calling_thread_only():
     """The Dask adapter's per-task setting: this thread's engine calls use it, others and the
     global setting are untouched, and the answer is the same bits."""
-    from imgfilt.convolution import _threads_in_this_thread
+    from imgfilt.convolution import threads_in_this_thread
 
     before = imgfilt.get_num_threads()
     seen = {}
     x = np.random.default_rng(0).random((3, 40, 30))
     w = np.random.default_rng(1).random((2, 3, 5, 4))
-    with _threads_in_this_thread(1):
+    with threads_in_this_thread(1):
         assert imgfilt.get_num_threads() == 1
         other = threading.Thread(target=lambda: seen.update(other=imgfilt.get_num_threads()))
         other.start()
         other.join()
-        with _threads_in_this_thread(3):
+        with threads_in_this_thread(3):
             assert imgfilt.get_num_threads() == 3
         assert imgfilt.get_num_threads() == 1
         one = imgfilt.conv(x, w, padding="same", padding_mode="reflect")
     assert seen["other"] == before and imgfilt.get_num_threads() == before
     np.testing.assert_array_equal(one, imgfilt.conv(x, w, padding="same", padding_mode="reflect"))
-    with pytest.raises(ValueError, match="threads"), _threads_in_this_thread(0):
+    with pytest.raises(ValueError, match="threads"), threads_in_this_thread(0):
         pass
 
 

@@ -143,13 +143,13 @@ def test_channels_are_rechunked_and_batches_keep_their_chunks():
 
 def test_threads_inside_tasks(monkeypatch):
     seen = []
-    real = idk._engine_conv
+    real = idk.engine_conv
 
     def spy(*args, **kwargs):
         seen.append(imgfilt.get_num_threads())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(idk, "_engine_conv", spy)
+    monkeypatch.setattr(idk, "engine_conv", spy)
     x = lazy(np.ones((1, 20, 20)), (1, 10, 10))
     w = np.ones((1, 1, 3, 3))
     before = imgfilt.get_num_threads()
@@ -215,8 +215,11 @@ def test_apply_volumes_float_and_uint16():
         assert_same(idk.apply(lazy(volume, (2, 3, 5)), name).compute(),
                     imgfilt.apply(volume, name))
     stack = (rng.random((6, 10, 12, 2)) * 65535).astype(np.uint16)
-    assert_same(idk.apply(lazy(stack, (4, 3, 5, 1)), "box3d", output="rescale").compute(),
-                imgfilt.apply(stack, "box3d", output="rescale"))
+    assert_same(idk.apply(lazy(stack, (4, 3, 5, 1)), "box3d", output="rescale",
+                          channel_axis=-1).compute(),
+                imgfilt.apply(stack, "box3d", output="rescale", channel_axis=-1))
+    with pytest.raises(ValueError, match="two readings"):  # 2 channels, or 6 volumes 10x12x2?
+        idk.apply(lazy(stack, (4, 3, 5, 1)), "box3d")
 
 
 def test_apply_layouts(photo):
@@ -234,11 +237,14 @@ def test_apply_layouts(photo):
 
 def test_apply_frames(photo):
     video = np.stack([photo, photo[::-1], photo[:, ::-1]])  # (T, H, W, C)
-    result = idk.apply(lazy(video, (2, 8, 8, 3)), "sobel").compute()
+    result = idk.apply(lazy(video, (2, 8, 8, 3)), "sobel", axes=(1, 2), channel_axis=-1).compute()
     assert_same(result, np.stack([imgfilt.apply(frame, "sobel") for frame in video]))
+    assert_same(result, imgfilt.apply(video, "sobel", axes=(1, 2), channel_axis=-1))
     gray = video[..., 1]
-    result = idk.apply(lazy(gray, (1, 8, 40)), "gaussian", channel_axis=None).compute()
+    result = idk.apply(lazy(gray, (1, 8, 40)), "gaussian", axes=(1, 2)).compute()
     assert_same(result, np.stack([imgfilt.apply(frame, "gaussian") for frame in gray]))
+    with pytest.raises(ValueError, match="axes="):  # (T, H, W, C) with a 2-D filter: say which
+        idk.apply(lazy(video, (2, 8, 8, 3)), "sobel")
 
 
 # ---------------------------------------------------------------------------------------------

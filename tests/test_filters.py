@@ -202,11 +202,13 @@ def test_bad_parameters_name_the_parameter():
 
 # ---- Filter objects -------------------------------------------------------------------------
 
-def test_filter_is_a_pillow_multiband_filter_and_not_callable():
+def test_filter_is_plain_data_and_the_pillow_plug_in_is_a_multiband_filter():
     f = filters.sobel()
-    assert isinstance(f, ImageFilter.MultibandFilter)
-    assert not callable(f)
-    assert "__call__" not in type(f).__dict__
+    assert not isinstance(f, ImageFilter.Filter)  # the Pillow protocol lives in imgfilt.pillow
+    plug = imgfilt.PillowFilter(f)
+    assert isinstance(plug, ImageFilter.MultibandFilter)
+    assert not callable(plug)  # Pillow would call it with no arguments, as a filter class
+    assert plug.filt is f
 
 
 def test_filter_from_bare_kernel_and_weight():

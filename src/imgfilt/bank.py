@@ -27,11 +27,13 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image
 
-# The submodule by name: the package attribute imgfilt.conv is the function, not the module.
-from .convolution import checked_int, conv as _engine_conv, plan as _plan
+from . import arrays
+from .arrays import array_to_pil
+from .convolution import checked_int, compute_dtype, conv, plan
 from .filters import Filter
-from .image import _compute_dtype, _normalised_pil, array_to_pil, correlate_same
 from .io import atomic_write, load_npy, load_npz
+from .layout import NOT_GIVEN, Layout, resolve
+from .pipeline import correlate_same
 
 __all__ = ["FilterBank", "Sequential", "montage"]
 
@@ -41,18 +43,7 @@ _FORMAT_VERSION = 1
 
 
 def _real(value: Any, name: str) -> np.ndarray:
-    if hasattr(value, "detach") and hasattr(value, "cpu"):
-        # A torch tensor, read without importing torch.
-        value = value.detach().cpu().numpy()
-    if isinstance(value, (str, bytes)) or value is None:
-        raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}")
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{name} could not be read as an array: {error}") from None
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
-    return array.astype(np.float64)
+    return arrays.as_numpy(value, name).astype(np.float64)
 
 
 def _centre_pad(kernel: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
@@ -305,8 +296,8 @@ class FilterBank:
         (4, 53, 53)
         """
         options = self._conv_options(conv_options)
-        return _plan(input_shape, np.float32, self.weight.shape, groups=self.groups,
-                          **options).result_shape
+        return plan(input_shape, np.float32, self.weight.shape, groups=self.groups,
+                    **options).result_shape
 
     @staticmethod
     def _conv_options(options: dict) -> dict:
@@ -320,81 +311,67 @@ class FilterBank:
 
     # -- applying ------------------------------------------------------------------------------
 
-    def _channels_first(self, image: Any, channel_axis: Any) -> np.ndarray:
-        if isinstance(image, Image.Image):
-            if channel_axis is not ...:
-                raise TypeError("channel_axis is for ndarrays, not Pillow images")
-            normalised = _normalised_pil(image)
-            pixels = np.asarray(normalised)
-            pixels = pixels[..., None] if pixels.ndim == 2 else pixels
-            if normalised.mode in ("LA", "RGBA") and pixels.shape[-1] - 1 == self.in_channels:
+    def _read(self, image: Any, channel_axis: Any, axes: Any
+              ) -> Tuple[arrays.Input, np.ndarray, Layout]:
+        """The input, its values and its layout, by the one axis rule (:mod:`imgfilt.layout`)."""
+        if arrays.is_pil(image):
+            if channel_axis is not NOT_GIVEN or axes is not None:
+                raise TypeError("channel_axis and axes are for arrays, not Pillow images")
+            if self.ndim != 2:
+                raise ValueError(f"a Pillow image is 2-D but the bank's kernels have {self.ndim} "
+                                 "spatial axes")
+            source = arrays.read(image)
+            pixels = source.array if source.array.ndim == 3 else source.array[..., None]
+            if (arrays.normalised_pil(image).mode in ("LA", "RGBA")
+                    and pixels.shape[-1] - 1 == self.in_channels):
                 pixels = pixels[..., :-1]  # alpha is not a colour
-            return np.moveaxis(pixels, -1, 0)
-        array = np.asarray(image)
-        if array.dtype.kind not in "biuf":
-            raise TypeError(f"image has dtype {array.dtype}; allowed: bool, integers, floats")
-        k, c = self.ndim, self.in_channels
-        if channel_axis is ...:
-            if array.ndim == k:
-                return array[None]
-            if array.ndim == k + 1:
-                # Channel-last as imgfilt.apply; channel-first as the textbooks, when only that fits.
-                if array.shape[-1] == c:
-                    return np.moveaxis(array, -1, 0)
-                if array.shape[0] == c:
-                    return array
-            raise ValueError(
-                f"image of shape {array.shape} does not fit a bank with {k} spatial axes and "
-                f"C_in = {c}: give (*S, {c}) or ({c}, *S), or say channel_axis"
-            )
-        if channel_axis is None:
-            if array.ndim != k:
-                raise ValueError(f"channel_axis=None needs {k} axes, got shape {array.shape}")
-            return array[None]
-        if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(
-                channel_axis, (int, np.integer)):
-            raise TypeError(f"channel_axis must be an int or None, got {channel_axis!r}")
-        if array.ndim != k + 1:
-            raise ValueError(f"channel_axis={channel_axis} needs {k + 1} axes, got shape {array.shape}")
-        if not -array.ndim <= channel_axis < array.ndim:
-            raise ValueError(
-                f"channel_axis={channel_axis} is out of range for an image of shape {array.shape}"
-            )
-        return np.moveaxis(array, channel_axis, 0)
+            return source, pixels, Layout(pixels.shape, (0, 1), 2, ())
+        source = arrays.read(image)
+        layout = resolve(source.array.shape, self.ndim, channel_axis=channel_axis, axes=axes,
+                         in_channels=self.in_channels if self.in_channels > 1 else None,
+                         convention=source.convention, dims=source.dims)
+        return source, source.array, layout
 
     def _run(self, x: np.ndarray, options: dict) -> np.ndarray:
-        if x.shape[0] != self.in_channels:
+        """The maps ``(N, C_out, *S_out)`` of a batch ``x (N, C_in, *S)``."""
+        if x.shape[1] != self.in_channels:
             raise ValueError(
                 f"the bank needs C_in = {self.in_channels} channels (weight {self.weight.shape}, "
-                f"groups={self.groups}), the input has {x.shape[0]} (channel-first shape {x.shape})"
+                f"groups={self.groups}), the input has {x.shape[1]}"
             )
         if isinstance(options["padding"], str) and options["padding"].lower() == "same":
             # conv's own 'same' (the layer of the textbooks), but 'reflect' defined on 1-pixel axes
             return correlate_same(x, self.weight, self.bias, options["padding_mode"],
                                   options["stride"], options["dilation"], centred=False,
                                   groups=self.groups)
-        return _engine_conv(x, self.weight, self.bias, groups=self.groups, **options)
+        return conv(x, self.weight, self.bias, groups=self.groups, **options)
 
     def apply(
         self,
         image: Any,
         *,
-        channel_axis: Any = ...,
+        channel_axis: Any = NOT_GIVEN,
+        axes: Any = None,
         channels_last: bool = False,
         **conv_options: Any,
-    ) -> np.ndarray:
-        """The feature maps of ``image``: ``(C_out, *S_out)``, float32 (float64 for float64 input).
+    ) -> Any:
+        """The feature maps of ``image``: ``(C_out, *S_out)``, float32 (float64 for float64 and
+        32/64-bit integer input), in the input's type (NumPy, torch, xarray).
 
         Parameters
         ----------
-        image : PIL.Image.Image or numpy.ndarray
-            A Pillow image (alpha is dropped when the bank wants one channel fewer), or an array
-            with ``C_in`` channels: channel-last ``(*S, C_in)``, or channel-first ``(C_in, *S)``
-            when only that reading fits; ``(*S)`` when ``C_in == 1``.
-        channel_axis : int or None, optional
-            Where the channels are, overriding the guess above.
+        image : array_like, PIL.Image.Image, torch.Tensor or xarray.DataArray
+            A Pillow image (alpha is dropped when the bank wants one channel fewer), or an
+            array with ``C_in`` channels, its axes read by the one axis rule
+            (:func:`imgfilt.layout.resolve`): ``(*S)`` when ``C_in == 1``; ``(*S, C_in)`` or
+            ``(C_in, *S)`` where only one of them fits; else say ``channel_axis``/``axes``.
+        channel_axis : int, str or None, optional
+            Where the channels are (scikit-image's meaning).
+        axes : tuple of int or str, optional
+            The axes the kernels run over (scipy's meaning); other axes but the channel axis
+            are a batch: the maps are then ``(*batch, C_out, *S_out)``.
         channels_last : bool
-            Return ``(*S_out, C_out)`` instead.
+            Return ``(*batch, *S_out, C_out)`` instead.
         **conv_options
             ``padding`` (default ``'same'``), ``padding_mode`` (default ``'reflect'``),
             ``stride``, ``dilation``.
@@ -404,10 +381,42 @@ class FilterBank:
         >>> FilterBank(np.ones((2, 3, 3, 3))).apply(np.ones((8, 8, 3)))[:, 0, 0].tolist()
         [27.0, 27.0]
         """
-        x = self._channels_first(image, channel_axis)
-        x = x.astype(_compute_dtype(x.dtype), copy=False)
-        maps = self._run(x, self._conv_options(conv_options))
-        return np.moveaxis(maps, 0, -1) if channels_last else maps
+        source, values, layout = self._read(image, channel_axis, axes)
+        maps = self._maps(values, layout, self._conv_options(conv_options))
+        return self._give_back(source, maps, layout, channels_last)
+
+    def _maps(self, values: np.ndarray, layout: Layout, options: dict) -> np.ndarray:
+        """``(*batch, C_out, *S_out)`` maps of ``values`` laid out as ``layout``."""
+        moved = values if layout.canonical else values.transpose(layout.order)
+        batch = moved.shape[: len(layout.batch)]
+        x = moved.reshape((-1, layout.channels) + moved.shape[moved.ndim - self.ndim:])
+        x = x.astype(compute_dtype(values.dtype), copy=False)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"the bank needs C_in = {self.in_channels} channels (weight {self.weight.shape}, "
+                f"groups={self.groups}), the input has {x.shape[1]} (shape {values.shape})"
+            )
+        maps = self._run(x, options)
+        return maps.reshape(batch + maps.shape[1:])
+
+    def _give_back(self, source: arrays.Input, maps: np.ndarray, layout: Layout,
+                   channels_last: bool) -> Any:
+        lead = len(layout.batch)
+        if channels_last:
+            maps = np.moveaxis(maps, lead, -1)
+        if source.kind in ("numpy", "pil"):
+            return maps
+        feature_axis = maps.ndim - 1 if channels_last else lead
+        first_spatial = lead if channels_last else lead + 1
+        axes_back: list = list(layout.batch) + [None] * (maps.ndim - lead)
+        new_dims: dict[int, tuple[str, Any]] = {feature_axis: ("feature", self.names)}
+        for position, axis in enumerate(layout.spatial):
+            if maps.shape[first_spatial + position] == layout.shape[axis]:
+                axes_back[first_spatial + position] = axis
+            else:  # another grid ('valid' padding, stride): the input's coordinates do not fit
+                name = source.dims[axis] if source.dims else f"dim_{axis}"
+                new_dims[first_spatial + position] = (name, None)
+        return source.give_back(maps, axes=axes_back, new_dims=new_dims)
 
     def then(self, other: "FilterBank") -> "Sequential":
         """Chain another bank after this one: a :class:`Sequential` of the two.
@@ -611,14 +620,20 @@ class Sequential:
             shapes.append(layer.output_shape(shapes[-1], **conv_options))
         return shapes
 
-    def apply(self, image: Any, *, channel_axis: Any = ..., channels_last: bool = False,
-              **conv_options: Any) -> np.ndarray:
-        """Run the layers in turn; the first reads ``image`` as :meth:`FilterBank.apply` does."""
-        maps = self.layers[0].apply(image, channel_axis=channel_axis, **conv_options)
+    def apply(self, image: Any, *, channel_axis: Any = NOT_GIVEN, axes: Any = None,
+              channels_last: bool = False, **conv_options: Any) -> Any:
+        """Run the layers in turn; the first reads ``image`` as :meth:`FilterBank.apply` does,
+        and the result comes back as it does there."""
+        first = self.layers[0]
+        source, values, layout = first._read(image, channel_axis, axes)
         options = FilterBank._conv_options(conv_options)
+        maps = first._maps(values, layout, options)
+        lead = len(layout.batch)
         for layer in self.layers[1:]:
-            maps = layer._run(maps, options)
-        return np.moveaxis(maps, 0, -1) if channels_last else maps
+            flat = maps.reshape((-1,) + maps.shape[lead:])
+            out = layer._run(flat, options)
+            maps = out.reshape(maps.shape[:lead] + out.shape[1:])
+        return self.layers[-1]._give_back(source, maps, layout, channels_last)
 
 
 def montage(maps: Any, cols: Optional[int] = None, separator: int = 1) -> Image.Image:

@@ -17,7 +17,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import _engine as _baseline_engine
+from .arrays import as_numpy
+from .engine import load_engines
 from .padding import index_map, normalize_mode, output_length, same_padding
 
 __all__ = ["conv", "convolve", "set_num_threads", "get_num_threads", "Plan", "plan"]
@@ -56,22 +57,7 @@ def _default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _load_engines() -> dict:
-    """Every engine build this CPU runs, by instruction set, best last.
-
-    ``IMGFILT_SIMD=baseline|avx2|avx512`` restricts the choice (for tests and comparisons).
-    """
-    engines = {"baseline": _baseline_engine}
-    for isa in ("avx2", "avx512"):
-        try:
-            if _baseline_engine.cpu_supports(isa):
-                engines[isa] = importlib.import_module(f"imgfilt._engine_{isa}")
-        except ImportError:  # built without that variant (another compiler or architecture)
-            pass
-    return engines
-
-
-_engines = _load_engines()
+_engines = load_engines()
 _wanted_isa = os.environ.get("IMGFILT_SIMD", "").strip().lower()
 if _wanted_isa and _wanted_isa not in _engines:
     warnings.warn(f"IMGFILT_SIMD={_wanted_isa!r} is not available on this CPU or build; "
@@ -119,7 +105,7 @@ def get_num_threads() -> int:
 
 
 @contextlib.contextmanager
-def _threads_in_this_thread(n: int | None) -> Iterator[None]:
+def threads_in_this_thread(n: int | None) -> Iterator[None]:
     """Within the block, engine calls made by the calling thread use ``n`` threads (None: the
     global setting). Other threads are not affected."""
     if n is None:
@@ -214,30 +200,28 @@ def _padding_pairs(
     return ((width, width),) * ndim
 
 
-_FLOAT_KINDS = "biuf"
-_ALLOWED_DTYPES = "bool, integers, float16, float32, float64"
+
+
+_FLOAT64 = np.dtype(np.float64)
+_FLOAT32 = np.dtype(np.float32)
 
 
 def compute_dtype(dtype: object) -> np.dtype:
-    """The dtype ``conv`` computes and returns for input of ``dtype``: float64 stays float64 (in
-    either byte order), every other real dtype becomes float32."""
+    """The dtype imgfilt computes in (and ``conv`` returns) for input of ``dtype``: the one
+    dtype rule of conv, apply, banks and the Dask adapter.
+
+    float64 stays float64 (in either byte order), and so do the integers float32 cannot hold
+    exactly (int32, uint32, int64, uint64: float32 has a 24-bit significand); every other real
+    dtype (bool, 8- and 16-bit integers, float16, float32) computes in float32.
+
+    Examples
+    --------
+    >>> compute_dtype("uint8"), compute_dtype("int32"), compute_dtype(">f8")
+    (dtype('float32'), dtype('float64'), dtype('float64'))
+    """
     dtype = np.dtype(dtype)
-    is_double = dtype.kind == "f" and dtype.itemsize == 8
-    return np.dtype(np.float64) if is_double else np.dtype(np.float32)
-
-
-def _as_array(value: object, name: str) -> np.ndarray:
-    if value is None:
-        raise TypeError(f"{name} must be an array, got None")
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}")
-    try:
-        array = np.asarray(value)
-    except (ValueError, TypeError) as error:
-        raise TypeError(f"{name} could not be read as an array: {error}") from None
-    if array.dtype.kind not in _FLOAT_KINDS or array.dtype.itemsize > 8:
-        raise TypeError(f"{name} has dtype {array.dtype}; allowed: {_ALLOWED_DTYPES}")
-    return array
+    wide = dtype.itemsize == 8 if dtype.kind == "f" else (dtype.kind in "iu" and dtype.itemsize >= 4)
+    return _FLOAT64 if wide else _FLOAT32
 
 
 @dataclass(frozen=True)
@@ -530,13 +514,13 @@ def correlate_channels_last(
     >>> correlate_channels_last(rgb, box, padding="same", padding_mode="reflect").shape
     (1, 48, 64, 3)
     """
-    x_arr = _as_array(x, "x")
+    x_arr = as_numpy(x, "x")
     if x_arr.ndim < 2 or x_arr.ndim > 4:
         raise ValueError(f"x must be (*S, C) with 1 to 3 spatial axes, got shape {x_arr.shape}")
     check_method(method)
     channels = x_arr.shape[-1]
     spatial = x_arr.shape[:-1]
-    w_arr = _as_array(weight, "weight")
+    w_arr = as_numpy(weight, "weight")
     p = plan((1,) + spatial, x_arr.dtype, w_arr.shape, stride=stride, padding=padding,
              padding_mode=padding_mode, dilation=dilation)
     if p.stride[-1] != 1:
@@ -844,8 +828,8 @@ def conv(
     array([[[19., 25.],
             [37., 43.]]])
     """
-    x_arr = _as_array(x, "x")
-    w_arr = _as_array(weight, "weight")
+    x_arr = as_numpy(x, "x")
+    w_arr = as_numpy(weight, "weight")
     check_method(method)
     p = plan(
         x_arr.shape, x_arr.dtype, w_arr.shape,
@@ -882,7 +866,7 @@ def _checked_bias(bias: Optional[np.ndarray], p: Plan) -> np.ndarray:
     """The bias as a contiguous ``(C_out,)`` array of the compute dtype (zeros when None)."""
     if bias is None:
         return np.zeros(p.out_channels, dtype=p.dtype)
-    b_arr = _as_array(bias, "bias")
+    b_arr = as_numpy(bias, "bias")
     if b_arr.shape != (p.out_channels,):
         raise ValueError(
             f"bias must have shape (C_out,) = ({p.out_channels},), got shape {b_arr.shape}"
@@ -937,7 +921,7 @@ def convolve(
     ...                  padding="same")
     array([[1., 2., 3., 0.]])
     """
-    w_arr = _as_array(weight, "weight")
+    w_arr = as_numpy(weight, "weight")
     if w_arr.ndim not in (3, 4, 5):
         # Let conv's own check word the error.
         return conv(x, w_arr, bias, **options)

@@ -42,12 +42,15 @@ except ImportError:  # pragma: no cover - the message is the point
         "imgfilt.dask needs Dask; install it with: pip install 'imgfilt[dask]'"
     ) from None
 
-from .padding import fold, normalize_mode, output_length
-from .convolution import _as_array, _threads_in_this_thread, check_method, checked_int
-from .convolution import conv as _engine_conv
-from .convolution import plan as _plan
+from . import api
+from .arrays import as_numpy, pil_to_array
+from .bank import FilterBank, Sequential
+from .convolution import check_method, checked_int, compute_dtype, plan, threads_in_this_thread
+from .convolution import conv as engine_conv
 from .filters import COMBINES, Filter
-from .image import _as_filter, _check_output, _compute_dtype, _convert_output
+from .layout import NOT_GIVEN, resolve
+from .padding import fold, output_length
+from .pipeline import check_output, convert_output, same_padding
 
 __all__ = ["apply", "conv", "convolve", "filter_file"]
 
@@ -202,8 +205,8 @@ def _conv_block(pieces: list[np.ndarray], weight: np.ndarray, bias: np.ndarray |
             src_ix = np.ix_(*map(_as_indices, src))
             padded[(Ellipsis, *dst_ix)] = piece[(Ellipsis, *src_ix)]  # type: ignore[index, arg-type]
     batch = padded.reshape((-1,) + padded.shape[block.lead_ndim:])
-    with _threads_in_this_thread(block.threads):
-        result = _engine_conv(batch, weight, bias, padding=0, **dict(block.conv_options))
+    with threads_in_this_thread(block.threads):
+        result = engine_conv(batch, weight, bias, padding=0, **dict(block.conv_options))
     return result.reshape(lead[:-1] + result.shape[1:])
 
 
@@ -363,13 +366,13 @@ def conv(
     True
     """
     x = _as_dask(x, "x")
-    w_arr = _as_array(weight, "weight")
+    w_arr = as_numpy(weight, "weight")
     check_method(method)
-    p = _plan(x.shape, x.dtype, w_arr.shape, stride=stride, padding=padding,
+    p = plan(x.shape, x.dtype, w_arr.shape, stride=stride, padding=padding,
               padding_mode=padding_mode, dilation=dilation, groups=groups)
     b = None
     if bias is not None:
-        b_arr = _as_array(bias, "bias")
+        b_arr = as_numpy(bias, "bias")
         if b_arr.shape != (p.out_channels,):
             raise ValueError(
                 f"bias must have shape (C_out,) = ({p.out_channels},), got shape {b_arr.shape}"
@@ -398,7 +401,7 @@ def convolve(x: Any, weight: Any, bias: Any = None, **options: Any) -> da.Array:
     ...                       np.array([[[1.0, 2.0, 3.0]]]), padding="same").compute()
     array([[1., 2., 3., 0.]])
     """
-    w_arr = _as_array(weight, "weight")
+    w_arr = as_numpy(weight, "weight")
     if w_arr.ndim in (3, 4, 5):
         w_arr = w_arr[(Ellipsis,) + (slice(None, None, -1),) * (w_arr.ndim - 2)]
     return conv(x, w_arr, bias, **options)
@@ -408,39 +411,6 @@ def convolve(x: Any, weight: Any, bias: Any = None, **options: Any) -> da.Array:
 # apply
 
 
-def _layout(ndim: int, spatial: int, channel_axis: Any, name: str
-            ) -> tuple[list[int], int | None, list[int]]:
-    """(frame axes, channel axis or None, spatial axes) of an array with ``ndim`` axes."""
-    if channel_axis is ...:
-        if ndim < spatial:
-            raise ValueError(
-                f"image has {ndim} axes but filter {name!r} has {spatial} spatial axes: give "
-                f"{spatial} axes (one channel) or {spatial + 1} (channels last), or say where "
-                "the channels are with channel_axis"
-            )
-        channel_axis = None if ndim == spatial else -1
-    if channel_axis is None:
-        if ndim < spatial:
-            raise ValueError(
-                f"channel_axis=None needs an image with at least {spatial} axes for filter "
-                f"{name!r}, got {ndim}"
-            )
-        others = list(range(ndim))
-        return others[: ndim - spatial], None, others[ndim - spatial:]
-    if isinstance(channel_axis, bool) or not isinstance(channel_axis, (int, np.integer)):
-        raise TypeError(f"channel_axis must be an int or None, got {channel_axis!r}")
-    if ndim < spatial + 1:
-        raise ValueError(
-            f"channel_axis={channel_axis} needs an image with at least {spatial + 1} axes for "
-            f"filter {name!r}, got {ndim}"
-        )
-    if not -ndim <= channel_axis < ndim:
-        raise ValueError(f"channel_axis={channel_axis} is out of range for {ndim} axes")
-    channel = int(channel_axis) % ndim
-    others = [a for a in range(ndim) if a != channel]
-    return others[: len(others) - spatial], channel, others[len(others) - spatial:]
-
-
 def _combine_block(responses: np.ndarray, combine: str, axis: int, keep: bool) -> np.ndarray:
     result = COMBINES[combine](responses, axis)
     return np.expand_dims(result, axis) if keep else result
@@ -448,7 +418,7 @@ def _combine_block(responses: np.ndarray, combine: str, axis: int, keep: bool) -
 
 def _rescale_block(block: np.ndarray, smallest: Any, largest: Any, dtype: np.dtype
                    ) -> np.ndarray:
-    return _convert_output(block, dtype, "rescale", extremes=(float(smallest), float(largest)))
+    return convert_output(block, dtype, "rescale", extremes=(float(smallest), float(largest)))
 
 
 def apply(
@@ -456,7 +426,8 @@ def apply(
     filter: Any,
     *,
     padding_mode: str | None = None,
-    channel_axis: Any = ...,
+    channel_axis: Any = NOT_GIVEN,
+    axes: Any = None,
     stride: Any = None,
     dilation: Any = None,
     output: str | None = None,
@@ -468,14 +439,13 @@ def apply(
     Parameters
     ----------
     image : dask.array.Array or array_like
-        Laid out as :func:`imgfilt.apply` takes arrays: ``(H, W)``, ``(H, W, C)``, ``(D, H, W)``,
-        ``(D, H, W, C)``... An array with more axes than that is a stack of frames: the axes
-        before the filter's spatial axes (and the channel axis) are filtered one frame at a time,
-        e.g. a video ``(T, H, W, C)`` with a 2-D filter, or gray frames ``(T, H, W)`` with
-        ``channel_axis=None``.
+        Laid out as :func:`imgfilt.apply` takes arrays, by the same axis rule
+        (:func:`imgfilt.layout.resolve`): a stack of frames, e.g. a video ``(T, H, W, C)`` with
+        a 2-D filter, says ``axes=(1, 2)`` (and ``channel_axis=-1``); the other axes are
+        filtered one frame at a time.
     filter : str, Filter or array_like
         As :func:`imgfilt.apply` (a FilterBank: use :func:`conv` with its weight).
-    padding_mode, channel_axis, stride, dilation, output, **filter_params
+    padding_mode, channel_axis, axes, stride, dilation, output, **filter_params
         As :func:`imgfilt.apply`. ``output='rescale'`` needs the result's global minimum and
         maximum, so computing it runs the filter twice.
     threads : int or None
@@ -494,23 +464,19 @@ def apply(
     >>> lazy.dtype, bool(np.array_equal(lazy.compute(), imgfilt.apply(img, "gaussian", sigma=2)))
     (dtype('uint8'), True)
     """
-    from .bank import FilterBank, Sequential
-
     if isinstance(filter, (FilterBank, Sequential)):
         raise TypeError(
             "imgfilt.dask.apply takes a filter name, a Filter or a kernel; for a FilterBank use "
             "imgfilt.dask.conv(x, bank.weight, bank.bias, padding='same', ...) on (C_in, *S)"
         )
-    filt: Filter = _as_filter(filter, filter_params)
-    options = dict(filt.options)
-    for key, value in (("padding_mode", padding_mode), ("stride", stride),
-                       ("dilation", dilation), ("output", output)):
-        if value is not None:
-            options[key] = value
+    filt: Filter = api.as_filter(filter, filter_params)
+    options = api.filter_options(filt, padding_mode=padding_mode, stride=stride,
+                                 dilation=dilation, output=output)
     array = _as_dask(image, "image")
-    output = _check_output(options.get("output"), array.dtype)
-    spatial = filt.ndim
-    frames, channel, space = _layout(array.ndim, spatial, channel_axis, filt.name)
+    output = check_output(options.get("output"), array.dtype)
+    layout = resolve(array.shape, filt.ndim, channel_axis=channel_axis, axes=axes,
+                     in_channels=None if filt.per_channel else filt.in_channels)
+    frames, channel, space = list(layout.batch), layout.channel, list(layout.spatial)
 
     # (*frames, C, *S), C a single chunk.
     if channel is None:
@@ -530,28 +496,25 @@ def apply(
     elif len(x.chunks[lead]) > 1:
         x = x.rechunk({lead: -1})
 
-    # Padding as imgfilt.apply pads: 'same' as at stride 1; 'reflect' on a 1-sample axis repeats
-    # the sample (numpy.pad's answer) where the engine would refuse.
+    # Padding as imgfilt.apply pads, by the same rule (imgfilt.pipeline.same_padding).
     dilation_value = options.get("dilation", 1)
     stride_value = options.get("stride", 1)
-    mode = normalize_mode(options.get("padding_mode", "reflect"))
     sizes = x.shape[lead + 1:]
-    compute = _compute_dtype(array.dtype)
+    compute = compute_dtype(array.dtype)
     unit = (filt.weight.shape[1],) + sizes
-    pads = _plan(unit, compute, filt.weight.shape, stride=1, padding="same",
-                 dilation=dilation_value).padding
-    p = _plan(unit, compute, filt.weight.shape, stride=stride_value, padding=pads,
-              dilation=dilation_value)
-    axes = [
-        _Axis(size, before, after,
-              "replicate" if mode == "reflect" and size == 1 else mode, k, s, d)
-        for size, (before, after), k, s, d in zip(sizes, pads, p.kernel_shape, p.stride,
-                                                  p.dilation)
+    pads, modes = same_padding(sizes, filt.weight.shape, stride_value, dilation_value,
+                               options.get("padding_mode", "reflect"))
+    p = plan(unit, compute, filt.weight.shape, stride=stride_value, padding=pads,
+             dilation=dilation_value)
+    block_axes = [
+        _Axis(size, before, after, mode, k, s, d)
+        for size, (before, after), mode, k, s, d in zip(sizes, pads, modes, p.kernel_shape,
+                                                        p.stride, p.dilation)
     ]
     weight = np.ascontiguousarray(filt.weight, dtype=p.dtype)
     bias = None if filt.bias is None else np.ascontiguousarray(filt.bias, dtype=p.dtype)
-    responses = _correlate(x, weight, bias, axes, lead_ndim=lead, dtype=p.dtype, groups=1,
-                           method="auto", threads=_threads(threads))
+    responses = _correlate(x, weight, bias, block_axes, lead_ndim=lead, dtype=p.dtype,
+                           groups=1, method="auto", threads=_threads(threads))
 
     # Combine the responses as imgfilt.apply does, block by block (responses are one chunk).
     axis = lead  # the response axis
@@ -577,12 +540,15 @@ def apply(
         result = result.map_blocks(_rescale_block, smallest, largest, array.dtype,
                                    dtype=out_dtype)
     elif output != "float":
-        result = result.map_blocks(_convert_output, array.dtype, output, dtype=out_dtype)
+        result = result.map_blocks(convert_output, array.dtype, output, dtype=out_dtype)
 
-    channel_position = len(frames)
     if channel is None:
-        return result[(slice(None),) * channel_position + (0,)]
-    order = frames + [channel] + space
+        result = result[(slice(None),) * len(frames) + (0,)]
+        order = frames + space
+    else:
+        order = frames + [channel] + space
+    if order == sorted(order):
+        return result
     return result.transpose(list(np.argsort(order)))
 
 
@@ -668,7 +634,6 @@ class _TiffSource:
     def __init__(self, path: str) -> None:
         from PIL import Image
 
-        from .image import pil_to_array
 
         self.path = path
         with Image.open(path) as stack:
@@ -681,7 +646,6 @@ class _TiffSource:
     def __getitem__(self, index: Any) -> np.ndarray:
         from PIL import Image
 
-        from .image import pil_to_array
 
         if not isinstance(index, tuple):
             index = (index,)
@@ -855,12 +819,14 @@ def filter_file(
     array = da.from_array(reader, chunks=_chunks_for(reader.shape, reader.dtype, chunks),
                           asarray=False, fancy=False, name="imgfilt-read-" + tokenize(
                               source_path, os.path.getmtime(source_path), chunks))
-    if isinstance(reader, _TiffSource) and reader.ndim == 3 and "channel_axis" not in apply_options:
-        # Gray pages: with a 2-D filter they are frames, not the channels of one image.
-        filt = _as_filter(filter, {k: v for k, v in apply_options.items()
-                                   if k not in _APPLY_OPTIONS})
+    if (isinstance(reader, _TiffSource) and reader.ndim in (3, 4)
+            and not {"channel_axis", "axes"} & set(apply_options)):
+        # A TIFF's pages: with a 2-D filter each page is an image (the file says so), filtered
+        # on its own; a 3-D filter reads the pages as a volume.
+        filt = api.as_filter(filter, {k: v for k, v in apply_options.items()
+                                      if k not in _APPLY_OPTIONS})
         if filt.ndim == 2:
-            apply_options = {**apply_options, "channel_axis": None}
+            apply_options = {**apply_options, "axes": (1, 2)}
     try:
         result = apply(array, filter, threads=threads, **apply_options)
     except (ValueError, TypeError) as error:
@@ -899,7 +865,7 @@ def _permissions_as_open(path: str) -> None:
 
 
 # Keyword arguments of apply that are not filter parameters.
-_APPLY_OPTIONS = ("padding_mode", "channel_axis", "stride", "dilation", "output")
+_APPLY_OPTIONS = ("padding_mode", "channel_axis", "axes", "stride", "dilation", "output")
 
 
 def _compute_on_cluster(stored: Any, address: str, progress: bool) -> None:

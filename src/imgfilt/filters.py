@@ -9,7 +9,8 @@ an optional *combining step* that reduces the ``R`` responses to one (Sobel's ma
 * ``C_in > 1``: the filter mixes channels and the image must have exactly ``C_in`` of them
   (``edge(channel="r")`` is ``(1, 3, 3, 3)``).
 
-Every Filter is a :class:`PIL.ImageFilter.MultibandFilter`, so ``img.filter(sobel())`` works.
+A Filter is plain data: :func:`imgfilt.apply` runs it on arrays, tensors and images, and
+:class:`imgfilt.pillow.PillowFilter` plugs it into Pillow's ``Image.filter``.
 
 Examples
 --------
@@ -26,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from PIL import ImageFilter
 
 from . import kernels as K
 from .convolution import magnitude as combine_magnitude
@@ -75,8 +75,8 @@ COMBINES: Dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
 OPTION_NAMES = ("padding_mode", "stride", "dilation", "output")
 
 
-class Filter(ImageFilter.MultibandFilter):
-    """A linear filter (or a few, combined) as data, usable by imgfilt and by Pillow.
+class Filter:
+    """A linear filter (or a few, combined) as data.
 
     Parameters
     ----------
@@ -96,23 +96,23 @@ class Filter(ImageFilter.MultibandFilter):
         The parameters the filter was made with (for ``repr`` and the registry).
     options : dict, optional
         Default options for :func:`imgfilt.apply`: any of ``padding_mode``, ``stride``,
-        ``dilation``, ``output``. They are also what ``Image.filter`` uses.
+        ``dilation``, ``output``.
 
     Notes
     -----
-    Pillow calls :meth:`filter` with its internal image core; the conversion to and from NumPy
-    happens in :mod:`imgfilt.image`. A Filter deliberately has no ``__call__``: Pillow calls
-    callables with no arguments, taking them for filter classes.
+    A Filter is immutable: its arrays are read-only and its methods make copies, so one
+    Filter can serve every call (imgfilt.apply caches named filters).
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from PIL import Image
-    >>> img = Image.new("L", (8, 8), 100)
-    >>> blurred = img.filter(Filter(np.full((3, 3), 1 / 9), name="mean"))
-    >>> blurred.mode, blurred.getpixel((4, 4))
-    ('L', 100)
+    >>> import numpy as np, imgfilt
+    >>> mean = Filter(np.full((3, 3), 1 / 9), name="mean")
+    >>> imgfilt.apply(np.full((8, 8), 100, np.uint8), mean)[4, 4]
+    np.uint8(100)
     """
+
+    #: The options of :func:`imgfilt.apply` a Filter may carry as defaults.
+    OPTION_NAMES = OPTION_NAMES
 
     def __init__(
         self,
@@ -147,6 +147,7 @@ class Filter(ImageFilter.MultibandFilter):
             b = _real_array(bias, "bias").reshape(-1)
             if b.shape != (responses,):
                 raise ValueError(f"bias must have shape ({responses},), got {np.shape(bias)}")
+            b.setflags(write=False)
             self.bias = b
         if combine is not None and combine not in COMBINES:
             raise ValueError(
@@ -220,23 +221,6 @@ class Filter(ImageFilter.MultibandFilter):
             factors=self.factors, params=self.params, options=merged,
             description=self.description,
         )
-
-    # -- Pillow -------------------------------------------------------------------------------
-
-    def filter(self, image: Any) -> Any:
-        """Pillow's entry point: filter an ImagingCore and return a new one.
-
-        Use ``img.filter(f)`` rather than calling this directly.
-        """
-        from .image import filter_core  # image.py depends on this module, not the reverse
-
-        return filter_core(image, self)
-
-    def apply(self, image: Any, **options: Any) -> Any:
-        """Shorthand for ``imgfilt.apply(image, self, **options)``."""
-        from .image import apply
-
-        return apply(image, self, **options)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
@@ -329,7 +313,7 @@ def register(name: str, description: str) -> Callable[[Callable[..., Filter]], C
     return decorate
 
 
-def _lookup(name: object) -> Tuple[str, Callable[..., Filter]]:
+def lookup(name: object) -> Tuple[str, Callable[..., Filter]]:
     if not isinstance(name, str):
         raise TypeError(f"filter name must be a string, got {type(name).__name__} {name!r}")
     key = name.strip().lower().replace("-", "_").replace(" ", "_")
@@ -364,7 +348,7 @@ def get_filter(name: str, **params: Any) -> Filter:
     >>> get_filter("box", size=5).kernel_shape
     (5, 5)
     """
-    key, factory = _lookup(name)
+    key, factory = lookup(name)
     allowed = list(inspect.signature(factory).parameters)
     unknown = [p for p in params if p not in allowed]
     if unknown:

@@ -19,7 +19,7 @@ from typing import IO, Iterator, Union
 import numpy as np
 from PIL import Image, ImageSequence
 
-from .image import array_to_pil, pil_to_array
+from .arrays import array_to_pil, pil_to_array
 
 __all__ = ["read_volume", "write_volume", "atomic_write", "load_npy", "load_npz",
            "VOLUME_SUFFIXES"]

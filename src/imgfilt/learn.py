@@ -34,7 +34,7 @@ from .bank import FilterBank
 from .convolution import Padding, Plan, checked_int
 from .convolution import conv as _engine_conv
 from .convolution import plan as _plan
-from .image import pil_to_array
+from .arrays import as_numpy, pil_to_array
 from .io import load_npy
 
 __all__ = ["FitScore", "fit", "score"]
@@ -61,15 +61,7 @@ class FitScore(NamedTuple):
 
 
 def _float64(value: Any, name: str) -> np.ndarray:
-    if hasattr(value, "detach") and hasattr(value, "cpu"):
-        value = value.detach().cpu().numpy()  # a torch tensor, read without importing torch
-    if value is None or isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__}")
-    array = np.asarray(value)
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers (bool, integers, floats), got dtype "
-                        f"{array.dtype}")
-    array = array.astype(np.float64, copy=False)
+    array = as_numpy(value, name).astype(np.float64, copy=False)
     if not np.all(np.isfinite(array)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
         raise ValueError(f"{name} holds NaN or infinity (first at index {bad}, shape "

@@ -109,6 +109,20 @@ def fold(position: np.ndarray, length: int, mode: str) -> np.ndarray:
     raise ValueError(f"unknown canonical padding mode {mode!r}")
 
 
+def reflect_fallback(mode: str, length: int) -> str:
+    """The mode an axis of ``length`` is padded with under ``mode``: ``'reflect'`` on one sample
+    is undefined (there is nothing to reflect), and numpy.pad and scipy's ``'mirror'`` repeat
+    the sample there, i.e. ``'replicate'``. The one place that rule lives (:func:`imgfilt.conv`
+    itself refuses instead; :func:`imgfilt.apply`, banks and the Dask adapter use this).
+
+    Examples
+    --------
+    >>> reflect_fallback("reflect", 1), reflect_fallback("reflect", 5)
+    ('replicate', 'reflect')
+    """
+    return "replicate" if mode == "reflect" and length == 1 else mode
+
+
 def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
     """Pad widths ``(before, after)`` for ``padding="same"`` on one axis.
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 from PIL import Image
 
 from . import apply, arithmetic, bank, info, learn
-from ._common import (
+from .common import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILED,
     EXIT_INTERRUPTED,

@@ -27,14 +27,17 @@ from tqdm import tqdm
 
 from ..bank import FilterBank
 from ..convolution import get_num_threads, set_num_threads
-from ..image import OUTPUTS, _normalised_pil
-from ..image import apply as apply_filter
-from ._common import (
+from ..api import apply as apply_filter
+from ..arrays import normalised_pil
+from ..pipeline import OUTPUTS
+from .common import (
     ARRAY_SUFFIX,
     EXIT_FAILED,
     EXIT_OK,
     SKIP_HINT,
     UsageError,
+    axes_list,
+    channel_axis,
     check_target,
     describe,
     gray,
@@ -90,6 +93,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                              "images; float for float arrays and .npy outputs)")
     parser.add_argument("--gray", action="store_true",
                         help="convert pictures to grayscale (luminance) first")
+    parser.add_argument("--channel-axis", type=channel_axis, default=None, metavar="AXIS",
+                        help="for .npy/TIFF inputs: the axis holding channels, or 'none' "
+                             "(scikit-image's channel_axis)")
+    parser.add_argument("--axes", type=axes_list, default=None, metavar="A,B",
+                        help="for .npy/TIFF inputs: the axes the filter runs over, one per "
+                             "kernel axis; the others are filtered slice by slice (scipy's axes)")
     parser.add_argument("-j", "--jobs", type=positive_int, default=None, metavar="N",
                         help="files filtered at once (default: the number of cores)")
     parser.add_argument("--overwrite", action="store_true",
@@ -187,11 +196,14 @@ def compute(kind: str, data: Any, filt: Any, args: argparse.Namespace,
         options["output"] = args.output or ("float" if to_array else None)
     if args.gray and kind != "pil":
         raise ValueError("--gray is for pictures; this input is an array or a volume")
+    if kind == "pil" and (args.channel_axis is not None or args.axes is not None):
+        raise ValueError("--channel-axis and --axes are for .npy and TIFF inputs; a picture's "
+                         "bands are known from its mode")
     if kind == "pil":
         image = gray(data) if args.gray else data
         if to_array and not isinstance(filt, FilterBank):
             # The float result of the colour bands (alpha, which apply never filters, is left out).
-            normalised = _normalised_pil(image)
+            normalised = normalised_pil(image)
             pixels = np.asarray(normalised)
             if normalised.mode in ("LA", "RGBA"):
                 pixels = pixels[..., :-1]
@@ -200,9 +212,14 @@ def compute(kind: str, data: Any, filt: Any, args: argparse.Namespace,
             axis = -1 if pixels.ndim == 3 else None
             return apply_filter(pixels, filt, channel_axis=axis, **options), False
         return apply_filter(image, filt, **options), False
+    layout: dict[str, Any] = {}
+    if args.channel_axis is not None:
+        layout["channel_axis"] = None if args.channel_axis == "none" else args.channel_axis
+    if args.axes is not None:
+        layout["axes"] = args.axes
     if kind == "pages":
-        return np.stack([apply_filter(page, filt, **options) for page in data]), True  # type: ignore[misc]
-    return apply_filter(data, filt, **options), kind == "volume"
+        return np.stack([apply_filter(page, filt, **options, **layout) for page in data]), True
+    return apply_filter(data, filt, **options, **layout), kind == "volume"
 
 
 class WriteGate:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..padding import NUMPY_NAMES
 from ..convolution import Plan, plan
-from ._common import EXIT_OK, UsageError, number, padding_mode, read_array, table
+from .common import EXIT_OK, UsageError, number, padding_mode, read_array, table
 
 #: The default demo of ``explain``: the 3x3 input and 2x2 kernel of *Dive into Deep Learning*.
 DEMO_INPUT = np.arange(9.0).reshape(3, 3)

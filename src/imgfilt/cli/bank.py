@@ -8,7 +8,7 @@ from typing import Any
 
 from ..bank import FilterBank, montage
 from ..convolution import checked_int
-from ._common import (
+from .common import (
     ARRAY_SUFFIX,
     EXIT_OK,
     CommandError,

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..bank import FilterBank
 from ..filters import list_filters
-from ._common import EXIT_OK, number, resolve_filter, table
+from .common import EXIT_OK, number, resolve_filter, table
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:

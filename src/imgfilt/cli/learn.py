@@ -6,7 +6,7 @@ from typing import Any
 
 from .. import learn
 from ..padding import ALIASES, MODES
-from ._common import CommandError, check_target
+from .common import CommandError, check_target
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..padding import normalize_mode
 from ..bank import FilterBank
-from ..filters import Filter, _lookup, list_filters
+from ..filters import Filter, lookup, list_filters
 from ..io import atomic_write, read_volume
 
 #: Exit codes: success, a failed input or runtime error, a usage error (argparse's convention),
@@ -97,6 +97,26 @@ def positive_int(text: str) -> int:
     if isinstance(value, tuple):
         raise argparse.ArgumentTypeError(f"expected one integer, got {text!r}")
     return value
+
+
+def channel_axis(text: str) -> int | str:
+    """argparse type for ``--channel-axis``: an int (negative counts from the end) or ``'none'``
+    (no channel axis; kept as the word, since None means the option was not given)."""
+    if text.strip().lower() == "none":
+        return "none"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an axis number or 'none', got {text!r}") from None
+
+
+def axes_list(text: str) -> tuple[int, ...]:
+    """argparse type for ``--axes``: axis numbers joined by commas, e.g. ``'1,2'``."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected axis numbers joined by commas (e.g. 1,2), got {text!r}") from None
 
 
 def padding_mode(text: str) -> str:
@@ -215,7 +235,7 @@ def resolve_filter(spec: str, settings: Sequence[str] = ()) -> tuple[Filter | Fi
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         file_hint = " (or a .npy/.npz kernel file)" if os.sep in spec or "." in spec else ""
         raise UsageError(f"unknown filter {spec!r}{hint} 'imgfilt list' shows them all{file_hint}")
-    key, factory = _lookup(key)
+    key, factory = lookup(key)
     params = typed_settings(factory, key, settings)
     try:
         from ..filters import get_filter
@@ -242,7 +262,7 @@ def read_array(text: str, what: str) -> np.ndarray:
     try:
         if text.lower().endswith(ARRAY_SUFFIX):
             return np.load(text, allow_pickle=False)
-        from ..image import pil_to_array
+        from ..arrays import pil_to_array
 
         pixels = pil_to_array(open_image(text))
     except Exception as error:  # noqa: BLE001 - one line naming the file
@@ -335,7 +355,7 @@ def save(target: str, result: Any, *, volume: bool = False) -> None:
         with atomic_write(target) as handle:
             result.save(handle, format=fmt)
         return
-    from ..image import array_to_pil
+    from ..arrays import array_to_pil
     from ..io import write_volume
 
     array = np.asarray(result)
