@@ -251,7 +251,7 @@ def test_layout_errors_are_explained():
         imgfilt.apply(COLOUR, "box", channel_axis=None)
     with pytest.raises(ValueError, match="out of range"):
         imgfilt.apply(COLOUR, "box", channel_axis=5)
-    with pytest.raises(ValueError, match="mixes 3 channels"):
+    with pytest.raises(ValueError, match="mixes C_in = 3 channels"):
         imgfilt.apply(GREY, "edge")
     with pytest.raises(TypeError, match="dtype"):
         imgfilt.apply(GREY.astype(complex), "box")

@@ -144,6 +144,32 @@ def test_volumes_npy_and_multipage_tiff(tmp_path):
     assert done.returncode == 1 and not (tmp_path / "v.png").exists()
 
 
+def test_channel_axis_and_axes_for_arrays(tmp_path):
+    stack = RNG.normal(size=(6, 20, 22))  # six images, or one 6x20 image with 22 channels?
+    np.save(tmp_path / "stack.npy", stack)
+    done = run_cli("apply", "gaussian", "stack.npy", "-o", "g.npy", cwd=tmp_path)
+    one_line_error(done, "stack.npy", "two readings", "channel_axis", "axes=")
+    assert done.returncode == 1 and not (tmp_path / "g.npy").exists()
+    done = run_cli("apply", "gaussian", "stack.npy", "--axes", "1,2", "-o", "g.npy", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "g.npy"),
+                                  imgfilt.apply(stack, "gaussian", axes=(1, 2)))
+    done = run_cli("apply", "sobel", "stack.npy", "--channel-axis", "0", "-o", "c.npy",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"),
+                                  imgfilt.apply(stack, "sobel", channel_axis=0, output="float"))
+    done = run_cli("apply", "box3d", "stack.npy", "--channel-axis", "none", "-o", "v.npy",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    done = run_cli("apply", "box", "stack.npy", "--axes", "1,x", "-o", "b.npy", cwd=tmp_path)
+    assert done.returncode == 2 and "--axes" in done.stderr
+    done = run_cli("apply", "box", SAMPLES / "coffee.png", "--axes", "0,1", "-o", "b.png",
+                   cwd=tmp_path)
+    one_line_error(done, "--axes", "picture")
+    assert done.returncode == 1
+
+
 def test_chunks_filters_out_of_core_with_dask(tmp_path):
     pytest.importorskip("dask")
     image = RNG.random((150, 260, 3)).astype(np.float32)
@@ -159,6 +185,14 @@ def test_chunks_filters_out_of_core_with_dask(tmp_path):
     assert done.returncode == 0, done.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "box.npy"),
                                   imgfilt.apply(image, "box", output="float"))
+    # The axis options reach the out-of-core route too.
+    stack = RNG.random((4, 40, 50)).astype(np.float32)
+    np.save(tmp_path / "stack.npy", stack)
+    done = run_cli("apply", "box", "stack.npy", "-o", "stack-box.npy", "--chunks", "16",
+                   "--axes", "1,2", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "stack-box.npy"),
+                                  imgfilt.apply(stack, "box", axes=(1, 2)))
     done = run_cli("apply", "box", "big.npy", "-o", "box.png", "--chunks", "64", cwd=tmp_path)
     one_line_error(done, "box.png", ".npy")
     assert done.returncode == 1 and not (tmp_path / "box.png").exists()

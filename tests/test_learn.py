@@ -248,7 +248,7 @@ def test_non_finite_values(which, bad):
 
 def test_bad_arguments():
     x = RNG.random((1, 10, 10))
-    with pytest.raises(TypeError, match="complex128; allowed"):
+    with pytest.raises(TypeError, match="complex128; allowed: real numbers"):
         learn.fit(x.astype(complex), x, 3)
     with pytest.raises(TypeError, match="ridge"):
         learn.fit(x, x, 3, ridge="1")

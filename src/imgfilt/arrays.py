@@ -51,7 +51,7 @@ SUPPORTED = ("NumPy arrays and array-likes, PIL images, CPU torch tensors, xarra
              "and Dask arrays")
 
 #: The dtypes every entry point computes on, for error messages.
-REAL_DTYPES = "bool, integers, float16, float32, float64"
+REAL_DTYPES = "real numbers (bool, integers, float16, float32, float64)"
 
 #: Pillow modes imgfilt accepts, and what each becomes first.
 PIL_MODES = {

@@ -6,7 +6,8 @@ Every argument is normalised and checked here, once, into a :class:`Plan`; the c
 from __future__ import annotations
 
 import contextlib
-import importlib
+import functools
+import math
 import operator
 import os
 import threading
@@ -270,6 +271,18 @@ class Plan:
         return lead + (self.out_channels,) + self.out_shape
 
 
+def _cache_key(value: object) -> object:
+    """``value`` as a cache key that tells booleans (refused) from the ints they equal."""
+    kind = type(value)
+    if kind is int or kind is str:  # the common case, first
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return ("bool", bool(value))
+    if isinstance(value, (tuple, list)):
+        return (kind.__name__,) + tuple(_cache_key(v) for v in value)
+    return value
+
+
 def plan(
     x_shape: Sequence[int],
     x_dtype: object,
@@ -291,6 +304,41 @@ def plan(
     >>> plan((3, 64, 64), "uint8", (8, 3, 5, 5), padding="same").result_shape
     (8, 64, 64)
     """
+    try:
+        key = (tuple(x_shape), np.dtype(x_dtype), tuple(weight_shape), _cache_key(stride),
+               _cache_key(padding), padding_mode, _cache_key(dilation), _cache_key(groups))
+        hash(key)
+    except TypeError:  # unhashable arguments (checked, and refused or planned, uncached)
+        key = None
+    # Every call re-plans the same few problems (a data loader filters one shape all day):
+    # the checks run once per distinct problem, the allocation check every time (it depends on
+    # the thread count).
+    result = _cached_plan(key) if key is not None else _new_plan(
+        x_shape, x_dtype, weight_shape, stride, padding, padding_mode, dilation, groups)
+    _check_allocation(result)
+    return result
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_plan(key: tuple) -> Plan:
+    x_shape, x_dtype, weight_shape, stride, padding, padding_mode, dilation, groups = key
+    return _new_plan(x_shape, x_dtype, weight_shape, _uncached(stride), _uncached(padding),
+                     padding_mode, _uncached(dilation), _uncached(groups))
+
+
+def _uncached(key: object) -> object:
+    """The argument a :func:`_cache_key` stands for."""
+    if isinstance(key, tuple) and key and key[0] == "bool":
+        return bool(key[1])
+    if isinstance(key, tuple) and key and key[0] in ("tuple", "list"):
+        items = [_uncached(v) for v in key[1:]]
+        return items if key[0] == "list" else tuple(items)
+    return key
+
+
+def _new_plan(x_shape: Sequence[int], x_dtype: object, weight_shape: Sequence[int],
+              stride: IntOrTuple, padding: Padding, padding_mode: str, dilation: IntOrTuple,
+              groups: int) -> Plan:
     weight_shape = tuple(int(s) for s in weight_shape)
     x_shape = tuple(int(s) for s in x_shape)
     wdim = len(weight_shape)
@@ -367,7 +415,6 @@ def plan(
         padding=pads,
         padding_mode=mode,
     )
-    _check_allocation(result)
     return result
 
 
@@ -386,12 +433,17 @@ def _ring_rows(kernel_h: int, dilation_h: int) -> int:
 
 def _check_allocation(p: Plan) -> None:
     """Refuse, before allocating, a problem whose arrays could never be allocated."""
-    out_bytes = int(np.prod(p.result_shape, dtype=object)) * p.dtype.itemsize
+    _checked_allocation(p, get_num_threads())
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_allocation(p: Plan, threads: int) -> None:
+    out_bytes = math.prod(p.result_shape) * p.dtype.itemsize
     padded = [s + b + a for s, (b, a) in zip(p.in_shape, p.padding)]
     map_bytes = sum(padded) * np.dtype(np.intp).itemsize
     kernel3 = (1,) * (3 - p.ndim) + p.kernel_shape
     dilation_h = ((1,) * (3 - p.ndim) + p.dilation)[1]
-    ring_bytes = (get_num_threads() * (p.in_channels // p.groups) * kernel3[0]
+    ring_bytes = (threads * (p.in_channels // p.groups) * kernel3[0]
                   * _ring_rows(kernel3[1], dilation_h) * (padded[-1] + _engine.strip_width())
                   * p.dtype.itemsize)
     for what, size in (("output", out_bytes), ("padding", map_bytes), ("row buffer", ring_bytes)):
@@ -434,16 +486,41 @@ def _call_engine(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray
     work = out5.size * (x5.shape[1] // groups) * kd * kh * kw
     threads = 1 if work < _MIN_PARALLEL_WORK else max(1, min(get_num_threads(), items))
     slots = (x5.shape[1] // groups) * kd * ring_rows
-    # Zero-filled: a strip may read (and discard) a few columns past the padded row.
-    ring = np.zeros((threads, slots * (maps[2].shape[0] + _engine.strip_width())),
-                    dtype=w5.dtype)
-    tags = np.full((threads, slots), -1, dtype=np.intp)
+    ring, tags = _scratch(threads, slots, maps[2].shape[0] + _engine.strip_width(), w5.dtype)
     saturate = out5.dtype == np.uint8
     _engine.correlate(
         x5, w5.reshape(w5.shape[0], -1), (kd, kh, kw), b, None if saturate else out5,
         out5 if saturate else None, maps[0], maps[1], maps[2], pad_left, groups, stride3,
         dilation3, ring, tags, ring_rows, threads,
     )
+
+
+#: Scratch rings up to this size are kept per Python thread and reused by its next call (a
+#: small call would otherwise spend as long allocating and zeroing its ring as filtering).
+_REUSED_SCRATCH_BYTES = 1 << 22
+_scratch_store = threading.local()
+
+
+def _scratch(threads: int, slots: int, width: int, dtype: np.dtype
+             ) -> Tuple[np.ndarray, np.ndarray]:
+    """The engine's per-thread ring ``(threads, slots * width)`` and tags ``(threads, slots)``.
+
+    The ring is zero-filled when made: a strip may read (and discard) a few columns past the
+    padded row, and zeros there can never be slow (denormal) or NaN. A reused ring holds only
+    values its own rows put there, which are discarded the same way; the tags are reset to -1
+    (no row resident) on every call.
+    """
+    key = (threads, slots, width, dtype)
+    if threads * slots * width * dtype.itemsize > _REUSED_SCRATCH_BYTES:
+        return (np.zeros((threads, slots * width), dtype=dtype),
+                np.full((threads, slots), -1, dtype=np.intp))
+    kept = getattr(_scratch_store, "kept", None)
+    if kept is None or kept[0] != key:
+        kept = (key, np.zeros((threads, slots * width), dtype=dtype),
+                np.empty((threads, slots), dtype=np.intp))
+        _scratch_store.kept = kept
+    kept[2].fill(-1)
+    return kept[1], kept[2]
 
 
 def magnitude(responses: np.ndarray, axis: int) -> np.ndarray:
@@ -476,12 +553,16 @@ def _source_dtype(x_arr: np.ndarray, p: Plan) -> np.dtype:
     return np.dtype(np.uint8) if x_arr.dtype == np.uint8 else p.dtype
 
 
+@functools.lru_cache(maxsize=128)
 def _interleaved_map(width: int, before: int, after: int, mode: str, channels: int) -> np.ndarray:
     """Column map over rows of ``width`` pixels of ``channels`` interleaved samples each:
-    padded pixel ``j``, channel ``c`` -> ``map[j] * channels + c`` (-1 stays a zero)."""
+    padded pixel ``j``, channel ``c`` -> ``map[j] * channels + c`` (-1 stays a zero).
+    Read-only and shared between calls, as :func:`imgfilt.padding.index_map`'s maps are."""
     pixel_map = index_map(width, before, after, mode)
     interleaved = pixel_map[:, None] * channels + np.arange(channels)
-    return np.where(pixel_map[:, None] >= 0, interleaved, -1).reshape(-1).astype(np.intp)
+    column_map = np.where(pixel_map[:, None] >= 0, interleaved, -1).reshape(-1).astype(np.intp)
+    column_map.setflags(write=False)
+    return column_map
 
 
 def correlate_channels_last(

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import kernels as K
+from .arrays import as_numpy
 from .convolution import magnitude as combine_magnitude
 
 __all__ = [
@@ -263,15 +264,8 @@ class Filter:
 
 
 def _real_array(value: Any, name: str) -> np.ndarray:
-    if isinstance(value, (str, bytes)) or value is None:
-        raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}")
-    try:
-        array = np.array(value, dtype=None)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{name} could not be read as an array: {error}") from None
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
-    array = array.astype(np.float64)
+    # A float64 copy: the Filter owns its arrays (they are made read-only).
+    array = as_numpy(value, name).astype(np.float64)
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite, got NaN or infinity in shape {array.shape}")
     return array

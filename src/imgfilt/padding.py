@@ -7,6 +7,8 @@ axis too, where the pattern keeps bouncing exactly as ``numpy.pad`` does).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 #: The canonical modes, each with numpy.pad's name for the same thing.
@@ -64,7 +66,7 @@ def index_map(length: int, before: int, after: int, mode: str) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        ``intp`` array of ``before + length + after`` indices.
+        ``intp`` array of ``before + length + after`` indices (read-only: shared between calls).
 
     Examples
     --------
@@ -73,7 +75,21 @@ def index_map(length: int, before: int, after: int, mode: str) -> np.ndarray:
     """
     if mode == "reflect" and length == 1 and (before or after):
         raise ValueError("reflect padding of an axis of length 1 is undefined")
+    if length + before + after <= _CACHED_MAP_LENGTH:
+        return _cached_index_map(int(length), int(before), int(after), mode)
     return fold(np.arange(-before, length + after, dtype=np.intp), length, mode)
+
+
+#: Maps up to this length are kept (read-only, shared) for the calls that need them again: a
+#: pipeline that filters one image size all day builds each map once.
+_CACHED_MAP_LENGTH = 1 << 16
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_index_map(length: int, before: int, after: int, mode: str) -> np.ndarray:
+    indices = fold(np.arange(-before, length + after, dtype=np.intp), length, mode)
+    indices.setflags(write=False)
+    return indices
 
 
 def fold(position: np.ndarray, length: int, mode: str) -> np.ndarray:

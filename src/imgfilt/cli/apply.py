@@ -212,14 +212,20 @@ def compute(kind: str, data: Any, filt: Any, args: argparse.Namespace,
             axis = -1 if pixels.ndim == 3 else None
             return apply_filter(pixels, filt, channel_axis=axis, **options), False
         return apply_filter(image, filt, **options), False
+    layout = _layout_options(args)
+    if kind == "pages":
+        return np.stack([apply_filter(page, filt, **options, **layout) for page in data]), True
+    return apply_filter(data, filt, **options, **layout), kind == "volume"
+
+
+def _layout_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``channel_axis``/``axes`` for imgfilt.apply from ``--channel-axis``/``--axes``."""
     layout: dict[str, Any] = {}
     if args.channel_axis is not None:
         layout["channel_axis"] = None if args.channel_axis == "none" else args.channel_axis
     if args.axes is not None:
         layout["axes"] = args.axes
-    if kind == "pages":
-        return np.stack([apply_filter(page, filt, **options, **layout) for page in data]), True
-    return apply_filter(data, filt, **options, **layout), kind == "volume"
+    return layout
 
 
 class WriteGate:
@@ -294,6 +300,7 @@ def _process_out_of_core(job: Job, filt: Any, args: argparse.Namespace, gate: Wr
                                              ("dilation", args.dilation),
                                              ("output", args.output or "float"))
                if value is not None}
+    options.update(_layout_options(args))
     with gate.writing():
         imgfilt_dask.filter_file(job.source, job.target, filt, chunks=args.chunks,
                                  scheduler=args.scheduler, progress=not args.quiet,
