@@ -454,3 +454,28 @@ def test_progress_bar_on_a_terminal_only(tmp_path):
     text = seen.decode(errors="replace")
     assert "3/3" in text and "file" in text, text  # tqdm's bar, counting files
     assert text.rstrip().endswith("imgfilt: 3 inputs: 3 done, 0 failed, 0 skipped")
+
+
+def test_bank_command_takes_the_axis_options(tmp_path):
+    stack = RNG.normal(size=(5, 16, 18))
+    np.save(tmp_path / "stack.npy", stack)
+    done = run_cli("bank", "stack.npy", "--filters", "sobel_x,box", "-o", "maps.npy",
+                   cwd=tmp_path)
+    one_line_error(done, "stack.npy", "two readings")
+    done = run_cli("bank", "stack.npy", "--filters", "sobel_x,box", "--axes", "1,2", "-o",
+                   "maps.npy", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    bank = imgfilt.FilterBank([imgfilt.filters.sobel_x(), imgfilt.filters.box()])
+    np.testing.assert_array_equal(np.load(tmp_path / "maps.npy"), bank.apply(stack, axes=(1, 2)))
+    # A multi-page TIFF: its pages, each an image, unless the options say otherwise.
+    pages = (RNG.random((4, 12, 14)) * 255).astype(np.uint8)
+    write_volume(tmp_path / "pages.tif", pages)
+    done = run_cli("bank", "pages.tif", "--filters", "box", "-o", "p.npy", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"),
+                                  imgfilt.FilterBank([imgfilt.filters.box()]).apply(
+                                      pages, axes=(1, 2)))
+    done = run_cli("apply", "box", "pages.tif", "--axes", "0,1", "-o", "t.npy", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr  # the stack's own axes: (Z, Y) slices along X
+    np.testing.assert_array_equal(np.load(tmp_path / "t.npy"),
+                                  imgfilt.apply(pages, "box", axes=(0, 1), output="float"))

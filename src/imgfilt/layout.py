@@ -245,10 +245,15 @@ def resolve(
         raise ValueError(
             f"{what} has shape {shape}, fewer axes than the filter's {ndim} spatial axes"
         )
+    if shape[-1] in _CHANNEL_COUNTS:
+        example = (f"axes={tuple(range(rank - ndim - 1, rank - 1))}, channel_axis=-1 for a stack "
+                   f"of channels-last images, or axes={tuple(range(rank - ndim, rank))} for "
+                   "channels (or a stack) first")
+    else:
+        example = f"axes={tuple(range(rank - ndim, rank))} to filter the last {ndim} axes"
     raise ValueError(
         f"{what} has shape {shape}, {rank} axes for a {ndim}-D filter: say which {ndim} axes to "
-        f"filter with axes= (e.g. axes={tuple(range(rank - ndim, rank))}) and, if one axis holds "
-        "channels, channel_axis="
+        f"filter with axes= (e.g. {example}) and, if one axis holds channels, channel_axis="
     )
 
 

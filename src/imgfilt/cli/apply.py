@@ -36,11 +36,11 @@ from .common import (
     EXIT_OK,
     SKIP_HINT,
     UsageError,
-    axes_list,
-    channel_axis,
+    add_layout_options,
     check_target,
     describe,
     gray,
+    layout_options,
     max_pixels,
     padding_mode,
     positive_int,
@@ -93,12 +93,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                              "images; float for float arrays and .npy outputs)")
     parser.add_argument("--gray", action="store_true",
                         help="convert pictures to grayscale (luminance) first")
-    parser.add_argument("--channel-axis", type=channel_axis, default=None, metavar="AXIS",
-                        help="for .npy/TIFF inputs: the axis holding channels, or 'none' "
-                             "(scikit-image's channel_axis)")
-    parser.add_argument("--axes", type=axes_list, default=None, metavar="A,B",
-                        help="for .npy/TIFF inputs: the axes the filter runs over, one per "
-                             "kernel axis; the others are filtered slice by slice (scipy's axes)")
+    add_layout_options(parser)
     parser.add_argument("-j", "--jobs", type=positive_int, default=None, metavar="N",
                         help="files filtered at once (default: the number of cores)")
     parser.add_argument("--overwrite", action="store_true",
@@ -212,20 +207,8 @@ def compute(kind: str, data: Any, filt: Any, args: argparse.Namespace,
             axis = -1 if pixels.ndim == 3 else None
             return apply_filter(pixels, filt, channel_axis=axis, **options), False
         return apply_filter(image, filt, **options), False
-    layout = _layout_options(args)
-    if kind == "pages":
-        return np.stack([apply_filter(page, filt, **options, **layout) for page in data]), True
-    return apply_filter(data, filt, **options, **layout), kind == "volume"
-
-
-def _layout_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``channel_axis``/``axes`` for imgfilt.apply from ``--channel-axis``/``--axes``."""
-    layout: dict[str, Any] = {}
-    if args.channel_axis is not None:
-        layout["channel_axis"] = None if args.channel_axis == "none" else args.channel_axis
-    if args.axes is not None:
-        layout["axes"] = args.axes
-    return layout
+    layout = layout_options(args, kind, data)
+    return apply_filter(data, filt, **options, **layout), kind in ("volume", "pages")
 
 
 class WriteGate:
@@ -300,7 +283,7 @@ def _process_out_of_core(job: Job, filt: Any, args: argparse.Namespace, gate: Wr
                                              ("dilation", args.dilation),
                                              ("output", args.output or "float"))
                if value is not None}
-    options.update(_layout_options(args))
+    options.update(layout_options(args))
     with gate.writing():
         imgfilt_dask.filter_file(job.source, job.target, filt, chunks=args.chunks,
                                  scheduler=args.scheduler, progress=not args.quiet,

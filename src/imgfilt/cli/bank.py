@@ -17,6 +17,8 @@ from .common import (
     describe,
     gray,
     image_format,
+    layout_options,
+    add_layout_options,
     max_pixels,
     padding_mode,
     positive_ints,
@@ -60,6 +62,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--gray", action="store_true",
                         help="convert a picture to grayscale first (automatic when every filter "
                              "takes one channel)")
+    add_layout_options(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--quiet", action="store_true", help="print nothing on success")
     parser.add_argument("--max-pixels", type=max_pixels, default=argparse.SUPPRESS, metavar="N",
@@ -105,8 +108,12 @@ def run(args: argparse.Namespace) -> int:
             data = gray(data)
         elif args.gray:
             raise ValueError("--gray is for pictures; this input is an array or a volume")
+        if kind == "pil" and layout_options(args):
+            raise ValueError("--channel-axis and --axes are for .npy and TIFF inputs; a "
+                             "picture's bands are known from its mode")
+        layout = layout_options(args, kind, data)
         maps = bank.apply(data, padding=args.padding, padding_mode=args.padding_mode,
-                          stride=args.stride, dilation=args.dilation)
+                          stride=args.stride, dilation=args.dilation, **layout)
     except Exception as error:  # noqa: BLE001 - one line naming the file
         raise CommandError(f"{args.input}: {describe(error)}") from None
     picture = None

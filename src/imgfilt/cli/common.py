@@ -119,6 +119,35 @@ def axes_list(text: str) -> tuple[int, ...]:
             f"expected axis numbers joined by commas (e.g. 1,2), got {text!r}") from None
 
 
+def add_layout_options(parser: argparse.ArgumentParser) -> None:
+    """``--channel-axis`` and ``--axes``: the one axis rule's two arguments, for arrays."""
+    parser.add_argument("--channel-axis", type=channel_axis, default=None, metavar="AXIS",
+                        help="for .npy/TIFF inputs: the axis holding channels, or 'none' "
+                             "(scikit-image's channel_axis)")
+    parser.add_argument("--axes", type=axes_list, default=None, metavar="A,B",
+                        help="for .npy/TIFF inputs: the axes the filter runs over, one per "
+                             "kernel axis; the others are filtered slice by slice (scipy's axes)")
+
+
+def layout_options(args: argparse.Namespace, kind: str = "array",
+                   data: Any = None) -> dict[str, Any]:
+    """``channel_axis``/``axes`` for the library from ``--channel-axis``/``--axes``.
+
+    A multi-page TIFF read for a 2-D filter (``kind == 'pages'``) is a stack of pages, each an
+    image, unless the options say otherwise: ``axes=(1, 2)`` (and channels last for colour
+    pages)."""
+    layout: dict[str, Any] = {}
+    if kind == "pages" and args.channel_axis is None and args.axes is None:
+        layout["axes"] = (1, 2)
+        if np.ndim(data) == 4:
+            layout["channel_axis"] = -1
+    if args.channel_axis is not None:
+        layout["channel_axis"] = None if args.channel_axis == "none" else args.channel_axis
+    if args.axes is not None:
+        layout["axes"] = args.axes
+    return layout
+
+
 def padding_mode(text: str) -> str:
     """argparse type: a padding mode or alias, checked by the one place that knows them."""
     try:
