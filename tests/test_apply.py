@@ -15,6 +15,7 @@ from scipy import ndimage
 import imgfilt
 from imgfilt import PillowFilter, filters
 from imgfilt.arrays import array_to_pil, pil_to_array
+from cli_support import SAMPLES
 from strategies import examples
 
 RNG = np.random.default_rng(7)
@@ -321,7 +322,7 @@ def test_box_on_random_uint8_images_matches_scipy(pixels, size):
 
 
 def test_sample_photo_edges():
-    img = Image.open("samples/chelsea.png").convert("RGB").resize((60, 40))
+    img = Image.open(SAMPLES / "chelsea.png").convert("RGB").resize((60, 40))
     out = img.filter(PillowFilter(filters.sobel()))
     assert out.mode == "RGB" and out.size == img.size
     for c in range(3):

@@ -21,6 +21,8 @@ type. The modules, bottom to top (each imports only those below it; docs/develop
 ``pillow``, ``dask``, ``cli``
     the Pillow plug-in, the Dask adapter, the ``imgfilt`` command
 """
+from importlib import metadata as _metadata
+
 from . import api, arrays, display, filters, io, kernels, layout, learn, pipeline
 from .api import apply
 from .bank import FilterBank, Sequential
@@ -39,7 +41,12 @@ from .explainer import explain  # the module is explainer: imgfilt.explain is th
 from .filters import Filter, get_filter, list_filters
 from .pillow import PillowFilter
 
-__version__ = "0.1.0"
+# The version lives in one place, pyproject.toml; an installed imgfilt reads it from its metadata.
+# A source tree used without installing (PYTHONPATH=src) has none and says so.
+try:
+    __version__ = _metadata.version("imgfilt")
+except _metadata.PackageNotFoundError:
+    __version__ = "0+unknown"
 
 __all__ = [
     "conv", "convolve", "plan", "Plan", "compute_dtype", "engine_isa", "correlate_channels_last",

@@ -158,8 +158,9 @@ def apply(
             raise TypeError(
                 "output= does not apply to a FilterBank: its feature maps are always float"
             )
-        options = {k: v for k, v in (("padding_mode", padding_mode), ("stride", stride),
-                                      ("dilation", dilation)) if v is not None}
+        options: dict[str, Any] = {
+            k: v for k, v in (("padding_mode", padding_mode), ("stride", stride),
+                              ("dilation", dilation)) if v is not None}
         return filter.apply(image, channel_axis=channel_axis, axes=axes, **options)
     filt = as_filter(filter, filter_params)
     options = filter_options(filt, padding_mode=padding_mode, stride=stride, dilation=dilation,

@@ -408,7 +408,7 @@ class FilterBank:
         feature_axis = maps.ndim - 1 if channels_last else lead
         first_spatial = lead if channels_last else lead + 1
         axes_back: list = list(layout.batch) + [None] * (maps.ndim - lead)
-        new_dims = {feature_axis: ("feature", self.names)}
+        new_dims: dict[int, tuple[str, Any]] = {feature_axis: ("feature", self.names)}
         for position, axis in enumerate(layout.spatial):
             if maps.shape[first_spatial + position] == layout.shape[axis]:
                 axes_back[first_spatial + position] = axis
@@ -619,7 +619,7 @@ class Sequential:
     ((4, 53, 53), 2680)
     """
 
-    def __init__(self, *layers: FilterBank) -> None:
+    def __init__(self, *layers: FilterBank | Sequential) -> None:
         flat: List[FilterBank] = []
         for layer in layers:
             if isinstance(layer, Sequential):

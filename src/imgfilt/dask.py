@@ -206,7 +206,7 @@ def _conv_block(pieces: list[np.ndarray], weight: np.ndarray, bias: np.ndarray |
         else:  # a reflected or wrapped edge: an outer product of index arrays
             dst_ix = np.ix_(*map(_as_indices, dst))
             src_ix = np.ix_(*map(_as_indices, src))
-            padded[(Ellipsis, *dst_ix)] = piece[(Ellipsis, *src_ix)]
+            padded[(Ellipsis, *dst_ix)] = piece[(Ellipsis, *src_ix)]  # type: ignore[index, arg-type]
     batch = padded.reshape((-1,) + padded.shape[block.lead_ndim:])
     with threads_in_this_thread(block.threads):
         result = engine_conv(batch, weight, bias, padding=0, **dict(block.conv_options))
@@ -297,7 +297,8 @@ def _correlate(
             graph[(name,) + lead_block + (0,) + out_index] = (
                 task, piece_keys, weight_key, bias_key, lead
             )
-    hlg = HighLevelGraph.from_collections(name, graph, dependencies=[x])
+    # dask.Array vs its own protocol (a typing quirk, not a bug)
+    hlg = HighLevelGraph.from_collections(name, graph, dependencies=[x])  # type: ignore[list-item]
     chunks = tuple(lead_chunks) + ((weight.shape[0],),) + tuple(out_chunks)
     return da.Array(hlg, name, chunks, meta=np.empty((0,) * len(chunks), dtype=dtype))
 
@@ -530,11 +531,12 @@ def apply(
         if filt.combine is None:
             result = responses[(slice(None),) * axis + (0,)]
         else:
-            result = responses.map_blocks(_combine_block, filt.combine, axis, False,
+            # dask types map_blocks as a method (a typing quirk, not a bug)
+            result = responses.map_blocks(_combine_block, filt.combine, axis, False,  # type: ignore[arg-type]
                                           drop_axis=axis, dtype=p.dtype)
     elif filt.combine is not None:
         chunks = responses.chunks[:axis] + ((1,),) + responses.chunks[axis + 1:]
-        result = responses.map_blocks(_combine_block, filt.combine, axis, True,
+        result = responses.map_blocks(_combine_block, filt.combine, axis, True,  # type: ignore[arg-type]
                                       chunks=chunks, dtype=p.dtype)
     else:
         result = responses
@@ -811,7 +813,8 @@ def filter_file(
                                             shape=result.shape)
         del created  # the header and a sparse body; blocks are written by the tasks
         _permissions_as_open(temporary)
-        stored = da.store(result, _NpyFile(temporary), lock=False, compute=False)
+        # a write target numpy types not (a typing quirk, not a bug)
+        stored = da.store(result, _NpyFile(temporary), lock=False, compute=False)  # type: ignore[arg-type]
         if scheduler is None:
             with _local_progress(progress):
                 dask.compute(stored, scheduler="threads")

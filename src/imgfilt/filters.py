@@ -31,7 +31,7 @@ import numpy as np
 from . import display
 from . import kernels as K
 from .arrays import as_numpy
-from .convolution import magnitude as _magnitude
+from .convolution import magnitude as combine_magnitude
 
 __all__ = [
     "Filter",
@@ -69,7 +69,7 @@ Factors = Tuple[Tuple[np.ndarray, ...], ...]
 
 #: Combining steps a Filter may name: each reduces the response axis of an array.
 COMBINES: Dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
-    "magnitude": _magnitude,
+    "magnitude": combine_magnitude,
     "sum": lambda responses, axis: np.sum(responses, axis=axis),
 }
 

@@ -61,7 +61,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated()
 
 
-def _install_sigterm() -> Callable[..., Any] | None:
+def _install_sigterm() -> Any:
     # Python's default for SIGTERM kills the process at once, leaving atomic_write's temporary
     # file behind; as an exception it unwinds through the same cleanup as Ctrl-C.
     if threading.current_thread() is not threading.main_thread():

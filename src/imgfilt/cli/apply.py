@@ -178,7 +178,7 @@ def plan_targets(jobs: list[Job], args: argparse.Namespace, label: str) -> None:
     writes, is a problem."""
     # Every file named on the command line is protected, the filter's kernel file included.
     inputs = [job.source for job in jobs if job.problem is None] + [args.filter]
-    claimed = {}
+    claimed: dict[Any, Any] = {}
     for job in jobs:
         if job.problem is not None:
             continue
@@ -337,7 +337,7 @@ def _process_out_of_core(job: Job, filt: Any, args: argparse.Namespace, gate: Wr
     with gate.writing():
         imgfilt_dask.filter_file(job.source, job.target, filt, chunks=args.chunks,
                                  scheduler=args.scheduler, progress=not args.quiet,
-                                 overwrite=True, **options)
+                                 overwrite=True, **options)  # type: ignore[arg-type]
 
 
 def run_pool(jobs: list[Job], work: Callable[[Job], None], workers: int,

@@ -183,7 +183,7 @@ def _layer_lines(index: int, p: Plan, filters: int, bias: bool,
              + (f", dilation {_one_or_all(p.dilation)}" if any(d > 1 for d in p.dilation) else "")]
     per_axis = [(p.in_shape[a], p.kernel_shape[a], p.stride[a], p.dilation[a], p.padding[a],
                  p.out_shape[a]) for a in range(p.ndim)]
-    groups = {}
+    groups: dict[tuple, list[str]] = {}
     for name, item in zip(names, per_axis):
         groups.setdefault(item, []).append(name)
     for item, axis_names in groups.items():
@@ -323,7 +323,7 @@ def run_explain(args: argparse.Namespace) -> int:
                          f"{p.out_shape[0]}x{p.out_shape[1]}; give Y,X inside it")
     y, x0 = args.at
     (sy, sx), (dy, dx) = p.stride, p.dilation
-    padded = np.pad(x, [(0, 0)] + list(p.padding), mode=NUMPY_NAMES[p.padding_mode])
+    padded = np.pad(x, [(0, 0)] + list(p.padding), mode=NUMPY_NAMES[p.padding_mode])  # type: ignore[call-overload]
     kh, kw = p.kernel_shape
     rows = [y * sy + m * dy for m in range(kh)]
     cols = [x0 * sx + n * dx for n in range(kw)]

@@ -475,7 +475,7 @@ def number(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
-def table(rows: Sequence[Sequence[float]], indent: str = "  ", digits: int = 4) -> list[str]:
+def table(rows: typing.Iterable[typing.Iterable[float]], indent: str = "  ", digits: int = 4) -> list[str]:
     """Right-aligned columns of numbers, one string per row."""
     cells = [[number(v, digits) for v in row] for row in rows]
     width = max(len(c) for row in cells for c in row)

@@ -63,7 +63,8 @@ def run_show(args: argparse.Namespace) -> int:
     filt, label = resolve_filter(args.filter, args.set)
     digits = max(1, args.digits)
     if isinstance(filt, FilterBank):
-        weight, bias, names = filt.weight, filt.bias, list(filt.names)
+        weight, names = filt.weight, list(filt.names)
+        bias: np.ndarray | None = filt.bias
         print(f"{label}: a bank of {filt.out_channels} filters, weight {weight.shape} "
               f"(C_out, C_in/groups, *K), groups={filt.groups}")
         factors = None
