@@ -67,7 +67,7 @@ MAX_THREADS = _thread_limit()
 def checked_threads(value: object, name: str) -> int:
     """``value`` as a thread count in ``1 .. MAX_THREADS``, or a TypeError/ValueError naming
     ``name`` and the limit."""
-    number = checked_int(value, name)
+    number = checked_int(value, name, 1, maximum=2**200)  # the thread limit is said below
     if number > MAX_THREADS:
         raise ValueError(
             f"{name}={number} is more threads than imgfilt allows on this machine "

@@ -60,6 +60,10 @@ __all__ = ["apply", "conv", "convolve", "filter_file"]
 PathLike = Union[str, "os.PathLike[str]"]
 Chunks = Union[int, str, Sequence[int]]
 
+# The longest span of positions one block's window may cover along an axis (a dilation far
+# beyond the input makes the window mostly padding).
+_MAX_WINDOW = 1 << 24
+
 # A piece of an input chunk smaller than this fraction of the chunk is cut and copied by a task of
 # its own; a larger one is cut inside the block's task from the whole chunk.
 _COPY_FRACTION = 0.5
@@ -242,6 +246,16 @@ def _correlate(
     bias_key = "imgfilt-bias-" + token
     graph: dict[Any, Any] = {weight_key: weight, bias_key: bias}
 
+    for index, axis in enumerate(axes):
+        if axis.span > _MAX_WINDOW:
+            # The in-memory engine reads only the taps' own positions (its cost follows the
+            # work); a block's window here is every position between them.
+            raise ValueError(
+                f"dilation={axis.dilation} spreads the kernel of spatial axis {index} over "
+                f"{axis.span} samples, more than imgfilt.dask gathers for one block "
+                f"({_MAX_WINDOW}); compute it in memory with imgfilt.apply / imgfilt.conv, or "
+                "use a smaller dilation"
+            )
     # Per axis and output chunk: the window's parts (computed once, shared by all blocks).
     axis_blocks = []
     for axis, chunks_out, chunks_in in zip(axes, out_chunks, in_chunks):

@@ -717,7 +717,7 @@ def white_tophat(x, size: Size = None, footprint=None, *, mode: str = "symmetric
     >>> import numpy as np
     >>> from imgfilt.rank import white_tophat
     >>> white_tophat(np.array([0, 9, 0, 4, 4, 4, 0], np.uint8), size=3).tolist()
-    [0, 9, 0, 0, 0, 0, 0]
+    [0, 9, 0, 0, 9, 9, 0]
     """
     x = np.asarray(x)
     opened = opening(x, size, footprint, mode=mode, cval=cval, origin=origin, axes=axes)
@@ -736,7 +736,7 @@ def black_tophat(x, size: Size = None, footprint=None, *, mode: str = "symmetric
     >>> import numpy as np
     >>> from imgfilt.rank import black_tophat
     >>> black_tophat(np.array([9, 0, 9, 9, 0, 0, 9], np.uint8), size=3).tolist()
-    [0, 9, 0, 0, 0, 0, 0]
+    [0, 9, 0, 0, 9, 9, 0]
     """
     x = np.asarray(x)
     closed = closing(x, size, footprint, mode=mode, cval=cval, origin=origin, axes=axes)

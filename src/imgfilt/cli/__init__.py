@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     Examples
     --------
     >>> main(["list"])  # doctest: +ELLIPSIS
+    black_tophat ...
     box ...
     0
     """
