@@ -337,7 +337,7 @@ def rank_window(x, k: int, footprint: np.ndarray, spatial: tuple[int, ...], *,
     Examples
     --------
     >>> rank_window(np.array([3, 1, 2, 9, 5], np.uint8), 1, np.ones(3, bool), (0,)).tolist()
-    [3, 2, 2, 5, 9]
+    [3, 2, 2, 5, 5]
     """
     x = np.asarray(x)
     if x.dtype.kind not in "biuf" or x.dtype.itemsize > 8:
@@ -511,7 +511,7 @@ def rank(x, rank: int, size: Size = None, footprint=None, *, mode: str = "symmet
     >>> import numpy as np
     >>> from imgfilt.rank import rank
     >>> rank(np.array([5, 1, 4, 2, 3], np.uint8), 1, size=3).tolist()
-    [1, 4, 2, 3, 3]
+    [5, 4, 2, 3, 3]
     """
     x = np.asarray(x)
     fp, spatial = _footprint(size, footprint, axes, x.ndim)
@@ -644,7 +644,7 @@ def dilation(x, size: Size = None, footprint=None, *, mode: str = "symmetric", c
     >>> import numpy as np
     >>> from imgfilt.rank import dilation
     >>> dilation(np.array([0, 0, 5, 0, 0], np.uint8), footprint=[1, 1, 0]).tolist()
-    [0, 0, 5, 5, 0]
+    [0, 5, 5, 0, 0]
     """
     x = np.asarray(x)
     fp, spatial = _footprint(size, footprint, axes, x.ndim)
@@ -679,7 +679,7 @@ def closing(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cv
     >>> import numpy as np
     >>> from imgfilt.rank import closing
     >>> closing(np.array([9, 0, 9, 9, 0, 0, 9], np.uint8), size=3).tolist()
-    [9, 9, 9, 9, 0, 0, 9]
+    [9, 9, 9, 9, 9, 9, 9]
     """
     options = dict(mode=mode, cval=cval, origin=origin, axes=axes)
     return erosion(dilation(x, size, footprint, **options), size, footprint, **options)
@@ -717,7 +717,7 @@ def white_tophat(x, size: Size = None, footprint=None, *, mode: str = "symmetric
     >>> import numpy as np
     >>> from imgfilt.rank import white_tophat
     >>> white_tophat(np.array([0, 9, 0, 4, 4, 4, 0], np.uint8), size=3).tolist()
-    [0, 9, 0, 0, 9, 9, 0]
+    [0, 9, 0, 0, 0, 0, 0]
     """
     x = np.asarray(x)
     opened = opening(x, size, footprint, mode=mode, cval=cval, origin=origin, axes=axes)
