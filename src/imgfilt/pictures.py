@@ -119,7 +119,7 @@ def _one_mode(frames: list) -> list:
     return [frame.convert("RGBA" if alpha else "RGB") for frame in frames]
 
 
-def read_picture(path: PathLike, *, max_pixels: Optional[int] = ...  # type: ignore[assignment]
+def read_picture(path: PathLike, *, max_pixels: Optional[int] = ...
                  ) -> Picture:
     """Read every frame of a picture, upright, with its EXIF, ICC profile, DPI and timing.
 

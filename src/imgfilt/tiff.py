@@ -212,7 +212,7 @@ def _colour_pixels(shape: tuple[int, ...], axes: str) -> int:
     return int(np.prod([n for n, a in zip(shape, axes) if a != "S"], dtype=np.int64))
 
 
-def read_tiff(path: PathLike, *, max_pixels: Optional[int] = ...  # type: ignore[assignment]
+def read_tiff(path: PathLike, *, max_pixels: Optional[int] = ...
               ) -> tuple[np.ndarray, TiffMetadata]:
     """Read a TIFF's pixels exactly (every dtype, every page) and its metadata.
 
