@@ -295,6 +295,90 @@ cdef int _fused_single(const floating[:, ::1] taps, const floating[::1] bias,
     return 0
 
 
+cdef int _fused_magnitude(const floating[:, ::1] taps, const floating[::1] bias,
+                          floating[:, :, :, :, ::1] out, unsigned char[:, :, :, :, ::1] out_u8,
+                          bint saturate, Py_ssize_t out_w, const floating[:, ::1] ring,
+                          const Py_ssize_t[::1] tap_offsets, Py_ssize_t o_out, Py_ssize_t n,
+                          Py_ssize_t z, Py_ssize_t y, Py_ssize_t tid) except -1 nogil:
+    """``sqrt(sum_r response_r**2)`` of the 2 to 4 responses (rows of ``taps``) of one output
+    row, stored in output channel ``o_out``: the gradient magnitude without its responses ever
+    leaving the registers (see ``_fused_block``).
+
+    Each response is summed in the order ``_fused_single`` and ``_fused_block`` sum it, and the
+    squares in the order ``magnitude`` adds them, so the result has the bits of the responses
+    computed first and combined by ``magnitude`` (or ``magnitude_u8``). Two responses (Sobel,
+    Scharr, Prewitt) take strips twice as wide as four do: as many accumulators either way.
+    """
+    cdef Py_ssize_t n_taps = taps.shape[1], n_resp = taps.shape[0]
+    cdef Py_ssize_t x0, j, t, base, count, width
+    # Constants once Cython specialises (the strip loops unroll into whole registers).
+    cdef Py_ssize_t strip = STRIP if floating is float else STRIP // 2
+    cdef Py_ssize_t pair = 2 * strip
+    cdef floating w0, w1, w2, w3, v, total
+    cdef floating acc0[2 * STRIP]
+    cdef floating acc1[2 * STRIP]
+    cdef floating acc2[STRIP]
+    cdef floating acc3[STRIP]
+    width = pair if n_resp == 2 else strip
+    x0 = 0
+    while x0 < out_w:
+        if n_resp == 2:
+            for j in range(pair):
+                acc0[j] = bias[0]
+                acc1[j] = bias[1]
+            for t in range(n_taps):
+                base = tap_offsets[t] + x0
+                w0 = taps[0, t]
+                w1 = taps[1, t]
+                for j in range(pair):
+                    v = ring[tid, base + j]
+                    acc0[j] += w0 * v
+                    acc1[j] += w1 * v
+            for j in range(pair):
+                total = 0
+                total = total + acc0[j] * acc0[j]
+                total = total + acc1[j] * acc1[j]
+                acc0[j] = total
+        else:
+            # Three responses run as four with the fourth never added to the squares.
+            for j in range(strip):
+                acc0[j] = bias[0]
+                acc1[j] = bias[1]
+                acc2[j] = bias[2]
+                acc3[j] = bias[3] if n_resp == 4 else 0
+            for t in range(n_taps):
+                base = tap_offsets[t] + x0
+                w0 = taps[0, t]
+                w1 = taps[1, t]
+                w2 = taps[2, t]
+                w3 = taps[3, t] if n_resp == 4 else 0
+                for j in range(strip):
+                    v = ring[tid, base + j]
+                    acc0[j] += w0 * v
+                    acc1[j] += w1 * v
+                    acc2[j] += w2 * v
+                    acc3[j] += w3 * v
+            for j in range(strip):
+                total = 0
+                total = total + acc0[j] * acc0[j]
+                total = total + acc1[j] * acc1[j]
+                total = total + acc2[j] * acc2[j]
+                if n_resp == 4:
+                    total = total + acc3[j] * acc3[j]
+                acc0[j] = total
+        # The root rounded to the compute type before any 8-bit rounding, as magnitude() and
+        # then numpy.rint do.
+        count = width if x0 + width <= out_w else out_w - x0
+        if saturate:
+            for j in range(count):
+                out_u8[n, o_out, z, y, x0 + j] = _saturate(<floating>sqrt(acc0[j]))
+        else:
+            for j in range(count):
+                out[n, o_out, z, y, x0 + j] = <floating>sqrt(acc0[j])
+        x0 += width
+    return 0
+
+
 cdef int _strided_channel(const floating[:, ::1] taps, const floating[::1] bias,
                           floating[:, :, :, :, ::1] out, const floating[:, ::1] ring,
                           const Py_ssize_t[::1] tap_offsets, Py_ssize_t o, Py_ssize_t n,
@@ -330,8 +414,9 @@ cdef int _output_row(const source_t[:, :, :, :, ::1] x,
                      Py_ssize_t dd, Py_ssize_t dh, Py_ssize_t dw,
                      floating[:, ::1] ring, Py_ssize_t ring_width, Py_ssize_t[:, ::1] tags,
                      Py_ssize_t[:, ::1] tap_offsets, Py_ssize_t tid,
-                     Py_ssize_t ring_rows, bint cycle) except -1 nogil:
-    """Compute ``out[n, o, z, y, :]`` for every output channel ``o`` of group ``g``."""
+                     Py_ssize_t ring_rows, bint cycle, bint combine) except -1 nogil:
+    """Compute ``out[n, o, z, y, :]`` for every output channel ``o`` of group ``g`` (with
+    ``combine``: the magnitude of the group's responses, in output channel ``g``)."""
     cdef Py_ssize_t in_channels = x.shape[1]
     cdef Py_ssize_t padded_d = plane_map.shape[0], padded_h = row_map.shape[0]
     cdef Py_ssize_t i, c, kd, kh, kw, pz, pr, slot, key, o, t = 0
@@ -356,7 +441,10 @@ cdef int _output_row(const source_t[:, :, :, :, ::1] x,
                     t += 1
 
     o = g * group_out
-    if sw == 1:
+    if combine:
+        _fused_magnitude(taps, bias, out, out_u8, saturate, out_w, ring, tap_offsets[tid], g,
+                         n, z, y, tid)
+    elif sw == 1:
         while o + BLOCK <= end:
             _fused_block(taps, bias, out, out_u8, saturate, out_w, ring, tap_offsets[tid], o,
                          n, z, y, tid)
@@ -389,7 +477,8 @@ def correlate(const source_t[:, :, :, :, ::1] x,
               Py_ssize_t[:, ::1] tags,
               Py_ssize_t ring_rows,
               int num_threads,
-              double[::1] timing=None):
+              double[::1] timing=None,
+              bint magnitude=False):
     """Cross-correlate ``x (N, C_in, D, H, W)`` with a kernel ``(C_out, C_in/groups, KD, KH, KW)``.
 
     The kernel comes flattened, ``taps (C_out, C_in/groups * KD * KH * KW)``, with its
@@ -407,6 +496,9 @@ def correlate(const source_t[:, :, :, :, ::1] x,
     ``timing`` (optional, 2 doubles) receives the seconds from the start of the call to the
     last thread's arrival in the parallel region, and to the end of the call: a thread that
     arrives late means the machine is busy (imgfilt.conv then runs on one thread for a while).
+    ``magnitude=True`` (one group, 2 to 4 output channels, stride 1 along rows): ``out`` (or
+    ``out_u8``) has one channel, ``sqrt(sum_o response_o**2)``, the bits of the responses
+    computed alone and combined by ``magnitude`` (``magnitude_u8``); no response is stored.
     """
     cdef Py_ssize_t sd = stride[0], sh = stride[1], sw = stride[2]
     cdef Py_ssize_t dd = dilation[0], dh = dilation[1], dw = dilation[2]
@@ -447,7 +539,11 @@ def correlate(const source_t[:, :, :, :, ::1] x,
             raise ValueError("engine: 8-bit output needs stride 1 along rows")
     else:
         out_n, out_c, out_d, out_h, out_w = out.shape[:5]
-    if out_n != batch or out_c != out_channels or bias.shape[0] != out_channels:
+    if magnitude and (groups != 1 or out_channels < 2 or out_channels > BLOCK or sw != 1):
+        raise ValueError("engine: magnitude needs one group, 2 to 4 responses and stride 1 "
+                         "along rows")
+    if (out_n != batch or out_c != (groups if magnitude else out_channels)
+            or bias.shape[0] != out_channels):
         raise ValueError("engine: output or bias shape does not match")
     kernel[0], kernel[1], kernel[2] = kernel_d, kernel_h, kernel_w
     padded[0], padded[1], padded[2] = plane_map.shape[0], row_map.shape[0], col_map.shape[0]
@@ -505,7 +601,8 @@ def correlate(const source_t[:, :, :, :, ::1] x,
             n = t // groups
             _output_row(x, taps, kernel_d, kernel_h, kernel_w, bias, out, out_u8, saturate, out_w,
                         plane_map, row_map, col_map, pad_left, group_in, group_out, n, g, z, y, sd, sh, sw,
-                        dd, dh, dw, ring, ring_width, tags, tap_offsets, tid, ring_rows, cycle)
+                        dd, dh, dw, ring, ring_width, tags, tap_offsets, tid, ring_rows, cycle,
+                        magnitude)
     if timing is not None:
         latest = started
         for t in range(num_threads):
@@ -535,7 +632,7 @@ def magnitude_u8(const floating[:, ::1] responses, unsigned char[::1] out, int n
             total = 0
             for r in range(n_responses):
                 total = total + responses[r, i] * responses[r, i]
-            out[i] = _saturate(sqrt(total))
+            out[i] = _saturate(<floating>sqrt(total))
 
 
 def magnitude(const floating[:, ::1] responses, floating[::1] out, int num_threads):

@@ -646,18 +646,21 @@ _busy = _BusyMachine()
 
 def _call_engine(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray,
                  maps: Sequence[np.ndarray], pad_left: int, groups: int,
-                 stride3: Tuple[int, int, int], dilation3: Tuple[int, int, int]) -> None:
+                 stride3: Tuple[int, int, int], dilation3: Tuple[int, int, int],
+                 combine_magnitude: bool = False) -> None:
     """Allocate the per-thread scratch and run the engine on 5-D arrays and index maps.
 
     ``x5`` is in the compute dtype or uint8 (read as is); a uint8 ``out5`` gets the results
     rounded and clipped to 0..255 (what apply's ``output="clip"`` does to 8-bit images).
+    ``combine_magnitude``: ``out5`` has one channel, the magnitude of ``w5``'s 2 to 4 responses
+    (one group, stride 1 along rows), with the bits :func:`magnitude` gives them.
     """
     kd, kh, kw = w5.shape[2:]
     ring_rows = _ring_rows(kh, dilation3[1])
     items = x5.shape[0] * groups * out5.shape[2] * out5.shape[3]
     # A small call runs on one thread: waking a second costs more than it saves, and a busy
     # machine may not run it for milliseconds (measured: 0.2 ms on one thread, 12 ms on two).
-    work = out5.size * (x5.shape[1] // groups) * kd * kh * kw
+    work = out5.size * w5.shape[0] // out5.shape[1] * (x5.shape[1] // groups) * kd * kh * kw
     threads = 1 if work < _MIN_PARALLEL_WORK else max(1, min(get_num_threads(), items))
     if threads > 1 and _busy.single_calls_left > 0:
         _busy.single_calls_left -= 1
@@ -669,7 +672,7 @@ def _call_engine(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray
     _engine.correlate(
         x5, w5.reshape(w5.shape[0], -1), (kd, kh, kw), b, None if saturate else out5,
         out5 if saturate else None, maps[0], maps[1], maps[2], pad_left, groups, stride3,
-        dilation3, ring, tags, ring_rows, threads, timing,
+        dilation3, ring, tags, ring_rows, threads, timing, combine_magnitude,
     )
     if threads > 1:
         _busy.observe(timing[0], timing[1])
@@ -694,13 +697,19 @@ def _scratch(threads: int, slots: int, width: int, dtype: np.dtype
     if threads * slots * width * dtype.itemsize > _REUSED_SCRATCH_BYTES:
         return (np.zeros((threads, slots * width), dtype=dtype),
                 np.full((threads, slots), -1, dtype=np.intp))
+    # A few shapes are kept: a separable call alternates between its two passes' rings.
     kept = getattr(_scratch_store, "kept", None)
-    if kept is None or kept[0] != key:
-        kept = (key, np.zeros((threads, slots * width), dtype=dtype),
+    if kept is None:
+        kept = _scratch_store.kept = {}
+    pair = kept.pop(key, None)
+    if pair is None:
+        pair = (np.zeros((threads, slots * width), dtype=dtype),
                 np.empty((threads, slots), dtype=np.intp))
-        _scratch_store.kept = kept
-    kept[2].fill(-1)
-    return kept[1], kept[2]
+    kept[key] = pair  # most recent last
+    while len(kept) > 4:
+        del kept[next(iter(kept))]
+    pair[1].fill(-1)
+    return pair
 
 
 def magnitude(responses: np.ndarray, axis: int, saturate: bool = False) -> np.ndarray:
@@ -776,6 +785,7 @@ def correlate_channels_last(
     dilation: IntOrTuple = 1,
     method: str = "auto",
     saturate: bool = False,
+    combine: Optional[str] = None,
 ) -> np.ndarray:
     """Filter every channel of channels-last data ``(*S, C)`` with each kernel of ``weight``.
 
@@ -786,7 +796,11 @@ def correlate_channels_last(
     spatial axis must be 1; arguments mean what they mean for :func:`conv`, and every method
     gives what :func:`conv` gives with it, bit for bit. ``saturate=True`` returns uint8: the
     results rounded (ties to even) and clipped to 0..255 in the same pass, for 8-bit images
-    (the weights and bias must be finite).
+    (the weights and bias must be finite). ``combine="magnitude"`` returns ``(1, *S_out, C)``, the
+    gradient magnitude ``sqrt(sum_f response_f**2)`` of the ``F`` responses, with the bits of
+    :func:`magnitude` applied to the responses (with ``saturate``: then rounded and clipped);
+    for 2 to 4 responses on the direct method no response is ever stored (a 48-megapixel
+    photo's Sobel needs no memory beyond its output).
 
     Examples
     --------
@@ -816,6 +830,15 @@ def correlate_channels_last(
     chosen, factors = choose_method(method, w5, p)  # the compute dtype: same factors everywhere
     if saturate and not (np.all(np.isfinite(w5)) and np.all(np.isfinite(b))):
         raise ValueError("saturate=True needs finite weights and bias")
+    if combine not in (None, "magnitude"):
+        raise ValueError(f"combine must be None or 'magnitude', got {combine!r}")
+    fused = combine == "magnitude" and chosen == "direct" and 2 <= p.out_channels <= 4
+    if combine == "magnitude" and not fused:
+        # Other methods and response counts: the responses first, then one combining pass.
+        responses = correlate_channels_last(x_arr, w_arr, bias, stride=stride, padding=padding,
+                                            padding_mode=padding_mode, dilation=dilation,
+                                            method=chosen)
+        return np.expand_dims(magnitude(responses, 0, saturate=saturate), 0)
     if chosen == "fft":  # spectra need planes: move the channels, then back
         planes = np.moveaxis(x_arr, -1, 0)[:, None]
         result = conv(planes, w_arr, bias, stride=stride, padding=padding,
@@ -827,9 +850,9 @@ def correlate_channels_last(
         (1, 1) + (1,) * (3 - p.ndim) + spatial[:-1] + (spatial[-1] * channels,))
     pads3 = ((0, 0),) * (3 - p.ndim) + p.padding
     out_spatial = p.result_shape[1:]
-    out = np.empty((p.out_channels,) + out_spatial + (channels,),
-                   dtype=np.uint8 if saturate else p.dtype)
-    out5 = out.reshape((1, p.out_channels) + (1,) * (3 - p.ndim) + out_spatial[:-1]
+    planes = 1 if fused else p.out_channels
+    out = np.empty((planes,) + out_spatial + (channels,), dtype=np.uint8 if saturate else p.dtype)
+    out5 = out.reshape((1, planes) + (1,) * (3 - p.ndim) + out_spatial[:-1]
                        + (out_spatial[-1] * channels,))
     if chosen == "separable":
         _run_separable(x5, factors, b, out5, p, interleave=channels)
@@ -838,7 +861,7 @@ def correlate_channels_last(
     dilation3 = (1,) * (3 - p.ndim) + p.dilation
     x5, maps, pad_left, dilation3 = _engine_inputs(x5, pads3, p.padding_mode, out5.shape[2:],
                                                    stride3, w5.shape[2:], dilation3, channels)
-    _call_engine(x5, w5, b, out5, maps, pad_left, 1, stride3, dilation3)
+    _call_engine(x5, w5, b, out5, maps, pad_left, 1, stride3, dilation3, fused)
     return out
 
 
@@ -956,6 +979,14 @@ def _run_separable(x5: np.ndarray, factors: list, b: np.ndarray, out5: np.ndarra
         if axis not in passes:
             per_axis[passes[-1]] = per_axis[passes[-1]] * per_axis[axis]
     zeros_bias = np.zeros_like(b)
+    if (passes == [p.ndim - 2, p.ndim - 1] and x5.shape[0] * p.out_channels == 1
+            and x5.shape[2] == 1 and out5.shape[2] == 1):
+        row_weight, column_weight = (np.ascontiguousarray(
+            per_axis[axis].reshape((p.out_channels, 1, 1) + shape), dtype=p.dtype)
+            for axis, shape in ((p.ndim - 2, (-1, 1)), (p.ndim - 1, (1, -1))))
+        if _run_rows_in_bands(x5, column_weight, row_weight, b, zeros_bias, out5, p, pad3,
+                              stride3, dilation3, interleave):
+            return
     current = x5
     for number, axis in enumerate(reversed(passes)):
         axis3 = lead + axis
@@ -978,6 +1009,58 @@ def _run_separable(x5: np.ndarray, factors: list, b: np.ndarray, out5: np.ndarra
         _call_engine(source, w5, b if last else zeros_bias, target, maps, pad_left, groups,
                      stride, dilation)
         current = target
+
+
+#: Bytes of the row pass's result a band holds (see :func:`_run_rows_in_bands`): about what the
+#: cores' L2 caches hold, so the column pass reads it from there.
+_BAND_BYTES = 1 << 21
+
+
+def _run_rows_in_bands(x5: np.ndarray, column_weight: np.ndarray, row_weight: np.ndarray,
+                       b: np.ndarray, zeros_bias: np.ndarray, out5: np.ndarray, p: Plan,
+                       pad3, stride3, dilation3, interleave: int) -> bool:
+    """The two 1-D passes of a 2-D separable kernel, a band of output rows at a time: the pass
+    along rows (``column_weight``, ``(1, 1, 1, 1, kw)``) over the padded rows the band reads,
+    then the pass along columns (``row_weight``, ``(1, 1, 1, kh, 1)``) into the band's output rows.
+
+    The intermediate then never leaves the cache and never exists for the whole image. The
+    padded rows come through the image's own row map, sliced per band, so the borders (every
+    mode) and each sample's arithmetic are those of the whole-image passes: the same bits.
+    Returns False (nothing done) where this does not apply: a compacted row map (a huge
+    dilation), fewer than two bands, or a non-contiguous output band.
+    """
+    mode = p.padding_mode
+    (top, bottom), sh, dh = pad3[1], stride3[1], dilation3[1]
+    kh = row_weight.shape[3]
+    in_h, out_h = x5.shape[3], out5.shape[3]
+    if _compacted(in_h + top + bottom, out_h, sh, kh):
+        return False
+    # The row pass: columns padded and read as the whole-image pass reads them.
+    row_shape = x5.shape[:2] + (1, 1, out5.shape[4])
+    source, maps, pad_left, row_dilation = _engine_inputs(
+        x5, ((0, 0), (0, 0), pad3[2]), mode, row_shape[2:], (1, 1, stride3[2]),
+        (1, 1, column_weight.shape[4]), (1, 1, dilation3[2]), interleave)
+    if source is not x5:  # a compacted column map: gathered input, leave it to the full passes
+        return False
+    row_map = index_map(in_h, top, bottom, mode)
+    width = out5.shape[4]
+    rows_per_band = max(1, _BAND_BYTES // (width * p.dtype.itemsize) - dh * (kh - 1))
+    rows_per_band = max(rows_per_band // sh, 16)
+    if rows_per_band >= out_h:
+        return False
+    columns = np.arange(width, dtype=np.intp)
+    scratch = np.empty(((rows_per_band - 1) * sh + dh * (kh - 1) + 1) * width, p.dtype)
+    for first in range(0, out_h, rows_per_band):
+        last = min(first + rows_per_band, out_h)
+        start, stop = first * sh, (last - 1) * sh + dh * (kh - 1) + 1
+        band = scratch[: (stop - start) * width].reshape((1, 1, 1, stop - start, width))
+        _call_engine(x5, column_weight, zeros_bias, band,
+                     [maps[0], row_map[start:stop], maps[2]], pad_left, 1, (1, 1, stride3[2]),
+                     row_dilation)
+        _call_engine(band, row_weight, b, out5[:, :, :, first:last],
+                     [maps[0], np.arange(stop - start, dtype=np.intp), columns], 0, 1,
+                     (1, sh, 1), (1, dh, 1))
+    return True
 
 
 def _fft_size(n: int) -> int:

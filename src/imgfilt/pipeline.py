@@ -20,7 +20,6 @@ from .convolution import (
     compute_dtype,
     conv,
     correlate_channels_last,
-    magnitude,
     plan,
 )
 from .filters import COMBINES, Filter
@@ -141,13 +140,15 @@ def correlate_same(
     groups: int = 1,
     channels_last: bool = False,
     saturate: bool = False,
+    combine: Optional[str] = None,
 ) -> np.ndarray:
     """:func:`imgfilt.conv` with ``'same'`` padding, ``'reflect'`` defined on 1-sample axes.
 
     ``x`` is ``(C_in, *S)`` or ``(N, C_in, *S)``; with ``channels_last``, ``x`` is ``(*S, C)``,
     ``weight`` is ``(F, 1, *K)`` and the result is ``(F, *S_out, C)`` (each channel filtered
     alone, by :func:`imgfilt.correlate_channels_last`, which with ``saturate`` returns uint8 for
-    uint8 ``x``). See :func:`same_padding` for ``centred``.
+    uint8 ``x``; with ``combine='magnitude'``, the one plane of the responses' magnitude). See
+    :func:`same_padding` for ``centred``.
     """
     sizes = x.shape[:-1] if channels_last else x.shape[x.ndim - (weight.ndim - 2):]
     pads, modes = same_padding(sizes, weight.shape, stride, dilation, padding_mode,
@@ -163,7 +164,8 @@ def correlate_same(
         pads = tuple((0, 0) if m != mode else p for p, m in zip(pads, modes))
     if channels_last:
         return correlate_channels_last(x, weight, bias, stride=stride, padding=tuple(pads),
-                                       padding_mode=mode, dilation=dilation, saturate=saturate)
+                                       padding_mode=mode, dilation=dilation, saturate=saturate,
+                                       combine=combine)
     return conv(x, weight, bias, stride=stride, padding=tuple(pads), padding_mode=mode,
                 dilation=dilation, groups=groups)
 
@@ -216,17 +218,16 @@ def filter_array(
         x = array if layout.channel is not None else array[..., None]
         if x.dtype != np.uint8:
             x = x.astype(compute_dtype(array.dtype), copy=False)
-        # (A Filter's weight and bias are finite: checked when it is made.)
-        saturate = array.dtype == np.uint8 and output == "clip" and filt.combine is None
+        # (A Filter's weight and bias are finite: checked when it is made.) A magnitude (the
+        # Sobel of a photo) is combined in the engine's pass, its responses never stored; for
+        # 8-bit images rounded and clipped there too: the same bits as convert_output.
+        fused = filt.combine == "magnitude"
+        saturate = (array.dtype == np.uint8 and output == "clip"
+                    and filt.combine in (None, "magnitude"))
         responses = correlate_same(x, filt.weight, filt.bias, padding_mode, stride, dilation,
-                                   channels_last=True, saturate=saturate)
-        if array.dtype == np.uint8 and output == "clip" and filt.combine == "magnitude":
-            # 8-bit magnitudes (the Sobel of a photo) are rounded and clipped as they are
-            # combined, in the engine's pass: the same bits as convert_output, one pass fewer.
-            result = magnitude(responses, 0, saturate=True)
-            saturate = True
-        else:
-            result = combine_responses(responses, filt, 0)[0]
+                                   channels_last=True, saturate=saturate,
+                                   combine="magnitude" if fused else None)
+        result = responses[0] if fused else combine_responses(responses, filt, 0)[0]
         if not saturate:  # native byte order, as NumPy's own functions return results
             result = convert_output(result, native, output)
         return result if layout.channel is not None else result[..., 0]
