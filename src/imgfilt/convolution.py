@@ -1049,14 +1049,21 @@ def _run_rows_in_bands(x5: np.ndarray, column_weight: np.ndarray, row_weight: np
     if rows_per_band >= out_h:
         return False
     columns = np.arange(width, dtype=np.intp)
-    scratch = np.empty(((rows_per_band - 1) * sh + dh * (kh - 1) + 1) * width, p.dtype)
+    span = (rows_per_band - 1) * sh + dh * (kh - 1) + 1
+    scratch = np.empty((span, width), p.dtype)
+    done_start = done_stop = 0  # the padded rows the scratch holds, from its first row
     for first in range(0, out_h, rows_per_band):
         last = min(first + rows_per_band, out_h)
         start, stop = first * sh, (last - 1) * sh + dh * (kh - 1) + 1
-        band = scratch[: (stop - start) * width].reshape((1, 1, 1, stop - start, width))
-        _call_engine(x5, column_weight, zeros_bias, band,
-                     [maps[0], row_map[start:stop], maps[2]], pad_left, 1, (1, 1, stride3[2]),
-                     row_dilation)
+        # Rows the previous band passed along already move up; only the new ones are computed.
+        kept = max(0, done_stop - start)
+        if kept:
+            scratch[:kept] = scratch[start - done_start:done_stop - done_start]
+        band = scratch[:stop - start].reshape((1, 1, 1, stop - start, width))
+        _call_engine(x5, column_weight, zeros_bias, band[:, :, :, kept:],
+                     [maps[0], row_map[start + kept:stop], maps[2]], pad_left, 1,
+                     (1, 1, stride3[2]), row_dilation)
+        done_start, done_stop = start, stop
         _call_engine(band, row_weight, b, out5[:, :, :, first:last],
                      [maps[0], np.arange(stop - start, dtype=np.intp), columns], 0, 1,
                      (1, sh, 1), (1, dh, 1))
