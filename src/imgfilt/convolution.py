@@ -808,6 +808,10 @@ def correlate_channels_last(
     >>> box = np.full((1, 1, 3, 3), 1 / 9, np.float32)
     >>> correlate_channels_last(rgb, box, padding="same", padding_mode="reflect").shape
     (1, 48, 64, 3)
+    >>> gradients = np.stack([np.outer([1, 2, 1], [-1, 0, 1])] * 2)[:, None].astype(np.float32)
+    >>> gradients[1, 0] = gradients[0, 0].T
+    >>> correlate_channels_last(rgb, gradients, padding="same", combine="magnitude").shape
+    (1, 48, 64, 3)
     """
     x_arr = as_numpy(x, "x")
     if x_arr.ndim < 2 or x_arr.ndim > 4:
