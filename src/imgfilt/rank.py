@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Optional, Union
 
 import numpy as np
@@ -33,7 +34,8 @@ from .padding import index_map, normalize_mode
 __all__ = [
     "median", "rank", "percentile", "minimum", "maximum",
     "erosion", "dilation", "opening", "closing", "gradient", "white_tophat", "black_tophat",
-    "rank_window", "METHODS", "choose_method",
+    "rank_window", "window_pads", "METHODS", "choose_method", "typed_cval", "needs_keys",
+    "OPERATIONS", "Pass", "Recipe", "recipe", "run_chain", "run_recipe", "difference",
 ]
 
 Size = Union[int, Sequence[int], None]
@@ -125,8 +127,25 @@ def selection_network(n: int, k: int) -> np.ndarray:
 # Keys: every dtype as one the kernels order correctly
 
 
-def _key_rule(x: np.ndarray, cval_is_nan: bool) -> str:
-    """How ``x`` becomes a kernel dtype whose order is ``x``'s (NaN last)."""
+def needs_keys(x: np.ndarray) -> bool:
+    """Whether float ``x`` holds a NaN or a negative zero.
+
+    Then the kernels compare its IEEE bits mapped to ordered unsigned integers (NaN above
+    +inf, -0.0 below +0.0), else the floats themselves. Without either value the two orders
+    agree sample for sample (no two different floats compare equal), so the answer does not
+    depend on how much of an image one call sees: a Dask block decides for itself and still
+    gets the bits of the in-memory call.
+    """
+    if x.dtype.kind != "f":
+        return False
+    if np.isnan(x).any():
+        return True
+    negative_zero = np.array(-0.0, x.dtype).view(f"u{x.dtype.itemsize}")
+    return bool((x.view(f"u{x.dtype.itemsize}") == negative_zero).any())
+
+
+def _key_rule(x: np.ndarray, cval_keys: bool) -> str:
+    """How ``x`` becomes a kernel dtype whose order is ``x``'s (NaN last, -0.0 below +0.0)."""
     dtype = x.dtype
     if dtype == np.bool_:
         return "bool"
@@ -135,7 +154,7 @@ def _key_rule(x: np.ndarray, cval_is_nan: bool) -> str:
     if dtype.kind == "i":
         return "signed"
     if dtype.kind == "f":
-        nan = cval_is_nan or bool(np.isnan(x).any())
+        nan = cval_keys or needs_keys(x)
         if dtype == np.float16:
             return "float16-keys" if nan else "float16"
         return "float-keys" if nan else "same"
@@ -264,7 +283,7 @@ def _origins(origin, ndim: int) -> tuple[int, ...]:
     return origins
 
 
-def _cval_array(cval, dtype: np.dtype) -> np.ndarray:
+def typed_cval(cval, dtype: np.dtype) -> np.ndarray:
     """``cval`` as a one-element array of ``dtype``; it must be a value of that dtype."""
     try:
         value = np.array(cval)
@@ -281,6 +300,26 @@ def _cval_array(cval, dtype: np.dtype) -> np.ndarray:
                 f"(integers {low}..{high})")
         return np.array([int(number)], dtype=dtype)
     return np.array([value.item()], dtype=dtype)
+
+
+def window_pads(shape: Sequence[int], origin) -> tuple[tuple[int, int], ...]:
+    """``(before, after)``: how far a window of ``shape`` centred at ``origin`` reaches on each
+    side along each axis (the centre is ``n // 2 + origin``, as in scipy.ndimage).
+
+    Examples
+    --------
+    >>> window_pads((3, 4), 0), window_pads((4,), -1)
+    (((1, 1), (2, 1)), ((1, 2),))
+    """
+    pads = []
+    for length, offset in zip(shape, _origins(origin, len(shape))):
+        before = length // 2 + offset
+        if not 0 <= before < length:
+            raise ValueError(
+                f"origin={origin!r}: along an axis of length {length} it must lie in "
+                f"{-(length // 2)}..{(length - 1) // 2}")
+        pads.append((before, length - 1 - before))
+    return tuple(pads)
 
 
 def choose_method(dtype: np.dtype, footprint: np.ndarray, k: int) -> str:
@@ -350,20 +389,12 @@ def rank_window(x, k: int, footprint: np.ndarray, spatial: tuple[int, ...], *,
     count = int(footprint.sum())
     if not 0 <= k < count:
         raise ValueError(f"rank {k} is outside the footprint's {count} samples")
-    origins = _origins(origin, footprint.ndim)
-    pads = []
-    for length, offset in zip(footprint.shape, origins):
-        before = length // 2 + offset
-        if not 0 <= before < length:
-            raise ValueError(
-                f"origin={origin!r}: along an axis of length {length} it must lie in "
-                f"{-(length // 2)}..{(length - 1) // 2}")
-        pads.append((before, length - 1 - before))
+    pads = window_pads(footprint.shape, origin)
     if x.size == 0:
         return x.copy()
 
-    cval_typed = _cval_array(cval, x.dtype)
-    how = _key_rule(x, bool(np.isnan(cval_typed).any()) if x.dtype.kind == "f" else False)
+    cval_typed = typed_cval(cval, x.dtype)
+    how = _key_rule(x, needs_keys(cval_typed))
     keys = _to_keys(x, how)
     cval_key = np.ascontiguousarray(_to_keys(cval_typed, how))
     kernel = (1,) * (3 - footprint.ndim) + footprint.shape
@@ -614,7 +645,125 @@ def maximum(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cv
 
 
 # ---------------------------------------------------------------------------------------------
-# Grey morphology with a flat structuring element (scipy.ndimage.grey_* conventions)
+# Grey morphology with a flat structuring element (scipy.ndimage.grey_* conventions), as recipes
+
+#: What :func:`recipe` makes (and a :class:`~imgfilt.nonlinear.RankFilter` computes): the k-th
+#: smallest over a footprint, or a grey morphology composed of minima and maxima.
+OPERATIONS = ("rank", "erosion", "dilation", "opening", "closing", "gradient", "white_tophat",
+              "black_tophat")
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One rank pass: the ``k``-th smallest over ``footprint``, centred at ``origin``."""
+
+    k: int
+    footprint: np.ndarray
+    origin: tuple[int, ...]
+
+    @property
+    def pads(self) -> tuple[tuple[int, int], ...]:
+        """How far its windows reach, ``(before, after)`` per spatial axis (:func:`window_pads`)."""
+        return window_pads(self.footprint.shape, self.origin)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A rank filter or grey morphology as passes: the chain ``first`` (each pass reading the
+    previous one's result, padded again by the same mode and ``cval``, as scipy does), or, with
+    ``second``, :func:`difference` of the two chains' results (an empty chain is the input).
+
+    The one statement of what each operation is: the in-memory functions below run it
+    (:func:`run_recipe`) and the Dask adapter plans its halos from it.
+    """
+
+    first: tuple[Pass, ...]
+    second: Optional[tuple[Pass, ...]] = None
+
+
+def recipe(operation: str, footprint: np.ndarray, *, k: int = 0, origin=0) -> Recipe:
+    """The passes of ``operation`` (one of :data:`OPERATIONS`) over a boolean ``footprint``.
+
+    Erosion is the minimum; dilation the maximum over the footprint reflected through its
+    centre with the origin negated (one more for an even length: scipy's convention, making it
+    the adjoint of erosion); opening is erosion then dilation, closing the reverse; gradient is
+    dilation minus erosion; the top-hats are ``x - opening`` and ``closing - x``.
+
+    Examples
+    --------
+    >>> plan = recipe("opening", np.ones(3, bool))
+    >>> [p.k for p in plan.first], plan.second
+    ([0, 2], None)
+    """
+    if operation not in OPERATIONS:
+        raise ValueError(f"operation must be one of {OPERATIONS}, got {operation!r}")
+    ndim = footprint.ndim
+    origins = _origins(origin, ndim)
+    top = int(footprint.sum()) - 1
+    erode = Pass(0, footprint, origins)
+    reflected = footprint[(slice(None, None, -1),) * ndim]
+    dilate = Pass(top, reflected, tuple(-o - (1 - length % 2)
+                                        for o, length in zip(origins, footprint.shape)))
+    recipes = {
+        "rank": Recipe((Pass(int(k), footprint, origins),)),
+        "erosion": Recipe((erode,)),
+        "dilation": Recipe((dilate,)),
+        "opening": Recipe((erode, dilate)),
+        "closing": Recipe((dilate, erode)),
+        "gradient": Recipe((dilate,), (erode,)),
+        "white_tophat": Recipe((), (erode, dilate)),
+        "black_tophat": Recipe((dilate, erode), ()),
+    }
+    return recipes[operation]
+
+
+def difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a - b`` in their dtype, as scipy's gradient and top-hats compute it (integers wrap);
+    ``a ^ b`` for booleans.
+
+    Examples
+    --------
+    >>> difference(np.array([5, 0], np.uint8), np.array([2, 1], np.uint8)).tolist()
+    [3, 255]
+    """
+    if a.dtype == np.bool_:
+        return a ^ b
+    return np.subtract(a, b, out=np.empty(np.broadcast_shapes(a.shape, b.shape), a.dtype),
+                       casting="unsafe")
+
+
+def run_chain(x, passes: Sequence[Pass], spatial: tuple[int, ...], *, mode: str = "symmetric",
+              cval=0, method: str = "auto") -> np.ndarray:
+    """Run ``passes`` one after the other (each pads its input by ``mode`` and ``cval``)."""
+    result = np.asarray(x)
+    for one in passes:
+        result = rank_window(result, one.k, one.footprint, spatial, mode=mode, cval=cval,
+                             origin=one.origin, method=method)
+    return result
+
+
+def run_recipe(x, plan: Recipe, spatial: tuple[int, ...], *, mode: str = "symmetric",
+               cval=0, method: str = "auto") -> np.ndarray:
+    """What ``plan`` computes on ``x`` (see :class:`Recipe`).
+
+    Examples
+    --------
+    >>> x = np.array([0, 9, 0, 4, 4, 4, 0], np.uint8)
+    >>> run_recipe(x, recipe("white_tophat", np.ones(3, bool)), (0,)).tolist()
+    [0, 9, 0, 0, 0, 0, 0]
+    """
+    first = run_chain(x, plan.first, spatial, mode=mode, cval=cval, method=method)
+    if plan.second is None:
+        return first
+    return difference(first, run_chain(x, plan.second, spatial, mode=mode, cval=cval,
+                                       method=method))
+
+
+def _morphology(operation: str, x, size: Size, footprint, mode: str, cval, origin,
+                axes: Axes) -> np.ndarray:
+    x = np.asarray(x)
+    fp, spatial = _footprint(size, footprint, axes, x.ndim)
+    return run_recipe(x, recipe(operation, fp, origin=origin), spatial, mode=mode, cval=cval)
 
 
 def erosion(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
@@ -628,7 +777,7 @@ def erosion(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cv
     >>> erosion(np.array([0, 5, 5, 5, 0], np.uint8), size=3).tolist()
     [0, 0, 5, 0, 0]
     """
-    return minimum(x, size, footprint, mode=mode, cval=cval, origin=origin, axes=axes)
+    return _morphology("erosion", x, size, footprint, mode, cval, origin, axes)
 
 
 def dilation(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
@@ -646,13 +795,7 @@ def dilation(x, size: Size = None, footprint=None, *, mode: str = "symmetric", c
     >>> dilation(np.array([0, 0, 5, 0, 0], np.uint8), footprint=[1, 1, 0]).tolist()
     [0, 5, 5, 0, 0]
     """
-    x = np.asarray(x)
-    fp, spatial = _footprint(size, footprint, axes, x.ndim)
-    reflected = fp[(slice(None, None, -1),) * fp.ndim]
-    origins = tuple(-o - (1 - length % 2)
-                    for o, length in zip(_origins(origin, fp.ndim), fp.shape))
-    return rank_window(x, int(fp.sum()) - 1, reflected, spatial, mode=mode, cval=cval,
-                       origin=origins)
+    return _morphology("dilation", x, size, footprint, mode, cval, origin, axes)
 
 
 def opening(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
@@ -666,8 +809,7 @@ def opening(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cv
     >>> opening(np.array([0, 9, 0, 4, 4, 4, 0], np.uint8), size=3).tolist()
     [0, 0, 0, 4, 4, 4, 0]
     """
-    options = dict(mode=mode, cval=cval, origin=origin, axes=axes)
-    return dilation(erosion(x, size, footprint, **options), size, footprint, **options)
+    return _morphology("opening", x, size, footprint, mode, cval, origin, axes)
 
 
 def closing(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
@@ -681,8 +823,7 @@ def closing(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cv
     >>> closing(np.array([9, 0, 9, 9, 0, 0, 9], np.uint8), size=3).tolist()
     [9, 9, 9, 9, 9, 9, 9]
     """
-    options = dict(mode=mode, cval=cval, origin=origin, axes=axes)
-    return erosion(dilation(x, size, footprint, **options), size, footprint, **options)
+    return _morphology("closing", x, size, footprint, mode, cval, origin, axes)
 
 
 def gradient(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
@@ -700,11 +841,7 @@ def gradient(x, size: Size = None, footprint=None, *, mode: str = "symmetric", c
     >>> gradient(np.array([0, 0, 5, 5, 5], np.uint8), size=3).tolist()
     [0, 5, 5, 0, 0]
     """
-    options = dict(mode=mode, cval=cval, origin=origin, axes=axes)
-    grown = dilation(x, size, footprint, **options)
-    return np.subtract(grown, erosion(x, size, footprint, **options), out=grown,
-                       casting="unsafe") if grown.dtype != np.bool_ else grown ^ erosion(
-                           x, size, footprint, **options)
+    return _morphology("gradient", x, size, footprint, mode, cval, origin, axes)
 
 
 def white_tophat(x, size: Size = None, footprint=None, *, mode: str = "symmetric",
@@ -719,11 +856,7 @@ def white_tophat(x, size: Size = None, footprint=None, *, mode: str = "symmetric
     >>> white_tophat(np.array([0, 9, 0, 4, 4, 4, 0], np.uint8), size=3).tolist()
     [0, 9, 0, 0, 0, 0, 0]
     """
-    x = np.asarray(x)
-    opened = opening(x, size, footprint, mode=mode, cval=cval, origin=origin, axes=axes)
-    if x.dtype == np.bool_:
-        return x ^ opened
-    return np.subtract(x, opened, out=opened, casting="unsafe")
+    return _morphology("white_tophat", x, size, footprint, mode, cval, origin, axes)
 
 
 def black_tophat(x, size: Size = None, footprint=None, *, mode: str = "symmetric",
@@ -738,8 +871,4 @@ def black_tophat(x, size: Size = None, footprint=None, *, mode: str = "symmetric
     >>> black_tophat(np.array([9, 0, 9, 9, 0, 0, 9], np.uint8), size=3).tolist()
     [0, 9, 0, 0, 9, 9, 0]
     """
-    x = np.asarray(x)
-    closed = closing(x, size, footprint, mode=mode, cval=cval, origin=origin, axes=axes)
-    if x.dtype == np.bool_:
-        return closed ^ x
-    return np.subtract(closed, x, out=closed, casting="unsafe")
+    return _morphology("black_tophat", x, size, footprint, mode, cval, origin, axes)
