@@ -62,7 +62,7 @@ def test_a_stage_first_reads_any_channels_and_banks_check_theirs():
     np.testing.assert_allclose(maps, FilterBank(np.ones((2, 3, 3, 3))).apply(first,
                                                                             channel_axis=0))
     with pytest.raises(ValueError, match="C_in = 3"):
-        net.apply(PHOTO[..., :2])
+        net.apply(PHOTO[..., :2], channel_axis=-1)
     with pytest.raises(ValueError, match="expects C_in = 4"):
         Sequential(FilterBank(np.ones((2, 1, 3, 3))), "median", FilterBank(np.ones((1, 4, 3, 3))))
     with pytest.raises(ValueError, match="spatial dimensions"):

@@ -225,7 +225,7 @@ def _gather(pieces: list[np.ndarray], lead: tuple[int, ...], block: _Block) -> n
     return padded
 
 
-def _run_block(pieces: list[np.ndarray], lead: tuple[int, ...], block: _Block,
+def _run_block(block: _Block, pieces: list[np.ndarray], lead: tuple[int, ...],
                *shared: Any) -> np.ndarray:
     return block.run(_gather(pieces, lead, block), *shared)
 
@@ -318,7 +318,7 @@ def _blockwise(
             dtype=dtype,
             run=run,
         )
-        task = partial(_run_block, block=block)
+        task = partial(_run_block, block)
         for lead_block in itertools.product(*(range(len(c)) for c in lead_chunks)):
             lead = tuple(lead_chunks[a][i] for a, i in enumerate(lead_block))
             piece_keys = []
