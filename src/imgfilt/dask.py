@@ -269,9 +269,9 @@ def _blockwise(
     piece_name = "imgfilt-halo-" + token
     graph: dict[Any, Any] = {}
     shared_keys = []
-    for key, value in shared.items():
-        graph[f"imgfilt-{key}-" + token] = value
-        shared_keys.append(f"imgfilt-{key}-" + token)
+    for what, value in shared.items():
+        graph[f"imgfilt-{what}-" + token] = value
+        shared_keys.append(f"imgfilt-{what}-" + token)
 
     for index, axis in enumerate(axes):
         if axis.span > _MAX_WINDOW:
@@ -420,9 +420,7 @@ def _rank_lazy(x: da.Array, filt: RankFilter, lead_ndim: int, mode: str,
     first = chain(x, plan.first)
     if plan.second is None:
         return first
-    # dask types map_blocks loosely (a typing quirk, not a bug)
-    return da.map_blocks(difference, first, chain(x, plan.second),  # type: ignore[arg-type]
-                         dtype=x.dtype)
+    return da.map_blocks(difference, first, chain(x, plan.second), dtype=x.dtype)
 
 
 def _canny_run(block: np.ndarray, filt: CannyFilter, spatial: tuple[int, ...], mode: str,
@@ -447,7 +445,9 @@ def _canny_lazy(x: da.Array, filt: CannyFilter, lead_ndim: int, mode: str,
             "a video, channels) may stay chunked"
         )
     spatial = tuple(range(lead_ndim, x.ndim))
-    return x.map_blocks(_canny_run, filt, spatial, mode, threads, dtype=x.dtype)
+    # dask types map_blocks as a method (a typing quirk, not a bug)
+    return x.map_blocks(_canny_run, filt, spatial, mode, threads,  # type: ignore[arg-type]
+                        dtype=x.dtype)
 
 
 def _apply_nonlinear(array: da.Array, filt: RankFilter | CannyFilter, options: dict[str, Any],
@@ -470,7 +470,9 @@ def _apply_nonlinear(array: da.Array, filt: RankFilter | CannyFilter, options: d
         raw = _canny_lazy(x, filt, lead, mode, _threads(threads), space)
     if output == "rescale":
         floats_dtype = finish_nonlinear(np.empty(0, raw.dtype), array.dtype, "float").dtype
-        floats = raw.map_blocks(finish_nonlinear, array.dtype, "float", dtype=floats_dtype)
+        # dask types map_blocks as a method (a typing quirk, not a bug)
+        floats = raw.map_blocks(finish_nonlinear, array.dtype, "float",  # type: ignore[arg-type]
+                                dtype=floats_dtype)
         finite = da.isfinite(floats)
         smallest = da.where(finite, floats, np.inf).min()
         largest = da.where(finite, floats, -np.inf).max()
@@ -478,7 +480,8 @@ def _apply_nonlinear(array: da.Array, filt: RankFilter | CannyFilter, options: d
                                    dtype=array.dtype.newbyteorder("="))
     else:
         out_dtype = finish_nonlinear(np.empty(0, raw.dtype), array.dtype, output).dtype
-        result = raw.map_blocks(finish_nonlinear, array.dtype, output, dtype=out_dtype)
+        result = raw.map_blocks(finish_nonlinear, array.dtype, output,  # type: ignore[arg-type]
+                                dtype=out_dtype)
     if order == sorted(order):
         return result
     return result.transpose(list(np.argsort(order)))
