@@ -84,3 +84,16 @@ def test_what_cannot_be_a_bank_map_or_a_stage_is_refused_by_name():
         FilterStage(imgfilt.Filter(np.ones((1, 3, 3, 3))))
     with pytest.raises(ValueError, match="no-such-filter"):
         Sequential("no-such-filter")
+
+
+def test_feature_names_follow_the_maps():
+    xr = pytest.importorskip("xarray")
+    bank = FilterBank([filters.sobel_x(), filters.sobel_y()])
+    image = xr.DataArray(PHOTO[..., 0].astype(np.float32), dims=("y", "x"))
+    maps = Sequential(bank, "maximum").apply(image)
+    assert maps.dims == ("feature", "y", "x")
+    assert maps.coords["feature"].values.tolist() == ["maximum(sobel_x)", "maximum(sobel_y)"]
+    assert_same(maps.values, one_by_one(bank.apply(image.values), ("maximum", {})))
+    colour = xr.DataArray(PHOTO, dims=("y", "x", "c"))
+    names = Sequential("median").apply(colour, channel_axis="c").coords["feature"].values
+    assert names.tolist() == ["median[0]", "median[1]", "median[2]"]

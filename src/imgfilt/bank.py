@@ -442,7 +442,8 @@ class FilterBank:
                    channels_last: bool) -> Any:
         return _give_back(source, maps, layout, channels_last, self.names)
 
-    def feature_names(self, channels: int) -> Tuple[str, ...]:
+    def feature_names(self, channels: int,
+                      previous: Optional[Sequence[str]] = None) -> Tuple[str, ...]:
         """The names of the maps this layer makes from ``channels`` input channels."""
         return self.names
 
@@ -690,8 +691,12 @@ class FilterStage:
                              f"spatial axes, got {shape}")
         return shape
 
-    def feature_names(self, channels: int) -> Tuple[str, ...]:
-        """``name`` for one map, ``name[i]`` for each of several."""
+    def feature_names(self, channels: int,
+                      previous: Optional[Sequence[str]] = None) -> Tuple[str, ...]:
+        """``name(previous name)`` for each map a layer before named (``maximum(sobel_x)``);
+        else ``name`` for one map, ``name[i]`` for each of several."""
+        if previous is not None and len(previous) == channels:
+            return tuple(f"{self.name}({n})" for n in previous)
         return (self.name,) if channels == 1 else tuple(f"{self.name}[{i}]"
                                                         for i in range(channels))
 
@@ -817,11 +822,12 @@ class Sequential:
         options = FilterBank._conv_options(conv_options)
         maps = first._maps(values, layout, options)
         lead = len(layout.batch)
+        names = first.feature_names(maps.shape[lead])
         for layer in self.layers[1:]:
             flat = maps.reshape((-1,) + maps.shape[lead:])
             out = layer._run(flat, options)
             maps = out.reshape(maps.shape[:lead] + out.shape[1:])
-        names = self.layers[-1].feature_names(maps.shape[lead])
+            names = layer.feature_names(maps.shape[lead], names)
         return _give_back(source, maps, layout, channels_last, names)
 
 
