@@ -17,6 +17,7 @@ import imgfilt
 import imgfilt.dask as idk
 from imgfilt.nonlinear import CannyFilter, RankFilter
 from imgfilt import rank as rank_ops
+from imgfilt.io import write_volume
 from imgfilt.rank import OPERATIONS
 
 #: imgfilt's mode names -> scipy.ndimage's (docs/semantics.md).
@@ -198,6 +199,13 @@ def test_filter_file_and_the_command_line(tmp_path):
                     chunks=7, padding_mode="symmetric", progress=False)
     assert_same(np.load(tmp_path / "out.npy"),
                 imgfilt.apply(image, "white_tophat", size=5, padding_mode="symmetric"))
+    # A TIFF's pages with a 2-D filter are frames, each filtered on its own (as for linear ones).
+    stack = rng.integers(0, 255, (3, 20, 17), dtype=np.uint8)
+    write_volume(tmp_path / "stack.tif", stack)
+    idk.filter_file(tmp_path / "stack.tif", tmp_path / "stack.npy", "closing", size=4,
+                    chunks=(1, 6, 5), progress=False)
+    assert_same(np.load(tmp_path / "stack.npy"), imgfilt.apply(stack, "closing", size=4,
+                                                               axes=(1, 2)))
     done = run_cli("apply", "median", "in.npy", "-o", "cli.npy", "--chunks", "16", "--set",
                    "size=4", "--padding-mode", "replicate", "--quiet", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
