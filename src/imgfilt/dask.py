@@ -653,6 +653,9 @@ def apply(
     >>> lazy = imgfilt.dask.apply(da.from_array(img, chunks=(64, 64, 3)), "gaussian", sigma=2)
     >>> lazy.dtype, bool(np.array_equal(lazy.compute(), imgfilt.apply(img, "gaussian", sigma=2)))
     (dtype('uint8'), True)
+    >>> opened = imgfilt.dask.apply(da.from_array(img, chunks=(40, 30, 3)), "opening", size=5)
+    >>> bool(np.array_equal(opened.compute(), imgfilt.apply(img, "opening", size=5)))
+    True
     """
     if isinstance(filter, (FilterBank, Sequential)):
         raise TypeError(
