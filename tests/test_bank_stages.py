@@ -2,6 +2,9 @@
 one by one; what a FilterBank refuses (nonlinear maps: it is one convolution weight)."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import examples
 
 import imgfilt
 from imgfilt import FilterBank, Sequential, filters
@@ -97,3 +100,24 @@ def test_feature_names_follow_the_maps():
     colour = xr.DataArray(PHOTO, dims=("y", "x", "c"))
     names = Sequential("median").apply(colour, channel_axis="c").coords["feature"].values
     assert names.tolist() == ["median[0]", "median[1]", "median[2]"]
+
+
+STAGES = [("median", {"size": 3}), ("minimum", {"size": 2}), ("opening", {"size": 4}),
+          ("percentile", {"percentile": 30, "size": 3}), ("sobel", {}), ("gaussian", {"sigma": 1.0}),
+          ("white_tophat", {"size": 3})]
+
+
+@settings(max_examples=examples(25))
+@given(st.lists(st.sampled_from(range(len(STAGES))), min_size=1, max_size=3),
+       st.sampled_from(["reflect", "zeros", "replicate", "circular", "symmetric"]),
+       st.sampled_from(["uint8", "float32", "float64"]), st.integers(1, 9), st.integers(1, 9),
+       st.integers(0, 2 ** 31))
+def test_random_stage_chains_equal_the_stages_one_by_one(chosen, mode, dtype, height, width,
+                                                         seed):
+    rng = np.random.default_rng(seed)
+    image = (rng.random((height, width)) * 200).astype(dtype)
+    stages = [STAGES[i] for i in chosen]
+    net = Sequential([imgfilt.get_filter(name, **params) for name, params in stages])
+    expected = one_by_one(image[None].astype(np.float64 if dtype == "float64" else np.float32),
+                          *stages, padding_mode=mode)
+    assert_same(net.apply(image, padding_mode=mode), expected)
