@@ -117,42 +117,44 @@ def canny_hysteresis(unsigned char[:, :, ::1] marks, Py_ssize_t[::1] stack):
     They become EDGE (3); ``stack`` is scratch of ``marks.size`` entries. Returns the edge count.
     """
     cdef Py_ssize_t depth = marks.shape[0], height = marks.shape[1], width = marks.shape[2]
-    cdef Py_ssize_t top = 0, count = 0, start, index, z, y, x, nz, ny, nx, dz, dy, dx
+    cdef Py_ssize_t top = 0, count = 0, index, z, y, x, nz, ny, nx, dz, dy, dx
+    cdef Py_ssize_t sz, sy, sx
     cdef Py_ssize_t reach_z = 0 if depth == 1 else 1
     if stack.shape[0] < depth * height * width:
         raise ValueError("canny engine: the stack is smaller than the volume")
     with nogil:
-        for start in range(depth * height * width):
-            z = start // (height * width)
-            y = (start // width) % height
-            x = start % width
-            if marks[z, y, x] != STRONG:
-                continue
-            marks[z, y, x] = EDGE
-            count += 1
-            stack[0] = start
-            top = 1
-            while top > 0:
-                top -= 1
-                index = stack[top]
-                z = index // (height * width)
-                y = (index // width) % height
-                x = index % width
-                for dz in range(-reach_z, reach_z + 1):
-                    nz = z + dz
-                    if nz < 0 or nz >= depth:
+        # The scan walks the samples in order (no division a sample: most are not edges);
+        # only the samples taken from the stack are located by division.
+        for sz in range(depth):
+            for sy in range(height):
+                for sx in range(width):
+                    if marks[sz, sy, sx] != STRONG:
                         continue
-                    for dy in range(-1, 2):
-                        ny = y + dy
-                        if ny < 0 or ny >= height:
-                            continue
-                        for dx in range(-1, 2):
-                            nx = x + dx
-                            if nx < 0 or nx >= width:
+                    marks[sz, sy, sx] = EDGE
+                    count += 1
+                    stack[0] = (sz * height + sy) * width + sx
+                    top = 1
+                    while top > 0:
+                        top -= 1
+                        index = stack[top]
+                        z = index // (height * width)
+                        y = (index // width) % height
+                        x = index % width
+                        for dz in range(-reach_z, reach_z + 1):
+                            nz = z + dz
+                            if nz < 0 or nz >= depth:
                                 continue
-                            if marks[nz, ny, nx] == WEAK or marks[nz, ny, nx] == STRONG:
-                                marks[nz, ny, nx] = EDGE
-                                count += 1
-                                stack[top] = (nz * height + ny) * width + nx
-                                top += 1
+                            for dy in range(-1, 2):
+                                ny = y + dy
+                                if ny < 0 or ny >= height:
+                                    continue
+                                for dx in range(-1, 2):
+                                    nx = x + dx
+                                    if nx < 0 or nx >= width:
+                                        continue
+                                    if marks[nz, ny, nx] == WEAK or marks[nz, ny, nx] == STRONG:
+                                        marks[nz, ny, nx] = EDGE
+                                        count += 1
+                                        stack[top] = (nz * height + ny) * width + nx
+                                        top += 1
     return count
