@@ -324,6 +324,31 @@ def test_box_extremes_with_and_without_kept_rows_match_scipy(seed, dtype, mode, 
         imgfilt.set_num_threads(2)
 
 
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+def test_every_instruction_set_build_gives_the_oracles_result(isa, monkeypatch):
+    from imgfilt.engine import load_nonlinear
+    module = load_nonlinear(isa)
+    if module.instruction_set() != isa:
+        pytest.skip(f"this CPU or build has no {isa} nonlinear module")
+    monkeypatch.setattr(R, "compiled", module)
+    rng = np.random.default_rng(11)
+    for dtype in ("uint8", "uint16", "float32", "float64"):
+        x = random_array(rng, (23, 150, 3), dtype)
+        for method, k, size in (("columns", 4, 3), ("columns", 12, 5), ("network", 12, 5),
+                                ("network", 24, 7), ("box", 0, 9), ("box", 80, 9),
+                                ("scan", 0, 3)):
+            box = np.ones((size, size), bool)
+            want = np.moveaxis(reference_rank(np.moveaxis(x, -1, 0), k, box, mode="symmetric"),
+                               0, -1)
+            got = R.rank_window(x, k, box, (0, 1), method=method)
+            np.testing.assert_array_equal(got, want, err_msg=f"{isa} {dtype} {method} {size}")
+        if x.dtype.itemsize <= 2:
+            box = np.ones((11, 11), bool)
+            np.testing.assert_array_equal(
+                R.rank_window(x[..., 0], 60, box, (0, 1), method="histogram"),
+                reference_rank(x[..., 0], 60, box, mode="symmetric"))
+
+
 def test_three_d_median_matches_scipy():
     rng = np.random.default_rng(4)
     volume = rng.integers(0, 256, (12, 13, 14), dtype=np.uint8)

@@ -283,7 +283,7 @@ def has_openmp():
 
 
 def instruction_set():
-    """The instruction set this module was compiled for: "baseline" or "avx2"."""
+    """The instruction set this module was compiled for: "baseline", "avx2" or "avx512"."""
     return IMGFILT_ISA.decode()
 
 
