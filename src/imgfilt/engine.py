@@ -56,19 +56,26 @@ def load_engines() -> Dict[str, ModuleType]:
 def load_nonlinear(wanted: str = "") -> ModuleType:
     """The nonlinear kernels (rank filters, Canny's steps) for the best instruction set here.
 
-    They are built for "baseline" (``imgfilt._nonlinear``) and "avx2"
-    (``imgfilt._nonlinear_avx2``; AVX-512 CPUs run that one too). ``wanted="baseline"`` forces
-    the baseline build (``IMGFILT_SIMD=baseline`` does it for every compiled module).
+    They are built for "baseline" (``imgfilt._nonlinear``), "avx2" (``imgfilt._nonlinear_avx2``)
+    and "avx512" (``imgfilt._nonlinear_avx512``); the best one this CPU runs is used.
+    ``wanted="baseline"`` forces the baseline build (``IMGFILT_SIMD=baseline`` does it for every
+    compiled module), ``wanted="avx2"`` at most AVX2.
 
     Examples
     --------
     >>> load_nonlinear("baseline").instruction_set()
     'baseline'
     """
-    baseline = importlib.import_module("imgfilt._nonlinear")
-    if wanted != "baseline" and importlib.import_module("imgfilt._engine").cpu_supports("avx2"):
+    best = importlib.import_module("imgfilt._nonlinear")
+    if wanted == "baseline":
+        return best
+    cpu_supports = importlib.import_module("imgfilt._engine").cpu_supports
+    for isa in ISAS[1:]:
+        if isa == "avx512" and wanted == "avx2":
+            break
         try:
-            return importlib.import_module("imgfilt._nonlinear_avx2")
-        except ImportError:  # built without that variant
+            if cpu_supports(isa):
+                best = importlib.import_module(f"imgfilt._nonlinear_{isa}")
+        except ImportError:  # built without that variant (another compiler or architecture)
             pass
-    return baseline
+    return best

@@ -46,7 +46,12 @@ METHODS = ("auto", "network", "columns", "histogram", "box", "van-herk", "scan")
 
 # Window kernels of the compiled module (its ``method`` codes).
 (_TAPS_MIN, _TAPS_MAX, _BOX_MIN, _BOX_MAX, _NETWORK, _HISTOGRAM, _COLUMNS_3X3, _VAN_HERK_MIN,
- _VAN_HERK_MAX) = range(9)
+ _VAN_HERK_MAX, _COLUMNS_5X5, _BOX_ROWS_MIN, _BOX_ROWS_MAX) = range(12)
+
+# The "box" kernel keeps its rows (reduced along the row, and down the columns by doubling)
+# between output rows when they take at most this many bytes a thread; else it recombines the
+# window's rows for every output row.
+_BOX_ROWS_BYTES = 32 << 20
 
 # Below this many sample-comparisons a call runs on one thread (waking a second costs more).
 _MIN_PARALLEL_WORK = 1 << 20
@@ -326,13 +331,14 @@ def choose_method(dtype: np.dtype, footprint: np.ndarray, k: int) -> str:
     """The window kernel ``method="auto"`` uses for the ``k``-th smallest over ``footprint``.
 
     Minimum and maximum: ``"box"`` (van Herk / Gil-Werman) for a full box, else ``"scan"``.
-    The median of a 3 x 3 box: ``"columns"`` (sorted columns). Other ranks: ``"histogram"`` for
-    8- and 16-bit data whose footprint exceeds :data:`NETWORK_LIMIT`, else ``"network"``.
+    The median of a 3 x 3 or 5 x 5 box: ``"columns"`` (sorted columns). Other ranks:
+    ``"histogram"`` for 8- and 16-bit data whose footprint exceeds :data:`NETWORK_LIMIT`, else
+    ``"network"``.
     """
     count = int(footprint.sum())
     if k in (0, count - 1):
         return "box" if footprint.all() else "scan"
-    if _is_box_3x3_median(footprint, k):
+    if _sorted_columns_box(footprint, k):
         return "columns"
     limit = NETWORK_LIMIT.get(np.dtype(dtype))
     if limit is not None and count > limit:
@@ -340,11 +346,14 @@ def choose_method(dtype: np.dtype, footprint: np.ndarray, k: int) -> str:
     return "network"
 
 
-def _is_box_3x3_median(footprint: np.ndarray, k: int) -> bool:
+def _sorted_columns_box(footprint: np.ndarray, k: int) -> int:
+    """3 or 5 when this is the median of a 3 x 3 or 5 x 5 box (the sorted-columns kernels), else 0."""
     shape = footprint.shape
     while len(shape) > 2 and shape[0] == 1:
         shape = shape[1:]
-    return shape == (3, 3) and k == 4 and bool(footprint.all())
+    if shape in ((3, 3), (5, 5)) and k == shape[0] ** 2 // 2 and footprint.all():
+        return shape[0]
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -444,8 +453,8 @@ def _run(keys: np.ndarray, out: np.ndarray, cval_key: np.ndarray, fp3: np.ndarra
     extreme = k in (0, count - 1)
     if method in ("box", "van-herk", "scan") and not extreme:
         raise ValueError(f"method={method!r} computes minimum and maximum only, not rank {k}")
-    if method == "columns" and not _is_box_3x3_median(fp3, k):
-        raise ValueError("method='columns' computes the median of a 3 x 3 box only")
+    if method == "columns" and not _sorted_columns_box(fp3, k):
+        raise ValueError("method='columns' computes the median of a 3 x 3 or 5 x 5 box only")
     if method in ("box", "van-herk") and not fp3.all():
         raise ValueError(f"method={method!r} needs a full box footprint (size=, or all True)")
     if method == "histogram" and keys.dtype not in _HISTOGRAM_BINS:
@@ -466,6 +475,7 @@ def _run(keys: np.ndarray, out: np.ndarray, cval_key: np.ndarray, fp3: np.ndarra
     padded_w = maps[2].shape[0]
     work_width = 3 * padded_w
     hist = np.zeros((1, 1), dtype=np.intc)
+    level_tags = 0
     if method == "network":
         code = _NETWORK
         network = selection_network(count, k)
@@ -484,9 +494,17 @@ def _run(keys: np.ndarray, out: np.ndarray, cval_key: np.ndarray, fp3: np.ndarra
         rem_row = np.ascontiguousarray(leaving[:, 0] * kh + leaving[:, 1], dtype=np.intp)
         rem_col = np.ascontiguousarray(leaving[:, 2] - 1, dtype=np.intp)
     elif method == "columns":
-        code = _COLUMNS_3X3
+        code = _COLUMNS_3X3 if kh == 3 else _COLUMNS_5X5
+        work_width = max(work_width, 5 * padded_w)
     elif method == "box":
         code = _BOX_MAX if k == count - 1 else _BOX_MIN
+        box_levels = kh.bit_length()
+        kept = box_levels * kd * kh * out.shape[-1]
+        if kh > 1 and kept * keys.itemsize <= _BOX_ROWS_BYTES:
+            # The rows reduced along the row and down the columns, kept between output rows.
+            code = _BOX_ROWS_MAX if k == count - 1 else _BOX_ROWS_MIN
+            work_width = max(work_width, 2 * padded_w + kept)
+            level_tags = box_levels * kd * kh
     elif method == "van-herk":
         code = _VAN_HERK_MAX if k == count - 1 else _VAN_HERK_MIN
     else:
@@ -495,7 +513,8 @@ def _run(keys: np.ndarray, out: np.ndarray, cval_key: np.ndarray, fp3: np.ndarra
     ring = np.zeros((threads, rows * (padded_w + lanes)), dtype=keys.dtype)
     tags = np.full((threads, rows), -1, dtype=np.intp)
     work = np.empty((threads, work_width), dtype=keys.dtype)
-    offsets = np.empty((threads, rows + count + len(add_row) + len(rem_row)), dtype=np.intp)
+    offsets = np.full((threads, rows + count + len(add_row) + len(rem_row) + level_tags), -1,
+                      dtype=np.intp)
     compiled.rank_rows(keys, out, cval_key, (kd, kh, (kw - 1) * step + 1), tap_row, tap_col, code, k, network,
                        add_row, add_col, rem_row, rem_col, maps[0], maps[1], maps[2], pad_left,
                        ring, tags, work, hist, offsets, threads, step)
