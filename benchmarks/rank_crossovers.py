@@ -35,7 +35,7 @@ def main() -> None:
                  if info else rng.random((3, 1080, 1920), dtype=np.float32))
         for size in (3, 5, 7, 9):
             methods = ["network"] + (["histogram"] if info else []) + (
-                ["columns"] if size == 3 else [])
+                ["columns"] if size in (3, 5) else [])
             times = {m: [] for m in methods}
             for _ in range(args.repeat):
                 for m in methods:

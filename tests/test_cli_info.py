@@ -82,3 +82,16 @@ def test_show_unknown_filter_exit_2(capsys):
     assert main(["show", "laplace"]) == 2
     err = capsys.readouterr().err
     assert "did you mean laplacian" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("name, settings, rows", [
+    ("median", ["--set", "size=3"], [[1, 1, 1]] * 3),
+    ("opening", ["--set", "size=2"], [[1, 1]] * 2),
+    ("rank", ["--set", "rank=2", "--set", "size=4"], [[1, 1, 1, 1]] * 4)])
+def test_show_prints_a_rank_filters_footprint(capsys, name, settings, rows):
+    assert main(["show", name, *settings]) == 0
+    out = capsys.readouterr().out
+    assert name in out.splitlines()[0] and "footprint" in out
+    np.testing.assert_array_equal(_blocks(out)[0], rows)
+    assert main(["show", "canny"]) == 0
+    assert "hysteresis" in capsys.readouterr().out

@@ -80,8 +80,8 @@ def check_grid(cells, weight, digits=3):
         assert background(style) == colour
 
 
-# Linear filters (Filter, with a weight) draw themselves; the nonlinear RankFilter and
-# CannyFilter, merged last, do not yet.
+# Linear filters (Filter, with a weight) draw their weights; the nonlinear RankFilter and
+# CannyFilter draw their footprint and operation (test_display_nonlinear.py).
 LINEAR = [info.name for info in list_filters() if isinstance(get_filter(info.name), imgfilt.Filter)]
 
 

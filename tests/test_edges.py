@@ -85,3 +85,28 @@ def test_batch_axes_and_bad_arguments():
         canny(np.full((5, 5), np.nan))
     with pytest.raises(ValueError):
         canny(stack[None])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_2d_suppression_marks_what_the_general_3d_code_marks(seed):
+    # The 2-D suppression is an unrolled copy of the general (3-D) code for a zero z gradient:
+    # run both on the same gradients (with ties, zeros, infinities and NaN) and compare marks.
+    from imgfilt.rank import compiled
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(3, 40)), int(rng.integers(3, 40)))
+    gy = np.round(rng.standard_normal(shape) * 3).astype(np.float32)  # ties and zeros
+    gx = np.round(rng.standard_normal(shape) * 3).astype(np.float32)
+    for g in (gy, gx):
+        g.flat[rng.integers(0, g.size, 3)] = rng.choice(
+            np.array([np.inf, -np.inf, np.nan, 1e30], np.float32), 3)
+    with np.errstate(all="ignore"):
+        magnitude = np.sqrt(gy * gy + gx * gx).astype(np.float32)
+    flat = np.empty((1,) + shape, np.uint8)
+    compiled.canny_suppress(gy[None], gy[None], gx[None], magnitude[None], 1.0, 4.0, flat, 1)
+    # A volume of three copies with gz = 0: the middle slice runs the general code.
+    stack = lambda a: np.ascontiguousarray(np.broadcast_to(a, (3,) + shape))
+    volume = np.empty((3,) + shape, np.uint8)
+    compiled.canny_suppress(np.zeros((3,) + shape, np.float32), stack(gy), stack(gx),
+                            stack(magnitude), 1.0, 4.0, volume, 1)
+    np.testing.assert_array_equal(flat[0], volume[1])
+    assert flat.any()

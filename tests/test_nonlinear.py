@@ -88,7 +88,10 @@ def test_filters_are_data_and_refuse_what_they_cannot_do():
         RankFilter(np.ones(3), "rank", options={"stride": 2})
 
 
-def test_dask_refuses_with_a_clear_error():
+def test_dask_runs_rank_filters_and_refuses_tiled_canny_clearly():
+    # (the seams are tested in test_dask_nonlinear.py)
     da = pytest.importorskip("dask.array")
-    with pytest.raises(TypeError, match="nonlinear"):
-        imgfilt.apply(da.zeros((20, 20), chunks=10), "median")
+    lazy = imgfilt.apply(da.zeros((20, 20), chunks=10), "median")
+    assert isinstance(lazy, da.Array) and not lazy.compute().any()
+    with pytest.raises(ValueError, match="Canny cannot run on tiles"):
+        imgfilt.apply(da.zeros((20, 20), chunks=10), "canny")

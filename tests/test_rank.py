@@ -43,8 +43,8 @@ def methods_for(dtype, footprint, k):
     names = ["auto", "network"]
     if np.dtype(dtype).itemsize <= 2 and np.dtype(dtype).kind in "uib":
         names.append("histogram")
-    if (footprint.shape[-2:] == (3, 3) and all(n == 1 for n in footprint.shape[:-2])
-            and footprint.all() and k == 4):
+    if (footprint.shape[-2:] in ((3, 3), (5, 5)) and all(n == 1 for n in footprint.shape[:-2])
+            and footprint.all() and k == count // 2):
         names.append("columns")
     if k in (0, count - 1):
         names.append("scan")
@@ -102,18 +102,50 @@ def test_every_method_matches_the_sorting_oracle(problem):
 
 @settings(max_examples=examples(60))
 @given(st.integers(0, 2**32 - 1), st.sampled_from(RANK_DTYPES), st.sampled_from(MODES),
-       st.integers(3, 150))
-def test_sorted_columns_3x3_median_matches_the_oracle(seed, dtype, mode, width):
+       st.integers(3, 150), st.sampled_from([3, 5]))
+def test_sorted_columns_median_matches_the_oracle(seed, dtype, mode, width, size):
     rng = np.random.default_rng(seed)
-    x = random_array(rng, (int(rng.integers(2, 4)), int(rng.integers(2, 7)), width), dtype,
+    x = random_array(rng, (int(rng.integers(2, 5)), int(rng.integers(2, 9)), width), dtype,
                      special=bool(rng.integers(0, 2)))
-    box = np.ones((3, 3), bool)
-    got = R.rank_window(x, 4, box, (1, 2), mode=mode, method="columns")
-    np.testing.assert_array_equal(got, reference_rank(x, 4, box, mode=mode))
-    # Channels last: rows of interleaved channels.
-    got = R.rank_window(x, 4, box, (0, 1), mode=mode, method="columns")
-    want = np.moveaxis(reference_rank(np.moveaxis(x, -1, 0), 4, box, mode=mode), 0, -1)
+    box = np.ones((size, size), bool)
+    k = size * size // 2
+    assert R.choose_method(x.dtype, box, k) == "columns"
+    got = R.rank_window(x, k, box, (1, 2), mode=mode, method="columns")
+    np.testing.assert_array_equal(got, reference_rank(x, k, box, mode=mode))
+    # Channels last: rows of interleaved channels (window columns x.shape[-1] samples apart).
+    got = R.rank_window(x, k, box, (0, 1), mode=mode, method="columns")
+    want = np.moveaxis(reference_rank(np.moveaxis(x, -1, 0), k, box, mode=mode), 0, -1)
     np.testing.assert_array_equal(got, want)
+
+
+def _compiled_5x5_comparators():
+    """The comparators of IMGFILT_MEDIAN5X5 as compiled (src/imgfilt/_rank_core.pxi)."""
+    import pathlib
+    import re
+    source = (pathlib.Path(R.__file__).parent / "_rank_core.pxi").read_text()
+    start = source.index("#define IMGFILT_MEDIAN5X5(")
+    macro = source[start: source.index("\n        }\n", start)]
+    pairs = [(int(a), int(b)) for a, b in re.findall(r"IMGFILT_CMP\(T, v(\d+), v(\d+)\)", macro)]
+    return pairs[:9], pairs[9:]
+
+
+def test_the_5x5_sorted_columns_network_selects_the_median_of_every_binary_input():
+    # The 0-1 principle over inputs whose columns are sorted (what the kernel's first loop
+    # makes): the network is right on every input iff it is right on these 6**5.
+    column_sort, network = _compiled_5x5_comparators()
+    assert len(column_sort) == 9 and len(network) == 85
+    wires = np.array(list(itertools.product((0, 1), repeat=5)), dtype=np.uint8).T.copy()
+    for a, b in column_sort:
+        wires[a], wires[b] = np.minimum(wires[a], wires[b]), np.maximum(wires[a], wires[b])
+    np.testing.assert_array_equal(wires, np.sort(wires, axis=0))
+    zeros = np.array(list(itertools.product(range(6), repeat=5)))
+    wire = np.arange(25)
+    inputs = (wire[:, None] % 5 >= zeros[:, wire // 5].T).astype(np.uint8)  # wire 5c+i
+    wires = inputs.copy()
+    for a, b in network:
+        assert 0 <= a < b < 25
+        wires[a], wires[b] = np.minimum(wires[a], wires[b]), np.maximum(wires[a], wires[b])
+    np.testing.assert_array_equal(wires[12], np.sort(inputs, axis=0)[12])
 
 
 @pytest.mark.parametrize("n", range(1, 12))
@@ -252,12 +284,69 @@ def test_result_does_not_depend_on_threads():
     for threads in (1, 2, 3):
         imgfilt.set_num_threads(threads)
         try:
-            results.append([R.median(x, (5, 5), method=m) for m in ("network", "histogram")])
+            results.append([R.median(x, (5, 5), method=m) for m in ("network", "histogram")]
+                           + [R.median(x, (5, 5)), R.minimum(x, (7, 5)), R.maximum(x, (1, 4, 9))])
         finally:
             imgfilt.set_num_threads(2)
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=examples(40))
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["uint8", "uint16", "float32", "float64"]),
+       st.sampled_from(MODES), st.booleans())
+def test_box_extremes_with_and_without_kept_rows_match_scipy(seed, dtype, mode, kept):
+    # "box" keeps rows between output rows unless they would take too much memory; both
+    # paths, on 2-D and 3-D boxes, channels first and last, several threads (each thread
+    # starts its run of rows with nothing kept).
+    rng = np.random.default_rng(seed)
+    ndim = int(rng.integers(2, 4))
+    shape = tuple(int(n) for n in rng.integers(2 if mode == "reflect" else 1, 12, ndim))
+    size = tuple(int(n) for n in rng.integers(1, 18 if ndim == 2 else 6, ndim))
+    x = random_array(rng, (2,) + shape, dtype)
+    channels_last = bool(rng.integers(0, 2))
+    axes = tuple(range(ndim)) if channels_last else tuple(range(1, ndim + 1))
+    if channels_last:
+        x = np.moveaxis(x, 0, -1).copy()
+    scipy_size = tuple(size) + (1,) if channels_last else (1,) + tuple(size)
+    limit = R._BOX_ROWS_BYTES
+    imgfilt.set_num_threads(int(rng.integers(1, 4)))
+    try:
+        if not kept:
+            R._BOX_ROWS_BYTES = 0
+        for ours, theirs in ((R.minimum, ndi.minimum_filter), (R.maximum, ndi.maximum_filter)):
+            got = ours(x, size, axes=axes, mode=mode, method="box")
+            want = theirs(x, scipy_size, mode=SCIPY_MODE[mode])
+            np.testing.assert_array_equal(got, want)
+    finally:
+        R._BOX_ROWS_BYTES = limit
+        imgfilt.set_num_threads(2)
+
+
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+def test_every_instruction_set_build_gives_the_oracles_result(isa, monkeypatch):
+    from imgfilt.engine import load_nonlinear
+    module = load_nonlinear(isa)
+    if module.instruction_set() != isa:
+        pytest.skip(f"this CPU or build has no {isa} nonlinear module")
+    monkeypatch.setattr(R, "compiled", module)
+    rng = np.random.default_rng(11)
+    for dtype in ("uint8", "uint16", "float32", "float64"):
+        x = random_array(rng, (23, 150, 3), dtype)
+        for method, k, size in (("columns", 4, 3), ("columns", 12, 5), ("network", 12, 5),
+                                ("network", 24, 7), ("box", 0, 9), ("box", 80, 9),
+                                ("scan", 0, 3)):
+            box = np.ones((size, size), bool)
+            want = np.moveaxis(reference_rank(np.moveaxis(x, -1, 0), k, box, mode="symmetric"),
+                               0, -1)
+            got = R.rank_window(x, k, box, (0, 1), method=method)
+            np.testing.assert_array_equal(got, want, err_msg=f"{isa} {dtype} {method} {size}")
+        if x.dtype.itemsize <= 2:
+            box = np.ones((11, 11), bool)
+            np.testing.assert_array_equal(
+                R.rank_window(x[..., 0], 60, box, (0, 1), method="histogram"),
+                reference_rank(x[..., 0], 60, box, mode="symmetric"))
 
 
 def test_three_d_median_matches_scipy():
@@ -297,6 +386,10 @@ def test_opencv_median_blur_erode_and_dilate():
     for size in (3, 5):
         np.testing.assert_array_equal(R.median(xf, size, axes=(0, 1), mode="replicate"),
                                       cv2.medianBlur(xf, size))
+    x16 = rng.integers(0, 65536, (60, 90, 3), dtype=np.uint16)
+    for size in (3, 5):
+        np.testing.assert_array_equal(R.median(x16, size, axes=(0, 1), mode="replicate"),
+                                      cv2.medianBlur(x16, size))
     kernel = np.ones((5, 7), np.uint8)
     inner = (slice(2, -2), slice(3, -3))
     np.testing.assert_array_equal(R.erosion(x, (5, 7), axes=(0, 1))[inner],
@@ -321,6 +414,8 @@ def test_opencv_median_blur_erode_and_dilate():
     (lambda x: R.median(x, 3, mode=3), TypeError),
     (lambda x: R.median(x, 3, method="quick"), ValueError),
     (lambda x: R.median(x, 3, method="box"), ValueError),
+    (lambda x: R.median(x, 7, method="columns"), ValueError),
+    (lambda x: R.rank(x, 11, 5, method="columns"), ValueError),
     (lambda x: R.median(x.astype(np.float32), 3, method="histogram"), ValueError),
     (lambda x: R.median(x, 3, origin=2), ValueError),
     (lambda x: R.median(x, 3, origin=(0, 0, 0)), ValueError),

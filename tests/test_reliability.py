@@ -454,7 +454,9 @@ BATTERY = [
     (lambda: BANK.apply(None), TypeError, ["image"]),
     (lambda: BANK.apply(np.zeros((0, 8, 3))), ValueError, ["empty"]),
     (lambda: BANK.output_shape((4, 8, 8)), ValueError, ["C_in = 4", "(4, 8, 8)"]),
-    (lambda: BANK.then("layer"), TypeError, ["FilterBank", "str"]),
+    (lambda: BANK.then(3), TypeError, ["FilterBank", "int"]),
+    # A string is a filter stage's name (a median after the bank...): an unknown one says so.
+    (lambda: BANK.then("layer"), ValueError, ["unknown filter", "'layer'"]),
     (lambda: BANK.then(FilterBank(np.ones((1, 5, 1, 1)))), ValueError, ["C_in = 5", "2 maps"]),
 ]
 

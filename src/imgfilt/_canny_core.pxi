@@ -6,6 +6,7 @@
 # points where the line along its gradient leaves the 3 x 3 (x 3) neighbourhood: p +- g / max|g_k|.
 # That point lies on a face (an edge, in 2-D) of the neighbourhood's cube; it is interpolated
 # linearly on it. In 2-D this is scikit-image's bilinear suppression.
+from libc.float cimport FLT_MAX
 from libc.math cimport fabs
 
 cdef enum:
@@ -58,6 +59,34 @@ cdef inline float _magnitude_at(const float[:, :, ::1] magnitude, Py_ssize_t z, 
             + (magnitude[z0, y0 + dy, x0] * fy + magnitude[z0, y0, x0] * (1 - fy)) * (1 - fz))
 
 
+cdef inline bint _is_ridge_2d(const float[:, :, ::1] magnitude, Py_ssize_t y, Py_ssize_t x,
+                              float m, float gy, float gx) noexcept nogil:
+    """``_magnitude_at`` for a 2-D image both ways along the gradient, unrolled: the larger of
+    ``|gy|``, ``|gx|`` moves a whole sample, the other interpolates. The same float operations
+    in the same order as the general code (also for a tie, inf and NaN), so the same marks."""
+    cdef float ay = fabs(gy), ax = fabs(gx), f, before, after
+    cdef Py_ssize_t sy, sx
+    if not (ax > ay):
+        # Along y a whole row; along x the fraction |gx / gy| towards the neighbour (a whole
+        # sample on a tie, which the general code takes as weight 0 on a second sample).
+        sy = 1 if gy > 0 else -1
+        f = fabs(gx / ay)
+        sx = 0 if f == 0 else (1 if gx > 0 else -1)
+        if f >= 1:
+            after = magnitude[0, y + sy, x + sx] * 0 + magnitude[0, y + sy, x + sx] * 1
+            before = magnitude[0, y - sy, x - sx] * 0 + magnitude[0, y - sy, x - sx] * 1
+        else:
+            after = magnitude[0, y + sy, x + sx] * f + magnitude[0, y + sy, x] * (1 - f)
+            before = magnitude[0, y - sy, x - sx] * f + magnitude[0, y - sy, x] * (1 - f)
+        return after <= m and before <= m
+    sx = 1 if gx > 0 else -1
+    f = fabs(gy / ax)
+    sy = 0 if f == 0 else (1 if gy > 0 else -1)
+    after = magnitude[0, y + sy, x + sx] * f + magnitude[0, y, x + sx] * (1 - f)
+    before = magnitude[0, y - sy, x - sx] * f + magnitude[0, y, x - sx] * (1 - f)
+    return after <= m and before <= m
+
+
 def canny_suppress(const float[:, :, ::1] gz, const float[:, :, ::1] gy,
                    const float[:, :, ::1] gx, const float[:, :, ::1] magnitude,
                    double low, double high, unsigned char[:, :, ::1] marks, int num_threads):
@@ -73,6 +102,7 @@ def canny_suppress(const float[:, :, ::1] gz, const float[:, :, ::1] gy,
     cdef Py_ssize_t item, z, y, x, n_items = depth * height
     cdef bint flat = depth == 1
     cdef float m, az, ay, ax, top, sz, sy, sx
+    cdef bint ridge
     cdef float low_f = <float>low, high_f = <float>high
     cdef Py_ssize_t i
     for i in range(3):
@@ -91,6 +121,26 @@ def canny_suppress(const float[:, :, ::1] gz, const float[:, :, ::1] gy,
             for x in range(width):
                 marks[z, y, x] = NOT_EDGE
             if y == 0 or y == height - 1 or (not flat and (z == 0 or z == depth - 1)):
+                continue
+            if flat:
+                for x in range(1, width - 1):
+                    m = magnitude[0, y, x]
+                    if not (m >= low_f):
+                        continue
+                    ay = fabs(gy[0, y, x])
+                    ax = fabs(gx[0, y, x])
+                    top = ax if ax > ay else ay
+                    if not (top > 0):
+                        continue
+                    if top <= FLT_MAX:
+                        ridge = _is_ridge_2d(magnitude, y, x, m, gy[0, y, x], gx[0, y, x])
+                    else:  # an infinite gradient: the general code's NaN rules
+                        sy = gy[0, y, x] / top
+                        sx = gx[0, y, x] / top
+                        ridge = (_magnitude_at(magnitude, 0, y, x, 0, sy, sx) <= m
+                                 and _magnitude_at(magnitude, 0, y, x, 0, -sy, -sx) <= m)
+                    if ridge:
+                        marks[0, y, x] = STRONG if m >= high_f else WEAK
                 continue
             for x in range(1, width - 1):
                 m = magnitude[z, y, x]
@@ -117,42 +167,44 @@ def canny_hysteresis(unsigned char[:, :, ::1] marks, Py_ssize_t[::1] stack):
     They become EDGE (3); ``stack`` is scratch of ``marks.size`` entries. Returns the edge count.
     """
     cdef Py_ssize_t depth = marks.shape[0], height = marks.shape[1], width = marks.shape[2]
-    cdef Py_ssize_t top = 0, count = 0, start, index, z, y, x, nz, ny, nx, dz, dy, dx
+    cdef Py_ssize_t top = 0, count = 0, index, z, y, x, nz, ny, nx, dz, dy, dx
+    cdef Py_ssize_t sz, sy, sx
     cdef Py_ssize_t reach_z = 0 if depth == 1 else 1
     if stack.shape[0] < depth * height * width:
         raise ValueError("canny engine: the stack is smaller than the volume")
     with nogil:
-        for start in range(depth * height * width):
-            z = start // (height * width)
-            y = (start // width) % height
-            x = start % width
-            if marks[z, y, x] != STRONG:
-                continue
-            marks[z, y, x] = EDGE
-            count += 1
-            stack[0] = start
-            top = 1
-            while top > 0:
-                top -= 1
-                index = stack[top]
-                z = index // (height * width)
-                y = (index // width) % height
-                x = index % width
-                for dz in range(-reach_z, reach_z + 1):
-                    nz = z + dz
-                    if nz < 0 or nz >= depth:
+        # The scan walks the samples in order (no division a sample: most are not edges);
+        # only the samples taken from the stack are located by division.
+        for sz in range(depth):
+            for sy in range(height):
+                for sx in range(width):
+                    if marks[sz, sy, sx] != STRONG:
                         continue
-                    for dy in range(-1, 2):
-                        ny = y + dy
-                        if ny < 0 or ny >= height:
-                            continue
-                        for dx in range(-1, 2):
-                            nx = x + dx
-                            if nx < 0 or nx >= width:
+                    marks[sz, sy, sx] = EDGE
+                    count += 1
+                    stack[0] = (sz * height + sy) * width + sx
+                    top = 1
+                    while top > 0:
+                        top -= 1
+                        index = stack[top]
+                        z = index // (height * width)
+                        y = (index // width) % height
+                        x = index % width
+                        for dz in range(-reach_z, reach_z + 1):
+                            nz = z + dz
+                            if nz < 0 or nz >= depth:
                                 continue
-                            if marks[nz, ny, nx] == WEAK or marks[nz, ny, nx] == STRONG:
-                                marks[nz, ny, nx] = EDGE
-                                count += 1
-                                stack[top] = (nz * height + ny) * width + nx
-                                top += 1
+                            for dy in range(-1, 2):
+                                ny = y + dy
+                                if ny < 0 or ny >= height:
+                                    continue
+                                for dx in range(-1, 2):
+                                    nx = x + dx
+                                    if nx < 0 or nx >= width:
+                                        continue
+                                    if marks[nz, ny, nx] == WEAK or marks[nz, ny, nx] == STRONG:
+                                        marks[nz, ny, nx] = EDGE
+                                        count += 1
+                                        stack[top] = (nz * height + ny) * width + nx
+                                        top += 1
     return count

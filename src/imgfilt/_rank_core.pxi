@@ -74,6 +74,65 @@ cdef extern from *:
                 out[j] = IMGFILT_HIGH(s, IMGFILT_LOW(t, c));                                     \\
             }                                                                                    \\
         }
+    /* The median of a 5 x 5 box by sorted columns (see _row_median_5x5): each column of five
+       sorted once (9 comparators), then the 85 comparators of tools/median_networks.py on the
+       window's 25 sorted-column samples, straight-line code the compiler keeps in registers
+       and vectorises across outputs. Wire 5 * c + i is the i-th smallest of column c. */
+    #define IMGFILT_CMP(T, a, b) { T lo_ = IMGFILT_LOW(a, b); b = IMGFILT_HIGH(a, b); a = lo_; }
+    #define IMGFILT_MEDIAN5X5(NAME, T)                                                               \\
+        static void NAME(const T *restrict r0, const T *restrict r1, const T *restrict r2,           \\
+                         const T *restrict r3, const T *restrict r4, T *restrict work,               \\
+                         T *restrict out, Py_ssize_t padded_w, Py_ssize_t out_w,                     \\
+                         Py_ssize_t step) {                                                          \\
+            T *restrict s0 = work, *restrict s1 = work + padded_w;                                   \\
+            T *restrict s2 = work + 2 * padded_w, *restrict s3 = work + 3 * padded_w;                \\
+            T *restrict s4 = work + 4 * padded_w;                                                    \\
+            for (Py_ssize_t j = 0; j < padded_w; j++) {                                              \\
+                T v0 = r0[j], v1 = r1[j], v2 = r2[j], v3 = r3[j], v4 = r4[j];                        \\
+                IMGFILT_CMP(T, v0, v1); IMGFILT_CMP(T, v3, v4); IMGFILT_CMP(T, v2, v4);              \\
+                IMGFILT_CMP(T, v2, v3); IMGFILT_CMP(T, v1, v4); IMGFILT_CMP(T, v0, v3);              \\
+                IMGFILT_CMP(T, v0, v2); IMGFILT_CMP(T, v1, v3); IMGFILT_CMP(T, v1, v2);              \\
+                s0[j] = v0; s1[j] = v1; s2[j] = v2; s3[j] = v3; s4[j] = v4;                          \\
+            }                                                                                        \\
+            for (Py_ssize_t j = 0; j < out_w; j++) {                                                 \\
+                T v0 = s0[j], v1 = s1[j], v2 = s2[j], v3 = s3[j], v4 = s4[j];                        \\
+                Py_ssize_t a = j + step, b = j + 2 * step, c = j + 3 * step, d = j + 4 * step;       \\
+                T v5 = s0[a], v6 = s1[a], v7 = s2[a], v8 = s3[a], v9 = s4[a];                        \\
+                T v10 = s0[b], v11 = s1[b], v12 = s2[b], v13 = s3[b], v14 = s4[b];                   \\
+                T v15 = s0[c], v16 = s1[c], v17 = s2[c], v18 = s3[c], v19 = s4[c];                   \\
+                T v20 = s0[d], v21 = s1[d], v22 = s2[d], v23 = s3[d], v24 = s4[d];                   \\
+                IMGFILT_CMP(T, v4, v5); IMGFILT_CMP(T, v14, v15); IMGFILT_CMP(T, v5, v7);            \\
+                IMGFILT_CMP(T, v8, v10); IMGFILT_CMP(T, v9, v11); IMGFILT_CMP(T, v12, v14);          \\
+                IMGFILT_CMP(T, v5, v6); IMGFILT_CMP(T, v9, v10); IMGFILT_CMP(T, v13, v14);           \\
+                IMGFILT_CMP(T, v0, v4); IMGFILT_CMP(T, v1, v5); IMGFILT_CMP(T, v2, v6);              \\
+                IMGFILT_CMP(T, v8, v12); IMGFILT_CMP(T, v10, v14); IMGFILT_CMP(T, v11, v15);         \\
+                IMGFILT_CMP(T, v16, v20); IMGFILT_CMP(T, v17, v21); IMGFILT_CMP(T, v18, v22);        \\
+                IMGFILT_CMP(T, v19, v23); IMGFILT_CMP(T, v2, v4); IMGFILT_CMP(T, v3, v5);            \\
+                IMGFILT_CMP(T, v10, v12); IMGFILT_CMP(T, v11, v13); IMGFILT_CMP(T, v18, v20);        \\
+                IMGFILT_CMP(T, v19, v21); IMGFILT_CMP(T, v1, v2); IMGFILT_CMP(T, v3, v4);            \\
+                IMGFILT_CMP(T, v5, v6); IMGFILT_CMP(T, v9, v10); IMGFILT_CMP(T, v11, v12);           \\
+                IMGFILT_CMP(T, v13, v14); IMGFILT_CMP(T, v17, v18); IMGFILT_CMP(T, v19, v20);        \\
+                IMGFILT_CMP(T, v21, v22); IMGFILT_CMP(T, v0, v8); IMGFILT_CMP(T, v1, v9);            \\
+                IMGFILT_CMP(T, v2, v10); IMGFILT_CMP(T, v3, v11); IMGFILT_CMP(T, v4, v12);           \\
+                IMGFILT_CMP(T, v5, v13); IMGFILT_CMP(T, v6, v14); IMGFILT_CMP(T, v7, v15);           \\
+                IMGFILT_CMP(T, v4, v8); IMGFILT_CMP(T, v5, v9); IMGFILT_CMP(T, v6, v10);             \\
+                IMGFILT_CMP(T, v7, v11); IMGFILT_CMP(T, v20, v24); IMGFILT_CMP(T, v2, v4);           \\
+                IMGFILT_CMP(T, v3, v5); IMGFILT_CMP(T, v6, v8); IMGFILT_CMP(T, v7, v9);              \\
+                IMGFILT_CMP(T, v10, v12); IMGFILT_CMP(T, v11, v13); IMGFILT_CMP(T, v22, v24);        \\
+                IMGFILT_CMP(T, v1, v2); IMGFILT_CMP(T, v3, v4); IMGFILT_CMP(T, v5, v6);              \\
+                IMGFILT_CMP(T, v7, v8); IMGFILT_CMP(T, v9, v10); IMGFILT_CMP(T, v11, v12);           \\
+                IMGFILT_CMP(T, v13, v14); IMGFILT_CMP(T, v21, v22); IMGFILT_CMP(T, v23, v24);        \\
+                IMGFILT_CMP(T, v0, v16); IMGFILT_CMP(T, v1, v17); IMGFILT_CMP(T, v2, v18);           \\
+                IMGFILT_CMP(T, v3, v19); IMGFILT_CMP(T, v4, v20); IMGFILT_CMP(T, v5, v21);           \\
+                IMGFILT_CMP(T, v6, v22); IMGFILT_CMP(T, v7, v23); IMGFILT_CMP(T, v8, v24);           \\
+                IMGFILT_CMP(T, v8, v16); IMGFILT_CMP(T, v9, v17); IMGFILT_CMP(T, v10, v18);          \\
+                IMGFILT_CMP(T, v11, v19); IMGFILT_CMP(T, v12, v20); IMGFILT_CMP(T, v13, v21);        \\
+                IMGFILT_CMP(T, v6, v10); IMGFILT_CMP(T, v7, v11); IMGFILT_CMP(T, v12, v16);          \\
+                IMGFILT_CMP(T, v13, v17); IMGFILT_CMP(T, v10, v12); IMGFILT_CMP(T, v11, v13);        \\
+                IMGFILT_CMP(T, v11, v12);                                                            \\
+                out[j] = v12;                                                                        \\
+            }                                                                                        \\
+        }
     /* Elementwise extremes for the box kernels, restrict so that they become vector min/max. */
     #define IMGFILT_EXTREMES(S, T)                                                               \\
         static void imgfilt_acc_low_##S(T *restrict acc, const T *restrict src, Py_ssize_t n) { \\
@@ -98,6 +157,12 @@ cdef extern from *:
     IMGFILT_MEDIAN3X3(imgfilt_median3x3_u64, unsigned long long)
     IMGFILT_MEDIAN3X3(imgfilt_median3x3_f32, float)
     IMGFILT_MEDIAN3X3(imgfilt_median3x3_f64, double)
+    IMGFILT_MEDIAN5X5(imgfilt_median5x5_u8, unsigned char)
+    IMGFILT_MEDIAN5X5(imgfilt_median5x5_u16, unsigned short)
+    IMGFILT_MEDIAN5X5(imgfilt_median5x5_u32, unsigned int)
+    IMGFILT_MEDIAN5X5(imgfilt_median5x5_u64, unsigned long long)
+    IMGFILT_MEDIAN5X5(imgfilt_median5x5_f32, float)
+    IMGFILT_MEDIAN5X5(imgfilt_median5x5_f64, double)
     IMGFILT_CMPX(imgfilt_cmpx_u8, unsigned char)
     IMGFILT_CMPX(imgfilt_cmpx_u16, unsigned short)
     IMGFILT_CMPX(imgfilt_cmpx_u32, unsigned int)
@@ -138,6 +203,24 @@ cdef extern from *:
     void imgfilt_acc_high_f64(double *acc, const double *src, Py_ssize_t n) noexcept nogil
     void imgfilt_shift_low_f64(double *dst, const double *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
     void imgfilt_shift_high_f64(double *dst, const double *src, Py_ssize_t n, Py_ssize_t d) noexcept nogil
+    void imgfilt_median5x5_u8(const unsigned char *r0, const unsigned char *r1, const unsigned char *r2,
+                              const unsigned char *r3, const unsigned char *r4, unsigned char *work, unsigned char *out,
+                              Py_ssize_t padded_w, Py_ssize_t out_w, Py_ssize_t step) noexcept nogil
+    void imgfilt_median5x5_u16(const unsigned short *r0, const unsigned short *r1, const unsigned short *r2,
+                              const unsigned short *r3, const unsigned short *r4, unsigned short *work, unsigned short *out,
+                              Py_ssize_t padded_w, Py_ssize_t out_w, Py_ssize_t step) noexcept nogil
+    void imgfilt_median5x5_u32(const unsigned int *r0, const unsigned int *r1, const unsigned int *r2,
+                              const unsigned int *r3, const unsigned int *r4, unsigned int *work, unsigned int *out,
+                              Py_ssize_t padded_w, Py_ssize_t out_w, Py_ssize_t step) noexcept nogil
+    void imgfilt_median5x5_u64(const unsigned long long *r0, const unsigned long long *r1, const unsigned long long *r2,
+                              const unsigned long long *r3, const unsigned long long *r4, unsigned long long *work, unsigned long long *out,
+                              Py_ssize_t padded_w, Py_ssize_t out_w, Py_ssize_t step) noexcept nogil
+    void imgfilt_median5x5_f32(const float *r0, const float *r1, const float *r2,
+                              const float *r3, const float *r4, float *work, float *out,
+                              Py_ssize_t padded_w, Py_ssize_t out_w, Py_ssize_t step) noexcept nogil
+    void imgfilt_median5x5_f64(const double *r0, const double *r1, const double *r2,
+                              const double *r3, const double *r4, double *work, double *out,
+                              Py_ssize_t padded_w, Py_ssize_t out_w, Py_ssize_t step) noexcept nogil
     void imgfilt_median3x3_u8(const unsigned char *r0, const unsigned char *r1,
                               const unsigned char *r2, unsigned char *lo, unsigned char *mid,
                               unsigned char *hi, unsigned char *out, Py_ssize_t padded_w,
@@ -188,6 +271,9 @@ cdef enum:
     COLUMNS_3X3 = 6
     VAN_HERK_MIN = 7
     VAN_HERK_MAX = 8
+    COLUMNS_5X5 = 9
+    BOX_ROWS_MIN = 10
+    BOX_ROWS_MAX = 11
     # A box at most this wide is reduced along the row directly; wider ones by van Herk.
 
 
@@ -197,7 +283,7 @@ def has_openmp():
 
 
 def instruction_set():
-    """The instruction set this module was compiled for: "baseline" or "avx2"."""
+    """The instruction set this module was compiled for: "baseline", "avx2" or "avx512"."""
     return IMGFILT_ISA.decode()
 
 
@@ -396,6 +482,73 @@ cdef void _row_box_doubling(const rank_t *ring, const Py_ssize_t *row_off, Py_ss
         _shifted(out, current, out_w, (columns - width) * step, maximum)
 
 
+cdef void _box_level(const rank_t *ring, const Py_ssize_t *row_off, Py_ssize_t plane,
+                     Py_ssize_t kernel_h, Py_ssize_t y, Py_ssize_t r, Py_ssize_t level,
+                     Py_ssize_t plane_key, Py_ssize_t columns, Py_ssize_t step, bint maximum,
+                     rank_t *levels, Py_ssize_t *level_tags, Py_ssize_t n_slots,
+                     rank_t *scratch, Py_ssize_t out_w) noexcept nogil:
+    """Make ``L[level][r]`` ready: the extreme of padded rows ``r .. r + 2**level - 1`` (of
+    plane ``plane`` of the window), each reduced along the row over the box's columns.
+
+    Level 0 is one resident row reduced along the row (``_row_box_doubling``); level ``l`` is
+    the elementwise extreme of two rows of level ``l - 1``. Rows of a level cycle through
+    ``kernel_h`` slots per plane, tagged with the padded row they hold (``plane_key + r``), so
+    the next output row finds those it shares with this one and computes one new row a level.
+    """
+    cdef Py_ssize_t slot = level * n_slots + plane * kernel_h + r % kernel_h
+    cdef Py_ssize_t half, low, high
+    cdef rank_t *dest = levels + slot * out_w
+    if level_tags[slot] == plane_key + r:
+        return
+    if level == 0:
+        _row_box_doubling(ring, row_off + plane * kernel_h + (r - y), 1, columns, step, maximum,
+                          scratch, dest, out_w)
+    else:
+        half = 1 << (level - 1)
+        _box_level(ring, row_off, plane, kernel_h, y, r, level - 1, plane_key, columns, step,
+                   maximum, levels, level_tags, n_slots, scratch, out_w)
+        _box_level(ring, row_off, plane, kernel_h, y, r + half, level - 1, plane_key, columns,
+                   step, maximum, levels, level_tags, n_slots, scratch, out_w)
+        low = ((level - 1) * n_slots + plane * kernel_h + r % kernel_h) * out_w
+        high = ((level - 1) * n_slots + plane * kernel_h + (r + half) % kernel_h) * out_w
+        _shifted(dest, levels + low, out_w, high - low, maximum)
+    level_tags[slot] = plane_key + r
+
+
+cdef void _row_box_rows(const rank_t *ring, const Py_ssize_t *row_off, Py_ssize_t kernel_d,
+                        Py_ssize_t kernel_h, Py_ssize_t y, Py_ssize_t first_plane_key,
+                        Py_ssize_t plane_stride, Py_ssize_t columns, Py_ssize_t step,
+                        bint maximum, rank_t *work, Py_ssize_t padded_w,
+                        Py_ssize_t *level_tags, rank_t *out, Py_ssize_t out_w) noexcept nogil:
+    """Minimum (or maximum) over a box, the rows shared between output rows.
+
+    Each padded row is reduced along the row once (``log2`` of the columns vector passes) and
+    kept; down the columns, rows are combined by doubling (level ``l`` holds the extreme of
+    ``2**l`` consecutive rows), so an output row costs one new row per level and a last
+    combination of two overlapping level-``T`` rows (``2**T <= kernel_h``): about
+    ``log2(kernel_h) + log2(columns) + 2`` passes over the row instead of ``kernel_h + log2``.
+    ``work`` holds ``2 * padded_w`` of scratch then the levels; ``level_tags`` (-1 on a thread's
+    first row) what each level slot holds.
+    """
+    cdef Py_ssize_t top = 0, plane, a, b, n_slots = kernel_d * kernel_h, key
+    cdef rank_t *levels = work + 2 * padded_w
+    while (2 << top) <= kernel_h:
+        top += 1
+    for plane in range(kernel_d):
+        key = first_plane_key + plane * plane_stride
+        _box_level(ring, row_off, plane, kernel_h, y, y, top, key, columns, step, maximum,
+                   levels, level_tags, n_slots, work, out_w)
+        _box_level(ring, row_off, plane, kernel_h, y, y + kernel_h - (1 << top), top, key,
+                   columns, step, maximum, levels, level_tags, n_slots, work, out_w)
+        a = (top * n_slots + plane * kernel_h + y % kernel_h) * out_w
+        b = (top * n_slots + plane * kernel_h + (y + kernel_h - (1 << top)) % kernel_h) * out_w
+        if plane == 0:
+            _shifted(out, levels + a, out_w, b - a, maximum)
+        else:
+            _accumulate(out, levels + a, out_w, maximum)
+            _accumulate(out, levels + b, out_w, maximum)
+
+
 cdef void _row_box_extreme(const rank_t *ring, const Py_ssize_t *row_off, Py_ssize_t n_rows,
                            Py_ssize_t kernel_w, bint maximum, rank_t *work, rank_t *out,
                            Py_ssize_t out_w) noexcept nogil:
@@ -466,6 +619,40 @@ cdef void _row_median_3x3(const rank_t *r0, const rank_t *r1, const rank_t *r2, 
         imgfilt_median3x3_f32(r0, r1, r2, lo, mid, hi, out, padded_w, out_w, step)
     else:
         imgfilt_median3x3_f64(r0, r1, r2, lo, mid, hi, out, padded_w, out_w, step)
+
+
+cdef void _row_median_5x5(const rank_t *ring, const Py_ssize_t *row_off, rank_t *work,
+                          Py_ssize_t padded_w, rank_t *out, Py_ssize_t out_w,
+                          Py_ssize_t step) noexcept nogil:
+    """Median of a 5 x 5 box by sorted columns: each column of five is sorted once (shared by
+    the five windows that hold it), then a network of 85 comparators that knows the columns
+    are sorted (tools/median_networks.py) selects each window's median, straight-line code
+    vectorised across outputs. ``work`` holds the five sorted rows (``5 * padded_w``).
+    """
+    if rank_t is u8_t:
+        imgfilt_median5x5_u8(ring + row_off[0], ring + row_off[1], ring + row_off[2],
+                             ring + row_off[3], ring + row_off[4], work, out, padded_w, out_w,
+                             step)
+    elif rank_t is u16_t:
+        imgfilt_median5x5_u16(ring + row_off[0], ring + row_off[1], ring + row_off[2],
+                              ring + row_off[3], ring + row_off[4], work, out, padded_w, out_w,
+                              step)
+    elif rank_t is u32_t:
+        imgfilt_median5x5_u32(ring + row_off[0], ring + row_off[1], ring + row_off[2],
+                              ring + row_off[3], ring + row_off[4], work, out, padded_w, out_w,
+                              step)
+    elif rank_t is u64_t:
+        imgfilt_median5x5_u64(ring + row_off[0], ring + row_off[1], ring + row_off[2],
+                              ring + row_off[3], ring + row_off[4], work, out, padded_w, out_w,
+                              step)
+    elif rank_t is float:
+        imgfilt_median5x5_f32(ring + row_off[0], ring + row_off[1], ring + row_off[2],
+                              ring + row_off[3], ring + row_off[4], work, out, padded_w, out_w,
+                              step)
+    else:
+        imgfilt_median5x5_f64(ring + row_off[0], ring + row_off[1], ring + row_off[2],
+                              ring + row_off[3], ring + row_off[4], work, out, padded_w, out_w,
+                              step)
 
 
 cdef void _row_network(const rank_t *ring, const Py_ssize_t *tap_off, Py_ssize_t n_taps,
@@ -600,7 +787,9 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
     of ``C`` interleaved channels, with ``KW`` the span ``(kw_max) * C + 1``; COLUMNS_3X3 then
     reads columns ``(KW - 1) / 2`` apart). ``method`` is the window
     kernel (TAPS_MIN 0, TAPS_MAX 1, BOX_MIN 2, BOX_MAX 3 (by doubling), NETWORK 4,
-    HISTOGRAM 5, COLUMNS_3X3 6 (the median of a 3 x 3 box), VAN_HERK_MIN 7, VAN_HERK_MAX 8).
+    HISTOGRAM 5, COLUMNS_3X3 6 (the median of a 3 x 3 box), VAN_HERK_MIN 7, VAN_HERK_MAX 8,
+    COLUMNS_5X5 9 (the median of a 5 x 5 box; ``work`` >= 5 * len(col_map)), BOX_ROWS_MIN 10,
+    BOX_ROWS_MAX 11).
     ``step`` is the distance between a window's neighbouring columns (the channel count of
     interleaved rows; 1 otherwise). NETWORK applies
     the comparators ``network (M, 2)`` and takes sample ``rank``; HISTOGRAM takes the ``rank``-th
@@ -610,7 +799,11 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
     ``cval[0]``). Scratch, per thread: ``ring (T, KD*KH*(len(col_map) + lanes()))`` (zeroed),
     ``tags (T, KD*KH)`` (-1), ``work (T, >= max(3 * len(col_map), n_taps * lanes()))``,
     ``hist (T, bins + bins >> shift)`` (zeroed; HISTOGRAM only, bins 256 or 65536),
-    ``offsets (T, KD*KH + n_taps + n_add + n_rem)``.
+    ``offsets (T, KD*KH + n_taps + n_add + n_rem)``. BOX_ROWS_MIN 10 and BOX_ROWS_MAX 11 are
+    BOX_MIN/BOX_MAX keeping rows reduced along
+    the row and down the columns between output rows: ``work`` then needs
+    ``2 * len(col_map) + L * KD * KH * Wo`` and ``offsets`` ``L * KD * KH`` more entries, -1
+    (``L = floor(log2(KH)) + 1`` levels).
 
     The shapes are checked here (cheaply, once) so that no call can index out of bounds.
     """
@@ -631,10 +824,12 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
     cdef Py_ssize_t *tap_off
     cdef Py_ssize_t *add_off
     cdef Py_ssize_t *rem_off
+    cdef Py_ssize_t *level_tags
+    cdef Py_ssize_t padded_d = plane_map.shape[0], padded_h = row_map.shape[0], levels = 1
 
     if min(kernel_d, kernel_h, kernel_w, num_threads, n_taps) < 1:
         raise ValueError("rank engine: kernel sizes, taps and threads must be >= 1")
-    if method < TAPS_MIN or method > VAN_HERK_MAX:
+    if method < TAPS_MIN or method > BOX_ROWS_MAX:
         raise ValueError("rank engine: unknown method")
     if (out.shape[0] != batch or out.shape[1] != channels
             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
@@ -669,9 +864,23 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
                                   or kernel_w < 3 or n_taps != 9 or rank != 4
                                   or work.shape[1] < 3 * padded_w):
         raise ValueError("rank engine: the sorted-columns kernel is the median of a 3 x 3 box")
+    if method == COLUMNS_5X5 and (kernel_d != 1 or kernel_h != 5 or kernel_w % 4 != 1
+                                  or kernel_w < 5 or n_taps != 25 or rank != 12
+                                  or work.shape[1] < 5 * padded_w):
+        raise ValueError("rank engine: the sorted-columns kernel is the median of a 5 x 5 box")
+    if (method == COLUMNS_5X5 and (kernel_w - 1) // 4 != step) or (
+            method == COLUMNS_3X3 and (kernel_w - 1) // 2 != step):
+        raise ValueError("rank engine: the sorted-columns kernel's columns must lie step apart")
     if step < 1 or (kernel_w - 1) % step:
         raise ValueError("rank engine: step must be >= 1 and divide the kernel span")
-    if method == BOX_MIN or method == BOX_MAX or method == VAN_HERK_MIN or method == VAN_HERK_MAX:
+    while (2 << (levels - 1)) <= kernel_h:
+        levels += 1
+    if (method == BOX_ROWS_MIN or method == BOX_ROWS_MAX) and (
+            work.shape[1] < 2 * padded_w + levels * n_rows * out_w
+            or offsets.shape[1] < n_rows + n_taps + n_add + n_rem + levels * n_rows):
+        raise ValueError("rank engine: box scratch too small for the row levels")
+    if (method == BOX_MIN or method == BOX_MAX or method == VAN_HERK_MIN or method == VAN_HERK_MAX
+            or method == BOX_ROWS_MIN or method == BOX_ROWS_MAX):
         if (work.shape[1] < 3 * padded_w or n_taps != n_rows * ((kernel_w - 1) // step + 1)
                 or ((method == VAN_HERK_MIN or method == VAN_HERK_MAX) and step != 1)):
             raise ValueError("rank engine: box scratch too small, the footprint is not a box, "
@@ -696,6 +905,7 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
         tap_off = off + n_rows
         add_off = tap_off + n_taps
         rem_off = add_off + n_add
+        level_tags = rem_off + n_rem
         for item in prange(n_items, schedule="static"):
             y = item % out_h
             t = item // out_h
@@ -713,6 +923,11 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
             elif method == BOX_MIN or method == BOX_MAX:
                 _row_box_doubling(ring_row, row_off, n_rows, (kernel_w - 1) // step + 1, step,
                                   method == BOX_MAX, work_row, out_row, out_w)
+            elif method == BOX_ROWS_MIN or method == BOX_ROWS_MAX:
+                _row_box_rows(ring_row, row_off, kernel_d, kernel_h, y,
+                              ((n * channels + c) * padded_d + z) * padded_h, padded_h,
+                              (kernel_w - 1) // step + 1, step, method == BOX_ROWS_MAX, work_row,
+                              padded_w, level_tags, out_row, out_w)
             elif method == VAN_HERK_MIN or method == VAN_HERK_MAX:
                 _row_box_extreme(ring_row, row_off, n_rows, kernel_w, method == VAN_HERK_MAX,
                                  work_row, out_row, out_w)
@@ -720,6 +935,8 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
                 _row_median_3x3(ring_row + row_off[0], ring_row + row_off[1],
                                 ring_row + row_off[2], work_row, padded_w, out_row, out_w,
                                 (kernel_w - 1) // 2)
+            elif method == COLUMNS_5X5:
+                _row_median_5x5(ring_row, row_off, work_row, padded_w, out_row, out_w, step)
             elif method == NETWORK:
                 _row_network(ring_row, tap_off, n_taps, network, rank, work_row, out_row, out_w)
             else:

@@ -33,12 +33,13 @@ from .arrays import array_to_pil
 from .convolution import checked_int, compute_dtype, conv, plan
 from .errors import MAX_BYTES, file_errors
 from .weights import WEIGHT_SUFFIXES, read_weights
-from .filters import Filter
+from .filters import Filter, get_filter
 from .io import atomic_write, load_npz
 from .layout import NOT_GIVEN, Layout, resolve
-from .pipeline import correlate_same
+from .nonlinear import is_nonlinear
+from .pipeline import correlate_same, filter_array
 
-__all__ = ["FilterBank", "Sequential", "montage"]
+__all__ = ["FilterBank", "Sequential", "FilterStage", "montage"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -117,6 +118,49 @@ def _state_entry(
     return key, flat[key], flat.get(bias_key) if bias_key else None
 
 
+def _read_image(image: Any, ndim: int, in_channels: Optional[int], channel_axis: Any,
+                axes: Any) -> Tuple[arrays.Input, np.ndarray, Layout]:
+    """The input, its values and its layout, by the one axis rule (:mod:`imgfilt.layout`), for
+    a first layer of ``ndim`` spatial axes reading ``in_channels`` (None: any number)."""
+    if arrays.is_pil(image):
+        if channel_axis is not NOT_GIVEN or axes is not None:
+            raise TypeError("channel_axis and axes are for arrays, not Pillow images")
+        if ndim != 2:
+            raise ValueError(f"a Pillow image is 2-D but the first layer has {ndim} spatial axes")
+        source = arrays.read(image)
+        pixels = source.array if source.array.ndim == 3 else source.array[..., None]
+        if (arrays.normalised_pil(image).mode in ("LA", "RGBA")
+                and (in_channels is None or pixels.shape[-1] - 1 == in_channels)):
+            pixels = pixels[..., :-1]  # alpha is not a colour
+        return source, pixels, Layout(pixels.shape, (0, 1), 2, ())
+    source = arrays.read(image)
+    layout = resolve(source.array.shape, ndim, channel_axis=channel_axis, axes=axes,
+                     in_channels=in_channels if in_channels and in_channels > 1 else None,
+                     convention=source.convention, dims=source.dims)
+    return source, source.array, layout
+
+
+def _give_back(source: arrays.Input, maps: np.ndarray, layout: Layout, channels_last: bool,
+               names: Sequence[str]) -> Any:
+    """``(*batch, C_out, *S_out)`` maps in the input's type (``names``: the feature axis')."""
+    lead = len(layout.batch)
+    if channels_last:
+        maps = np.moveaxis(maps, lead, -1)
+    if source.kind in ("numpy", "pil"):
+        return maps
+    feature_axis = maps.ndim - 1 if channels_last else lead
+    first_spatial = lead if channels_last else lead + 1
+    axes_back: list = list(layout.batch) + [None] * (maps.ndim - lead)
+    new_dims: dict[int, tuple[str, Any]] = {feature_axis: ("feature", tuple(names))}
+    for position, axis in enumerate(layout.spatial):
+        if maps.shape[first_spatial + position] == layout.shape[axis]:
+            axes_back[first_spatial + position] = axis
+        else:  # another grid ('valid' padding, stride): the input's coordinates do not fit
+            name = source.dims[axis] if source.dims else f"dim_{axis}"
+            new_dims[first_spatial + position] = (name, None)
+    return source.give_back(maps, axes=axes_back, new_dims=new_dims)
+
+
 class FilterBank:
     """An ordered set of filters producing one feature map each.
 
@@ -149,6 +193,19 @@ class FilterBank:
         names: Optional[Sequence[str]] = None,
         groups: int = 1,
     ) -> None:
+        if isinstance(filters, (list, tuple)):
+            for index, item in enumerate(filters):
+                if is_nonlinear(item) or isinstance(item, str):
+                    what = (f"the nonlinear filter {item.name!r} ({type(item).__name__})"
+                            if not isinstance(item, str) else f"the name {item!r}")
+                    raise TypeError(
+                        f"filters[{index}] is {what}; a FilterBank is one convolution weight "
+                        "(C_out, C_in, *K) and holds linear Filters and kernel arrays only (it is "
+                        "saved as .npz and exported to PyTorch/Keras as such). Run a nonlinear "
+                        "filter as a Sequential stage, e.g. Sequential(bank, "
+                        "imgfilt.get_filter('median', size=3)), or stack imgfilt.apply results "
+                        "with numpy.stack"
+                    )
         if isinstance(filters, (list, tuple)) and filters and all(
             isinstance(f, Filter) or (isinstance(f, np.ndarray) and f.ndim in (1, 2, 3))
             for f in filters
@@ -312,24 +369,7 @@ class FilterBank:
 
     def _read(self, image: Any, channel_axis: Any, axes: Any
               ) -> Tuple[arrays.Input, np.ndarray, Layout]:
-        """The input, its values and its layout, by the one axis rule (:mod:`imgfilt.layout`)."""
-        if arrays.is_pil(image):
-            if channel_axis is not NOT_GIVEN or axes is not None:
-                raise TypeError("channel_axis and axes are for arrays, not Pillow images")
-            if self.ndim != 2:
-                raise ValueError(f"a Pillow image is 2-D but the bank's kernels have {self.ndim} "
-                                 "spatial axes")
-            source = arrays.read(image)
-            pixels = source.array if source.array.ndim == 3 else source.array[..., None]
-            if (arrays.normalised_pil(image).mode in ("LA", "RGBA")
-                    and pixels.shape[-1] - 1 == self.in_channels):
-                pixels = pixels[..., :-1]  # alpha is not a colour
-            return source, pixels, Layout(pixels.shape, (0, 1), 2, ())
-        source = arrays.read(image)
-        layout = resolve(source.array.shape, self.ndim, channel_axis=channel_axis, axes=axes,
-                         in_channels=self.in_channels if self.in_channels > 1 else None,
-                         convention=source.convention, dims=source.dims)
-        return source, source.array, layout
+        return _read_image(image, self.ndim, self.in_channels, channel_axis, axes)
 
     def _run(self, x: np.ndarray, options: dict) -> np.ndarray:
         """The maps ``(N, C_out, *S_out)`` of a batch ``x (N, C_in, *S)``."""
@@ -400,25 +440,15 @@ class FilterBank:
 
     def _give_back(self, source: arrays.Input, maps: np.ndarray, layout: Layout,
                    channels_last: bool) -> Any:
-        lead = len(layout.batch)
-        if channels_last:
-            maps = np.moveaxis(maps, lead, -1)
-        if source.kind in ("numpy", "pil"):
-            return maps
-        feature_axis = maps.ndim - 1 if channels_last else lead
-        first_spatial = lead if channels_last else lead + 1
-        axes_back: list = list(layout.batch) + [None] * (maps.ndim - lead)
-        new_dims: dict[int, tuple[str, Any]] = {feature_axis: ("feature", self.names)}
-        for position, axis in enumerate(layout.spatial):
-            if maps.shape[first_spatial + position] == layout.shape[axis]:
-                axes_back[first_spatial + position] = axis
-            else:  # another grid ('valid' padding, stride): the input's coordinates do not fit
-                name = source.dims[axis] if source.dims else f"dim_{axis}"
-                new_dims[first_spatial + position] = (name, None)
-        return source.give_back(maps, axes=axes_back, new_dims=new_dims)
+        return _give_back(source, maps, layout, channels_last, self.names)
 
-    def then(self, other: "FilterBank") -> "Sequential":
-        """Chain another bank after this one: a :class:`Sequential` of the two.
+    def feature_names(self, channels: int,
+                      previous: Optional[Sequence[str]] = None) -> Tuple[str, ...]:
+        """The names of the maps this layer makes from ``channels`` input channels."""
+        return self.names
+
+    def then(self, other: Any) -> "Sequential":
+        """Chain another bank (or a filter stage, see :class:`Sequential`) after this one.
 
         Examples
         --------
@@ -606,43 +636,150 @@ class FilterBank:
         return montage(maps, cols)
 
 
-class Sequential:
-    """Banks chained as layers: each one's maps are the next one's input channels.
+class FilterStage:
+    """A per-channel filter as a :class:`Sequential` stage: each map filtered on its own.
 
-    The cascade is linear (no activation between layers); options given to :meth:`apply` and
-    :meth:`output_shape` apply to every layer.
+    The filter is a registered name, a per-channel :class:`~imgfilt.filters.Filter` (linear or
+    not: ``"sobel"`` combines its two responses into a magnitude) or a nonlinear filter of
+    :mod:`imgfilt.nonlinear` (median, rank, grey morphology, Canny). It keeps the number and
+    size of the maps (``'same'`` padding by the Sequential's ``padding_mode``) and their float
+    dtype, as :func:`imgfilt.apply` with ``output='float'`` does on each map; it has no
+    parameters to learn or export. ``stride``/``dilation`` options are the banks'.
+
+    Examples
+    --------
+    >>> stage = FilterStage("median", size=3)
+    >>> stage, stage.n_params
+    (<FilterStage median>, 0)
+    """
+
+    groups = 1
+    n_params = 0
+
+    def __init__(self, filter: Any, **params: Any) -> None:
+        if isinstance(filter, str):
+            filter = get_filter(filter, **params)
+        elif params:
+            raise TypeError(f"parameters {sorted(params)} only go with a filter name")
+        if not (isinstance(filter, Filter) or is_nonlinear(filter)):
+            raise TypeError(
+                f"a Sequential stage is a FilterBank, a filter name, a Filter or a nonlinear "
+                f"filter (imgfilt.nonlinear), got {type(filter).__name__}")
+        if not filter.per_channel:
+            raise TypeError(
+                f"filter {filter.name!r} mixes {filter.in_channels} channels; as a Sequential "
+                "stage use it as a FilterBank (FilterBank([filter]))")
+        self.filter = filter
+        self.name = filter.name
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial axes."""
+        return int(self.filter.ndim)
+
+    in_channels = None  # any number: each map is filtered on its own
+
+    def __repr__(self) -> str:
+        return f"<FilterStage {self.name}>"
+
+    def output_shape(self, input_shape: Sequence[int], **conv_options: Any) -> Tuple[int, ...]:
+        """The input shape: a stage keeps the maps' number and size."""
+        FilterBank._conv_options(conv_options)
+        shape = tuple(int(n) for n in input_shape)
+        if len(shape) not in (self.ndim + 1, self.ndim + 2):
+            raise ValueError(f"input_shape must be (C, *S) or (N, C, *S) with {self.ndim} "
+                             f"spatial axes, got {shape}")
+        return shape
+
+    def feature_names(self, channels: int,
+                      previous: Optional[Sequence[str]] = None) -> Tuple[str, ...]:
+        """``name(previous name)`` for each map a layer before named (``maximum(sobel_x)``);
+        else ``name`` for one map, ``name[i]`` for each of several."""
+        if previous is not None and len(previous) == channels:
+            return tuple(f"{self.name}({n})" for n in previous)
+        return (self.name,) if channels == 1 else tuple(f"{self.name}[{i}]"
+                                                        for i in range(channels))
+
+    def _run(self, x: np.ndarray, options: dict) -> np.ndarray:
+        """The filtered maps ``(N, C, *S)`` of ``x (N, C, *S)`` (float)."""
+        layout = Layout(x.shape, tuple(range(2, x.ndim)), 1, (0,))
+        return filter_array(x, self.filter, layout, padding_mode=options["padding_mode"],
+                            output="float")
+
+    def _maps(self, values: np.ndarray, layout: Layout, options: dict) -> np.ndarray:
+        """``(*batch, C, *S)`` maps of ``values`` laid out as ``layout``, in float."""
+        moved = values if layout.canonical else values.transpose(layout.order)
+        batch = moved.shape[: len(layout.batch)]
+        x = moved.reshape((-1, layout.channels) + moved.shape[moved.ndim - self.ndim:])
+        x = x.astype(compute_dtype(values.dtype), copy=False)
+        maps = self._run(x, options)
+        return maps.reshape(batch + maps.shape[1:])
+
+
+def _as_layer(layer: Any) -> Any:
+    if isinstance(layer, (FilterBank, FilterStage)):
+        return layer
+    if isinstance(layer, (str, Filter)) or is_nonlinear(layer):
+        return FilterStage(layer)
+    raise TypeError(
+        f"layers must be FilterBanks, filter names, Filters or nonlinear filters "
+        f"(imgfilt.nonlinear), got {type(layer).__name__}")
+
+
+class Sequential:
+    """Layers chained: each one's maps are the next one's input channels.
+
+    A layer is a :class:`FilterBank` (maps ``C_in -> C_out``), or a per-channel filter given by
+    name, as a :class:`~imgfilt.filters.Filter` or as a nonlinear filter (median, rank, grey
+    morphology, Canny), which becomes a :class:`FilterStage`: each map filtered on its own, as a
+    Kornia ``nn.Sequential(MedianBlur((3, 3)), Sobel())`` does. Banks alone make a linear
+    cascade (no activation between layers); options given to :meth:`apply` and
+    :meth:`output_shape` apply to every bank, ``padding_mode`` to every stage. The layers may be
+    given one by one or as one list.
 
     Examples
     --------
     >>> net = Sequential(FilterBank(np.zeros((6, 5, 3, 3))), FilterBank(np.zeros((4, 6, 10, 10))))
     >>> net.output_shape((5, 64, 64), padding="valid"), net.n_params
     ((4, 53, 53), 2680)
+    >>> denoise_then_edges = Sequential(["median", "sobel"])
+    >>> denoise_then_edges.apply(np.zeros((16, 16), np.uint8)).shape
+    (1, 16, 16)
     """
 
-    def __init__(self, *layers: FilterBank | Sequential) -> None:
-        flat: List[FilterBank] = []
+    def __init__(self, *layers: Any) -> None:
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        flat: List[Any] = []
         for layer in layers:
             if isinstance(layer, Sequential):
                 flat.extend(layer.layers)
-            elif isinstance(layer, FilterBank):
-                flat.append(layer)
             else:
-                raise TypeError(f"layers must be FilterBanks, got {type(layer).__name__}")
+                flat.append(_as_layer(layer))
         if not flat:
-            raise ValueError("a Sequential needs at least one FilterBank")
-        for index in range(1, len(flat)):
-            if flat[index].in_channels != flat[index - 1].out_channels:
-                raise ValueError(
-                    f"layer {index} expects C_in = {flat[index].in_channels} but layer {index - 1} "
-                    f"makes {flat[index - 1].out_channels} maps"
-                )
-        self.layers: Tuple[FilterBank, ...] = tuple(flat)
+            raise ValueError("a Sequential needs at least one layer")
+        ndims = {layer.ndim for layer in flat}
+        if len(ndims) > 1:
+            raise ValueError(f"the layers mix spatial dimensions: "
+                             f"{[layer.ndim for layer in flat]}")
+        channels = flat[0].in_channels
+        for index, layer in enumerate(flat):
+            if isinstance(layer, FilterBank):
+                if channels is not None and layer.in_channels != channels:
+                    raise ValueError(
+                        f"layer {index} expects C_in = {layer.in_channels} but layer {index - 1} "
+                        f"makes {channels} maps"
+                    )
+                channels = layer.out_channels
+        self.layers: Tuple[Any, ...] = tuple(flat)
 
     def __len__(self) -> int:
         return len(self.layers)
 
     def __repr__(self) -> str:
-        return f"<Sequential {' -> '.join(str(l.weight.shape) for l in self.layers)}>"
+        return "<Sequential " + " -> ".join(
+            str(l.weight.shape) if isinstance(l, FilterBank) else l.name
+            for l in self.layers) + ">"
 
     def _repr_html_(self) -> str:
         return display.network_html(self)
@@ -653,10 +790,10 @@ class Sequential:
 
     @property
     def n_params(self) -> int:
-        """Sum of the layers' parameters."""
+        """Sum of the layers' parameters (a filter stage has none)."""
         return sum(layer.n_params for layer in self.layers)
 
-    def then(self, other: FilterBank) -> "Sequential":
+    def then(self, other: Any) -> "Sequential":
         """Append a layer."""
         return Sequential(self, other)
 
@@ -676,18 +813,22 @@ class Sequential:
 
     def apply(self, image: Any, *, channel_axis: Any = NOT_GIVEN, axes: Any = None,
               channels_last: bool = False, **conv_options: Any) -> Any:
-        """Run the layers in turn; the first reads ``image`` as :meth:`FilterBank.apply` does,
-        and the result comes back as it does there."""
+        """Run the layers in turn; the first reads ``image`` as :meth:`FilterBank.apply` does
+        (a first filter stage reads any number of channels), and the result comes back as it
+        does there: ``(*batch, C, *S)`` float maps."""
         first = self.layers[0]
-        source, values, layout = first._read(image, channel_axis, axes)
+        source, values, layout = _read_image(image, first.ndim, first.in_channels,
+                                             channel_axis, axes)
         options = FilterBank._conv_options(conv_options)
         maps = first._maps(values, layout, options)
         lead = len(layout.batch)
+        names = first.feature_names(maps.shape[lead])
         for layer in self.layers[1:]:
             flat = maps.reshape((-1,) + maps.shape[lead:])
             out = layer._run(flat, options)
             maps = out.reshape(maps.shape[:lead] + out.shape[1:])
-        return self.layers[-1]._give_back(source, maps, layout, channels_last)
+            names = layer.feature_names(maps.shape[lead], names)
+        return _give_back(source, maps, layout, channels_last, names)
 
 
 def montage(maps: Any, cols: Optional[int] = None, separator: int = 1) -> Image.Image:

@@ -15,6 +15,14 @@ output sample is the engine's fixed-order sum over the same values as in memory,
 same bits. Dask's own ``map_overlap`` boundaries are not used: its ``'reflect'`` is numpy's
 ``'symmetric'`` and it needs every chunk to be at least the halo deep.
 
+Rank filters and grey morphology (:class:`imgfilt.nonlinear.RankFilter`) go through the same
+gathering (:func:`_blockwise`, the one place the seams are made): each pass of the operation's
+:class:`imgfilt.rank.Recipe` is a graph of its own, reading the previous pass's blocks with
+that pass's halo and padding them by the mode and ``cval`` exactly as the in-memory chain pads
+its intermediate; a window's k-th value is one of its samples, chosen by an order that does not
+depend on the block (:func:`imgfilt.rank.needs_keys`), hence the same bits. Canny runs only on
+blocks that hold whole images (its hysteresis and quantile thresholds are global).
+
 Requires Dask (``pip install 'imgfilt[dask]'``); ``scheduler=`` in :func:`filter_file` needs
 ``distributed`` too.
 """
@@ -51,8 +59,11 @@ from .convolution import conv as engine_conv
 from .filters import COMBINES, Filter
 from .errors import file_errors
 from .layout import NOT_GIVEN, resolve
-from .padding import fold, output_length
-from .pipeline import check_output, convert_output, same_padding
+from .nonlinear import CannyFilter, RankFilter
+from .padding import fold, normalize_mode, output_length, reflect_fallback
+from .pipeline import (check_nonlinear_options, check_output, convert_output, finish_nonlinear,
+                       run_nonlinear, same_padding)
+from .rank import Pass, difference, rank_window, typed_cval
 from .tiff import TiffPageReader
 
 __all__ = ["apply", "conv", "convolve", "filter_file"]
@@ -174,31 +185,31 @@ def _axis_parts(window: np.ndarray, in_chunks: tuple[int, ...]) -> tuple[_Part, 
 
 @dataclass(frozen=True)
 class _Block:
-    """What one output block's task needs besides its pieces and the weights."""
+    """What one output block's task needs besides its pieces and the shared values."""
 
     window: tuple[int, ...]                  # padded window size per spatial axis
     parts: tuple[tuple[_Part, ...], ...]     # per spatial axis
-    zeros: bool                              # some window position is a zero pad
+    zeros: bool                              # some window position is outside (padding value)
+    fill: Any                                # the padding value of those positions
     cuts: tuple[tuple[slice, ...] | None, ...]  # per piece: cut in the task, or None: cut
     dtype: np.dtype
-    lead_ndim: int
-    conv_options: tuple[tuple[str, Any], ...]
-    threads: int | None
+    run: Any                                 # run(padded window, *shared) -> the output block
 
 
 def _cut_piece(chunk: np.ndarray, index: tuple[slice, ...]) -> np.ndarray:
     return np.array(chunk[index])  # a copy, so the chunk itself can be released
 
 
-def _conv_block(pieces: list[np.ndarray], weight: np.ndarray, bias: np.ndarray | None,
-                lead: tuple[int, ...], block: _Block) -> np.ndarray:
-    """Assemble the padded window of one output block from its pieces and run the engine.
+def _gather(pieces: list[np.ndarray], lead: tuple[int, ...], block: _Block) -> np.ndarray:
+    """Assemble the padded window of one output block from its pieces.
 
-    ``lead`` is ``(*lead_block, C_in)``: a window that lies wholly in zero padding has no pieces
-    to take it from.
+    ``lead`` is the block's shape along the non-spatial axes: a window that lies wholly in the
+    padding has no pieces to take it from.
     """
-    make = np.zeros if block.zeros else np.empty  # every non-zero position is written below
-    padded = make(lead + block.window, dtype=block.dtype)
+    if block.zeros:
+        padded = np.full(lead + block.window, block.fill, dtype=block.dtype)
+    else:  # every position is written below
+        padded = np.empty(lead + block.window, dtype=block.dtype)
     combos = itertools.product(*(range(len(parts)) for parts in block.parts))
     for piece, cut, combo in zip(pieces, block.cuts, combos):
         if cut is not None:
@@ -211,40 +222,56 @@ def _conv_block(pieces: list[np.ndarray], weight: np.ndarray, bias: np.ndarray |
             dst_ix = np.ix_(*map(_as_indices, dst))
             src_ix = np.ix_(*map(_as_indices, src))
             padded[(Ellipsis, *dst_ix)] = piece[(Ellipsis, *src_ix)]  # type: ignore[index, arg-type]
-    batch = padded.reshape((-1,) + padded.shape[block.lead_ndim:])
-    with threads_in_this_thread(block.threads):
-        result = engine_conv(batch, weight, bias, padding=0, **dict(block.conv_options))
-    return result.reshape(lead[:-1] + result.shape[1:])
+    return padded
 
 
-def _correlate(
+def _run_block(block: _Block, pieces: list[np.ndarray], lead: tuple[int, ...],
+               *shared: Any) -> np.ndarray:
+    return block.run(_gather(pieces, lead, block), *shared)
+
+
+def _conv_run(padded: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, *,
+              lead_ndim: int, conv_options: tuple[tuple[str, Any], ...],
+              threads: int | None) -> np.ndarray:
+    """The engine on one padded window ``(*lead, C_in, *window)`` with no padding."""
+    batch = padded.reshape((-1,) + padded.shape[lead_ndim:])
+    with threads_in_this_thread(threads):
+        result = engine_conv(batch, weight, bias, padding=0, **dict(conv_options))
+    return result.reshape(padded.shape[:lead_ndim] + result.shape[1:])
+
+
+def _blockwise(
     x: da.Array,
-    weight: np.ndarray,
-    bias: np.ndarray | None,
     axes: Sequence[_Axis],
+    out_chunks: Sequence[tuple[int, ...]],
     *,
     lead_ndim: int,
+    out_lead_chunks: Sequence[tuple[int, ...]],
     dtype: np.dtype,
-    groups: int,
-    method: str,
-    threads: int | None,
+    out_dtype: np.dtype,
+    fill: Any,
+    run: Any,
+    shared: dict[str, Any],
+    label: str,
+    token: str,
 ) -> da.Array:
-    """The graph: ``x (*lead, C_in, *S)``, channel axis in one chunk, checked by the caller."""
+    """The graph of a windowed filter: the one place the seams are made.
+
+    ``x`` is ``(*lead, *S)``; every output block ``(*lead block, *out block)`` is
+    ``run(window, *shared)`` on the padded window its outputs read, gathered from the input
+    chunks through the padding index maps (``fill`` where the mode pads with a constant).
+    ``out_lead_chunks`` has as many chunks per lead axis as ``x`` (their sizes may differ:
+    conv's channel axis). ``shared`` values are stored once in the graph.
+    """
     lead_chunks = x.chunks[:lead_ndim]
-    in_chunks = x.chunks[lead_ndim + 1:]
-    out_chunks = [axis.output_chunks(chunks) for axis, chunks in zip(axes, in_chunks)]
-    conv_options = (
-        ("stride", tuple(a.stride for a in axes)),
-        ("dilation", tuple(a.dilation for a in axes)),
-        ("groups", groups),
-        ("method", method),
-    )
-    token = tokenize(x.name, weight, bias, axes, lead_ndim, str(dtype), conv_options, threads)
-    name = "imgfilt-conv-" + token
+    in_chunks = x.chunks[lead_ndim:]
+    name = f"imgfilt-{label}-" + token
     piece_name = "imgfilt-halo-" + token
-    weight_key = "imgfilt-weight-" + token
-    bias_key = "imgfilt-bias-" + token
-    graph: dict[Any, Any] = {weight_key: weight, bias_key: bias}
+    graph: dict[Any, Any] = {}
+    shared_keys = []
+    for what, value in shared.items():
+        graph[f"imgfilt-{what}-" + token] = value
+        shared_keys.append(f"imgfilt-{what}-" + token)
 
     for index, axis in enumerate(axes):
         if axis.span > _MAX_WINDOW:
@@ -269,7 +296,7 @@ def _correlate(
         axis_blocks.append(blocks)
 
     in_sizes = [np.asarray(c) for c in in_chunks]
-    lead_index = (slice(None),) * (lead_ndim + 1)
+    lead_index = (slice(None),) * lead_ndim
     for out_index in itertools.product(*(range(len(c)) for c in out_chunks)):
         per_axis = [axis_blocks[a][i] for a, i in enumerate(out_index)]
         parts = tuple(b[2] for b in per_axis)
@@ -286,19 +313,17 @@ def _correlate(
             window=tuple(b[0] for b in per_axis),
             parts=parts,
             zeros=any(b[1] for b in per_axis),
+            fill=fill,
             cuts=tuple(cuts),
             dtype=dtype,
-            lead_ndim=lead_ndim,
-            conv_options=conv_options,
-            threads=threads,
+            run=run,
         )
-        task = partial(_conv_block, block=block)
+        task = partial(_run_block, block)
         for lead_block in itertools.product(*(range(len(c)) for c in lead_chunks)):
-            lead = tuple(lead_chunks[a][i] for a, i in enumerate(lead_block)) + (
-                x.shape[lead_ndim],)
+            lead = tuple(lead_chunks[a][i] for a, i in enumerate(lead_block))
             piece_keys = []
             for combo, cut in zip(itertools.product(*block.parts), block.cuts):
-                chunk_key = (x.name,) + lead_block + (0,) + tuple(p.chunk for p in combo)
+                chunk_key = (x.name,) + lead_block + tuple(p.chunk for p in combo)
                 if cut is not None:
                     piece_keys.append(chunk_key)
                     continue
@@ -308,13 +333,158 @@ def _correlate(
                     chunk_key,
                 )
                 piece_keys.append(key)
-            graph[(name,) + lead_block + (0,) + out_index] = (
-                task, piece_keys, weight_key, bias_key, lead
-            )
+            graph[(name,) + lead_block + out_index] = (task, piece_keys, lead, *shared_keys)
     # dask.Array vs its own protocol (a typing quirk, not a bug)
     hlg = HighLevelGraph.from_collections(name, graph, dependencies=[x])  # type: ignore[list-item]
-    chunks = tuple(lead_chunks) + ((weight.shape[0],),) + tuple(out_chunks)
-    return da.Array(hlg, name, chunks, meta=np.empty((0,) * len(chunks), dtype=dtype))
+    chunks = tuple(out_lead_chunks) + tuple(out_chunks)
+    return da.Array(hlg, name, chunks, meta=np.empty((0,) * len(chunks), dtype=out_dtype))
+
+
+def _correlate(
+    x: da.Array,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    axes: Sequence[_Axis],
+    *,
+    lead_ndim: int,
+    dtype: np.dtype,
+    groups: int,
+    method: str,
+    threads: int | None,
+) -> da.Array:
+    """The graph: ``x (*lead, C_in, *S)``, channel axis in one chunk, checked by the caller."""
+    conv_options = (
+        ("stride", tuple(a.stride for a in axes)),
+        ("dilation", tuple(a.dilation for a in axes)),
+        ("groups", groups),
+        ("method", method),
+    )
+    token = tokenize(x.name, weight, bias, axes, lead_ndim, str(dtype), conv_options, threads)
+    out_chunks = [axis.output_chunks(chunks)
+                  for axis, chunks in zip(axes, x.chunks[lead_ndim + 1:])]
+    run = partial(_conv_run, lead_ndim=lead_ndim, conv_options=conv_options, threads=threads)
+    return _blockwise(x, axes, out_chunks, lead_ndim=lead_ndim + 1,
+                      out_lead_chunks=x.chunks[:lead_ndim] + ((weight.shape[0],),),
+                      dtype=dtype, out_dtype=dtype, fill=dtype.type(0), run=run,
+                      shared={"weight": weight, "bias": bias}, label="conv", token=token)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rank filters, grey morphology and Canny (imgfilt.nonlinear)
+
+
+def _rank_run(padded: np.ndarray, *, one: Pass, threads: int | None) -> np.ndarray:
+    """One rank pass on a padded window: every output whose window lies inside it is computed
+    from the window's samples alone (the border, padded again here, is cut off)."""
+    nd = one.footprint.ndim
+    spatial = tuple(range(padded.ndim - nd, padded.ndim))
+    with threads_in_this_thread(threads):
+        result = rank_window(padded, one.k, one.footprint, spatial, mode="replicate",
+                             origin=one.origin)
+    inside = tuple(slice(before, length - after)
+                   for (before, after), length in zip(one.pads, padded.shape[padded.ndim - nd:]))
+    return np.ascontiguousarray(result[(Ellipsis,) + inside])
+
+
+def _rank_pass(x: da.Array, one: Pass, lead_ndim: int, modes: Sequence[str], cval: Any,
+               threads: int | None) -> da.Array:
+    """One pass of a recipe on ``x (*lead, *S)``: the output's chunks are the input's."""
+    sizes = x.shape[lead_ndim:]
+    axes = [_Axis(size, before, after, mode, before + after + 1, 1, 1)
+            for size, (before, after), mode in zip(sizes, one.pads, modes)]
+    token = tokenize(x.name, one.k, one.footprint, one.origin, modes, cval, lead_ndim, threads)
+    return _blockwise(x, axes, x.chunks[lead_ndim:], lead_ndim=lead_ndim,
+                      out_lead_chunks=x.chunks[:lead_ndim], dtype=x.dtype, out_dtype=x.dtype,
+                      fill=cval, run=partial(_rank_run, one=one, threads=threads), shared={},
+                      label="rank", token=token)
+
+
+def _rank_lazy(x: da.Array, filt: RankFilter, lead_ndim: int, mode: str,
+               threads: int | None) -> da.Array:
+    """What ``filt.run`` gives on ``x (*lead, *S)``, in ``x``'s dtype, pass by pass.
+
+    Each pass pads its own input (the image, or the previous pass's result) by the mode and
+    ``cval``, as the in-memory chain does, so each is exact on its own; an axis of one sample
+    under ``'reflect'`` repeats it (``reflect_fallback``), as :func:`imgfilt.apply` does.
+    """
+    sizes = x.shape[lead_ndim:]
+    modes = [reflect_fallback(mode, size) for size in sizes]
+    cval = typed_cval(filt.cval, x.dtype)[0]
+    plan = filt.recipe
+
+    def chain(source: da.Array, passes: Sequence[Pass]) -> da.Array:
+        for one in passes:
+            source = _rank_pass(source, one, lead_ndim, modes, cval, threads)
+        return source
+
+    first = chain(x, plan.first)
+    if plan.second is None:
+        return first
+    return da.map_blocks(difference, first, chain(x, plan.second), dtype=x.dtype)
+
+
+def _canny_run(block: np.ndarray, filt: CannyFilter, spatial: tuple[int, ...], mode: str,
+               threads: int | None) -> np.ndarray:
+    with threads_in_this_thread(threads):
+        return run_nonlinear(block, filt, spatial, mode)
+
+
+def _canny_lazy(x: da.Array, filt: CannyFilter, lead_ndim: int, mode: str,
+                threads: int | None, space: Sequence[int]) -> da.Array:
+    """Canny on ``x (*lead, *S)`` block by block, each block holding whole images."""
+    split = [(axis, len(chunks)) for axis, chunks in zip(space, x.chunks[lead_ndim:])
+             if len(chunks) > 1]
+    if split:
+        axes_text = ", ".join(f"axis {axis} ({count} chunks)" for axis, count in split)
+        rechunk = "{" + ", ".join(f"{axis}: -1" for axis in space) + "}"
+        raise ValueError(
+            f"Canny cannot run on tiles: its hysteresis follows edges across the whole image "
+            f"and use_quantiles thresholds are the whole image's, so no finite halo makes the "
+            f"seams exact. The image's spatial axes are split: {axes_text}. Rechunk each "
+            f"spatial axis to one chunk, e.g. image.rechunk({rechunk}); other axes (frames of "
+            "a video, channels) may stay chunked"
+        )
+    spatial = tuple(range(lead_ndim, x.ndim))
+    # dask types map_blocks as a method (a typing quirk, not a bug)
+    return x.map_blocks(_canny_run, filt, spatial, mode, threads,  # type: ignore[arg-type]
+                        dtype=x.dtype)
+
+
+def _apply_nonlinear(array: da.Array, filt: RankFilter | CannyFilter, options: dict[str, Any],
+                     channel_axis: Any, axes: Any, threads: int | None) -> da.Array:
+    """:func:`apply` for :mod:`imgfilt.nonlinear` filters (same steps as
+    :func:`imgfilt.pipeline.filter_nonlinear`)."""
+    check_nonlinear_options(filt, options.get("stride", 1), options.get("dilation", 1))
+    output = check_output(options.get("output"), array.dtype)
+    mode = normalize_mode(options.get("padding_mode", "reflect"))
+    layout = resolve(array.shape, filt.ndim, channel_axis=channel_axis, axes=axes)
+    space = list(layout.spatial)
+    order = list(layout.batch) + ([] if layout.channel is None else [layout.channel]) + space
+    x = array if order == sorted(order) else array.transpose(order)  # (*lead, *S)
+    lead = x.ndim - len(space)
+    if any(size == 0 for size in x.shape):
+        raw = x
+    elif isinstance(filt, RankFilter):
+        raw = _rank_lazy(x, filt, lead, mode, _threads(threads))
+    else:
+        raw = _canny_lazy(x, filt, lead, mode, _threads(threads), space)
+    if output == "rescale":
+        floats_dtype = finish_nonlinear(np.empty(0, raw.dtype), array.dtype, "float").dtype
+        # dask types map_blocks as a method (a typing quirk, not a bug)
+        floats = raw.map_blocks(finish_nonlinear, array.dtype, "float",  # type: ignore[arg-type]
+                                dtype=floats_dtype)
+        finite = da.isfinite(floats)
+        smallest = da.where(finite, floats, np.inf).min()
+        largest = da.where(finite, floats, -np.inf).max()
+        result = floats.map_blocks(_rescale_block, smallest, largest, array.dtype,
+                                   dtype=array.dtype.newbyteorder("="))
+    else:
+        out_dtype = finish_nonlinear(np.empty(0, raw.dtype), array.dtype, output).dtype
+        result = raw.map_blocks(finish_nonlinear, array.dtype, output,  # type: ignore[arg-type]
+                                dtype=out_dtype)
+    if order == sorted(order):
+        return result
+    return result.transpose(list(np.argsort(order)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,8 +630,11 @@ def apply(
         (:func:`imgfilt.layout.resolve`): a stack of frames, e.g. a video ``(T, H, W, C)`` with
         a 2-D filter, says ``axes=(1, 2)`` (and ``channel_axis=-1``); the other axes are
         filtered one frame at a time.
-    filter : str, Filter or array_like
-        As :func:`imgfilt.apply` (a FilterBank: use :func:`conv` with its weight).
+    filter : str, Filter, RankFilter, CannyFilter or array_like
+        As :func:`imgfilt.apply` (a FilterBank: use :func:`conv` with its weight). Rank
+        filters and grey morphology take any chunks; Canny needs each spatial axis in one
+        chunk (a video ``(T, H, W)`` chunked along ``T`` only), else a ValueError says how to
+        rechunk.
     padding_mode, channel_axis, axes, stride, dilation, output, **filter_params
         As :func:`imgfilt.apply`. ``output='rescale'`` needs the result's global minimum and
         maximum, so computing it runs the filter twice.
@@ -480,22 +653,21 @@ def apply(
     >>> lazy = imgfilt.dask.apply(da.from_array(img, chunks=(64, 64, 3)), "gaussian", sigma=2)
     >>> lazy.dtype, bool(np.array_equal(lazy.compute(), imgfilt.apply(img, "gaussian", sigma=2)))
     (dtype('uint8'), True)
+    >>> opened = imgfilt.dask.apply(da.from_array(img, chunks=(40, 30, 3)), "opening", size=5)
+    >>> bool(np.array_equal(opened.compute(), imgfilt.apply(img, "opening", size=5)))
+    True
     """
     if isinstance(filter, (FilterBank, Sequential)):
         raise TypeError(
             "imgfilt.dask.apply takes a filter name, a Filter or a kernel; for a FilterBank use "
             "imgfilt.dask.conv(x, bank.weight, bank.bias, padding='same', ...) on (C_in, *S)"
         )
-    filt: Filter = api.as_filter(filter, filter_params)
-    if not isinstance(filt, Filter):
-        # Rank filters and Canny (imgfilt.nonlinear): their halo logic is not written yet.
-        raise TypeError(
-            f"imgfilt.dask.apply does not run the nonlinear filter {filt.name!r} yet; compute "
-            "the array (or map imgfilt.rank over blocks with dask's map_overlap) instead"
-        )
+    filt = api.as_filter(filter, filter_params)
     options = api.filter_options(filt, padding_mode=padding_mode, stride=stride,
                                  dilation=dilation, output=output)
     array = _as_dask(image, "image")
+    if isinstance(filt, (RankFilter, CannyFilter)):
+        return _apply_nonlinear(array, filt, options, channel_axis, axes, threads)
     output = check_output(options.get("output"), array.dtype)
     layout = resolve(array.shape, filt.ndim, channel_axis=channel_axis, axes=axes,
                      in_channels=None if filt.per_channel else filt.in_channels)

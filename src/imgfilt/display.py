@@ -29,7 +29,8 @@ from PIL import Image
 
 __all__ = [
     "kernel_html", "kernel_image", "filter_html", "bank_html", "network_html", "FeatureMaps",
-    "feature_maps", "to_png", "Drawing", "MAX_NUMBER_GRID",
+    "feature_maps", "to_png", "Drawing", "MAX_NUMBER_GRID", "footprint_html", "footprint_image",
+    "nonlinear_html",
 ]
 
 #: Kernels larger than this (along any axis) are drawn as a picture rather than as numbers.
@@ -244,6 +245,111 @@ def filter_html(f: Any) -> str:
                        per_channel=weight.shape[1] == 1)
 
 
+# What each operation of a RankFilter computes, in words (its ``operation`` attribute).
+_OPERATION_WORDS = {
+    "erosion": "grey erosion: the minimum over the footprint",
+    "dilation": "grey dilation: the maximum over the footprint reflected through its centre",
+    "opening": "grey opening: erosion, then dilation",
+    "closing": "grey closing: dilation, then erosion",
+    "gradient": "morphological gradient: dilation minus erosion",
+    "white_tophat": "white top-hat: the image minus its opening",
+    "black_tophat": "black top-hat: the closing minus the image",
+}
+_IN, _OUT = (64, 64, 64), (255, 255, 255)  # footprint cells: in the window, outside it
+
+
+def _footprint_grid(plane: np.ndarray, centre: Optional[tuple[int, int]]) -> str:
+    rows = []
+    for r, row in enumerate(plane):
+        cells = []
+        for c, inside in enumerate(row):
+            colour = "rgb(64,64,64);color:#fff" if inside else "rgb(255,255,255)"
+            mark = "●" if centre == (r, c) else ("1" if inside else "0")
+            cells.append(f'<td style="{_CELL};background:{colour}">{mark}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<table style="{_TABLE}">' + "".join(rows) + "</table>"
+
+
+def footprint_image(footprint: Any, cell: Optional[int] = None, gap: int = 4) -> Image.Image:
+    """A boolean footprint as an RGB picture: dark cells are in the window (3-D: one picture
+    per depth plane, side by side).
+
+    Examples
+    --------
+    >>> footprint_image(np.ones((3, 3), bool)).size
+    (104, 104)
+    """
+    fp = np.asarray(footprint, dtype=bool)
+    if fp.ndim not in (1, 2, 3) or fp.size == 0:
+        raise ValueError(f"footprint must be a non-empty array with 1-3 axes, got shape {fp.shape}")
+    planes = _planes(fp)
+    height, width = planes[0].shape
+    if cell is None:
+        cell = max(2, min(32, 96 // max(height, width)))
+    step = width * cell + gap
+    sheet = Image.new("RGB", (len(planes) * step + gap, height * cell + 2 * gap), (230, 230, 230))
+    for index, plane in enumerate(planes):
+        rgb = np.where(plane[..., None], np.array(_IN, np.uint8), np.array(_OUT, np.uint8))
+        rgb = np.repeat(np.repeat(rgb, cell, axis=0), cell, axis=1)
+        sheet.paste(Image.fromarray(rgb, "RGB"), (gap + index * step, gap))
+    return sheet
+
+
+def footprint_html(footprint: Any, *, title: str = "", note: str = "") -> str:
+    """A boolean footprint as grids of 1 (in the window, dark) and 0, the centre marked ●
+    (a picture when it is larger than :data:`MAX_NUMBER_GRID`).
+
+    Examples
+    --------
+    >>> page = footprint_html(np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool), title="cross")
+    >>> page.count("<td"), page.count("●")
+    (9, 1)
+    """
+    fp = np.asarray(footprint, dtype=bool)
+    planes = _planes(fp)
+    centre_plane = fp.shape[0] // 2 if fp.ndim == 3 else 0
+    centre = (0, fp.shape[0] // 2) if fp.ndim == 1 else tuple(n // 2 for n in fp.shape[-2:])
+    parts = []
+    if max(fp.shape) > MAX_NUMBER_GRID:
+        parts.append(_img_tag(footprint_image(fp), title or "footprint"))
+    else:
+        for index, plane in enumerate(planes):
+            label = f"plane {index}" if fp.ndim == 3 else ""
+            parts.append(f'<div style="{_BOX};margin-right:4px">'
+                         + (f'<div style="{_CAPTION}">{label}</div>' if label else "")
+                         + _footprint_grid(plane, centre if index == centre_plane else None)
+                         + "</div>")
+    size = "x".join(map(str, fp.shape))
+    return (f'<div style="font-family:sans-serif"><b>{html.escape(title)}</b>'
+            f'<div style="{_CAPTION}">{html.escape(note)}</div>'
+            f'<div style="{_CAPTION}">footprint {size}, {int(fp.sum())} samples</div>'
+            + "".join(parts) + "</div>")
+
+
+def nonlinear_html(f: Any) -> str:
+    """A rank filter (its operation and footprint) or a Canny filter (its steps and
+    parameters), read from ``name``, ``params`` and ``operation``/``rank``/``footprint``."""
+    params = ", ".join(f"{k}={v!r}" for k, v in getattr(f, "params", {}).items())
+    title = f"{f.name}({params})"
+    footprint = getattr(f, "footprint", None)
+    if footprint is None:  # Canny
+        note = ("Canny edges, each channel on its own: Gaussian smoothing, Sobel gradients, "
+                "non-maximum suppression along the gradient, hysteresis by connectivity; edges "
+                "at the dtype's maximum")
+        return (f'<div style="font-family:sans-serif"><b>{html.escape(title)}</b>'
+                f'<div style="{_CAPTION}">{html.escape(note)}</div></div>')
+    count = int(np.asarray(footprint, dtype=bool).sum())
+    operation = getattr(f, "operation", "rank")
+    if operation == "rank":
+        k = int(getattr(f, "rank", 0))
+        what = ("minimum" if k == 0 else "maximum" if k == count - 1
+                else "median" if k == count // 2 else f"rank {k}")
+        note = f"the {what} (rank {k} of {count}, 0-based) of each window, each channel on its own"
+    else:
+        note = _OPERATION_WORDS.get(operation, operation) + ", each channel on its own"
+    return footprint_html(footprint, title=title, note=note)
+
+
 def bank_html(bank: Any, maps: Any = None) -> str:
     """A :class:`~imgfilt.FilterBank`: one row per feature map (its kernels per input channel),
     and the maps themselves when ``maps`` (``(C_out, H, W)``) is given."""
@@ -274,12 +380,16 @@ def network_html(net: Any, input_shape: Optional[Sequence[int]] = None, **conv_o
                     + f'<td style="{cell}">{shape}</td></tr>')
     total = 0
     for index, layer in enumerate(net.layers):
-        w = np.asarray(layer.weight)
-        groups = int(getattr(layer, "groups", 1))
-        params = int(w.size + np.asarray(layer.bias).size)
-        total += params
-        values = [str(index + 1), f"{w.shape[1] * groups} → {w.shape[0]}",
-                  "x".join(map(str, w.shape[2:])), str(groups), str(params)]
+        if getattr(layer, "weight", None) is None:  # a filter stage: each map on its own
+            values = [f"{index + 1} {html.escape(str(layer.name))}", "C → C",
+                      "x".join(map(str, layer.filter.kernel_shape)), "per map", "0"]
+        else:
+            w = np.asarray(layer.weight)
+            groups = int(getattr(layer, "groups", 1))
+            params = int(w.size + np.asarray(layer.bias).size)
+            total += params
+            values = [str(index + 1), f"{w.shape[1] * groups} → {w.shape[0]}",
+                      "x".join(map(str, w.shape[2:])), str(groups), str(params)]
         if shape is not None:
             shape = tuple(layer.output_shape(shape, **conv_options))
             values.append(str(shape))

@@ -58,7 +58,7 @@ def _smooth(volume: np.ndarray, sigma: float, mode: str, axes_in_use: Sequence[i
             weights = (cumulative[stop] - cumulative[first]).astype(np.float32)
             shape = [1, 1, 1]
             shape[axis] = -1
-            smoothed = smoothed / weights.reshape(shape)
+            np.divide(smoothed, weights.reshape(shape), out=smoothed)  # our own array
     return smoothed
 
 
@@ -78,12 +78,18 @@ def _canny_one(volume: np.ndarray, sigma: float, low: Optional[float], high: Opt
     smoothed = _smooth(volume, sigma, mode, axes_in_use)
     gy = _sobel(smoothed, 1, axes_in_use)
     gx = _sobel(smoothed, 2, axes_in_use)
+    # sqrt(gz² + gy² + gx²) in one array, in place: the same float32 operations in the same
+    # order, without a temporary a term.
+    square = np.empty_like(gx)
     if volume.shape[0] > 1:
         gz = _sobel(smoothed, 0, axes_in_use)
-        magnitude = np.sqrt(gz * gz + gy * gy + gx * gx)
+        magnitude = np.multiply(gz, gz)
+        magnitude += np.multiply(gy, gy, out=square)
     else:
         gz = gy
-        magnitude = np.sqrt(gy * gy + gx * gx)
+        magnitude = np.multiply(gy, gy)
+    magnitude += np.multiply(gx, gx, out=square)
+    np.sqrt(magnitude, out=magnitude)
     if use_quantiles:
         low_value, high_value = np.percentile(magnitude, [100.0 * low, 100.0 * high])
     else:

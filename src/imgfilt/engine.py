@@ -9,10 +9,26 @@ nothing but :mod:`imgfilt.convolution` reaches the engine).
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
 from typing import Dict
 
-__all__ = ["load_engines", "load_nonlinear", "ISAS"]
+__all__ = ["load_engines", "load_nonlinear", "ISAS", "WAIT_POLICY_VARIABLES"]
+
+#: The variables by which a user chooses how OpenMP's idle threads wait; imgfilt asks for a
+#: passive wait only when none of them is set.
+WAIT_POLICY_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+
+# Idle OpenMP threads sleep rather than spin. By default libgomp's workers spin for up to
+# 300,000 rounds after each parallel call (LLVM's libomp for 200 ms), on cores that the caller's
+# next step (OpenCV, NumPy, torch) or another process needs: measured on 2 cores, the spinning
+# made cv2.filter2D right after an imgfilt call ~1.5x slower, and a 3x3 call on a machine with two
+# busy processes 1.7x slower on 2 threads than on 1 (docs/performance.md). Passive costs a
+# futex wake per call (microseconds; calls under ~4 M multiply-adds run on one thread anyway).
+# The runtime reads this when it is loaded, i.e. when the first compiled module is imported
+# below; a user's own setting of any of these variables is kept.
+if not any(name in os.environ for name in WAIT_POLICY_VARIABLES):
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 #: Instruction sets an engine may be built for, worst first.
 ISAS = ("baseline", "avx2", "avx512")
@@ -40,19 +56,26 @@ def load_engines() -> Dict[str, ModuleType]:
 def load_nonlinear(wanted: str = "") -> ModuleType:
     """The nonlinear kernels (rank filters, Canny's steps) for the best instruction set here.
 
-    They are built for "baseline" (``imgfilt._nonlinear``) and "avx2"
-    (``imgfilt._nonlinear_avx2``; AVX-512 CPUs run that one too). ``wanted="baseline"`` forces
-    the baseline build (``IMGFILT_SIMD=baseline`` does it for every compiled module).
+    They are built for "baseline" (``imgfilt._nonlinear``), "avx2" (``imgfilt._nonlinear_avx2``)
+    and "avx512" (``imgfilt._nonlinear_avx512``); the best one this CPU runs is used.
+    ``wanted="baseline"`` forces the baseline build (``IMGFILT_SIMD=baseline`` does it for every
+    compiled module), ``wanted="avx2"`` at most AVX2.
 
     Examples
     --------
     >>> load_nonlinear("baseline").instruction_set()
     'baseline'
     """
-    baseline = importlib.import_module("imgfilt._nonlinear")
-    if wanted != "baseline" and importlib.import_module("imgfilt._engine").cpu_supports("avx2"):
+    best = importlib.import_module("imgfilt._nonlinear")
+    if wanted == "baseline":
+        return best
+    cpu_supports = importlib.import_module("imgfilt._engine").cpu_supports
+    for isa in ISAS[1:]:
+        if isa == "avx512" and wanted == "avx2":
+            break
         try:
-            return importlib.import_module("imgfilt._nonlinear_avx2")
-        except ImportError:  # built without that variant
+            if cpu_supports(isa):
+                best = importlib.import_module(f"imgfilt._nonlinear_{isa}")
+        except ImportError:  # built without that variant (another compiler or architecture)
             pass
-    return baseline
+    return best

@@ -12,17 +12,12 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import rank as rank_ops
+from . import display
 from .edges import canny
 from .filters import register
-from .rank import rank_window
+from .rank import OPERATIONS, Recipe, recipe, run_recipe
 
 __all__ = ["RankFilter", "CannyFilter", "OPERATIONS", "NONLINEAR_OPTIONS"]
-
-#: What a RankFilter computes: the k-th smallest over the footprint, or a grey morphology
-#: composed of minima and maxima (scipy.ndimage.grey_* conventions, see imgfilt.rank).
-OPERATIONS = ("rank", "erosion", "dilation", "opening", "closing", "gradient", "white_tophat",
-              "black_tophat")
 
 #: The imgfilt.apply options a nonlinear filter takes (stride and dilation it does not).
 NONLINEAR_OPTIONS = ("padding_mode", "output")
@@ -55,6 +50,9 @@ class RankFilter:
         The parameters the filter was made with.
     options : dict, optional
         Default :func:`imgfilt.apply` options: ``padding_mode``, ``output``.
+    cval : number
+        The padding value under ``padding_mode="zeros"``/``"constant"`` (scipy's ``cval``; it
+        must be a value of the filtered image's dtype). Default 0.
 
     Examples
     --------
@@ -74,7 +72,8 @@ class RankFilter:
 
     def __init__(self, footprint: Any, operation: str, rank: int = 0, *, name: str = "rank",
                  params: Optional[Dict[str, Any]] = None,
-                 options: Optional[Dict[str, Any]] = None, description: str = "") -> None:
+                 options: Optional[Dict[str, Any]] = None, description: str = "",
+                 cval: float = 0) -> None:
         fp = np.array(footprint, dtype=bool)
         if fp.ndim not in (1, 2, 3) or 0 in fp.shape or not fp.any():
             raise ValueError(f"footprint must be a non-empty boolean array with 1-3 axes, got "
@@ -96,6 +95,14 @@ class RankFilter:
         if unknown:
             raise TypeError(f"options got {unknown}; a RankFilter takes {list(NONLINEAR_OPTIONS)}")
         self.options: Dict[str, Any] = dict(options or {})
+        if isinstance(cval, (bool, np.bool_)) or not isinstance(cval, (int, float, np.number)):
+            raise TypeError(f"cval must be a real number, got {cval!r}")
+        self.cval = cval
+
+    @property
+    def recipe(self) -> Recipe:
+        """The passes this filter runs (:class:`imgfilt.rank.Recipe`)."""
+        return recipe(self.operation, self.footprint, k=self.rank)
 
     @property
     def ndim(self) -> int:
@@ -111,19 +118,22 @@ class RankFilter:
         """A copy with other default :func:`imgfilt.apply` options."""
         merged = {**self.options, **options}
         return RankFilter(self.footprint, self.operation, self.rank, name=self.name,
-                          params=self.params, options=merged, description=self.description)
+                          params=self.params, options=merged, description=self.description,
+                          cval=self.cval)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"<RankFilter {self.name}({args}) footprint{self.footprint.shape}>"
 
+    def _repr_html_(self) -> str:
+        return display.nonlinear_html(self)
+
+    def _repr_png_(self) -> bytes:
+        return display.to_png(display.footprint_image(self.footprint))
+
     def run(self, array: np.ndarray, spatial: Tuple[int, ...], padding_mode: str) -> np.ndarray:
         """Filter ``array`` over its ``spatial`` axes (every other axis slice by slice)."""
-        fp, mode = self.footprint, padding_mode
-        if self.operation == "rank":
-            return rank_window(array, self.rank, fp, spatial, mode=mode)
-        call = getattr(rank_ops, self.operation)
-        return call(array, footprint=fp, mode=mode, axes=spatial)
+        return run_recipe(array, self.recipe, spatial, mode=padding_mode, cval=self.cval)
 
 
 class CannyFilter:
@@ -169,6 +179,9 @@ class CannyFilter:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"<CannyFilter {self.name}({args})>"
 
+    def _repr_html_(self) -> str:
+        return display.nonlinear_html(self)
+
     def run(self, array: np.ndarray, spatial: Tuple[int, ...], padding_mode: str) -> np.ndarray:
         edges = canny(array, axes=spatial, **self.canny_options)
         top = 1 if array.dtype.kind in "fb" else np.iinfo(array.dtype).max
@@ -179,46 +192,55 @@ class CannyFilter:
 # Registered names
 
 
+def _with_cval(params: Dict[str, Any], cval: float) -> Dict[str, Any]:
+    return {**params, "cval": cval} if cval != 0 else params
+
+
 def _rank_factory(name: str, operation: str, description: str):
-    def make(size: Union[int, Sequence[int]] = 3) -> RankFilter:
+    def make(size: Union[int, Sequence[int]] = 3, cval: float = 0) -> RankFilter:
         fp = _footprint_of(size, 2)
-        return RankFilter(fp, operation, name=name, params={"size": size},
-                          description=description)
+        return RankFilter(fp, operation, name=name, params=_with_cval({"size": size}, cval),
+                          description=description, cval=cval)
     make.__name__ = name
     register(name, description)(make)
     return make
 
 
 @register("median", "median of each size x size window (per channel; scipy's median_filter)")
-def median(size: Union[int, Sequence[int]] = 3) -> RankFilter:
+def median(size: Union[int, Sequence[int]] = 3, cval: float = 0) -> RankFilter:
     fp = _footprint_of(size, 2)
-    return RankFilter(fp, "rank", int(fp.sum()) // 2, name="median", params={"size": size})
+    return RankFilter(fp, "rank", int(fp.sum()) // 2, name="median",
+                      params=_with_cval({"size": size}, cval), cval=cval)
 
 
 @register("median3d", "median of each size^3 window of a volume")
-def median3d(size: Union[int, Sequence[int]] = 3) -> RankFilter:
+def median3d(size: Union[int, Sequence[int]] = 3, cval: float = 0) -> RankFilter:
     fp = _footprint_of(size, 3)
-    return RankFilter(fp, "rank", int(fp.sum()) // 2, name="median3d", params={"size": size})
+    return RankFilter(fp, "rank", int(fp.sum()) // 2, name="median3d",
+                      params=_with_cval({"size": size}, cval), cval=cval)
 
 
 @register("minimum", "minimum of each size x size window (grey erosion)")
-def minimum(size: Union[int, Sequence[int]] = 3) -> RankFilter:
-    return RankFilter(_footprint_of(size, 2), "rank", 0, name="minimum", params={"size": size})
+def minimum(size: Union[int, Sequence[int]] = 3, cval: float = 0) -> RankFilter:
+    return RankFilter(_footprint_of(size, 2), "rank", 0, name="minimum",
+                      params=_with_cval({"size": size}, cval), cval=cval)
 
 
 @register("maximum", "maximum of each size x size window")
-def maximum(size: Union[int, Sequence[int]] = 3) -> RankFilter:
-    return RankFilter(_footprint_of(size, 2), "rank", -1, name="maximum", params={"size": size})
+def maximum(size: Union[int, Sequence[int]] = 3, cval: float = 0) -> RankFilter:
+    return RankFilter(_footprint_of(size, 2), "rank", -1, name="maximum",
+                      params=_with_cval({"size": size}, cval), cval=cval)
 
 
 @register("rank", "the rank-th smallest (0-based) of each size x size window")
-def rank(rank: int = 0, size: Union[int, Sequence[int]] = 3) -> RankFilter:
+def rank(rank: int = 0, size: Union[int, Sequence[int]] = 3, cval: float = 0) -> RankFilter:
     return RankFilter(_footprint_of(size, 2), "rank", rank, name="rank",
-                      params={"rank": rank, "size": size})
+                      params=_with_cval({"rank": rank, "size": size}, cval), cval=cval)
 
 
 @register("percentile", "the percentile (0-100, scipy's rank rule) of each size x size window")
-def percentile(percentile: float = 50.0, size: Union[int, Sequence[int]] = 3) -> RankFilter:
+def percentile(percentile: float = 50.0, size: Union[int, Sequence[int]] = 3,
+               cval: float = 0) -> RankFilter:
     fp = _footprint_of(size, 2)
     value = float(percentile)
     if value < 0:
@@ -228,7 +250,8 @@ def percentile(percentile: float = 50.0, size: Union[int, Sequence[int]] = 3) ->
     count = int(fp.sum())
     k = count - 1 if value == 100 else int(count * value / 100.0)
     return RankFilter(fp, "rank", k, name="percentile",
-                      params={"percentile": percentile, "size": size})
+                      params=_with_cval({"percentile": percentile, "size": size}, cval),
+                      cval=cval)
 
 
 for _name, _description in (

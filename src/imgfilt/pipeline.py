@@ -36,6 +36,10 @@ __all__ = [
     "correlate_same",
     "combine_responses",
     "filter_array",
+    "filter_nonlinear",
+    "check_nonlinear_options",
+    "run_nonlinear",
+    "finish_nonlinear",
     "filter_pil",
 ]
 
@@ -269,28 +273,49 @@ def filter_nonlinear(
     as :func:`convert_output` does. ``'reflect'`` on an axis of one sample repeats that sample,
     as for linear filters.
     """
+    check_nonlinear_options(filt, stride, dilation)
+    result = run_nonlinear(array, filt, tuple(layout.spatial), padding_mode)
+    return finish_nonlinear(result, array.dtype, output)
+
+
+def check_nonlinear_options(filt: Any, stride: Any, dilation: Any) -> None:
+    """Nonlinear filters run at stride 1 and dilation 1 only; anything else is refused."""
     for label, value in (("stride", stride), ("dilation", dilation)):
         if not (value == 1 or (isinstance(value, (tuple, list)) and all(v == 1 for v in value))):
             raise ValueError(f"{label}={value!r}: nonlinear filters ({filt.name}) run at "
                              f"{label} 1 only")
+
+
+def run_nonlinear(array: np.ndarray, filt: Any, spatial: Tuple[int, ...],
+                  padding_mode: str) -> np.ndarray:
+    """``filt.run`` over the ``spatial`` axes, in the input's dtype, with ``'reflect'`` on an
+    axis of one sample repeating the sample (:func:`imgfilt.padding.reflect_fallback`)."""
     mode = normalize_mode(padding_mode)
     x = np.asarray(array)
     pads = []
-    for axis, length in zip(layout.spatial, filt.kernel_shape):
+    for axis, length in zip(spatial, filt.kernel_shape):
         if x.shape[axis] == 1 and reflect_fallback(mode, 1) != mode:
             pads.append((axis, length // 2, length - 1 - length // 2))
     for axis, before, after in pads:
         widths = [(0, 0)] * x.ndim
         widths[axis] = (before, after)
         x = np.pad(x, widths, mode="edge")
-    result = filt.run(x, tuple(layout.spatial), mode)
+    result = filt.run(x, spatial, mode)
     for axis, before, _ in pads:
         result = np.take(result, [before], axis=axis)
-    native = array.dtype.newbyteorder("=")
-    if output == "clip" and array.dtype.kind in "uib":
+    return result
+
+
+def finish_nonlinear(result: np.ndarray, dtype: np.dtype, output: str,
+                     extremes: Optional[Tuple[float, float]] = None) -> np.ndarray:
+    """A nonlinear filter's ``result`` (in the input's ``dtype``) as ``output`` says: kept under
+    ``'clip'`` for integers and booleans, else as floats through :func:`convert_output`
+    (``extremes``: the whole result's, for a part of it, as the Dask adapter has)."""
+    native = np.dtype(dtype).newbyteorder("=")
+    if output == "clip" and native.kind in "uib":
         return result.astype(native, copy=False)
-    floats = result if result.dtype.kind == "f" else result.astype(compute_dtype(array.dtype))
-    return convert_output(floats, native, output)
+    floats = result if result.dtype.kind == "f" else result.astype(compute_dtype(native))
+    return convert_output(floats, native, output, extremes)
 
 
 def filter_pil(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Optional, Union
 
 import numpy as np
@@ -33,7 +34,8 @@ from .padding import index_map, normalize_mode
 __all__ = [
     "median", "rank", "percentile", "minimum", "maximum",
     "erosion", "dilation", "opening", "closing", "gradient", "white_tophat", "black_tophat",
-    "rank_window", "METHODS", "choose_method",
+    "rank_window", "window_pads", "METHODS", "choose_method", "typed_cval", "needs_keys",
+    "OPERATIONS", "Pass", "Recipe", "recipe", "run_chain", "run_recipe", "difference",
 ]
 
 Size = Union[int, Sequence[int], None]
@@ -44,7 +46,12 @@ METHODS = ("auto", "network", "columns", "histogram", "box", "van-herk", "scan")
 
 # Window kernels of the compiled module (its ``method`` codes).
 (_TAPS_MIN, _TAPS_MAX, _BOX_MIN, _BOX_MAX, _NETWORK, _HISTOGRAM, _COLUMNS_3X3, _VAN_HERK_MIN,
- _VAN_HERK_MAX) = range(9)
+ _VAN_HERK_MAX, _COLUMNS_5X5, _BOX_ROWS_MIN, _BOX_ROWS_MAX) = range(12)
+
+# The "box" kernel keeps its rows (reduced along the row, and down the columns by doubling)
+# between output rows when they take at most this many bytes a thread; else it recombines the
+# window's rows for every output row.
+_BOX_ROWS_BYTES = 32 << 20
 
 # Below this many sample-comparisons a call runs on one thread (waking a second costs more).
 _MIN_PARALLEL_WORK = 1 << 20
@@ -125,8 +132,25 @@ def selection_network(n: int, k: int) -> np.ndarray:
 # Keys: every dtype as one the kernels order correctly
 
 
-def _key_rule(x: np.ndarray, cval_is_nan: bool) -> str:
-    """How ``x`` becomes a kernel dtype whose order is ``x``'s (NaN last)."""
+def needs_keys(x: np.ndarray) -> bool:
+    """Whether float ``x`` holds a NaN or a negative zero.
+
+    Then the kernels compare its IEEE bits mapped to ordered unsigned integers (NaN above
+    +inf, -0.0 below +0.0), else the floats themselves. Without either value the two orders
+    agree sample for sample (no two different floats compare equal), so the answer does not
+    depend on how much of an image one call sees: a Dask block decides for itself and still
+    gets the bits of the in-memory call.
+    """
+    if x.dtype.kind != "f":
+        return False
+    if np.isnan(x).any():
+        return True
+    negative_zero = np.array(-0.0, x.dtype).view(f"u{x.dtype.itemsize}")
+    return bool((x.view(f"u{x.dtype.itemsize}") == negative_zero).any())
+
+
+def _key_rule(x: np.ndarray, cval_keys: bool) -> str:
+    """How ``x`` becomes a kernel dtype whose order is ``x``'s (NaN last, -0.0 below +0.0)."""
     dtype = x.dtype
     if dtype == np.bool_:
         return "bool"
@@ -135,7 +159,7 @@ def _key_rule(x: np.ndarray, cval_is_nan: bool) -> str:
     if dtype.kind == "i":
         return "signed"
     if dtype.kind == "f":
-        nan = cval_is_nan or bool(np.isnan(x).any())
+        nan = cval_keys or needs_keys(x)
         if dtype == np.float16:
             return "float16-keys" if nan else "float16"
         return "float-keys" if nan else "same"
@@ -264,7 +288,7 @@ def _origins(origin, ndim: int) -> tuple[int, ...]:
     return origins
 
 
-def _cval_array(cval, dtype: np.dtype) -> np.ndarray:
+def typed_cval(cval, dtype: np.dtype) -> np.ndarray:
     """``cval`` as a one-element array of ``dtype``; it must be a value of that dtype."""
     try:
         value = np.array(cval)
@@ -283,17 +307,38 @@ def _cval_array(cval, dtype: np.dtype) -> np.ndarray:
     return np.array([value.item()], dtype=dtype)
 
 
+def window_pads(shape: Sequence[int], origin) -> tuple[tuple[int, int], ...]:
+    """``(before, after)``: how far a window of ``shape`` centred at ``origin`` reaches on each
+    side along each axis (the centre is ``n // 2 + origin``, as in scipy.ndimage).
+
+    Examples
+    --------
+    >>> window_pads((3, 4), 0), window_pads((4,), -1)
+    (((1, 1), (2, 1)), ((1, 2),))
+    """
+    pads = []
+    for length, offset in zip(shape, _origins(origin, len(shape))):
+        before = length // 2 + offset
+        if not 0 <= before < length:
+            raise ValueError(
+                f"origin={origin!r}: along an axis of length {length} it must lie in "
+                f"{-(length // 2)}..{(length - 1) // 2}")
+        pads.append((before, length - 1 - before))
+    return tuple(pads)
+
+
 def choose_method(dtype: np.dtype, footprint: np.ndarray, k: int) -> str:
     """The window kernel ``method="auto"`` uses for the ``k``-th smallest over ``footprint``.
 
     Minimum and maximum: ``"box"`` (van Herk / Gil-Werman) for a full box, else ``"scan"``.
-    The median of a 3 x 3 box: ``"columns"`` (sorted columns). Other ranks: ``"histogram"`` for
-    8- and 16-bit data whose footprint exceeds :data:`NETWORK_LIMIT`, else ``"network"``.
+    The median of a 3 x 3 or 5 x 5 box: ``"columns"`` (sorted columns). Other ranks:
+    ``"histogram"`` for 8- and 16-bit data whose footprint exceeds :data:`NETWORK_LIMIT`, else
+    ``"network"``.
     """
     count = int(footprint.sum())
     if k in (0, count - 1):
         return "box" if footprint.all() else "scan"
-    if _is_box_3x3_median(footprint, k):
+    if _sorted_columns_box(footprint, k):
         return "columns"
     limit = NETWORK_LIMIT.get(np.dtype(dtype))
     if limit is not None and count > limit:
@@ -301,11 +346,14 @@ def choose_method(dtype: np.dtype, footprint: np.ndarray, k: int) -> str:
     return "network"
 
 
-def _is_box_3x3_median(footprint: np.ndarray, k: int) -> bool:
+def _sorted_columns_box(footprint: np.ndarray, k: int) -> int:
+    """3 or 5 when this is the median of a 3 x 3 or 5 x 5 box (the sorted-columns kernels), else 0."""
     shape = footprint.shape
     while len(shape) > 2 and shape[0] == 1:
         shape = shape[1:]
-    return shape == (3, 3) and k == 4 and bool(footprint.all())
+    if shape in ((3, 3), (5, 5)) and k == shape[0] ** 2 // 2 and footprint.all():
+        return shape[0]
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,20 +398,12 @@ def rank_window(x, k: int, footprint: np.ndarray, spatial: tuple[int, ...], *,
     count = int(footprint.sum())
     if not 0 <= k < count:
         raise ValueError(f"rank {k} is outside the footprint's {count} samples")
-    origins = _origins(origin, footprint.ndim)
-    pads = []
-    for length, offset in zip(footprint.shape, origins):
-        before = length // 2 + offset
-        if not 0 <= before < length:
-            raise ValueError(
-                f"origin={origin!r}: along an axis of length {length} it must lie in "
-                f"{-(length // 2)}..{(length - 1) // 2}")
-        pads.append((before, length - 1 - before))
+    pads = window_pads(footprint.shape, origin)
     if x.size == 0:
         return x.copy()
 
-    cval_typed = _cval_array(cval, x.dtype)
-    how = _key_rule(x, bool(np.isnan(cval_typed).any()) if x.dtype.kind == "f" else False)
+    cval_typed = typed_cval(cval, x.dtype)
+    how = _key_rule(x, needs_keys(cval_typed))
     keys = _to_keys(x, how)
     cval_key = np.ascontiguousarray(_to_keys(cval_typed, how))
     kernel = (1,) * (3 - footprint.ndim) + footprint.shape
@@ -413,8 +453,8 @@ def _run(keys: np.ndarray, out: np.ndarray, cval_key: np.ndarray, fp3: np.ndarra
     extreme = k in (0, count - 1)
     if method in ("box", "van-herk", "scan") and not extreme:
         raise ValueError(f"method={method!r} computes minimum and maximum only, not rank {k}")
-    if method == "columns" and not _is_box_3x3_median(fp3, k):
-        raise ValueError("method='columns' computes the median of a 3 x 3 box only")
+    if method == "columns" and not _sorted_columns_box(fp3, k):
+        raise ValueError("method='columns' computes the median of a 3 x 3 or 5 x 5 box only")
     if method in ("box", "van-herk") and not fp3.all():
         raise ValueError(f"method={method!r} needs a full box footprint (size=, or all True)")
     if method == "histogram" and keys.dtype not in _HISTOGRAM_BINS:
@@ -435,6 +475,7 @@ def _run(keys: np.ndarray, out: np.ndarray, cval_key: np.ndarray, fp3: np.ndarra
     padded_w = maps[2].shape[0]
     work_width = 3 * padded_w
     hist = np.zeros((1, 1), dtype=np.intc)
+    level_tags = 0
     if method == "network":
         code = _NETWORK
         network = selection_network(count, k)
@@ -453,9 +494,17 @@ def _run(keys: np.ndarray, out: np.ndarray, cval_key: np.ndarray, fp3: np.ndarra
         rem_row = np.ascontiguousarray(leaving[:, 0] * kh + leaving[:, 1], dtype=np.intp)
         rem_col = np.ascontiguousarray(leaving[:, 2] - 1, dtype=np.intp)
     elif method == "columns":
-        code = _COLUMNS_3X3
+        code = _COLUMNS_3X3 if kh == 3 else _COLUMNS_5X5
+        work_width = max(work_width, 5 * padded_w)
     elif method == "box":
         code = _BOX_MAX if k == count - 1 else _BOX_MIN
+        box_levels = kh.bit_length()
+        kept = box_levels * kd * kh * out.shape[-1]
+        if kh > 1 and kept * keys.itemsize <= _BOX_ROWS_BYTES:
+            # The rows reduced along the row and down the columns, kept between output rows.
+            code = _BOX_ROWS_MAX if k == count - 1 else _BOX_ROWS_MIN
+            work_width = max(work_width, 2 * padded_w + kept)
+            level_tags = box_levels * kd * kh
     elif method == "van-herk":
         code = _VAN_HERK_MAX if k == count - 1 else _VAN_HERK_MIN
     else:
@@ -464,7 +513,8 @@ def _run(keys: np.ndarray, out: np.ndarray, cval_key: np.ndarray, fp3: np.ndarra
     ring = np.zeros((threads, rows * (padded_w + lanes)), dtype=keys.dtype)
     tags = np.full((threads, rows), -1, dtype=np.intp)
     work = np.empty((threads, work_width), dtype=keys.dtype)
-    offsets = np.empty((threads, rows + count + len(add_row) + len(rem_row)), dtype=np.intp)
+    offsets = np.full((threads, rows + count + len(add_row) + len(rem_row) + level_tags), -1,
+                      dtype=np.intp)
     compiled.rank_rows(keys, out, cval_key, (kd, kh, (kw - 1) * step + 1), tap_row, tap_col, code, k, network,
                        add_row, add_col, rem_row, rem_col, maps[0], maps[1], maps[2], pad_left,
                        ring, tags, work, hist, offsets, threads, step)
@@ -614,7 +664,125 @@ def maximum(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cv
 
 
 # ---------------------------------------------------------------------------------------------
-# Grey morphology with a flat structuring element (scipy.ndimage.grey_* conventions)
+# Grey morphology with a flat structuring element (scipy.ndimage.grey_* conventions), as recipes
+
+#: What :func:`recipe` makes (and a :class:`~imgfilt.nonlinear.RankFilter` computes): the k-th
+#: smallest over a footprint, or a grey morphology composed of minima and maxima.
+OPERATIONS = ("rank", "erosion", "dilation", "opening", "closing", "gradient", "white_tophat",
+              "black_tophat")
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One rank pass: the ``k``-th smallest over ``footprint``, centred at ``origin``."""
+
+    k: int
+    footprint: np.ndarray
+    origin: tuple[int, ...]
+
+    @property
+    def pads(self) -> tuple[tuple[int, int], ...]:
+        """How far its windows reach, ``(before, after)`` per spatial axis (:func:`window_pads`)."""
+        return window_pads(self.footprint.shape, self.origin)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A rank filter or grey morphology as passes: the chain ``first`` (each pass reading the
+    previous one's result, padded again by the same mode and ``cval``, as scipy does), or, with
+    ``second``, :func:`difference` of the two chains' results (an empty chain is the input).
+
+    The one statement of what each operation is: the in-memory functions below run it
+    (:func:`run_recipe`) and the Dask adapter plans its halos from it.
+    """
+
+    first: tuple[Pass, ...]
+    second: Optional[tuple[Pass, ...]] = None
+
+
+def recipe(operation: str, footprint: np.ndarray, *, k: int = 0, origin=0) -> Recipe:
+    """The passes of ``operation`` (one of :data:`OPERATIONS`) over a boolean ``footprint``.
+
+    Erosion is the minimum; dilation the maximum over the footprint reflected through its
+    centre with the origin negated (one more for an even length: scipy's convention, making it
+    the adjoint of erosion); opening is erosion then dilation, closing the reverse; gradient is
+    dilation minus erosion; the top-hats are ``x - opening`` and ``closing - x``.
+
+    Examples
+    --------
+    >>> plan = recipe("opening", np.ones(3, bool))
+    >>> [p.k for p in plan.first], plan.second
+    ([0, 2], None)
+    """
+    if operation not in OPERATIONS:
+        raise ValueError(f"operation must be one of {OPERATIONS}, got {operation!r}")
+    ndim = footprint.ndim
+    origins = _origins(origin, ndim)
+    top = int(footprint.sum()) - 1
+    erode = Pass(0, footprint, origins)
+    reflected = footprint[(slice(None, None, -1),) * ndim]
+    dilate = Pass(top, reflected, tuple(-o - (1 - length % 2)
+                                        for o, length in zip(origins, footprint.shape)))
+    recipes = {
+        "rank": Recipe((Pass(int(k), footprint, origins),)),
+        "erosion": Recipe((erode,)),
+        "dilation": Recipe((dilate,)),
+        "opening": Recipe((erode, dilate)),
+        "closing": Recipe((dilate, erode)),
+        "gradient": Recipe((dilate,), (erode,)),
+        "white_tophat": Recipe((), (erode, dilate)),
+        "black_tophat": Recipe((dilate, erode), ()),
+    }
+    return recipes[operation]
+
+
+def difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a - b`` in their dtype, as scipy's gradient and top-hats compute it (integers wrap);
+    ``a ^ b`` for booleans.
+
+    Examples
+    --------
+    >>> difference(np.array([5, 0], np.uint8), np.array([2, 1], np.uint8)).tolist()
+    [3, 255]
+    """
+    if a.dtype == np.bool_:
+        return a ^ b
+    return np.subtract(a, b, out=np.empty(np.broadcast_shapes(a.shape, b.shape), a.dtype),
+                       casting="unsafe")
+
+
+def run_chain(x, passes: Sequence[Pass], spatial: tuple[int, ...], *, mode: str = "symmetric",
+              cval=0, method: str = "auto") -> np.ndarray:
+    """Run ``passes`` one after the other (each pads its input by ``mode`` and ``cval``)."""
+    result = np.asarray(x)
+    for one in passes:
+        result = rank_window(result, one.k, one.footprint, spatial, mode=mode, cval=cval,
+                             origin=one.origin, method=method)
+    return result
+
+
+def run_recipe(x, plan: Recipe, spatial: tuple[int, ...], *, mode: str = "symmetric",
+               cval=0, method: str = "auto") -> np.ndarray:
+    """What ``plan`` computes on ``x`` (see :class:`Recipe`).
+
+    Examples
+    --------
+    >>> x = np.array([0, 9, 0, 4, 4, 4, 0], np.uint8)
+    >>> run_recipe(x, recipe("white_tophat", np.ones(3, bool)), (0,)).tolist()
+    [0, 9, 0, 0, 0, 0, 0]
+    """
+    first = run_chain(x, plan.first, spatial, mode=mode, cval=cval, method=method)
+    if plan.second is None:
+        return first
+    return difference(first, run_chain(x, plan.second, spatial, mode=mode, cval=cval,
+                                       method=method))
+
+
+def _morphology(operation: str, x, size: Size, footprint, mode: str, cval, origin,
+                axes: Axes) -> np.ndarray:
+    x = np.asarray(x)
+    fp, spatial = _footprint(size, footprint, axes, x.ndim)
+    return run_recipe(x, recipe(operation, fp, origin=origin), spatial, mode=mode, cval=cval)
 
 
 def erosion(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
@@ -628,7 +796,7 @@ def erosion(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cv
     >>> erosion(np.array([0, 5, 5, 5, 0], np.uint8), size=3).tolist()
     [0, 0, 5, 0, 0]
     """
-    return minimum(x, size, footprint, mode=mode, cval=cval, origin=origin, axes=axes)
+    return _morphology("erosion", x, size, footprint, mode, cval, origin, axes)
 
 
 def dilation(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
@@ -646,13 +814,7 @@ def dilation(x, size: Size = None, footprint=None, *, mode: str = "symmetric", c
     >>> dilation(np.array([0, 0, 5, 0, 0], np.uint8), footprint=[1, 1, 0]).tolist()
     [0, 5, 5, 0, 0]
     """
-    x = np.asarray(x)
-    fp, spatial = _footprint(size, footprint, axes, x.ndim)
-    reflected = fp[(slice(None, None, -1),) * fp.ndim]
-    origins = tuple(-o - (1 - length % 2)
-                    for o, length in zip(_origins(origin, fp.ndim), fp.shape))
-    return rank_window(x, int(fp.sum()) - 1, reflected, spatial, mode=mode, cval=cval,
-                       origin=origins)
+    return _morphology("dilation", x, size, footprint, mode, cval, origin, axes)
 
 
 def opening(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
@@ -666,8 +828,7 @@ def opening(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cv
     >>> opening(np.array([0, 9, 0, 4, 4, 4, 0], np.uint8), size=3).tolist()
     [0, 0, 0, 4, 4, 4, 0]
     """
-    options = dict(mode=mode, cval=cval, origin=origin, axes=axes)
-    return dilation(erosion(x, size, footprint, **options), size, footprint, **options)
+    return _morphology("opening", x, size, footprint, mode, cval, origin, axes)
 
 
 def closing(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
@@ -681,8 +842,7 @@ def closing(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cv
     >>> closing(np.array([9, 0, 9, 9, 0, 0, 9], np.uint8), size=3).tolist()
     [9, 9, 9, 9, 9, 9, 9]
     """
-    options = dict(mode=mode, cval=cval, origin=origin, axes=axes)
-    return erosion(dilation(x, size, footprint, **options), size, footprint, **options)
+    return _morphology("closing", x, size, footprint, mode, cval, origin, axes)
 
 
 def gradient(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
@@ -700,11 +860,7 @@ def gradient(x, size: Size = None, footprint=None, *, mode: str = "symmetric", c
     >>> gradient(np.array([0, 0, 5, 5, 5], np.uint8), size=3).tolist()
     [0, 5, 5, 0, 0]
     """
-    options = dict(mode=mode, cval=cval, origin=origin, axes=axes)
-    grown = dilation(x, size, footprint, **options)
-    return np.subtract(grown, erosion(x, size, footprint, **options), out=grown,
-                       casting="unsafe") if grown.dtype != np.bool_ else grown ^ erosion(
-                           x, size, footprint, **options)
+    return _morphology("gradient", x, size, footprint, mode, cval, origin, axes)
 
 
 def white_tophat(x, size: Size = None, footprint=None, *, mode: str = "symmetric",
@@ -719,11 +875,7 @@ def white_tophat(x, size: Size = None, footprint=None, *, mode: str = "symmetric
     >>> white_tophat(np.array([0, 9, 0, 4, 4, 4, 0], np.uint8), size=3).tolist()
     [0, 9, 0, 0, 0, 0, 0]
     """
-    x = np.asarray(x)
-    opened = opening(x, size, footprint, mode=mode, cval=cval, origin=origin, axes=axes)
-    if x.dtype == np.bool_:
-        return x ^ opened
-    return np.subtract(x, opened, out=opened, casting="unsafe")
+    return _morphology("white_tophat", x, size, footprint, mode, cval, origin, axes)
 
 
 def black_tophat(x, size: Size = None, footprint=None, *, mode: str = "symmetric",
@@ -738,8 +890,4 @@ def black_tophat(x, size: Size = None, footprint=None, *, mode: str = "symmetric
     >>> black_tophat(np.array([9, 0, 9, 9, 0, 0, 9], np.uint8), size=3).tolist()
     [0, 9, 0, 0, 9, 9, 0]
     """
-    x = np.asarray(x)
-    closed = closing(x, size, footprint, mode=mode, cval=cval, origin=origin, axes=axes)
-    if x.dtype == np.bool_:
-        return closed ^ x
-    return np.subtract(closed, x, out=closed, casting="unsafe")
+    return _morphology("black_tophat", x, size, footprint, mode, cval, origin, axes)

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..bank import FilterBank
 from ..filters import list_filters
+from ..nonlinear import is_nonlinear
 from .common import EXIT_OK, number, resolve_filter, table
 
 
@@ -62,6 +63,8 @@ def run_show(args: argparse.Namespace) -> int:
     """``imgfilt show``."""
     filt, label = resolve_filter(args.filter, args.set)
     digits = max(1, args.digits)
+    if is_nonlinear(filt):
+        return _show_nonlinear(filt)
     if isinstance(filt, FilterBank):
         weight, names = filt.weight, list(filt.names)
         bias: np.ndarray | None = filt.bias
@@ -98,4 +101,25 @@ def run_show(args: argparse.Namespace) -> int:
         print("combined: sqrt(sum of the squared responses)")
     elif combine == "sum":
         print("combined: sum of the responses")
+    return EXIT_OK
+
+
+def _show_nonlinear(filt: Any) -> int:
+    """A rank filter's footprint (1: in the window) and what it takes from it; Canny's steps."""
+    args_text = ", ".join(f"{k}={v!r}" for k, v in filt.params.items())
+    title = f"{filt.name}({args_text})" if filt.params else filt.name
+    footprint = getattr(filt, "footprint", None)
+    if footprint is None:
+        print(f"{title}: Canny edges, each channel on its own (no kernel: Gaussian smoothing, "
+              "Sobel gradients, non-maximum suppression, hysteresis)")
+        return EXIT_OK
+    count = int(footprint.sum())
+    if filt.operation == "rank":
+        what = f"the rank-{filt.rank} value (0-based) of the {count} samples"
+    else:
+        what = f"grey {filt.operation} over the {count} samples"
+    print(f"{title}: {what} of each window, each channel on its own")
+    print(f"footprint {footprint.shape} (1: in the window)")
+    for line in _planes(footprint.astype(np.int64), 1):
+        print(line)
     return EXIT_OK
