@@ -82,3 +82,18 @@ def test_show_unknown_filter_exit_2(capsys):
     assert main(["show", "laplace"]) == 2
     err = capsys.readouterr().err
     assert "did you mean laplacian" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", [info.name for info in imgfilt.list_filters()])
+def test_show_works_for_every_registered_filter(capsys, name):
+    # Nonlinear filters have no kernel: `show` prints what they compute instead of failing.
+    assert main(["show", name]) == 0
+    assert capsys.readouterr().out.startswith(name)
+
+
+def test_show_prints_a_rank_filters_footprint(capsys):
+    assert main(["show", "median", "--set", "size=5"]) == 0
+    out = capsys.readouterr().out
+    median = imgfilt.get_filter("median", size=5)
+    assert "the 12-th smallest" in out and "footprint (5, 5), 25 samples" in out
+    np.testing.assert_array_equal(_blocks(out)[0], median.footprint.astype(float))

@@ -486,7 +486,7 @@ def apply(
             "imgfilt.dask.apply takes a filter name, a Filter or a kernel; for a FilterBank use "
             "imgfilt.dask.conv(x, bank.weight, bank.bias, padding='same', ...) on (C_in, *S)"
         )
-    filt: Filter = api.as_filter(filter, filter_params)
+    filt = api.as_filter(filter, filter_params)
     if not isinstance(filt, Filter):
         # Rank filters and Canny (imgfilt.nonlinear): their halo logic is not written yet.
         raise TypeError(

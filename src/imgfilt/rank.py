@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Sequence
-from typing import Optional, Union
+from typing import Optional, TypedDict, Union
 
 import numpy as np
 
@@ -38,6 +38,15 @@ __all__ = [
 
 Size = Union[int, Sequence[int], None]
 Axes = Optional[Sequence[int]]
+
+
+class _WindowOptions(TypedDict):
+    """The options grey morphology passes on to each erosion and dilation it is made of."""
+
+    mode: str
+    cval: float
+    origin: Union[int, Sequence[int]]
+    axes: Axes
 
 #: Values of ``method=``: "auto" chooses (see :func:`choose_method`).
 METHODS = ("auto", "network", "columns", "histogram", "box", "van-herk", "scan")
@@ -381,7 +390,8 @@ def rank_window(x, k: int, footprint: np.ndarray, spatial: tuple[int, ...], *,
             + (x.shape[-2] * channels,))
         maps = [index_map(size, before, after, canonical)
                 for size, (before, after) in zip(data.shape[2:4], pads3[:2])]
-        columns = index_map(x.shape[-2], *pads3[2], canonical)
+        pad_before, pad_after = pads3[2]
+        columns = index_map(x.shape[-2], pad_before, pad_after, canonical)
         interleaved = np.where(columns[:, None] >= 0,
                                columns[:, None] * channels + np.arange(channels), -1)
         maps.append(np.ascontiguousarray(interleaved.reshape(-1), dtype=np.intp))
@@ -666,7 +676,7 @@ def opening(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cv
     >>> opening(np.array([0, 9, 0, 4, 4, 4, 0], np.uint8), size=3).tolist()
     [0, 0, 0, 4, 4, 4, 0]
     """
-    options = dict(mode=mode, cval=cval, origin=origin, axes=axes)
+    options: _WindowOptions = {"mode": mode, "cval": cval, "origin": origin, "axes": axes}
     return dilation(erosion(x, size, footprint, **options), size, footprint, **options)
 
 
@@ -681,7 +691,7 @@ def closing(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cv
     >>> closing(np.array([9, 0, 9, 9, 0, 0, 9], np.uint8), size=3).tolist()
     [9, 9, 9, 9, 9, 9, 9]
     """
-    options = dict(mode=mode, cval=cval, origin=origin, axes=axes)
+    options: _WindowOptions = {"mode": mode, "cval": cval, "origin": origin, "axes": axes}
     return erosion(dilation(x, size, footprint, **options), size, footprint, **options)
 
 
@@ -700,7 +710,7 @@ def gradient(x, size: Size = None, footprint=None, *, mode: str = "symmetric", c
     >>> gradient(np.array([0, 0, 5, 5, 5], np.uint8), size=3).tolist()
     [0, 5, 5, 0, 0]
     """
-    options = dict(mode=mode, cval=cval, origin=origin, axes=axes)
+    options: _WindowOptions = {"mode": mode, "cval": cval, "origin": origin, "axes": axes}
     grown = dilation(x, size, footprint, **options)
     return np.subtract(grown, erosion(x, size, footprint, **options), out=grown,
                        casting="unsafe") if grown.dtype != np.bool_ else grown ^ erosion(

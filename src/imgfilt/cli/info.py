@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from ..bank import FilterBank
-from ..filters import list_filters
+from ..filters import Filter, FilterLike, list_filters
+from ..nonlinear import RankFilter
 from .common import EXIT_OK, number, resolve_filter, table
 
 
@@ -58,10 +59,30 @@ def _planes(kernel: np.ndarray, digits: int) -> list[str]:
 _AXES = {1: ("x",), 2: ("y", "x"), 3: ("z", "y", "x")}
 
 
+def _show_nonlinear(filt: FilterLike) -> int:
+    """A nonlinear filter has no kernel: its parameters, what it computes and its window."""
+    args_text = ", ".join(f"{k}={v!r}" for k, v in filt.params.items())
+    title = f"{filt.name}({args_text})" if filt.params else filt.name
+    if isinstance(filt, RankFilter):
+        footprint = filt.footprint
+        what = (f"the {filt.rank}-th smallest (0-based)" if filt.operation == "rank"
+                else f"grey {filt.operation.replace('_', ' ')}")
+        print(f"{title}: {what} of each window, per channel; footprint {footprint.shape}, "
+              f"{int(footprint.sum())} samples:")
+        for line in _planes(footprint.astype(np.uint8), 1):
+            print(line)
+    else:
+        print(f"{title}: {filt.description or 'a nonlinear filter'}, per channel; window "
+              f"{filt.kernel_shape}")
+    return EXIT_OK
+
+
 def run_show(args: argparse.Namespace) -> int:
     """``imgfilt show``."""
     filt, label = resolve_filter(args.filter, args.set)
     digits = max(1, args.digits)
+    if not isinstance(filt, (Filter, FilterBank)):
+        return _show_nonlinear(filt)
     if isinstance(filt, FilterBank):
         weight, names = filt.weight, list(filt.names)
         bias: np.ndarray | None = filt.bias
