@@ -254,3 +254,44 @@ def test_backing_off_to_one_thread_gives_the_same_bits(monkeypatch):
     finally:
         imgfilt.set_num_threads(before)
     np.testing.assert_array_equal(threaded, single)
+
+
+IDLE_CPU = """
+import resource, sys, time, numpy as np, imgfilt
+imgfilt.set_num_threads(2)
+image = np.random.default_rng(0).random((1080, 1920), dtype=np.float32)
+kernel = np.random.default_rng(1).random((5, 5), dtype=np.float32)
+imgfilt.apply(image, kernel)          # 52 M multiply-adds: both threads run
+before = resource.getrusage(resource.RUSAGE_SELF)
+time.sleep(0.5)                       # nothing of ours runs now
+after = resource.getrusage(resource.RUSAGE_SELF)
+idle = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+print(__import__("os").environ.get("OMP_WAIT_POLICY"), round(idle * 1000, 1))
+"""
+
+
+def _without_wait_policy():
+    return {name: value for name, value in os.environ.items()
+            if name not in imgfilt.engine.WAIT_POLICY_VARIABLES}
+
+
+def _idle_child(**env):
+    environment = {**_without_wait_policy(), "PYTHONPATH": PACKAGE_PARENT, **env}
+    done = subprocess.run([sys.executable, "-c", IDLE_CPU], env=environment, capture_output=True,
+                          text=True, timeout=120, cwd="/")
+    assert done.returncode == 0, done.stderr
+    policy, idle_ms = done.stdout.split()
+    return policy, float(idle_ms)
+
+
+@pytest.mark.skipif(not imgfilt.engine.load_engines()["baseline"].has_openmp(),
+                    reason="a build without OpenMP has no idle threads")
+def test_idle_openmp_threads_sleep_instead_of_spinning():
+    # After a call the worker thread must not burn a core the caller's next step needs.
+    policy, idle_ms = _idle_child()
+    assert policy == "PASSIVE"
+    assert idle_ms < 25, f"{idle_ms} ms of CPU while idle for 500 ms"
+    # The check can fail: a user who asks for spinning gets it (and their setting is kept).
+    policy, idle_ms = _idle_child(OMP_WAIT_POLICY="active")
+    assert policy == "active"
+    assert idle_ms > 50, f"only {idle_ms} ms of CPU spinning for 500 ms"

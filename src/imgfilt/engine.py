@@ -9,10 +9,26 @@ nothing but :mod:`imgfilt.convolution` reaches the engine).
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
 from typing import Dict
 
-__all__ = ["load_engines", "load_nonlinear", "ISAS"]
+__all__ = ["load_engines", "load_nonlinear", "ISAS", "WAIT_POLICY_VARIABLES"]
+
+#: The variables by which a user chooses how OpenMP's idle threads wait; imgfilt asks for a
+#: passive wait only when none of them is set.
+WAIT_POLICY_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+
+# Idle OpenMP threads sleep rather than spin. By default libgomp's workers spin for up to
+# 300,000 rounds after each parallel call (LLVM's libomp for 200 ms), on cores that the caller's
+# next step (OpenCV, NumPy, torch) or another process needs: measured on 2 cores, the spinning
+# made cv2.filter2D right after an imgfilt call ~1.5x slower, and a 3x3 call on a machine with two
+# busy processes 1.7x slower on 2 threads than on 1 (docs/performance.md). Passive costs a
+# futex wake per call (microseconds; calls under ~4 M multiply-adds run on one thread anyway).
+# The runtime reads this when it is loaded, i.e. when the first compiled module is imported
+# below; a user's own setting of any of these variables is kept.
+if not any(name in os.environ for name in WAIT_POLICY_VARIABLES):
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 #: Instruction sets an engine may be built for, worst first.
 ISAS = ("baseline", "avx2", "avx512")
