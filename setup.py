@@ -229,7 +229,7 @@ extensions = [
         extra_link_args=link_flags,
         define_macros=[("IMGFILT_ISA", f'"{isa}"'), ("IMGFILT_STRIP", str(strip))]
         + ([("IMGFILT_DEBUG", "1")] if DEBUG else []),
-        depends=["src/imgfilt/_engine_core.pxi"],
+        depends=["src/imgfilt/_engine_core.pxi", "src/imgfilt/_traversal.pxi"],
     )
     for suffix, isa, isa_flags, strip in variants
 ]
@@ -243,7 +243,8 @@ extensions += [
         extra_compile_args=compile_flags + isa_flags,
         extra_link_args=link_flags,
         define_macros=[("IMGFILT_ISA", f'"{isa}"')] + ([("IMGFILT_DEBUG", "1")] if DEBUG else []),
-        depends=["src/imgfilt/_rank_core.pxi", "src/imgfilt/_canny_core.pxi"],
+        depends=["src/imgfilt/_rank_core.pxi", "src/imgfilt/_canny_core.pxi",
+                 "src/imgfilt/_traversal.pxi"],
     )
     for suffix, isa, isa_flags, _ in variants
 ]
@@ -251,7 +252,7 @@ extensions += [
 # One build folder per configuration and engine source: what changes the compiled code changes the
 # folder's name, so a folder that holds finished modules can be reused as it is.
 ENGINE_SOURCES = sorted(os.path.join("src", "imgfilt", name) for name in os.listdir(os.path.join(
-    "src", "imgfilt")) if name.startswith(("_engine", "_nonlinear", "_rank", "_canny"))
+    "src", "imgfilt")) if name.startswith(("_engine", "_nonlinear", "_rank", "_canny", "_traversal"))
     and name.endswith((".pyx", ".pxi", ".pxd")))
 fingerprint = hashlib.sha256(repr((
     DEBUG, variants, compile_flags, link_flags, Cython.__version__, DIRECTIVES,

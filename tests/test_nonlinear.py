@@ -63,6 +63,19 @@ def test_layouts_pillow_and_outputs():
     np.testing.assert_array_equal(imgfilt.apply(row, "median", size=3, channel_axis=None), want)
 
 
+def test_images_with_alpha_keep_their_alpha():
+    # A rank filter has no weights to tell whether it smooths: alpha is kept, the colour bands
+    # are filtered as an RGB image's (through apply and through Pillow's Image.filter).
+    alpha = RNG.integers(0, 256, (30, 40, 1), dtype=np.uint8)
+    image = Image.fromarray(np.concatenate([RGB, alpha], axis=-1), "RGBA")
+    for got in (imgfilt.apply(image, "median", size=3),
+                image.filter(PillowFilter("median", size=3))):
+        assert got.mode == "RGBA"
+        pixels = np.asarray(got)
+        np.testing.assert_array_equal(pixels[..., :3], imgfilt.apply(RGB, "median", size=3))
+        np.testing.assert_array_equal(pixels[..., 3], alpha[..., 0])
+
+
 def test_filters_are_data_and_refuse_what_they_cannot_do():
     filt = imgfilt.get_filter("median", size=5)
     assert isinstance(filt, RankFilter) and filt.rank == 12 and filt.kernel_shape == (5, 5)

@@ -11,7 +11,8 @@
 #
 # Work is split by output rows (n, group, z, y); each row is computed for all the group's output
 # channels. A row of the padded input is built once into a per-thread ring of rows (from the index
-# maps: the inner loops have no border branches), then reused by the next output rows that need it.
+# maps: the inner loops have no border branches), then reused by the next output rows that need it
+# (_traversal.pxi, shared with the rank kernels).
 # With stride 1 along the row, an output row is computed in strips for blocks of four output
 # channels (STRIP samples each) or for one (4 x STRIP samples): the strip's accumulators stay in
 # vector registers while every tap of the kernel is added ("fused taps"), and in a block each
@@ -86,6 +87,13 @@ ctypedef fused source_t:
     double
     unsigned char
 
+# The ring's element type (the compute type: the kernels below call it ``floating``).
+ctypedef fused ring_t:
+    float
+    double
+
+include "_traversal.pxi"
+
 
 def has_openmp():
     """Return True when the engine was compiled with OpenMP."""
@@ -131,52 +139,6 @@ def max_threads():
 def strip_width():
     """Extra columns each ring row has beyond the padded width (a whole strip may overrun)."""
     return BLOCK * STRIP
-
-
-cdef int _fill_row(const source_t[:, :, :, :, ::1] x, Py_ssize_t n, Py_ssize_t c,
-                   Py_ssize_t src_z, Py_ssize_t src_y, const Py_ssize_t[::1] col_map,
-                   Py_ssize_t pad_left, floating[:, ::1] ring, Py_ssize_t tid,
-                   Py_ssize_t start) except -1 nogil:
-    """Write one padded input row into ``ring[tid, start : start + len(col_map)]``."""
-    cdef Py_ssize_t width = x.shape[4]
-    cdef Py_ssize_t padded_width = col_map.shape[0]
-    cdef Py_ssize_t j, src
-    if src_z < 0 or src_y < 0:
-        for j in range(padded_width):
-            ring[tid, start + j] = 0
-        return 0
-    # Only the pad columns go through the map; the interior is a straight copy.
-    for j in range(pad_left):
-        src = col_map[j]
-        ring[tid, start + j] = x[n, c, src_z, src_y, src] if src >= 0 else 0
-    for j in range(width):
-        ring[tid, start + pad_left + j] = x[n, c, src_z, src_y, j]
-    for j in range(pad_left + width, padded_width):
-        src = col_map[j]
-        ring[tid, start + j] = x[n, c, src_z, src_y, src] if src >= 0 else 0
-    return 0
-
-
-cdef inline Py_ssize_t _slot(Py_ssize_t i, Py_ssize_t kd, Py_ssize_t kh, Py_ssize_t padded_row,
-                             Py_ssize_t kernel_d, Py_ssize_t ring_rows,
-                             bint cycle) noexcept nogil:
-    """Ring slot of padded row ``padded_row`` seen through tap ``(i, kd, kh)``.
-
-    When the ring holds the kernel's whole row span (``cycle``), slots cycle with the padded row
-    index, so an output row finds the rows its predecessor loaded; otherwise (a large dilation)
-    each tap row has a slot of its own.
-    """
-    cdef Py_ssize_t row_slot = padded_row % ring_rows if cycle else kh
-    return (i * kernel_d + kd) * ring_rows + row_slot
-
-
-cdef Py_ssize_t _bad_entries(const Py_ssize_t[::1] index_map, Py_ssize_t length) noexcept nogil:
-    """Number of entries that are neither -1 nor an index of an axis of ``length``."""
-    cdef Py_ssize_t j, bad = 0
-    for j in range(index_map.shape[0]):
-        if index_map[j] < -1 or index_map[j] >= length:
-            bad += 1
-    return bad
 
 
 cdef inline unsigned char _saturate(floating value) noexcept nogil:
@@ -399,46 +361,38 @@ cdef int _strided_channel(const floating[:, ::1] taps, const floating[::1] bias,
 
 
 cdef int _output_row(const source_t[:, :, :, :, ::1] x,
-                     const floating[:, ::1] taps,
-                     Py_ssize_t kernel_d, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
+                     const floating[:, ::1] taps, Py_ssize_t kernel_w,
                      const floating[::1] bias,
                      floating[:, :, :, :, ::1] out,
                      unsigned char[:, :, :, :, ::1] out_u8, bint saturate, Py_ssize_t out_w,
                      const Py_ssize_t[::1] plane_map,
                      const Py_ssize_t[::1] row_map,
                      const Py_ssize_t[::1] col_map,
-                     Py_ssize_t pad_left,
-                     Py_ssize_t group_in, Py_ssize_t group_out,
+                     RowRing geometry, Py_ssize_t group_out,
                      Py_ssize_t n, Py_ssize_t g, Py_ssize_t z, Py_ssize_t y,
-                     Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t sw,
-                     Py_ssize_t dd, Py_ssize_t dh, Py_ssize_t dw,
-                     floating[:, ::1] ring, Py_ssize_t ring_width, Py_ssize_t[:, ::1] tags,
-                     Py_ssize_t[:, ::1] tap_offsets, Py_ssize_t tid,
-                     Py_ssize_t ring_rows, bint cycle, bint combine) except -1 nogil:
+                     Py_ssize_t sw, Py_ssize_t dw,
+                     floating[:, ::1] ring, Py_ssize_t[:, ::1] tags,
+                     Py_ssize_t[:, ::1] tap_offsets, Py_ssize_t tid, bint combine) except -1 nogil:
     """Compute ``out[n, o, z, y, :]`` for every output channel ``o`` of group ``g`` (with
-    ``combine``: the magnitude of the group's responses, in output channel ``g``)."""
-    cdef Py_ssize_t in_channels = x.shape[1]
-    cdef Py_ssize_t padded_d = plane_map.shape[0], padded_h = row_map.shape[0]
-    cdef Py_ssize_t i, c, kd, kh, kw, pz, pr, slot, key, o, t = 0
-    cdef Py_ssize_t end = (g + 1) * group_out
+    ``combine``: the magnitude of the group's responses, in output channel ``g``).
 
-    # Make every padded row this output row reads resident in the ring, and note where each
-    # tap's input starts (in the thread's flattened ring).
-    for i in range(group_in):
-        c = g * group_in + i
-        for kd in range(kernel_d):
-            pz = z * sd + kd * dd
-            for kh in range(kernel_h):
-                pr = y * sh + kh * dh
-                slot = _slot(i, kd, kh, pr, kernel_d, ring_rows, cycle)
-                key = ((n * in_channels + c) * padded_d + pz) * padded_h + pr
-                if tags[tid, slot] != key:
-                    _fill_row(x, n, c, plane_map[pz], row_map[pr], col_map, pad_left,
-                              ring, tid, slot * ring_width)
-                    tags[tid, slot] = key
-                for kw in range(kernel_w):
-                    tap_offsets[tid, t] = slot * ring_width + kw * dw
-                    t += 1
+    ``tap_offsets[tid]`` holds one entry per tap, then one per padded row the taps read.
+    """
+    cdef Py_ssize_t n_taps = taps.shape[1]
+    cdef Py_ssize_t n_rows = geometry.channels * geometry.depth * geometry.height
+    cdef Py_ssize_t r, kw, o, base, t = 0
+    cdef Py_ssize_t end = (g + 1) * group_out
+    cdef floating zero = 0
+
+    # Make every padded row this output row reads resident in the ring, then note where each
+    # tap's input starts (in the thread's flattened ring): taps in the kernel's C order.
+    resident_rows(x, n, g * geometry.channels, z, y, geometry, plane_map, row_map, col_map, zero,
+                  &ring[tid, 0], &tags[tid, 0], &tap_offsets[tid, n_taps])
+    for r in range(n_rows):
+        base = tap_offsets[tid, n_taps + r]
+        for kw in range(kernel_w):
+            tap_offsets[tid, t] = base + kw * dw
+            t += 1
 
     o = g * group_out
     if combine:
@@ -505,14 +459,14 @@ def correlate(const source_t[:, :, :, :, ::1] x,
     cdef Py_ssize_t batch = x.shape[0], in_channels = x.shape[1]
     cdef Py_ssize_t out_channels = taps.shape[0], group_in
     cdef Py_ssize_t kernel_d = kernel_shape[0], kernel_h = kernel_shape[1]
-    cdef Py_ssize_t kernel_w = kernel_shape[2], ring_width, slots
+    cdef Py_ssize_t kernel_w = kernel_shape[2]
     cdef Py_ssize_t out_d, out_h, out_w, out_n, out_c
     cdef Py_ssize_t n_items, item, t, n, g, z, y, tid = 0, min_rows
     cdef double started, latest
     cdef double arrivals[MAX_THREADS]
     cdef bint saturate = out is None
     cdef Py_ssize_t axis, group_out
-    cdef bint cycle
+    cdef RowRing geometry, thread_geometry
     cdef Py_ssize_t kernel[3]
     cdef Py_ssize_t padded[3]
     cdef Py_ssize_t outs[3]
@@ -557,14 +511,7 @@ def correlate(const source_t[:, :, :, :, ::1] x,
                               + <object>dilations[axis] * (<object>kernel[axis] - 1)
                               >= padded[axis]):
             raise ValueError(f"engine: output axis {axis} reads beyond the padded input")
-    if pad_left < 0 or <object>pad_left + x.shape[4] > padded[2]:
-        raise ValueError("engine: pad_left does not fit the column map")
-    # Ring tags are ((n * C + c) * padded_d + pz) * padded_h + pr: they must not wrap either.
-    if <object>batch * in_channels * padded[0] * padded[1] >= 2 ** 62:
-        raise ValueError("engine: too many padded rows to tag")
-    if (_bad_entries(plane_map, x.shape[2]) or _bad_entries(row_map, x.shape[3])
-            or _bad_entries(col_map, x.shape[4])):
-        raise ValueError("engine: an index map points outside the input")
+    check_traversal(x.shape, plane_map, row_map, col_map, pad_left, "engine")
     if ring.shape[0] < num_threads or tags.shape[0] < num_threads:
         raise ValueError("engine: fewer scratch rings than threads")
     # A strip may read up to BLOCK * STRIP - 1 columns past the last padded column (into zeros).
@@ -572,15 +519,14 @@ def correlate(const source_t[:, :, :, :, ::1] x,
             != ring.shape[1] or <object>group_in * kernel_d * ring_rows != tags.shape[1]
             or ring_rows < kernel_h):
         raise ValueError("engine: scratch ring has the wrong shape")
-    ring_width = padded[2] + BLOCK * STRIP
-    slots = group_in * kernel_d * ring_rows
-
+    geometry = row_ring(group_in, kernel_d, kernel_h, sd, sh, dd, dh, ring_rows,
+                        padded[2] + BLOCK * STRIP, pad_left)
     group_out = out_channels // groups
-    cycle = ring_rows >= dh * (kernel[1] - 1) + 1
     n_items = batch * groups * out_d * out_h
     # Rows per scheduling block at least: a new block refills the ring's rows.
     min_rows = max(1, min(8, n_items // (4 * num_threads)))
-    tap_offsets = _index_scratch(num_threads, taps.shape[1])
+    # Per thread: each tap's ring offset, then each padded row's (see _output_row).
+    tap_offsets = _index_scratch(num_threads, taps.shape[1] + group_in * kernel_d * kernel_h)
     if timing is not None and timing.shape[0] < 2:
         raise ValueError("engine: timing needs 2 entries")
     for t in range(num_threads):
@@ -589,6 +535,7 @@ def correlate(const source_t[:, :, :, :, ::1] x,
     with nogil, parallel(num_threads=num_threads):
         tid = threadid()
         arrivals[tid] = imgfilt_now()
+        thread_geometry = geometry  # private to the thread (see resident_rows)
         # Guided: big blocks of consecutive rows first (the ring reuses rows within a block),
         # smaller ones at the end, so a thread the OS preempts on a busy machine does not keep
         # the others waiting at the end of the loop as a static split does.
@@ -599,10 +546,9 @@ def correlate(const source_t[:, :, :, :, ::1] x,
             t = t // out_d
             g = t % groups
             n = t // groups
-            _output_row(x, taps, kernel_d, kernel_h, kernel_w, bias, out, out_u8, saturate, out_w,
-                        plane_map, row_map, col_map, pad_left, group_in, group_out, n, g, z, y, sd, sh, sw,
-                        dd, dh, dw, ring, ring_width, tags, tap_offsets, tid, ring_rows, cycle,
-                        magnitude)
+            _output_row(x, taps, kernel_w, bias, out, out_u8, saturate, out_w, plane_map,
+                        row_map, col_map, thread_geometry, group_out, n, g, z, y, sw, dw, ring, tags,
+                        tap_offsets, tid, magnitude)
     if timing is not None:
         latest = started
         for t in range(num_threads):
@@ -613,7 +559,7 @@ def correlate(const source_t[:, :, :, :, ::1] x,
 
 
 cdef Py_ssize_t[:, ::1] _index_scratch(Py_ssize_t threads, Py_ssize_t rows):
-    """Per-thread scratch for the ring offsets of one output row's taps."""
+    """Per-thread scratch for the ring offsets of one output row's taps and rows."""
     return cvarray(shape=(threads, max(rows, 1)), itemsize=sizeof(Py_ssize_t),
                    format="q" if sizeof(Py_ssize_t) == 8 else "i")
 

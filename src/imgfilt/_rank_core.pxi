@@ -1,16 +1,17 @@
 # The compiled rank filters: k-th smallest (median, percentile, minimum, maximum) over a flat
 # footprint, for 3-D-shaped data (N, C, D, H, W); 1-D and 2-D problems come with unit axes.
 #
-# Included by _rank.pyx and _rank_avx2.pyx (setup.py compiles them with different instruction-set
-# flags; imgfilt.rank picks the best one the CPU runs).
+# Included by _nonlinear.pyx and _nonlinear_avx2.pyx (setup.py compiles them with different
+# instruction-set flags; imgfilt.rank picks the best one the CPU runs).
 #
-# The traversal is the linear engine's (_engine_core.pxi), kept apart from what a window computes:
+# The traversal is the linear engine's (_traversal.pxi, included below), kept apart from what a
+# window computes:
 #
 # * padding arrives as three index maps (padded position -> input index, -1 for the constant), made
 #   by imgfilt.padding for every mode and any pad width;
 # * work is split by output rows (n, c, z, y) over threads (static schedule: each thread takes a
 #   contiguous run of rows);
-# * ``_resident_rows`` makes the padded rows an output row reads resident in a per-thread ring,
+# * ``resident_rows`` makes the padded rows an output row reads resident in a per-thread ring,
 #   tagged by which padded row they hold, so the next output row reuses the rows it shares;
 # * a *window kernel* then computes the output row from ring offsets only: ``_row_taps_extreme``
 #   (min/max over any footprint), ``_row_box_extreme`` (a box: rows combined, then van Herk /
@@ -259,6 +260,26 @@ ctypedef fused rank_t:
     float
     double
 
+# The shared traversal's input and ring types (_traversal.pxi): both are ``rank_t`` here (rows
+# are kept in the data's own type); the other combinations compile to empty bodies.
+ctypedef fused source_t:
+    u8_t
+    u16_t
+    u32_t
+    u64_t
+    float
+    double
+
+ctypedef fused ring_t:
+    u8_t
+    u16_t
+    u32_t
+    u64_t
+    float
+    double
+
+include "_traversal.pxi"
+
 
 # Window kernels (the ``method`` argument of rank_rows).
 cdef enum:
@@ -306,54 +327,6 @@ cdef inline void _cmpx(rank_t *a, rank_t *b) noexcept nogil:
         imgfilt_cmpx_f32(a, b)
     else:
         imgfilt_cmpx_f64(a, b)
-
-
-cdef void _fill_rank_row(const rank_t[:, :, :, :, ::1] x, Py_ssize_t n, Py_ssize_t c,
-                         Py_ssize_t src_z, Py_ssize_t src_y, const Py_ssize_t[::1] col_map,
-                         Py_ssize_t pad_left, rank_t cval, rank_t *row) noexcept nogil:
-    """Write one padded input row (``len(col_map)`` samples, -1 entries: ``cval``) to ``row``."""
-    cdef Py_ssize_t width = x.shape[4]
-    cdef Py_ssize_t padded_width = col_map.shape[0]
-    cdef Py_ssize_t j, src
-    if src_z < 0 or src_y < 0:
-        for j in range(padded_width):
-            row[j] = cval
-        return
-    # Only the pad columns go through the map; the interior is a straight copy.
-    for j in range(pad_left):
-        src = col_map[j]
-        row[j] = x[n, c, src_z, src_y, src] if src >= 0 else cval
-    memcpy(row + pad_left, &x[n, c, src_z, src_y, 0], width * sizeof(rank_t))
-    for j in range(pad_left + width, padded_width):
-        src = col_map[j]
-        row[j] = x[n, c, src_z, src_y, src] if src >= 0 else cval
-
-
-cdef void _resident_rows(const rank_t[:, :, :, :, ::1] x, Py_ssize_t n, Py_ssize_t c,
-                         Py_ssize_t z, Py_ssize_t y, Py_ssize_t kernel_d, Py_ssize_t kernel_h,
-                         const Py_ssize_t[::1] plane_map, const Py_ssize_t[::1] row_map,
-                         const Py_ssize_t[::1] col_map, Py_ssize_t pad_left, rank_t cval,
-                         rank_t *ring, Py_ssize_t ring_width, Py_ssize_t *tags,
-                         Py_ssize_t *row_off) noexcept nogil:
-    """Make the ``kernel_d * kernel_h`` padded rows output row ``(n, c, z, y)`` reads resident.
-
-    ``row_off[kd * kernel_h + kh]`` gets where padded row ``(z + kd, y + kh)`` starts in this
-    thread's ring. Slots cycle with the padded row index (the ring holds ``kernel_h`` rows per
-    plane), so an output row finds the rows its predecessor loaded.
-    """
-    cdef Py_ssize_t padded_d = plane_map.shape[0], padded_h = row_map.shape[0]
-    cdef Py_ssize_t kd, kh, pz, pr, slot, key
-    for kd in range(kernel_d):
-        pz = z + kd
-        for kh in range(kernel_h):
-            pr = y + kh
-            slot = kd * kernel_h + pr % kernel_h
-            key = ((n * x.shape[1] + c) * padded_d + pz) * padded_h + pr
-            if tags[slot] != key:
-                _fill_rank_row(x, n, c, plane_map[pz], row_map[pr], col_map, pad_left, cval,
-                               ring + slot * ring_width)
-                tags[slot] = key
-            row_off[kd * kernel_h + kh] = slot * ring_width
 
 
 cdef void _row_taps_extreme(const rank_t *ring, const Py_ssize_t *tap_off, Py_ssize_t n_taps,
@@ -740,15 +713,6 @@ cdef void _row_histogram(const rank_t *ring, const Py_ssize_t *tap_off, Py_ssize
         coarse[v >> shift] -= 1
 
 
-cdef Py_ssize_t _bad_map_entries(const Py_ssize_t[::1] index_map, Py_ssize_t length) noexcept nogil:
-    """Number of entries that are neither -1 nor an index of an axis of ``length``."""
-    cdef Py_ssize_t j, bad = 0
-    for j in range(index_map.shape[0]):
-        if index_map[j] < -1 or index_map[j] >= length:
-            bad += 1
-    return bad
-
-
 cdef Py_ssize_t _out_of_range(const Py_ssize_t[::1] values, Py_ssize_t low,
                               Py_ssize_t high) noexcept nogil:
     """Number of entries outside ``low .. high - 1``."""
@@ -816,6 +780,7 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
     cdef Py_ssize_t padded_w = col_map.shape[0], ring_width = padded_w + LANES
     cdef Py_ssize_t n_items, item, t, n, c, z, y, tid, shift = 0, bins = 0, i
     cdef rank_t fill = cval[0]
+    cdef RowRing geometry, thread_geometry
     cdef rank_t *ring_row
     cdef rank_t *work_row
     cdef rank_t *out_row
@@ -835,11 +800,7 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
             or out_d != plane_map.shape[0] - kernel_d + 1 or out_h != row_map.shape[0] - kernel_h + 1
             or out_w != padded_w - kernel_w + 1 or min(out_d, out_h, out_w) < 1):
         raise ValueError("rank engine: output shape does not match the padded input and kernel")
-    if pad_left < 0 or pad_left + x.shape[4] > padded_w:
-        raise ValueError("rank engine: pad_left does not fit the column map")
-    if (_bad_map_entries(plane_map, x.shape[2]) or _bad_map_entries(row_map, x.shape[3])
-            or _bad_map_entries(col_map, x.shape[4])):
-        raise ValueError("rank engine: an index map points outside the input")
+    check_traversal(x.shape, plane_map, row_map, col_map, pad_left, "rank engine")
     if (tap_col.shape[0] != n_taps or add_col.shape[0] != n_add or rem_col.shape[0] != n_rem
             or _out_of_range(tap_row, 0, n_rows) or _out_of_range(add_row, 0, n_rows)
             or _out_of_range(rem_row, 0, n_rows) or _out_of_range(tap_col, 0, kernel_w)
@@ -895,9 +856,12 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
         if hist.shape[0] < num_threads or hist.shape[1] != bins + (bins >> shift):
             raise ValueError("rank engine: histogram scratch has the wrong shape")
 
+    # One channel per output row, stride and dilation 1: the ring cycles over kernel_h rows.
+    geometry = row_ring(1, kernel_d, kernel_h, 1, 1, 1, 1, kernel_h, ring_width, pad_left)
     n_items = batch * channels * out_d * out_h
     with nogil, parallel(num_threads=num_threads):
         tid = threadid()
+        thread_geometry = geometry  # private to the thread (see resident_rows)
         ring_row = &ring[tid, 0]
         work_row = &work[tid, 0]
         off = &offsets[tid, 0]
@@ -913,8 +877,8 @@ def rank_rows(const rank_t[:, :, :, :, ::1] x, rank_t[:, :, :, :, ::1] out,
             t = t // out_d
             c = t % channels
             n = t // channels
-            _resident_rows(x, n, c, z, y, kernel_d, kernel_h, plane_map, row_map, col_map,
-                           pad_left, fill, ring_row, ring_width, &tags[tid, 0], row_off)
+            resident_rows(x, n, c, z, y, thread_geometry, plane_map, row_map, col_map, fill,
+                          ring_row, &tags[tid, 0], row_off)
             for i in range(n_taps):
                 tap_off[i] = row_off[tap_row[i]] + tap_col[i]
             out_row = &out[n, c, z, y, 0]

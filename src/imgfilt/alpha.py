@@ -58,7 +58,7 @@ def is_smoothing(weight: Any, combine: Any = None) -> bool:
     if array.size == 0 or not np.all(np.isfinite(array)) or np.any(array < 0):
         return False
     # One tap (identity, a shift) mixes no pixels: nothing to premultiply for.
-    return np.count_nonzero(array) > 1 and abs(float(array.sum()) - 1.0) <= _SUM_TOLERANCE
+    return int(np.count_nonzero(array)) > 1 and abs(float(array.sum()) - 1.0) <= _SUM_TOLERANCE
 
 
 def alpha_scale(dtype: Any) -> float:

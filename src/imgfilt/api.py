@@ -16,7 +16,7 @@ import numpy as np
 
 from . import arrays
 from .bank import FilterBank, Sequential
-from .filters import Filter, get_filter
+from .filters import Filter, FilterLike, get_filter
 from .layout import NOT_GIVEN, resolve
 from .nonlinear import is_nonlinear
 from .pipeline import filter_array, filter_pil
@@ -39,13 +39,14 @@ def register_lazy(top_module: str, provider: str) -> None:
 
 
 @functools.lru_cache(maxsize=256)
-def _named_filter(name: str, params: Tuple[Tuple[str, Any], ...]) -> Filter:
+def _named_filter(name: str, params: Tuple[Tuple[str, Any], ...]) -> FilterLike:
     # A Filter is immutable data (its arrays are read-only), so one can serve every call.
     return get_filter(name, **dict(params))
 
 
-def as_filter(filter: Any, params: Dict[str, Any]) -> Filter:
-    """A :class:`Filter` from a name (with its parameters), a Filter or a bare kernel."""
+def as_filter(filter: Any, params: Dict[str, Any]) -> FilterLike:
+    """The filter a name (with its parameters), a filter or a bare kernel stands for: a
+    :class:`Filter`, or a nonlinear filter (:mod:`imgfilt.nonlinear`)."""
     if isinstance(filter, str):
         try:
             key = tuple(sorted(params.items()))
@@ -67,7 +68,7 @@ def as_filter(filter: Any, params: Dict[str, Any]) -> Filter:
     )
 
 
-def filter_options(filt: Filter, **given: Any) -> Dict[str, Any]:
+def filter_options(filt: FilterLike, **given: Any) -> Dict[str, Any]:
     """The filter's default options overridden by the ones given (None: not given)."""
     options = dict(filt.options)
     for key, value in given.items():

@@ -498,7 +498,8 @@ class FilterBank:
                 raise ValueError(f"groups must be a scalar and names a 1-D array, got shapes "
                                  f"{np.shape(groups)} and {np.shape(data['names'])}")
             return cls(data["weight"], data["bias"], names=[str(n) for n in data["names"]],
-                       groups=groups[()] if isinstance(groups, np.ndarray) else groups)
+                       groups=checked_int(groups[()] if isinstance(groups, np.ndarray)
+                                          else groups, "groups"))
 
     @classmethod
     def from_torch(

@@ -14,9 +14,10 @@ import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, SupportsIndex, Tuple, Union, cast
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .arrays import as_numpy
 from .engine import load_engines
@@ -28,6 +29,8 @@ __all__ = ["conv", "convolve", "set_num_threads", "get_num_threads", "Plan", "pl
            "checked_int", "MAX_INDEX"]
 
 IntOrTuple = Union[int, Sequence[int]]
+#: A rank-1 kernel's 1-D factors, one per spatial axis (their outer product is the kernel).
+KernelFactors = List[np.ndarray]
 Padding = Union[int, str, Sequence[Union[int, Sequence[int]]]]
 
 METHODS = ("auto", "direct", "separable", "fft")
@@ -214,7 +217,8 @@ def checked_int(value: object, name: str, minimum: int = 1, maximum: int = MAX_I
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got the boolean {value!r}")
     try:
-        number = operator.index(value)
+        # Any object: operator.index raises the TypeError for what is not an integer.
+        number = operator.index(cast(SupportsIndex, value))
     except TypeError:
         raise TypeError(
             f"{name} must be an integer, got {type(value).__name__} {value!r}"
@@ -291,7 +295,7 @@ _FLOAT64 = np.dtype(np.float64)
 _FLOAT32 = np.dtype(np.float32)
 
 
-def compute_dtype(dtype: object) -> np.dtype:
+def compute_dtype(dtype: DTypeLike) -> np.dtype:
     """The dtype imgfilt computes in (and ``conv`` returns) for input of ``dtype``: the one
     dtype rule of conv, apply, banks and the Dask adapter.
 
@@ -304,8 +308,11 @@ def compute_dtype(dtype: object) -> np.dtype:
     >>> compute_dtype("uint8"), compute_dtype("int32"), compute_dtype(">f8")
     (dtype('float32'), dtype('float64'), dtype('float64'))
     """
-    dtype = np.dtype(dtype)
-    wide = dtype.itemsize == 8 if dtype.kind == "f" else (dtype.kind in "iu" and dtype.itemsize >= 4)
+    resolved = np.dtype(dtype)
+    if resolved.kind == "f":
+        wide = resolved.itemsize == 8
+    else:
+        wide = resolved.kind in "iu" and resolved.itemsize >= 4
     return _FLOAT64 if wide else _FLOAT32
 
 
@@ -369,7 +376,7 @@ def _cache_key(value: object) -> object:
 
 def plan(
     x_shape: Sequence[int],
-    x_dtype: object,
+    x_dtype: DTypeLike,
     weight_shape: Sequence[int],
     *,
     stride: IntOrTuple = 1,
@@ -410,8 +417,8 @@ def _cached_plan(key: tuple) -> Plan:
                      padding_mode, _uncached(dilation), _uncached(groups))
 
 
-def _uncached(key: object) -> object:
-    """The argument a :func:`_cache_key` stands for."""
+def _uncached(key: object) -> Any:
+    """The argument a :func:`_cache_key` stands for (of whatever type it was given as)."""
     if isinstance(key, tuple) and key and key[0] == "bool":
         return bool(key[1])
     if isinstance(key, tuple) and key and key[0] in ("tuple", "list"):
@@ -420,7 +427,7 @@ def _uncached(key: object) -> object:
     return key
 
 
-def _new_plan(x_shape: Sequence[int], x_dtype: object, weight_shape: Sequence[int],
+def _new_plan(x_shape: Sequence[int], x_dtype: DTypeLike, weight_shape: Sequence[int],
               stride: IntOrTuple, padding: Padding, padding_mode: str, dilation: IntOrTuple,
               groups: int) -> Plan:
     weight_shape = tuple(checked_int(s, f"weight_shape[{i}]", 0)
@@ -646,9 +653,12 @@ _busy = _BusyMachine()
 
 def _call_engine(x5: np.ndarray, w5: np.ndarray, b: np.ndarray, out5: np.ndarray,
                  maps: Sequence[np.ndarray], pad_left: int, groups: int,
-                 stride3: Tuple[int, int, int], dilation3: Tuple[int, int, int],
+                 stride3: Tuple[int, ...], dilation3: Tuple[int, ...],
                  combine_magnitude: bool = False) -> None:
     """Allocate the per-thread scratch and run the engine on 5-D arrays and index maps.
+
+    ``stride3`` and ``dilation3`` have one entry per axis of the 3-D problem (the engine
+    refuses other lengths).
 
     ``x5`` is in the compute dtype or uint8 (read as is); a uint8 ``out5`` gets the results
     rounded and clipped to 0..255 (what apply's ``output="clip"`` does to 8-bit images).
@@ -854,11 +864,12 @@ def correlate_channels_last(
         (1, 1) + (1,) * (3 - p.ndim) + spatial[:-1] + (spatial[-1] * channels,))
     pads3 = ((0, 0),) * (3 - p.ndim) + p.padding
     out_spatial = p.result_shape[1:]
-    planes = 1 if fused else p.out_channels
-    out = np.empty((planes,) + out_spatial + (channels,), dtype=np.uint8 if saturate else p.dtype)
-    out5 = out.reshape((1, planes) + (1,) * (3 - p.ndim) + out_spatial[:-1]
+    out_planes = 1 if fused else p.out_channels
+    out = np.empty((out_planes,) + out_spatial + (channels,),
+                   dtype=np.uint8 if saturate else p.dtype)
+    out5 = out.reshape((1, out_planes) + (1,) * (3 - p.ndim) + out_spatial[:-1]
                        + (out_spatial[-1] * channels,))
-    if chosen == "separable":
+    if factors is not None:  # exactly when chosen == "separable"
         _run_separable(x5, factors, b, out5, p, interleave=channels)
         return out
     stride3 = (1,) * (3 - p.ndim) + p.stride
@@ -885,7 +896,7 @@ SEPARABLE_MIN_SAVING = 90
 FFT_MIN_TAPS = 1200
 
 
-def rank1_factors(kernel: np.ndarray, rtol: float) -> Optional[list]:
+def rank1_factors(kernel: np.ndarray, rtol: float) -> Optional[KernelFactors]:
     """1-D factors whose outer product is ``kernel`` (1 to 3 axes), or None if it is not rank 1.
 
     Found by SVD of the unfoldings, then checked: the outer product of the factors must equal
@@ -901,7 +912,8 @@ def rank1_factors(kernel: np.ndarray, rtol: float) -> Optional[list]:
     scale = float(np.max(np.abs(kernel))) if kernel.size else 0.0
     if scale == 0.0:
         return [np.zeros(kernel.shape[0])] + [np.ones(k) for k in kernel.shape[1:]]
-    factors, rest = [], kernel / scale
+    factors: KernelFactors = []
+    rest = kernel / scale
     for _ in range(kernel.ndim - 1):
         left, values, right = np.linalg.svd(rest.reshape(rest.shape[0], -1), full_matrices=False)
         if values.size > 1 and values[1] > rtol * values[0]:
@@ -917,9 +929,11 @@ def rank1_factors(kernel: np.ndarray, rtol: float) -> Optional[list]:
     return factors
 
 
-def choose_method(method: str, weight: np.ndarray, p: Plan) -> Tuple[str, Optional[list]]:
+def choose_method(method: str, weight: np.ndarray,
+                  p: Plan) -> Tuple[str, Optional[List[KernelFactors]]]:
     """The method :func:`conv` runs for ``method`` on this kernel, and the kernel's factors
-    when that method is ``'separable'`` (one list of 1-D factors per output channel).
+    exactly when that method is ``'separable'`` (one list of 1-D factors per output channel;
+    None otherwise).
 
     The choice depends on the kernel and options only, never on the input's size.
     """
@@ -928,20 +942,21 @@ def choose_method(method: str, weight: np.ndarray, p: Plan) -> Tuple[str, Option
     group_in = p.in_channels // p.groups
     taps = int(np.prod(p.kernel_shape))
     saving = taps - sum(p.kernel_shape)
-    factors = None
+    factors: Optional[List[KernelFactors]] = None
     # The SVDs only where the passes could be chosen (they cost ~20 us per output channel);
     # a kernel with NaN or infinity is never rank 1 here (and would stop the SVD).
     wanted = method == "separable" or (method == "auto" and saving >= SEPARABLE_MIN_SAVING)
     if group_in == 1 and wanted and np.all(np.isfinite(weight)):
         rtol = 1e-6 if p.dtype == np.float32 else 1e-12
         w64 = np.asarray(weight, dtype=np.float64).reshape((p.out_channels,) + p.kernel_shape)
-        factors = []
+        found: List[KernelFactors] = []
         for kernel in w64:
-            found = rank1_factors(kernel, rtol)
-            if found is None:
-                factors = None
+            one = rank1_factors(kernel, rtol)
+            if one is None:
                 break
-            factors.append(found)
+            found.append(one)
+        else:
+            factors = found
     if method == "separable":
         if factors is None:
             raise ValueError(
@@ -961,7 +976,7 @@ def choose_method(method: str, weight: np.ndarray, p: Plan) -> Tuple[str, Option
     return "direct", None
 
 
-def _run_separable(x5: np.ndarray, factors: list, b: np.ndarray, out5: np.ndarray,
+def _run_separable(x5: np.ndarray, factors: List[KernelFactors], b: np.ndarray, out5: np.ndarray,
                    p: Plan, interleave: int = 1) -> None:
     """One 1-D pass per axis (the last axis first) through the engine; bias in the last pass.
 
@@ -1186,7 +1201,7 @@ def _window_counts(indicator: np.ndarray, p: Plan) -> np.ndarray:
     return counts
 
 
-def _out_shape3(p: Plan) -> Tuple[int, int, int]:
+def _out_shape3(p: Plan) -> Tuple[int, ...]:
     return (1,) * (3 - p.ndim) + p.out_shape
 
 
@@ -1410,7 +1425,7 @@ def conv(
     result = _output_array(out, p, inputs)
     out5 = result.reshape((lead[0], p.out_channels) + pad3 + p.out_shape)
     chosen, factors = choose_method(method, w5, p)  # the compute dtype: same factors everywhere
-    if chosen == "separable":
+    if factors is not None:  # exactly when chosen == "separable"
         _run_separable(x5, factors, b, out5, p)
     elif chosen == "fft":
         _run_fft(x5, w5, b, out5, p)

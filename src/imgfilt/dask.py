@@ -668,6 +668,9 @@ def apply(
     array = _as_dask(image, "image")
     if isinstance(filt, (RankFilter, CannyFilter)):
         return _apply_nonlinear(array, filt, options, channel_axis, axes, threads)
+    if not isinstance(filt, Filter):
+        raise TypeError(f"imgfilt.dask.apply runs Filters, rank filters and Canny; got "
+                        f"{type(filt).__name__}")
     output = check_output(options.get("output"), array.dtype)
     layout = resolve(array.shape, filt.ndim, channel_axis=channel_axis, axes=axes,
                      in_channels=None if filt.per_channel else filt.in_channels)

@@ -72,7 +72,7 @@ def _sobel(volume: np.ndarray, axis: int, axes_in_use: Sequence[int]) -> np.ndar
     return result
 
 
-def _canny_one(volume: np.ndarray, sigma: float, low: Optional[float], high: Optional[float],
+def _canny_one(volume: np.ndarray, sigma: float, low: float, high: float,
                use_quantiles: bool, mode: str, unit: float) -> np.ndarray:
     axes_in_use = (0, 1, 2) if volume.shape[0] > 1 else (1, 2)
     smoothed = _smooth(volume, sigma, mode, axes_in_use)

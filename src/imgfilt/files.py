@@ -13,9 +13,12 @@ import os
 import stat
 import tempfile
 import warnings
-from typing import IO, Iterator, Optional, Union
+from typing import IO, TYPE_CHECKING, Iterator, Optional, Union
 
 from PIL import Image
+
+if TYPE_CHECKING:  # types.EllipsisType is Python 3.10+; annotations only
+    from types import EllipsisType
 
 __all__ = ["atomic_write", "clean_stale_temporaries", "temporary_name_pattern",
            "check_regular_file", "check_pixel_count", "memory_budget"]
@@ -182,7 +185,12 @@ def memory_budget() -> int:
     return int(budget)
 
 
-def check_pixel_count(pixels: int, name: str, limit: Optional[int] = ...) -> None:  # type: ignore[assignment]
+#: A decompression-bomb limit (``limit=``, ``max_pixels=``): a number of pixels, None (no limit)
+#: or ``...``, the default: Pillow's :data:`PIL.Image.MAX_IMAGE_PIXELS`, read at each call.
+PixelLimit = Union[int, None, "EllipsisType"]
+
+
+def check_pixel_count(pixels: int, name: str, limit: PixelLimit = ...) -> None:
     """Pillow's decompression-bomb rule applied to a file's pixels, all pages and frames counted.
 
     Above ``limit`` (default :data:`PIL.Image.MAX_IMAGE_PIXELS`; None: no limit) a

@@ -24,7 +24,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 
@@ -35,6 +35,7 @@ from .convolution import magnitude as combine_magnitude
 
 __all__ = [
     "Filter",
+    "FilterLike",
     "FilterInfo",
     "COMBINES",
     "register",
@@ -282,6 +283,48 @@ def _real_array(value: Any, name: str) -> np.ndarray:
 # The registry
 
 
+class FilterLike(Protocol):
+    """What every registered filter is, whatever it computes: a :class:`Filter`, or a nonlinear
+    filter (:class:`imgfilt.nonlinear.RankFilter`, :class:`imgfilt.nonlinear.CannyFilter`).
+
+    :func:`get_filter` returns one; ``isinstance(f, Filter)`` tells a linear one (with a
+    ``weight``) from the others.
+    """
+
+    name: str
+    description: str
+    params: Dict[str, Any]
+    options: Dict[str, Any]
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial axes the filter works on."""
+        ...
+
+    @property
+    def kernel_shape(self) -> Tuple[int, ...]:
+        """The filter's reach along each spatial axis."""
+        ...
+
+    @property
+    def per_channel(self) -> bool:
+        """True when every channel of an image is filtered on its own."""
+        ...
+
+    @property
+    def in_channels(self) -> int:
+        """The channels the filter mixes (1 for a per-channel filter)."""
+        ...
+
+    def with_options(self, **options: Any) -> FilterLike:
+        """A copy with other default :func:`imgfilt.apply` options."""
+        ...
+
+
+#: A factory of registered filters (any callable returning a FilterLike).
+FilterFactory = TypeVar("FilterFactory", bound=Callable[..., FilterLike])
+
+
 @dataclass(frozen=True)
 class FilterInfo:
     """One row of :func:`list_filters`: a name, its parameters with defaults, a description."""
@@ -291,10 +334,10 @@ class FilterInfo:
     description: str
 
 
-_REGISTRY: Dict[str, Tuple[Callable[..., Filter], str]] = {}
+_REGISTRY: Dict[str, Tuple[Callable[..., FilterLike], str]] = {}
 
 
-def register(name: str, description: str) -> Callable[[Callable[..., Filter]], Callable[..., Filter]]:
+def register(name: str, description: str) -> Callable[[FilterFactory], FilterFactory]:
     """Decorator adding a factory to the registry under ``name``.
 
     Examples
@@ -307,14 +350,14 @@ def register(name: str, description: str) -> Callable[[Callable[..., Filter]], C
     >>> _ = _REGISTRY.pop("my_mean")
     """
 
-    def decorate(factory: Callable[..., Filter]) -> Callable[..., Filter]:
+    def decorate(factory: FilterFactory) -> FilterFactory:
         _REGISTRY[name] = (factory, description)
         return factory
 
     return decorate
 
 
-def lookup(name: object) -> Tuple[str, Callable[..., Filter]]:
+def lookup(name: object) -> Tuple[str, Callable[..., FilterLike]]:
     if not isinstance(name, str):
         raise TypeError(f"filter name must be a string, got {type(name).__name__} {name!r}")
     key = name.strip().lower().replace("-", "_").replace(" ", "_")
@@ -327,7 +370,7 @@ def lookup(name: object) -> Tuple[str, Callable[..., Filter]]:
     return key, _REGISTRY[key][0]
 
 
-def get_filter(name: str, **params: Any) -> Filter:
+def get_filter(name: str, **params: Any) -> FilterLike:
     """Make the named filter with the given parameters.
 
     Parameters

@@ -13,7 +13,7 @@ import zipfile
 from typing import Union
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 from . import tiff
 from .errors import file_errors
@@ -145,7 +145,7 @@ def load_npz(path: PathLike) -> dict:
                 raise
 
 
-def check_strips(image: Image.Image, path: PathLike) -> None:
+def check_strips(image: ImageFile.ImageFile, path: PathLike) -> None:
     """Refuse a TIFF page whose strips or tiles do not cover it, before it is decoded.
 
     Pillow decodes the strips a page lists and leaves the rest of the page blank: a corrupt
@@ -166,7 +166,8 @@ def check_strips(image: Image.Image, path: PathLike) -> None:
     width, height = image.size
     covered = 0
     for tile in image.tile:
-        left, top, right, bottom = tile[1]
+        # No extents: the tile is the whole page (as Pillow's decoder.setimage reads it).
+        left, top, right, bottom = (0, 0, width, height) if tile[1] is None else tile[1]
         covered += max(0, min(right, width) - max(left, 0)) * max(0, min(bottom, height) - max(top, 0))
     if covered < width * height:
         raise ValueError(

@@ -271,7 +271,10 @@ def canny_filter(sigma: float = 1.0, low_threshold: Optional[float] = None,
                  use_quantiles: bool = False) -> CannyFilter:
     params = {"sigma": sigma, "low_threshold": low_threshold, "high_threshold": high_threshold,
               "use_quantiles": use_quantiles}
-    return CannyFilter(2, name="canny", params=params, **params)
+    return CannyFilter(2, name="canny", params=params,
+                       description="Canny edges: the dtype's maximum on edges, else 0",
+                       sigma=sigma, low_threshold=low_threshold,
+                       high_threshold=high_threshold, use_quantiles=use_quantiles)
 
 
 def is_nonlinear(filt: Any) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence, Union
 from PIL import Image, ImageOps, ImageSequence
 
 from .errors import file_errors
-from .files import atomic_write, check_pixel_count, check_regular_file
+from .files import PixelLimit, atomic_write, check_pixel_count, check_regular_file
 
 __all__ = ["Picture", "read_picture", "write_picture", "MULTI_FRAME_FORMATS"]
 
@@ -119,7 +119,7 @@ def _one_mode(frames: list) -> list:
     return [frame.convert("RGBA" if alpha else "RGB") for frame in frames]
 
 
-def read_picture(path: PathLike, *, max_pixels: Optional[int] = ...
+def read_picture(path: PathLike, *, max_pixels: PixelLimit = ...
                  ) -> Picture:
     """Read every frame of a picture, upright, with its EXIF, ICC profile, DPI and timing.
 
@@ -154,7 +154,7 @@ def read_picture(path: PathLike, *, max_pixels: Optional[int] = ...
         return _read_picture(name, max_pixels)
 
 
-def _read_picture(name: str, max_pixels: Optional[int]) -> Picture:
+def _read_picture(name: str, max_pixels: PixelLimit) -> Picture:
     _refuse_truncating(name)
     with Image.open(name) as image:
         count = getattr(image, "n_frames", 1)
@@ -164,8 +164,9 @@ def _read_picture(name: str, max_pixels: Optional[int]) -> Picture:
         if image.format == "JPEG":
             from PIL import JpegImagePlugin
 
-            jpeg = {"qtables": image.quantization,
-                    "subsampling": JpegImagePlugin.get_sampling(image)}
+            if isinstance(image, JpegImagePlugin.JpegImageFile):  # what Pillow opens as JPEG
+                jpeg = {"qtables": image.quantization,
+                        "subsampling": JpegImagePlugin.get_sampling(image)}
         info = dict(image.info)
         frames, durations = [], []
         for frame in ImageSequence.Iterator(image):

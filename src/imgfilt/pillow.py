@@ -20,7 +20,7 @@ from typing import Any
 from PIL import Image, ImageFilter
 
 from .api import as_filter
-from .filters import Filter
+from .filters import Filter, FilterLike
 from .pipeline import filter_pil
 
 __all__ = ["PillowFilter"]
@@ -48,7 +48,7 @@ class PillowFilter(ImageFilter.MultibandFilter):
     def __init__(self, filter: Any, **params: Any) -> None:
         options = {k: params.pop(k) for k in list(params) if k in Filter.OPTION_NAMES}
         filt = as_filter(filter, params)
-        self.filt: Filter = filt.with_options(**options) if options else filt
+        self.filt: FilterLike = filt.with_options(**options) if options else filt
 
     def filter(self, image: Any) -> Any:
         """Pillow's entry point: an ImagingCore in, a new one out (use ``img.filter(f)``)."""

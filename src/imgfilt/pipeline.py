@@ -22,7 +22,7 @@ from .convolution import (
     correlate_channels_last,
     plan,
 )
-from .filters import COMBINES, Filter
+from .filters import COMBINES, Filter, FilterLike
 from .layout import Layout
 from .nonlinear import is_nonlinear
 from .padding import normalize_mode, reflect_fallback
@@ -194,7 +194,7 @@ def _unit_last(stride: Any, ndim: int) -> bool:
 
 def filter_array(
     array: np.ndarray,
-    filt: Filter,
+    filt: FilterLike,
     layout: Layout,
     *,
     padding_mode: str = "reflect",
@@ -214,6 +214,9 @@ def filter_array(
     if is_nonlinear(filt):
         return filter_nonlinear(array, filt, layout, padding_mode=padding_mode, stride=stride,
                                 dilation=dilation, output=output)
+    if not isinstance(filt, Filter):
+        raise TypeError(f"filter must be a Filter or a nonlinear filter (imgfilt.nonlinear), "
+                        f"got {type(filt).__name__}")
     ndim = filt.ndim
     simple = layout.spatial == tuple(range(ndim)) and not layout.batch
     if filt.per_channel and simple and _unit_last(stride, ndim):
@@ -320,7 +323,7 @@ def finish_nonlinear(result: np.ndarray, dtype: np.dtype, output: str,
 
 def filter_pil(
     img: Image.Image,
-    filt: Filter,
+    filt: FilterLike,
     *,
     padding_mode: str = "reflect",
     stride: Any = 1,
@@ -349,8 +352,9 @@ def filter_pil(
     # --- alpha hook (issue 14, imgfilt.alpha): a smoothing filter (weights >= 0, sum 1, two
     # taps or more) filters premultiplied colour and alpha together; every other filter keeps
     # alpha (below). docs/images.md, "Alpha".
-    if alpha is not None and output != "float" and alpha_rule.is_smoothing(filt.weight,
-                                                                            filt.combine):
+    # Nonlinear filters (a median...) have no weights: their alpha is kept.
+    if (alpha is not None and output != "float" and isinstance(filt, Filter)
+            and alpha_rule.is_smoothing(filt.weight, filt.combine)):
         def correlate(stacked: np.ndarray) -> np.ndarray:
             both = Layout(shape=stacked.shape, spatial=(0, 1), channel=2, batch=())
             return filter_array(stacked, filt, both, padding_mode=padding_mode, stride=stride,

@@ -41,6 +41,7 @@ __all__ = [
 Size = Union[int, Sequence[int], None]
 Axes = Optional[Sequence[int]]
 
+
 #: Values of ``method=``: "auto" chooses (see :func:`choose_method`).
 METHODS = ("auto", "network", "columns", "histogram", "box", "van-herk", "scan")
 
@@ -421,7 +422,8 @@ def rank_window(x, k: int, footprint: np.ndarray, spatial: tuple[int, ...], *,
             + (x.shape[-2] * channels,))
         maps = [index_map(size, before, after, canonical)
                 for size, (before, after) in zip(data.shape[2:4], pads3[:2])]
-        columns = index_map(x.shape[-2], *pads3[2], canonical)
+        pad_before, pad_after = pads3[2]
+        columns = index_map(x.shape[-2], pad_before, pad_after, canonical)
         interleaved = np.where(columns[:, None] >= 0,
                                columns[:, None] * channels + np.arange(channels), -1)
         maps.append(np.ascontiguousarray(interleaved.reshape(-1), dtype=np.intp))

@@ -23,7 +23,7 @@ from typing import Any, Iterator, Optional, Union
 import numpy as np
 import tifffile
 from .errors import file_errors
-from .files import atomic_write, check_pixel_count, check_regular_file
+from .files import PixelLimit, atomic_write, check_pixel_count, check_regular_file
 
 __all__ = ["TiffMetadata", "read_tiff", "as_volume", "write_tiff", "tiff_pages",
            "TiffPageReader", "COMPRESSIONS", "BIGTIFF_THRESHOLD"]
@@ -178,10 +178,15 @@ def _series_of(tif: tifffile.TiffFile, name: str) -> tuple[tuple[int, ...], np.d
         return tuple(first.shape), first.dtype, first.axes, series
     for index, other in enumerate(series):
         if other.shape != first.shape or other.dtype != first.dtype or other.axes != first.axes:
+            # tifffile lists a page it could not read as None: the series' shape stands in.
             page, page0 = other.pages[0], first.pages[0]
+            number = index if page is None else page.index
+            shape, dtype = (other.shape, other.dtype) if page is None else (page.shape, page.dtype)
+            shape0, dtype0 = ((first.shape, first.dtype) if page0 is None
+                              else (page0.shape, page0.dtype))
             raise ValueError(
-                f"{name!r}: page {page.index} is {tuple(page.shape)} {page.dtype}, page 0 is "
-                f"{tuple(page0.shape)} {page0.dtype}; a stack needs equal pages (or read each "
+                f"{name!r}: page {number} is {tuple(shape)} {dtype}, page 0 is "
+                f"{tuple(shape0)} {dtype0}; a stack needs equal pages (or read each "
                 "page with tifffile)")
     return (len(series),) + tuple(first.shape), first.dtype, "I" + first.axes, series
 
@@ -212,7 +217,7 @@ def _colour_pixels(shape: tuple[int, ...], axes: str) -> int:
     return int(np.prod([n for n, a in zip(shape, axes) if a != "S"], dtype=np.int64))
 
 
-def read_tiff(path: PathLike, *, max_pixels: Optional[int] = ...
+def read_tiff(path: PathLike, *, max_pixels: PixelLimit = ...
               ) -> tuple[np.ndarray, TiffMetadata]:
     """Read a TIFF's pixels exactly (every dtype, every page) and its metadata.
 

@@ -24,7 +24,7 @@ from ..convolution import checked_int
 from ..padding import normalize_mode
 from ..bank import FilterBank
 from ..errors import file_errors
-from ..filters import Filter, lookup, list_filters
+from ..filters import Filter, FilterLike, lookup, list_filters
 from ..io import atomic_write, check_regular_file, check_strips, load_npy, read_volume_with_metadata
 from ..pictures import Picture, read_picture, write_picture
 from ..tiff import TiffMetadata, write_tiff
@@ -256,7 +256,7 @@ def filter_names() -> list[str]:
     return [info.name for info in list_filters()]
 
 
-def resolve_filter(spec: str, settings: Sequence[str] = ()) -> tuple[Filter | FilterBank, str]:
+def resolve_filter(spec: str, settings: Sequence[str] = ()) -> tuple[FilterLike | FilterBank, str]:
     """The filter a FILTER argument names, and a short label for output file names.
 
     ``spec`` is a registered name, a ``.npy`` kernel (a bare 1-3-axis kernel, or a
@@ -429,9 +429,9 @@ def save(target: str, result: Any, *, volume: bool = False, metadata: Any = None
 
     picture = metadata if isinstance(metadata, Picture) else None
     if suffix in TIFF_SUFFIXES:
-        frames = result if isinstance(result, list) else None
-        if frames is not None:
-            array, volume = np.stack([pil_to_array(frame) for frame in frames]), True
+        pages = result if isinstance(result, list) else None
+        if pages is not None:
+            array, volume = np.stack([pil_to_array(frame) for frame in pages]), True
         elif isinstance(result, Image.Image):
             array = pil_to_array(result)
         else:
@@ -448,6 +448,7 @@ def save(target: str, result: Any, *, volume: bool = False, metadata: Any = None
     if volume:
         raise ValueError(f"{target}: a volume of shape {np.shape(result)} is written as .tif "
                          "or .npy")
+    frames: Image.Image | Sequence[Image.Image]
     if isinstance(result, Image.Image) or isinstance(result, list):
         frames = result
     else:

@@ -7,8 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..bank import FilterBank
-from ..filters import list_filters
-from ..nonlinear import is_nonlinear
+from ..filters import Filter, list_filters
 from .common import EXIT_OK, number, resolve_filter, table
 
 
@@ -63,7 +62,7 @@ def run_show(args: argparse.Namespace) -> int:
     """``imgfilt show``."""
     filt, label = resolve_filter(args.filter, args.set)
     digits = max(1, args.digits)
-    if is_nonlinear(filt):
+    if not isinstance(filt, (Filter, FilterBank)):  # rank filters, Canny: no kernel
         return _show_nonlinear(filt)
     if isinstance(filt, FilterBank):
         weight, names = filt.weight, list(filt.names)
