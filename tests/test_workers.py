@@ -266,7 +266,9 @@ before = resource.getrusage(resource.RUSAGE_SELF)
 time.sleep(0.5)                       # nothing of ours runs now
 after = resource.getrusage(resource.RUSAGE_SELF)
 idle = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-print(__import__("os").environ.get("OMP_WAIT_POLICY"), round(idle * 1000, 1))
+import os
+print(os.environ.get("OMP_WAIT_POLICY", "-"), os.environ.get("GOMP_SPINCOUNT", "-"),
+      round(idle * 1000, 1))
 """
 
 
@@ -280,18 +282,18 @@ def _idle_child(**env):
     done = subprocess.run([sys.executable, "-c", IDLE_CPU], env=environment, capture_output=True,
                           text=True, timeout=120, cwd="/")
     assert done.returncode == 0, done.stderr
-    policy, idle_ms = done.stdout.split()
-    return policy, float(idle_ms)
+    policy, spin_count, idle_ms = done.stdout.split()
+    return policy, spin_count, float(idle_ms)
 
 
 @pytest.mark.skipif(not imgfilt.engine.load_engines()["baseline"].has_openmp(),
                     reason="a build without OpenMP has no idle threads")
 def test_idle_openmp_threads_sleep_instead_of_spinning():
     # After a call the worker thread must not burn a core the caller's next step needs.
-    policy, idle_ms = _idle_child()
-    assert policy == "PASSIVE"
+    policy, spin_count, idle_ms = _idle_child()
+    assert (policy, spin_count) == ("-", "10000")
     assert idle_ms < 25, f"{idle_ms} ms of CPU while idle for 500 ms"
     # The check can fail: a user who asks for spinning gets it (and their setting is kept).
-    policy, idle_ms = _idle_child(OMP_WAIT_POLICY="active")
-    assert policy == "active"
+    policy, spin_count, idle_ms = _idle_child(OMP_WAIT_POLICY="active")
+    assert (policy, spin_count) == ("active", "-")
     assert idle_ms > 50, f"only {idle_ms} ms of CPU spinning for 500 ms"
