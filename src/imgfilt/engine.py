@@ -16,23 +16,21 @@ from typing import Dict
 __all__ = ["load_engines", "load_nonlinear", "ISAS", "WAIT_POLICY_VARIABLES"]
 
 #: The variables by which a user chooses how OpenMP's idle threads wait; imgfilt asks for a
-#: short spin (then sleep) only when none of them is set.
+#: passive wait (sleep, no spin) only when none of them is set.
 WAIT_POLICY_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 
-# Idle OpenMP threads spin only briefly, then sleep. By default libgomp's workers spin for
-# 300,000 rounds after each parallel region (LLVM's libomp for 200 ms), on cores that the caller's
-# next step (OpenCV, NumPy, torch) or another process needs: measured on 2 cores, that spinning
-# made cv2.filter2D right after an imgfilt call ~1.5x slower, and a 3x3 call next to two busy
-# processes 1.7x slower on 2 threads than on 1. Sleeping at once (OMP_WAIT_POLICY=passive) cost
-# the separable passes, which run one parallel region per band of rows, their second thread
-# (a futex wake per region: Gaussian sigma=3 at 1080p took 15-20 ms on 2 threads against 10 ms).
-# 10,000 rounds (about 2 ms here) keep a call's regions on warm threads and free the core soon
-# after it (docs/performance.md, "Idle threads"). The runtime reads these when it is loaded, i.e.
-# when the first compiled module is imported below; a user's own setting of any of the
-# variables is kept. (KMP_BLOCKTIME, in milliseconds, is LLVM/Intel libomp's, on macOS.)
+# Idle OpenMP threads sleep rather than spin. By default libgomp's workers spin for 300,000
+# rounds after each parallel region (LLVM's libomp for 200 ms), on cores that the caller's next
+# step (OpenCV, NumPy, torch) or another process needs: measured on 2 cores, that spinning made
+# cv2.filter2D right after an imgfilt call ~1.5x slower, and next to two busy processes a 3x3
+# call took 1.35x (10,000-round spin) to 1.7x (default) the time of one thread, against 0.67x
+# when passive. The price: a futex wake per parallel region, about 0.1-0.3 ms here, which the
+# banded separable passes (a region per band) pay most: Gaussian sigma=3 at 1080p 11.6 ms on
+# 2 threads against 10.0 ms with a short spin (docs/performance.md, "Idle threads"). The runtime
+# reads the variable when it is loaded, i.e. when the first compiled module is imported below;
+# a user's own setting of any of these variables is kept.
 if not any(name in os.environ for name in WAIT_POLICY_VARIABLES):
-    os.environ["GOMP_SPINCOUNT"] = "10000"
-    os.environ["KMP_BLOCKTIME"] = "2"
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 #: Instruction sets an engine may be built for, worst first.
 ISAS = ("baseline", "avx2", "avx512")
