@@ -889,11 +889,11 @@ def correlate_channels_last(
 #: (81 taps, saving 63) and the passes from 15x15 (saving 195); see docs/performance.md.
 SEPARABLE_MIN_SAVING = 90
 #: "auto" multiplies spectra when one output sums at least this many taps (C_in/groups * prod(K))
-#: and the kernel is not separable. Measured with the earlier float32 numpy.fft route (one
-#: thread) on 1080p RGB float32 per channel: direct 187 ms at 31x31 (961 taps), fft 230 ms
-#: (docs/performance.md). The route now transforms in float64 on the engine's threads
-#: (scipy.fft workers), which costs about what the threads give back; not re-measured.
-FFT_MIN_TAPS = 1200
+#: and the kernel is not separable. Measured with the float64 scipy.fft route on 1080p RGB
+#: float32 per channel, 2 threads (benchmarks/method_crossovers.py, docs/performance.md): direct
+#: 119 ms against fft 149 ms at 35x35 (1,225 taps), 166 against 185 at 41x41 (1,681), 251
+#: against 135 at 51x51 (2,601); the crossover lies between, about 2,000 taps (45x45).
+FFT_MIN_TAPS = 2000
 
 
 def rank1_factors(kernel: np.ndarray, rtol: float) -> Optional[KernelFactors]:
