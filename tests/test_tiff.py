@@ -246,6 +246,41 @@ def test_cli_imagej_stack_keeps_spacing(tmp_path):
             assert tif.imagej_metadata["unit"] == "um"
 
 
+@pytest.mark.parametrize("unit, per_unit", [("INCH", 300.0), ("CENTIMETER", 300.0 / 2.54)])
+def test_cli_tiff_resolution_becomes_the_pictures_dpi(tmp_path, unit, per_unit):
+    image = np.random.default_rng(7).integers(0, 255, (12, 10, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "in.tif", image, photometric="rgb",
+                     resolution=(per_unit, per_unit), resolutionunit=unit)
+    for target in ("out.png", "out.jpg"):
+        done = run_cli("apply", "box", "in.tif", "-o", target, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "note" not in done.stderr  # nothing was dropped
+        with Image.open(tmp_path / target) as out:
+            assert [round(v) for v in out.info["dpi"]] == [300, 300]
+
+
+def test_cli_tiff_metadata_a_picture_cannot_hold_is_named(tmp_path):
+    plane = np.random.default_rng(8).integers(0, 255, (16, 18), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "ij.tif", plane, imagej=True, resolution=(2.0, 2.0),
+                     metadata={"spacing": 3.0, "unit": "um"})
+    tifffile.imwrite(tmp_path / "ratio.tif", plane, resolution=(1.0, 2.0),
+                     resolutionunit="NONE", description="plain words")
+    done = run_cli("apply", "box", "ij.tif", "-o", "ij.png", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "ij.png: its format cannot hold the input's" in done.stderr
+    assert "ImageJ metadata" in done.stderr  # ImageJ keeps its unit there, not in the tag
+    done = run_cli("apply", "box", "ratio.tif", "-o", "ratio.png", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "resolution (no unit)" in done.stderr and "image description" in done.stderr
+    # To TIFF nothing is dropped: the description (beside tifffile's shape record) comes back.
+    for name in ("ij", "ratio"):
+        done = run_cli("apply", "box", f"{name}.tif", "-o", f"{name}2.tif", cwd=tmp_path)
+        assert done.returncode == 0 and "note" not in done.stderr, done.stderr
+    with tifffile.TiffFile(tmp_path / "ratio2.tif") as tif:
+        assert tif.pages.first.description == "plain words"
+        assert tif.pages.first.resolution == (1.0, 2.0)
+
+
 def test_pixel_limit_counts_every_page_in_bounded_memory(tmp_path):
     """Ten pages each under the limit, together over twice it: refused before any is read,
     in a child process that may not use more than 1 GiB of address space."""

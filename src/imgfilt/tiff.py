@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import threading
@@ -191,6 +192,15 @@ def _series_of(tif: tifffile.TiffFile, name: str) -> tuple[tuple[int, ...], np.d
     return (len(series),) + tuple(first.shape), first.dtype, "I" + first.axes, series
 
 
+def _is_shape_record(text: str) -> bool:
+    """Whether an ImageDescription is tifffile's own ``{"shape": [...]}`` record."""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "shape" in record
+
+
 def _metadata(tif: tifffile.TiffFile, axes: str) -> TiffMetadata:
     page = tif.pages.first
     imagej = None
@@ -198,8 +208,13 @@ def _metadata(tif: tifffile.TiffFile, axes: str) -> TiffMetadata:
         imagej = {k: v for k, v in tif.imagej_metadata.items() if k not in _IMAGEJ_DERIVED}
     ome = _ome_physical(tif.ome_metadata) if tif.is_ome and tif.ome_metadata else None
     description = None
-    if not (tif.is_imagej or tif.is_ome or tif.is_shaped) and page.description:
-        description = page.description
+    if not (tif.is_imagej or tif.is_ome):
+        # tifffile's writer puts its own shape record in an ImageDescription of its own, after
+        # the user's (or alone): keep the first description that is not that record.
+        for text in (page.description, getattr(page, "description1", "")):
+            if text and not _is_shape_record(text):
+                description = text
+                break
     resolution = None
     if "XResolution" in page.tags:
         resolution = tuple(float(v) for v in page.resolution)

@@ -459,7 +459,43 @@ def save(target: str, result: Any, *, volume: bool = False, metadata: Any = None
             raise ValueError(f"{target}: cannot save a {array.dtype} result of shape "
                              f"{array.shape} as {fmt}: {error}; write .tif or .npy "
                              "instead") from None
+    if isinstance(metadata, TiffMetadata):
+        picture, dropped = picture_from_tiff(metadata)
+        return dropped + write_picture(target, frames, picture, quality=quality)
     return write_picture(target, frames, picture, quality=quality)
+
+
+#: Centimetres per inch: a TIFF's ResolutionUnit 3 (centimetre) to dots per inch.
+_CM_PER_INCH = 2.54
+
+
+def picture_from_tiff(metadata: TiffMetadata) -> tuple[Picture, list[str]]:
+    """What of a TIFF's metadata a picture format can carry (its resolution, as DPI), and the
+    names of what it cannot (ImageJ/OME metadata, a description, a resolution without a unit).
+
+    Examples
+    --------
+    >>> picture, dropped = picture_from_tiff(TiffMetadata("YX", resolution=(118.11, 118.11),
+    ...                                                   resolution_unit=3, imagej={"unit": "um"}))
+    >>> [round(v) for v in picture.dpi], dropped
+    ([300, 300], ['ImageJ metadata'])
+    """
+    dpi = None
+    dropped = []
+    if metadata.resolution is not None:
+        if metadata.resolution_unit == 2:
+            dpi = tuple(float(v) for v in metadata.resolution)
+        elif metadata.resolution_unit == 3:
+            dpi = tuple(float(v) * _CM_PER_INCH for v in metadata.resolution)
+        else:  # TIFF's "no absolute unit": an aspect ratio, which DPI cannot say
+            dropped.append("resolution (no unit)")
+    if metadata.imagej:
+        dropped.append("ImageJ metadata")
+    if metadata.ome:
+        dropped.append("OME metadata")
+    if metadata.description:
+        dropped.append("image description")
+    return Picture([], dpi=dpi), dropped
 
 
 # ---------------------------------------------------------------------------------------------
