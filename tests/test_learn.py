@@ -398,3 +398,33 @@ def test_learn_demo_runs_and_recovers_its_kernels(tmp_path):
     assert written == ["1-blurred.png", "2-kernels.png", "3-residual.png", "4-sobel-bank.png",
                        "5-sobel-maps.png"]
     assert "hidden kernel recovered" in done.stdout
+
+
+def test_examples_are_read_exactly_upright_and_one_image_at_a_time(tmp_path):
+    import tifffile
+    from PIL import Image
+
+    # A 16-bit colour TIFF: every bit (Pillow would have truncated or refused it).
+    deep = np.random.default_rng(3).integers(0, 65535, (6, 7, 3), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "deep.tif", deep, photometric="rgb")
+    np.testing.assert_array_equal(learn._read_example(str(tmp_path / "deep.tif"), False, None),
+                                  np.moveaxis(deep, -1, 0))
+    # A phone photo with EXIF orientation 6 is read upright, as imgfilt apply reads it.
+    pixels = np.zeros((4, 6, 3), np.uint8)
+    pixels[0, 0] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(pixels).save(tmp_path / "turned.png", exif=exif)
+    upright = learn._read_example(str(tmp_path / "turned.png"), False, None)
+    assert upright.shape == (3, 6, 4) and upright[0, 0, -1] == 255
+    # A multi-page TIFF is a volume for a 3-D kernel, and refused by name for a 2-D one.
+    stack = np.arange(2 * 5 * 6, dtype=np.uint8).reshape(2, 5, 6)
+    tifffile.imwrite(tmp_path / "stack.tif", stack)
+    np.testing.assert_array_equal(learn._read_example(str(tmp_path / "stack.tif"), False, 3),
+                                  stack[None])
+    with pytest.raises(ValueError, match="holds 2 pages"):
+        learn._read_example(str(tmp_path / "stack.tif"), False, None)
+    frames = [Image.new("L", (5, 5), v) for v in (0, 255)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    with pytest.raises(ValueError, match="holds 2 frames"):
+        learn._read_example(str(tmp_path / "anim.gif"), False, None)

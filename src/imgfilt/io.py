@@ -15,13 +15,14 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageFile
 
-from . import tiff
+from . import pictures, tiff
+from .arrays import pil_to_array
 from .errors import file_errors
 from .files import atomic_write, check_regular_file, clean_stale_temporaries, memory_budget
 
 __all__ = ["read_volume", "read_volume_with_metadata", "write_volume", "atomic_write", "load_npy",
            "load_npz", "check_npz_sizes", "memory_budget", "check_regular_file",
-           "clean_stale_temporaries", "check_strips", "VOLUME_SUFFIXES"]
+           "clean_stale_temporaries", "check_strips", "VOLUME_SUFFIXES", "read_image"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -225,6 +226,37 @@ def read_volume_with_metadata(path: PathLike) -> tuple[np.ndarray, "tiff.TiffMet
         return load_npy(path), None
     pixels, metadata = tiff.read_tiff(path)
     return tiff.as_volume(pixels, metadata), metadata
+
+
+def read_image(path: PathLike) -> np.ndarray:
+    """One image from a file, exactly: ``(H, W)`` or ``(H, W, C)`` in the file's own dtype.
+
+    A ``.npy`` array as it is; a TIFF's only page through tifffile (every dtype, bit for bit);
+    any other picture's only frame through Pillow, upright (EXIF orientation applied), a 16-bit
+    colour PNG refused rather than truncated (:func:`imgfilt.pictures.read_picture`). A file of
+    several pages or frames is refused by name: which one was meant is the caller's to say.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "deep.tif")
+    >>> write_volume(path, np.full((1, 4, 5, 3), 40000, np.uint16))
+    >>> read_image(path).shape, int(read_image(path).max())
+    ((4, 5, 3), 40000)
+    """
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if suffix == ".npy":
+        return load_npy(path)
+    if suffix in (".tif", ".tiff"):
+        volume = read_volume(path)
+        count, what = volume.shape[0], "pages"
+    else:
+        picture = pictures.read_picture(path)
+        count, what = picture.n_frames, "frames"
+    if count != 1:
+        raise ValueError(f"{os.fspath(path)}: holds {count} {what}, one image was expected; "
+                         "save the one meant on its own (or as .npy)")
+    return volume[0] if what == "pages" else pil_to_array(picture.frames[0])
 
 
 def write_volume(path: PathLike, volume: np.ndarray, metadata: "tiff.TiffMetadata | None" = None,

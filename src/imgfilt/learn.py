@@ -27,16 +27,14 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple, Union
 
 import numpy as np
-from PIL import Image
 
 from .padding import index_map
 from .bank import FilterBank
 from .convolution import Padding, Plan, checked_int
 from .convolution import conv as _engine_conv
 from .convolution import plan as _plan
-from .arrays import as_numpy, pil_to_array
-from .errors import file_errors
-from .io import check_regular_file, check_strips, load_npy
+from .arrays import as_numpy
+from .io import load_npy, read_image, read_volume
 
 __all__ = ["FitScore", "fit", "score"]
 
@@ -407,22 +405,24 @@ def _read_example(path: str, gray: bool, ndim: int | None) -> np.ndarray:
     reads arrays). ``gray``: ITU-R 601 luminance (Pillow's ``convert("L")`` weights, kept in
     float) of 3-channel data.
     """
-    if os.path.splitext(path)[1].lower() == ".npy":
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".npy":
         array = load_npy(path)
         if array.dtype.kind not in "biuf":
             raise ValueError(f"holds {array.dtype}, not real numbers")
         if ndim is None:
             ndim = 1 if array.ndim == 1 else 2
+    elif suffix in (".tif", ".tiff") and ndim == 3:
+        array = read_volume(path)  # (D, H, W[, C]), every dtype exactly
     else:
-        check_regular_file(path)
-        with file_errors(path, "image"), Image.open(path) as image:
-            check_strips(image, path)
-            image.load()
-            array = pil_to_array(image)
+        # One image, exactly (a TIFF through tifffile, a photo upright through Pillow); a file
+        # of several pages or frames is refused by name.
+        array = read_image(path)
         if array.ndim == 3 and array.shape[-1] in (2, 4):
             array = array[..., :-1]  # LA, RGBA: alpha is not a colour
         if ndim not in (None, 2):
-            raise ValueError(f"is a 2-D image; a {ndim}-D kernel needs .npy arrays")
+            raise ValueError(f"is a 2-D image; a {ndim}-D kernel needs .npy arrays or a "
+                             "multi-page TIFF")
         ndim = 2
     if array.ndim == ndim:
         array = array[..., None]

@@ -23,9 +23,9 @@ from PIL import Image, UnidentifiedImageError
 from ..convolution import checked_int
 from ..padding import normalize_mode
 from ..bank import FilterBank
-from ..errors import file_errors
 from ..filters import Filter, FilterLike, lookup, list_filters
-from ..io import atomic_write, check_regular_file, check_strips, load_npy, read_volume_with_metadata
+from ..io import (atomic_write, check_regular_file, load_npy, read_image,
+                  read_volume_with_metadata)
 from ..pictures import Picture, read_picture, write_picture
 from ..tiff import TiffMetadata, write_tiff
 
@@ -307,9 +307,8 @@ def read_array(text: str, what: str) -> np.ndarray:
     try:
         if text.lower().endswith(ARRAY_SUFFIX):
             return load_npy(text)
-        from ..arrays import pil_to_array
-
-        pixels = pil_to_array(open_image(text))
+        # One image, exactly: a TIFF through tifffile, a photo upright through Pillow.
+        pixels = read_image(text)
     except Exception as error:  # noqa: BLE001 - one line naming the file
         raise UsageError(f"{what} {text}: {describe(error)}") from None
     # Channel-first, as the textbooks and conv write images.
@@ -318,14 +317,6 @@ def read_array(text: str, what: str) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # Inputs
-
-
-def open_image(path: str) -> Image.Image:
-    """A fully decoded Pillow image (errors for missing, corrupt, truncated or too-big files)."""
-    with file_errors(path, "image"), Image.open(path) as image:
-        check_strips(image, path)
-        image.load()
-        return image
 
 
 def read_input(path: str, ndim: int) -> tuple[str, Any, Any]:
