@@ -631,7 +631,7 @@ class _BusyMachine:
     scheduler period (milliseconds) before it starts, and the call waits for it at the end:
     measured at load 12 on 2 cores, a 2 ms Sobel took 35 ms on two threads. The engine reports
     when its last thread arrived; when that was more than a quarter of the call (and over
-    0.2 ms), the next calls run on one thread, 4 at first, doubling while it keeps happening
+    1 ms), the next calls run on one thread, 4 at first, doubling while it keeps happening
     (up to 256), and a multi-threaded call then probes again. Results do not depend on the
     thread count (the same bits), so this only changes the time.
     """
@@ -641,7 +641,10 @@ class _BusyMachine:
         self.backoff = 0
 
     def observe(self, lag: float, total: float) -> None:
-        if lag > 0.25 * total and lag > 2e-4:
+        # Over 1 ms: a sleeping worker (the passive wait, see imgfilt.engine) takes 0.05-0.3 ms
+        # to wake on a quiet machine, which must not count as busy; a core another process
+        # holds costs a scheduler slice, milliseconds.
+        if lag > 0.25 * total and lag > 1e-3:
             self.backoff = min(max(2 * self.backoff, 4), 256)
             self.single_calls_left = self.backoff
         else:

@@ -15,7 +15,7 @@ import numpy as np
 from . import display
 from .edges import canny
 from .filters import register
-from .rank import OPERATIONS, Recipe, recipe, run_recipe
+from .rank import OPERATIONS, Recipe, percentile_rank, recipe, run_recipe
 
 __all__ = ["RankFilter", "CannyFilter", "OPERATIONS", "NONLINEAR_OPTIONS"]
 
@@ -242,13 +242,7 @@ def rank(rank: int = 0, size: Union[int, Sequence[int]] = 3, cval: float = 0) ->
 def percentile(percentile: float = 50.0, size: Union[int, Sequence[int]] = 3,
                cval: float = 0) -> RankFilter:
     fp = _footprint_of(size, 2)
-    value = float(percentile)
-    if value < 0:
-        value += 100.0
-    if not 0 <= value <= 100:
-        raise ValueError(f"percentile={percentile!r} must lie in -100..100")
-    count = int(fp.sum())
-    k = count - 1 if value == 100 else int(count * value / 100.0)
+    k = percentile_rank(percentile, int(fp.sum()))
     return RankFilter(fp, "rank", k, name="percentile",
                       params=_with_cval({"percentile": percentile, "size": size}, cval),
                       cval=cval)

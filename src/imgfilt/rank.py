@@ -35,7 +35,8 @@ __all__ = [
     "median", "rank", "percentile", "minimum", "maximum",
     "erosion", "dilation", "opening", "closing", "gradient", "white_tophat", "black_tophat",
     "rank_window", "window_pads", "METHODS", "choose_method", "typed_cval", "needs_keys",
-    "OPERATIONS", "Pass", "Recipe", "recipe", "run_chain", "run_recipe", "difference",
+    "OPERATIONS", "Pass", "Recipe", "percentile_rank", "recipe", "run_chain", "run_recipe",
+    "difference",
 ]
 
 Size = Union[int, Sequence[int], None]
@@ -617,6 +618,20 @@ def percentile(x, percentile: float, size: Size = None, footprint=None, *,
     """
     x = np.asarray(x)
     fp, spatial = _footprint(size, footprint, axes, x.ndim)
+    k = percentile_rank(percentile, int(fp.sum()))
+    return rank_window(x, k, fp, spatial, mode=mode, cval=cval, origin=origin, method=method)
+
+
+def percentile_rank(percentile: float, count: int) -> int:
+    """scipy's rank of the ``percentile``-th percentile among ``count`` samples:
+    ``int(count * percentile / 100)``, ``count - 1`` at 100; a negative percentile counts
+    from 100.
+
+    Examples
+    --------
+    >>> percentile_rank(50, 9), percentile_rank(100, 9), percentile_rank(-25, 8)
+    (4, 8, 6)
+    """
     try:
         value = float(percentile)
     except (TypeError, ValueError):
@@ -625,9 +640,7 @@ def percentile(x, percentile: float, size: Size = None, footprint=None, *,
         value += 100.0
     if not 0 <= value <= 100:
         raise ValueError(f"percentile={percentile!r} must lie in -100..100")
-    count = int(fp.sum())
-    k = count - 1 if value == 100 else int(count * value / 100.0)
-    return rank_window(x, k, fp, spatial, mode=mode, cval=cval, origin=origin, method=method)
+    return count - 1 if value == 100 else int(count * value / 100.0)
 
 
 def minimum(x, size: Size = None, footprint=None, *, mode: str = "symmetric", cval: float = 0,
