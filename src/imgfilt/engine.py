@@ -21,14 +21,13 @@ WAIT_POLICY_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 
 # Idle OpenMP threads sleep rather than spin. By default libgomp's workers spin for 300,000
 # rounds after each parallel region (LLVM's libomp for 200 ms), on cores that the caller's next
-# step (OpenCV, NumPy, torch) or another process needs: measured on 2 cores, that spinning made
-# cv2.filter2D right after an imgfilt call ~1.5x slower, and next to two busy processes a 3x3
-# call took 1.35x (10,000-round spin) to 1.7x (default) the time of one thread, against 0.67x
-# when passive. The price: a futex wake per parallel region, about 0.1-0.3 ms here, which the
-# banded separable passes (a region per band) pay most: Gaussian sigma=3 at 1080p 11.6 ms on
-# 2 threads against 10.0 ms with a short spin (docs/performance.md, "Idle threads"). The runtime
-# reads the variable when it is loaded, i.e. when the first compiled module is imported below;
-# a user's own setting of any of these variables is kept.
+# step (OpenCV, NumPy, torch) or another process needs: measured on 2 cores, cv2.filter2D right
+# after an imgfilt call took up to twice as long next to the spinning worker. The price: a
+# futex wake per parallel region (0.1-0.3 ms here), paid most by the banded separable passes,
+# one region per band (Gaussian sigma=3 at 1080p: 17 ms against 12-13 ms with a spin). The
+# comparison, with its commands: docs/performance.md, "Idle threads". The runtime reads the
+# variable when it is loaded, i.e. when the first compiled module is imported below; a user's
+# own setting of any of these variables is kept.
 if not any(name in os.environ for name in WAIT_POLICY_VARIABLES):
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
