@@ -248,15 +248,18 @@ def read_image(path: PathLike) -> np.ndarray:
     if suffix == ".npy":
         return load_npy(path)
     if suffix in (".tif", ".tiff"):
-        volume = read_volume(path)
-        count, what = volume.shape[0], "pages"
-    else:
-        picture = pictures.read_picture(path)
-        count, what = picture.n_frames, "frames"
+        pages = read_volume(path)
+        _one_image(path, len(pages), "pages")
+        return pages[0]
+    frames = pictures.read_picture(path).frames
+    _one_image(path, len(frames), "frames")
+    return pil_to_array(frames[0])
+
+
+def _one_image(path: PathLike, count: int, what: str) -> None:
     if count != 1:
         raise ValueError(f"{os.fspath(path)}: holds {count} {what}, one image was expected; "
                          "save the one meant on its own (or as .npy)")
-    return volume[0] if what == "pages" else pil_to_array(picture.frames[0])
 
 
 def write_volume(path: PathLike, volume: np.ndarray, metadata: "tiff.TiffMetadata | None" = None,
